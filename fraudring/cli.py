@@ -1,0 +1,68 @@
+"""The `fraudring` console command.
+
+Each capability registers its subcommands from a module under `fraudring/commands/`; imports stay
+lazy inside the commands so `fraudring --help` is fast and the API process never loads torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from fraudring import __version__
+from fraudring.errors import FraudringError
+from fraudring.logs import configure_logging
+from fraudring.settings import SettingsError, get_settings
+
+app = typer.Typer(
+    name="fraudring",
+    help="Fraud-ring detection: real-time decisions, transaction graph, rings, graph learning.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+
+#: Modules under fraudring.commands that add subcommands; each defines `register(app)`.
+COMMAND_MODULES: list[str] = ["doctor", "bench"]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"fraudring {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="Log level (DEBUG, INFO, WARNING).")] = "WARNING",
+) -> None:
+    configure_logging(level=log_level.upper())
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"fraudring.commands.{_name}").register(app)
+
+
+def main() -> None:
+    """Entry point: project errors become one readable line and exit code 2, never a traceback."""
+    try:
+        get_settings()
+        app()
+    except (SettingsError, FraudringError) as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

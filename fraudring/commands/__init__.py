@@ -1,0 +1,1 @@
+"""Subcommands of the `fraudring` CLI, one module per capability."""

@@ -1,0 +1,57 @@
+"""One error base class with an HTTP status; domains subclass it, the API has one handler."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class FraudringError(Exception):
+    """Base of every error the project raises on purpose.
+
+    `status_code` is what the API answers with; the CLI prints `message` without a traceback.
+    """
+
+    status_code: ClassVar[int] = 500
+    code: ClassVar[str] = "error"
+
+    def __init__(self, message: str, *, detail: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "error": self.code,
+            "message": self.message,
+            **({"detail": self.detail} if self.detail else {}),
+        }
+
+
+class InvalidInput(FraudringError):
+    status_code = 422
+    code = "invalid_input"
+
+
+class NotFound(FraudringError):
+    status_code = 404
+    code = "not_found"
+
+
+class Unauthorized(FraudringError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(FraudringError):
+    status_code = 403
+    code = "forbidden"
+
+
+class Conflict(FraudringError):
+    status_code = 409
+    code = "conflict"
+
+
+class Unavailable(FraudringError):
+    status_code = 503
+    code = "unavailable"

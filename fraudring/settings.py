@@ -1,0 +1,157 @@
+"""The one typed settings object of fraudring.
+
+Every process (CLI, API, workers) reads its configuration here and nowhere else, so that a bad
+value fails at start with the setting's name instead of deep inside a request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Self
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The dev API key, usable only when ``env == dev``; its sha256 is what the settings hold.
+DEV_API_KEY = "dev-key"
+DEV_API_KEY_HASH = hashlib.sha256(DEV_API_KEY.encode()).hexdigest()
+DEV_GRAPH_PASSWORD = "fraudring-dev"  # noqa: S105 - the refused-outside-dev default
+
+SCOPES = frozenset({"score", "investigate", "admin"})
+
+
+class Env(StrEnum):
+    dev = "dev"
+    test = "test"
+    prod = "prod"
+
+
+class ReviewMeaning(StrEnum):
+    step_up = "step_up"
+    manual_review = "manual_review"
+
+
+class SettingsError(Exception):
+    """Raised with a readable message naming the offending setting(s)."""
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FRAUDRING_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    env: Env = Env.dev
+
+    # Servers. None means "start the embedded runtime" (one redis-server with FalkorDB).
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("FRAUDRING_REDIS_URL", "REDIS_URL")
+    )
+    graph_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("FRAUDRING_GRAPH_URL", "GRAPH_URL")
+    )
+    graph_name: str = Field(default="fraudring", pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+    graph_user: str = "neo4j"
+    graph_password: SecretStr = SecretStr(DEV_GRAPH_PASSWORD)
+    #: Prefix of every Redis key the project writes (tests use their own).
+    redis_prefix: str = Field(default="fraudring:", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+
+    # Files.
+    data_dir: Path = Path("var")
+    model_dir: Path | None = None
+
+    # Decisions.
+    amount_cap: Annotated[float, Field(gt=0)] = 1_000_000.0
+    cost_fp: Annotated[float, Field(ge=0)] = 100.0
+    cost_fn: Annotated[float, Field(ge=0)] = 550.0
+    review_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
+    decline_threshold: Annotated[float, Field(ge=0, le=1)] = 0.9
+    review_means: ReviewMeaning = ReviewMeaning.manual_review
+    rules_path: Path | None = None
+    redis_timeout_ms: Annotated[int, Field(ge=1, le=10_000)] = 25
+    max_future_skew_s: Annotated[int, Field(ge=0)] = 300
+
+    #: sha256 hex digest of an API key -> comma-separated scopes.
+    api_keys: dict[str, str] = Field(
+        default_factory=lambda: {DEV_API_KEY_HASH: "score,investigate,admin"}
+    )
+
+    # Learning.
+    seed: int = 7
+    promote_margin: Annotated[float, Field(ge=0)] = 0.0
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.model_dir is None:
+            self.model_dir = self.data_dir / "models"
+        if self.redis_url is not None:
+            scheme = urlsplit(self.redis_url).scheme
+            if scheme not in {"redis", "rediss", "unix"}:
+                raise ValueError(
+                    f"redis_url: scheme must be redis://, rediss:// or unix://, got {scheme!r}"
+                )
+        if self.graph_url is not None:
+            scheme = urlsplit(self.graph_url).scheme
+            allowed = {"falkordb", "falkordbs", "redis", "bolt", "bolt+s", "neo4j", "neo4j+s"}
+            if scheme not in allowed:
+                raise ValueError(
+                    f"graph_url: scheme must be one of {sorted(allowed)}, got {scheme!r}"
+                )
+        if self.review_threshold > self.decline_threshold:
+            raise ValueError("review_threshold must not exceed decline_threshold")
+        for digest, scopes in self.api_keys.items():
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ValueError("api_keys: keys must be sha256 hex digests of the API keys")
+            unknown = {s.strip() for s in scopes.split(",")} - SCOPES
+            if unknown:
+                raise ValueError(f"api_keys: unknown scopes {sorted(unknown)}")
+        if self.env is not Env.dev:
+            if DEV_API_KEY_HASH in self.api_keys:
+                raise ValueError(
+                    "api_keys: the dev key is refused outside env=dev; set FRAUDRING_API_KEYS"
+                )
+            neo4j = bool(self.graph_url and self.graph_url.startswith(("bolt", "neo4j")))
+            if neo4j and self.graph_password.get_secret_value() == DEV_GRAPH_PASSWORD:
+                raise ValueError("graph_password: the default password is refused outside env=dev")
+        return self
+
+    @property
+    def models_path(self) -> Path:
+        assert self.model_dir is not None
+        return self.model_dir
+
+    def scopes_for(self, api_key: str) -> frozenset[str] | None:
+        scopes = self.api_keys.get(hash_api_key(api_key))
+        if scopes is None:
+            return None
+        return frozenset(s.strip() for s in scopes.split(",") if s.strip())
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning a validation error into one readable `SettingsError`."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "settings"
+            lines.append(
+                f"FRAUDRING_{loc.upper()}: {err['msg']}" if loc != "settings" else err["msg"]
+            )
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

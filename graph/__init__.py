@@ -1,0 +1,1 @@
+"""The transaction graph: store, ingest, labels, rings, investigator queries, export."""
