@@ -1,1 +1,1 @@
-"""world package."""
+"""The synthetic fraud world with planted rings, and loaders that bring real data into its layout."""

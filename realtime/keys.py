@@ -1,0 +1,82 @@
+"""The Redis key layout shared by the API (reads, writes velocity) and the workers (write risk).
+
+Every key starts with the settings' ``redis_prefix`` (``fraudring:`` by default). Entity kinds are
+``user``, ``card``, ``device``, ``ip``, ``merchant``.
+
+- ``{p}risk:{kind}:{id}``: string, JSON of `GraphRisk` (written by workers, read with one MGET).
+- ``{p}vel:{kind}:{id}:{window}``: velocity state per entity (owned by realtime.velocity).
+- ``{p}decision:{txn_id}``: the stored decision, for idempotent retries (JSON, TTL 7 days).
+- ``{p}stream:decisions``: Redis stream the API appends each decision to; field ``d`` holds the
+  JSON of the decision record. Workers read it with consumer group ``ingest``.
+- ``{p}stream:labels``: labels posted through the API or imported, field ``d`` JSON.
+- ``{p}stream:alerts``: alerts for case tools (field ``d`` JSON).
+- ``{p}deadletter``: stream of messages or tasks that kept failing, with their reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Final
+
+import orjson
+
+ENTITY_KINDS: Final = ("user", "card", "device", "ip", "merchant")
+DECISION_GROUP: Final = "ingest"
+LABEL_GROUP: Final = "labels"
+
+
+@dataclass(frozen=True, slots=True)
+class GraphRisk:
+    """Per-entity graph risk as the workers cache it. Missing means unknown, not safe."""
+
+    score: float
+    ring_id: str | None
+    ring_size: int
+    ring_fraud_rate: float
+    model_version: str | None
+    updated_at: float  # epoch seconds
+
+    def dumps(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def loads(cls, raw: bytes | str) -> GraphRisk:
+        return cls(**orjson.loads(raw))
+
+
+class Keys:
+    """Builds keys for one prefix; cheap to create, hold one per process."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def risk(self, kind: str, entity_id: str) -> str:
+        return f"{self.prefix}risk:{kind}:{entity_id}"
+
+    def velocity(self, kind: str, entity_id: str, window: str) -> str:
+        return f"{self.prefix}vel:{kind}:{entity_id}:{window}"
+
+    def decision(self, txn_id: str) -> str:
+        return f"{self.prefix}decision:{txn_id}"
+
+    @property
+    def decisions_stream(self) -> str:
+        return f"{self.prefix}stream:decisions"
+
+    @property
+    def labels_stream(self) -> str:
+        return f"{self.prefix}stream:labels"
+
+    @property
+    def alerts_stream(self) -> str:
+        return f"{self.prefix}stream:alerts"
+
+    @property
+    def deadletter(self) -> str:
+        return f"{self.prefix}deadletter"
+
+    def meta(self, name: str) -> str:
+        """Small bookkeeping values (last retrain, freshness samples, drift figures)."""
+        return f"{self.prefix}meta:{name}"
