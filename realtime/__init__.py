@@ -1,1 +1,1 @@
-"""The decision engine: validation, velocity, cached graph risk, XGBoost, rules, policy. No torch."""
+"""The decision engine: validation, velocity, cached graph risk, XGBoost, rules. No torch."""

@@ -1,1 +1,1 @@
-"""The synthetic fraud world with planted rings, and loaders that bring real data into its layout."""
+"""The synthetic fraud world with planted rings, and loaders that bring real data into it."""

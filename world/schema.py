@@ -34,7 +34,7 @@ TRANSACTIONS = pa.schema(
 LABELS = pa.schema(
     [
         pa.field("txn_id", pa.string(), nullable=False),
-        pa.field("label", pa.int8(), nullable=False),  # 1 fraud (chargeback), 0 confirmed legitimate
+        pa.field("label", pa.int8(), nullable=False),  # 1 fraud (chargeback), 0 legitimate
         pa.field("label_ts", TS, nullable=False),  # when the label reached the fraud team
     ]
 )
