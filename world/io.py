@@ -1,0 +1,86 @@
+"""Reading a world directory (written by simulate or a loader) as Arrow tables or batches."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fraudring.errors import InvalidInput, NotFound
+from world import schema
+
+
+class WorldNotFound(NotFound):
+    code = "world_not_found"
+
+
+@dataclass(frozen=True)
+class World:
+    path: Path
+    transactions: pa.Table
+    labels: pa.Table
+    truth: pa.Table
+    meta: dict[str, Any]
+
+
+def _need(path: Path, name: str) -> Path:
+    file = Path(path) / name
+    if not file.is_file():
+        raise WorldNotFound(
+            f"{file} is missing: not a world directory (make one with `fraudring simulate`)"
+        )
+    return file
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    file = _need(path, schema.META_FILE)
+    try:
+        meta: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{file} is not valid JSON: {exc}") from exc
+    return meta
+
+
+def read_world(path: Path) -> World:
+    """The whole world in memory; fine up to a few million transactions."""
+    path = Path(path)
+    return World(
+        path=path,
+        transactions=pq.read_table(_need(path, schema.TRANSACTIONS_FILE)),
+        labels=pq.read_table(_need(path, schema.LABELS_FILE)),
+        truth=pq.read_table(_need(path, schema.TRUTH_FILE)),
+        meta=read_meta(path),
+    )
+
+
+def iter_transactions(
+    path: Path, *, batch_size: int = 65_536, columns: list[str] | None = None
+) -> Iterator[pa.RecordBatch]:
+    """Transactions in `ts` order, a batch at a time, without loading the file."""
+    if batch_size < 1:
+        raise InvalidInput(f"batch_size must be >= 1, got {batch_size}")
+    file = pq.ParquetFile(_need(Path(path), schema.TRANSACTIONS_FILE))
+    yield from file.iter_batches(batch_size=batch_size, columns=columns)
+
+
+def iter_truth(path: Path, *, batch_size: int = 65_536) -> Iterator[pa.RecordBatch]:
+    """Truth rows in the same order as the transactions."""
+    file = pq.ParquetFile(_need(Path(path), schema.TRUTH_FILE))
+    yield from file.iter_batches(batch_size=batch_size)
+
+
+def ring_members(truth: pa.Table, transactions: pa.Table) -> dict[str, set[str]]:
+    """Planted ring id -> its member users (the contract's definition)."""
+    ring = truth.column("ring_id").to_pylist()
+    member = truth.column("user_is_ring_member").to_pylist()
+    users = transactions.column("user_id").to_pylist()
+    out: dict[str, set[str]] = {}
+    for r, m, u in zip(ring, member, users, strict=True):
+        if r is not None and m:
+            out.setdefault(r, set()).add(u)
+    return out

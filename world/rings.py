@@ -1,0 +1,310 @@
+"""Planted fraud rings: who is in them, what they share, and their fraudulent transactions.
+
+The signal a ring leaves is shared entities: members use a few devices, IPs, cards or merchants
+among themselves. In the hard setting each fraudulent transaction is drawn like an ordinary one
+(merchant by popularity, amount from its category, hour from the daily rhythm, spread over
+days), so per-transaction features do not give members away; in the easy setting fraud is also
+visible per transaction (night bursts, tiny test charges, large amounts).
+
+Ring membership: synthetic-identity, card-testing and mule rings open their own accounts (every
+transaction of those accounts carries the ring id); an account-takeover ring's members are the
+taken-over accounts, and only the takeover transactions carry the ring id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from world.population import (
+    CAT,
+    CAT_MU,
+    CAT_SIGMA,
+    HOUR_CDF,
+    US_PER_DAY,
+    US_PER_HOUR,
+    Population,
+    add_merchants,
+    draw_rates,
+)
+
+TYPOLOGIES = ("synthetic_identity", "card_testing", "ato", "mule")
+TYPOLOGY_WEIGHTS = np.array([0.3, 0.25, 0.25, 0.2])
+#: Rough fraudulent transactions per member, to size rings from the fraud budget.
+FRAUD_PER_MEMBER = {"synthetic_identity": 3.5, "card_testing": 3.0, "ato": 2.5, "mule": 4.0}
+
+
+@dataclass
+class Ring:
+    ring_id: str
+    typology: str
+    members: list[int]
+    devices: list[int] = field(default_factory=list)
+    ips: list[int] = field(default_factory=list)
+    cards: list[int] = field(default_factory=list)
+    merchants: list[int] = field(default_factory=list)
+    fraud_txns: int = 0
+
+    def as_meta(self) -> dict[str, object]:
+        return {
+            "ring_id": self.ring_id,
+            "typology": self.typology,
+            "size": len(self.members),
+            "devices": len(self.devices),
+            "ips": len(self.ips),
+            "cards": len(self.cards),
+            "merchants": len(self.merchants),
+            "fraud_txns": self.fraud_txns,
+        }
+
+
+@dataclass
+class Planted:
+    """Fraudulent transactions as columns; `ts` in microseconds since the world's start."""
+
+    ts: list[int] = field(default_factory=list)
+    user: list[int] = field(default_factory=list)
+    card: list[int] = field(default_factory=list)
+    device: list[int] = field(default_factory=list)
+    ip: list[int] = field(default_factory=list)
+    merchant: list[int] = field(default_factory=list)
+    amount: list[float] = field(default_factory=list)
+    ring: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+class Planner:
+    """Plans rings until the fraud budget is spent; new ring accounts are appended at the end."""
+
+    def __init__(
+        self, rng: np.random.Generator, pop: Population, *, days: int, difficulty: str
+    ) -> None:
+        self.rng, self.pop, self.days, self.easy = rng, pop, days, difficulty == "easy"
+        self.rings: list[Ring] = []
+        self.planted = Planted()
+        self.new_users: list[dict[str, np.ndarray]] = []
+        self.n_new = 0
+        self.base = pop.n_users
+        self.taken = np.zeros(pop.n_users, dtype=bool)  # takeover victims, never twice
+
+    # -- helpers -------------------------------------------------------------------------
+    def _ts(self, day: int, *, night: bool = False, anchor: int | None = None) -> int:
+        rng = self.rng
+        day = int(min(max(day, 0), self.days - 1))
+        if anchor is not None:  # a burst: minutes after the anchor
+            return min(anchor + int(rng.integers(20, 900)) * 1_000_000, self.days * US_PER_DAY - 1)
+        if night:
+            return day * US_PER_DAY + int(rng.integers(1 * US_PER_HOUR, 5 * US_PER_HOUR))
+        hour = int(np.searchsorted(HOUR_CDF, rng.random()))
+        return day * US_PER_DAY + hour * US_PER_HOUR + int(rng.integers(0, US_PER_HOUR))
+
+    def _merchant(self) -> int:
+        return int(np.searchsorted(self.pop.merchant_cdf, self.rng.random()))
+
+    def _merchant_of(self, cats: list[str]) -> int:
+        want = np.isin(self.pop.merchant_cat, [CAT[c] for c in cats]).nonzero()[0]
+        return int(want[self.rng.integers(0, want.shape[0])])
+
+    def _amount(self, merchant: int, scale: float = 1.0) -> float:
+        cat = self.pop.merchant_cat[merchant]
+        raw = np.exp(CAT_MU[cat] + CAT_SIGMA[cat] * self.rng.standard_normal())
+        return float(max(round(raw * self.pop.merchant_factor[merchant] * scale, 2), 0.5))
+
+    def _add(
+        self,
+        *,
+        ts: int,
+        user: int,
+        card: int,
+        device: int,
+        ip: int,
+        merchant: int,
+        amount: float,
+        ring: int,
+    ) -> None:
+        p = self.planted
+        p.ts.append(ts)
+        p.user.append(user)
+        p.card.append(card)
+        p.device.append(device)
+        p.ip.append(ip)
+        p.merchant.append(merchant)
+        p.amount.append(amount)
+        p.ring.append(ring)
+        self.rings[ring].fraud_txns += 1
+
+    def _accounts(self, k: int, ring: int, *, created_max: int) -> np.ndarray:
+        """k new ring accounts with ordinary activity rates; devices/IPs/cards set by caller."""
+        ent, rng = self.pop.entities, self.rng
+        users = np.arange(self.base + self.n_new, self.base + self.n_new + k, dtype=np.int64)
+        self.n_new += k
+        self.new_users.append(
+            {
+                "rate": draw_rates(rng, k),
+                "created_day": rng.integers(0, max(1, created_max) + 1, k).astype(np.int32),
+                "end_day": np.full(k, self.days - 1, dtype=np.int32),
+                "phone": ent.new("devices", k),
+                "shared_device": np.full(k, -1, dtype=np.int64),
+                "home_ip": ent.new("ips", k),
+                "carrier_ip": self.pop.carrier_ip[rng.integers(0, self.base, k)],
+                "card1": ent.new("cards", k),
+                "card2": np.full(k, -1, dtype=np.int64),
+                "fav": np.searchsorted(self.pop.merchant_cdf, rng.random((k, 3))).astype(np.int64),
+                "member": np.ones(k, dtype=bool),
+                "activity_ring": np.full(k, ring, dtype=np.int32),
+            }
+        )
+        return users
+
+    def _set(self, users: np.ndarray, name: str, values: np.ndarray) -> None:
+        block = self.new_users[-1]
+        block[name][users - users[0]] = values
+
+    # -- typologies ----------------------------------------------------------------------
+    def synthetic_identity(self, r: int, k: int) -> None:
+        """New accounts opened from a few devices/IPs, sharing cards; history, then bust-out."""
+        rng, ent, ring, d = self.rng, self.pop.entities, self.rings[r], self.days
+        users = self._accounts(k, r, created_max=int(d * 0.4))
+        devs, ips = ent.new("devices", max(1, round(k / 6))), ent.new("ips", max(1, round(k / 8)))
+        cards = ent.new("cards", max(1, round(k / 3)))
+        i = np.arange(k)
+        self._set(users, "phone", devs[i % devs.shape[0]])
+        self._set(users, "shared_device", np.where(rng.random(k) < 0.5, rng.choice(devs, k), -1))
+        self._set(users, "home_ip", ips[rng.integers(0, ips.shape[0], k)])
+        self._set(users, "card2", cards[i % cards.shape[0]])
+        block = self.new_users[-1]
+        bust = int(rng.integers(min(d - 1, int(block["created_day"].max()) + max(1, d // 4)), d))
+        block["end_day"][:] = min(d - 1, bust + 2)
+        ring.devices, ring.ips, ring.cards = devs.tolist(), ips.tolist(), cards.tolist()
+        for j, u in enumerate(users.tolist()):
+            anchor = self._ts(bust, night=True) if self.easy else None
+            for _ in range(int(rng.integers(2, 6))):
+                m = self._merchant_of(["electronics", "travel"]) if self.easy else self._merchant()
+                card = (
+                    int(cards[j % cards.shape[0]]) if rng.random() < 0.6 else int(block["card1"][j])
+                )
+                self._add(
+                    ts=self._ts(bust + int(rng.integers(0, 3)), anchor=anchor),
+                    user=u,
+                    card=card,
+                    device=int(devs[j % devs.shape[0]]),
+                    ip=int(block["home_ip"][j]),
+                    merchant=m,
+                    amount=self._amount(m, 4.0 if self.easy else 1.0),
+                    ring=r,
+                )
+
+    def card_testing(self, r: int, k: int) -> None:
+        """Many small charges over many stolen cards from a few devices, then large ones."""
+        rng, ent, ring, d = self.rng, self.pop.entities, self.rings[r], self.days
+        users = self._accounts(k, r, created_max=int(d * 0.5))
+        devs, ips = ent.new("devices", 1 + int(k > 10)), ent.new("ips", 1 + int(k > 15))
+        self._set(users, "phone", devs[np.arange(k) % devs.shape[0]])
+        self._set(users, "shared_device", devs[rng.integers(0, devs.shape[0], k)])
+        self._set(users, "home_ip", ips[np.arange(k) % ips.shape[0]])
+        stolen = self.pop.card1[
+            rng.choice(self.base, size=min(self.base, max(k, round(k * 0.8))), replace=False)
+        ]
+        cats = ["digital_goods"] if self.easy else None
+        shops = [self._merchant_of(cats) if cats else self._merchant() for _ in range(2 + k // 10)]
+        start = int(rng.integers(0, max(1, d - 3)))
+        ring.devices, ring.ips, ring.cards, ring.merchants = (
+            devs.tolist(),
+            ips.tolist(),
+            stolen.tolist(),
+            shops,
+        )
+        anchor = self._ts(start, night=True) if self.easy else None
+        for j, card in enumerate(stolen.tolist()):
+            u = int(users[j % k])
+            dev, ip = int(devs[j % devs.shape[0]]), int(ips[j % ips.shape[0]])
+            for _ in range(int(rng.integers(1, 3))):
+                m = shops[int(rng.integers(0, len(shops)))]
+                amt = round(float(rng.uniform(0.5, 3.0)), 2) if self.easy else self._amount(m)
+                ts = self._ts(start + int(rng.integers(0, 3)), anchor=anchor)
+                self._add(
+                    ts=ts, user=u, card=card, device=dev, ip=ip, merchant=m, amount=amt, ring=r
+                )
+            if rng.random() < 0.45:  # the card passed: cash it out
+                m = self._merchant_of(["electronics"]) if self.easy else self._merchant()
+                amt = round(float(rng.uniform(400, 2500)), 2) if self.easy else self._amount(m)
+                ts = self._ts(start + 3 + int(rng.integers(0, 2)), night=self.easy)
+                self._add(
+                    ts=ts, user=u, card=card, device=dev, ip=ip, merchant=m, amount=amt, ring=r
+                )
+
+    def ato(self, r: int, k: int) -> None:
+        """Established accounts suddenly used from the ring's devices and IPs."""
+        rng, ent, ring, d, pop = self.rng, self.pop.entities, self.rings[r], self.days, self.pop
+        free = np.flatnonzero(~self.taken & (pop.created_day[: self.base] == 0))
+        victims = rng.choice(free, size=min(k, free.shape[0]), replace=False)
+        self.taken[victims] = True
+        pop.member[victims] = True
+        devs, ips = (
+            ent.new("devices", 1 + int(k > 8) + int(k > 20)),
+            ent.new("ips", 1 + int(k > 12)),
+        )
+        ring.members, ring.devices, ring.ips = victims.tolist(), devs.tolist(), ips.tolist()
+        for j, u in enumerate(victims.tolist()):
+            day = int(rng.integers(int(d * 0.3), d))
+            anchor = self._ts(day, night=True) if self.easy else None
+            dev, ip = int(devs[j % devs.shape[0]]), int(ips[int(rng.integers(0, ips.shape[0]))])
+            for _ in range(int(rng.integers(1, 5))):
+                m = self._merchant_of(["electronics", "travel"]) if self.easy else self._merchant()
+                card = int(pop.card1[u])
+                ts = self._ts(day + int(rng.integers(0, 3)), anchor=anchor)
+                amt = self._amount(m, 5.0 if self.easy else 1.0)
+                self._add(
+                    ts=ts, user=u, card=card, device=dev, ip=ip, merchant=m, amount=amt, ring=r
+                )
+
+    def mule(self, r: int, k: int) -> None:
+        """Accounts cycling money through a few colluding merchants."""
+        rng, ent, ring, d = self.rng, self.pop.entities, self.rings[r], self.days
+        users = self._accounts(k, r, created_max=int(d * 0.5))
+        ips = ent.new("ips", max(1, round(k / 6)))
+        self._set(users, "home_ip", ips[rng.integers(0, ips.shape[0], k)])
+        cats = np.full(1 + int(k > 8) + int(k > 20), CAT["online_retail"])
+        shops = add_merchants(self.pop, cats=cats, weight=0.002)
+        ring.ips, ring.merchants = ips.tolist(), shops.tolist()
+        block = self.new_users[-1]
+        for j, u in enumerate(users.tolist()):
+            first = int(block["created_day"][j])
+            for _ in range(int(rng.integers(2, 7))):
+                m = int(shops[int(rng.integers(0, shops.shape[0]))])
+                amt = float(rng.integers(2, 20) * 100) if self.easy else self._amount(m)
+                ts = self._ts(int(rng.integers(first, d)), night=self.easy and rng.random() < 0.5)
+                self._add(
+                    ts=ts,
+                    user=u,
+                    card=int(block["card1"][j]),
+                    device=int(block["phone"][j]),
+                    ip=int(block["home_ip"][j]),
+                    merchant=m,
+                    amount=amt,
+                    ring=r,
+                )
+
+    # -- driver --------------------------------------------------------------------------
+    def plan(self, budget: int) -> None:
+        rng = self.rng
+        order = list(rng.permutation(len(TYPOLOGIES)))
+        while len(self.planted) < budget:
+            t = order.pop(0) if order else int(rng.choice(len(TYPOLOGIES), p=TYPOLOGY_WEIGHTS))
+            typ = TYPOLOGIES[t]
+            size = int(np.clip(round(rng.lognormal(np.log(8.0), 0.6)), 3, 30))
+            room = (budget - len(self.planted)) / FRAUD_PER_MEMBER[typ]
+            size = max(3, min(size, round(room)))
+            r = len(self.rings)
+            self.rings.append(Ring(ring_id=f"ring-{r:05d}", typology=typ, members=[]))
+            getattr(self, typ)(r, size)
+            if typ != "ato":
+                self.rings[r].members = list(
+                    range(self.base + self.n_new - size, self.base + self.n_new)
+                )
+        if self.new_users:
+            names = self.new_users[0].keys()
+            self.pop.extend({n: np.concatenate([b[n] for b in self.new_users]) for n in names})
