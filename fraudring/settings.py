@@ -91,6 +91,21 @@ class Settings(BaseSettings):
     seed: int = 7
     promote_margin: Annotated[float, Field(ge=0)] = 0.0
 
+    # Workers (Celery pipeline). Cron strings are "minute hour day month weekday" (UTC).
+    ingest_batch: Annotated[int, Field(ge=1, le=50_000)] = 1000
+    ingest_claim_idle_ms: Annotated[int, Field(ge=100)] = 30_000
+    #: A drain holds its lease this long between batches; a killed one is replaced after it.
+    ingest_lease_s: Annotated[int, Field(ge=1)] = 30
+    task_max_retries: Annotated[int, Field(ge=0, le=50)] = 5
+    task_backoff_max_s: Annotated[int, Field(ge=1)] = 600
+    retrain_cron: str = Field(default="30 2 * * *", pattern=r"^\S+ \S+ \S+ \S+ \S+$")
+    drift_cron: str = Field(default="0 6 * * *", pattern=r"^\S+ \S+ \S+ \S+ \S+$")
+    drift_psi_bound: Annotated[float, Field(gt=0)] = 0.25
+    drift_recall_floor: Annotated[float, Field(ge=0, le=1)] = 0.3
+    alert_webhook_url: str | None = None
+    alert_score: Annotated[float, Field(ge=0, le=1)] = 0.9
+    alert_ring_size: Annotated[int, Field(ge=2)] = 8
+
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.model_dir is None:

@@ -1,0 +1,288 @@
+"""The pipeline as library functions (Celery-free, so tests call them directly).
+
+Ingest: read the decision stream in batches with consumer group ``ingest``, validate each
+message strictly (a bad one is dead-lettered with its reason and acknowledged), write the good
+ones to the graph (idempotent by txn_id), rescore the touched rings, then acknowledge. A crash
+anywhere before the acknowledgement means redelivery, never loss; redelivery is harmless
+because ingest is idempotent and scoring overwrites.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+import redis
+
+from fraudring.errors import InvalidInput, NotFound
+from fraudring.logs import get_logger
+from fraudring.settings import Settings
+from graph.schemas import IngestResult, LabelResult, RingUpdate, TxnRecord
+from realtime.keys import DECISION_GROUP, LABEL_GROUP, Keys
+from realtime.labels import LabelRecord
+from workers import alerts
+from workers.schemas import DecisionMessage
+from workers.scoring import RingScorer, plan_risks, record_freshness, write_risks
+from workers.streams import Message, deadletter_messages, ensure_group, fetch, validation_reason
+
+log = get_logger(__name__)
+
+
+class PipelineStore(Protocol):
+    """The part of graph.repository.GraphStore the pipeline uses."""
+
+    def ingest(self, records: Sequence[TxnRecord]) -> IngestResult: ...
+
+    def detect_rings(self, *, touched_users: Collection[str] | None = None) -> RingUpdate: ...
+
+    def label(self, *, kind: str, id: str, label: str) -> LabelResult: ...
+
+
+@dataclass
+class Pipeline:
+    """What one drain needs: Redis, the graph, the ring scorer, settings."""
+
+    client: redis.Redis
+    store: PipelineStore
+    settings: Settings
+    scorer: RingScorer
+    keys: Keys = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.keys = Keys(self.settings.redis_prefix)
+
+
+@dataclass
+class BatchStats:
+    messages: int = 0
+    ingested: int = 0
+    duplicates: int = 0
+    deadlettered: int = 0
+    rings: int = 0
+    risks_written: int = 0
+    seconds: float = 0.0
+    alert_ids: list[str] = field(default_factory=list)
+
+    def add(self, other: BatchStats) -> None:
+        for name in ("messages", "ingested", "duplicates", "deadlettered", "rings"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.risks_written += other.risks_written
+        self.seconds += other.seconds
+        self.alert_ids.extend(other.alert_ids)
+
+
+def parse_decision(msg: Message) -> DecisionMessage:
+    if msg.raw is None:
+        raise ValueError("entry has no field 'd'")
+    return DecisionMessage.model_validate(orjson.loads(msg.raw))
+
+
+def to_record(d: DecisionMessage) -> TxnRecord:
+    t = d.txn
+    return TxnRecord(
+        txn_id=t.txn_id,
+        ts=t.ts.timestamp(),
+        user_id=t.user_id,
+        card_id=t.card_id,
+        device_id=t.device_id,
+        ip=t.ip,
+        merchant_id=t.merchant_id,
+        amount=float(t.amount),
+    )
+
+
+@dataclass
+class Rescored:
+    update: RingUpdate
+    written: int
+    alert_ids: list[str]
+
+
+def rescore(pipe: Pipeline, users: Collection[str]) -> Rescored:
+    """Re-examine the users' neighbourhoods, score the rings, write every entity's risk."""
+    update = pipe.store.detect_rings(touched_users=users)
+    if not update.rings:
+        return Rescored(update, 0, [])
+    scores, version = pipe.scorer(update.rings)
+    plan = plan_risks(update.rings, scores, model_version=version, now=time.time())
+    written = write_risks(pipe.client, pipe.keys, plan)
+    ids = alerts.ring_alerts(pipe.client, pipe.keys, pipe.settings, update=update, scores=scores)
+    return Rescored(update, written, ids)
+
+
+@dataclass
+class Ingested:
+    ingested: int
+    duplicates: int
+    bad: list[tuple[Message, str]]
+
+
+def ingest_records(
+    pipe: Pipeline, good: list[tuple[Message, DecisionMessage]]
+) -> tuple[list[tuple[Message, DecisionMessage]], Ingested]:
+    """Ingest the batch; if the graph refuses it, find the refused records one by one."""
+    try:
+        result = pipe.store.ingest([to_record(d) for _, d in good])
+        return good, Ingested(result.ingested, result.duplicates, [])
+    except InvalidInput:
+        log.warning("graph.batch_refused", n=len(good))
+    kept: list[tuple[Message, DecisionMessage]] = []
+    out = Ingested(0, 0, [])
+    for msg, d in good:
+        try:
+            one = pipe.store.ingest([to_record(d)])
+        except InvalidInput as exc:
+            out.bad.append((msg, f"graph refused: {exc.message}"))
+            continue
+        kept.append((msg, d))
+        out.ingested += one.ingested
+        out.duplicates += one.duplicates
+    return kept, out
+
+
+def process_decisions(pipe: Pipeline, messages: list[Message]) -> BatchStats:
+    """Validate, ingest, rescore, acknowledge one batch (acknowledgement last)."""
+    t0 = time.perf_counter()
+    stream = pipe.keys.decisions_stream
+    good: list[tuple[Message, DecisionMessage]] = []
+    bad: list[tuple[Message, str]] = []
+    for msg in messages:
+        try:
+            good.append((msg, parse_decision(msg)))
+        except (ValueError, orjson.JSONDecodeError) as exc:  # ValidationError is a ValueError
+            bad.append((msg, validation_reason(exc)))
+    stats = BatchStats(messages=len(messages), deadlettered=len(bad))
+    deadletter_messages(pipe.client, pipe.keys, stream=stream, group=DECISION_GROUP, bad=bad)
+    if good:
+        good, rejected = ingest_records(pipe, good)
+        stats.ingested, stats.duplicates = rejected.ingested, rejected.duplicates
+        stats.deadlettered += len(rejected.bad)
+        deadletter_messages(
+            pipe.client, pipe.keys, stream=stream, group=DECISION_GROUP, bad=rejected.bad
+        )
+    if good:
+        users = {d.txn.user_id for _, d in good}
+        try:
+            done = rescore(pipe, users)
+            stats.rings, stats.risks_written = len(done.update.rings), done.written
+            stats.alert_ids.extend(done.alert_ids)
+        except Exception as exc:  # scoring must not block ingest: queue the users for later
+            log.error("score.failed", error=f"{type(exc).__name__}: {exc}", users=len(users))
+            pipe.client.sadd(pipe.keys.meta("rescore"), *users)
+        record_freshness(pipe.client, pipe.keys, [d.decided_at for _, d in good])
+        stats.alert_ids.extend(
+            alerts.decision_alerts(pipe.client, pipe.keys, pipe.settings, [d for _, d in good])
+        )
+        pipe.client.xack(stream, DECISION_GROUP, *[m.id for m, _ in good])
+    stats.seconds = time.perf_counter() - t0
+    log.info(
+        "graph.ingested",
+        messages=stats.messages,
+        ingested=stats.ingested,
+        duplicates=stats.duplicates,
+        deadlettered=stats.deadlettered,
+        rings=stats.rings,
+        seconds=round(stats.seconds, 3),
+    )
+    return stats
+
+
+def drain_decisions(
+    pipe: Pipeline,
+    *,
+    consumer: str,
+    max_seconds: float,
+    block_ms: int = 1000,
+    stop_when_idle: bool = True,
+    heartbeat: Any = None,
+) -> BatchStats:
+    """Process batches for `max_seconds` (or until one block finds nothing, if asked)."""
+    stream = pipe.keys.decisions_stream
+    ensure_group(pipe.client, stream, DECISION_GROUP)
+    total = BatchStats()
+    deadline = time.monotonic() + max_seconds
+    while time.monotonic() < deadline:
+        messages = fetch(
+            pipe.client,
+            stream=stream,
+            group=DECISION_GROUP,
+            consumer=consumer,
+            count=pipe.settings.ingest_batch,
+            block_ms=block_ms,
+            claim_idle_ms=pipe.settings.ingest_claim_idle_ms,
+        )
+        if messages:
+            total.add(process_decisions(pipe, messages))
+        elif stop_when_idle:
+            break
+        if heartbeat is not None:
+            heartbeat()
+    return total
+
+
+def rescore_pending(pipe: Pipeline, *, limit: int = 5000) -> int:
+    """Rescore users whose scoring failed earlier (or whose labels changed)."""
+    raw = pipe.client.spop(pipe.keys.meta("rescore"), limit)
+    users = sorted({u.decode() if isinstance(u, bytes) else str(u) for u in raw or []})
+    if not users:
+        return 0
+    try:
+        rescore(pipe, users)
+    except Exception:
+        pipe.client.sadd(pipe.keys.meta("rescore"), *users)
+        raise
+    return len(users)
+
+
+def _label_users(pipe: Pipeline, rec: LabelRecord) -> set[str]:
+    """Users whose ring a label can change: the user itself or the entity's users."""
+    if rec.kind == "user":
+        return {rec.id}
+    users_of = getattr(pipe.store, "users_of", None)
+    if users_of is not None:
+        return set(users_of(kind=rec.kind, id=rec.id))
+    return set()
+
+
+def drain_labels(pipe: Pipeline, *, consumer: str, max_seconds: float = 10.0) -> int:
+    """Apply the labels stream to the graph, then rescore the rings the labels touch."""
+    stream = pipe.keys.labels_stream
+    ensure_group(pipe.client, stream, LABEL_GROUP)
+    applied = 0
+    deadline = time.monotonic() + max_seconds
+    while time.monotonic() < deadline:
+        messages = fetch(
+            pipe.client,
+            stream=stream,
+            group=LABEL_GROUP,
+            consumer=consumer,
+            count=500,
+            block_ms=100,
+            claim_idle_ms=pipe.settings.ingest_claim_idle_ms,
+        )
+        if not messages:
+            break
+        bad: list[tuple[Message, str]] = []
+        users: set[str] = set()
+        ok: list[str] = []
+        for msg in messages:
+            try:
+                if msg.raw is None:
+                    raise ValueError("entry has no field 'd'")
+                rec = LabelRecord.model_validate(orjson.loads(msg.raw))
+                pipe.store.label(kind=rec.kind, id=rec.id, label=rec.label)
+                users |= _label_users(pipe, rec)
+                ok.append(msg.id)
+            except (ValueError, orjson.JSONDecodeError, InvalidInput, NotFound) as exc:
+                bad.append((msg, getattr(exc, "message", None) or validation_reason(exc)))
+        deadletter_messages(pipe.client, pipe.keys, stream=stream, group=LABEL_GROUP, bad=bad)
+        if users:
+            rescore(pipe, users)
+        if ok:
+            pipe.client.xack(stream, LABEL_GROUP, *ok)
+        applied += len(ok)
+        log.info("labels.applied", n=len(ok), deadlettered=len(bad), rescored_users=len(users))
+    return applied

@@ -1,0 +1,131 @@
+"""Consumer-group mechanics on Redis streams: read, reclaim, dead-letter, acknowledge.
+
+At-least-once: a message stays pending in its group until acknowledged, and pending messages
+of a consumer that died are claimed by the next reader once idle for ``claim_idle_ms``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis
+from pydantic import ValidationError
+
+from fraudring.logs import get_logger
+from realtime.keys import Keys
+
+log = get_logger(__name__)
+RAW_LIMIT = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    raw: bytes | None  # the ``d`` field; None when the entry lacks it
+
+
+def consumer_name() -> str:
+    """Unique per process and thread, so a restarted worker never inherits a dead one's name."""
+    return f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 100_000}"
+
+
+def ensure_group(client: redis.Redis, stream: str, group: str) -> None:
+    try:
+        client.xgroup_create(stream, group, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def _decode_id(raw_id: Any) -> str:
+    return raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+
+
+def _to_messages(entries: list[Any]) -> list[Message]:
+    out = []
+    for raw_id, fields in entries:
+        value = (fields or {}).get(b"d")
+        out.append(Message(id=_decode_id(raw_id), raw=value))
+    return out
+
+
+def fetch(
+    client: redis.Redis,
+    *,
+    stream: str,
+    group: str,
+    consumer: str,
+    count: int,
+    block_ms: int,
+    claim_idle_ms: int,
+) -> list[Message]:
+    """Up to `count` messages: first those a dead consumer left pending, then new ones."""
+    messages: list[Message] = []
+    res = client.xautoclaim(
+        stream, group, consumer, min_idle_time=claim_idle_ms, start_id="0-0", count=count
+    )
+    claimed, deleted = res[1], (res[2] if len(res) > 2 else [])
+    messages.extend(_to_messages(claimed))
+    if deleted:  # trimmed from the stream while pending: nothing left to process
+        client.xack(stream, group, *deleted)
+    if messages:
+        log.info("stream.reclaimed", stream=stream, n=len(messages))
+    if len(messages) < count:
+        got: Any = client.xreadgroup(
+            group,
+            consumer,
+            {stream: ">"},
+            count=count - len(messages),
+            block=None if messages else block_ms,
+        )
+        for _name, entries in got or []:
+            messages.extend(_to_messages(entries))
+    return messages
+
+
+def validation_reason(exc: Exception) -> str:
+    """One line naming each bad field, for the dead-letter record and the logs."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors()
+        )
+    if isinstance(exc, orjson.JSONDecodeError):
+        return f"malformed JSON: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def deadletter_messages(
+    client: redis.Redis,
+    keys: Keys,
+    *,
+    stream: str,
+    group: str,
+    bad: list[tuple[Message, str]],
+) -> None:
+    """Record each bad message with its reason and acknowledge it, atomically."""
+    if not bad:
+        return
+    pipe = client.pipeline(transaction=True)
+    now = time.time()
+    for msg, reason in bad:
+        raw = (msg.raw or b"")[:RAW_LIMIT].decode("utf-8", errors="replace")
+        body = {
+            "kind": "message",
+            "stream": stream,
+            "msg_id": msg.id,
+            "raw": raw,
+            "reason": reason,
+            "attempts": 1,
+            "at": now,
+        }
+        pipe.xadd(keys.deadletter, {"d": orjson.dumps(body)}, maxlen=100_000, approximate=True)
+    pipe.xack(stream, group, *[m.id for m, _ in bad])
+    pipe.execute()
+    for msg, reason in bad:
+        log.warning("stream.deadlettered", stream=stream, msg_id=msg.id, reason=reason)

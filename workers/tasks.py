@@ -1,0 +1,182 @@
+"""Thin Celery tasks: each passes ids or nothing and calls a library function.
+
+The stream drains are self-continuing: a drain runs for a bounded time, then asks for the next
+one. At most one drain waits in the queue (a request flag) and one runs (a lease), so beat's
+watchdog kicks, worker restarts and self-continuation never pile up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from celery import Task
+from redis.exceptions import LockError
+
+from fraudring.logs import get_logger
+from fraudring.settings import Settings, get_settings
+from realtime.keys import Keys
+from workers import alerts
+from workers.app import FraudringTask, app
+from workers.scoring import RingScorer, load_ring_scorer
+from workers.service import Pipeline, drain_decisions, drain_labels, rescore_pending
+from workers.streams import consumer_name
+
+log = get_logger(__name__)
+DRAIN_SECONDS = 10.0
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    client: redis.Redis
+    keys: Keys
+    store: Any
+    stack: contextlib.ExitStack
+    scorer: RingScorer
+    scorer_kind: str
+
+    def pipeline(self) -> Pipeline:
+        return Pipeline(
+            client=self.client, store=self.store, settings=self.settings, scorer=self.scorer
+        )
+
+
+_resources: Resources | None = None
+_lock = threading.Lock()
+
+
+def resources() -> Resources:
+    """One Redis client and one graph store per worker process, opened on first use."""
+    global _resources
+    with _lock:
+        if _resources is None:
+            from graph.service import open_store
+
+            settings = get_settings()
+            assert settings.redis_url is not None and settings.graph_url is not None
+            stack = contextlib.ExitStack()
+            store = stack.enter_context(open_store(settings.graph_url, settings=settings))
+            ensure = getattr(store, "ensure_schema", None)
+            if ensure is not None:
+                ensure()
+            scorer, kind = load_ring_scorer(settings)
+            log.info("worker.resources", scorer=kind, graph=settings.graph_name)
+            _resources = Resources(
+                settings=settings,
+                client=redis.Redis.from_url(settings.redis_url),
+                keys=Keys(settings.redis_prefix),
+                store=store,
+                stack=stack,
+                scorer=scorer,
+                scorer_kind=kind,
+            )
+        return _resources
+
+
+def reload_scorer() -> str:
+    res = resources()
+    res.scorer, res.scorer_kind = load_ring_scorer(res.settings)
+    return res.scorer_kind
+
+
+# -- single-flight helpers ---------------------------------------------------------------------
+def _request(res: Resources, name: str, *, force: bool = False) -> bool:
+    """True when the caller may enqueue the next run (no other run is waiting)."""
+    key = res.keys.meta(f"queued:{name}")
+    if force:
+        res.client.delete(key)
+    return bool(res.client.set(key, b"1", nx=True, ex=max(60, 4 * res.settings.ingest_lease_s)))
+
+
+@contextlib.contextmanager
+def _lease(res: Resources, name: str) -> Iterator[Any]:
+    lock = res.client.lock(
+        res.keys.meta(f"lease:{name}"), timeout=res.settings.ingest_lease_s, blocking=False
+    )
+    if not lock.acquire(blocking=False):
+        yield None
+        return
+    try:
+        yield lock
+    finally:
+        with contextlib.suppress(LockError):
+            lock.release()
+
+
+def _continue(res: Resources, name: str, task: Task, *, countdown: float = 0) -> None:
+    if _request(res, name):
+        task.apply_async(countdown=countdown)
+
+
+def _send_webhooks(res: Resources, alert_ids: list[str]) -> None:
+    if res.settings.alert_webhook_url:
+        for alert_id in alert_ids:
+            webhook.delay(alert_id)
+
+
+# -- ingest ------------------------------------------------------------------------------------
+@app.task(name="fraudring.ingest.kick", ignore_result=True)  # type: ignore[untyped-decorator]
+def ingest_kick(force: bool = False) -> bool:
+    """Watchdog (beat, worker start): enqueue a drain unless one is waiting."""
+    res = resources()
+    if _request(res, "ingest", force=force):
+        drain.apply_async()
+        return True
+    return False
+
+
+@app.task(base=FraudringTask, bind=True, name="fraudring.ingest.drain")  # type: ignore[untyped-decorator]
+def drain(self: Task) -> dict[str, int]:
+    res = resources()
+    res.client.delete(res.keys.meta("queued:ingest"))
+    with _lease(res, "ingest") as lease:
+        if lease is None:  # another drain runs: come back when its lease may have lapsed
+            _continue(res, "ingest", drain, countdown=1.0)
+            return {"skipped": 1}
+        stats = drain_decisions(
+            res.pipeline(),
+            consumer=consumer_name(),
+            max_seconds=DRAIN_SECONDS,
+            stop_when_idle=False,
+            heartbeat=lease.reacquire,
+        )
+    _send_webhooks(res, stats.alert_ids)
+    _continue(res, "ingest", drain)
+    return {"messages": stats.messages, "ingested": stats.ingested, "rings": stats.rings}
+
+
+# -- labels and rescoring ----------------------------------------------------------------------
+@app.task(name="fraudring.labels.kick", ignore_result=True)  # type: ignore[untyped-decorator]
+def labels_kick(force: bool = False) -> bool:
+    res = resources()
+    if _request(res, "labels", force=force):
+        labels_apply.apply_async()
+        return True
+    return False
+
+
+@app.task(base=FraudringTask, bind=True, name="fraudring.labels.apply")  # type: ignore[untyped-decorator]
+def labels_apply(self: Task) -> int:
+    """Apply the labels stream to the graph and rescore the rings the labels touch."""
+    res = resources()
+    res.client.delete(res.keys.meta("queued:labels"))
+    with _lease(res, "labels") as lease:
+        if lease is None:
+            return 0
+        return drain_labels(res.pipeline(), consumer=consumer_name())
+
+
+@app.task(base=FraudringTask, bind=True, name="fraudring.score.pending")  # type: ignore[untyped-decorator]
+def score_pending(self: Task) -> int:
+    return rescore_pending(resources().pipeline())
+
+
+@app.task(base=FraudringTask, bind=True, name="fraudring.alerts.webhook")  # type: ignore[untyped-decorator]
+def webhook(self: Task, alert_id: str) -> int:
+    res = resources()
+    return alerts.post_webhook(res.client, res.keys, res.settings, alert_id)
