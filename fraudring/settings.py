@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     rules_path: Path | None = None
     redis_timeout_ms: Annotated[int, Field(ge=1, le=10_000)] = 25
     max_future_skew_s: Annotated[int, Field(ge=0)] = 300
+    #: Shared directory of per-process Prometheus files when the API runs several workers.
+    metrics_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FRAUDRING_METRICS_DIR", "PROMETHEUS_MULTIPROC_DIR"),
+    )
 
     #: sha256 hex digest of an API key -> comma-separated scopes.
     api_keys: dict[str, str] = Field(
