@@ -14,6 +14,9 @@ import pyarrow.parquet as pq
 from fraudring.errors import InvalidInput, NotFound
 from world import schema
 
+#: Fixed writer options: with the same input, the same bytes.
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "use_dictionary": True}
+
 
 class WorldNotFound(NotFound):
     code = "world_not_found"
@@ -84,3 +87,22 @@ def ring_members(truth: pa.Table, transactions: pa.Table) -> dict[str, set[str]]
         if r is not None and m:
             out.setdefault(r, set()).add(u)
     return out
+
+
+def write_meta(out: Path, meta: dict[str, Any]) -> None:
+    text = json.dumps(meta, indent=1, sort_keys=True, ensure_ascii=True)
+    (out / schema.META_FILE).write_text(text + "\n", encoding="utf-8")
+
+
+def write_world(
+    out: Path, *, transactions: pa.Table, labels: pa.Table, truth: pa.Table, meta: dict[str, Any]
+) -> None:
+    """Write a whole (in-memory) world; the generator streams instead."""
+    out.mkdir(parents=True, exist_ok=True)
+    for table, name in (
+        (transactions, schema.TRANSACTIONS_FILE),
+        (labels, schema.LABELS_FILE),
+        (truth, schema.TRUTH_FILE),
+    ):
+        pq.write_table(table, out / name, **PARQUET_OPTIONS)
+    write_meta(out, meta)

@@ -186,10 +186,10 @@ def build_population(rng: np.random.Generator, *, n_users: int, days: int) -> Po
 
 
 def add_merchants(pop: Population, *, cats: np.ndarray, weight: float) -> np.ndarray:
-    """New small merchants (e.g. colluding ones) with a tiny share of ordinary traffic."""
+    """New small merchants (e.g. colluding ones); `weight` is relative to an average merchant."""
     idx = pop.entities.new("merchants", cats.shape[0])
     pdf = np.diff(np.r_[0.0, pop.merchant_cdf])
-    pdf = np.r_[pdf, np.full(cats.shape[0], weight)]
+    pdf = np.r_[pdf, np.full(cats.shape[0], weight / pdf.shape[0])]
     pop.merchant_cdf = np.cumsum(pdf) / pdf.sum()
     pop.merchant_cat = np.r_[pop.merchant_cat, cats.astype(np.int8)]
     pop.merchant_factor = np.r_[pop.merchant_factor, np.ones(cats.shape[0])]

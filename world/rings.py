@@ -268,7 +268,7 @@ class Planner:
         ips = ent.new("ips", max(1, round(k / 6)))
         self._set(users, "home_ip", ips[rng.integers(0, ips.shape[0], k)])
         cats = np.full(1 + int(k > 8) + int(k > 20), CAT["online_retail"])
-        shops = add_merchants(self.pop, cats=cats, weight=0.002)
+        shops = add_merchants(self.pop, cats=cats, weight=0.02)
         ring.ips, ring.merchants = ips.tolist(), shops.tolist()
         block = self.new_users[-1]
         for j, u in enumerate(users.tolist()):

@@ -8,7 +8,6 @@ thousand to ten million transactions. Each day draws from its own child seed
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ import pyarrow.parquet as pq
 from fraudring.errors import InvalidInput
 from fraudring.logs import get_logger
 from world import schema
+from world.io import PARQUET_OPTIONS, write_meta
 from world.population import (
     CAT_IN_STORE,
     CATEGORY_NAMES,
@@ -43,7 +43,6 @@ log = get_logger(__name__)
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 START_US = int(START.timestamp()) * 1_000_000
 DIFFICULTIES = ("hard", "easy")
-PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "use_dictionary": True}
 GENERATOR_VERSION = 1
 
 
@@ -380,8 +379,3 @@ def _meta(
         "rings_by_typology": by_typ,
         "rings": [r.as_meta() for r in rings],
     }
-
-
-def write_meta(out: Path, meta: dict[str, Any]) -> None:
-    text = json.dumps(meta, indent=1, sort_keys=True, ensure_ascii=True)
-    (out / schema.META_FILE).write_text(text + "\n", encoding="utf-8")
