@@ -28,7 +28,7 @@ app = typer.Typer(
 console = Console()
 
 #: Modules under fraudring.commands that add subcommands; each defines `register(app)`.
-COMMAND_MODULES: list[str] = ["doctor", "bench"]
+COMMAND_MODULES: list[str] = ["doctor", "bench", "world"]
 
 
 def _version(value: bool) -> None:
