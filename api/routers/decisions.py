@@ -1,0 +1,93 @@
+"""POST /v1/decisions and /v1/decisions/batch (scope `score`).
+
+The body is read raw and validated with `model_validate_json` and the settings as context (the
+amount cap and clock skew are configurable); the OpenAPI schema still documents it (see app.py).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
+
+from api import metrics
+from api.auth import require
+from api.deps import engine, settings
+from api.errors import invalid_from
+from fraudring.settings import Settings
+from realtime.schemas import BatchRequest, BatchResponse, Decision, Transaction
+from realtime.service import DecisionEngine, Outcome
+
+router = APIRouter(prefix="/v1", tags=["decisions"])
+M = TypeVar("M", bound=BaseModel)
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or unknown API key"},
+    403: {"description": "the key lacks the `score` scope"},
+    409: {"description": "the same txn_id is being decided right now; retry"},
+    422: {"description": "invalid body: each error names the field and the reason"},
+}
+
+
+def body_schema(name: str) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{name}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+def parse(model: type[M], raw: bytes, s: Settings) -> M:
+    ctx = {"amount_cap": s.amount_cap, "max_future_skew_s": s.max_future_skew_s}
+    try:
+        return model.model_validate_json(raw, context=ctx)
+    except ValidationError as exc:
+        raise invalid_from(exc.errors()) from None
+
+
+def _count(o: Outcome) -> None:
+    metrics.count(decision=o.decision, degraded=o.degraded, replayed=o.replayed, rules=o.rules)
+
+
+@router.post(
+    "/decisions",
+    response_model=Decision,
+    summary="Decide on one transaction",
+    description="Idempotent by `txn_id`: a retry returns the stored decision "
+    "(header `Idempotent-Replay: true`).",
+    openapi_extra=body_schema("Transaction"),
+    responses=ERRORS,
+    dependencies=[Depends(require("score"))],
+)
+async def create_decision(
+    request: Request,
+    eng: Annotated[DecisionEngine, Depends(engine)],
+    s: Annotated[Settings, Depends(settings)],
+) -> Response:
+    txn = parse(Transaction, await request.body(), s)
+    outcome = await eng.decide(txn)
+    _count(outcome)
+    headers = {"Idempotent-Replay": "true"} if outcome.replayed else None
+    return Response(outcome.body, media_type="application/json", headers=headers)
+
+
+@router.post(
+    "/decisions/batch",
+    response_model=BatchResponse,
+    summary="Decide on up to 100 transactions, in order",
+    description="The whole batch is refused (422) if any transaction is invalid.",
+    openapi_extra=body_schema("BatchRequest"),
+    responses=ERRORS,
+    dependencies=[Depends(require("score"))],
+)
+async def create_decisions(
+    request: Request,
+    eng: Annotated[DecisionEngine, Depends(engine)],
+    s: Annotated[Settings, Depends(settings)],
+) -> Response:
+    batch = parse(BatchRequest, await request.body(), s)
+    bodies = []
+    for txn in batch.transactions:
+        outcome = await eng.decide(txn)
+        _count(outcome)
+        bodies.append(outcome.body)
+    return Response(b'{"decisions":[' + b",".join(bodies) + b"]}", media_type="application/json")

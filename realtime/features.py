@@ -1,0 +1,87 @@
+"""The model's feature vector: fixed names and order, shared with the offline trainer.
+
+The online engine fills the velocity part from one Lua call (realtime.velocity) and the graph part
+from cached risk; the trainer reproduces the same values point-in-time, and a parity test compares.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from realtime.keys import ENTITY_KINDS, GraphRisk
+
+TABULAR_FEATURES: Final[tuple[str, ...]] = (
+    "amount", "log_amount", "hour", "weekday",
+    "user_n_1h", "user_n_24h", "user_n_7d", "user_amt_1h", "user_amt_24h", "user_amt_7d",
+    "card_n_1h", "card_n_24h", "card_n_7d", "card_amt_24h",
+    "device_n_1h", "device_n_24h", "device_amt_24h",
+    "ip_n_1h", "ip_n_24h", "ip_amt_24h",
+    "merchant_n_1h", "merchant_n_24h",
+    "user_devices_7d", "user_cards_7d", "user_ips_7d",
+    "device_users_7d", "ip_users_7d", "card_users_7d",
+    "user_secs_since_last", "user_new_device", "user_new_card", "user_new_ip",
+)  # fmt: skip
+GRAPH_FEATURES: Final[tuple[str, ...]] = (
+    "user_risk", "card_risk", "device_risk", "ip_risk", "merchant_risk",
+    "ring_size", "ring_fraud_rate",
+)  # fmt: skip
+FEATURE_NAMES: Final[tuple[str, ...]] = TABULAR_FEATURES + GRAPH_FEATURES
+#: What the velocity Lua script returns, in this order (everything after the request's own four).
+VELOCITY_FEATURES: Final[tuple[str, ...]] = TABULAR_FEATURES[4:]
+INDEX: Final[dict[str, int]] = {name: i for i, name in enumerate(FEATURE_NAMES)}
+NAN = float("nan")
+
+Row = npt.NDArray[np.float32]
+
+
+def request_features(*, amount: float, ts: float) -> list[float]:
+    """The four features that need nothing but the request (all a degraded decision has)."""
+    dt = datetime.fromtimestamp(ts, tz=UTC)
+    return [amount, math.log1p(amount), float(dt.hour), float(dt.weekday())]
+
+
+def graph_features(risks: Sequence[GraphRisk | None]) -> list[float]:
+    """Per-entity scores in ENTITY_KINDS order, then the max ring size / fraud rate."""
+    out = [NAN if r is None else float(r.score) for r in risks]
+    known = [r for r in risks if r is not None]
+    if known:
+        out.append(float(max(r.ring_size for r in known)))
+        out.append(float(max(r.ring_fraud_rate for r in known)))
+    else:
+        out.extend((NAN, NAN))
+    return out
+
+
+def assemble(
+    *, amount: float, ts: float, velocity: Sequence[float] | None, risks: Sequence[GraphRisk | None]
+) -> Row:
+    """One float32 row in FEATURE_NAMES order; velocity None (Redis down) gives NaN there."""
+    values = request_features(amount=amount, ts=ts)
+    values.extend(velocity if velocity is not None else [NAN] * len(VELOCITY_FEATURES))
+    values.extend(graph_features(risks))
+    return np.asarray(values, dtype=np.float32).reshape(1, -1)
+
+
+def as_dict(row: Row) -> dict[str, float]:
+    return dict(zip(FEATURE_NAMES, (float(v) for v in row[0]), strict=True))
+
+
+def ring_context(risks: Mapping[str, GraphRisk | None]) -> tuple[str, GraphRisk] | None:
+    """The entity whose ring is the most fraudulent (then the largest), if any has a ring."""
+    best: tuple[str, GraphRisk] | None = None
+    for kind in ENTITY_KINDS:
+        r = risks.get(kind)
+        if r is None or not r.ring_id:
+            continue
+        if best is None or (r.ring_fraud_rate, r.ring_size) > (
+            best[1].ring_fraud_rate,
+            best[1].ring_size,
+        ):
+            best = (kind, r)
+    return best

@@ -1,0 +1,313 @@
+"""The decision engine: one transaction in, approve / review / decline out, durably recorded.
+
+Hot path: one Lua call (idempotency + velocity read/update + risk MGET), features, XGBoost, rules,
+policy, then one more Lua call that stores the decision and appends it to the decision stream
+atomically. Any Redis failure or timeout (settings.redis_timeout_ms) degrades instead of failing:
+the decision uses the request's own features, the model and the rules, says `degraded: true`, and
+goes to the local spool, replayed into the stream once each when Redis answers again. After a
+failure Redis is skipped for a second, so an outage costs one timeout, not one per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from fraudring.errors import Conflict
+from fraudring.logs import get_logger
+from fraudring.settings import Settings
+from realtime.features import assemble, ring_context
+from realtime.keys import DECISION_GROUP, ENTITY_KINDS, GraphRisk, Keys
+from realtime.outbox import Spool
+from realtime.policy import Thresholds, decide
+from realtime.rules import RulesHolder
+from realtime.schemas import Transaction
+from realtime.scorer import Scorer
+from realtime.velocity import State, TxnKeyInput, VelocityStore
+
+log = get_logger(__name__)
+
+REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+RETRY_REDIS_AFTER_S = 1.0
+NOTE_DEGRADED = (
+    "degraded: Redis unavailable; decided from the request's own features, the model and the "
+    "rules (no velocity, no graph risk)"
+)
+NOTE_NO_MODEL = "no model: rules only"
+
+
+class DecisionInProgress(Conflict):
+    code = "decision_in_progress"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the API needs: the JSON body and what the metrics count."""
+
+    body: bytes
+    decision: str
+    degraded: bool
+    replayed: bool = False
+    rules: list[str] = field(default_factory=list)
+
+
+def _txn_input(t: Transaction) -> TxnKeyInput:
+    return TxnKeyInput(
+        txn_id=t.txn_id,
+        ts=t.epoch,
+        amount=t.amount,
+        user_id=t.user_id,
+        card_id=t.card_id,
+        device_id=t.device_id,
+        ip=t.ip,
+        merchant_id=t.merchant_id,
+    )
+
+
+def _txn_input_from_record(txn: dict[str, Any]) -> TxnKeyInput:
+    from datetime import datetime
+
+    return TxnKeyInput(
+        txn_id=txn["txn_id"],
+        ts=datetime.fromisoformat(txn["ts"]).timestamp(),
+        amount=float(txn["amount"]),
+        user_id=txn["user_id"],
+        card_id=txn.get("card_id"),
+        device_id=txn.get("device_id"),
+        ip=txn.get("ip"),
+        merchant_id=txn.get("merchant_id"),
+    )
+
+
+def redis_client(url: str, *, timeout_ms: int) -> Redis:
+    t = timeout_ms / 1000
+    return Redis.from_url(url, socket_timeout=t, socket_connect_timeout=t, retry_on_timeout=False)
+
+
+class DecisionEngine:
+    def __init__(self, settings: Settings, *, client: Redis | None = None) -> None:
+        assert settings.redis_url is not None, "the engine needs a Redis URL (see runtime)"
+        self.settings = settings
+        self.keys = Keys(settings.redis_prefix)
+        self.redis = client or redis_client(
+            settings.redis_url, timeout_ms=settings.redis_timeout_ms
+        )
+        self.store = VelocityStore(self.redis, self.keys)
+        self.scorer = Scorer(settings.models_path)
+        self.rules = RulesHolder(settings.rules_path)
+        self.spool = Spool(settings.data_dir / "spool")
+        self._skip_redis_until = 0.0
+        self._group_ready = False
+
+    # -- Redis availability -------------------------------------------------------------------
+    def redis_usable(self) -> bool:
+        return time.monotonic() >= self._skip_redis_until
+
+    def _redis_failed(self, exc: BaseException, where: str) -> None:
+        if self.redis_usable():
+            log.warning("decision.redis_unavailable", where=where, error=repr(exc))
+        self._skip_redis_until = time.monotonic() + RETRY_REDIS_AFTER_S
+
+    async def ensure_group(self) -> bool:
+        """Create the workers' consumer group from the stream's start, so nothing is missed."""
+        if self._group_ready:
+            return True
+        try:
+            await self.redis.xgroup_create(
+                self.keys.decisions_stream, DECISION_GROUP, id="0", mkstream=True
+            )
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        except REDIS_ERRORS as exc:
+            self._redis_failed(exc, "ensure_group")
+            return False
+        self._group_ready = True
+        return True
+
+    # -- deciding -----------------------------------------------------------------------------
+    async def decide(self, txn: Transaction) -> Outcome:
+        key_input = _txn_input(txn)
+        state: State | None = None
+        if self.redis_usable():
+            try:
+                state = await self.store.decide(key_input)
+            except REDIS_ERRORS as exc:
+                self._redis_failed(exc, "decide")
+        if state is not None and state.status != "ok":
+            return await self._existing(txn.txn_id, state)
+        return await self._fresh(txn, key_input, state)
+
+    async def _existing(self, txn_id: str, state: State) -> Outcome:
+        stored = state.stored
+        deadline = time.monotonic() + 0.2
+        while stored is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+            try:
+                stored = await self.store.stored(txn_id)
+            except REDIS_ERRORS as exc:
+                self._redis_failed(exc, "stored")
+                break
+        if stored is None:
+            raise DecisionInProgress(
+                f"a decision for transaction {txn_id!r} is being made; retry shortly"
+            )
+        body = orjson.loads(stored)
+        return Outcome(
+            body=stored, decision=body["decision"], degraded=body["degraded"], replayed=True
+        )
+
+    async def _fresh(
+        self, txn: Transaction, key_input: TxnKeyInput, state: State | None
+    ) -> Outcome:
+        degraded = state is None
+        risks: list[GraphRisk | None] = (
+            state.risks if state is not None and state.risks is not None else [None] * 5
+        )
+        row = assemble(
+            amount=txn.amount,
+            ts=key_input.ts,
+            velocity=state.velocity if state is not None else None,
+            risks=risks,
+        )
+        values = row[0].tolist()
+        fired = self.rules.ruleset.evaluate(values)
+        model = self.scorer.model
+        notes: list[str] = []
+        contributions: list[dict[str, Any]] = []
+        model_score: float | None = None
+        if model is not None:
+            model_score = model.predict(row)
+            contributions = [
+                {"feature": f, "value": None if v != v else v, "contribution": c}
+                for f, v, c in model.contributions(row)
+            ]
+        else:
+            notes.append(NOTE_NO_MODEL)
+            if self.scorer.error:
+                notes.append(f"model refused: {self.scorer.error}")
+        if degraded:
+            notes.append(NOTE_DEGRADED)
+        s = self.settings
+        thresholds = Thresholds.pick(
+            model.thresholds if model else None,
+            review=s.review_threshold,
+            decline=s.decline_threshold,
+        )
+        verdict = decide(model_score=model_score, fired=fired, thresholds=thresholds)
+        ring = None
+        best = _ring(risks)
+        if best is not None:
+            kind, r = best
+            ring = {
+                "ring_id": r.ring_id,
+                "size": r.ring_size,
+                "fraud_rate": r.ring_fraud_rate,
+                "entity": kind,
+            }
+        decided_at = time.time()
+        version = model.version if model else None
+        body = {
+            "txn_id": txn.txn_id,
+            "decision": verdict.decision,
+            "score": verdict.score,
+            "review_means": s.review_means.value if verdict.decision == "review" else None,
+            "degraded": degraded,
+            "model_version": version,
+            "decided_at": decided_at,
+            "explanation": {
+                "rules": [{"name": r.name, "action": r.action, "score": r.score} for r in fired],
+                "contributions": contributions,
+                "ring": ring,
+                "notes": notes,
+            },
+        }
+        stored = orjson.dumps(body)
+        record = orjson.dumps(
+            {
+                "txn": txn.record(),
+                "decision": verdict.decision,
+                "score": verdict.score,
+                "decided_at": decided_at,
+                "model_version": version,
+                "degraded": degraded,
+            }
+        )
+        if not await self._record(txn.txn_id, stored, record, applied=not degraded):
+            await asyncio.to_thread(
+                self.spool.append, {"stored": stored.decode(), "record": record.decode()}
+            )
+        return Outcome(
+            body=stored,
+            decision=verdict.decision,
+            degraded=degraded,
+            rules=[r.name for r in fired],
+        )
+
+    async def _record(self, txn_id: str, stored: bytes, record: bytes, *, applied: bool) -> bool:
+        """Store + stream the decision; False means "spool it" (Redis down or was skipped)."""
+        if not applied or not self.redis_usable():
+            return False
+        try:
+            await self.store.record(txn_id=txn_id, stored=stored, record=record)
+        except REDIS_ERRORS as exc:
+            self._redis_failed(exc, "record")
+            return False
+        return True
+
+    # -- background upkeep ----------------------------------------------------------------------
+    async def _send_spooled(self, entry: dict[str, Any]) -> bool:
+        record = entry["record"]
+        txn = orjson.loads(record)["txn"]
+        return await self.store.replay(
+            _txn_input_from_record(txn), stored=entry["stored"].encode(), record=record.encode()
+        )
+
+    async def replay_spool(self) -> tuple[int, int]:
+        """Replay spooled decisions into the stream (each once); (0, 0) if Redis is still down."""
+        if not self.spool.has_entries() or not self.redis_usable():
+            return 0, 0
+        try:
+            return await self.spool.replay(self._send_spooled)
+        except REDIS_ERRORS as exc:
+            self._redis_failed(exc, "replay")
+            return 0, 0
+
+    async def upkeep(self) -> None:
+        """Every second: reload model / rules when changed, make the group, replay the spool."""
+        await asyncio.to_thread(self.scorer.refresh)
+        self.rules.reload_if_changed()
+        if self.redis_usable():
+            await self.ensure_group()
+            await self.replay_spool()
+
+    async def run_upkeep(self, interval_s: float = 1.0) -> None:
+        while True:
+            try:
+                await self.upkeep()
+            except Exception as exc:  # the loop must survive anything; it is only housekeeping
+                log.error("engine.upkeep_failed", error=repr(exc))
+            await asyncio.sleep(interval_s)
+
+    async def ping(self) -> tuple[bool, str]:
+        try:
+            t0 = time.perf_counter()
+            await self.redis.ping()
+        except REDIS_ERRORS as exc:
+            return False, f"unreachable: {exc!r}"
+        return True, f"ping {(time.perf_counter() - t0) * 1000:.1f} ms"
+
+    async def close(self) -> None:
+        with contextlib.suppress(*REDIS_ERRORS):
+            await self.redis.aclose()
+
+
+def _ring(risks: list[GraphRisk | None]) -> tuple[str, GraphRisk] | None:
+    return ring_context(dict(zip(ENTITY_KINDS, risks, strict=True)))

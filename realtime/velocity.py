@@ -1,0 +1,340 @@
+"""Velocity state, cached graph risk and idempotency in one Redis round trip (a Lua script).
+
+Per entity (keys ``{p}vel:{kind}:{id}:{window}``, see realtime.keys):
+
+- ``min``: hash of one-minute buckets, field ``n<bucket>`` = count, ``a<bucket>`` = amount sum
+  (bucket = floor(ts/60)); fields older than 60 buckets are deleted when seen; key TTL 2 h.
+- ``hour``: same with one-hour buckets (floor(ts/3600)), kept 168 buckets for user and card (7 d
+  windows) and 24 for device, IP and merchant; key TTL 8 d (user, card) or 2 d.
+- ``seen:{kind}``: sorted set member -> last-seen ts (user's devices / cards / IPs; users of a
+  device, IP, card); trimmed by score to 30 days and to the 1000 newest; key TTL 31 d.
+- ``last`` (user only): ts of the user's latest transaction; key TTL 90 d.
+
+Windows use the transaction's own ts (event time) and read the state BEFORE this transaction is
+added, exactly as the offline trainer computes them (see realtime.features for the definitions).
+Key TTLs are wall-clock and only bound memory; the windows never rely on them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from redis.asyncio import Redis
+
+from realtime.features import VELOCITY_FEATURES
+from realtime.keys import ENTITY_KINDS, GraphRisk, Keys
+
+DECISION_TTL_S: Final = 7 * 86400
+#: A decision being computed; long enough to outlive a Redis outage, so a spool replay can tell
+#: "velocity already applied" (pending) from "never applied" (missing).
+PENDING_TTL_S: Final = 3600
+PENDING: Final = b"pending"
+SEEN_DAYS: Final = 30
+SEEN_MAX: Final = 1000
+
+_LUA_COMMON = r"""
+local ts = tonumber(ARGV[1])
+local amount = ARGV[2]
+local bm = tonumber(ARGV[3])
+local bh = tonumber(ARGV[4])
+local since7 = ARGV[6]
+local since30 = ARGV[7]
+local ids = {ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]}
+-- per kind (user, card, device, ip, merchant): amounts kept in min / hour, hour buckets kept
+local min_amt = {true, false, false, false, false}
+local hour_amt = {true, true, true, true, false}
+local hour_keep = {167, 167, 23, 23, 23}
+local hour_ttl = {691200, 691200, 172800, 172800, 172800}
+
+local function sum_hash(key, lo, hi, lo2)
+  local flat = redis.call('HGETALL', key)
+  local n, a, n2, a2 = 0, 0, 0, 0
+  local stale = {}
+  for i = 1, #flat, 2 do
+    local f = flat[i]
+    local b = tonumber(string.sub(f, 2))
+    if b then
+      if b < lo2 then
+        stale[#stale + 1] = f
+      elseif b <= hi then
+        local v = tonumber(flat[i + 1])
+        if string.sub(f, 1, 1) == 'n' then
+          n2 = n2 + v
+          if b >= lo then n = n + v end
+        else
+          a2 = a2 + v
+          if b >= lo then a = a + v end
+        end
+      end
+    end
+  end
+  return n, a, n2, a2, stale
+end
+
+local function bump(key, b, with_amount, ttl, stale)
+  redis.call('HINCRBY', key, 'n' .. b, 1)
+  if with_amount then redis.call('HINCRBYFLOAT', key, 'a' .. b, amount) end
+  if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+  redis.call('EXPIRE', key, ttl)
+end
+
+local function seen_write(key, member)
+  redis.call('ZADD', key, 'GT', ARGV[1], member)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. since30)
+  redis.call('ZREMRANGEBYRANK', key, 0, -1001)
+  redis.call('EXPIRE', key, 2678400)
+end
+
+local function fmt(x)
+  if x == nil then return '' end
+  return string.format('%.17g', x)
+end
+
+-- Reads every window (state before this transaction), then applies it. Returns the feature
+-- strings in realtime.features.VELOCITY_FEATURES order ('' = missing).
+local function velocity()
+  local out = {}
+  local stale_min, stale_hour = {}, {}
+  local agg = {}
+  for e = 1, 5 do
+    if ids[e] ~= '' then
+      local n1, a1, _, _, sm = sum_hash(KEYS[6 + 2 * e], bm - 59, bm, bm - 59)
+      local n24, a24, n7, a7, sh = sum_hash(KEYS[7 + 2 * e], bh - 23, bh, bh - hour_keep[e])
+      agg[e] = {n1, a1, n24, a24, n7, a7}
+      stale_min[e], stale_hour[e] = sm, sh
+    end
+  end
+  local function g(e, i) if agg[e] then return agg[e][i] end return nil end
+  -- user: n_1h n_24h n_7d amt_1h amt_24h amt_7d
+  out[#out + 1] = fmt(g(1, 1)); out[#out + 1] = fmt(g(1, 3)); out[#out + 1] = fmt(g(1, 5))
+  out[#out + 1] = fmt(g(1, 2)); out[#out + 1] = fmt(g(1, 4)); out[#out + 1] = fmt(g(1, 6))
+  -- card: n_1h n_24h n_7d amt_24h
+  out[#out + 1] = fmt(g(2, 1)); out[#out + 1] = fmt(g(2, 3)); out[#out + 1] = fmt(g(2, 5))
+  out[#out + 1] = fmt(g(2, 4))
+  -- device, ip: n_1h n_24h amt_24h
+  for e = 3, 4 do
+    out[#out + 1] = fmt(g(e, 1)); out[#out + 1] = fmt(g(e, 3)); out[#out + 1] = fmt(g(e, 4))
+  end
+  -- merchant: n_1h n_24h
+  out[#out + 1] = fmt(g(5, 1)); out[#out + 1] = fmt(g(5, 3))
+  -- distinct counts: user's devices, cards, ips; users of device, ip, card
+  local seen_keys = {KEYS[19], KEYS[20], KEYS[21], KEYS[22], KEYS[23], KEYS[24]}
+  local seen_owner = {1, 1, 1, 3, 4, 2}
+  local seen_member = {ids[3], ids[2], ids[4], ids[1], ids[1], ids[1]}
+  for s = 1, 6 do
+    if ids[seen_owner[s]] ~= '' then
+      out[#out + 1] = fmt(redis.call('ZCOUNT', seen_keys[s], since7, '+inf'))
+    else
+      out[#out + 1] = ''
+    end
+  end
+  -- seconds since the user's previous transaction
+  local last = redis.call('GET', KEYS[18])
+  if last then out[#out + 1] = fmt(ts - tonumber(last)) else out[#out + 1] = '' end
+  -- first use of device, card, ip by this user within 30 days
+  local firsts = {{KEYS[19], ids[3]}, {KEYS[20], ids[2]}, {KEYS[21], ids[4]}}
+  for _, p in ipairs(firsts) do
+    if p[2] ~= '' then
+      local s = redis.call('ZSCORE', p[1], p[2])
+      if s and tonumber(s) >= tonumber(since30) then out[#out + 1] = '0'
+      else out[#out + 1] = '1' end
+    else
+      out[#out + 1] = ''
+    end
+  end
+  -- apply this transaction
+  for e = 1, 5 do
+    if ids[e] ~= '' then
+      bump(KEYS[6 + 2 * e], bm, min_amt[e], 7200, stale_min[e])
+      bump(KEYS[7 + 2 * e], bh, hour_amt[e], hour_ttl[e], stale_hour[e])
+    end
+  end
+  for s = 1, 6 do
+    if ids[seen_owner[s]] ~= '' and seen_member[s] ~= '' then
+      seen_write(seen_keys[s], seen_member[s])
+    end
+  end
+  if (not last) or ts > tonumber(last) then
+    redis.call('SET', KEYS[18], ARGV[1], 'EX', 7776000)
+  end
+  return out
+end
+"""
+
+# KEYS: 1 decision, 2 stream, 3..7 risk, 8..17 min/hour per kind, 18 last, 19..24 seen sets.
+# ARGV: 1 ts, 2 amount, 3 minute bucket, 4 hour bucket, 5 pending ttl, 6 ts-7d, 7 ts-30d,
+#       8..12 ids (user, card, device, ip, merchant; '' when absent).
+_LUA_DECIDE = (
+    _LUA_COMMON
+    + r"""
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  if cur == 'pending' then return {'pending'} end
+  return {'dup', cur}
+end
+redis.call('SET', KEYS[1], 'pending', 'EX', ARGV[5])
+local out = velocity()
+local risk_keys = {}
+for e = 1, 5 do
+  if ids[e] ~= '' then risk_keys[#risk_keys + 1] = KEYS[2 + e] end
+end
+local risks = {}
+if #risk_keys > 0 then risks = redis.call('MGET', unpack(risk_keys)) end
+local r = 1
+for e = 1, 5 do
+  if ids[e] ~= '' then
+    out[#out + 1] = risks[r] or ''
+    r = r + 1
+  else
+    out[#out + 1] = ''
+  end
+end
+table.insert(out, 1, 'ok')
+return out
+"""
+)
+
+# Same KEYS/ARGV as decide, plus ARGV 13 stored decision, 14 stream record, 15 decision ttl.
+# Applies velocity only when the decision key is missing (the decide script never ran).
+_LUA_REPLAY = (
+    _LUA_COMMON
+    + r"""
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= 'pending' then return 0 end
+if not cur then velocity() end
+redis.call('SET', KEYS[1], ARGV[13], 'EX', ARGV[15])
+redis.call('XADD', KEYS[2], '*', 'd', ARGV[14])
+return 1
+"""
+)
+
+# KEYS: 1 decision, 2 stream. ARGV: 1 stored decision, 2 stream record, 3 ttl.
+_LUA_RECORD = r"""
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= 'pending' then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+redis.call('XADD', KEYS[2], '*', 'd', ARGV[2])
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class TxnKeyInput:
+    """What the scripts need of a transaction (also rebuilt from a spooled record)."""
+
+    txn_id: str
+    ts: float
+    amount: float
+    user_id: str
+    card_id: str | None
+    device_id: str | None
+    ip: str | None
+    merchant_id: str | None
+
+    @property
+    def ids(self) -> tuple[str, str, str, str, str]:
+        return (
+            self.user_id,
+            self.card_id or "",
+            self.device_id or "",
+            self.ip or "",
+            self.merchant_id or "",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """Result of the decide script: either a stored decision, in-flight, or fresh features."""
+
+    status: str  # "ok" | "dup" | "pending"
+    velocity: list[float] | None = None
+    risks: list[GraphRisk | None] | None = None
+    stored: bytes | None = None
+
+
+def _num(raw: bytes) -> float:
+    return float(raw) if raw else math.nan
+
+
+def _risk(raw: bytes) -> GraphRisk | None:
+    if not raw:
+        return None
+    try:
+        return GraphRisk.loads(raw)
+    except (ValueError, TypeError):
+        return None  # a malformed cache entry is unknown risk, not a failed decision
+
+
+class VelocityStore:
+    """The three scripts over one async Redis client."""
+
+    def __init__(self, client: Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+        self._decide = client.register_script(_LUA_DECIDE)
+        self._replay = client.register_script(_LUA_REPLAY)
+        self._record = client.register_script(_LUA_RECORD)
+
+    def _keys(self, t: TxnKeyInput) -> list[str]:
+        k = self.keys
+        ids = t.ids
+        out = [k.decision(t.txn_id), k.decisions_stream]
+        out += [k.risk(kind, i or "-") for kind, i in zip(ENTITY_KINDS, ids, strict=True)]
+        for kind, i in zip(ENTITY_KINDS, ids, strict=True):
+            out += [k.velocity(kind, i or "-", "min"), k.velocity(kind, i or "-", "hour")]
+        user, card, device, ip, _ = ids
+        out.append(k.velocity("user", user, "last"))
+        out += [
+            k.velocity("user", user, "seen:device"),
+            k.velocity("user", user, "seen:card"),
+            k.velocity("user", user, "seen:ip"),
+            k.velocity("device", device or "-", "seen:user"),
+            k.velocity("ip", ip or "-", "seen:user"),
+            k.velocity("card", card or "-", "seen:user"),
+        ]
+        return out
+
+    @staticmethod
+    def _args(t: TxnKeyInput) -> list[Any]:
+        ts = t.ts
+        return [
+            repr(ts),
+            repr(t.amount),
+            int(ts // 60),
+            int(ts // 3600),
+            PENDING_TTL_S,
+            repr(ts - 7 * 86400),
+            repr(ts - SEEN_DAYS * 86400),
+            *t.ids,
+        ]
+
+    async def decide(self, t: TxnKeyInput) -> State:
+        res: Sequence[bytes] = await self._decide(keys=self._keys(t), args=self._args(t))
+        status = res[0].decode()
+        if status == "dup":
+            return State(status="dup", stored=res[1])
+        if status == "pending":
+            return State(status="pending")
+        n = len(VELOCITY_FEATURES)
+        velocity = [_num(v) for v in res[1 : 1 + n]]
+        risks = [_risk(v) for v in res[1 + n : 1 + n + len(ENTITY_KINDS)]]
+        return State(status="ok", velocity=velocity, risks=risks)
+
+    async def record(self, *, txn_id: str, stored: bytes, record: bytes) -> bool:
+        """Store the final decision and append the stream record, atomically, once."""
+        keys = [self.keys.decision(txn_id), self.keys.decisions_stream]
+        return bool(await self._record(keys=keys, args=[stored, record, DECISION_TTL_S]))
+
+    async def replay(self, t: TxnKeyInput, *, stored: bytes, record: bytes) -> bool:
+        """Record a spooled decision once; applies its velocity if the decide script never ran."""
+        args = [*self._args(t), stored, record, DECISION_TTL_S]
+        return bool(await self._replay(keys=self._keys(t), args=args))
+
+    async def stored(self, txn_id: str) -> bytes | None:
+        raw = await self.client.get(self.keys.decision(txn_id))
+        if raw is None or raw == PENDING:
+            return None
+        return raw.encode() if isinstance(raw, str) else raw
