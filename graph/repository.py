@@ -1,8 +1,48 @@
-"""The repository interface both graph backends implement."""
+"""The repository interface, and its implementation over any Cypher backend.
+
+`CypherStore` holds everything both backends share (all statements come from graph.queries);
+a backend supplies only a handful of primitives: run a read, run a write, run several writes in
+one transaction, its schema statements, its degree expression and how to page over nodes.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+import time
+from collections.abc import Collection, Iterator, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from fraudring.errors import Conflict, InvalidInput
+from fraudring.logs import get_logger
+from graph import ingest as ing
+from graph import queries as q
+from graph.schemas import (
+    ENTITY_KINDS,
+    KIND_OF_LABEL,
+    LABELS,
+    EntityKind,
+    EntityRef,
+    GraphEdge,
+    GraphExport,
+    GraphNode,
+    GraphNotFound,
+    GraphPath,
+    IngestResult,
+    LabelResult,
+    LabelValue,
+    Neighbourhood,
+    Ring,
+    RingParams,
+    RingUpdate,
+    TxnRecord,
+    check_id,
+    check_kind,
+)
+
+log = get_logger(__name__)
+Rows = list[list[Any]]
 
 
 class GraphStore(Protocol):
@@ -13,3 +53,297 @@ class GraphStore(Protocol):
         ...
 
     def close(self) -> None: ...
+    def ensure_schema(self) -> None: ...
+    def ingest(self, records: Sequence[TxnRecord] | ing.Batch) -> IngestResult: ...
+    def label(
+        self, *, kind: str, id: str, label: LabelValue, by: str, at: float
+    ) -> LabelResult: ...
+    def detect_rings(
+        self,
+        *,
+        touched_users: Collection[str] | None = None,
+        params: RingParams | None = None,
+        now: float | None = None,
+    ) -> RingUpdate: ...
+    def ring(self, ring_id: str) -> Ring: ...
+    def top_rings(self, n: int = 20) -> list[Ring]: ...
+    def neighbourhood(
+        self,
+        kind: str,
+        id: str,
+        *,
+        hops: int = 2,
+        max_nodes: int = 200,
+        follow: Collection[str] | None = None,
+    ) -> Neighbourhood: ...
+    def path(self, *, src: EntityRef, dst: EntityRef) -> GraphPath: ...
+    def export(self, *, chunk_size: int = 200_000) -> GraphExport: ...
+
+
+class CypherStore:
+    """Store logic over the primitives a backend subclass provides."""
+
+    backend = "cypher"
+    #: Degree (distinct users) of entity `x`; O(1) on both backends.
+    degree = ""
+    #: Reading the ledger and writing a batch race only with another writer of the same rows.
+    ingest_retries = 5
+
+    # --- primitives (backend) -----------------------------------------------------------------
+    def _read(self, query: str, params: dict[str, Any] | None = None) -> Rows:
+        raise NotImplementedError
+
+    def _write(self, query: str, params: dict[str, Any] | None = None) -> Rows:
+        raise NotImplementedError
+
+    def _write_all(self, statements: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Several writes, in one transaction where the backend has them."""
+        raise NotImplementedError
+
+    def _pages(self, var: str, *, page_size: int) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(predicate on `var`, its parameters) covering all nodes, one page at a time."""
+        raise NotImplementedError
+
+    #: Whether `node_key` is an integer (FalkorDB id) or a string (Neo4j elementId).
+    numeric_keys = False
+
+    def node_key(self, var: str) -> str:
+        """Cypher expression of the internal key of node `var` (joins export pages)."""
+        raise NotImplementedError
+
+    def _columns(
+        self,
+        match: str,
+        exprs: Sequence[str],
+        params: dict[str, Any],
+        *,
+        strings: Sequence[str] = (),
+    ) -> tuple[list[npt.NDArray[np.float64]], list[list[str]]]:
+        """Numeric columns (nulls as NaN) and string columns of one MATCH, row-aligned."""
+        rows = self._read(match + " RETURN " + ", ".join([*exprs, *strings]), params)
+        k = len(exprs)
+        nums = np.array(
+            [[np.nan if v is None else float(v) for v in row[:k]] for row in rows],
+            dtype=np.float64,
+        ).reshape(len(rows), k)
+        strs = [[row[k + j] for row in rows] for j in range(len(strings))]
+        return [nums[:, i] for i in range(k)], strs
+
+    def ensure_schema(self) -> None:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # --- ingest -------------------------------------------------------------------------------
+    def ingest(self, records: Sequence[TxnRecord] | ing.Batch) -> IngestResult:
+        """Write a batch; idempotent by txn_id and atomic (one statement, guarded by the ledger).
+
+        Transactions already in the ledger (or repeated in the batch) are skipped. If another
+        writer stores some of the batch between our ledger read and the write, the guard turns
+        the write into a no-op and the batch is re-read and retried, so retries converge.
+        """
+        t0 = time.perf_counter()
+        batch = records if isinstance(records, ing.Batch) else ing.from_records(records)
+        received = len(batch)
+        batch = ing.dedupe(batch)
+        written, edges = 0, 0
+        for _attempt in range(self.ingest_retries):
+            known = {row[0] for row in self._read(q.KNOWN_TXNS, {"ids": batch.txn_ids})}
+            fresh = ing.without(batch, known)
+            if len(fresh) == 0:
+                break
+            params, edges = ing.parameters(fresh)
+            rows = self._write(q.INGEST, params)
+            if rows:
+                written = int(rows[0][0])
+                break
+        else:
+            raise Conflict("ingest: the batch kept racing with another writer; retry later")
+        res = IngestResult(
+            received=received,
+            ingested=written,
+            duplicates=received - written,
+            edges_written=edges if written else 0,
+            seconds=time.perf_counter() - t0,
+        )
+        log.debug("graph.ingested", **res.model_dump())
+        return res
+
+    # --- labels -------------------------------------------------------------------------------
+    def label(self, *, kind: str, id: str, label: LabelValue, by: str, at: float) -> LabelResult:
+        """Mark a transaction or a node fraud / legitimate; the same label twice changes nothing.
+
+        A transaction label moves the fraud/legit counts of the user, its four edges and the
+        entities at their ends; a node label is a property of that node only.
+        """
+        if label not in ("fraud", "legitimate"):
+            raise InvalidInput(f"label: must be fraud or legitimate, got {label!r}")
+        check_id(id, field_name="id")
+        check_id(by, field_name="by")
+        if kind == "txn":
+            rows = self._read(q.TXN_LABEL_READ, {"id": id})
+            if not rows:
+                raise GraphNotFound(f"txn {id!r} is not in the graph (not ingested yet?)")
+            old = rows[0][5] or ""
+        else:
+            kind = check_kind(kind)
+            rows = self._read(q.NODE_LABEL_READ[kind], {"id": id})
+            if not rows:
+                raise GraphNotFound(f"{kind} {id!r} is not in the graph")
+            old = rows[0][0] or ""
+        node_kind: EntityKind = "user" if kind == "txn" else kind  # type: ignore[assignment]
+        if old == label:
+            return LabelResult(kind=node_kind, id=id, label=label, changed=False)
+        params = {"id": id, "old": old, "label": label, "by": by, "at": float(at)}
+        if kind == "txn":
+            params["df"] = int(label == "fraud") - int(old == "fraud")
+            params["dl"] = int(label == "legitimate") - int(old == "legitimate")
+            out = self._write(q.TXN_LABEL_WRITE, params)
+        else:
+            out = self._write(q.NODE_LABEL_WRITE[kind], params)
+        edges = int(out[0][0]) if out else 0
+        log.info("graph.labelled", kind=kind, id=id, label=label, by=by)
+        return LabelResult(
+            kind=node_kind,
+            id=id,
+            label=label,
+            changed=True,
+            edges_updated=edges if kind == "txn" else 0,
+        )
+
+    # --- rings --------------------------------------------------------------------------------
+    def detect_rings(
+        self,
+        *,
+        touched_users: Collection[str] | None = None,
+        params: RingParams | None = None,
+        now: float | None = None,
+    ) -> RingUpdate:
+        """Find rings (all of them, or those around `touched_users`); see graph.rings."""
+        from graph.rings import detect
+
+        return detect(self, touched_users=touched_users, params=params or RingParams(), now=now)
+
+    def ring(self, ring_id: str) -> Ring:
+        from graph.rings import ring_from_props
+
+        rows = self._read(q.RING_BY_ID, {"id": ring_id})
+        if not rows:
+            raise GraphNotFound(f"ring {ring_id!r} not found")
+        return ring_from_props(rows[0][0])
+
+    def top_rings(self, n: int = 20) -> list[Ring]:
+        from graph.rings import ring_from_props
+
+        if not 1 <= n <= 10_000:
+            raise InvalidInput("n: must be between 1 and 10000")
+        return [ring_from_props(r[0]) for r in self._read(q.TOP_RINGS, {"n": n})]
+
+    # --- investigator queries -----------------------------------------------------------------
+    def neighbourhood(
+        self,
+        kind: str,
+        id: str,
+        *,
+        hops: int = 2,
+        max_nodes: int = 200,
+        follow: Collection[str] | None = None,
+    ) -> Neighbourhood:
+        """Breadth-first k-hop neighbourhood, stopping at `max_nodes`.
+
+        `follow` lists the entity kinds to traverse (default all); users are always traversed,
+        since every edge runs between a user and an entity.
+        """
+        kind = check_kind(kind)
+        check_id(id, field_name="id")
+        if not 1 <= hops <= 6:
+            raise InvalidInput("hops: must be between 1 and 6")
+        if not 1 <= max_nodes <= 10_000:
+            raise InvalidInput("max_nodes: must be between 1 and 10000")
+        kinds = set(ENTITY_KINDS) if follow is None else {check_kind(k) for k in follow}
+        kinds.discard("user")
+        labels = [LABELS[k] for k in ENTITY_KINDS if k in kinds]
+        rows = self._read(q.NODE_PROPS[kind], {"id": id})
+        if not rows:
+            raise GraphNotFound(f"{kind} {id!r} is not in the graph")
+        nodes: dict[tuple[str, str], GraphNode] = {
+            (kind, id): GraphNode(kind=kind, id=id, props=_scalar_props(rows[0][0]))
+        }
+        edges: dict[tuple[str, str, str], GraphEdge] = {}
+        frontier: list[tuple[str, str]] = [(kind, id)]
+        truncated = False
+        for _hop in range(hops):
+            if not frontier or truncated:
+                break
+            limit = max_nodes - len(nodes) + 1
+            users = [i for k, i in frontier if k == "user"]
+            by_kind: dict[str, Any] = {
+                k: [i for kk, i in frontier if kk == k] for k in ENTITY_KINDS
+            }
+            found: Rows = []
+            if users and labels:
+                found += [
+                    [r[0], KIND_OF_LABEL[r[1]], *r[2:]]
+                    for r in self._read(
+                        q.USER_HOP, {"ids": users, "labels": labels, "limit": limit}
+                    )
+                ]
+            if any(by_kind.values()):
+                found += self._read(q.ENTITY_HOP, {**by_kind, "limit": limit})
+            nxt: list[tuple[str, str]] = []
+            for uid, ekind, eid, n, amt, fraud_n, first, last, lab, ftx in found:
+                user_side = ("user", uid) not in nodes
+                other = ("user", uid) if user_side else (ekind, eid)
+                if other not in nodes:
+                    if len(nodes) >= max_nodes:
+                        truncated = True
+                        continue
+                    nodes[other] = GraphNode(
+                        kind=other[0],
+                        id=other[1],
+                        props={"fraud_label": lab, "fraud_txn_n": ftx},
+                    )
+                    nxt.append(other)
+                edges[(uid, ekind, eid)] = GraphEdge(
+                    user_id=uid,
+                    kind=ekind,
+                    entity_id=eid,
+                    n=int(n or 0),
+                    amount_sum=float(amt or 0.0),
+                    fraud_n=int(fraud_n or 0),
+                    first_seen=float(first or 0.0),
+                    last_seen=float(last or 0.0),
+                )
+            frontier = nxt
+        return Neighbourhood(
+            start=EntityRef(kind=kind, id=id),
+            hops=hops,
+            nodes=list(nodes.values()),
+            edges=list(edges.values()),
+            truncated=truncated,
+        )
+
+    def path(self, *, src: EntityRef, dst: EntityRef) -> GraphPath:
+        """A shortest path of USED edges (at most `queries.PATH_MAX_HOPS`), empty if none."""
+        rows = self._read(self._path_query(src.kind, dst.kind), {"a": src.id, "b": dst.id})
+        if not rows or rows[0][0] is None:
+            return GraphPath(nodes=[], length=0)
+        refs = [EntityRef(kind=KIND_OF_LABEL[lab], id=i) for lab, i in rows[0][0]]
+        return GraphPath(nodes=refs, length=len(refs) - 1)
+
+    def _path_query(self, src: str, dst: str) -> str:
+        return q.path_query(src=src, dst=dst, falkordb=False)
+
+    # --- export -------------------------------------------------------------------------------
+    def export(self, *, chunk_size: int = 200_000) -> GraphExport:
+        from graph.export import export
+
+        return export(self, chunk_size=chunk_size)
+
+
+def _scalar_props(props: dict[str, Any]) -> dict[str, float | int | str | None]:
+    return {k: v for k, v in props.items() if v is None or isinstance(v, int | float | str)}

@@ -102,3 +102,8 @@ def make_settings(
 
 def neo4j_url() -> str | None:
     return os.environ.get("NEO4J_URI")  # the one documented test switch, read here only
+
+
+def neo4j_auth() -> tuple[str, str]:
+    """Credentials of the NEO4J_URI server (NEO4J_USER / NEO4J_PASSWORD)."""
+    return os.environ.get("NEO4J_USER", "neo4j"), os.environ.get("NEO4J_PASSWORD", "")

@@ -1,0 +1,141 @@
+"""Turning a batch of transactions into the parameters of one ingest statement.
+
+The batch is validated as a whole (first bad id wins, named with its row), deduplicated by
+txn_id, and pre-aggregated per user and per (user, kind, entity), so the database does one MERGE
+per distinct node and edge instead of one per transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from graph.schemas import ENTITY_KINDS, MAX_ID_LEN, InvalidGraphId, TxnRecord
+
+ID_COLUMNS = ("txn_id", "user_id", "card_id", "device_id", "ip", "merchant_id")
+_ENTITY_COLUMN = {"card": "card_id", "device": "device_id", "ip": "ip", "merchant": "merchant_id"}
+
+
+@dataclass
+class Batch:
+    """A batch as columns; `frame` has txn_id, ts (epoch s), the entity ids and amount."""
+
+    frame: pl.DataFrame
+
+    def __len__(self) -> int:
+        return self.frame.height
+
+    @property
+    def txn_ids(self) -> list[str]:
+        return self.frame["txn_id"].to_list()
+
+
+def from_records(records: Sequence[TxnRecord]) -> Batch:
+    cols: dict[str, list[Any]] = {c: [] for c in (*ID_COLUMNS, "ts", "amount")}
+    for r in records:
+        cols["txn_id"].append(r.txn_id)
+        cols["ts"].append(r.ts)
+        cols["user_id"].append(r.user_id)
+        cols["card_id"].append(r.card_id)
+        cols["device_id"].append(r.device_id)
+        cols["ip"].append(r.ip)
+        cols["merchant_id"].append(r.merchant_id)
+        cols["amount"].append(r.amount)
+    return _frame(cols)
+
+
+def from_arrow(batch: pa.RecordBatch | pa.Table) -> Batch:
+    """A world `transactions.parquet` batch (ts as a UTC timestamp) as an ingest batch."""
+    table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    ts = frame["ts"]
+    if ts.dtype != pl.Float64:
+        ts = ts.dt.epoch("us").cast(pl.Float64) / 1e6
+    cols: dict[str, Any] = {c: frame[c] for c in ID_COLUMNS}
+    cols["ts"], cols["amount"] = ts, frame["amount"].cast(pl.Float64)
+    return _frame(cols)
+
+
+def _frame(cols: dict[str, Any]) -> Batch:
+    schema = {c: pl.String for c in ID_COLUMNS} | {"ts": pl.Float64, "amount": pl.Float64}
+    try:
+        frame = pl.DataFrame(cols, schema=schema)
+    except (TypeError, pl.exceptions.PolarsError) as exc:
+        raise InvalidGraphId(f"transactions: not ingestible ({exc})") from None
+    validate(frame)
+    return Batch(frame)
+
+
+def validate(frame: pl.DataFrame) -> None:
+    """Reject the batch on the first empty, over-long or missing required id (with its row)."""
+    for col in ID_COLUMNS:
+        series = frame[col]
+        required = col in ("txn_id", "user_id")
+        lengths = series.str.len_chars()
+        bad = (lengths == 0) | (lengths > MAX_ID_LEN)
+        if required:
+            bad = bad | series.is_null()
+        bad = bad.fill_null(False)
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            value = series[row]
+            reason = (
+                "required"
+                if value is None
+                else "empty id"
+                if value == ""
+                else f"id longer than {MAX_ID_LEN} characters ({len(value)})"
+            )
+            txn = frame["txn_id"][row]
+            raise InvalidGraphId(
+                f"{col}: {reason} (row {row}, txn_id {txn!r}); nothing of this batch was written",
+                detail={"field": col, "row": row},
+            )
+    for col in ("ts", "amount"):
+        values = frame[col]
+        if values.is_null().any() or not np.isfinite(values.to_numpy()).all():
+            raise InvalidGraphId(f"{col}: missing or not a finite number", detail={"field": col})
+
+
+def dedupe(batch: Batch) -> Batch:
+    """First occurrence of each txn_id (a batch may carry a retry of its own rows)."""
+    return Batch(batch.frame.unique(subset="txn_id", keep="first", maintain_order=True))
+
+
+def without(batch: Batch, known: set[str]) -> Batch:
+    if not known:
+        return batch
+    return Batch(batch.frame.filter(~pl.col("txn_id").is_in(list(known))))
+
+
+def _agg(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    return frame.group_by(keys, maintain_order=True).agg(
+        pl.col("ts").min().alias("first"),
+        pl.col("ts").max().alias("last"),
+        pl.len().cast(pl.Int64).alias("n"),
+        pl.col("amount").sum().alias("amount"),
+    )
+
+
+def parameters(batch: Batch) -> tuple[dict[str, Any], int]:
+    """The INGEST statement's parameters and the number of distinct edges they carry."""
+    frame = batch.frame
+    params: dict[str, Any] = {"txn_ids": frame["txn_id"].to_list()}
+    params["users"] = _agg(frame, ["user_id"]).rows()
+    edges = 0
+    for kind in ENTITY_KINDS:
+        col = _ENTITY_COLUMN[kind]
+        rows = _agg(frame.filter(pl.col(col).is_not_null()), ["user_id", col]).rows()
+        params[kind] = rows
+        edges += len(rows)
+    params["txns"] = frame.select(
+        "txn_id", "ts", "user_id", "card_id", "device_id", "ip", "merchant_id", "amount"
+    ).rows()
+    return params, edges
+

@@ -1,0 +1,217 @@
+"""Data shapes of the graph store: the ingest record, results, rings, queries and the export.
+
+`TxnRecord` is a slotted dataclass rather than a pydantic model because millions of them go
+through ingest; `ingest` validates a whole batch at once and raises `InvalidGraphId` naming the
+field and the reason. Everything an API returns is a pydantic model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, Field
+
+from fraudring.errors import InvalidInput, NotFound
+
+EntityKind = Literal["user", "card", "device", "ip", "merchant"]
+LabelValue = Literal["fraud", "legitimate"]
+
+KINDS: Final[tuple[EntityKind, ...]] = ("user", "card", "device", "ip", "merchant")
+#: Kinds a user is linked to (the other end of every USED edge).
+ENTITY_KINDS: Final[tuple[EntityKind, ...]] = ("card", "device", "ip", "merchant")
+#: Node label of each kind; labels are constants, never built from input.
+LABELS: Final[dict[str, str]] = {
+    "user": "User",
+    "card": "Card",
+    "device": "Device",
+    "ip": "IP",
+    "merchant": "Merchant",
+}
+KIND_OF_LABEL: Final[dict[str, EntityKind]] = {v: k for k, v in LABELS.items()}  # type: ignore[misc]
+#: The longest id accepted for a transaction or an entity.
+MAX_ID_LEN: Final = 128
+
+
+class InvalidGraphId(InvalidInput):
+    """An id that is empty or longer than `MAX_ID_LEN`; the message names the field and why."""
+
+    code = "invalid_graph_id"
+
+
+class GraphNotFound(NotFound):
+    code = "graph_not_found"
+
+
+def check_id(value: object, *, field_name: str, optional: bool = False) -> str | None:
+    """The id itself, or `InvalidGraphId` saying which field is wrong and why."""
+    if value is None:
+        if optional:
+            return None
+        raise InvalidGraphId(f"{field_name}: required", detail={"field": field_name})
+    if not isinstance(value, str):
+        raise InvalidGraphId(
+            f"{field_name}: must be a string, got {type(value).__name__}",
+            detail={"field": field_name},
+        )
+    if not value:
+        raise InvalidGraphId(f"{field_name}: empty id", detail={"field": field_name})
+    if len(value) > MAX_ID_LEN:
+        raise InvalidGraphId(
+            f"{field_name}: id longer than {MAX_ID_LEN} characters ({len(value)})",
+            detail={"field": field_name, "length": len(value)},
+        )
+    return value
+
+
+def check_kind(kind: str) -> EntityKind:
+    if kind not in LABELS:
+        raise InvalidInput(
+            f"kind: must be one of {', '.join(KINDS)}, got {kind!r}", detail={"field": "kind"}
+        )
+    return kind  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class TxnRecord:
+    """One transaction as the graph sees it (`ts` in epoch seconds; entities may be missing)."""
+
+    txn_id: str
+    ts: float
+    user_id: str
+    card_id: str | None
+    device_id: str | None
+    ip: str | None
+    merchant_id: str | None
+    amount: float
+
+
+class IngestResult(BaseModel):
+    received: int = Field(description="records passed in")
+    ingested: int = Field(description="new transactions written")
+    duplicates: int = Field(description="already in the graph or repeated in the batch")
+    edges_written: int = 0
+    seconds: float = 0.0
+
+
+class LabelResult(BaseModel):
+    kind: EntityKind
+    id: str
+    label: LabelValue
+    changed: bool = Field(description="False when the same label was already there")
+    edges_updated: int = 0
+
+
+class EntityRef(BaseModel):
+    kind: EntityKind
+    id: str
+
+
+class RingParams(BaseModel):
+    """What links two users into one ring (see graph.rings for the reasoning)."""
+
+    window_days: float = Field(default=30.0, gt=0, description="links older than this ignored")
+    hub_cap: int = Field(default=12, ge=2, description="max distinct users of a card/device/ip")
+    merchant_cap: int = Field(default=6, ge=0, description="max distinct users of a merchant")
+    min_size: int = Field(default=2, ge=2)
+    page_size: int = Field(default=20_000, ge=100)
+
+
+class Ring(BaseModel):
+    id: str
+    size: int
+    members: list[str]
+    shared_entities: list[EntityRef]
+    density: float = Field(description="linked member pairs / all member pairs")
+    fraud_n: int = Field(description="members labelled fraud or with a fraud-labelled txn")
+    fraud_rate: float
+    amount: float = Field(description="sum of the members' transaction amounts")
+    account_age_days: float = Field(description="mean age of the members' first activity")
+    first_activity: float
+    last_activity: float
+    risk: float
+    created_at: float
+    updated_at: float
+    gcn_score: float | None = None
+
+
+class RingUpdate(BaseModel):
+    full: bool
+    examined_users: int
+    rings: list[Ring] = Field(description="rings created or updated by this run")
+    created: list[str] = Field(default_factory=list)
+    updated: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    seconds: float = 0.0
+
+
+class GraphNode(BaseModel):
+    kind: EntityKind
+    id: str
+    props: dict[str, float | int | str | None] = Field(default_factory=dict)
+
+
+class GraphEdge(BaseModel):
+    user_id: str
+    kind: EntityKind
+    entity_id: str
+    n: int
+    amount_sum: float
+    fraud_n: int
+    first_seen: float
+    last_seen: float
+
+
+class Neighbourhood(BaseModel):
+    start: EntityRef
+    hops: int
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+    truncated: bool = Field(description="True when max_nodes stopped the expansion")
+
+
+class GraphPath(BaseModel):
+    nodes: list[EntityRef] = Field(description="empty when no path within max_hops")
+    length: int
+
+
+#: Node feature columns of `GraphExport.x`, in order.
+EXPORT_FEATURES: Final[tuple[str, ...]] = (
+    "is_user",
+    "is_card",
+    "is_device",
+    "is_ip",
+    "is_merchant",
+    "log_degree",
+    "log_n",
+    "log_amount",
+    "fraud_txn_n",
+    "legit_txn_n",
+    "age_days",
+    "idle_days",
+)
+
+
+@dataclass
+class GraphExport:
+    """The whole graph as arrays for PyG.
+
+    `edge_index` is 2 x 2E int64 holding every user-entity edge in both directions (user ->
+    entity first, then the reverses). `y` is 1 fraud, 0 legitimate, -1 unknown. Node `i` is
+    `(kind[i], ids[i])`; `index[(kind, id)]` is the reverse map.
+    """
+
+    kind: npt.NDArray[np.int8]  # index into KINDS
+    ids: list[str]
+    x: npt.NDArray[np.float32]
+    y: npt.NDArray[np.int8]
+    edge_index: npt.NDArray[np.int64]
+    edge_attr: npt.NDArray[np.float32]  # per directed edge: log1p(n), log1p(amount), fraud_n
+    feature_names: tuple[str, ...] = EXPORT_FEATURES
+    index: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.ids)

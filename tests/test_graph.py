@@ -1,0 +1,317 @@
+"""Graph store on tiny hand-built graphs, on every backend available.
+
+FalkorDB (embedded) always runs. Neo4j runs when NEO4J_URI is set; that database must be
+disposable: each Neo4j test empties it first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import pytest
+
+from fraudring.settings import load_settings
+from graph.repository import CypherStore
+from graph.schemas import EntityRef, GraphNotFound, InvalidGraphId, RingParams, TxnRecord
+from graph.service import open_store
+from tests.conftest import neo4j_auth, neo4j_url
+
+DAY = 86400.0
+T0 = 1_750_000_000.0
+
+
+@pytest.fixture(params=["falkordb", "neo4j"])
+def store(request: pytest.FixtureRequest) -> Iterator[CypherStore]:
+    if request.param == "falkordb":
+        url = request.getfixturevalue("falkor_url")
+        name = request.getfixturevalue("graph_name")
+        settings = load_settings(env="test", api_keys={})
+    else:
+        url = neo4j_url()
+        if url is None:
+            pytest.skip("NEO4J_URI not set: no Neo4j server to test against")
+        user, password = neo4j_auth()
+        name = None
+        settings = load_settings(env="dev", graph_user=user, graph_password=password)
+    with open_store(url, settings=settings, graph_name=name) as s:
+        assert isinstance(s, CypherStore)
+        if s.backend == "neo4j":
+            s._write("MATCH (n) DETACH DELETE n")
+        s.ensure_schema()
+        s.ensure_schema()  # idempotent
+        yield s
+
+
+def txn(
+    i: int | str,
+    user: str,
+    *,
+    card: str | None = None,
+    device: str | None = None,
+    ip: str | None = None,
+    merchant: str | None = None,
+    ts: float = T0,
+    amount: float = 10.0,
+) -> TxnRecord:
+    return TxnRecord(str(i), ts, user, card, device, ip, merchant, amount)
+
+
+def count(store: CypherStore, label: str = "") -> int:
+    return int(store._read(f"MATCH (n{':' + label if label else ''}) RETURN count(n)")[0][0])
+
+
+def edge(store: CypherStore, user: str, kind: str, entity: str) -> dict[str, float]:
+    nb = store.neighbourhood("user", user, hops=1, max_nodes=1000)
+    for e in nb.edges:
+        if e.kind == kind and e.entity_id == entity:
+            return e.model_dump()
+    raise AssertionError(f"no edge {user}->{kind}:{entity}")
+
+
+def ring_sets(store: CypherStore) -> dict[str, frozenset[str]]:
+    return {r.id: frozenset(r.members) for r in store.top_rings(1000)}
+
+
+# --- ingest -----------------------------------------------------------------------------------
+
+
+def test_ingest_aggregates_edges_and_is_idempotent(store: CypherStore) -> None:
+    batch = [
+        txn(1, "u1", card="c1", device="d1", ip="ip1", merchant="m1", ts=T0, amount=5),
+        txn(2, "u1", card="c1", device="d1", ip="ip2", merchant="m1", ts=T0 + 60, amount=7),
+        txn(2, "u1", card="c1", device="d1", ip="ip2", merchant="m1", ts=T0 + 60, amount=7),
+        txn(3, "u2", card="c2", ts=T0 + 120, amount=1),
+    ]
+    res = store.ingest(batch)
+    assert (res.received, res.ingested, res.duplicates) == (4, 3, 1)
+    nodes = count(store)
+    again = store.ingest(batch)
+    assert (again.ingested, again.duplicates) == (0, 4)
+    assert count(store) == nodes
+    e = edge(store, "u1", "card", "c1")
+    assert (e["n"], e["amount_sum"], e["first_seen"], e["last_seen"]) == (2, 12.0, T0, T0 + 60)
+    # a batch overlapping a stored one only adds its new transactions
+    res = store.ingest([batch[0], txn(4, "u1", card="c1", ts=T0 - 60, amount=1)])
+    assert (res.ingested, res.duplicates) == (1, 1)
+    e = edge(store, "u1", "card", "c1")
+    assert (e["n"], e["amount_sum"], e["first_seen"]) == (3, 13.0, T0 - 60)
+    assert count(store, "Txn") == 4
+
+
+@pytest.mark.parametrize(
+    ("record", "field", "reason"),
+    [
+        (txn("t9", "u9", card=""), "card_id", "empty id"),
+        (txn("t9", "u9", device="d" * 129), "device_id", "longer than 128"),
+        (txn("", "u9"), "txn_id", "empty id"),
+        (TxnRecord("t9", T0, None, None, None, None, None, 1.0), "user_id", "required"),  # type: ignore[arg-type]
+    ],
+)
+def test_bad_ids_reject_the_whole_batch(
+    store: CypherStore, record: TxnRecord, field: str, reason: str
+) -> None:
+    store.ingest([txn(1, "u1", card="c1")])
+    before = count(store)
+    with pytest.raises(InvalidGraphId) as info:
+        store.ingest([txn(2, "u2", card="c2"), record])
+    assert info.value.status_code == 422
+    assert field in info.value.message
+    assert reason in info.value.message
+    assert count(store) == before
+    assert store.ingest([txn("x" * 128, "u" * 128, card="c1")]).ingested == 1
+
+
+# --- labels -----------------------------------------------------------------------------------
+
+
+def test_labels_move_edge_and_node_counts(store: CypherStore) -> None:
+    store.ingest(
+        [
+            txn(1, "u1", card="c1", device="d1", ip="ip1", merchant="m1"),
+            txn(2, "u1", card="c1", device="d1", ip="ip1", merchant="m1"),
+        ]
+    )
+    res = store.label(kind="txn", id="1", label="fraud", by="ana", at=T0)
+    assert res.changed and res.edges_updated == 4
+    assert edge(store, "u1", "card", "c1")["fraud_n"] == 1
+    assert not store.label(kind="txn", id="1", label="fraud", by="bob", at=T0 + 1).changed
+    assert edge(store, "u1", "device", "d1")["fraud_n"] == 1
+    store.label(kind="txn", id="2", label="fraud", by="ana", at=T0)
+    assert edge(store, "u1", "ip", "ip1")["fraud_n"] == 2
+    store.label(kind="txn", id="1", label="legitimate", by="ana", at=T0 + 2)
+    assert edge(store, "u1", "merchant", "m1")["fraud_n"] == 1
+    props = store.neighbourhood("user", "u1", hops=1).nodes[0].props
+    assert (props["fraud_txn_n"], props["legit_txn_n"]) == (1, 1)
+    store.label(kind="device", id="d1", label="fraud", by="ana", at=T0)
+    dev = [n for n in store.neighbourhood("user", "u1", hops=1).nodes if n.kind == "device"]
+    assert dev[0].props["fraud_label"] == "fraud"
+    with pytest.raises(GraphNotFound):
+        store.label(kind="txn", id="nope", label="fraud", by="ana", at=T0)
+
+
+# --- rings ------------------------------------------------------------------------------------
+
+
+def world(store: CypherStore) -> None:
+    """Ring A (a1-a3 share device dA), ring B (b1-b3 share card cB); all 30 users share a NAT
+    IP; 24 users also shop at one big merchant; a1 and b1 once used a shared device long ago."""
+    recs: list[TxnRecord] = []
+    i = 0
+    for u in ("a1", "a2", "a3"):
+        recs.append(txn(i := i + 1, u, device="dA", ip="nat", merchant="big", ts=T0))
+    for u in ("b1", "b2", "b3"):
+        recs.append(txn(i := i + 1, u, card="cB", ip="nat", merchant="big", ts=T0 + 10))
+    for k in range(24):
+        recs.append(txn(i := i + 1, f"x{k}", ip="nat", merchant="big", card=f"cx{k}", ts=T0))
+    recs.append(txn(i := i + 1, "a1", device="old", ts=T0 - 40 * DAY))
+    recs.append(txn(i := i + 1, "b1", device="old", ts=T0 - 40 * DAY))
+    store.ingest(recs)
+
+
+def test_hub_ip_and_old_links_do_not_merge_rings(store: CypherStore) -> None:
+    world(store)
+    up = store.detect_rings()
+    assert sorted(r.members for r in up.rings) == [["a1", "a2", "a3"], ["b1", "b2", "b3"]]
+    a = next(r for r in up.rings if "a1" in r.members)
+    assert [(e.kind, e.id) for e in a.shared_entities] == [("device", "dA")]
+    assert a.density == 1.0 and a.size == 3 and 0 <= a.risk <= 1
+    # a window wide enough to see the old shared device merges them
+    wide = store.detect_rings(params=RingParams(window_days=60))
+    assert [r.size for r in wide.rings] == [6]
+    # a hub cap above the NAT's 30 users merges everyone
+    assert [r.size for r in store.detect_rings(params=RingParams(hub_cap=40)).rings] == [30]
+
+
+def test_ring_ids_stable_when_a_ring_grows(store: CypherStore) -> None:
+    world(store)
+    store.detect_rings()
+    first = ring_sets(store)
+    store.ingest([txn("g1", "a4", device="dA", ts=T0 + 100), txn("g2", "z1", card="cz")])
+    store.ingest([txn("g3", "z2", card="cz")])
+    store.detect_rings()
+    second = ring_sets(store)
+    a_id = next(k for k, v in first.items() if "a1" in v)
+    assert second[a_id] == {"a1", "a2", "a3", "a4"}
+    assert len(second) == 3 and set(first) < set(second)
+    # labelled fraud counts reach the ring
+    store.label(kind="user", id="a2", label="fraud", by="ana", at=T0)
+    ring = next(r for r in store.detect_rings().rings if r.id == a_id)
+    assert (ring.fraud_n, ring.fraud_rate) == (1, 0.25)
+    assert store.ring(a_id).fraud_n == 1
+    assert store.top_rings(1)[0].id == a_id
+    with pytest.raises(GraphNotFound):
+        store.ring("ring-nope")
+
+
+def test_incremental_matches_full(store: CypherStore) -> None:
+    world(store)
+    store.detect_rings()
+    # grow ring A, bridge ring B to a newcomer, create ring C, and leave the rest alone
+    batch = [
+        txn("n1", "a4", device="dA", ts=T0 + 100),
+        txn("n2", "y1", card="cB", ts=T0 + 100),
+        txn("n3", "c1", device="dC", ts=T0 + 100),
+        txn("n4", "c2", device="dC", ts=T0 + 100),
+    ]
+    store.ingest(batch)
+    inc = store.detect_rings(touched_users={r.user_id for r in batch})
+    assert inc.examined_users < 30
+    after_inc = ring_sets(store)
+    full = store.detect_rings()
+    assert ring_sets(store) == after_inc
+    assert full.created == [] and full.removed == []
+    assert {frozenset(r.members) for r in inc.rings} == set(after_inc.values())
+
+
+# --- investigator queries ---------------------------------------------------------------------
+
+
+def test_neighbourhood_caps_filters_and_path(store: CypherStore) -> None:
+    world(store)
+    nb = store.neighbourhood("user", "a1", hops=2)
+    kinds = {n.kind for n in nb.nodes}
+    assert {"device", "ip", "merchant", "user"} <= kinds
+    only = store.neighbourhood("user", "a1", hops=2, follow=["device"])
+    assert {(n.kind, n.id) for n in only.nodes} == {
+        ("user", "a1"),
+        ("device", "dA"),
+        ("device", "old"),
+        ("user", "a2"),
+        ("user", "a3"),
+        ("user", "b1"),
+    }
+    capped = store.neighbourhood("ip", "nat", hops=2, max_nodes=5)
+    assert len(capped.nodes) == 5 and capped.truncated
+    p = store.path(src=EntityRef(kind="device", id="dA"), dst=EntityRef(kind="card", id="cB"))
+    assert p.length == 4 and p.nodes[0].id == "dA" and p.nodes[-1].id == "cB"
+    store.ingest([txn("lone", "hermit", card="alone")])
+    none = store.path(src=EntityRef(kind="user", id="a1"), dst=EntityRef(kind="card", id="alone"))
+    assert none.nodes == [] and none.length == 0
+    with pytest.raises(GraphNotFound):
+        store.neighbourhood("card", "missing")
+
+
+# --- export -----------------------------------------------------------------------------------
+
+
+def test_export_shapes_and_mapping(store: CypherStore) -> None:
+    world(store)
+    store.label(kind="user", id="a1", label="fraud", by="ana", at=T0)
+    store.label(kind="user", id="x0", label="legitimate", by="ana", at=T0)
+    ex = store.export(chunk_size=7)
+    users, entities = 30, 1 + 1 + 24 + 1 + 1 + 1  # dA, cB, cx*, nat, big, old
+    assert ex.num_nodes == users + entities
+    edges = 3 * 3 + 3 * 3 + 24 * 3 + 2
+    assert ex.edge_index.shape == (2, 2 * edges) and ex.edge_index.dtype.name == "int64"
+    assert ex.x.shape == (ex.num_nodes, len(ex.feature_names))
+    assert ex.edge_attr.shape == (2 * edges, 3)
+    i = ex.index[("user", "a1")]
+    assert ex.ids[i] == "a1" and ex.y[i] == 1 and ex.x[i, 0] == 1
+    assert ex.y[ex.index[("user", "x0")]] == 0 and ex.y[ex.index[("user", "a2")]] == -1
+    nat = ex.index[("ip", "nat")]
+    assert ex.x[nat, 3] == 1
+    assert ex.x[nat, 5] == pytest.approx(math.log1p(30))
+    src, dst = ex.edge_index
+    users_of_nat = {ex.ids[j] for j in dst[src == nat].tolist()}
+    assert users_of_nat == {"a1", "a2", "a3", "b1", "b2", "b3"} | {f"x{k}" for k in range(24)}
+
+
+# --- injection --------------------------------------------------------------------------------
+
+NASTY = [
+    'quote"d',
+    "it's",
+    "}) DETACH DELETE n //",
+    "'}) MATCH (n) DETACH DELETE n //",
+    '"}) MATCH (n) DETACH DELETE n RETURN 1 //',
+    "back\\slash\\",
+    "{brace}",
+    "$param",
+    "new\nline",
+    "`tick`",
+]
+
+
+def test_cypher_injection_in_ids_is_plain_text(store: CypherStore) -> None:
+    store.ingest([txn("keep", "keeper", card="keep-card")])
+    before = count(store)
+    recs = [
+        txn(f"t-{s}", s, card=s, device=s, ip=s, merchant=s, ts=T0 + k) for k, s in enumerate(NASTY)
+    ]
+    assert store.ingest(recs).ingested == len(NASTY)
+    assert count(store) == before + 6 * len(NASTY)  # user, 4 entities, txn each
+    assert store.neighbourhood("user", "keeper", hops=1).nodes[1].id == "keep-card"
+    for s in NASTY:
+        nb = store.neighbourhood("user", s, hops=1)
+        assert {(n.kind, n.id) for n in nb.nodes} == {
+            ("user", s),
+            ("card", s),
+            ("device", s),
+            ("ip", s),
+            ("merchant", s),
+        }
+        assert store.label(kind="card", id=s, label="fraud", by=s, at=T0).changed
+        assert store.label(kind="txn", id=f"t-{s}", label="fraud", by=s, at=T0).edges_updated == 4
+    assert count(store) == before + 6 * len(NASTY)
+    assert store.detect_rings().rings == []
