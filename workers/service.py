@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import orjson
 import redis
@@ -20,7 +20,7 @@ import redis
 from fraudring.errors import InvalidInput, NotFound
 from fraudring.logs import get_logger
 from fraudring.settings import Settings
-from graph.schemas import IngestResult, LabelResult, RingUpdate, TxnRecord
+from graph.schemas import IngestResult, LabelResult, Neighbourhood, RingUpdate, TxnRecord
 from realtime.keys import DECISION_GROUP, LABEL_GROUP, Keys
 from realtime.labels import LabelRecord
 from workers import alerts
@@ -36,9 +36,15 @@ class PipelineStore(Protocol):
 
     def ingest(self, records: Sequence[TxnRecord]) -> IngestResult: ...
 
-    def detect_rings(self, *, touched_users: Collection[str] | None = None) -> RingUpdate: ...
+    def detect_rings(
+        self, *, touched_users: Collection[str] | None = None, now: float | None = None
+    ) -> RingUpdate: ...
 
-    def label(self, *, kind: str, id: str, label: str) -> LabelResult: ...
+    def label(
+        self, *, kind: str, id: str, label: Literal["fraud", "legitimate"], by: str, at: float
+    ) -> LabelResult: ...
+
+    def neighbourhood(self, kind: str, id: str, *, hops: int, max_nodes: int) -> Neighbourhood: ...
 
 
 @dataclass
@@ -101,9 +107,22 @@ class Rescored:
     alert_ids: list[str]
 
 
-def rescore(pipe: Pipeline, users: Collection[str]) -> Rescored:
+def event_time(pipe: Pipeline, batch_max_ts: float | None = None) -> float | None:
+    """The stream's clock: the newest transaction time ingested (rings age by event time)."""
+    key = pipe.keys.meta("event_time")
+    if batch_max_ts is not None:
+        cur = pipe.client.get(key)
+        if cur is None or float(cur) < batch_max_ts:
+            pipe.client.set(key, repr(batch_max_ts))
+            return batch_max_ts
+        return float(cur)
+    cur = pipe.client.get(key)
+    return float(cur) if cur is not None else None
+
+
+def rescore(pipe: Pipeline, users: Collection[str], *, now: float | None = None) -> Rescored:
     """Re-examine the users' neighbourhoods, score the rings, write every entity's risk."""
-    update = pipe.store.detect_rings(touched_users=users)
+    update = pipe.store.detect_rings(touched_users=users, now=now or event_time(pipe))
     if not update.rings:
         return Rescored(update, 0, [])
     scores, version = pipe.scorer(update.rings)
@@ -166,7 +185,9 @@ def process_decisions(pipe: Pipeline, messages: list[Message]) -> BatchStats:
     if good:
         users = {d.txn.user_id for _, d in good}
         try:
-            done = rescore(pipe, users)
+            done = rescore(
+                pipe, users, now=event_time(pipe, max(d.txn.ts.timestamp() for _, d in good))
+            )
             stats.rings, stats.risks_written = len(done.update.rings), done.written
             stats.alert_ids.extend(done.alert_ids)
         except Exception as exc:  # scoring must not block ingest: queue the users for later
@@ -238,13 +259,19 @@ def rescore_pending(pipe: Pipeline, *, limit: int = 5000) -> int:
 
 
 def _label_users(pipe: Pipeline, rec: LabelRecord) -> set[str]:
-    """Users whose ring a label can change: the user itself or the entity's users."""
+    """Users whose ring a label can change: the user, the txn's user, or the entity's users."""
     if rec.kind == "user":
         return {rec.id}
-    users_of = getattr(pipe.store, "users_of", None)
-    if users_of is not None:
-        return set(users_of(kind=rec.kind, id=rec.id))
-    return set()
+    if rec.kind == "txn":
+        raw = pipe.client.get(pipe.keys.decision(rec.id))  # the API's stored decision
+        if raw is None:
+            log.warning("labels.txn_user_unknown", txn_id=rec.id)
+            return set()
+        body = orjson.loads(raw)
+        user = (body.get("txn") or {}).get("user_id") or body.get("user_id")
+        return {str(user)} if user else set()
+    hood = pipe.store.neighbourhood(rec.kind, rec.id, hops=1, max_nodes=500)
+    return {n.id for n in hood.nodes if n.kind == "user"}
 
 
 def drain_labels(pipe: Pipeline, *, consumer: str, max_seconds: float = 10.0) -> int:
@@ -273,7 +300,7 @@ def drain_labels(pipe: Pipeline, *, consumer: str, max_seconds: float = 10.0) ->
                 if msg.raw is None:
                     raise ValueError("entry has no field 'd'")
                 rec = LabelRecord.model_validate(orjson.loads(msg.raw))
-                pipe.store.label(kind=rec.kind, id=rec.id, label=rec.label)
+                pipe.store.label(kind=rec.kind, id=rec.id, label=rec.label, by=rec.by, at=rec.at)
                 users |= _label_users(pipe, rec)
                 ok.append(msg.id)
             except (ValueError, orjson.JSONDecodeError, InvalidInput, NotFound) as exc:

@@ -1,0 +1,106 @@
+"""Read-only figures of the asynchronous pipeline, from Redis alone.
+
+The CLI (`fraudring status`, `fraudring deadletter`) and the API's /metrics call these; neither
+may import the workers, and nothing here needs Celery, the graph or torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+import redis
+
+from realtime.keys import DECISION_GROUP, Keys
+
+QUEUES = ("ingest", "score", "train")
+
+
+def freshness_stats(client: redis.Redis, keys: Keys) -> dict[str, float]:
+    """p50 / p95 / max seconds from decision to refreshed ring risk, over recent decisions."""
+    raw = client.lrange(keys.meta("freshness"), 0, -1)
+    if not raw:
+        return {"n": 0, "p50_s": float("nan"), "p95_s": float("nan"), "max_s": float("nan")}
+    arr = np.array([float(v) for v in raw], dtype=np.float64)
+    return {
+        "n": int(arr.size),
+        "p50_s": float(np.percentile(arr, 50)),
+        "p95_s": float(np.percentile(arr, 95)),
+        "max_s": float(arr.max()),
+    }
+
+
+def stream_lag(client: redis.Redis, stream: str, group: str) -> dict[str, int]:
+    """Pending (delivered, not acknowledged) and undelivered messages of a consumer group."""
+    try:
+        groups = client.xinfo_groups(stream)
+    except redis.ResponseError:  # no stream yet
+        return {"length": 0, "pending": 0, "undelivered": 0, "consumers": 0}
+    length = int(client.xlen(stream))
+    for g in groups:
+        name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
+        if name == group:
+            lag = g.get("lag")
+            return {
+                "length": length,
+                "pending": int(g["pending"]),
+                "undelivered": int(lag) if lag is not None else length,
+                "consumers": int(g["consumers"]),
+            }
+    return {"length": length, "pending": 0, "undelivered": length, "consumers": 0}
+
+
+def decision_lag(client: redis.Redis, keys: Keys) -> dict[str, int]:
+    return stream_lag(client, keys.decisions_stream, DECISION_GROUP)
+
+
+def queue_lengths(client: redis.Redis, keys: Keys) -> dict[str, int]:
+    """Celery messages waiting per queue (the broker's lists carry the same prefix)."""
+    return {q: int(client.llen(f"{keys.prefix}{q}")) for q in QUEUES}
+
+
+def read_json(client: redis.Redis, key: str) -> dict[str, Any] | None:
+    raw = client.get(key)
+    return None if raw is None else dict(orjson.loads(raw))
+
+
+def last_retrain(client: redis.Redis, keys: Keys) -> dict[str, Any] | None:
+    return read_json(client, keys.meta("retrain:last"))
+
+
+def drift(client: redis.Redis, keys: Keys) -> dict[str, Any] | None:
+    """The last drift check: PSI per feature, score PSI, label recall/precision, breached."""
+    return read_json(client, keys.meta("drift:last"))
+
+
+def deadletters(client: redis.Redis, keys: Keys, *, count: int = 20) -> list[dict[str, Any]]:
+    """Newest first; each entry is the record plus its stream id."""
+    out = []
+    for raw_id, fields in client.xrevrange(keys.deadletter, count=count) or []:
+        body = orjson.loads((fields or {}).get(b"d", b"{}"))
+        body["id"] = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+        out.append(body)
+    return out
+
+
+def metrics(client: redis.Redis, keys: Keys) -> dict[str, float]:
+    """Flat gauges for Prometheus (name -> value), NaN where nothing was measured yet."""
+    fresh = freshness_stats(client, keys)
+    lag = decision_lag(client, keys)
+    out: dict[str, float] = {
+        "fraudring_freshness_p50_seconds": fresh["p50_s"],
+        "fraudring_freshness_p95_seconds": fresh["p95_s"],
+        "fraudring_decision_stream_pending": float(lag["pending"]),
+        "fraudring_decision_stream_undelivered": float(lag["undelivered"]),
+        "fraudring_deadletter_total": float(client.xlen(keys.deadletter)),
+    }
+    for q, n in queue_lengths(client, keys).items():
+        out[f"fraudring_queue_length_{q}"] = float(n)
+    d = drift(client, keys) or {}
+    out["fraudring_drift_score_psi"] = float(d.get("score_psi", float("nan")) or float("nan"))
+    out["fraudring_drift_max_feature_psi"] = float(d.get("max_feature_psi", float("nan")))
+    out["fraudring_drift_breached"] = float(bool(d.get("breached", False)))
+    r = last_retrain(client, keys) or {}
+    out["fraudring_last_retrain_timestamp"] = float(r.get("finished_at", float("nan")))
+    return out

@@ -1,0 +1,141 @@
+"""A real Celery worker (subprocess, threads pool) on the real Redis broker and embedded FalkorDB."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+import redis
+
+from fraudring.settings import Settings
+from graph.service import open_store
+from realtime import ops
+from realtime.keys import Keys
+from tests.test_workers_support import (
+    ROOT,
+    T0,
+    celery_worker,
+    decision,
+    kill,
+    small_world,
+    wait_for,
+    worker_env,
+    xadd_all,
+)
+from workers.service import parse_decision, to_record
+from workers.streams import Message
+
+pytestmark = pytest.mark.slow
+
+
+def _drained(client: redis.Redis, keys: Keys, total: int) -> Callable[[], bool]:
+    def check() -> bool:
+        lag = ops.decision_lag(client, keys)
+        return lag["length"] == total and lag["pending"] == 0 and lag["undelivered"] == 0
+
+    return check
+
+
+def test_killed_worker_loses_nothing_and_double_counts_nothing(
+    make_settings: Callable[..., Settings], redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    s = make_settings()
+    keys = Keys(s.redis_prefix)
+    world = small_world(users=40, txns=3000, seed=3)
+    log = tmp_path / "worker.log"
+    with celery_worker(worker_env(s, FRAUDRING_INGEST_BATCH="25"), log) as workers:
+        xadd_all(redis_client, keys.decisions_stream, world[:2000])
+
+        def acked() -> int:
+            lag = ops.decision_lag(redis_client, keys)
+            return lag["length"] - lag["pending"] - lag["undelivered"]
+
+        wait_for(lambda: acked() >= 300, timeout=60, what="the first batches", log=log)
+        kill(workers.procs[0])
+        lag = ops.decision_lag(redis_client, keys)
+        assert lag["pending"] + lag["undelivered"] > 0, "killed too late to prove anything"
+        xadd_all(redis_client, keys.decisions_stream, world[2000:] + world[:100])  # 100 repeats
+        workers.start()
+        wait_for(
+            _drained(redis_client, keys, 3100), timeout=90, what="the drain after restart", log=log
+        )
+
+    assert s.graph_url is not None
+    with open_store(s.graph_url, settings=s) as store:
+        records = [to_record(parse_decision(Message("x", orjson.dumps(r)))) for r in world]
+        assert store.ingest(records).ingested == 0, "a transaction was lost"
+        per_user = Counter(r["txn"]["user_id"] for r in world)
+        for user, n in per_user.items():
+            hood = store.neighbourhood("user", user, hops=1, max_nodes=50, follow=["card"])
+            counted = sum(e.n for e in hood.edges if e.kind == "card")
+            assert counted == n, f"{user}: graph counts {counted} transactions, stream has {n}"
+
+
+def test_bad_messages_go_to_deadletter_and_the_pipeline_continues(
+    make_settings: Callable[..., Settings], redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    s = make_settings()
+    keys = Keys(s.redis_prefix)
+    good = small_world(users=10, txns=60)
+    log = tmp_path / "worker.log"
+    with celery_worker(worker_env(s), log):
+        xadd_all(redis_client, keys.decisions_stream, good[:30])
+        redis_client.xadd(keys.decisions_stream, {"d": b'{"txn": {"txn_id": '})
+        redis_client.xadd(keys.decisions_stream, {"d": orjson.dumps({**good[0], "color": "red"})})
+        redis_client.xadd(keys.decisions_stream, {"other": b"1"})
+        xadd_all(redis_client, keys.decisions_stream, good[30:])
+        wait_for(_drained(redis_client, keys, 63), timeout=60, what="the drain", log=log)
+    reasons = sorted(e["reason"] for e in ops.deadletters(redis_client, keys))
+    assert len(reasons) == 3
+    assert reasons[0] == "ValueError: entry has no field 'd'"
+    assert reasons[1] == "color: Extra inputs are not permitted"
+    assert reasons[2].startswith("malformed JSON")
+    assert s.graph_url is not None
+    with open_store(s.graph_url, settings=s) as store:
+        records = [to_record(parse_decision(Message("x", orjson.dumps(r)))) for r in good]
+        assert store.ingest(records).ingested == 0  # all 60 good ones, before and after, are in
+    # the CLI shows them
+    out = subprocess.run(
+        [sys.executable, "-m", "fraudring.cli", "deadletter", "list"],
+        cwd=ROOT, env={**worker_env(s), "COLUMNS": "250"}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "Extra inputs" in out.stdout and "malformed" in out.stdout
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_failing_task_retries_with_backoff_then_deadletters(
+    make_settings: Callable[..., Settings], redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    s = make_settings()
+    keys = Keys(s.redis_prefix)
+    env = worker_env(s, FRAUDRING_ALERT_WEBHOOK_URL=f"http://127.0.0.1:{_closed_port()}/hook")
+    log = tmp_path / "worker.log"
+    with celery_worker(env, log):
+        rec = decision("t-decl", user="u1", ts=T0, card="c1", outcome="decline", score=0.97)
+        xadd_all(redis_client, keys.decisions_stream, [rec])
+        t0 = time.time()
+        wait_for(
+            lambda: redis_client.xlen(keys.deadletter) > 0, timeout=60, what="dead letter", log=log
+        )
+        elapsed = time.time() - t0
+    (entry,) = ops.deadletters(redis_client, keys)
+    assert entry["kind"] == "task" and entry["task"] == "fraudring.alerts.webhook"
+    assert entry["attempts"] == 3  # first try + FRAUDRING_TASK_MAX_RETRIES=2
+    assert "ConnectError" in entry["error"]
+    assert elapsed >= 1 + 2  # backoff 1 s then 2 s
+    alert = orjson.loads(redis_client.xrange(keys.alerts_stream)[0][1][b"d"])
+    assert alert["kind"] == "high_risk_decision" and alert["evidence"]["txn_id"] == "t-decl"
+    assert entry["args"] == [redis_client.xrange(keys.alerts_stream)[0][0].decode()]
