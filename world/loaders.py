@@ -139,7 +139,8 @@ def parse_times(table: pa.Table, column: str) -> tuple[np.ndarray, np.ndarray]:
         iso = pd.to_datetime(text[~numeric], errors="coerce", utc=True, format="ISO8601")
         ok = iso.notna().to_numpy()
         rest = np.flatnonzero(~numeric)
-        ts[rest[ok]] = iso[ok].to_numpy().astype("datetime64[us]").astype(np.int64)
+        naive = iso[ok].dt.tz_convert("UTC").dt.tz_localize(None)
+        ts[rest[ok]] = naive.to_numpy().astype("datetime64[us]").astype(np.int64)
         bad = np.ones(n, dtype=bool)
         bad[numeric] = False
         bad[rest[ok]] = False
@@ -225,25 +226,25 @@ def finish(
         df["typology"] = truth_typology.to_numpy()
     good = df[keep].sort_values(["ts", "txn_id"], kind="stable")
     ts = pa.array(good["ts"].to_numpy(), type=schema.TS)
-    ids = pa.array(good["txn_id"].astype(str).to_numpy(), type=pa.string())
+    ids = pa.array(good["txn_id"].astype(str).to_numpy(), type=pa.string(), from_pandas=True)
     txns = pa.Table.from_arrays(
         [
             ids,
             ts,
             *(
-                pa.array(good[c].to_numpy(), type=pa.string())
+                pa.array(good[c].to_numpy(), type=pa.string(), from_pandas=True)
                 for c in ("user_id", "card_id", "device_id", "ip", "merchant_id")
             ),
             pa.array(good["amount"].to_numpy(), type=pa.float64()),
-            pa.array(good["currency"].astype(str).to_numpy(), type=pa.string()),
-            pa.array(good["merchant_category"].to_numpy(), type=pa.string()),
+            pa.array(good["currency"].astype(str).to_numpy(), type=pa.string(), from_pandas=True),
+            pa.array(good["merchant_category"].to_numpy(), type=pa.string(), from_pandas=True),
         ],
         schema=schema.TRANSACTIONS,
     )
     lab = good[good["label"] >= 0].sort_values(["label_ts", "txn_id"], kind="stable")
     labels = pa.Table.from_arrays(
         [
-            pa.array(lab["txn_id"].astype(str).to_numpy(), type=pa.string()),
+            pa.array(lab["txn_id"].astype(str).to_numpy(), type=pa.string(), from_pandas=True),
             pa.array(lab["label"].to_numpy().astype(np.int8)),
             pa.array(lab["label_ts"].to_numpy(), type=schema.TS),
         ],
@@ -255,7 +256,7 @@ def finish(
             ids,
             pa.array((good["label"] == 1).to_numpy()),
             pa.nulls(len(good), pa.string()),
-            pa.array(typ, type=pa.string()),
+            pa.array(typ, type=pa.string(), from_pandas=True),
             pa.array(np.zeros(len(good), dtype=bool)),
         ],
         schema=schema.TRUTH,

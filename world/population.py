@@ -160,7 +160,13 @@ def build_population(rng: np.random.Generator, *, n_users: int, days: int) -> Po
 
     n_merchants = max(40, n_users // 40)
     ent.new("merchants", n_merchants)
-    merchant_cat = rng.choice(len(CATEGORIES), size=n_merchants, p=CAT_SHARE / CAT_SHARE.sum())
+    # Every category has merchants, the rest by share.
+    merchant_cat = np.r_[
+        np.arange(len(CATEGORIES)),
+        rng.choice(
+            len(CATEGORIES), size=n_merchants - len(CATEGORIES), p=CAT_SHARE / CAT_SHARE.sum()
+        ),
+    ]
     popularity = rng.pareto(1.2, n_merchants) + 0.05
     cdf = np.cumsum(popularity) / popularity.sum()
     fav = np.searchsorted(cdf, rng.random((n_users, 3)))

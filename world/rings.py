@@ -32,7 +32,7 @@ from world.population import (
 TYPOLOGIES = ("synthetic_identity", "card_testing", "ato", "mule")
 TYPOLOGY_WEIGHTS = np.array([0.3, 0.25, 0.25, 0.2])
 #: Rough fraudulent transactions per member, to size rings from the fraud budget.
-FRAUD_PER_MEMBER = {"synthetic_identity": 3.5, "card_testing": 3.0, "ato": 2.5, "mule": 4.0}
+FRAUD_PER_MEMBER = {"synthetic_identity": 3.5, "card_testing": 4.5, "ato": 2.5, "mule": 4.0}
 
 
 @dataclass
@@ -206,7 +206,7 @@ class Planner:
         self._set(users, "shared_device", devs[rng.integers(0, devs.shape[0], k)])
         self._set(users, "home_ip", ips[np.arange(k) % ips.shape[0]])
         stolen = self.pop.card1[
-            rng.choice(self.base, size=min(self.base, max(k, round(k * 0.8))), replace=False)
+            rng.choice(self.base, size=min(self.base // 2, round(k * 2.5)), replace=False)
         ]
         cats = ["digital_goods"] if self.easy else None
         shops = [self._merchant_of(cats) if cats else self._merchant() for _ in range(2 + k // 10)]
@@ -239,7 +239,11 @@ class Planner:
     def ato(self, r: int, k: int) -> None:
         """Established accounts suddenly used from the ring's devices and IPs."""
         rng, ent, ring, d, pop = self.rng, self.pop.entities, self.rings[r], self.days, self.pop
-        free = np.flatnonzero(~self.taken & (pop.created_day[: self.base] == 0))
+        # Established, active accounts: worth taking over, with a history of their own.
+        rate = pop.rate[: self.base]
+        free = np.flatnonzero(
+            ~self.taken & (pop.created_day[: self.base] == 0) & (rate > np.median(rate))
+        )
         victims = rng.choice(free, size=min(k, free.shape[0]), replace=False)
         self.taken[victims] = True
         pop.member[victims] = True
@@ -268,7 +272,7 @@ class Planner:
         ips = ent.new("ips", max(1, round(k / 6)))
         self._set(users, "home_ip", ips[rng.integers(0, ips.shape[0], k)])
         cats = np.full(1 + int(k > 8) + int(k > 20), CAT["online_retail"])
-        shops = add_merchants(self.pop, cats=cats, weight=0.02)
+        shops = add_merchants(self.pop, cats=cats, weight=0.005)
         ring.ips, ring.merchants = ips.tolist(), shops.tolist()
         block = self.new_users[-1]
         for j, u in enumerate(users.tolist()):
@@ -295,7 +299,9 @@ class Planner:
         while len(self.planted) < budget:
             t = order.pop(0) if order else int(rng.choice(len(TYPOLOGIES), p=TYPOLOGY_WEIGHTS))
             typ = TYPOLOGIES[t]
-            size = int(np.clip(round(rng.lognormal(np.log(8.0), 0.6)), 3, 30))
+            # Mostly 3-30 members; in small worlds no ring takes more than a quarter of the fraud.
+            cap = min(30, max(3, round(budget / (4 * FRAUD_PER_MEMBER[typ]))))
+            size = int(np.clip(round(rng.lognormal(np.log(8.0), 0.6)), 3, cap))
             room = (budget - len(self.planted)) / FRAUD_PER_MEMBER[typ]
             size = max(3, min(size, round(room)))
             r = len(self.rings)
