@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 import orjson
 import redis
+import redis.asyncio
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from fraudring.errors import InvalidInput
@@ -34,16 +35,26 @@ class LabelRecord(BaseModel):
     at: Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
+def _ids(raw: list[object]) -> list[str]:
+    return [i.decode() if isinstance(i, bytes) else str(i) for i in raw]
+
+
 def publish_labels(client: redis.Redis, keys: Keys, records: Iterable[LabelRecord]) -> list[str]:
     """XADD each record to the labels stream in one pipeline; returns the stream ids."""
     pipe = client.pipeline(transaction=False)
-    n = 0
     for rec in records:
         pipe.xadd(keys.labels_stream, {"d": orjson.dumps(rec.model_dump())})
-        n += 1
-    if n == 0:
-        return []
-    return [i.decode() if isinstance(i, bytes) else str(i) for i in pipe.execute()]
+    return _ids(pipe.execute()) if len(pipe) else []
+
+
+async def publish_labels_async(
+    client: redis.asyncio.Redis, keys: Keys, records: Iterable[LabelRecord]
+) -> list[str]:
+    """The same for the API's asyncio client."""
+    pipe = client.pipeline(transaction=False)
+    for rec in records:
+        pipe.xadd(keys.labels_stream, {"d": orjson.dumps(rec.model_dump())})
+    return _ids(await pipe.execute()) if len(pipe) else []
 
 
 def read_label_csv(path: Path, *, by: str) -> Iterator[LabelRecord]:

@@ -192,7 +192,15 @@ def test_labels_apply_to_graph_and_rescore_the_ring(pipe: Pipeline) -> None:
     drain_decisions(pipe, consumer="c1", max_seconds=60, block_ms=50)
     before = GraphRisk.loads(pipe.client.get(keys.risk("user", "u1")) or b"")
     members = pipe.store.ring(before.ring_id or "").members
-    recs = [LabelRecord(kind="user", id=u, label="fraud", by="test", at=T0 + 500) for u in members]
+    recs = [
+        LabelRecord(kind="user", id=u, label="fraud", by="test", at=T0 + 500) for u in members[1:]
+    ]
+    txn_of_first = next(
+        r["txn"]["txn_id"]
+        for r in small_world(users=20, txns=200)
+        if r["txn"]["user_id"] == members[0]
+    )
+    recs.append(LabelRecord(kind="txn", id=txn_of_first, label="fraud", by="test", at=T0 + 500))
     publish_labels(pipe.client, keys, recs)
     pipe.client.xadd(
         keys.labels_stream,
