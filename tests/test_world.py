@@ -209,8 +209,14 @@ def test_hard_members_look_ordinary_easy_do_not(rich_world, tmp_path: Path) -> N
         assert rows["amount"].median() == pytest.approx(legit["amount"].median(), rel=0.3)
         night = rows["ts"].dt.hour.between(1, 4).mean()
         assert night < 0.1
-    generate(out=tmp_path / "easy", transactions=20_000, seed=5, fraud_rate=0.01,
-             difficulty="easy", progress=False)  # fmt: skip
+    generate(
+        out=tmp_path / "easy",
+        transactions=20_000,
+        seed=5,
+        fraud_rate=0.01,
+        difficulty="easy",
+        progress=False,
+    )
     w = read_world(tmp_path / "easy")
     easy = w.transactions.to_pandas().join(w.truth.to_pandas().drop(columns="txn_id"))
     fraud, ok = easy[easy["is_fraud"]], easy[~easy["is_fraud"]]

@@ -19,8 +19,15 @@ import pyarrow.parquet as pq
 from fraudring.errors import InvalidInput
 from world.loaders import LoadReport, finish, validate
 
-COLUMNS = ("TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT",
-           "TX_FRAUD", "TX_FRAUD_SCENARIO")  # fmt: skip
+COLUMNS = (
+    "TRANSACTION_ID",
+    "TX_DATETIME",
+    "CUSTOMER_ID",
+    "TERMINAL_ID",
+    "TX_AMOUNT",
+    "TX_FRAUD",
+    "TX_FRAUD_SCENARIO",
+)
 SCENARIOS = {1: "high_amount", 2: "compromised_terminal", 3: "compromised_customer"}
 
 

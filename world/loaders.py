@@ -117,8 +117,8 @@ def _text(table: pa.Table, column: str) -> pd.Series:
     values = table.column(column)
     if not pa.types.is_string(values.type) and not pa.types.is_large_string(values.type):
         values = pc.cast(values, pa.string())
-    s = values.to_pandas().astype(object)
-    return s.where(s.notna(), None).map(lambda v: v.strip() if isinstance(v, str) else v)
+    # Python objects with None for missing: pandas' own string/NaN handling varies by version.
+    return pd.Series(pc.utf8_trim_whitespace(values).to_pylist(), dtype=object)
 
 
 def parse_times(table: pa.Table, column: str) -> tuple[np.ndarray, np.ndarray]:
