@@ -23,6 +23,6 @@ def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
         "fraud_transactions": summary.fraud_transactions,
         "rings": len(summary.rings),
         "seconds": round(seconds, 2),
-        "txn_per_s": round(summary.transactions / seconds, 1),
+        "txn_per_s": round(summary.transactions / seconds),
         "bytes_per_txn": round(size / summary.transactions, 1),
     }
