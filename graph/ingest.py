@@ -138,4 +138,3 @@ def parameters(batch: Batch) -> tuple[dict[str, Any], int]:
         "txn_id", "ts", "user_id", "card_id", "device_id", "ip", "merchant_id", "amount"
     ).rows()
     return params, edges
-

@@ -111,8 +111,20 @@ RETURN count(n)
 NEWEST_TS: Final = "MATCH (u:User) RETURN max(u.last_seen)"
 
 
+_MERCHANT_REPEAT = """
+WITH x, count(u) AS total, collect(CASE WHEN r.n >= 2 THEN u.id END) AS users
+WHERE size(users) >= 2 AND size(users) >= $share * total
+"""
+_ANY_USERS = """
+WITH x, collect(u.id) AS users
+WHERE size(users) >= 2
+"""
+
+
 def ring_links(*, degree: str, page: str) -> dict[str, str]:
-    """Per entity kind: entities with 2..cap users (all-time degree) and their recent users.
+    """Per entity kind: eligible entities (all-time degree in [min_deg, cap]) and the users
+    they link within the window; a merchant links only its repeat customers, and only when
+    they are at least `share` of its recent customers (see graph.rings).
 
     `degree` is the backend's degree expression of `x` and `page` its paging predicate, both
     constants of the backend module.
@@ -121,23 +133,24 @@ def ring_links(*, degree: str, page: str) -> dict[str, str]:
     for k in ENTITY_KINDS:
         out[k] = f"""
 MATCH (x:{LABELS[k]})
-WHERE {page} AND {degree} >= 2 AND {degree} <= $cap
+WHERE {page} AND {degree} >= $min_deg AND {degree} <= $cap
 MATCH (x)<-[r:USED]-(u:User)
 WHERE r.last_seen >= $since
-WITH x, collect(u.id) AS users
-WHERE size(users) >= 2
+{_MERCHANT_REPEAT if k == "merchant" else _ANY_USERS}
 RETURN x.id, users
 """
     return out
 
 
 def user_entities(*, degree: str) -> str:
-    """Entities a set of users used recently that can link them (degree 2..cap of their kind)."""
+    """Entities through which a set of users can be linked (the same rules as ring_links)."""
     return f"""
 UNWIND $ids AS uid
 MATCH (u:User {{id: uid}})-[r:USED]->(x)
-WHERE r.last_seen >= $since AND {degree} >= 2
-  AND ((x:Merchant AND {degree} <= $merchant_cap) OR (NOT x:Merchant AND {degree} <= $cap))
+WHERE r.last_seen >= $since AND (
+  (x:Merchant AND r.n >= 2 AND {degree} <= $merchant_cap)
+  OR (x:Card AND {degree} >= $card_min AND {degree} <= $cap)
+  OR ((x:Device OR x:IP) AND {degree} >= 2 AND {degree} <= $cap))
 RETURN DISTINCT labels(x)[0], x.id
 """
 
@@ -147,7 +160,8 @@ ENTITY_USERS: Final = "\nUNION ALL\n".join(
 UNWIND ${k} AS eid
 MATCH (x:{LABELS[k]} {{id: eid}})<-[r:USED]-(u:User)
 WHERE r.last_seen >= $since
-RETURN '{k}' AS kind, eid AS id, collect(u.id) AS users
+{_MERCHANT_REPEAT if k == "merchant" else _ANY_USERS}
+RETURN '{k}' AS kind, x.id AS id, users
 """
     for k in ENTITY_KINDS
 )
@@ -173,7 +187,8 @@ RING_UNLINK: Final = "UNWIND $ids AS rid MATCH (:User)-[m:IN_RING]->(g:Ring {id:
 RING_UPSERT: Final = """
 UNWIND $rings AS p
 MERGE (g:Ring {id: p.id})
-SET g.size = p.size, g.members = p.members, g.shared = p.shared, g.density = p.density,
+SET g.size = p.size, g.suspicious = p.suspicious, g.members = p.members, g.shared = p.shared,
+  g.density = p.density,
   g.fraud_n = p.fraud_n, g.fraud_rate = p.fraud_rate, g.amount = p.amount,
   g.account_age_days = p.account_age_days, g.first_activity = p.first_activity,
   g.last_activity = p.last_activity, g.risk = p.risk, g.created_at = p.created_at,

@@ -1,11 +1,20 @@
 """Ring detection: connected components of users over shared, recent, non-hub entities.
 
-Two users are linked when they both used the same card, device or IP within the window
+Two users are linked when they both used the same device or IP within the window
 (`RingParams.window_days`, counted back from the newest data, not the wall clock), provided that
-entity has at most `hub_cap` distinct users. Merchants only link through small merchants
-(`merchant_cap`): a mule ring cashing out at its own shell merchant shows up, a supermarket does
-not. Hub-ness uses the all-time degree, which both backends answer in O(1), so an incremental
-run decides it exactly like a full run; an entity that has ever served many users is no evidence.
+entity has at most `hub_cap` distinct users (a carrier NAT or public wifi links nobody). A card
+links only when at least `card_min_users` share it: two users on one card are a couple or a
+thief and the victim, three or more is a pattern. A merchant links only its repeat customers,
+and only when it is small (`merchant_cap`) and lives off them (`merchant_repeat_share` of its
+recent customers came back): a mule ring's shell merchant, not a corner shop whose customers
+mostly come once. Hub-ness uses the all-time degree, which both backends answer in O(1), so an
+incremental run decides it exactly like a full run.
+
+Households: families share a home IP, a tablet, a card, so they form components of up to about
+`household_max` users. A component bigger than that keeps as members only the users tied in
+through an entity shared by more than `household_max` users; the family of a taken-over account
+hanging on through its home IP is not part of the ring. A ring is `suspicious` when it is
+bigger than a household or has a member labelled fraud (or with a fraud-labelled transaction).
 
 Stable ids: each new component takes the id of the previous ring it shares most members with
 (ties: the oldest ring, then the smaller id), each old id at most once; otherwise a new id
@@ -85,6 +94,19 @@ def components(links: Links, *, min_size: int = 2) -> list[Component]:
     return out
 
 
+def core(comp: Component, links: Links, *, household_max: int, min_size: int) -> Component:
+    """Members tied in through an entity bigger than a household (see the module docstring)."""
+    if len(comp.members) <= household_max:
+        return comp
+    strong = {u for key in comp.entities if len(links[key]) > household_max for u in links[key]}
+    keep = [m for m in comp.members if m in strong]
+    if len(keep) < max(min_size, 3):
+        return comp
+    kept = set(keep)
+    ents = [key for key in comp.entities if sum(u in kept for u in links[key]) >= 2]
+    return Component(keep, ents)
+
+
 def new_ring_id(members: Iterable[str]) -> str:
     return "ring-" + hashlib.sha1(min(members).encode(), usedforsecurity=False).hexdigest()[:12]
 
@@ -119,8 +141,9 @@ def density(comp: Component, links: Links) -> float:
     if size < 2:
         return 0.0
     pairs: set[tuple[str, str]] = set()
+    members = set(comp.members)
     for key in comp.entities:
-        pairs.update(combinations(sorted(links[key]), 2))
+        pairs.update(combinations(sorted(u for u in links[key] if u in members), 2))
     return len(pairs) / (size * (size - 1) / 2)
 
 
@@ -136,6 +159,7 @@ def ring_from_props(p: dict[str, Any]) -> Ring:
     return Ring(
         id=p["id"],
         size=int(p["size"]),
+        suspicious=bool(p.get("suspicious", False)),
         members=list(p.get("members") or []),
         shared_entities=[EntityRef(kind=k, id=i) for k, i in shared],
         density=float(p["density"]),
@@ -160,15 +184,23 @@ def _user_stats(store: CypherStore, users: list[str]) -> dict[str, list[Any]]:
     return out
 
 
+def _rule(kind: str, params: RingParams) -> dict[str, Any]:
+    """Query parameters of the linking rule of one entity kind."""
+    if kind == "merchant":
+        return {"min_deg": 2, "cap": params.merchant_cap, "share": params.merchant_repeat_share}
+    floor = params.card_min_users if kind == "card" else 2
+    return {"min_deg": floor, "cap": params.hub_cap}
+
+
 def _full_links(store: CypherStore, *, since: float, params: RingParams) -> Links:
     links: Links = {}
     for kind in ENTITY_KINDS:
-        cap = params.merchant_cap if kind == "merchant" else params.hub_cap
-        if cap < 2:
+        rule = _rule(kind, params)
+        if rule["cap"] < rule["min_deg"]:
             continue
         for pred, page in store._pages("x", page_size=params.page_size):
             query = q.ring_links(degree=store.degree, page=pred)[kind]
-            for eid, users in store._read(query, {**page, "cap": cap, "since": since}):
+            for eid, users in store._read(query, {**page, **rule, "since": since}):
                 links[(kind, eid)] = list(users)
     return links
 
@@ -191,7 +223,12 @@ def _expand(
     visited: set[str] = set()
     frontier = set(touched)
     user_q = q.user_entities(degree=store.degree)
-    caps = {"cap": params.hub_cap, "merchant_cap": params.merchant_cap, "since": since}
+    caps = {
+        "cap": params.hub_cap,
+        "card_min": params.card_min_users,
+        "merchant_cap": params.merchant_cap,
+        "since": since,
+    }
     while frontier:
         visited |= frontier
         rings = _rings_of(store, frontier)
@@ -210,7 +247,9 @@ def _expand(
         for i in range(0, len(todo), _CHUNK):
             part = todo[i : i + _CHUNK]
             by_kind: dict[str, Any] = {k: [e for kk, e in part if kk == k] for k in ENTITY_KINDS}
-            for kind, eid, users in store._read(q.ENTITY_USERS, {**by_kind, "since": since}):
+            share = params.merchant_repeat_share
+            found = store._read(q.ENTITY_USERS, {**by_kind, "since": since, "share": share})
+            for kind, eid, users in found:
                 links[(kind, eid)] = list(users)
                 grow.update(u for u in users if u not in visited)
         frontier = grow
@@ -242,13 +281,27 @@ def detect(
     else:
         links, visited, old = _expand(store, touched_users, since=since, params=params)
         examined = len(visited)
-    comps = components(links, min_size=params.min_size)
+    comps = [
+        core(c, links, household_max=params.household_max, min_size=params.min_size)
+        for c in components(links, min_size=params.min_size)
+    ]
     ids = assign_ids(comps, old)
     stats = _user_stats(store, sorted({m for c in comps for m in c.members}))
     wall = time.time()
     rings: list[Ring] = []
     for rid, comp in zip(ids, comps, strict=True):
-        rings.append(_ring(rid, comp, links, stats, now=now, wall=wall, old=old))
+        rings.append(
+            _ring(
+                rid,
+                comp,
+                links,
+                stats,
+                now=now,
+                wall=wall,
+                old=old,
+                household_max=params.household_max,
+            )
+        )
     removed = sorted(set(old) - set(ids))
     _write(store, rings=rings, removed=removed, relink=[r.id for r in rings if r.id in old])
     update = RingUpdate(
@@ -280,11 +333,13 @@ def _ring(
     now: float,
     wall: float,
     old: OldRings,
+    household_max: int,
 ) -> Ring:
     # stats row: first_seen, last_seen, n, amount_sum, fraud_label, fraud_txn_n
     rows = [stats.get(m) or [now, now, 0, 0.0, None, 0] for m in comp.members]
     fraud_n = sum(1 for r in rows if r[4] == "fraud" or (r[5] or 0) > 0)
     size = len(comp.members)
+    suspicious = size > household_max or fraud_n > 0
     first = min(float(r[0]) for r in rows)
     last = max(float(r[1]) for r in rows)
     age = sum((now - float(r[0])) / 86400 for r in rows) / size
@@ -293,6 +348,7 @@ def _ring(
     return Ring(
         id=rid,
         size=size,
+        suspicious=suspicious,
         members=comp.members,
         shared_entities=[EntityRef(kind=k, id=e) for k, e in comp.entities],
         density=dens,

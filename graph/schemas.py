@@ -113,8 +113,19 @@ class RingParams(BaseModel):
     """What links two users into one ring (see graph.rings for the reasoning)."""
 
     window_days: float = Field(default=30.0, gt=0, description="links older than this ignored")
-    hub_cap: int = Field(default=12, ge=2, description="max distinct users of a card/device/ip")
-    merchant_cap: int = Field(default=6, ge=0, description="max distinct users of a merchant")
+    hub_cap: int = Field(default=20, ge=2, description="max distinct users of a card/device/ip")
+    card_min_users: int = Field(
+        default=3, ge=2, description="a card links only when this many users share it"
+    )
+    merchant_cap: int = Field(
+        default=60, ge=0, description="max distinct users of a linking merchant (< 2: none)"
+    )
+    merchant_repeat_share: float = Field(
+        default=0.5, ge=0, le=1, description="min share of repeat customers of such a merchant"
+    )
+    household_max: int = Field(
+        default=4, ge=1, description="larger groups keep only users tied through bigger entities"
+    )
     min_size: int = Field(default=2, ge=2)
     page_size: int = Field(default=20_000, ge=100)
 
@@ -122,6 +133,9 @@ class RingParams(BaseModel):
 class Ring(BaseModel):
     id: str
     size: int
+    suspicious: bool = Field(
+        description="bigger than a household, or with a member labelled fraud (graph.rings)"
+    )
     members: list[str]
     shared_entities: list[EntityRef]
     density: float = Field(description="linked member pairs / all member pairs")

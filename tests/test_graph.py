@@ -187,8 +187,8 @@ def test_ring_ids_stable_when_a_ring_grows(store: CypherStore) -> None:
     world(store)
     store.detect_rings()
     first = ring_sets(store)
-    store.ingest([txn("g1", "a4", device="dA", ts=T0 + 100), txn("g2", "z1", card="cz")])
-    store.ingest([txn("g3", "z2", card="cz")])
+    store.ingest([txn("g1", "a4", device="dA", ts=T0 + 100), txn("g2", "z1", device="dz")])
+    store.ingest([txn("g3", "z2", device="dz")])
     store.detect_rings()
     second = ring_sets(store)
     a_id = next(k for k, v in first.items() if "a1" in v)
@@ -315,3 +315,39 @@ def test_cypher_injection_in_ids_is_plain_text(store: CypherStore) -> None:
         assert store.label(kind="txn", id=f"t-{s}", label="fraud", by=s, at=T0).edges_updated == 4
     assert count(store) == before + 6 * len(NASTY)
     assert store.detect_rings().rings == []
+
+
+def test_households_are_cut_from_rings_and_not_suspicious(store: CypherStore) -> None:
+    recs = [txn(f"r{k}", f"m{k}", device="ring-dev", ts=T0) for k in range(6)]
+    # m0's family hangs on through their home IP; a separate family of three shares a card
+    recs += [txn(f"h{k}", u, ip="home", ts=T0) for k, u in enumerate(("m0", "f1", "f2"))]
+    recs += [txn(f"g{k}", u, card="family-card", ts=T0) for k, u in enumerate(("g1", "g2", "g3"))]
+    # two users on one card (a couple, or a thief and the victim) link nobody
+    recs += [txn("c1", "p1", card="pair"), txn("c2", "p2", card="pair")]
+    store.ingest(recs)
+    rings = {frozenset(r.members): r for r in store.detect_rings().rings}
+    assert set(rings) == {frozenset(f"m{k}" for k in range(6)), frozenset({"g1", "g2", "g3"})}
+    assert rings[frozenset(f"m{k}" for k in range(6))].suspicious
+    family = rings[frozenset({"g1", "g2", "g3"})]
+    assert not family.suspicious
+    store.label(kind="txn", id="g1", label="fraud", by="ana", at=T0)
+    assert store.ring(family.id).suspicious is False  # stored state until the next run
+    assert store.detect_rings(touched_users=["g1"]).rings[0].suspicious
+
+
+def test_merchant_links_only_repeat_customers_of_a_shell(store: CypherStore) -> None:
+    recs = []
+    for k in range(4):  # a shell merchant living off four repeat customers
+        recs += [
+            txn(f"s{k}a", f"mule{k}", merchant="shell"),
+            txn(f"s{k}b", f"mule{k}", merchant="shell"),
+        ]
+    recs.append(txn("once", "passer-by", merchant="shell"))
+    for k in range(10):  # a corner shop: ten one-off customers, one regular
+        recs.append(txn(f"c{k}", f"walk{k}", merchant="corner"))
+    recs += [txn("reg1", "walk0", merchant="corner", ts=T0 + 1)]
+    store.ingest(recs)
+    rings = store.detect_rings().rings
+    assert [r.members for r in rings] == [[f"mule{k}" for k in range(4)]]
+    assert [(e.kind, e.id) for e in rings[0].shared_entities] == [("merchant", "shell")]
+    assert store.detect_rings(params=RingParams(merchant_cap=0)).rings == []
