@@ -6,6 +6,8 @@ be names this engine computes; the booster's own feature names, when saved, must
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
 import threading
 from dataclasses import dataclass
@@ -29,59 +31,167 @@ class ModelRefused(FraudringError):
 
 
 @dataclass(frozen=True)
-class SaabasTable:
-    """For every leaf of every tree, the per-feature change of the node mean along its path."""
+class TreeWalker:
+    """The forest as padded numpy arrays: finds one row's leaves in all trees at once.
 
-    node_row: np.ndarray  # (trees, max node id + 1) -> row in `vectors` (leaves only)
-    vectors: np.ndarray  # (leaves, features)
+    Each level is a handful of vector operations over the trees (about 50 us for 300 trees of
+    depth 6, against ~350 us for a DMatrix + `pred_leaf`). For every leaf it keeps the Saabas
+    contributions along its path (what `pred_contribs=True, approx_contribs=True` computes).
+    Built from the booster's own JSON (exact float32 thresholds) and checked against XGBoost at
+    load; a model it cannot mirror falls back to `pred_leaf`.
+    """
+
+    feature: np.ndarray  # (trees, nodes) split feature (0 at leaves)
+    threshold: np.ndarray  # (trees, nodes) float32; go left when x < threshold
+    left: np.ndarray  # (trees, nodes) next node when x < threshold (self at leaves)
+    right: np.ndarray
+    missing: np.ndarray  # next node when x is NaN
+    depth: int
+    leaf_vectors: np.ndarray  # (trees, nodes, features) Saabas contributions, zero off-leaf
 
     @classmethod
-    def build(cls, booster: xgb.Booster, features: tuple[str, ...]) -> SaabasTable:
-        index = {f: i for i, f in enumerate(features)}
-        trees = [json.loads(t) for t in booster.get_dump(dump_format="json", with_stats=True)]
-        rows: list[np.ndarray] = []
-        maps: list[dict[int, int]] = []
-
-        def mean(node: dict[str, Any]) -> float:
-            if "leaf" in node:
-                return float(node["leaf"])
-            kids = node["children"]
-            total = sum(float(k["cover"]) for k in kids) or 1.0
-            m = sum(float(k["cover"]) * mean(k) for k in kids) / total
-            node["_mean"] = m
-            return m
-
-        for tree in trees:
-            mean(tree)
-            leaf_rows: dict[int, int] = {}
-            stack: list[tuple[dict[str, Any], np.ndarray]] = [
-                (tree, np.zeros(len(features), dtype=np.float32))
-            ]
+    def build(cls, booster: xgb.Booster, n_features: int) -> TreeWalker:
+        model = json.loads(booster.save_raw("json"))["learner"]["gradient_booster"]["model"]
+        trees = model["trees"]
+        width = max(int(t["tree_param"]["num_nodes"]) for t in trees)
+        shape = (len(trees), width)
+        feature = np.zeros(shape, dtype=np.intp)
+        threshold = np.zeros(shape, dtype=np.float32)
+        left = np.tile(np.arange(width, dtype=np.intp), (len(trees), 1))
+        right, missing = left.copy(), left.copy()
+        vectors = np.zeros((*shape, n_features), dtype=np.float32)
+        depth = 0
+        for t, tree in enumerate(trees):
+            if any(tree.get("split_type", [])) or tree.get("categories"):
+                raise ValueError("categorical splits are not mirrored")
+            lc, rc = tree["left_children"], tree["right_children"]
+            cond = np.asarray(tree["split_conditions"], dtype=np.float32)
+            cover = np.asarray(tree["sum_hessian"], dtype=np.float64)
+            n = len(lc)
+            mean = np.zeros(n, dtype=np.float64)
+            for node in reversed(range(n)):  # children have larger ids than their parent
+                if lc[node] == -1:
+                    mean[node] = float(cond[node])
+                else:
+                    a, b = lc[node], rc[node]
+                    total = cover[a] + cover[b] or 1.0
+                    mean[node] = (cover[a] * mean[a] + cover[b] * mean[b]) / total
+            stack: list[tuple[int, np.ndarray, int]] = [(0, np.zeros(n_features), 0)]
             while stack:
-                node, acc = stack.pop()
-                if "leaf" in node:
-                    leaf_rows[int(node["nodeid"])] = len(rows)
-                    rows.append(acc)
+                node, acc, d = stack.pop()
+                if lc[node] == -1:
+                    vectors[t, node] = acc
+                    depth = max(depth, d)
                     continue
-                here = node["_mean"]
-                f = index[node["split"]]
-                for kid in node["children"]:
+                f = int(tree["split_indices"][node])
+                feature[t, node] = f
+                threshold[t, node] = cond[node]
+                left[t, node], right[t, node] = lc[node], rc[node]
+                missing[t, node] = lc[node] if tree["default_left"][node] else rc[node]
+                for kid in (lc[node], rc[node]):
                     step = acc.copy()
-                    step[f] += (float(kid["leaf"]) if "leaf" in kid else kid["_mean"]) - here
-                    stack.append((kid, step))
-            maps.append(leaf_rows)
-        width = max((max(m) for m in maps if m), default=0) + 1
-        node_row = np.zeros((len(maps), width), dtype=np.intp)
-        for t, m in enumerate(maps):
-            for node_id, r in m.items():
-                node_row[t, node_id] = r
-        vectors = np.vstack(rows) if rows else np.zeros((1, len(features)), dtype=np.float32)
-        return cls(node_row=node_row, vectors=vectors)
+                    step[f] += mean[kid] - mean[node]
+                    stack.append((kid, step, d + 1))
+        return cls(feature, threshold, left, right, missing, depth, vectors)
+
+    def leaves(self, x: np.ndarray) -> np.ndarray:
+        """Flat node indices (tree * width + node) of the row's leaf in every tree."""
+        idx: np.ndarray = self.roots
+        feature, threshold, left, right, missing = self.flat
+        for _ in range(self.depth):
+            v = x.take(feature.take(idx))
+            nxt = np.where(v < threshold.take(idx), left.take(idx), right.take(idx))
+            idx = np.where(v != v, missing.take(idx), nxt)
+        return idx
 
     def contributions(self, leaves: np.ndarray) -> np.ndarray:
-        picked = self.node_row[np.arange(len(leaves)), leaves]
-        result: np.ndarray = self.vectors[picked].sum(axis=0)
+        result: np.ndarray = self.vectors_flat.take(leaves, axis=0).sum(axis=0)
         return result
+
+    @property
+    def roots(self) -> np.ndarray:
+        roots: np.ndarray = np.arange(self.feature.shape[0], dtype=np.intp) * self.feature.shape[1]
+        return roots
+
+    @functools.cached_property
+    def flat(self) -> tuple[np.ndarray, ...]:
+        """Arrays indexed by flat node index; child links made flat too."""
+        offset = self.roots[:, None]
+        return (
+            self.feature.ravel(),
+            self.threshold.ravel(),
+            (self.left + offset).ravel(),
+            (self.right + offset).ravel(),
+            (self.missing + offset).ravel(),
+        )
+
+    @functools.cached_property
+    def vectors_flat(self) -> np.ndarray:
+        return self.leaf_vectors.reshape(-1, self.leaf_vectors.shape[-1])
+
+
+class FastInplace:
+    """`Booster.inplace_predict` for one float32 row without its Python wrapper.
+
+    The wrapper spends ~140 us per call on type dispatch and JSON building before the same C
+    call (XGBoosterPredictFromDense, ~70 us for 300 trees). Here the row is copied into a fixed
+    buffer whose array interface and arguments are encoded once. Used only if it returns exactly
+    what `inplace_predict` returns at load; one instance per event loop (not thread-safe).
+    """
+
+    def __init__(self, booster: xgb.Booster, n_features: int) -> None:
+        from xgboost.core import _LIB, c_bst_ulong  # type: ignore[attr-defined]
+        from xgboost.data import array_interface  # type: ignore[attr-defined]
+
+        self._lib = _LIB
+        self._handle = booster.handle
+        self._buf = np.zeros((1, n_features), dtype=np.float32)
+        self._iface = array_interface(self._buf)
+        config = {
+            "type": 0,
+            "training": False,
+            "iteration_begin": 0,
+            "iteration_end": 0,
+            "missing": float("nan"),
+            "strict_shape": False,
+            "cache_id": 0,
+        }
+        self._args = json.dumps(config).encode()
+        self._shape = ctypes.POINTER(c_bst_ulong)()
+        self._dims = c_bst_ulong()
+        self._preds = ctypes.POINTER(ctypes.c_float)()
+        self._null = ctypes.c_void_p()
+
+    def __call__(self, row: np.ndarray) -> float:
+        np.copyto(self._buf, row)
+        rc = self._lib.XGBoosterPredictFromDense(
+            self._handle,
+            self._iface,
+            self._args,
+            self._null,
+            ctypes.byref(self._shape),
+            ctypes.byref(self._dims),
+            ctypes.byref(self._preds),
+        )
+        if rc != 0:
+            raise xgb.core.XGBoostError(self._lib.XGBGetLastError().decode())
+        return float(self._preds[0])
+
+
+def _fast(booster: xgb.Booster, n_features: int) -> FastInplace | None:
+    try:
+        fast = FastInplace(booster, n_features)
+        rng = np.random.default_rng(1)
+        x = rng.normal(scale=3, size=(32, n_features)).astype(np.float32)
+        x[rng.random(x.shape) < 0.2] = np.nan
+        ref = booster.inplace_predict(x, validate_features=False)
+        if all(fast(x[i : i + 1]) == float(ref[i]) for i in range(len(x))):
+            return fast
+    except Exception as exc:  # private API moved: use the public wrapper
+        log.warning("model.fast_predict_unavailable", error=repr(exc))
+        return None
+    log.warning("model.fast_predict_unavailable", error="results differ from inplace_predict")
+    return None
 
 
 @dataclass(frozen=True)
@@ -92,7 +202,8 @@ class LoadedModel:
     columns: np.ndarray  # indices into FEATURE_NAMES, in the model's order
     thresholds: dict[str, float]
     manifest: dict[str, Any]
-    saabas: SaabasTable
+    walker: TreeWalker | None
+    fast: FastInplace | None = None
 
     def select(self, row: Row) -> Row:
         if len(self.columns) == len(FEATURE_NAMES) and self.features == FEATURE_NAMES:
@@ -100,21 +211,43 @@ class LoadedModel:
         return np.ascontiguousarray(row[:, self.columns])
 
     def predict(self, row: Row) -> float:
+        if self.fast is not None:
+            return self.fast(self.select(row))
         out = self.booster.inplace_predict(self.select(row), validate_features=False)
         return float(np.asarray(out).reshape(-1)[0])
 
     def contributions(self, row: Row, *, top: int = 5) -> list[tuple[str, float, float]]:
         """Top (feature, value, log-odds contribution) by absolute size, for one row.
 
-        Saabas contributions (what `pred_contribs=True, approx_contribs=True` computes) from the
-        row's leaves and a per-leaf table built at load: ~0.2 ms instead of ~2 ms for TreeSHAP.
+        Saabas contributions (`pred_contribs=True, approx_contribs=True`) via the numpy walker:
+        ~0.06 ms, where exact TreeSHAP costs ~2 ms per row for 300 trees.
         """
         x = self.select(row)
-        dm = xgb.DMatrix(x, feature_names=list(self.features), nthread=1)
-        leaves = self.booster.predict(dm, pred_leaf=True).astype(np.intp).reshape(-1)
-        contribs = self.saabas.contributions(leaves)
+        if self.walker is not None:
+            contribs = self.walker.contributions(self.walker.leaves(x[0]))
+        else:
+            dm = xgb.DMatrix(x, feature_names=list(self.features), nthread=1)
+            contribs = self.booster.predict(dm, pred_contribs=True, approx_contribs=True)[0][:-1]
         order = np.argsort(-np.abs(contribs))[:top]
         return [(self.features[i], float(x[0, i]), float(contribs[i])) for i in order]
+
+
+def _walker(booster: xgb.Booster, n_features: int) -> TreeWalker | None:
+    """The numpy walker, if it reproduces XGBoost's leaves on random rows (with NaNs)."""
+    try:
+        walker = TreeWalker.build(booster, n_features)
+    except (ValueError, KeyError, IndexError) as exc:
+        log.warning("model.walker_unavailable", error=str(exc))
+        return None
+    rng = np.random.default_rng(0)
+    x = rng.normal(scale=3, size=(64, n_features)).astype(np.float32)
+    x[rng.random(x.shape) < 0.2] = np.nan
+    ref = booster.predict(xgb.DMatrix(x, nthread=1), pred_leaf=True, validate_features=False)
+    ref = np.asarray(ref, dtype=np.intp).reshape(len(x), -1) + walker.roots
+    if not all(np.array_equal(walker.leaves(x[i]), ref[i]) for i in range(len(x))):
+        log.warning("model.walker_unavailable", error="leaves differ from XGBoost's")
+        return None
+    return walker
 
 
 def load_model(registry: ModelRegistry, version: str) -> LoadedModel:
@@ -146,7 +279,8 @@ def load_model(registry: ModelRegistry, version: str) -> LoadedModel:
         columns=np.asarray([INDEX[f] for f in features], dtype=np.intp),
         thresholds=thresholds,
         manifest=manifest,
-        saabas=SaabasTable.build(booster, features),
+        walker=_walker(booster, len(features)),
+        fast=_fast(booster, len(features)),
     )
     warm = np.zeros((1, len(FEATURE_NAMES)), dtype=np.float32)
     for _ in range(3):

@@ -43,6 +43,31 @@ local bh = tonumber(ARGV[4])
 local since7 = ARGV[6]
 local since30 = ARGV[7]
 local ids = {ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]}
+-- Keys are built here from the prefix (ARGV[13]) with realtime.keys' layout: it halves the
+-- arguments to encode per call. Standalone Redis only (not Redis Cluster).
+local p = ARGV[13]
+local kinds = {'user', 'card', 'device', 'ip', 'merchant'}
+local K = {KEYS[1], KEYS[2]}
+for e = 1, 5 do
+  local id = ids[e]
+  if id == '' then id = '-' end
+  local v = p .. 'vel:' .. kinds[e] .. ':' .. id .. ':'
+  K[2 + e] = p .. 'risk:' .. kinds[e] .. ':' .. id
+  K[6 + 2 * e] = v .. 'min'
+  K[7 + 2 * e] = v .. 'hour'
+end
+local function vk(e, window)
+  local id = ids[e]
+  if id == '' then id = '-' end
+  return p .. 'vel:' .. kinds[e] .. ':' .. id .. ':' .. window
+end
+K[18] = vk(1, 'last')
+K[19] = vk(1, 'seen:device')
+K[20] = vk(1, 'seen:card')
+K[21] = vk(1, 'seen:ip')
+K[22] = vk(3, 'seen:user')
+K[23] = vk(4, 'seen:user')
+K[24] = vk(2, 'seen:user')
 -- per kind (user, card, device, ip, merchant): amounts kept in min / hour, hour buckets kept
 local min_amt = {true, false, false, false, false}
 local hour_amt = {true, true, true, true, false}
@@ -101,8 +126,8 @@ local function velocity()
   local agg = {}
   for e = 1, 5 do
     if ids[e] ~= '' then
-      local n1, a1, _, _, sm = sum_hash(KEYS[6 + 2 * e], bm - 59, bm, bm - 59)
-      local n24, a24, n7, a7, sh = sum_hash(KEYS[7 + 2 * e], bh - 23, bh, bh - hour_keep[e])
+      local n1, a1, _, _, sm = sum_hash(K[6 + 2 * e], bm - 59, bm, bm - 59)
+      local n24, a24, n7, a7, sh = sum_hash(K[7 + 2 * e], bh - 23, bh, bh - hour_keep[e])
       agg[e] = {n1, a1, n24, a24, n7, a7}
       stale_min[e], stale_hour[e] = sm, sh
     end
@@ -121,7 +146,7 @@ local function velocity()
   -- merchant: n_1h n_24h
   out[#out + 1] = fmt(g(5, 1)); out[#out + 1] = fmt(g(5, 3))
   -- distinct counts: user's devices, cards, ips; users of device, ip, card
-  local seen_keys = {KEYS[19], KEYS[20], KEYS[21], KEYS[22], KEYS[23], KEYS[24]}
+  local seen_keys = {K[19], K[20], K[21], K[22], K[23], K[24]}
   local seen_owner = {1, 1, 1, 3, 4, 2}
   local seen_member = {ids[3], ids[2], ids[4], ids[1], ids[1], ids[1]}
   for s = 1, 6 do
@@ -132,10 +157,10 @@ local function velocity()
     end
   end
   -- seconds since the user's previous transaction
-  local last = redis.call('GET', KEYS[18])
+  local last = redis.call('GET', K[18])
   if last then out[#out + 1] = fmt(ts - tonumber(last)) else out[#out + 1] = '' end
   -- first use of device, card, ip by this user within 30 days
-  local firsts = {{KEYS[19], ids[3]}, {KEYS[20], ids[2]}, {KEYS[21], ids[4]}}
+  local firsts = {{K[19], ids[3]}, {K[20], ids[2]}, {K[21], ids[4]}}
   for _, p in ipairs(firsts) do
     if p[2] ~= '' then
       local s = redis.call('ZSCORE', p[1], p[2])
@@ -148,8 +173,8 @@ local function velocity()
   -- apply this transaction
   for e = 1, 5 do
     if ids[e] ~= '' then
-      bump(KEYS[6 + 2 * e], bm, min_amt[e], 7200, stale_min[e])
-      bump(KEYS[7 + 2 * e], bh, hour_amt[e], hour_ttl[e], stale_hour[e])
+      bump(K[6 + 2 * e], bm, min_amt[e], 7200, stale_min[e])
+      bump(K[7 + 2 * e], bh, hour_amt[e], hour_ttl[e], stale_hour[e])
     end
   end
   for s = 1, 6 do
@@ -158,15 +183,16 @@ local function velocity()
     end
   end
   if (not last) or ts > tonumber(last) then
-    redis.call('SET', KEYS[18], ARGV[1], 'EX', 7776000)
+    redis.call('SET', K[18], ARGV[1], 'EX', 7776000)
   end
   return out
 end
 """
 
-# KEYS: 1 decision, 2 stream, 3..7 risk, 8..17 min/hour per kind, 18 last, 19..24 seen sets.
+# KEYS: 1 decision, 2 stream. The script derives K 3..7 risk, 8..17 min/hour per kind, 18 last,
+# 19..24 seen sets from the prefix.
 # ARGV: 1 ts, 2 amount, 3 minute bucket, 4 hour bucket, 5 pending ttl, 6 ts-7d, 7 ts-30d,
-#       8..12 ids (user, card, device, ip, merchant; '' when absent).
+#       8..12 ids (user, card, device, ip, merchant; '' when absent), 13 key prefix.
 _LUA_DECIDE = (
     _LUA_COMMON
     + r"""
@@ -179,7 +205,7 @@ redis.call('SET', KEYS[1], 'pending', 'EX', ARGV[5])
 local out = velocity()
 local risk_keys = {}
 for e = 1, 5 do
-  if ids[e] ~= '' then risk_keys[#risk_keys + 1] = KEYS[2 + e] end
+  if ids[e] ~= '' then risk_keys[#risk_keys + 1] = K[2 + e] end
 end
 local risks = {}
 if #risk_keys > 0 then risks = redis.call('MGET', unpack(risk_keys)) end
@@ -197,7 +223,7 @@ return out
 """
 )
 
-# Same KEYS/ARGV as decide, plus ARGV 13 stored decision, 14 stream record, 15 decision ttl.
+# Same KEYS/ARGV as decide, plus ARGV 14 stored decision, 15 stream record, 16 decision ttl.
 # Applies velocity only when the decision key is missing (the decide script never ran).
 _LUA_REPLAY = (
     _LUA_COMMON
@@ -205,8 +231,8 @@ _LUA_REPLAY = (
 local cur = redis.call('GET', KEYS[1])
 if cur and cur ~= 'pending' then return 0 end
 if not cur then velocity() end
-redis.call('SET', KEYS[1], ARGV[13], 'EX', ARGV[15])
-redis.call('XADD', KEYS[2], '*', 'd', ARGV[14])
+redis.call('SET', KEYS[1], ARGV[14], 'EX', ARGV[16])
+redis.call('XADD', KEYS[2], '*', 'd', ARGV[15])
 return 1
 """
 )
@@ -279,26 +305,9 @@ class VelocityStore:
         self._record = client.register_script(_LUA_RECORD)
 
     def _keys(self, t: TxnKeyInput) -> list[str]:
-        k = self.keys
-        ids = t.ids
-        out = [k.decision(t.txn_id), k.decisions_stream]
-        out += [k.risk(kind, i or "-") for kind, i in zip(ENTITY_KINDS, ids, strict=True)]
-        for kind, i in zip(ENTITY_KINDS, ids, strict=True):
-            out += [k.velocity(kind, i or "-", "min"), k.velocity(kind, i or "-", "hour")]
-        user, card, device, ip, _ = ids
-        out.append(k.velocity("user", user, "last"))
-        out += [
-            k.velocity("user", user, "seen:device"),
-            k.velocity("user", user, "seen:card"),
-            k.velocity("user", user, "seen:ip"),
-            k.velocity("device", device or "-", "seen:user"),
-            k.velocity("ip", ip or "-", "seen:user"),
-            k.velocity("card", card or "-", "seen:user"),
-        ]
-        return out
+        return [self.keys.decision(t.txn_id), self.keys.decisions_stream]
 
-    @staticmethod
-    def _args(t: TxnKeyInput) -> list[Any]:
+    def _args(self, t: TxnKeyInput) -> list[Any]:
         ts = t.ts
         return [
             repr(ts),
@@ -309,6 +318,7 @@ class VelocityStore:
             repr(ts - 7 * 86400),
             repr(ts - SEEN_DAYS * 86400),
             *t.ids,
+            self.keys.prefix,
         ]
 
     async def decide(self, t: TxnKeyInput) -> State:
