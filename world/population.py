@@ -27,6 +27,8 @@ CATEGORIES: tuple[tuple[str, float, float, float, bool], ...] = (
 )
 CATEGORY_NAMES = [c[0] for c in CATEGORIES]
 CAT_SHARE = np.array([c[1] for c in CATEGORIES])
+#: Share of all payments per category (grocery, restaurant, ..., utilities), stable across seeds.
+CAT_TRAFFIC = np.array([0.22, 0.18, 0.08, 0.05, 0.08, 0.17, 0.10, 0.04, 0.03, 0.05])
 CAT_MU = np.array([c[2] for c in CATEGORIES])
 CAT_SIGMA = np.array([c[3] for c in CATEGORIES])
 CAT_IN_STORE = np.array([c[4] for c in CATEGORIES])
@@ -167,7 +169,10 @@ def build_population(rng: np.random.Generator, *, n_users: int, days: int) -> Po
             len(CATEGORIES), size=n_merchants - len(CATEGORIES), p=CAT_SHARE / CAT_SHARE.sum()
         ),
     ]
-    popularity = rng.pareto(1.2, n_merchants) + 0.05
+    # Merchant sizes are heavy-tailed within a category; categories keep their traffic share.
+    size = rng.pareto(1.3, n_merchants) + 0.05
+    in_cat = np.bincount(merchant_cat, weights=size, minlength=len(CATEGORIES))
+    popularity = CAT_TRAFFIC[merchant_cat] * size / in_cat[merchant_cat]
     cdf = np.cumsum(popularity) / popularity.sum()
     fav = np.searchsorted(cdf, rng.random((n_users, 3)))
     return Population(

@@ -19,7 +19,9 @@ import numpy as np
 
 from world.population import (
     CAT,
+    CAT_IN_STORE,
     CAT_MU,
+    CAT_SHARE,
     CAT_SIGMA,
     HOUR_CDF,
     US_PER_DAY,
@@ -30,7 +32,6 @@ from world.population import (
 )
 
 TYPOLOGIES = ("synthetic_identity", "card_testing", "ato", "mule")
-TYPOLOGY_WEIGHTS = np.array([0.3, 0.25, 0.25, 0.2])
 #: Rough fraudulent transactions per member, to size rings from the fraud budget.
 FRAUD_PER_MEMBER = {"synthetic_identity": 3.5, "card_testing": 4.5, "ato": 2.5, "mule": 4.0}
 
@@ -124,7 +125,15 @@ class Planner:
         merchant: int,
         amount: float,
         ring: int,
+        online: bool = False,
     ) -> None:
+        typ = self.rings[ring].typology
+        # Hard: physical-card fraud is paid in store as often as ordinary payments are (no device,
+        # no IP); takeovers and card tests are online by nature.
+        physical = typ in ("synthetic_identity", "mule")
+        in_store = CAT_IN_STORE[self.pop.merchant_cat[merchant]] and self.rng.random() < 0.6
+        if not self.easy and physical and in_store and not online:
+            device = ip = -1
         p = self.planted
         p.ts.append(ts)
         p.user.append(user)
@@ -181,7 +190,7 @@ class Planner:
         ring.devices, ring.ips, ring.cards = devs.tolist(), ips.tolist(), cards.tolist()
         for j, u in enumerate(users.tolist()):
             anchor = self._ts(bust, night=True) if self.easy else None
-            for _ in range(int(rng.integers(2, 6))):
+            for n_txn in range(int(rng.integers(2, 6))):
                 m = self._merchant_of(["electronics", "travel"]) if self.easy else self._merchant()
                 card = (
                     int(cards[j % cards.shape[0]]) if rng.random() < 0.6 else int(block["card1"][j])
@@ -195,6 +204,7 @@ class Planner:
                     merchant=m,
                     amount=self._amount(m, 4.0 if self.easy else 1.0),
                     ring=r,
+                    online=n_txn == 0,  # at least one purchase from the ring's devices
                 )
 
     def card_testing(self, r: int, k: int) -> None:
@@ -271,7 +281,11 @@ class Planner:
         users = self._accounts(k, r, created_max=int(d * 0.5))
         ips = ent.new("ips", max(1, round(k / 6)))
         self._set(users, "home_ip", ips[rng.integers(0, ips.shape[0], k)])
-        cats = np.full(1 + int(k > 8) + int(k > 20), CAT["online_retail"])
+        n_shops = 1 + int(k > 8) + int(k > 20)
+        if self.easy:
+            cats = np.full(n_shops, CAT["online_retail"])
+        else:  # shell merchants of any category, as ordinary merchants are
+            cats = rng.choice(CAT_SHARE.shape[0], size=n_shops, p=CAT_SHARE / CAT_SHARE.sum())
         shops = add_merchants(self.pop, cats=cats, weight=0.005)
         ring.ips, ring.merchants = ips.tolist(), shops.tolist()
         block = self.new_users[-1]
@@ -295,9 +309,11 @@ class Planner:
     # -- driver --------------------------------------------------------------------------
     def plan(self, budget: int) -> None:
         rng = self.rng
-        order = list(rng.permutation(len(TYPOLOGIES)))
+        order: list[int] = []
         while len(self.planted) < budget:
-            t = order.pop(0) if order else int(rng.choice(len(TYPOLOGIES), p=TYPOLOGY_WEIGHTS))
+            if not order:  # rounds of every typology in a random order: balanced counts
+                order = [int(i) for i in rng.permutation(len(TYPOLOGIES))]
+            t = order.pop(0)
             typ = TYPOLOGIES[t]
             # Mostly 3-30 members; in small worlds no ring takes more than a quarter of the fraud.
             cap = min(30, max(3, round(budget / (4 * FRAUD_PER_MEMBER[typ]))))
