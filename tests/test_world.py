@@ -177,6 +177,9 @@ def test_hub_ips_and_household_devices(rich_world) -> None:
     for hub in hubs:
         users = df.loc[df["ip"] == hub, ["user_id", "user_is_ring_member"]].drop_duplicates()
         assert users["user_is_ring_member"].mean() < 0.1
+    # Offices: legitimate IPs shared by about a dozen colleagues (a confounder for rings).
+    legit_ip_users = legit.groupby("ip")["user_id"].nunique()
+    assert legit_ip_users.between(5, 30).sum() >= 3
     dev_users = legit.groupby("device_id")["user_id"].nunique()
     assert dev_users.max() <= 4, "a household device has 2-4 users"
     assert (dev_users >= 2).sum() >= 20

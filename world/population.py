@@ -99,6 +99,7 @@ class Population:
     shared_device: np.ndarray  # household (or ring) device, -1 none
     home_ip: np.ndarray
     carrier_ip: np.ndarray  # carrier NAT hub, shared by hundreds
+    office_ip: np.ndarray  # office / campus network shared by about a dozen colleagues, -1 none
     card1: np.ndarray
     card2: np.ndarray  # -1 none
     fav: np.ndarray  # (users, 3) favourite merchants
@@ -158,6 +159,13 @@ def build_population(rng: np.random.Generator, *, n_users: int, days: int) -> Po
         np.searchsorted(np.cumsum(carrier_w) / carrier_w.sum(), rng.random(n_users))
     ]
     wifi = ent.new("ips", max(3, n_users // 1000))
+    # Offices and campuses: legitimate mid-size sharing (about 5-20 unrelated users per IP).
+    has_office = rng.random(n_users) < 0.10
+    n_offices = max(1, int(has_office.sum()) // 12)
+    office_ip = np.full(n_users, -1, dtype=np.int64)
+    office_ip[has_office] = ent.new("ips", n_offices)[
+        rng.integers(0, n_offices, int(has_office.sum()))
+    ]
     created = np.where(rng.random(n_users) < 0.08, rng.integers(1, max(2, days), n_users), 0)
 
     n_merchants = max(40, n_users // 40)
@@ -183,6 +191,7 @@ def build_population(rng: np.random.Generator, *, n_users: int, days: int) -> Po
         shared_device=hh_dev[household],
         home_ip=hh_ip[household],
         carrier_ip=carrier_ip,
+        office_ip=office_ip,
         card1=card1,
         card2=card2,
         fav=fav.astype(np.int64),

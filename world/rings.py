@@ -159,6 +159,7 @@ class Planner:
                 "shared_device": np.full(k, -1, dtype=np.int64),
                 "home_ip": ent.new("ips", k),
                 "carrier_ip": self.pop.carrier_ip[rng.integers(0, self.base, k)],
+                "office_ip": np.full(k, -1, dtype=np.int64),
                 "card1": ent.new("cards", k),
                 "card2": np.full(k, -1, dtype=np.int64),
                 "fav": np.searchsorted(self.pop.merchant_cdf, rng.random((k, 3))).astype(np.int64),

@@ -125,15 +125,19 @@ def _legit_day(
     amount = draw_amounts(rng, pop, merchant)
     ts = day * US_PER_DAY + draw_times(rng, n)
     in_store = CAT_IN_STORE[pop.merchant_cat[merchant]] & (rng.random(n) < 0.6)
-    channel = rng.random(n)  # < 0.40 mobile (carrier NAT), < 0.45 travel/public wifi, else home
+    # Channel: < 0.40 mobile (carrier NAT), < 0.45 travel/public wifi, < 0.55 the office network
+    # for users with an office, else home (where a household device may be used).
+    channel = rng.random(n)
+    office = pop.office_ip[users]
+    at_office = (channel >= 0.45) & (channel < 0.55) & (office >= 0)
+    at_home = (channel >= 0.45) & ~at_office
     shared = pop.shared_device[users]
-    device = np.where(
-        (channel >= 0.45) & (shared >= 0) & (rng.random(n) < 0.5), shared, pop.phone[users]
-    )
+    device = np.where(at_home & (shared >= 0) & (rng.random(n) < 0.5), shared, pop.phone[users])
     wifi = pop.wifi_ips[rng.integers(0, pop.wifi_ips.shape[0], n)]
     ip = np.where(
         channel < 0.40, pop.carrier_ip[users], np.where(channel < 0.45, wifi, pop.home_ip[users])
     )
+    ip = np.where(at_office, office, ip)
     device = np.where(in_store, -1, device)
     ip = np.where(in_store, -1, ip)
     card2 = pop.card2[users]
