@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     ingest_claim_idle_ms: Annotated[int, Field(ge=100)] = 30_000
     #: A drain holds its lease this long between batches; a killed one is replaced after it.
     ingest_lease_s: Annotated[int, Field(ge=1)] = 30
+    #: A small read waits this long for more messages: fewer, larger graph writes.
+    ingest_linger_ms: Annotated[int, Field(ge=0, le=5000)] = 100
     task_max_retries: Annotated[int, Field(ge=0, le=50)] = 5
     task_backoff_max_s: Annotated[int, Field(ge=1)] = 600
     retrain_cron: str = Field(default="30 2 * * *", pattern=r"^\S+ \S+ \S+ \S+ \S+$")

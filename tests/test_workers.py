@@ -28,7 +28,7 @@ from workers.streams import Message, fetch, validation_reason
 
 def _ring(rid: str, members: list[str], entities: list[tuple[str, str]], risk: float) -> Ring:
     return Ring(
-        id=rid, size=len(members), members=members,
+        id=rid, size=len(members), suspicious=True, members=members,
         shared_entities=[EntityRef(kind=k, id=i) for k, i in entities],  # type: ignore[arg-type]
         density=1.0, fraud_n=0, fraud_rate=0.0, amount=0.0, account_age_days=1.0,
         first_activity=0.0, last_activity=0.0, risk=risk, created_at=0.0, updated_at=0.0,

@@ -57,9 +57,10 @@ def decision(
 
 
 def small_world(
-    *, users: int = 40, txns: int = 600, ring_size: int = 4, seed: int = 1
+    *, users: int = 40, txns: int = 600, ring_size: int = 6, seed: int = 1
 ) -> list[dict[str, Any]]:
-    """Users with their own card and IP; every `ring_size` of the first half share a device."""
+    """Users with their own card and IP; every `ring_size` of the first half share a device
+    (more than a household of 4, so graph.rings calls them suspicious)."""
     rng = random.Random(seed)
     out = []
     for i in range(txns):
@@ -73,7 +74,7 @@ def small_world(
                 card=f"c{u}",
                 device=f"ring-dev{u // ring_size}" if ringed else f"d{u}",
                 ip=f"10.0.{u}.1",
-                merchant=f"m{rng.randrange(2)}",  # two busy merchants: hubs, never links
+                merchant=f"m{i}",  # a merchant per transaction: no repeat customers, no links
                 amount=round(rng.uniform(5, 200), 2),
             )
         )

@@ -26,6 +26,9 @@ log = get_logger(__name__)
 Severity = Literal["low", "medium", "high"]
 DEDUPE_TTL_S = 30 * 86400
 EVIDENCE_LIMIT = 25
+#: A household sharing a router is a ring too; news are suspicious rings (graph.rings: bigger
+#: than a household or with a fraud member) and rings scoring at least this.
+NEW_RING_MIN_SCORE = 0.4
 
 
 def publish(
@@ -107,12 +110,13 @@ def ring_alerts(
     update: RingUpdate,
     scores: Mapping[str, float],
 ) -> list[str]:
-    """A new ring, and a ring reaching `alert_ring_size` members (once per ring each)."""
+    """A new suspicious ring (or one scoring NEW_RING_MIN_SCORE), and a ring reaching
+    `alert_ring_size` members (once per ring each)."""
     created = set(update.created)
     out = []
     for ring in update.rings:
         score = float(scores.get(ring.id, ring.risk))
-        if ring.id in created:
+        if ring.id in created and (ring.suspicious or score >= NEW_RING_MIN_SCORE):
             alert_id = publish(
                 client,
                 keys,

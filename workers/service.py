@@ -235,6 +235,18 @@ def drain_decisions(
             block_ms=block_ms,
             claim_idle_ms=pipe.settings.ingest_claim_idle_ms,
         )
+        linger = pipe.settings.ingest_linger_ms
+        if messages and linger and len(messages) < pipe.settings.ingest_batch // 2:
+            time.sleep(linger / 1000)  # let a trickle become a batch: ring detection per batch
+            messages += fetch(
+                pipe.client,
+                stream=stream,
+                group=DECISION_GROUP,
+                consumer=consumer,
+                count=pipe.settings.ingest_batch - len(messages),
+                block_ms=0,
+                claim_idle_ms=pipe.settings.ingest_claim_idle_ms,
+            )
         if messages:
             total.add(process_decisions(pipe, messages))
         elif stop_when_idle:

@@ -82,7 +82,7 @@ def fetch(
             consumer,
             {stream: ">"},
             count=count - len(messages),
-            block=None if messages else block_ms,
+            block=None if messages or block_ms <= 0 else block_ms,
         )
         for _name, entries in got or []:
             messages.extend(_to_messages(entries))

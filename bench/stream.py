@@ -1,0 +1,437 @@
+"""Stream a generated world through the API and the workers; measure backlog, freshness, loss.
+
+Everything runs on this machine: a fresh embedded Redis + FalkorDB, the API (`fraudring serve`,
+one uvicorn process), one Celery worker (threads pool) and this process as the load generator,
+sending `/v1/decisions/batch` requests of 50 transactions paced to the target rate, in the
+world's time order. Figures:
+
+- `sustained_txn_per_s`: decisions answered per second over the run; `backlog_growth_per_s`:
+  slope of (pending + undelivered) on the decision stream over the second half of the run.
+- `freshness_p50_s` / `freshness_p95_s`: seconds from each decision (`decided_at`) to the
+  refresh of its neighbourhood's ring risk in Redis, over the last 20,000 decisions.
+- `lost` / `double_counted`: after the drain, transactions answered by the API but missing
+  from the graph, and transactions the graph counts more than once (sum of users' counts).
+- `ring_seen_by_next_decision`: a new account makes one transaction on a device of a known
+  fraud ring (labels applied as of the end of the stream), then one with nothing of the ring;
+  1 if the second decision's explanation already carries the ring (through the user's risk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import redis
+
+from fraudring.runtime import services
+from fraudring.settings import Settings, hash_api_key, load_settings
+from realtime import ops
+from realtime.keys import LABEL_GROUP, Keys
+
+RATE = 1000.0  # target transactions per second
+BATCH = 50
+DEFAULT_TRANSACTIONS = 60_000  # one minute at the target rate
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+@contextlib.contextmanager
+def _process(
+    cmd: list[str], *, env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as handle:
+        proc = subprocess.Popen(
+            cmd, env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+def _txns(world_dir: Path) -> list[dict[str, Any]]:
+    from world.io import read_world
+
+    out = []
+    for row in read_world(world_dir).transactions.to_pylist():
+        out.append(
+            {
+                "txn_id": row["txn_id"],
+                "ts": _iso(row["ts"].timestamp()),
+                **{k: row[k] for k in ("user_id", "card_id", "device_id", "ip", "merchant_id")},
+                "amount": float(row["amount"]),
+                "currency": row["currency"],
+            }
+        )
+    return out
+
+
+async def _feed(
+    base: str, key: str, txns: list[dict[str, Any]], *, client: redis.Redis, keys: Keys
+) -> dict[str, Any]:
+    """Send batches paced to RATE; sample the stream backlog once a second."""
+    samples: list[tuple[float, int]] = []
+    answered = 0
+    errors = 0
+    degraded = 0
+    stop = asyncio.Event()
+
+    async def sample() -> None:
+        while not stop.is_set():
+            lag = ops.decision_lag(client, keys)
+            samples.append((time.monotonic(), lag["pending"] + lag["undelivered"]))
+            await asyncio.sleep(1.0)
+
+    sampler = asyncio.create_task(sample())
+    batches = [txns[i : i + BATCH] for i in range(0, len(txns), BATCH)]
+    sem = asyncio.Semaphore(4)
+    t0 = time.monotonic()
+    async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, timeout=30) as http:
+
+        async def send(i: int, batch: list[dict[str, Any]]) -> None:
+            nonlocal answered, errors, degraded
+            async with sem:
+                r = await http.post("/v1/decisions/batch", json={"transactions": batch})
+            if r.status_code == 200:
+                answered += len(batch)
+                degraded += sum(1 for d in r.json()["decisions"] if d.get("degraded"))
+            else:
+                errors += len(batch)
+                if errors <= BATCH:
+                    print(f"batch {i}: HTTP {r.status_code} {r.text[:200]}", flush=True)
+
+        tasks = []
+        for i, batch in enumerate(batches):
+            due = t0 + i * BATCH / RATE
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(send(i, batch)))
+            if i % 200 == 0:
+                print(
+                    f"  sent {i * BATCH:,} / {len(txns):,} ({time.monotonic() - t0:.0f} s)",
+                    flush=True,
+                )
+        await asyncio.gather(*tasks)
+    elapsed = time.monotonic() - t0
+    stop.set()
+    await sampler
+    half = [(t, b) for t, b in samples if t >= t0 + elapsed / 2]
+    slope = (
+        float(np.polyfit([t for t, _ in half], [b for _, b in half], 1)[0])
+        if len(half) > 3
+        else float("nan")
+    )
+    return {
+        "answered": answered,
+        "errors": errors,
+        "degraded": degraded,
+        "elapsed": elapsed,
+        "backlog_growth": slope,
+        "backlog_max": max((b for _, b in samples), default=0),
+    }
+
+
+def _wait(cond: Any, *, timeout: float, what: str) -> float:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if cond():
+            return time.monotonic() - t0
+        time.sleep(0.1)
+    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _celery(redis_url: str, prefix: str) -> Any:
+    from celery import Celery
+
+    app = Celery("bench", broker=redis_url)
+    app.conf.update(broker_transport_options={"global_keyprefix": prefix}, task_serializer="json")
+    return app
+
+
+def _check_graph(settings: Settings, txns: list[dict[str, Any]]) -> tuple[int, int]:
+    """(lost, double_counted): re-ingest finds the missing; users' counts find the doubles."""
+    from graph.schemas import TxnRecord
+    from graph.service import open_store
+
+    assert settings.graph_url is not None
+    records = [
+        TxnRecord(
+            txn_id=t["txn_id"],
+            ts=datetime.fromisoformat(t["ts"]).timestamp(),
+            user_id=t["user_id"],
+            card_id=t["card_id"],
+            device_id=t["device_id"],
+            ip=t["ip"],
+            merchant_id=t["merchant_id"],
+            amount=t["amount"],
+        )
+        for t in txns
+    ]
+    with open_store(settings.graph_url, settings=settings) as store:
+        lost = sum(
+            store.ingest(records[i : i + 5000]).ingested for i in range(0, len(records), 5000)
+        )
+        exp = store.export()
+        users = exp.kind == 0
+        counted = int(np.rint(np.expm1(exp.x[users, 6].astype(np.float64))).sum())
+    return lost, counted - len({t["txn_id"] for t in txns})
+
+
+def _ring_end_to_end(
+    *,
+    base: str,
+    key: str,
+    settings: Settings,
+    last_ts: float,
+    client: redis.Redis,
+    keys: Keys,
+    sent: list[dict[str, Any]],
+) -> dict[str, Any]:
+    from graph.service import open_store
+
+    assert settings.graph_url is not None
+    with open_store(settings.graph_url, settings=settings) as store:
+        rings = [r for r in store.top_rings(200) if r.fraud_n > 0]
+        rings = [
+            r for r in rings if any(e.kind in ("device", "card", "ip") for e in r.shared_entities)
+        ]
+    if not rings:
+        return {"ring_seen_by_next_decision": "no labelled ring found"}
+    ring = rings[0]
+    ent = next(e for e in ring.shared_entities if e.kind in ("device", "card", "ip"))
+    field = {"device": "device_id", "card": "card_id", "ip": "ip"}[ent.kind]
+    user = f"newacct-{secrets.token_hex(3)}"
+    first = {
+        "txn_id": f"{user}-1", "ts": _iso(last_ts + 60), "user_id": user, "card_id": f"{user}-card",
+        "device_id": f"{user}-dev", "ip": "198.51.100.7", "merchant_id": "m-new", "amount": 40.0,
+        "currency": "EUR",
+    }  # fmt: skip
+    first[field] = ent.id
+    second = {**first, "txn_id": f"{user}-2", "ts": _iso(last_ts + 120), "card_id": f"{user}-card",
+              "device_id": f"{user}-dev", "ip": "198.51.100.7"}  # fmt: skip
+    h = {"X-API-Key": key}
+    r1 = httpx.post(f"{base}/v1/decisions", json=first, headers=h, timeout=10).json()
+    t1 = time.monotonic()
+    visible = _wait(
+        lambda: client.get(keys.risk("user", user)) is not None,
+        timeout=30,
+        what="the new account's risk",
+    )
+    r2 = httpx.post(f"{base}/v1/decisions", json=second, headers=h, timeout=10).json()
+    ring2 = (r2.get("explanation") or {}).get("ring") or {}
+    ring1 = json.dumps((r1.get("explanation") or {}).get("ring"))
+    print(f"  ring {ring.id} (size {ring.size}, fraud rate {ring.fraud_rate:.2f}),")
+    print(f"  joined by new account {user} through {ent.kind} {ent.id}")
+    print(f"  first decision: {r1.get('decision')} ring={ring1}")
+    later = time.monotonic() - t1
+    print(f"  next decision ({later:.2f} s later): {r2.get('decision')} ring={json.dumps(ring2)}")
+    sent.extend([first, second])
+    return {
+        "ring_seen_by_next_decision": int(ring2.get("ring_id") == ring.id),
+        "ring_link_visible_s": round(visible, 3),
+        "ring_next_decision": str(r2.get("decision")),
+    }
+
+
+def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
+    from world.simulate import generate
+
+    n = transactions or DEFAULT_TRANSACTIONS
+    tmp = Path(tempfile.mkdtemp(prefix="fraudring-stream-"))
+    try:
+        print(f"generating a world of {n:,} transactions (seed {seed}) ...", flush=True)
+        generate(out=tmp / "world", transactions=n, seed=seed, progress=False)
+        txns = _txns(tmp / "world")
+        settings = load_settings(data_dir=tmp / "data", env="test", api_keys={})
+        with services(settings) as ep:
+            return _run(
+                tmp=tmp, txns=txns, redis_url=ep.redis_url, graph_url=ep.graph_url, seed=seed
+            )
+    finally:
+        logs = Path("var/bench")
+        logs.mkdir(parents=True, exist_ok=True)
+        for name in ("api.log", "worker.log"):
+            if (tmp / name).exists():
+                shutil.copyfile(tmp / name, logs / f"stream-{name}")
+        print(f"process logs kept in {logs}/stream-*.log", flush=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run(
+    *, tmp: Path, txns: list[dict[str, Any]], redis_url: str, graph_url: str, seed: int
+) -> dict[str, Any]:
+    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+    key = "bench-" + secrets.token_hex(8)
+    env_vals = {
+        "FRAUDRING_ENV": "test",
+        "FRAUDRING_DATA_DIR": str(tmp / "data"),
+        "FRAUDRING_REDIS_URL": redis_url,
+        "FRAUDRING_GRAPH_URL": graph_url,
+        "FRAUDRING_GRAPH_NAME": f"bench_{uuid.uuid4().hex[:8]}",
+        "FRAUDRING_REDIS_PREFIX": prefix,
+        "FRAUDRING_API_KEYS": json.dumps({hash_api_key(key): "score,investigate"}),
+        # API, worker, FalkorDB and this load generator share the CPUs: the default 25 ms Redis
+        # budget would turn scheduling hiccups into degraded (spooled) decisions.
+        "FRAUDRING_REDIS_TIMEOUT_MS": "250",
+    }
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("FRAUDRING_")}, **env_vals}
+    settings = load_settings(
+        **{
+            k.removeprefix("FRAUDRING_").lower(): v
+            for k, v in env_vals.items()
+            if k != "FRAUDRING_API_KEYS"
+        },
+        api_keys={},
+    )
+    keys = Keys(prefix)
+    client = redis.Redis.from_url(redis_url)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    api_cmd = [
+        sys.executable,
+        "-c",
+        "from fraudring.cli import main; main()",
+        "serve",
+        "--port",
+        str(port),
+    ]
+    worker_cmd = [
+        sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "ingest,score,train",
+        "--pool", "threads", "--concurrency", "4", "--loglevel", "INFO",
+        "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+    try:
+        with (
+            _process(api_cmd, env=env, log=tmp / "api.log"),
+            _process(worker_cmd, env=env, log=tmp / "worker.log"),
+        ):
+            _wait(lambda: _ready(base), timeout=60, what="the API")
+            print(
+                f"streaming {len(txns):,} transactions at {RATE:.0f}/s through {base} ...",
+                flush=True,
+            )
+            fed = asyncio.run(_feed(base, key, txns, client=client, keys=keys))
+            print(
+                f"  answered {fed['answered']:,} in {fed['elapsed']:.1f} s; draining ...",
+                flush=True,
+            )
+            spool_s = _wait(  # decisions spooled while Redis was slow are replayed by the API
+                lambda: client.xlen(keys.decisions_stream) >= fed["answered"], timeout=300,
+                what="spooled decisions to reach the stream",
+            )  # fmt: skip
+            drain_s = _wait(
+                lambda: _backlog(client, keys) == 0,
+                timeout=600, what="the workers to drain the stream",
+            )  # fmt: skip
+            fresh = ops.freshness_stats(client, keys)
+            last_ts = max(datetime.fromisoformat(t["ts"]).timestamp() for t in txns)
+            n_labels = _publish_labels(tmp / "world", client=client, keys=keys, until=last_ts)
+            _celery(redis_url, prefix).send_task(
+                "fraudring.labels.kick", kwargs={"force": True}, queue="score"
+            )
+            _wait(lambda: _labels_done(client, keys, n_labels), timeout=120, what="the labels")
+            extra: list[dict[str, Any]] = []
+            e2e = _ring_end_to_end(
+                base=base, key=key, settings=settings, last_ts=last_ts, client=client, keys=keys,
+                sent=extra,
+            )  # fmt: skip
+            _wait(
+                lambda: _backlog(client, keys) == 0,
+                timeout=60, what="the last decisions",
+            )  # fmt: skip
+        lost, double = _check_graph(settings, txns + extra)
+    finally:
+        for k in client.scan_iter(match=f"{prefix}*", count=5000):
+            client.delete(k)
+        client.close()
+    return {
+        "transactions": len(txns),
+        "target_txn_per_s": RATE,
+        "sustained_txn_per_s": round(fed["answered"] / fed["elapsed"], 1),
+        "api_errors": fed["errors"],
+        "api_degraded": fed["degraded"],
+        "spool_replay_s": round(spool_s, 2),
+        "backlog_growth_per_s": round(fed["backlog_growth"], 2),
+        "backlog_max": fed["backlog_max"],
+        "drain_after_stream_s": round(drain_s, 2),
+        "freshness_p50_s": round(fresh["p50_s"], 3),
+        "freshness_p95_s": round(fresh["p95_s"], 3),
+        "lost": lost,
+        "double_counted": double,
+        "labels_applied": n_labels,
+        **e2e,
+        "cpus": os.cpu_count() or 0,
+        "path": "API (1 uvicorn process) -> stream -> 1 Celery worker (4 threads), same machine",
+    }
+
+
+def _backlog(client: redis.Redis, keys: Keys) -> int:
+    lag = ops.decision_lag(client, keys)
+    return lag["pending"] + lag["undelivered"]
+
+
+def _labels_done(client: redis.Redis, keys: Keys, n: int) -> bool:
+    lag = ops.stream_lag(client, keys.labels_stream, LABEL_GROUP)
+    return lag["length"] >= n and lag["pending"] + lag["undelivered"] == 0
+
+
+def _ready(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _publish_labels(world_dir: Path, *, client: redis.Redis, keys: Keys, until: float) -> int:
+    """The labels that had arrived by the end of the stream (label delay respected)."""
+    from realtime.labels import LabelRecord, publish_labels
+    from world.io import read_world
+
+    lab = read_world(world_dir).labels.to_pandas()
+    lab = lab[lab.label_ts.map(lambda t: t.timestamp()) <= until]
+    recs = [
+        LabelRecord(
+            kind="txn",
+            id=r.txn_id,
+            label="fraud" if r.label == 1 else "legitimate",
+            by="bench",
+            at=r.label_ts.timestamp(),
+        )
+        for r in lab.itertuples(index=False)
+    ]
+    publish_labels(client, keys, recs)
+    return len(recs)
