@@ -98,9 +98,15 @@ def metrics(client: redis.Redis, keys: Keys) -> dict[str, float]:
     for q, n in queue_lengths(client, keys).items():
         out[f"fraudring_queue_length_{q}"] = float(n)
     d = drift(client, keys) or {}
-    out["fraudring_drift_score_psi"] = float(d.get("score_psi", float("nan")) or float("nan"))
-    out["fraudring_drift_max_feature_psi"] = float(d.get("max_feature_psi", float("nan")))
+    out["fraudring_drift_score_psi"] = _num(d.get("score_psi"))
+    out["fraudring_drift_max_feature_psi"] = _num(d.get("max_feature_psi"))
+    out["fraudring_drift_recall"] = _num(d.get("recall"))
     out["fraudring_drift_breached"] = float(bool(d.get("breached", False)))
     r = last_retrain(client, keys) or {}
-    out["fraudring_last_retrain_timestamp"] = float(r.get("finished_at", float("nan")))
+    out["fraudring_last_retrain_timestamp"] = _num(r.get("finished_at"))
     return out
+
+
+def _num(value: Any) -> float:
+    """JSON null (orjson writes NaN as null) and absent values are NaN for a gauge."""
+    return float("nan") if value is None else float(value)

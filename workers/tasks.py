@@ -78,10 +78,10 @@ def resources() -> Resources:
         return _resources
 
 
-def reload_scorer() -> str:
+def reload_scorer() -> RingScorer:
     res = resources()
     res.scorer, res.scorer_kind = load_ring_scorer(res.settings)
-    return res.scorer_kind
+    return res.scorer
 
 
 # -- single-flight helpers ---------------------------------------------------------------------
@@ -180,3 +180,33 @@ def score_pending(self: Task) -> int:
 def webhook(self: Task, alert_id: str) -> int:
     res = resources()
     return alerts.post_webhook(res.client, res.keys, res.settings, alert_id)
+
+
+# -- learning ----------------------------------------------------------------------------------
+@app.task(base=FraudringTask, bind=True, name="fraudring.train.retrain")  # type: ignore[untyped-decorator]
+def retrain(self: Task) -> dict[str, Any]:
+    """Nightly (beat, `retrain_cron`) or on demand (`fraudring retrain`, a drift breach)."""
+    from workers import retrain as job
+
+    res = resources()
+    with _lease(res, "retrain") as lease:
+        if lease is None:
+            return {"outcome": "skipped: a retrain is running"}
+        lease.extend(24 * 3600)  # a retrain takes minutes, not the drain's lease
+        pipe = res.pipeline()
+        report = job.run(pipe, reload_scorer=reload_scorer)
+    return {k: report.get(k) for k in ("outcome", "version", "seconds")}
+
+
+@app.task(base=FraudringTask, bind=True, name="fraudring.drift.check")  # type: ignore[untyped-decorator]
+def drift_check(self: Task) -> dict[str, Any]:
+    """Daily (beat, `drift_cron`) or on demand (`fraudring drift`); a breach queues a retrain."""
+    import time
+
+    from workers import drift
+
+    res = resources()
+    out = drift.check(res.client, res.keys, res.settings, now=time.time())
+    if out["breached"]:
+        retrain.apply_async()
+    return {"breached": out["breached"], "reasons": out["reasons"]}
