@@ -68,7 +68,9 @@ class OwnRedis:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes",  # a restart keeps what was written before the "outage"
+                "--appendfsync",
+                "always",
                 "--dir",
                 str(self.directory),
             ],
