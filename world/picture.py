@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from fraudring.errors import InvalidInput
-from world.io import read_world
+from world.io import iter_transactions, iter_truth, read_meta
 
 KINDS = {
     "device_id": ("device", "#1f77b4", "s"),
@@ -30,6 +31,41 @@ def pick_rings(rings: list[dict[str, object]], *, per_typology: int = 1) -> list
     return chosen
 
 
+def _ring_rows(world_dir: Path, ring_ids: list[str]) -> tuple[pd.DataFrame, set[tuple[str, str]]]:
+    """The rings' rows and the hub entities among theirs, in two streaming passes."""
+    wanted = pa.array(ring_ids, type=pa.string())
+    parts = []
+    for tx, tr in zip(iter_transactions(world_dir), iter_truth(world_dir), strict=True):
+        mask = pc.is_in(tr.column("ring_id"), wanted)
+        if pc.any(mask).as_py():
+            part = pa.Table.from_batches([tx.filter(mask)])
+            part = part.append_column("ring_id", tr.column("ring_id").filter(mask))
+            parts.append(part.append_column("is_fraud", tr.column("is_fraud").filter(mask)))
+    rows = pa.concat_tables(parts).to_pandas()
+    # Per entity the distinct users seen so far; an entity is dropped once it is a hub.
+    open_: dict[str, set[str]] = {col: set(rows[col].dropna().unique()) for col in KINDS}
+    users: dict[tuple[str, str], set[str]] = {}
+    hubs: set[tuple[str, str]] = set()
+    for batch in iter_transactions(world_dir, columns=["user_id", *KINDS]):
+        for col in KINDS:
+            if not open_[col]:
+                continue
+            hit = pa.Table.from_batches([batch]).filter(
+                pc.is_in(batch.column(col), pa.array(sorted(open_[col]), type=pa.string()))
+            )
+            pairs = hit.group_by([col, "user_id"]).aggregate([])
+            for v, u in zip(
+                pairs.column(col).to_pylist(), pairs.column("user_id").to_pylist(), strict=True
+            ):
+                seen = users.setdefault((col, v), set())
+                seen.add(u)
+                if len(seen) > HUB_USERS and v in open_[col]:
+                    hubs.add((col, v))
+                    open_[col].discard(v)
+                    del users[(col, v)]
+    return rows, hubs
+
+
 def draw_rings(world_dir: Path, out: Path, *, ring_ids: list[str] | None = None) -> list[str]:
     """Save a PNG with one panel per ring; returns the ring ids drawn."""
     import matplotlib
@@ -38,23 +74,11 @@ def draw_rings(world_dir: Path, out: Path, *, ring_ids: list[str] | None = None)
     import matplotlib.pyplot as plt
     import networkx as nx
 
-    w = read_world(world_dir)
-    ring_ids = ring_ids or pick_rings(w.meta.get("rings", []))
+    meta_all = read_meta(world_dir)
+    ring_ids = ring_ids or pick_rings(meta_all.get("rings", []))
     if not ring_ids:
         raise InvalidInput(f"{world_dir} has no planted rings to draw")
-    table = w.transactions.append_column("ring_id", w.truth.column("ring_id"))
-    table = table.append_column("is_fraud", w.truth.column("is_fraud"))
-    rows = table.filter(pc.is_in(table.column("ring_id"), pa.array(ring_ids))).to_pandas()
-    hubs: set[tuple[str, str]] = set()
-    for col in KINDS:
-        values = rows[col].dropna().unique()
-        sub = table.filter(pc.is_in(table.column(col), pa.array(values, type=pa.string())))
-        users = (
-            sub.select([col, "user_id"]).group_by(col).aggregate([("user_id", "count_distinct")])
-        )
-        for v, n in zip(users.column(col).to_pylist(), users.column(1).to_pylist(), strict=True):
-            if n > HUB_USERS:
-                hubs.add((col, v))
+    rows, hubs = _ring_rows(world_dir, ring_ids)
 
     cols = 2 if len(ring_ids) > 1 else 1
     nrows = (len(ring_ids) + cols - 1) // cols
@@ -100,7 +124,7 @@ def draw_rings(world_dir: Path, out: Path, *, ring_ids: list[str] | None = None)
                     label=kind,
                 )
         meta: dict[str, object] = next(
-            (r for r in w.meta.get("rings", []) if r["ring_id"] == rid), {}
+            (r for r in meta_all.get("rings", []) if r["ring_id"] == rid), {}
         )
         ax.set_title(
             f"{rid}: {meta.get('typology', '?')}, {len(members)} members, "
@@ -111,7 +135,7 @@ def draw_rings(world_dir: Path, out: Path, *, ring_ids: list[str] | None = None)
     for ax in list(axes.flat)[len(ring_ids) :]:
         ax.set_axis_off()
     fig.suptitle(
-        f"Planted rings in {world_dir.name} ({w.meta.get('difficulty', '')}): members and the "
+        f"Planted rings in {world_dir.name} ({meta_all.get('difficulty', '')}): members and the "
         f"entities they share (hubs used by >{HUB_USERS} users omitted)"
     )
     fig.tight_layout()
