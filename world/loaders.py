@@ -152,6 +152,8 @@ def validate(
     table: pa.Table, columns: dict[str, str], *, label_delay_days: float, currency: str = "USD"
 ) -> tuple[pd.DataFrame, np.ndarray, dict[int, list[str]]]:
     """Normalised rows, a keep mask, and per-row reasons for the rejected ones."""
+    if not label_delay_days >= 0:
+        raise InvalidInput(f"label_delay_days must be >= 0, got {label_delay_days}")
     absent = [f"{c!r} (for {f})" for f, c in columns.items() if c not in table.column_names]
     if absent:
         raise InvalidInput(

@@ -137,8 +137,8 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 help="Mapping field=COLUMN, comma-separated. Fields: user, card, device, ip, "
-                "merchant, amount, time, label, txn, currency, category (user, amount, time "
-                "required)."
+                "merchant, amount, time, label, label_time, txn, currency, category (user, "
+                "amount and time required)."
             ),
         ] = None,
         handbook: Annotated[
@@ -149,7 +149,8 @@ def register(app: typer.Typer) -> None:
             ),
         ] = False,
         label_delay_days: Annotated[
-            float, typer.Option(help="Handbook: days until a fraud label is known.")
+            float,
+            typer.Option(help="Days from a transaction until its label is known (no label_time)."),
         ] = 7.0,
         summary: Annotated[bool, typer.Option(help="Print the figures of the result.")] = True,
     ) -> None:
@@ -167,7 +168,12 @@ def register(app: typer.Typer) -> None:
                 raise InvalidInput("load needs --input FILE and --columns (or --handbook)")
             from world.loaders import load_table, parse_columns
 
-            report = load_table(src=input, out=out, columns=parse_columns(columns))
+            report = load_table(
+                src=input,
+                out=out,
+                columns=parse_columns(columns),
+                label_delay_days=label_delay_days,
+            )
         console.print(
             f"loaded {report.loaded:,} rows into {out}; rejected {report.rejected:,} malformed rows"
             + (f" (listed with row numbers in {report.rejected_file})" if report.rejected else "")
