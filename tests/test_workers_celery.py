@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -108,6 +109,14 @@ def test_bad_messages_go_to_deadletter_and_the_pipeline_continues(
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "Extra inputs" in out.stdout and "malformed" in out.stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "fraudring.cli", "status"],
+        cwd=ROOT, env={**worker_env(s), "COLUMNS": "250"}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"decision stream length\s+│\s+63 │", out.stdout), out.stdout
+    assert re.search(r"lag: not yet delivered\s+│\s+0 │", out.stdout), out.stdout
+    assert "freshness p50 / p95 s (last 60)" in out.stdout
 
 
 def _closed_port() -> int:
