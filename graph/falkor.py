@@ -61,6 +61,14 @@ class FalkorStore(CypherStore):
         for query, params in statements:
             self._write(query, params)
 
+    def _prepare(self, query: str, params: dict[str, Any]) -> Any:
+        """The parameter header, built here so a pipelined ingest encodes the next batch while
+        the server runs the current one (the client would otherwise do it inside `query`)."""
+        return self.graph._build_params_header(params) + query
+
+    def _send(self, prepared: Any) -> Rows:
+        return self._write(prepared)
+
     def node_key(self, var: str) -> str:
         return f"id({var})"
 

@@ -115,6 +115,8 @@ _MERCHANT_REPEAT = """
 WITH x, count(u) AS total, collect(CASE WHEN r.n >= 2 THEN u.id END) AS users
 WHERE size(users) >= 2 AND size(users) >= $share * total
 """
+#: A user is tied to an IP only if based there (home, hideout), not passing through (office).
+_IP_BASED = "AND r.n >= $ip_min_n AND r.n >= $ip_share * u.n"
 _ANY_USERS = """
 WITH x, collect(u.id) AS users
 WHERE size(users) >= 2
@@ -135,7 +137,7 @@ def ring_links(*, degree: str, page: str) -> dict[str, str]:
 MATCH (x:{LABELS[k]})
 WHERE {page} AND {degree} >= $min_deg AND {degree} <= $cap
 MATCH (x)<-[r:USED]-(u:User)
-WHERE r.last_seen >= $since
+WHERE r.last_seen >= $since {_IP_BASED if k == "ip" else ""}
 {_MERCHANT_REPEAT if k == "merchant" else _ANY_USERS}
 RETURN x.id, users
 """
@@ -150,7 +152,8 @@ MATCH (u:User {{id: uid}})-[r:USED]->(x)
 WHERE r.last_seen >= $since AND (
   (x:Merchant AND r.n >= 2 AND {degree} <= $merchant_cap)
   OR (x:Card AND {degree} >= $card_min AND {degree} <= $cap)
-  OR ((x:Device OR x:IP) AND {degree} >= 2 AND {degree} <= $cap))
+  OR (x:Device AND {degree} >= 2 AND {degree} <= $cap)
+  OR (x:IP AND {degree} >= 2 AND {degree} <= $cap {_IP_BASED}))
 RETURN DISTINCT labels(x)[0], x.id
 """
 
@@ -159,7 +162,7 @@ ENTITY_USERS: Final = "\nUNION ALL\n".join(
     f"""
 UNWIND ${k} AS eid
 MATCH (x:{LABELS[k]} {{id: eid}})<-[r:USED]-(u:User)
-WHERE r.last_seen >= $since
+WHERE r.last_seen >= $since {_IP_BASED if k == "ip" else ""}
 {_MERCHANT_REPEAT if k == "merchant" else _ANY_USERS}
 RETURN '{k}' AS kind, x.id AS id, users
 """
@@ -228,17 +231,17 @@ RETURN uid, labels(x)[0], x.id, {_EDGE_COLS}, x.fraud_label, x.fraud_txn_n
 LIMIT $limit
 """
 
-ENTITY_HOP: Final = "\nUNION ALL\n".join(
-    f"""
-UNWIND ${k} AS eid
+#: Per kind, the users of a set of entities; queried kind by kind (small kinds first) so the
+#: node cap stops the expansion before a hub is read.
+ENTITY_HOP: Final = {
+    k: f"""
+UNWIND $ids AS eid
 MATCH (x:{LABELS[k]} {{id: eid}})<-[r:USED]-(u:User)
-RETURN u.id AS uid, '{k}' AS kind, eid AS id, r.n AS n, r.amount_sum AS amount_sum,
-  r.fraud_n AS fraud_n, r.first_seen AS first_seen, r.last_seen AS last_seen,
-  u.fraud_label AS fraud_label, u.fraud_txn_n AS fraud_txn_n
+RETURN u.id, '{k}', eid, {_EDGE_COLS}, u.fraud_label, u.fraud_txn_n
 LIMIT $limit
 """
     for k in ENTITY_KINDS
-)
+}
 
 #: Longest path searched; a bound must be literal in Cypher, so it is a constant.
 PATH_MAX_HOPS: Final = 8

@@ -2,7 +2,9 @@
 
 Two users are linked when they both used the same device or IP within the window
 (`RingParams.window_days`, counted back from the newest data, not the wall clock), provided that
-entity has at most `hub_cap` distinct users (a carrier NAT or public wifi links nobody). A card
+entity has at most `hub_cap` distinct users (a carrier NAT or public wifi links nobody). An IP
+ties a user only if the user is based there: at least `ip_min_txns` transactions and `ip_share`
+of all the user's transactions (home or a ring's hideout, not an office or a cafe). A card
 links only when at least `card_min_users` share it: two users on one card are a couple or a
 thief and the victim, three or more is a pattern. A merchant links only its repeat customers,
 and only when it is small (`merchant_cap`) and lives off them (`merchant_repeat_share` of its
@@ -189,7 +191,10 @@ def _rule(kind: str, params: RingParams) -> dict[str, Any]:
     if kind == "merchant":
         return {"min_deg": 2, "cap": params.merchant_cap, "share": params.merchant_repeat_share}
     floor = params.card_min_users if kind == "card" else 2
-    return {"min_deg": floor, "cap": params.hub_cap}
+    rule: dict[str, Any] = {"min_deg": floor, "cap": params.hub_cap}
+    if kind == "ip":
+        rule |= {"ip_min_n": params.ip_min_txns, "ip_share": params.ip_share}
+    return rule
 
 
 def _full_links(store: CypherStore, *, since: float, params: RingParams) -> Links:
@@ -228,6 +233,8 @@ def _expand(
         "card_min": params.card_min_users,
         "merchant_cap": params.merchant_cap,
         "since": since,
+        "ip_min_n": params.ip_min_txns,
+        "ip_share": params.ip_share,
     }
     while frontier:
         visited |= frontier
@@ -248,7 +255,16 @@ def _expand(
             part = todo[i : i + _CHUNK]
             by_kind: dict[str, Any] = {k: [e for kk, e in part if kk == k] for k in ENTITY_KINDS}
             share = params.merchant_repeat_share
-            found = store._read(q.ENTITY_USERS, {**by_kind, "since": since, "share": share})
+            found = store._read(
+                q.ENTITY_USERS,
+                {
+                    **by_kind,
+                    "since": since,
+                    "share": share,
+                    "ip_min_n": params.ip_min_txns,
+                    "ip_share": params.ip_share,
+                },
+            )
             for kind, eid, users in found:
                 links[(kind, eid)] = list(users)
                 grow.update(u for u in users if u not in visited)

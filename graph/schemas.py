@@ -117,6 +117,12 @@ class RingParams(BaseModel):
     card_min_users: int = Field(
         default=3, ge=2, description="a card links only when this many users share it"
     )
+    ip_min_txns: int = Field(
+        default=2, ge=1, description="a user is tied to an IP after this many transactions"
+    )
+    ip_share: float = Field(
+        default=0.3, ge=0, le=1, description="... and this share of the user's transactions"
+    )
     merchant_cap: int = Field(
         default=60, ge=0, description="max distinct users of a linking merchant (< 2: none)"
     )

@@ -179,8 +179,9 @@ def test_hub_ip_and_old_links_do_not_merge_rings(store: CypherStore) -> None:
     # a window wide enough to see the old shared device merges them
     wide = store.detect_rings(params=RingParams(window_days=60))
     assert [r.size for r in wide.rings] == [6]
-    # a hub cap above the NAT's 30 users merges everyone
-    assert [r.size for r in store.detect_rings(params=RingParams(hub_cap=40)).rings] == [30]
+    # a hub cap above the NAT's 30 users merges everyone (once one visit ties a user to an IP)
+    loose = RingParams(hub_cap=40, ip_min_txns=1, ip_share=0)
+    assert [r.size for r in store.detect_rings(params=loose).rings] == [30]
 
 
 def test_ring_ids_stable_when_a_ring_grows(store: CypherStore) -> None:
@@ -351,3 +352,18 @@ def test_merchant_links_only_repeat_customers_of_a_shell(store: CypherStore) -> 
     assert [r.members for r in rings] == [[f"mule{k}" for k in range(4)]]
     assert [(e.kind, e.id) for e in rings[0].shared_entities] == [("merchant", "shell")]
     assert store.detect_rings(params=RingParams(merchant_cap=0)).rings == []
+
+
+def test_ip_ties_only_users_based_there(store: CypherStore) -> None:
+    recs: list[TxnRecord] = []
+    for k in range(6):  # colleagues: one office IP, but most of their life elsewhere
+        recs += [txn(f"o{k}-{j}", f"col{k}", merchant=f"shop{k}-{j}") for j in range(8)]
+        recs += [txn(f"o{k}-ip{j}", f"col{k}", ip="office") for j in range(2)]
+    for k in range(4):  # a hideout: three of each member's four transactions from one IP
+        recs += [txn(f"h{k}-{j}", f"hid{k}", ip="hideout") for j in range(3)]
+        recs.append(txn(f"h{k}-x", f"hid{k}", merchant="elsewhere"))
+    store.ingest(recs)
+    rings = store.detect_rings().rings
+    assert [r.members for r in rings] == [[f"hid{k}" for k in range(4)]]
+    inc = store.detect_rings(touched_users=["col0", "hid0"])
+    assert [r.members for r in inc.rings] == [[f"hid{k}" for k in range(4)]]

@@ -1,0 +1,162 @@
+"""Graph store benchmark: ingest, 2-hop latency, ring detection, export, ring recall.
+
+For each size (100k, then the requested size, 1M by default) it generates a world with
+`world.simulate.generate` (hard difficulty, 30 days, seed `seed`), starts an embedded
+FalkorDB server in a temporary directory, and measures on graph `bench`:
+
+- ingest_txn_per_s: transactions.parquet in 20k batches through `ingest_many`;
+- two_hop_p99_ms: `neighbourhood("user", u, hops=2, max_nodes=200)` for 300 random users;
+- ring_detection_s: a full `detect_rings()` after the labels known at the world's end
+  (label_ts <= last transaction) were applied, as a deployment would have them;
+- ring_incremental_s: `detect_rings(touched_users=...)` for the users of the last 1,000
+  transactions (a worker's batch);
+- export_s: `export()` of the whole graph;
+- ring_recall: share of planted rings (truth.parquet, members per the world contract) of size
+  >= 3 matched by a found ring with member Jaccard >= 0.5; found rings = suspicious rings of
+  size >= 3;
+- ring_false_share: share of found rings with no planted ring member.
+
+The figures of the requested size are reported under the plain names; those of 100k under
+`*_100k`, and `*_growth` is the ratio (requested / 100k).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.compute as pc
+from rich.console import Console
+
+console = Console(stderr=True)
+BATCH = 20_000
+TOUCHED = 1_000  # transactions of the incremental ring update (a worker's batch)
+SMALL = 100_000
+KEYS = (
+    "ingest_txn_per_s",
+    "two_hop_p99_ms",
+    "ring_detection_s",
+    "ring_incremental_s",
+    "export_s",
+    "ring_recall",
+    "ring_false_share",
+)
+
+
+def _recall(planted: dict[str, set[str]], found: list[set[str]]) -> tuple[float, float]:
+    targets = [m for m in planted.values() if len(m) >= 3]
+    members = set().union(*planted.values()) if planted else set()
+    hit = 0
+    for ms in targets:
+        best = max((len(ms & f) / len(ms | f) for f in found if ms & f), default=0.0)
+        hit += best >= 0.5
+    false = sum(1 for f in found if not f & members)
+    return hit / max(1, len(targets)), false / max(1, len(found))
+
+
+def _measure(url: str, work: Path, *, transactions: int, seed: int) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from fraudring.settings import load_settings
+    from graph import ingest as ing
+    from graph.falkor import FalkorStore
+    from graph.repository import CypherStore
+    from graph.service import open_store
+    from world.io import iter_transactions, read_world, ring_members
+    from world.simulate import generate
+
+    world_dir = work / f"world-{transactions}"
+    console.print(f"[bold]world[/bold] {transactions:,} transactions (seed {seed})")
+    generate(out=world_dir, transactions=transactions, seed=seed, progress=True)
+    world = read_world(world_dir)
+    name = f"bench_{transactions}"
+    settings = load_settings(graph_name=name)
+    out: dict[str, Any] = {"transactions": transactions}
+    with open_store(url, settings=settings, graph_name=name) as store:
+        assert isinstance(store, CypherStore)
+        store.ensure_schema()
+        bar = tqdm(total=transactions, unit="txn", unit_scale=True, desc="ingest")
+        batches = (ing.from_arrow(rb) for rb in iter_transactions(world_dir, batch_size=BATCH))
+        t0 = time.perf_counter()
+        res = store.ingest_many(batches, on_batch=lambda r: bar.update(r.received))
+        out["ingest_txn_per_s"] = res.ingested / (time.perf_counter() - t0)
+        bar.close()
+
+        end = pc.max(world.transactions.column("ts"))
+        labels = world.labels.filter(pc.less_equal(world.labels.column("label_ts"), end))
+        console.print(f"labels known at the end: {labels.num_rows:,}")
+        for txn_id, value, at in zip(
+            labels.column("txn_id").to_pylist(),
+            labels.column("label").to_pylist(),
+            labels.column("label_ts").to_pylist(),
+            strict=True,
+        ):
+            label = "fraud" if value == 1 else "legitimate"
+            store.label(kind="txn", id=txn_id, label=label, by="chargeback", at=at.timestamp())
+
+        users = world.transactions.column("user_id").unique().to_pylist()
+        rng = np.random.default_rng(seed)
+        sample = [users[i] for i in rng.choice(len(users), size=min(300, len(users)))]
+        lat = []
+        for u in sample:
+            t0 = time.perf_counter()
+            store.neighbourhood("user", u, hops=2, max_nodes=200)
+            lat.append((time.perf_counter() - t0) * 1000)
+        out["two_hop_p99_ms"] = float(np.percentile(lat, 99))
+
+        t0 = time.perf_counter()
+        update = store.detect_rings()
+        out["ring_detection_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        tail = world.transactions.slice(world.transactions.num_rows - TOUCHED)
+        store.detect_rings(touched_users=set(tail.column("user_id").to_pylist()))
+        out["ring_incremental_s"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        exported = store.export()
+        out["export_s"] = time.perf_counter() - t0
+
+        found = [set(r.members) for r in update.rings if r.size >= 3 and r.suspicious]
+        planted = ring_members(world.truth, world.transactions)
+        out["ring_recall"], out["ring_false_share"] = _recall(planted, found)
+        out["rings_found"] = len(found)
+        out["rings_planted"] = sum(1 for m in planted.values() if len(m) >= 3)
+        out["graph_nodes"] = exported.num_nodes
+        out["graph_edges"] = int(exported.edge_index.shape[1] // 2)
+        if isinstance(store, FalkorStore):
+            store.graph.delete()  # free the server's memory before the next size
+    console.print({k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()})
+    return out
+
+
+def run(*, transactions: int | None = None, seed: int = 7) -> dict[str, float | int | str]:
+    from fraudring.runtime import EmbeddedServer
+
+    size = transactions or 1_000_000
+    sizes = [SMALL, size] if size > SMALL else [size]
+    measured: dict[int, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="fraudring-bench-graph-") as tmp:
+        server = EmbeddedServer(Path(tmp) / "server").start()
+        try:
+            for n in sizes:
+                measured[n] = _measure(server.graph_url, Path(tmp), transactions=n, seed=seed)
+        finally:
+            server.stop()
+    main = measured[size]
+    figures: dict[str, float | int | str] = {
+        "data": f"world.simulate hard, seed {seed}, {size:,} transactions (30 days)",
+        **{
+            k: main[k]
+            for k in (*KEYS, "rings_found", "rings_planted", "graph_nodes", "graph_edges")
+        },
+    }
+    if SMALL in measured and size != SMALL:
+        small = measured[SMALL]
+        for k in KEYS:
+            figures[f"{k}_100k"] = small[k]
+            if small[k]:
+                figures[f"{k}_growth"] = main[k] / small[k]
+    return figures
