@@ -94,8 +94,13 @@ def _measure(url: str, work: Path, *, transactions: int, seed: int) -> dict[str,
             labels.column("label_ts").to_pylist(),
             strict=True,
         ):
-            label = "fraud" if value == 1 else "legitimate"
-            store.label(kind="txn", id=txn_id, label=label, by="chargeback", at=at.timestamp())
+            store.label(
+                kind="txn",
+                id=txn_id,
+                label="fraud" if value == 1 else "legitimate",
+                by="chargeback",
+                at=at.timestamp(),
+            )
 
         users = world.transactions.column("user_id").unique().to_pylist()
         rng = np.random.default_rng(seed)
