@@ -1,0 +1,244 @@
+"""Array-built graph snapshots of a world, as they stood at a moment ``at``.
+
+A snapshot holds only what was knowable strictly before ``at``: transactions with ``ts < at``
+(within ``lookback_days``) and labels with ``label_ts < at``. Node features use the layout of the
+graph store's export (`graph.schemas.EXPORT_FEATURES`), so a GCN trained here scores an export of
+the live graph. Rings are the graph helper's definition (`graph.rings`: users linked through a
+shared card/device/IP with at most `hub_cap` users, components of at least `min_ring` users),
+recomputed here on arrays because a snapshot has no store.
+
+Training snapshots also carry a target: the share of a node's transactions in the last
+``target_days`` before ``at`` that are known frauds (so a node's risk reads as "probability that
+a transaction touching it is fraud", which keeps busy merchants from looking risky). Their label
+features (fraud/legit counts, ring fraud rate) then use only transactions before that target
+window, so a node's own target label never reaches its inputs, directly or via a neighbour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from gnn.features import DAY_US, ENTITY_COLUMNS, ts_micros
+
+KINDS: Final = ("user", "card", "device", "ip", "merchant")
+NODE_FEATURES: Final = (
+    "is_user",
+    "is_card",
+    "is_device",
+    "is_ip",
+    "is_merchant",
+    "log_degree",
+    "log_n",
+    "log_amount",
+    "fraud_txn_n",
+    "legit_txn_n",
+    "age_days",
+    "idle_days",
+)
+#: Columns that arrive as raw counts/days and are log-scaled before the GCN.
+LOG_COLUMNS: Final = (8, 9, 10, 11)
+NEVER: Final = np.iinfo(np.int64).max
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    lookback_days: float = 30.0
+    hub_cap: int = 12
+    merchant_cap: int = 6
+    min_ring: int = 3
+    target_days: float = 14.0
+    label_delay_days: float = 7.0
+    prior_strength: float = 20.0
+
+
+@dataclass
+class TxnArrays:
+    """A world's transactions as arrays (rows sorted by ts) with global node ids per kind."""
+
+    t: I64
+    amount: F64
+    node: I64  # [n, 5] global node id per kind (KINDS order), -1 where missing
+    node_kind: npt.NDArray[np.int8]
+    node_ids: list[npt.NDArray[np.object_]]  # per kind, id strings by code
+    offsets: I64
+    label: F64  # 1 fraud, 0 legit, NaN unlabelled
+    label_ts: I64  # NEVER when unlabelled
+    node_hash: npt.NDArray[np.uint64]  # stable hash of (kind, id): order-free seeded splits
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.node_kind)
+
+
+def txn_arrays(txns: pd.DataFrame, labels: pd.DataFrame | None) -> TxnArrays:
+    t = ts_micros(txns["ts"])
+    node = np.full((len(txns), len(KINDS)), -1, dtype=np.int64)
+    offsets = np.zeros(len(KINDS) + 1, dtype=np.int64)
+    ids: list[npt.NDArray[np.object_]] = []
+    for k, kind in enumerate(KINDS):
+        codes, uniques = pd.factorize(txns[ENTITY_COLUMNS[kind]], use_na_sentinel=True)
+        codes = np.asarray(codes, dtype=np.int64)
+        node[:, k] = np.where(codes >= 0, codes + offsets[k], -1)
+        offsets[k + 1] = offsets[k] + len(uniques)
+        ids.append(np.asarray(uniques, dtype=object))
+    node_kind = np.repeat(np.arange(len(KINDS), dtype=np.int8), np.diff(offsets))
+    label = np.full(len(txns), np.nan)
+    label_ts = np.full(len(txns), NEVER, dtype=np.int64)
+    if labels is not None and len(labels):
+        lab = labels.assign(_lts=ts_micros(labels["label_ts"])).sort_values("_lts")
+        lab = lab.drop_duplicates("txn_id", keep="first")
+        pos = pd.Index(txns["txn_id"]).get_indexer(lab["txn_id"])
+        ok = pos >= 0
+        label[pos[ok]] = lab["label"].to_numpy(dtype=np.float64)[ok]
+        label_ts[pos[ok]] = lab["_lts"].to_numpy()[ok]
+    node_hash = np.concatenate(
+        [
+            pd.util.hash_array(np.array([f"{kind}:{i}" for i in ids_k], dtype=object))
+            for kind, ids_k in zip(KINDS, ids, strict=True)
+        ]
+    ).astype(np.uint64)
+    amount = txns["amount"].to_numpy(np.float64)
+    return TxnArrays(t, amount, node, node_kind, ids, offsets, label, label_ts, node_hash)
+
+
+@dataclass
+class Snapshot:
+    at: int
+    nodes: I64  # global node ids present (sorted); local index = position
+    x: npt.NDArray[np.float32]  # [m, len(NODE_FEATURES)]
+    edge_index: I64  # [2, 2E] local, both directions
+    label_risk: F64  # smoothed known fraud rate, the cold-start risk
+    ring_size: F64
+    ring_fraud_rate: F64
+    target: npt.NDArray[np.float32] | None = None
+    target_mask: npt.NDArray[np.bool_] | None = None
+    target_weight: npt.NDArray[np.float32] | None = None
+
+    def local(self, global_ids: I64) -> I64:
+        """Local index of global node ids, -1 where absent from the snapshot."""
+        out = np.full(len(global_ids), -1, dtype=np.int64)
+        if len(self.nodes) == 0:
+            return out
+        pos = np.clip(np.searchsorted(self.nodes, global_ids), 0, len(self.nodes) - 1)
+        ok = (global_ids >= 0) & (self.nodes[pos] == global_ids)
+        out[ok] = pos[ok]
+        return out
+
+
+def _rings(users: I64, ents: I64, caps: I64, m: int, *, min_ring: int) -> tuple[I64, F64]:
+    """Component id per local node (-1 outside a ring) and ring size (users) per node."""
+    comp = np.full(m, -1, dtype=np.int64)
+    size = np.zeros(m)
+    if len(users) == 0:
+        return comp, size
+    deg = np.bincount(ents, minlength=m)
+    keep = deg[ents] <= caps
+    u, e = users[keep], ents[keep]
+    g = coo_matrix((np.ones(len(u), dtype=np.int8), (u, e)), shape=(m, m))
+    _, lab = connected_components(g, directed=False)
+    is_user = np.zeros(m, dtype=bool)
+    is_user[users] = True
+    n_users = np.bincount(lab[is_user], minlength=lab.max() + 1)
+    ring = n_users[lab] >= min_ring
+    involved = np.zeros(m, dtype=bool)
+    involved[u] = involved[e] = True
+    ring &= involved
+    comp[ring] = lab[ring]
+    size[ring] = n_users[lab[ring]]
+    return comp, size
+
+
+def build_snapshot(a: TxnArrays, at: int, *, cfg: GraphConfig, training: bool = False) -> Snapshot:
+    """The graph as of ``at`` (see module docstring for what is visible)."""
+    lo = int(np.searchsorted(a.t, at - int(cfg.lookback_days * DAY_US), side="left"))
+    hi = int(np.searchsorted(a.t, at, side="left"))
+    t = a.t[lo:hi]
+    node = a.node[lo:hi]
+    amount = a.amount[lo:hi]
+    present = node[node >= 0]
+    nodes = np.unique(present)
+    m = len(nodes)
+    loc = np.where(node >= 0, np.searchsorted(nodes, np.maximum(node, 0)), -1)
+    x = np.zeros((m, len(NODE_FEATURES)), dtype=np.float64)
+    if m:
+        x[np.arange(m), a.node_kind[nodes]] = 1.0
+    rows = np.repeat(np.arange(hi - lo), len(KINDS)).reshape(-1, len(KINDS))
+    valid = loc >= 0
+    flat_loc, flat_row = loc[valid], rows[valid]
+    n = np.bincount(flat_loc, minlength=m).astype(np.float64)
+    amt = np.bincount(flat_loc, weights=amount[flat_row], minlength=m)
+    first = np.full(m, NEVER, dtype=np.int64)
+    last = np.zeros(m, dtype=np.int64)
+    np.minimum.at(first, flat_loc, t[flat_row])
+    np.maximum.at(last, flat_loc, t[flat_row])
+    # Label visibility: labels known before `at`; training hides the target window's labels.
+    cut = at - int(cfg.target_days * DAY_US) if training else at
+    known = (a.label_ts[lo:hi] < at) & (t < cut)
+    fraud_row = known & (a.label[lo:hi] == 1)
+    legit_row = known & (a.label[lo:hi] == 0)
+    fraud_n = np.bincount(flat_loc, weights=fraud_row[flat_row].astype(float), minlength=m)
+    legit_n = np.bincount(flat_loc, weights=legit_row[flat_row].astype(float), minlength=m)
+    eligible = (t < min(cut, at - int(cfg.label_delay_days * DAY_US))) | known
+    elig_n = np.bincount(flat_loc, weights=eligible[flat_row].astype(float), minlength=m)
+    # Edges: user -> entity, unique pairs.
+    u = loc[:, 0]
+    src_l, dst_l = [], []
+    for k in range(1, len(KINDS)):
+        ok = (u >= 0) & (loc[:, k] >= 0)
+        src_l.append(u[ok])
+        dst_l.append(loc[ok, k])
+    src = np.concatenate(src_l) if src_l else np.empty(0, np.int64)
+    dst = np.concatenate(dst_l) if dst_l else np.empty(0, np.int64)
+    pair = np.unique(src * max(m, 1) + dst)
+    su, sd = pair // max(m, 1), pair % max(m, 1)
+    deg = np.bincount(su, minlength=m) + np.bincount(sd, minlength=m)
+    x[:, 5] = np.log1p(deg)
+    x[:, 6] = np.log1p(n)
+    x[:, 7] = np.log1p(amt)
+    x[:, 8] = fraud_n
+    x[:, 9] = legit_n
+    x[:, 10] = np.where(n > 0, (at - first) / DAY_US, 0.0)
+    x[:, 11] = np.where(n > 0, (at - last) / DAY_US, 0.0)
+    is_merchant = a.node_kind[nodes[sd]] == 4 if m else np.zeros(0, dtype=bool)
+    caps = np.where(is_merchant, cfg.merchant_cap, cfg.hub_cap)
+    comp, ring_size = _rings(su, sd, caps, m, min_ring=cfg.min_ring)
+    user_fraud = np.zeros(m, dtype=bool)
+    user_fraud[u[fraud_row & (u >= 0)]] = True
+    ring_rate = np.zeros(m)
+    in_ring = comp >= 0
+    if in_ring.any():
+        users_in = in_ring & (a.node_kind[nodes] == 0)
+        k = comp.max() + 1
+        tot = np.bincount(comp[users_in], minlength=k)
+        bad = np.bincount(comp[users_in & user_fraud], minlength=k)
+        ring_rate[in_ring] = bad[comp[in_ring]] / np.maximum(tot[comp[in_ring]], 1)
+    p0 = fraud_n.sum() / max(elig_n.sum(), 1.0) if m else 0.0
+    label_risk = (fraud_n + cfg.prior_strength * p0) / (elig_n + cfg.prior_strength)
+    snap = Snapshot(
+        at=at,
+        nodes=nodes,
+        x=x.astype(np.float32),
+        edge_index=np.stack([np.r_[su, sd], np.r_[sd, su]]).astype(np.int64),
+        label_risk=label_risk,
+        ring_size=ring_size,
+        ring_fraud_rate=ring_rate,
+    )
+    if training:
+        in_target = t >= cut
+        tgt_fraud = in_target & (a.label_ts[lo:hi] < at) & (a.label[lo:hi] == 1)
+        active_n = np.bincount(flat_loc, weights=in_target[flat_row].astype(float), minlength=m)
+        fraud_t = np.bincount(flat_loc, weights=tgt_fraud[flat_row].astype(float), minlength=m)
+        snap.target_mask = active_n > 0
+        snap.target = (fraud_t / np.maximum(active_n, 1.0)).astype(np.float32)
+        snap.target_weight = np.sqrt(active_n).astype(np.float32)
+    return snap
