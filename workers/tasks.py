@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from celery import Task
 from redis.exceptions import LockError
 
 from fraudring.logs import get_logger
+from fraudring.registry import ModelRegistry
 from fraudring.settings import Settings, get_settings
 from realtime.keys import Keys
 from workers import alerts
@@ -39,6 +41,8 @@ class Resources:
     stack: contextlib.ExitStack
     scorer: RingScorer
     scorer_kind: str
+    live: str | None = None
+    live_checked: float = 0.0
 
     def pipeline(self) -> Pipeline:
         return Pipeline(
@@ -65,6 +69,7 @@ def resources() -> Resources:
             if ensure is not None:
                 ensure()
             scorer, kind = load_ring_scorer(settings)
+            live = ModelRegistry(settings.models_path).live_version()
             log.info("worker.resources", scorer=kind, graph=settings.graph_name)
             _resources = Resources(
                 settings=settings,
@@ -74,6 +79,7 @@ def resources() -> Resources:
                 stack=stack,
                 scorer=scorer,
                 scorer_kind=kind,
+                live=live,
             )
         return _resources
 
@@ -81,7 +87,20 @@ def resources() -> Resources:
 def reload_scorer() -> RingScorer:
     res = resources()
     res.scorer, res.scorer_kind = load_ring_scorer(res.settings)
+    res.live = ModelRegistry(res.settings.models_path).live_version()
     return res.scorer
+
+
+def _follow_live_model(res: Resources) -> None:
+    """Reload the ring scorer when another process promoted a model (checked every 10 s)."""
+    now = time.monotonic()
+    if now - res.live_checked < 10:
+        return
+    res.live_checked = now
+    live = ModelRegistry(res.settings.models_path).live_version()
+    if live != res.live:
+        reload_scorer()
+        log.info("worker.model_reloaded", live=live, scorer=res.scorer_kind)
 
 
 # -- single-flight helpers ---------------------------------------------------------------------
@@ -134,6 +153,7 @@ def ingest_kick(force: bool = False) -> bool:
 def drain(self: Task) -> dict[str, int]:
     res = resources()
     res.client.delete(res.keys.meta("queued:ingest"))
+    _follow_live_model(res)
     with _lease(res, "ingest") as lease:
         if lease is None:  # another drain runs: come back when its lease may have lapsed
             _continue(res, "ingest", drain, countdown=1.0)
@@ -201,8 +221,6 @@ def retrain(self: Task) -> dict[str, Any]:
 @app.task(base=FraudringTask, bind=True, name="fraudring.drift.check")  # type: ignore[untyped-decorator]
 def drift_check(self: Task) -> dict[str, Any]:
     """Daily (beat, `drift_cron`) or on demand (`fraudring drift`); a breach queues a retrain."""
-    import time
-
     from workers import drift
 
     res = resources()
