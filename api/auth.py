@@ -15,18 +15,27 @@ API_KEY_HEADER = APIKeyHeader(
 )
 
 
+def check_key(settings: Settings, key: str | None, scope: str) -> None:
+    """The check itself; the decision routes call it directly (a dependency costs ~0.1 ms)."""
+    if not key:
+        raise Unauthorized("missing API key: send it in the X-API-Key header")
+    scopes = settings.scopes_for(key)
+    if scopes is None:
+        raise Unauthorized("unknown API key")
+    if scope not in scopes:
+        raise Forbidden(f"this API key lacks the {scope!r} scope")
+
+
+#: OpenAPI for routes that call `check_key` themselves.
+SECURITY_OPENAPI: dict[str, list[dict[str, list[str]]]] = {"security": [{"APIKeyHeader": []}]}
+
+
 def require(scope: str) -> Callable[..., Awaitable[frozenset[str]]]:
     """A dependency: 401 without a known key, 403 when the key lacks `scope`."""
 
     async def check(request: Request, key: str | None = Security(API_KEY_HEADER)) -> frozenset[str]:
-        if not key:
-            raise Unauthorized("missing API key: send it in the X-API-Key header")
         settings: Settings = request.app.state.settings
-        scopes = settings.scopes_for(key)
-        if scopes is None:
-            raise Unauthorized("unknown API key")
-        if scope not in scopes:
-            raise Forbidden(f"this API key lacks the {scope!r} scope")
-        return scopes
+        check_key(settings, key, scope)
+        return settings.scopes_for(key or "") or frozenset()
 
     return check

@@ -37,7 +37,7 @@ from realtime.features import FEATURE_NAMES
 from realtime.keys import GraphRisk, Keys
 
 DURATION_S = 15
-CONNECTIONS = 16
+CONNECTIONS = 4
 WORKERS = 2
 TREES = 300
 USERS = 20_000

@@ -184,10 +184,9 @@ class DecisionEngine:
         contributions: list[dict[str, Any]] = []
         model_score: float | None = None
         if model is not None:
-            model_score = model.predict(row)
+            model_score, top = model.score(row)
             contributions = [
-                {"feature": f, "value": None if v != v else v, "contribution": c}
-                for f, v, c in model.contributions(row)
+                {"feature": f, "value": None if v != v else v, "contribution": c} for f, v, c in top
             ]
         else:
             notes.append(NOTE_NO_MODEL)
