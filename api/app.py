@@ -17,7 +17,7 @@ from pydantic.json_schema import models_json_schema
 
 from api import errors
 from api.metrics import TimingMiddleware
-from api.routers import decisions, health, models, rules
+from api.routers import decisions, health, investigate, labels, models, rules
 from fraudring import __version__
 from fraudring.logs import get_logger
 from fraudring.settings import Settings, SettingsError, get_settings
@@ -69,6 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await engine.close()
+            stack = getattr(app.state, "graph_stack", None)
+            if stack is not None:
+                stack.close()
 
     app = FastAPI(
         title="fraudring",
@@ -78,7 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
-    for router in (decisions.router, models.router, rules.router, health.router):
+    routers = (decisions, models, rules, health, labels, investigate)
+    for router in (r.router for r in routers):
         app.include_router(router)
     app.add_middleware(TimingMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -1,0 +1,96 @@
+"""Investigator endpoints (scope `investigate`): rings, neighbourhoods, paths, and the page.
+
+The graph client is synchronous, so queries run in the thread pool; one store per process is
+opened lazily and kept on the app state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from importlib.resources import files
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
+
+from api.auth import require
+from api.deps import settings
+from fraudring.errors import Unavailable
+from fraudring.settings import Settings
+from graph.repository import GraphStore
+from graph.schemas import EntityRef, GraphPath, Neighbourhood, Ring, check_kind
+from graph.service import open_store
+
+router = APIRouter(tags=["investigate"])
+_lock = threading.Lock()
+KINDS = "user, card, device, ip, merchant"
+
+
+def store(request: Request, s: Annotated[Settings, Depends(settings)]) -> GraphStore:
+    st: GraphStore | None = getattr(request.app.state, "graph_store", None)
+    if st is not None:
+        return st
+    if s.graph_url is None:
+        raise Unavailable("graph store not configured: set FRAUDRING_GRAPH_URL")
+    with _lock:
+        st = getattr(request.app.state, "graph_store", None)
+        if st is None:
+            stack = contextlib.ExitStack()
+            st = stack.enter_context(open_store(s.graph_url, settings=s))
+            request.app.state.graph_store = st
+            request.app.state.graph_stack = stack  # closed with the app (see app.py lifespan)
+    return st
+
+
+Store = Annotated[GraphStore, Depends(store)]
+guard = [Depends(require("investigate"))]
+
+
+@router.get("/v1/rings", response_model=list[Ring], dependencies=guard, summary="Top rings by risk")
+async def top_rings(st: Store, top: Annotated[int, Query(ge=1, le=500)] = 20) -> list[Ring]:
+    return await run_in_threadpool(st.top_rings, top)
+
+
+@router.get("/v1/rings/{ring_id}", response_model=Ring, dependencies=guard, summary="One ring")
+async def ring(st: Store, ring_id: str) -> Ring:
+    return await run_in_threadpool(st.ring, ring_id)
+
+
+@router.get(
+    "/v1/entities/{kind}/{entity_id}/neighbourhood",
+    response_model=Neighbourhood,
+    dependencies=guard,
+    summary="k-hop neighbourhood of any entity",
+)
+async def neighbourhood(
+    st: Store,
+    kind: str,
+    entity_id: str,
+    hops: Annotated[int, Query(ge=1, le=4)] = 2,
+    max_nodes: Annotated[int, Query(ge=1, le=2000)] = 200,
+    follow: Annotated[str | None, Query(description=f"comma-separated kinds of {KINDS}")] = None,
+) -> Neighbourhood:
+    check_kind(kind)
+    kinds = [check_kind(k.strip()) for k in follow.split(",") if k.strip()] if follow else None
+    return await run_in_threadpool(
+        lambda: st.neighbourhood(kind, entity_id, hops=hops, max_nodes=max_nodes, follow=kinds)
+    )
+
+
+@router.get("/v1/path", response_model=GraphPath, dependencies=guard, summary="Shortest path")
+async def path(st: Store, src: str, dst: str) -> GraphPath:
+    """`src` and `dst` are `kind:id`, e.g. `user:u42` and `device:d7`."""
+    refs = []
+    for value in (src, dst):
+        kind, _, ident = value.partition(":")
+        refs.append(EntityRef(kind=check_kind(kind), id=ident))
+    return await run_in_threadpool(lambda: st.path(src=refs[0], dst=refs[1]))
+
+
+@router.get("/investigate", response_class=HTMLResponse, include_in_schema=False)
+async def page() -> HTMLResponse:
+    """The investigator page: a picture of rings and neighbourhoods, and a label form."""
+    html = files("api.static").joinpath("investigate.html").read_text()
+    return HTMLResponse(html)
