@@ -97,7 +97,8 @@ class Settings(BaseSettings):
     promote_margin: Annotated[float, Field(ge=0)] = 0.0
 
     # Workers (Celery pipeline). Cron strings are "minute hour day month weekday" (UTC).
-    ingest_batch: Annotated[int, Field(ge=1, le=50_000)] = 1000
+    #: Messages per graph write + ring pass at most; big batches amortise ring detection.
+    ingest_batch: Annotated[int, Field(ge=1, le=50_000)] = 5000
     ingest_claim_idle_ms: Annotated[int, Field(ge=100)] = 30_000
     #: A drain holds its lease this long between batches; a killed one is replaced after it.
     ingest_lease_s: Annotated[int, Field(ge=1)] = 30

@@ -72,8 +72,12 @@ def write_risks(client: redis.Redis, keys: Keys, plan: RiskPlan) -> int:
     if not plan.risks:
         return 0
     pipe = client.pipeline(transaction=False)
+    dumped: dict[int, bytes] = {}  # the members of a ring share one GraphRisk: serialise once
     for (kind, entity_id), risk in plan.risks.items():
-        pipe.set(keys.risk(kind, entity_id), risk.dumps())
+        raw = dumped.get(id(risk))
+        if raw is None:
+            raw = dumped[id(risk)] = risk.dumps()
+        pipe.set(keys.risk(kind, entity_id), raw)
     pipe.execute()
     return len(plan.risks)
 
