@@ -177,3 +177,45 @@ assert not bad, bad
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_fraudring_serve_answers_and_stops(
+    redis_url: str, redis_prefix: str, falkor_url: str, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import time
+
+    import httpx
+
+    port = _free_port()
+    env = {
+        **os.environ,
+        "FRAUDRING_REDIS_URL": redis_url,
+        "FRAUDRING_GRAPH_URL": falkor_url,
+        "FRAUDRING_REDIS_PREFIX": redis_prefix,
+        "FRAUDRING_DATA_DIR": str(tmp_path),
+        "FRAUDRING_ENV": "dev",
+        "FRAUDRING_API_KEYS": f'{{"{hash_api_key("k")}": "score"}}',
+    }
+    code = "from fraudring.cli import main; main()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "serve", "--port", str(port)],
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        r = httpx.post(f"{base}/v1/decisions", json=txn(), headers={"X-API-Key": "k"})
+        assert r.status_code == 200 and r.json()["degraded"] is False
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=20) == 0

@@ -40,6 +40,7 @@ def register(app: typer.Typer) -> None:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
                 metrics_dir.mkdir(parents=True, exist_ok=True)
                 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
+            get_settings.cache_clear()  # the app (same process with 1 worker) sees the URLs
             # One request, one core: XGBoost's OpenMP pool would only add contention.
             os.environ.setdefault("OMP_NUM_THREADS", "1")
             origin = "embedded" if ep.embedded else "configured"
