@@ -28,7 +28,7 @@ app = typer.Typer(
 console = Console()
 
 #: Modules under fraudring.commands that add subcommands; each defines `register(app)`.
-COMMAND_MODULES: list[str] = ["doctor", "bench", "workers", "world", "serve", "graph"]
+COMMAND_MODULES: list[str] = ["doctor", "bench", "workers", "world", "serve", "graph", "learn"]
 
 
 def _version(value: bool) -> None:

@@ -184,6 +184,13 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+def set_threads(num_nodes: int) -> None:
+    """One intra-op thread: on a shared 2-core box, OpenMP spin-waits made a small graph's fit
+    ~10x slower with two threads, and sparse products gain little from a second one."""
+    del num_nodes
+    torch.set_num_threads(1)
+
+
 def sample_subgraph(
     rowptr: npt.NDArray[np.int64],
     col: npt.NDArray[np.int64],
@@ -238,6 +245,7 @@ def predict_logits(
 ) -> npt.NDArray[np.float64]:
     """Prior-corrected logits for every node (full graph, no grad)."""
     model.eval()
+    set_threads(len(x))
     with torch.no_grad():
         adj = gcn_adjacency(edge_index, len(x))
         out = model(torch.from_numpy(np.ascontiguousarray(x)), adj)
@@ -267,6 +275,7 @@ def fit_gcn(
     hash of each node's identity, so the split does not depend on node order) or by the seed.
     Warm-starts from `init` when given."""
     seed_everything(cfg.seed)
+    set_threads(len(x))
     rng = np.random.default_rng(cfg.seed)
     if split_key is None:
         split_key = rng.permutation(len(x)).astype(np.uint64)

@@ -1,0 +1,135 @@
+"""The training run behind `fraudring train` and the nightly retrain (via gnn.service)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from fraudring.registry import ModelRegistry
+from fraudring.settings import Settings
+from gnn import metrics as m
+from gnn.dataset import build_dataset, load_frames, temporal_split
+from gnn.features import FEATURE_NAMES
+from gnn.model import FraudGCN
+from gnn.pit import PitConfig
+from gnn.tabular import REVIEW_COST_FRACTION, XgbConfig, choose_thresholds, fit_xgb
+
+
+def _iso(us: int) -> str:
+    return datetime.fromtimestamp(us / 1e6, UTC).isoformat()
+
+
+def run_training(
+    *,
+    settings: Settings,
+    data_dir: Path,
+    work: Path,
+    progress: bool,
+    promote: bool,
+    live_score: Callable[..., float | None],
+    save_gcn: Callable[[FraudGCN, Path], dict[str, Path]],
+    pit: PitConfig | None = None,
+    xgb_cfg: XgbConfig | None = None,
+) -> dict[str, Any]:
+    """Features -> GCN (inside the point-in-time graph risk) -> XGBoost -> validate -> register.
+
+    The validation window is the newest labelled part of the data (it ends one label delay
+    before the newest transaction, since younger ones have no labels yet); labels are those
+    known at the newest transaction.
+    """
+    steps = tqdm(total=5, desc="train", unit="step", disable=not progress)
+    steps.set_postfix_str("reading data")
+    frames = load_frames(data_dir)
+    delay = float(frames.meta.get("label_delay_days", 7.0))
+    steps.update()
+    steps.set_postfix_str("features + GCN (point-in-time)")
+    ds = build_dataset(frames, pit=pit or PitConfig(), progress=progress)
+    steps.update()
+    t = ds.t
+    sp = temporal_split(t, label_delay_days=delay, test_days=0.0)
+    cutoff = int(t[-1]) + 1
+    known = ds.known_label(cutoff)
+    fit = np.flatnonzero(t < sp.val_start)
+    val = np.flatnonzero((t >= sp.val_start) & (t < sp.train_end))
+    x = ds.x.to_numpy(dtype=np.float64)
+    steps.set_postfix_str("XGBoost")
+    model = fit_xgb(
+        x[fit],
+        known[fit],
+        x[val],
+        known[val],
+        features=list(FEATURE_NAMES),
+        seed=settings.seed,
+        cfg=xgb_cfg,
+    )
+    s_val = model.predict(x[val])
+    thr = choose_thresholds(known[val], s_val, cost_fp=settings.cost_fp, cost_fn=settings.cost_fn)
+    steps.update()
+    steps.set_postfix_str("validation")
+    metrics = {
+        "val_pr_auc": m.average_precision(known[val], s_val),
+        "val_roc_auc": m.roc_auc(known[val], s_val),
+        "val_recall_at_1pct_fpr": m.recall_at_fpr(known[val], s_val, 0.01),
+        "val_recall_at_90pct_precision": m.recall_at_precision(known[val], s_val, 0.9),
+        "val_cost_per_1000": m.expected_cost_per_1000(
+            known[val], s_val >= thr.decline, cost_fp=settings.cost_fp, cost_fn=settings.cost_fn
+        ),
+        "val_known_frauds": float(known[val].sum()),
+        "val_rows": float(len(val)),
+        "fit_rows": float(len(fit)),
+    }
+    gcn_fits = ds.pit.fits
+    if gcn_fits:
+        metrics["gcn_val_pr_auc"] = gcn_fits[-1][1].val_pr_auc
+    registry = ModelRegistry(settings.models_path)
+    live_ap = live_score(registry, x[val], known[val], list(FEATURE_NAMES))
+    steps.update()
+    steps.set_postfix_str("register")
+    artifacts: dict[str, Path] = {"xgb.json": work / "xgb.json"}
+    model.save(artifacts["xgb.json"])
+    if ds.pit.model is not None:
+        artifacts.update(save_gcn(ds.pit.model, work))
+    manifest = {
+        "kind": "fraud-model",
+        "features": list(FEATURE_NAMES),
+        "thresholds": thr.as_dict(),
+        "threshold_rule": {
+            "cost_fp": settings.cost_fp,
+            "cost_fn": settings.cost_fn,
+            "review_cost": REVIEW_COST_FRACTION * settings.cost_fp,
+        },
+        "metrics": metrics,
+        "data_window": {"start": _iso(int(t[0])), "end": _iso(int(t[-1])), "name": frames.name},
+        "split": {
+            "fit": [_iso(sp.fit_start), _iso(sp.val_start)],
+            "validation": [_iso(sp.val_start), _iso(sp.train_end)],
+            "labels_known_at": _iso(cutoff),
+        },
+        "xgb": {"best_iteration": model.best_iteration, "params": model.params},
+        "gcn": {"fits": len(gcn_fits), "trained": ds.pit.model is not None},
+        "seed": settings.seed,
+    }
+    version = registry.register(artifacts=artifacts, manifest=manifest)
+    margin = settings.promote_margin
+    better = live_ap is None or metrics["val_pr_auc"] > live_ap + margin
+    promoted = False
+    if promote and better:
+        promoted = registry.promote(version, metric="val_pr_auc", margin=margin, force=True)
+    steps.update()
+    steps.close()
+    return {
+        "version": version,
+        "live": registry.live_version(),
+        "promoted": promoted,
+        "live_val_pr_auc_same_window": live_ap,
+        "metrics": metrics,
+        "thresholds": thr.as_dict(),
+        "data_window": manifest["data_window"],
+        "timings": {k: round(v, 2) for k, v in ds.timings.items()},
+        "rows": len(t),
+    }
