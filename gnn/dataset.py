@@ -59,6 +59,12 @@ def load_frames(data_dir: Path) -> WorldFrames:
     return WorldFrames(txns, labels, truth, meta, data_dir.name)
 
 
+def label_delay_days(meta: dict[str, Any], default: float = 7.0) -> float:
+    """The world's label delay (top level or under ``params``), in days."""
+    value = meta.get("label_delay_days", meta.get("params", {}).get("label_delay_days", default))
+    return float(value)
+
+
 @dataclass(frozen=True)
 class Split:
     fit_start: int
@@ -136,7 +142,10 @@ def build_dataset(
 ) -> Dataset:
     """All FEATURE_NAMES for every transaction (graph risk from `start_us` on; NaN before)."""
     import time
+    from dataclasses import replace
 
+    delay = label_delay_days(frames.meta)
+    pit = replace(pit, graph=replace(pit.graph, label_delay_days=delay))
     t0 = time.perf_counter()
     tab = tabular_features(frames.txns)
     t1 = time.perf_counter()

@@ -22,7 +22,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from gnn import metrics as m
-from gnn.dataset import Dataset, Split, temporal_split
+from gnn.dataset import Dataset, Split, label_delay_days, temporal_split
 from gnn.features import DAY_US, FEATURE_NAMES, TABULAR_FEATURES, US
 from gnn.tabular import Thresholds, XgbConfig, XgbModel, choose_thresholds, fit_xgb
 
@@ -140,7 +140,7 @@ def evaluate_dataset(
 ) -> EvalReport:
     """Fit (b) and (d), score (a)-(d) on the test window; `exclude_test` drops test rows
     (the handbook removes customers already known to be compromised)."""
-    delay = float(ds.frames.meta.get("label_delay_days", 7.0))
+    delay = label_delay_days(ds.frames.meta)
     sp = split or temporal_split(ds.t, label_delay_days=delay)
     t = ds.t
     known = ds.known_label(sp.test_start)

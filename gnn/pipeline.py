@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from fraudring.registry import ModelRegistry
 from fraudring.settings import Settings
 from gnn import metrics as m
-from gnn.dataset import build_dataset, load_frames, temporal_split
+from gnn.dataset import build_dataset, label_delay_days, load_frames, temporal_split
 from gnn.features import FEATURE_NAMES
 from gnn.model import FraudGCN
 from gnn.pit import PitConfig
@@ -45,7 +45,7 @@ def run_training(
     steps = tqdm(total=5, desc="train", unit="step", disable=not progress)
     steps.set_postfix_str("reading data")
     frames = load_frames(data_dir)
-    delay = float(frames.meta.get("label_delay_days", 7.0))
+    delay = label_delay_days(frames.meta)
     steps.update()
     steps.set_postfix_str("features + GCN (point-in-time)")
     ds = build_dataset(frames, pit=pit or PitConfig(), progress=progress)

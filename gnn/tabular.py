@@ -97,14 +97,15 @@ class XgbModel:
 def fit_xgb(
     x_train: npt.NDArray[np.float64],
     y_train: npt.NDArray[np.int64],
-    x_val: npt.NDArray[np.float64],
-    y_val: npt.NDArray[np.int64],
+    x_val: npt.NDArray[np.float64] | None,
+    y_val: npt.NDArray[np.int64] | None,
     *,
     features: Sequence[str],
     seed: int,
     cfg: XgbConfig | None = None,
 ) -> XgbModel:
-    """Fit with early stopping on validation PR-AUC (aucpr); keeps the best iteration."""
+    """Fit with early stopping on validation PR-AUC (aucpr), keeping the best iteration; without
+    a validation set, exactly ``n_estimators`` trees (chosen elsewhere, e.g. validation folds)."""
     cfg = cfg or XgbConfig()
     pos = max(float(np.sum(y_train)), 1.0)
     neg = max(float(len(y_train) - pos), 1.0)
@@ -112,19 +113,24 @@ def fit_xgb(
     params = cfg.params(seed=seed, scale_pos_weight=spw)
     names = list(features)
     dtrain = xgb.DMatrix(x_train, label=y_train, feature_names=names)
-    dval = xgb.DMatrix(x_val, label=y_val, feature_names=names)
-    booster = xgb.train(
-        params,
-        dtrain,
-        num_boost_round=cfg.n_estimators,
-        evals=[(dval, "val")],
-        early_stopping_rounds=cfg.early_stopping_rounds,
-        verbose_eval=False,
-    )
-    best = int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))
+    if x_val is None or y_val is None:
+        booster = xgb.train(params, dtrain, num_boost_round=cfg.n_estimators)
+        best = cfg.n_estimators - 1
+    else:
+        dval = xgb.DMatrix(x_val, label=y_val, feature_names=names)
+        booster = xgb.train(
+            params,
+            dtrain,
+            num_boost_round=cfg.n_estimators,
+            evals=[(dval, "val")],
+            early_stopping_rounds=cfg.early_stopping_rounds,
+            verbose_eval=False,
+        )
+        best = int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))
     booster.set_attr(best_iteration=str(best), features=json.dumps(names))
     model = XgbModel(booster, names, best, float("nan"), params)
-    model.val_pr_auc = average_precision(y_val, model.predict(x_val))
+    if x_val is not None and y_val is not None:
+        model.val_pr_auc = average_precision(y_val, model.predict(x_val))
     return model
 
 
