@@ -141,3 +141,36 @@ def test_retrain_without_a_pipeline_still_rescores_and_reports(
     assert "not trained" in md.read_text()
     last = json.loads(pipe.client.get(keys.meta("retrain:last")) or b"{}")
     assert last["outcome"] == "not trained"
+
+
+def test_retrain_trains_promotes_and_rescores_with_the_gcn(pipe: Pipeline) -> None:
+    """The real pipeline (gnn.service.train_pipeline) on a small world in data_dir/world."""
+    from workers.scoring import load_ring_scorer
+    from world.io import read_world
+    from world.simulate import generate
+
+    world = pipe.settings.data_dir / "world"
+    generate(out=world, transactions=4000, seed=5, progress=False)
+    keys = Keys(pipe.settings.redis_prefix)
+    recs = [
+        decision(r["txn_id"], user=r["user_id"], ts=r["ts"].timestamp(), card=r["card_id"], device=r["device_id"],
+                 ip=r["ip"], merchant=r["merchant_id"], amount=r["amount"])
+        for r in read_world(world).transactions.to_pylist()
+    ]  # fmt: skip
+    xadd_all(pipe.client, keys.decisions_stream, recs)
+    drain_decisions(pipe, consumer="c", max_seconds=120, block_ms=50)
+    report = retrain.run(
+        pipe, reload_scorer=lambda: load_ring_scorer(pipe.settings, store=pipe.store)[0]
+    )
+    assert report["outcome"] in {"promoted", "kept production"}, report
+    assert report["version"] and "val_pr_auc" in report["metrics"]
+    assert report["rescore"]["rings"] >= 1
+    md = next(Path(p) for p in report["report"] if p.endswith(".md"))
+    assert "val_pr_auc" in md.read_text()
+    if report["outcome"] == "promoted":  # the ring risks now come from the new GCN
+        some = next(pipe.client.scan_iter(match=f"{keys.prefix}risk:user:*"))
+        assert orjson.loads(pipe.client.get(some) or b"{}")["model_version"] == report["version"]
+    assert (
+        json.loads(pipe.client.get(keys.meta("drift:reference")) or b"{}")["end"]
+        == report["started_at"]
+    )

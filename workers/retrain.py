@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fraudring.errors import Unavailable
+from fraudring.errors import FraudringError, Unavailable
 from fraudring.logs import get_logger
 from workers import drift
 from workers.scoring import RingScorer, plan_risks, write_risks
@@ -24,7 +24,8 @@ from workers.service import Pipeline, event_time
 
 log = get_logger(__name__)
 #: Names under which gnn.service may expose its training pipeline, in order of preference.
-PIPELINE_NAMES = ("retrain", "train_pipeline", "run_pipeline")
+PIPELINE_NAMES = ("train_pipeline", "retrain", "run_pipeline")
+REFERENCE_S = 7 * 86_400.0
 
 
 class TrainingUnavailable(Unavailable):
@@ -73,17 +74,16 @@ def run(pipe: Pipeline, *, reload_scorer: Callable[[], RingScorer]) -> dict[str,
             data_window=result.get("data_window"),
             training=result,
         )
-    except TrainingUnavailable as exc:
+    except FraudringError as exc:  # no pipeline, no training data, ...: reported, not retried
         report.update(outcome="not trained", error=exc.message, metrics={})
     pipe.scorer = reload_scorer()
     report["rescore"] = rescore_all(pipe)
     report["finished_at"] = time.time()
     report["seconds"] = round(report["finished_at"] - started, 2)
-    window = report.get("data_window") or {}
-    if isinstance(window.get("stream_start"), int | float):
-        drift.set_reference(
-            pipe.client, pipe.keys, start=window["stream_start"], end=window["stream_end"]
-        )
+    if report.get("version"):
+        # Drift compares with the decisions the new model was trained close to: the stream's
+        # last week before this run (stream time; the data window itself is event time).
+        drift.set_reference(pipe.client, pipe.keys, start=started - REFERENCE_S, end=started)
     paths = write_report(pipe.settings.data_dir / "reports", report)
     report["report"] = [str(p) for p in paths]
     pipe.client.set(pipe.keys.meta("retrain:last"), json.dumps(report, default=str))

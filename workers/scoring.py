@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import redis
 
+from fraudring.errors import FraudringError
 from fraudring.logs import get_logger
 from graph.schemas import Ring
 from realtime.keys import GraphRisk, Keys
@@ -94,16 +95,21 @@ def record_freshness(client: redis.Redis, keys: Keys, decided_at: Sequence[float
     pipe.execute()
 
 
-def load_ring_scorer(settings: Any) -> tuple[RingScorer, str]:
-    """The live GCN's ring scorer when gnn provides one and a model is live, else the heuristic."""
+def load_ring_scorer(settings: Any, *, store: Any = None) -> tuple[RingScorer, str]:
+    """The live GCN's ring scorer (its member risks refreshed from `store`'s export) when the
+    live model has a GCN, else the graph's ring risk; the second value says which and why."""
     try:
         gnn_service = importlib.import_module("gnn.service")
-    except ImportError:
-        return heuristic_scorer, "heuristic (gnn.service not available)"
+    except ImportError as exc:
+        return heuristic_scorer, f"heuristic (gnn.service not importable: {exc})"
     make = getattr(gnn_service, "live_ring_scorer", None)
     if make is None:
         return heuristic_scorer, "heuristic (gnn.service has no live_ring_scorer)"
-    scorer = make(settings=settings)
+    try:
+        scorer = make(settings=settings, store=store)
+    except FraudringError as exc:  # e.g. a live GCN trained on other node features
+        log.error("score.gcn_unusable", error=exc.message)
+        return heuristic_scorer, f"heuristic (live GCN unusable: {exc.message})"
     if scorer is None:
         return heuristic_scorer, "heuristic (no live GCN)"
-    return scorer, "gcn"
+    return scorer, f"gcn {getattr(scorer, 'version', '?')}"

@@ -30,6 +30,9 @@ from workers.streams import consumer_name
 
 log = get_logger(__name__)
 DRAIN_SECONDS = 10.0
+#: The live GCN scores every node from a full export this often (between, new rings are scored
+#: from the members it knows plus the labelled fraud rate; see gnn.service.LiveRingScorer).
+GCN_REFRESH_S = 600.0
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Resources:
     scorer_kind: str
     live: str | None = None
     live_checked: float = 0.0
+    refreshed: float = 0.0
 
     def pipeline(self) -> Pipeline:
         return Pipeline(
@@ -68,7 +72,7 @@ def resources() -> Resources:
             ensure = getattr(store, "ensure_schema", None)
             if ensure is not None:
                 ensure()
-            scorer, kind = load_ring_scorer(settings)
+            scorer, kind = load_ring_scorer(settings, store=store)
             live = ModelRegistry(settings.models_path).live_version()
             log.info("worker.resources", scorer=kind, graph=settings.graph_name)
             _resources = Resources(
@@ -80,27 +84,31 @@ def resources() -> Resources:
                 scorer=scorer,
                 scorer_kind=kind,
                 live=live,
+                refreshed=time.monotonic(),
             )
         return _resources
 
 
 def reload_scorer() -> RingScorer:
     res = resources()
-    res.scorer, res.scorer_kind = load_ring_scorer(res.settings)
+    res.scorer, res.scorer_kind = load_ring_scorer(res.settings, store=res.store)
     res.live = ModelRegistry(res.settings.models_path).live_version()
+    res.refreshed = time.monotonic()
     return res.scorer
 
 
 def _follow_live_model(res: Resources) -> None:
-    """Reload the ring scorer when another process promoted a model (checked every 10 s)."""
+    """Reload the ring scorer when another process promoted a model (checked every 10 s), and
+    rescore the whole graph with the GCN every GCN_REFRESH_S (its member risks age)."""
     now = time.monotonic()
     if now - res.live_checked < 10:
         return
     res.live_checked = now
     live = ModelRegistry(res.settings.models_path).live_version()
-    if live != res.live:
+    stale = res.scorer_kind.startswith("gcn") and now - res.refreshed > GCN_REFRESH_S
+    if live != res.live or stale:
         reload_scorer()
-        log.info("worker.model_reloaded", live=live, scorer=res.scorer_kind)
+        log.info("worker.scorer_reloaded", live=live, scorer=res.scorer_kind)
 
 
 # -- single-flight helpers ---------------------------------------------------------------------
