@@ -124,6 +124,36 @@ def _seed_risk(url: str, keys: Keys, *, seed: int) -> None:
     client.close()
 
 
+def _tree_cpu_s(root: int) -> float:
+    """utime + stime of a process and all its descendants (the API's workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parent[pid] = int(fields[1])
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += cpu.get(pid, 0.0)
+        todo.extend(c for c, p in parent.items() if p == pid)
+    return total
+
+
+def _redis_cpu_s(url: str) -> float:
+    client = redis.Redis.from_url(url)
+    info = client.info("cpu")
+    client.close()
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
 def _histogram(base: str, route: str) -> dict[float, float]:
     text = httpx.get(f"{base}/metrics", timeout=10).text
     out: dict[float, float] = {}
@@ -220,6 +250,7 @@ def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
                     version=version,
                     redis_url=ep.redis_url,
                     prefix=prefix,
+                    server_pid=server.pid,
                 )
             finally:
                 os.killpg(server.pid, signal.SIGINT)
@@ -249,7 +280,15 @@ def _wait_ready(base: str, *, version: str, timeout_s: float = 60) -> None:
 
 
 def _measure(
-    *, base: str, key: str, tmp: Path, seed: int, version: str, redis_url: str, prefix: str
+    *,
+    base: str,
+    key: str,
+    tmp: Path,
+    seed: int,
+    version: str,
+    redis_url: str,
+    prefix: str,
+    server_pid: int,
 ) -> dict[str, Any]:
     _wait_ready(base, version=version)
     r = httpx.post(
@@ -278,14 +317,25 @@ def _measure(
             WRK_LUA % {"seed": seed, "key": key, "users": USERS, "run": f"{prefix}{run_id}"}
         )
         before = _histogram(base, "decision")
+        cpu0, rcpu0 = _tree_cpu_s(server_pid), _redis_cpu_s(redis_url)
         print(f"wrk {name}: {duration} s, {CONNECTIONS} connections ...", flush=True)
         res = _wrk(f"{base}/v1/decisions", script=script, duration=duration)
+        cpu1, rcpu1 = _tree_cpu_s(server_pid), _redis_cpu_s(redis_url)
         p50, p99, n = _quantiles(before, _histogram(base, "decision"))
-        results[name] = {**res, "p50_ms": p50, "p99_ms": p99, "n": n}
+        results[name] = {
+            **res,
+            "p50_ms": p50,
+            "p99_ms": p99,
+            "n": n,
+            "api_cpu_ms": (cpu1 - cpu0) * 1000 / max(n, 1),
+            "redis_cpu_ms": (rcpu1 - rcpu0) * 1000 / max(n, 1),
+        }
     before = _histogram(base, "trivial")
     print(f"wrk trivial: {DURATION_S} s ...", flush=True)
+    cpu0 = _tree_cpu_s(server_pid)
     res = _wrk(f"{base}/v1/trivial", script=None, duration=DURATION_S)
-    tp50, tp99, _ = _quantiles(before, _histogram(base, "trivial"))
+    cpu1 = _tree_cpu_s(server_pid)
+    tp50, tp99, tn = _quantiles(before, _histogram(base, "trivial"))
     d = results["decision"]
     client = redis.Redis.from_url(redis_url)
     stream_len = int(client.xlen(Keys(prefix).decisions_stream))
@@ -303,6 +353,11 @@ def _measure(
         "client_p50_ms": round(d["client_p50_ms"], 3),
         "client_p99_ms": round(d["client_p99_ms"], 3),
         "decisions_measured": d["n"],
+        "api_cpu_ms_per_decision": round(d["api_cpu_ms"], 3),
+        "redis_cpu_ms_per_decision": round(d["redis_cpu_ms"], 3),
+        "api_cpu_ms_per_trivial": round((cpu1 - cpu0) * 1000 / max(tn, 1), 3),
+        "cpu_bound_decisions_per_s_2_cores": round(2000 / (d["api_cpu_ms"] + d["redis_cpu_ms"]), 1),
+        "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
         "non_2xx": int(d["non2xx"] + results["warmup"]["non2xx"]),
         "degraded_decisions": int(float(degraded.group(1))) if degraded else 0,
         "stream_length": stream_len,

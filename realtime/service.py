@@ -5,7 +5,7 @@ policy, then one more Lua call that stores the decision and appends it to the de
 atomically. Any Redis failure or timeout (settings.redis_timeout_ms) degrades instead of failing:
 the decision uses the request's own features, the model and the rules, says `degraded: true`, and
 goes to the local spool, replayed into the stream once each when Redis answers again. After a
-failure Redis is skipped for a second, so an outage costs one timeout, not one per request.
+failure Redis is skipped for 250 ms, so an outage costs one timeout, not one per request.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from realtime.velocity import State, TxnKeyInput, VelocityStore
 log = get_logger(__name__)
 
 REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
-RETRY_REDIS_AFTER_S = 1.0
+RETRY_REDIS_AFTER_S = 0.25
 NOTE_DEGRADED = (
     "degraded: Redis unavailable; decided from the request's own features, the model and the "
     "rules (no velocity, no graph risk)"
