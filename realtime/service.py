@@ -240,9 +240,14 @@ class DecisionEngine:
             }
         )
         if not await self._record(txn.txn_id, stored, record, applied=not degraded):
-            await asyncio.to_thread(
-                self.spool.append, {"stored": stored.decode(), "record": record.decode()}
-            )
+            entry = {"stored": stored.decode(), "record": record.decode()}
+            try:
+                await asyncio.to_thread(self.spool.append, entry)
+            except OSError as exc:
+                # Neither Redis nor the disk takes it: answer anyway (the caller must not get a
+                # 5xx for a valid request) and say so loudly; the log line carries the record.
+                log.error("decision.unrecorded", error=repr(exc), record=entry["record"])
+        log.debug("decision.made", txn_id=txn.txn_id, decision=verdict.decision, degraded=degraded)
         return Outcome(
             body=stored,
             decision=verdict.decision,

@@ -248,3 +248,15 @@ def test_torn_spool_line_is_kept_aside_not_dropped(
     spool.path.write_bytes(b'{"stored": "tor')
     assert h.run(h.engine.replay_spool()) == (0, 0)
     assert (spool.directory / "rejected.jsonl").read_bytes().startswith(b'{"stored": "tor')
+
+
+def test_redis_and_disk_both_failing_still_answers(
+    harness: Callable[..., Harness], tmp_path: Path
+) -> None:
+    from fraudring.runtime import _free_port
+
+    h = harness(redis_url=f"redis://127.0.0.1:{_free_port()}/0")
+    h.engine.spool.directory.parent.mkdir(parents=True, exist_ok=True)
+    h.engine.spool.directory.write_text("not a directory")  # the spool cannot be written
+    body, _ = h.decide(1)
+    assert body["degraded"] and body["decision"] == "approve"
