@@ -30,6 +30,7 @@ from fraudring.settings import Settings
 from gnn import metrics as m
 from gnn.graphdata import NODE_FEATURES
 from gnn.model import FitInfo, FraudGCN, GcnConfig, fit_gcn, predict_proba
+from gnn.pit import PitConfig
 
 if TYPE_CHECKING:
     from graph.schemas import GraphExport, Ring
@@ -199,6 +200,7 @@ def train_pipeline(
     store: Any = None,
     progress: bool = False,
     promote: bool = True,
+    pit: PitConfig | None = None,
 ) -> dict[str, Any]:
     """Train GCN + XGBoost on a world directory, register, promote if better; returns the report
     (version, live, promoted, metrics, data_window, timings)."""

@@ -1,0 +1,110 @@
+"""The training pipeline on a small world: registry versions, promotion rule, rollback, loading;
+the evaluation report; thresholds by expected cost; the CLI's clear error on bad input."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fraudring.registry import ModelRegistry
+from fraudring.settings import Settings, load_settings
+from gnn.model import GcnConfig
+from gnn.pit import PitConfig
+from gnn.tabular import XgbModel, choose_thresholds
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from world.simulate import generate
+
+    out = tmp_path_factory.mktemp("world") / "w"
+    generate(out=out, transactions=12_000, seed=5, days=22, fraud_rate=0.01, progress=False)
+    return out
+
+
+FAST = PitConfig(gcn=GcnConfig(hidden_channels=8, epochs=8, patience=8), retrain_every=10)
+
+
+def _settings(tmp_path: Path, **kw: object) -> Settings:
+    return load_settings(env="dev", data_dir=tmp_path / "data", **kw)
+
+
+def test_train_register_promote_rollback(tmp_path: Path, small_world: Path) -> None:
+    from gnn.service import load_gcn, train_pipeline
+
+    settings = _settings(tmp_path)
+    first = train_pipeline(settings=settings, data_dir=small_world, pit=FAST)
+    reg = ModelRegistry(settings.models_path)
+    assert first["promoted"] and reg.live_version() == first["version"]
+    man = reg.manifest(first["version"])
+    assert man["kind"] == "fraud-model" and man["features"][0] == "amount"
+    assert (
+        len(man["features"]) == 39
+        and 0 <= man["thresholds"]["review"] <= man["thresholds"]["decline"] <= 1
+    )
+    assert "val_pr_auc" in man["metrics"] and man["data_window"]["name"] == "w"
+    booster = XgbModel.load(reg.artifact(first["version"], "xgb.json"))
+    assert booster.features == man["features"]
+    assert load_gcn(reg).in_channels == 12
+    # same data again: the candidate does not beat production by the margin -> kept
+    strict = _settings(tmp_path, promote_margin=0.5)
+    second = train_pipeline(settings=strict, data_dir=small_world, pit=FAST)
+    assert not second["promoted"] and reg.live_version() == first["version"]
+    assert second["live_val_pr_auc_same_window"] == pytest.approx(first["metrics"]["val_pr_auc"])
+    # rollback to any version, then back
+    assert reg.promote(second["version"], metric="val_pr_auc", force=True)
+    assert reg.rollback() == first["version"] and reg.live_version() == first["version"]
+
+
+def test_evaluate_writes_report_and_plot(tmp_path: Path, small_world: Path) -> None:
+    from gnn.dataset import build_dataset, load_frames
+    from gnn.evaluate import evaluate_dataset, write_report
+
+    out = tmp_path / "rep"
+    ds = build_dataset(load_frames(small_world), pit=FAST, progress=False)
+    write_report(evaluate_dataset(ds, seed=1, cost_fp=100, cost_fn=550), out)
+    rep = json.loads((out / "report.json").read_text())
+    assert set(rep["metrics"]) == {"a_rules", "b_xgb_tabular", "c_gcn", "d_xgb_graph"}
+    for vals in rep["metrics"].values():
+        assert 0.0 <= vals["pr_auc"] <= 1.0 and "ring_recall_24h" in vals
+    assert rep["split"]["train_end"] < rep["split"]["test_start"]
+    assert (out / "pr_curve.png").stat().st_size > 10_000
+    assert "(d) XGBoost + graph risk" in (out / "report.md").read_text()
+
+
+def test_bad_data_dir_is_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    from fraudring import cli
+
+    monkeypatch.setattr(sys, "argv", ["fraudring", "evaluate", "--data", str(tmp_path / "nope")])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "not a world dir" in err and "Traceback" not in err
+
+
+def test_thresholds_by_expected_cost() -> None:
+    y = np.array([1, 1, 0, 1, 0, 0, 0, 0, 0, 0])
+    s = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+    thr = choose_thresholds(y, s, cost_fp=100, cost_fn=550)
+    # declining >= 0.6 costs one FP (100) vs missing the fraud at 0.6 (550)
+    assert thr.decline == pytest.approx(0.6)
+    assert thr.review == pytest.approx(0.6)  # nothing below 0.6 is worth a $20 review
+    cheap = choose_thresholds(np.r_[y, 1], np.r_[s, 0.01], cost_fp=100, cost_fn=550)
+    assert cheap.review < cheap.decline  # a fraud at the bottom: reviewing all pays ($200 < $550)
+
+
+def test_settings_are_used_for_costs(make_settings: Callable[..., Settings]) -> None:
+    s = make_settings(cost_fp=1.0, cost_fn=1000.0)
+    y = np.array([1, 0, 0, 0, 1])
+    sc = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    thr = choose_thresholds(y, sc, cost_fp=s.cost_fp, cost_fn=s.cost_fn)
+    assert thr.decline == pytest.approx(0.5)  # misses are so costly that all are declined
