@@ -8,7 +8,8 @@ first/last activity come from their edges, which is what ingest aggregates.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -40,63 +41,84 @@ def export(store: CypherStore, *, chunk_size: int = 200_000) -> GraphExport:
     props: dict[str, list[F64]] = {c: [] for c in ("n", "amount", "first", "last", "ftx", "ltx")}
     labels: list[F64] = []
     node_key = store.node_key("n")
-    for k_index, kind in enumerate(KINDS):
+    ukey, xkey = store.node_key("u"), store.node_key("x")
+    node_pages = list(store._pages("n", page_size=chunk_size))
+    edge_pages = [(p, v) for p, v in store._pages("u", page_size=chunk_size)]
+
+    def node_task(task: tuple[int, str, dict[str, object]]) -> Any:
+        k_index, pred, page = task
+        kind = KINDS[k_index]
         exprs = q.USER_EXPORT_COLS if kind == "user" else q.ENTITY_EXPORT_COLS
-        for pred, page in store._pages("n", page_size=chunk_size):
-            match = f"MATCH (n:{LABELS[kind]}) WHERE {pred}"
-            numeric = [*exprs, _LABEL_EXPR]
-            if store.numeric_keys:
-                numeric.append(node_key)
-            cols, strs = store._columns(
-                match, numeric, page, strings=["n.id"] if store.numeric_keys else ["n.id", node_key]
-            )
-            count = len(strs[0])
-            if count == 0:
-                continue
-            ids += strs[0]
-            kinds.append(np.full(count, k_index, dtype=np.float64))
-            if store.numeric_keys:
-                keys.append(cols[-1])
-            else:
-                key_strs += strs[1]
-            labels.append(cols[len(exprs)])
-            nan = np.full(count, np.nan)
-            if kind == "user":
-                for name, col in zip(
-                    ("n", "amount", "first", "last", "ftx", "ltx"), cols, strict=False
-                ):
-                    props[name].append(col)
-            else:
-                for name in ("n", "amount", "first", "last"):
-                    props[name].append(nan)
-                props["ftx"].append(cols[0])
-                props["ltx"].append(cols[1])
+        match = f"MATCH (n:{LABELS[kind]}) WHERE {pred}"
+        if kind == "user":
+            match += q.USER_EXPORT_MATCH
+        numeric = [*exprs, _LABEL_EXPR]
+        if store.numeric_keys:
+            numeric.append(node_key)
+        strings = ["n.id"] if store.numeric_keys else ["n.id", node_key]
+        return store._columns(match, numeric, dict(page), strings=strings)
+
+    def edge_task(task: tuple[str, dict[str, object]]) -> Any:
+        pred, page = task
+        match = f"MATCH (u:User)-[r:USED]->(x) WHERE {pred}"
+        if store.numeric_keys:
+            return store._columns(match, [ukey, xkey, *q.EDGE_EXPORT_COLS], dict(page))
+        return store._columns(match, list(q.EDGE_EXPORT_COLS), dict(page), strings=[ukey, xkey])
+
+    tasks = [(k, pred, page) for k in range(len(KINDS)) for pred, page in node_pages]
+    with ThreadPoolExecutor(max_workers=store.read_parallelism) as pool:
+        node_results = list(pool.map(node_task, tasks))
+        edge_results = list(pool.map(edge_task, edge_pages))
+    for (k_index, _pred, _page), (cols, strs) in zip(tasks, node_results, strict=True):
+        kind = KINDS[k_index]
+        exprs = q.USER_EXPORT_COLS if kind == "user" else q.ENTITY_EXPORT_COLS
+        count = len(strs[0])
+        if count == 0:
+            continue
+        ids += strs[0]
+        kinds.append(np.full(count, k_index, dtype=np.float64))
+        if store.numeric_keys:
+            keys.append(cols[-1])
+        else:
+            key_strs += strs[1]
+        labels.append(cols[len(exprs)])
+        nan = np.full(count, np.nan)
+        if kind == "user":
+            for name, col in zip(
+                ("n", "amount", "first", "last", "ftx", "ltx"), cols, strict=False
+            ):
+                props[name].append(col)
+        else:
+            for name in ("n", "amount", "first", "last"):
+                props[name].append(nan)
+            props["ftx"].append(cols[0])
+            props["ltx"].append(cols[1])
     n_nodes = len(ids)
-    # edges
     src_parts: list[F64] = []
     dst_parts: list[F64] = []
     src_strs: list[str] = []
     dst_strs: list[str] = []
     eattr: list[list[F64]] = [[] for _ in q.EDGE_EXPORT_COLS]
-    ukey, xkey = store.node_key("u"), store.node_key("x")
-    for pred, page in store._pages("u", page_size=chunk_size):
-        match = f"MATCH (u:User)-[r:USED]->(x) WHERE {pred}"
+    for cols, strs in edge_results:
         if store.numeric_keys:
-            cols, _ = store._columns(match, [ukey, xkey, *q.EDGE_EXPORT_COLS], page)
             src_parts.append(cols[0])
             dst_parts.append(cols[1])
             rest = cols[2:]
         else:
-            rest, strs = store._columns(match, list(q.EDGE_EXPORT_COLS), page, strings=[ukey, xkey])
+            rest = cols
             src_strs += strs[0]
             dst_strs += strs[1]
         for i, col in enumerate(rest):
             eattr[i].append(col)
     if store.numeric_keys:
-        all_keys = _cat(keys).astype(np.int64)
+        all_keys = np.rint(_cat(keys)).astype(np.int64)
         order = np.argsort(all_keys)
-        src = order[np.searchsorted(all_keys, _cat(src_parts).astype(np.int64), sorter=order)]
-        dst = order[np.searchsorted(all_keys, _cat(dst_parts).astype(np.int64), sorter=order)]
+        src = order[
+            np.searchsorted(all_keys, np.rint(_cat(src_parts)).astype(np.int64), sorter=order)
+        ]
+        dst = order[
+            np.searchsorted(all_keys, np.rint(_cat(dst_parts)).astype(np.int64), sorter=order)
+        ]
     else:
         pos = {k: i for i, k in enumerate(key_strs)}
         src = np.array([pos[k] for k in src_strs], dtype=np.int64)

@@ -127,13 +127,15 @@ def parameters(batch: Batch) -> tuple[dict[str, Any], int]:
     """The INGEST statement's parameters and the number of distinct edges they carry."""
     frame = batch.frame
     params: dict[str, Any] = {"txn_ids": frame["txn_id"].to_list()}
-    params["users"] = _agg(frame, ["user_id"]).rows()
+    users = [[*row, [], [], [], []] for row in _agg(frame, ["user_id"]).rows()]
+    slot = {row[0]: row for row in users}
     edges = 0
-    for kind in ENTITY_KINDS:
+    for i, kind in enumerate(ENTITY_KINDS):
         col = _ENTITY_COLUMN[kind]
-        rows = _agg(frame.filter(pl.col(col).is_not_null()), ["user_id", col]).rows()
-        params[kind] = rows
-        edges += len(rows)
+        for user, *edge in _agg(frame.filter(pl.col(col).is_not_null()), ["user_id", col]).rows():
+            slot[user][5 + i].append(edge)
+            edges += 1
+    params["users"] = users
     params["txns"] = frame.select(
         "txn_id", "ts", "user_id", "card_id", "device_id", "ip", "merchant_id", "amount"
     ).rows()

@@ -23,7 +23,6 @@ from graph.schemas import LABELS
 
 class Neo4jStore(CypherStore):
     backend = "neo4j"
-    degree = "COUNT { (x)<-[:USED]-() }"
     numeric_keys = False
 
     def __init__(self, url: str, *, user: str, password: str, database: str | None) -> None:

@@ -15,9 +15,13 @@ from graph.schemas import ENTITY_KINDS, LABELS
 # One statement per batch, so the batch is atomic on FalkorDB (one query) and on Neo4j (one
 # transaction). The guard makes it a no-op when any of its transactions is already stored (a
 # concurrent writer got there first); the caller then re-reads the ledger and retries.
-# Rows are positional lists (smaller parameter headers than maps):
-#   users: [id, first_seen, last_seen, n, amount_sum]
-#   edges: [user_id, entity_id, first_seen, last_seen, n, amount_sum]
+#
+# Per user row: the user, its activity totals and its edges of each kind, so the user is looked
+# up once. Totals live on a self-loop `(u)-[:ACTIVITY]->(u)`, not on the node: FalkorDB
+# re-indexes a node on every property write, edges are not indexed, so per-batch counters go on
+# edges. Rows are positional lists (smaller parameter headers than maps):
+#   users: [id, first_seen, last_seen, n, amount_sum, cards, devices, ips, merchants]
+#     each of the last four a list of [entity_id, first_seen, last_seen, n, amount_sum]
 #   txns:  [id, ts, user, card, device, ip, merchant, amount]
 
 _GUARD = """
@@ -30,28 +34,27 @@ WHERE existing = 0
 _USERS = """
 UNWIND $users AS r
 MERGE (u:User {id: r[0]})
-ON CREATE SET u.first_seen = r[1], u.last_seen = r[2], u.n = r[3], u.amount_sum = r[4],
-  u.fraud_txn_n = 0, u.legit_txn_n = 0
-ON MATCH SET u.first_seen = CASE WHEN r[1] < u.first_seen THEN r[1] ELSE u.first_seen END,
-  u.last_seen = CASE WHEN r[2] > u.last_seen THEN r[2] ELSE u.last_seen END,
-  u.n = u.n + r[3], u.amount_sum = u.amount_sum + r[4]
-WITH count(*) AS done
+MERGE (u)-[a:ACTIVITY]->(u)
+ON CREATE SET a.first_seen = r[1], a.last_seen = r[2], a.n = r[3], a.amount_sum = r[4]
+ON MATCH SET a.first_seen = CASE WHEN r[1] < a.first_seen THEN r[1] ELSE a.first_seen END,
+  a.last_seen = CASE WHEN r[2] > a.last_seen THEN r[2] ELSE a.last_seen END,
+  a.n = a.n + r[3], a.amount_sum = a.amount_sum + r[4]
 """
 
 _EDGES = """
-UNWIND ${kind} AS e
-MATCH (u:User {{id: e[0]}})
-MERGE (x:{label} {{id: e[1]}})
-MERGE (u)-[r:USED]->(x)
-ON CREATE SET r.first_seen = e[2], r.last_seen = e[3], r.n = e[4], r.amount_sum = e[5],
-  r.fraud_n = 0, r.legit_n = 0
-ON MATCH SET r.first_seen = CASE WHEN e[2] < r.first_seen THEN e[2] ELSE r.first_seen END,
-  r.last_seen = CASE WHEN e[3] > r.last_seen THEN e[3] ELSE r.last_seen END,
-  r.n = r.n + e[4], r.amount_sum = r.amount_sum + e[5]
-WITH count(*) AS done
+FOREACH (e IN r[{pos}] |
+  MERGE (x:{label} {{id: e[0]}})
+  MERGE (u)-[rel:USED]->(x)
+  ON CREATE SET rel.first_seen = e[1], rel.last_seen = e[2], rel.n = e[3],
+    rel.amount_sum = e[4], rel.fraud_n = 0, rel.legit_n = 0
+  ON MATCH SET
+    rel.first_seen = CASE WHEN e[1] < rel.first_seen THEN e[1] ELSE rel.first_seen END,
+    rel.last_seen = CASE WHEN e[2] > rel.last_seen THEN e[2] ELSE rel.last_seen END,
+    rel.n = rel.n + e[3], rel.amount_sum = rel.amount_sum + e[4])
 """
 
 _LEDGER = """
+WITH count(*) AS done
 UNWIND $txns AS t
 CREATE (:Txn {id: t[0], ts: t[1], user: t[2], card: t[3], device: t[4], ip: t[5],
   merchant: t[6], amount: t[7]})
@@ -61,7 +64,7 @@ RETURN count(*) AS written
 INGEST: Final = (
     _GUARD
     + _USERS
-    + "".join(_EDGES.format(kind=k, label=LABELS[k]) for k in ENTITY_KINDS)
+    + "".join(_EDGES.format(pos=5 + i, label=LABELS[k]) for i, k in enumerate(ENTITY_KINDS))
     + _LEDGER
 )
 
@@ -108,66 +111,65 @@ RETURN count(n)
 
 # --- rings ------------------------------------------------------------------------------------
 
-NEWEST_TS: Final = "MATCH (u:User) RETURN max(u.last_seen)"
+NEWEST_TS: Final = "MATCH (:User)-[a:ACTIVITY]->() RETURN max(a.last_seen)"
 
 
-_MERCHANT_REPEAT = """
-WITH x, count(u) AS total, collect(CASE WHEN r.n >= 2 THEN u.id END) AS users
-WHERE size(users) >= 2 AND size(users) >= $share * total
-"""
-#: A user is tied to an IP only if based there (home, hideout), not passing through (office).
-_IP_BASED = "AND r.n >= $ip_min_n AND r.n >= $ip_share * u.n"
-_ANY_USERS = """
-WITH x, collect(u.id) AS users
-WHERE size(users) >= 2
-"""
-
-
-def ring_links(*, degree: str, page: str) -> dict[str, str]:
-    """Per entity kind: eligible entities (all-time degree in [min_deg, cap]) and the users
-    they link within the window; a merchant links only its repeat customers, and only when
-    they are at least `share` of its recent customers (see graph.rings).
-
-    `degree` is the backend's degree expression of `x` and `page` its paging predicate, both
-    constants of the backend module.
-    """
-    out: dict[str, str] = {}
-    for k in ENTITY_KINDS:
-        out[k] = f"""
-MATCH (x:{LABELS[k]})
-WHERE {page} AND {degree} >= $min_deg AND {degree} <= $cap
+#: Which of an entity's recent users it ties into a ring, per kind (see graph.rings): any user
+#: of a card or device; a user based at an IP (at least `ip_min_n` and `ip_share` of the user's
+#: transactions, `a` being the user's activity self-loop); a repeat customer of a merchant.
+_TIED: Final = {
+    "card": "true",
+    "device": "true",
+    "ip": "r.n >= $ip_min_n AND r.n >= $ip_share * a.n",
+    "merchant": "r.n >= 2",
+}
+#: The entity's recent users, the ones it ties, and its linking rule: a degree (distinct recent
+#: users) in [min_deg, cap]; for a merchant, tied users at least `share` of its customers.
+#: Two passes: counting first keeps hubs (a supermarket, a carrier NAT) from being collected.
+_LINK = """
+MATCH (x)<-[r:USED]-(:User)
+WHERE r.last_seen >= $since
+WITH x, count(r) AS degree
+WHERE degree >= $min_deg AND degree <= $cap
 MATCH (x)<-[r:USED]-(u:User)
-WHERE r.last_seen >= $since {_IP_BASED if k == "ip" else ""}
-{_MERCHANT_REPEAT if k == "merchant" else _ANY_USERS}
+WHERE r.last_seen >= $since{activity}
+WITH x, degree, collect(CASE WHEN {tied} THEN u.id END) AS users
+WHERE size(users) >= 2{share}
 RETURN x.id, users
 """
-    return out
+_ACTIVITY = "\nMATCH (u)-[a:ACTIVITY]->(u)"
 
 
-def user_entities(*, degree: str) -> str:
-    """Entities through which a set of users can be linked (the same rules as ring_links)."""
-    return f"""
+def _link(kind: str) -> str:
+    return _LINK.format(
+        activity=_ACTIVITY if kind == "ip" else "",
+        tied=_TIED[kind],
+        share=" AND size(users) >= $share * degree" if kind == "merchant" else "",
+    )
+
+
+def ring_links(*, page: str) -> dict[str, str]:
+    """Per entity kind, one page of linking entities and the users they tie; `page` is the
+    backend's paging predicate on `x` (a constant of the backend module)."""
+    return {k: f"MATCH (x:{LABELS[k]})\nWHERE {page}" + _link(k) for k in ENTITY_KINDS}
+
+
+#: Entities a set of users is recently tied to (whether they link is ENTITY_USERS' call).
+USER_ENTITIES: Final = f"""
 UNWIND $ids AS uid
-MATCH (u:User {{id: uid}})-[r:USED]->(x)
+MATCH (u:User {{id: uid}})
+MATCH (u)-[a:ACTIVITY]->(u)
+MATCH (u)-[r:USED]->(x)
 WHERE r.last_seen >= $since AND (
-  (x:Merchant AND r.n >= 2 AND {degree} <= $merchant_cap)
-  OR (x:Card AND {degree} >= $card_min AND {degree} <= $cap)
-  OR (x:Device AND {degree} >= 2 AND {degree} <= $cap)
-  OR (x:IP AND {degree} >= 2 AND {degree} <= $cap {_IP_BASED}))
+  (x:Merchant AND {_TIED["merchant"]}) OR x:Card OR x:Device OR (x:IP AND {_TIED["ip"]}))
 RETURN DISTINCT labels(x)[0], x.id
 """
 
-
-ENTITY_USERS: Final = "\nUNION ALL\n".join(
-    f"""
-UNWIND ${k} AS eid
-MATCH (x:{LABELS[k]} {{id: eid}})<-[r:USED]-(u:User)
-WHERE r.last_seen >= $since {_IP_BASED if k == "ip" else ""}
-{_MERCHANT_REPEAT if k == "merchant" else _ANY_USERS}
-RETURN '{k}' AS kind, x.id AS id, users
-"""
-    for k in ENTITY_KINDS
-)
+#: Per kind (separate queries: FalkorDB plans a label scan for one branch of a UNION), the same
+#: linking rule as ring_links for given entities.
+ENTITY_USERS: Final = {
+    k: f"UNWIND $ids AS eid\nMATCH (x:{LABELS[k]} {{id: eid}})" + _link(k) for k in ENTITY_KINDS
+}
 
 USER_RINGS: Final = """
 UNWIND $ids AS uid
@@ -180,7 +182,8 @@ ALL_RINGS: Final = "MATCH (g:Ring) RETURN g.id, g.created_at, g.members"
 USER_STATS: Final = """
 UNWIND $ids AS uid
 MATCH (u:User {id: uid})
-RETURN u.id, u.first_seen, u.last_seen, u.n, u.amount_sum, u.fraud_label, u.fraud_txn_n
+OPTIONAL MATCH (u)-[a:ACTIVITY]->(u)
+RETURN u.id, a.first_seen, a.last_seen, a.n, a.amount_sum, u.fraud_label, u.fraud_txn_n
 """
 
 RING_DELETE: Final = "UNWIND $ids AS rid MATCH (g:Ring {id: rid}) DETACH DELETE g"
@@ -190,12 +193,7 @@ RING_UNLINK: Final = "UNWIND $ids AS rid MATCH (:User)-[m:IN_RING]->(g:Ring {id:
 RING_UPSERT: Final = """
 UNWIND $rings AS p
 MERGE (g:Ring {id: p.id})
-SET g.size = p.size, g.suspicious = p.suspicious, g.members = p.members, g.shared = p.shared,
-  g.density = p.density,
-  g.fraud_n = p.fraud_n, g.fraud_rate = p.fraud_rate, g.amount = p.amount,
-  g.account_age_days = p.account_age_days, g.first_activity = p.first_activity,
-  g.last_activity = p.last_activity, g.risk = p.risk, g.created_at = p.created_at,
-  g.updated_at = p.updated_at
+SET g += p
 RETURN count(g)
 """
 
@@ -269,11 +267,13 @@ def path_query(*, src: str, dst: str, falkordb: bool) -> str:
 # --- export -----------------------------------------------------------------------------------
 # Columns per node kind and per edge, with the backend's internal id to join them cheaply.
 
+#: Appended to a user page's MATCH so the activity totals can be read.
+USER_EXPORT_MATCH: Final = " OPTIONAL MATCH (n)-[a:ACTIVITY]->(n)"
 USER_EXPORT_COLS: Final = (
-    "n.n",
-    "n.amount_sum",
-    "n.first_seen",
-    "n.last_seen",
+    "a.n",
+    "a.amount_sum",
+    "a.first_seen",
+    "a.last_seen",
     "n.fraud_txn_n",
     "n.legit_txn_n",
 )

@@ -2,7 +2,7 @@
 
 `CypherStore` holds everything both backends share (all statements come from graph.queries);
 a backend supplies only a handful of primitives: run a read, run a write, run several writes in
-one transaction, its schema statements, its degree expression and how to page over nodes.
+one transaction, its schema statements and how to page over nodes.
 """
 
 from __future__ import annotations
@@ -85,8 +85,6 @@ class CypherStore:
     """Store logic over the primitives a backend subclass provides."""
 
     backend = "cypher"
-    #: Degree (distinct users) of entity `x`; O(1) on both backends.
-    degree = ""
     #: Reading the ledger and writing a batch race only with another writer of the same rows.
     ingest_retries = 5
 
@@ -105,6 +103,8 @@ class CypherStore:
         """(predicate on `var`, its parameters) covering all nodes, one page at a time."""
         raise NotImplementedError
 
+    #: Concurrent read queries for scans (export, full ring detection).
+    read_parallelism = 1
     #: Whether `node_key` is an integer (FalkorDB id) or a string (Neo4j elementId).
     numeric_keys = False
 

@@ -9,8 +9,9 @@ links only when at least `card_min_users` share it: two users on one card are a 
 thief and the victim, three or more is a pattern. A merchant links only its repeat customers,
 and only when it is small (`merchant_cap`) and lives off them (`merchant_repeat_share` of its
 recent customers came back): a mule ring's shell merchant, not a corner shop whose customers
-mostly come once. Hub-ness uses the all-time degree, which both backends answer in O(1), so an
-incremental run decides it exactly like a full run.
+mostly come once. The degree of an entity counts its distinct users within the window; an
+incremental run applies the same rule (the same Cypher) to the entities it reaches, so it
+decides exactly like a full run.
 
 Households: families share a home IP, a tablet, a card, so they form components of up to about
 `household_max` users. A component bigger than that keeps as members only the users tied in
@@ -36,6 +37,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
@@ -198,14 +200,21 @@ def _rule(kind: str, params: RingParams) -> dict[str, Any]:
 
 
 def _full_links(store: CypherStore, *, since: float, params: RingParams) -> Links:
-    links: Links = {}
+    pages = list(store._pages("x", page_size=params.page_size))
+    tasks = []
     for kind in ENTITY_KINDS:
         rule = _rule(kind, params)
-        if rule["cap"] < rule["min_deg"]:
-            continue
-        for pred, page in store._pages("x", page_size=params.page_size):
-            query = q.ring_links(degree=store.degree, page=pred)[kind]
-            for eid, users in store._read(query, {**page, **rule, "since": since}):
+        if rule["cap"] >= rule["min_deg"]:
+            tasks += [(kind, pred, {**page, **rule, "since": since}) for pred, page in pages]
+
+    def fetch(task: tuple[str, str, dict[str, Any]]) -> list[list[Any]]:
+        kind, pred, args = task
+        return store._read(q.ring_links(page=pred)[kind], args)
+
+    links: Links = {}
+    with ThreadPoolExecutor(max_workers=store.read_parallelism) as pool:
+        for (kind, _p, _a), rows in zip(tasks, pool.map(fetch, tasks), strict=True):
+            for eid, users in rows:
                 links[(kind, eid)] = list(users)
     return links
 
@@ -226,16 +235,9 @@ def _expand(
     links: Links = {}
     old: OldRings = {}
     visited: set[str] = set()
+    checked: set[tuple[str, str]] = set()
     frontier = set(touched)
-    user_q = q.user_entities(degree=store.degree)
-    caps = {
-        "cap": params.hub_cap,
-        "card_min": params.card_min_users,
-        "merchant_cap": params.merchant_cap,
-        "since": since,
-        "ip_min_n": params.ip_min_txns,
-        "ip_share": params.ip_share,
-    }
+    tied = {"since": since, "ip_min_n": params.ip_min_txns, "ip_share": params.ip_share}
     while frontier:
         visited |= frontier
         rings = _rings_of(store, frontier)
@@ -244,30 +246,23 @@ def _expand(
         ids = sorted(frontier)
         seen: set[tuple[str, str]] = set()
         for i in range(0, len(ids), _CHUNK):
-            for label, eid in store._read(user_q, {"ids": ids[i : i + _CHUNK], **caps}):
+            for label, eid in store._read(q.USER_ENTITIES, {"ids": ids[i : i + _CHUNK], **tied}):
                 key = (KIND_OF_LABEL[label], eid)
-                if key not in links:
+                if key not in checked:
                     seen.add(key)
-        if params.merchant_cap < 2:
-            seen = {k for k in seen if k[0] != "merchant"}
+        checked |= seen
         todo = sorted(seen)
-        for i in range(0, len(todo), _CHUNK):
-            part = todo[i : i + _CHUNK]
-            by_kind: dict[str, Any] = {k: [e for kk, e in part if kk == k] for k in ENTITY_KINDS}
-            share = params.merchant_repeat_share
-            found = store._read(
-                q.ENTITY_USERS,
-                {
-                    **by_kind,
-                    "since": since,
-                    "share": share,
-                    "ip_min_n": params.ip_min_txns,
-                    "ip_share": params.ip_share,
-                },
-            )
-            for kind, eid, users in found:
-                links[(kind, eid)] = list(users)
-                grow.update(u for u in users if u not in visited)
+        for kind in ENTITY_KINDS:
+            ents = [e for k, e in todo if k == kind]
+            rule = _rule(kind, params)
+            if rule["cap"] < rule["min_deg"]:
+                continue
+            for i in range(0, len(ents), _CHUNK):
+                args = {"ids": ents[i : i + _CHUNK], **rule, "since": since}
+                found = store._read(q.ENTITY_USERS[kind], args)
+                for eid, users in found:
+                    links[(kind, eid)] = list(users)
+                    grow.update(u for u in users if u not in visited)
         frontier = grow
     links = {k: v for k, v in links.items() if len(v) >= 2}
     return links, visited, old

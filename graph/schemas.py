@@ -133,7 +133,7 @@ class RingParams(BaseModel):
         default=4, ge=1, description="larger groups keep only users tied through bigger entities"
     )
     min_size: int = Field(default=2, ge=2)
-    page_size: int = Field(default=20_000, ge=100)
+    page_size: int = Field(default=250_000, ge=100, description="nodes per scan page")
 
 
 class Ring(BaseModel):
