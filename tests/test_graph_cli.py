@@ -1,0 +1,54 @@
+"""`fraudring rings` and `fraudring neighbourhood` against embedded FalkorDB."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from typer.testing import CliRunner
+
+from fraudring.cli import app
+from fraudring.settings import get_settings, load_settings
+from graph.schemas import TxnRecord
+from graph.service import open_store
+
+
+@pytest.fixture
+def configured(
+    falkor_url: str, redis_url: str, graph_name: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    monkeypatch.setenv("FRAUDRING_GRAPH_URL", falkor_url)
+    monkeypatch.setenv("FRAUDRING_REDIS_URL", redis_url)
+    monkeypatch.setenv("FRAUDRING_GRAPH_NAME", graph_name)
+    get_settings.cache_clear()
+    with open_store(falkor_url, settings=load_settings(), graph_name=graph_name) as store:
+        store.ensure_schema()
+        store.ingest(
+            [
+                TxnRecord(f"t{k}", 1.75e9 + k, f"user{k}", None, "shared-dev", None, None, 9.0)
+                for k in range(5)
+            ]
+        )
+    yield graph_name
+    get_settings.cache_clear()
+
+
+def test_rings_and_neighbourhood_print_tables(configured: str) -> None:
+    runner = CliRunner()
+    empty = runner.invoke(app, ["rings"])
+    assert empty.exit_code == 0, empty.output
+    assert "no rings stored" in empty.output
+    found = runner.invoke(app, ["rings", "--detect", "--top", "5"])
+    assert found.exit_code == 0, found.output
+    assert "detected 1 rings" in found.output and "top 1 rings by risk" in found.output
+    assert "ring-" in found.output
+    nb = runner.invoke(app, ["neighbourhood", "device", "shared-dev", "--hops", "1"])
+    assert nb.exit_code == 0, nb.output
+    assert "6 nodes within 1 hops" in nb.output and "user4" in nb.output
+
+
+def test_commands_have_help() -> None:
+    runner = CliRunner()
+    for cmd in ("rings", "neighbourhood"):
+        res = runner.invoke(app, [cmd, "--help"])
+        assert res.exit_code == 0 and "Usage" in res.output
