@@ -17,6 +17,7 @@ capacity shows apart from the API's. Figures:
 - `ring_seen_by_next_decision`: a new account makes one transaction on a device of a known
   fraud ring (labels applied as of the end of the stream), then one with nothing of the ring;
   1 if the second decision's explanation already carries the ring (through the user's risk).
+  A device, not an IP: graph.rings ties a user to an IP only once the user is based there.
 """
 
 from __future__ import annotations
@@ -235,19 +236,22 @@ def _ring_end_to_end(
     assert settings.graph_url is not None
     with open_store(settings.graph_url, settings=settings) as store:
         rings = [r for r in store.top_rings(200) if r.fraud_n > 0]
-        best: tuple[int, Any, Any] | None = None
-        for r in rings[:20]:  # the entity most members share: joining it keeps one in the ring
+        # A device links from the first use (graph.rings); an IP only the users based there, a
+        # card only from three users. Among devices, the one most members share.
+        rank = {"device": 2, "card": 1}
+        best: tuple[tuple[int, int], Any, Any] | None = None
+        for r in rings[:20]:
             for e in r.shared_entities:
-                if e.kind not in ("device", "card", "ip"):
+                if e.kind not in rank:
                     continue
                 hood = store.neighbourhood(e.kind, e.id, hops=1, max_nodes=100)
                 users = sum(1 for node in hood.nodes if node.kind == "user")
-                if best is None or users > best[0]:
-                    best = (users, r, e)
+                if best is None or (rank[e.kind], users) > best[0]:
+                    best = ((rank[e.kind], users), r, e)
     if best is None:
         return {"ring_seen_by_next_decision": "no labelled ring found"}
     _, ring, ent = best
-    field = {"device": "device_id", "card": "card_id", "ip": "ip"}[ent.kind]
+    field = {"device": "device_id", "card": "card_id"}[ent.kind]
     user = f"newacct-{secrets.token_hex(3)}"
     first = {
         "txn_id": f"{user}-1", "ts": _iso(last_ts + 60), "user_id": user, "card_id": f"{user}-card",

@@ -117,6 +117,20 @@ def test_bad_messages_go_to_deadletter_and_the_pipeline_continues(
     assert re.search(r"decision stream length\s+│\s+63 │", out.stdout), out.stdout
     assert re.search(r"lag: not yet delivered\s+│\s+0 │", out.stdout), out.stdout
     assert "freshness p50 / p95 s (last 60)" in out.stdout
+    # retry: the message goes back onto the stream, and (still bad) back to the dead letters
+    entry = next(e for e in ops.deadletters(redis_client, keys) if e["reason"].startswith("color"))
+    out = subprocess.run(
+        [sys.executable, "-m", "fraudring.cli", "deadletter", "retry", entry["id"]],
+        cwd=ROOT, env=worker_env(s), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert redis_client.xlen(keys.decisions_stream) == 64
+    assert entry["id"] not in {e["id"] for e in ops.deadletters(redis_client, keys)}
+    out = subprocess.run(
+        [sys.executable, "-m", "fraudring.cli", "deadletter", "retry", "1-0"],
+        cwd=ROOT, env=worker_env(s), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 2 and "not found" in out.stderr and "Traceback" not in out.stderr
 
 
 def _closed_port() -> int:
