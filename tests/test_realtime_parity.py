@@ -55,9 +55,11 @@ def online(df: pd.DataFrame, url: str, prefix: str) -> pd.DataFrame:
         rows = []
         for r in df.itertuples():
             ts = r.ts.value / 1e9
-            ents = [None if not isinstance(v, str) else v for v in (r.card_id, r.device_id, r.ip)]
-            merchant = r.merchant_id if isinstance(r.merchant_id, str) else None
-            t = TxnKeyInput(r.txn_id, ts, r.amount, r.user_id, *ents, merchant)
+            card, device, ip, merchant = (
+                v if isinstance(v, str) else None
+                for v in (r.card_id, r.device_id, r.ip, r.merchant_id)
+            )
+            t = TxnKeyInput(r.txn_id, ts, r.amount, r.user_id, card, device, ip, merchant)
             state = await store.decide(t)
             assert state.velocity is not None
             rows.append(request_features(amount=r.amount, ts=ts) + state.velocity)
