@@ -21,6 +21,7 @@ from realtime import ops
 from realtime.keys import DECISION_GROUP, GraphRisk, Keys
 from realtime.labels import LabelRecord, publish_labels, read_label_csv
 from tests.test_workers_support import T0, decision, small_world, xadd_all
+from workers.retrain import rescore_all
 from workers.scoring import heuristic_scorer, plan_risks
 from workers.service import Pipeline, drain_decisions, drain_labels, parse_decision, to_record
 from workers.streams import Message, fetch, validation_reason
@@ -229,3 +230,32 @@ def test_group_lag_counts_pending_and_undelivered(
         "undelivered": 6,
         "consumers": 1,
     }
+
+
+def test_a_dissolved_ring_leaves_no_stale_risk(pipe: Pipeline) -> None:
+    keys = Keys(pipe.settings.redis_prefix)
+    xadd_all(pipe.client, keys.decisions_stream, small_world(users=20, txns=200))
+    drain_decisions(pipe, consumer="c", max_seconds=60, block_ms=50)
+    ring_id = GraphRisk.loads(pipe.client.get(keys.risk("user", "u0")) or b"").ring_id
+    assert ring_id is not None
+    # thirty strangers on the ring's device make it a hub (graph.rings): it links nobody now
+    crowd = [
+        decision(
+            f"x{i}",
+            user=f"stranger{i}",
+            ts=T0 + 1000 + i,
+            card=f"sc{i}",
+            device="ring-dev0",
+            ip=f"10.9.{i}.1",
+            merchant=f"mx{i}",
+        )
+        for i in range(30)
+    ]
+    xadd_all(pipe.client, keys.decisions_stream, crowd)
+    drain_decisions(pipe, consumer="c", max_seconds=60, block_ms=50)
+    # the incremental run starts from the strangers, who link nobody; the nightly full run
+    # (workers.retrain.rescore_all) sees the ring gone and its members' risk goes with it
+    assert rescore_all(pipe)["rings"] >= 1
+    left = pipe.client.get(keys.risk("user", "u0"))
+    assert left is None or GraphRisk.loads(left).ring_id != ring_id
+    assert pipe.client.ttl(keys.risk("user", "u6")) > 30 * 86400  # other rings' risks expire

@@ -19,7 +19,7 @@ from typing import Any
 from fraudring.errors import FraudringError, Unavailable
 from fraudring.logs import get_logger
 from workers import drift
-from workers.scoring import RingScorer, plan_risks, write_risks
+from workers.scoring import RingScorer, clear_removed, plan_risks, write_risks
 from workers.service import Pipeline, event_time
 
 log = get_logger(__name__)
@@ -57,7 +57,8 @@ def rescore_all(pipe: Pipeline) -> dict[str, int]:
         chunk = update.rings[i : i + 2000]
         plan = plan_risks(chunk, scores, model_version=version, now=time.time())
         written += write_risks(pipe.client, pipe.keys, plan)
-    return {"rings": len(update.rings), "risks_written": written}
+    cleared = clear_removed(pipe.client, pipe.keys, update.removed)
+    return {"rings": len(update.rings), "risks_written": written, "risks_cleared": cleared}
 
 
 def run(pipe: Pipeline, *, reload_scorer: Callable[[], RingScorer]) -> dict[str, Any]:

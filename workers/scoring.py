@@ -22,6 +22,7 @@ from realtime.keys import GraphRisk, Keys
 log = get_logger(__name__)
 
 FRESHNESS_SAMPLES = 20_000
+RISK_TTL_S = 35 * 86_400
 
 
 class RingScorer(Protocol):
@@ -69,18 +70,46 @@ def plan_risks(
 
 
 def write_risks(client: redis.Redis, keys: Keys, plan: RiskPlan) -> int:
-    """One pipeline of SETs; returns how many keys were written."""
+    """One pipeline of SETs (plus each ring's entity index); returns how many keys were written.
+
+    Risks expire after RISK_TTL_S: the nightly full rescore rewrites every ring's, and a ring
+    untouched that long has aged out of the ring window anyway.
+    """
     if not plan.risks:
         return 0
     pipe = client.pipeline(transaction=False)
     dumped: dict[int, bytes] = {}  # the members of a ring share one GraphRisk: serialise once
+    index: dict[str, list[str]] = {}
     for (kind, entity_id), risk in plan.risks.items():
         raw = dumped.get(id(risk))
         if raw is None:
             raw = dumped[id(risk)] = risk.dumps()
-        pipe.set(keys.risk(kind, entity_id), raw)
+        pipe.set(keys.risk(kind, entity_id), raw, ex=RISK_TTL_S)
+        if risk.ring_id is not None:
+            index.setdefault(risk.ring_id, []).append(f"{kind}:{entity_id}")
+    for ring_id, refs in index.items():
+        pipe.sadd(keys.meta(f"ring:{ring_id}"), *refs)
+        pipe.expire(keys.meta(f"ring:{ring_id}"), RISK_TTL_S)
     pipe.execute()
     return len(plan.risks)
+
+
+def clear_removed(client: redis.Redis, keys: Keys, ring_ids: Sequence[str]) -> int:
+    """Delete the risk of entities whose cached ring no longer exists; returns how many."""
+    cleared = 0
+    for ring_id in ring_ids:
+        index = keys.meta(f"ring:{ring_id}")
+        refs = [r.decode() if isinstance(r, bytes) else str(r) for r in client.smembers(index)]
+        risk_keys = [keys.risk(*ref.split(":", 1)) for ref in refs]
+        stale = [
+            k
+            for k, raw in zip(risk_keys, client.mget(risk_keys) if risk_keys else [], strict=True)
+            if raw is not None and GraphRisk.loads(raw).ring_id == ring_id
+        ]
+        if stale:
+            cleared += int(client.delete(*stale))
+        client.delete(index)
+    return cleared
 
 
 def record_freshness(client: redis.Redis, keys: Keys, decided_at: Sequence[float]) -> None:

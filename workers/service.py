@@ -25,7 +25,13 @@ from realtime.keys import DECISION_GROUP, LABEL_GROUP, Keys
 from realtime.labels import LabelRecord
 from workers import alerts
 from workers.schemas import DecisionMessage
-from workers.scoring import RingScorer, plan_risks, record_freshness, write_risks
+from workers.scoring import (
+    RingScorer,
+    clear_removed,
+    plan_risks,
+    record_freshness,
+    write_risks,
+)
 from workers.streams import Message, deadletter_messages, ensure_group, fetch, validation_reason
 
 log = get_logger(__name__)
@@ -124,10 +130,12 @@ def rescore(pipe: Pipeline, users: Collection[str], *, now: float | None = None)
     """Re-examine the users' neighbourhoods, score the rings, write every entity's risk."""
     update = pipe.store.detect_rings(touched_users=users, now=now or event_time(pipe))
     if not update.rings:
+        clear_removed(pipe.client, pipe.keys, update.removed)
         return Rescored(update, 0, [])
     scores, version = pipe.scorer(update.rings)
     plan = plan_risks(update.rings, scores, model_version=version, now=time.time())
     written = write_risks(pipe.client, pipe.keys, plan)
+    clear_removed(pipe.client, pipe.keys, update.removed)  # after: no gap without a risk
     ids = alerts.ring_alerts(pipe.client, pipe.keys, pipe.settings, update=update, scores=scores)
     return Rescored(update, written, ids)
 
