@@ -28,7 +28,16 @@ app = typer.Typer(
 console = Console()
 
 #: Modules under fraudring.commands that add subcommands; each defines `register(app)`.
-COMMAND_MODULES: list[str] = ["doctor", "bench", "workers", "world", "serve", "graph", "learn"]
+COMMAND_MODULES: list[str] = [
+    "doctor",
+    "bench",
+    "workers",
+    "world",
+    "serve",
+    "graph",
+    "learn",
+    "demo",
+]
 
 
 def _version(value: bool) -> None:

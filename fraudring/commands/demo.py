@@ -1,0 +1,51 @@
+"""`fraudring demo`: the end-to-end run on the embedded runtime (see fraudring.demo)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fraudring.errors import InvalidInput
+from fraudring.settings import get_settings
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def demo(
+        transactions: Annotated[int, typer.Option(help="Size of the simulated world.")] = 100_000,
+        seed: Annotated[int, typer.Option(help="Seed of the world.")] = 7,
+        live_days: Annotated[
+            float, typer.Option(help="Last days replayed live through the API.")
+        ] = 4.0,
+        warmup_days: Annotated[
+            float, typer.Option(help="Days replayed before them to warm velocity.")
+        ] = 2.0,
+        out: Annotated[Path, typer.Option(help="Where the world, logs and report go.")] = Path(
+            "var/demo"
+        ),
+        port: Annotated[int, typer.Option(help="API port (0: a free one).")] = 0,
+        keep_serving: Annotated[
+            bool, typer.Option(help="Keep the API up for the investigator page.")
+        ] = False,
+    ) -> None:
+        """Simulate, load history, retrain, serve, replay the live days, and report."""
+        from fraudring.demo import DemoOptions, run
+        from fraudring.runtime import services
+        from fraudring.settings import load_settings
+
+        if transactions < 20_000:
+            raise InvalidInput("--transactions: at least 20,000 so that rings and labels exist")
+        if live_days <= 0 or warmup_days < 0 or live_days + warmup_days >= 25:
+            raise InvalidInput(
+                "--live-days/--warmup-days: need 0 < live, 0 <= warmup, live + warmup < 25"
+            )
+        opts = DemoOptions(
+            transactions=transactions, seed=seed, live_days=live_days, warmup_days=warmup_days,
+            out=out, port=port, keep_serving=keep_serving,
+        )  # fmt: skip
+        with services(get_settings()) as ep:
+            get_settings.cache_clear()
+            settings = load_settings()  # now with the resolved server URLs
+            run(opts, settings, ep)

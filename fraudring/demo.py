@@ -1,0 +1,398 @@
+"""`fraudring demo`: the whole service end to end on one machine.
+
+1. simulate a world with planted rings;
+2. load its history (all but the last days) into the graph with the labels known by then, and
+   find the rings;
+3. train the GCN and XGBoost on that history and promote the model;
+4. start the API and a Celery worker as processes, score every entity once;
+5. replay the live days through the API in time order (the week before them first, to warm the
+   velocity state), posting chargebacks as they arrive, while the worker streams decisions into
+   the graph and pushes ring risk back to Redis;
+6. write a report (Markdown + PNG) of what the service caught, and leave the investigator page
+   running when asked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import redis
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from fraudring.errors import FraudringError, Unavailable
+from fraudring.logs import get_logger
+from fraudring.runtime import Endpoints, _free_port
+from fraudring.settings import DEV_API_KEY, Settings
+
+log = get_logger(__name__)
+console = Console()
+DAY = 86_400.0
+
+
+class DemoError(FraudringError):
+    status_code = 500
+    code = "demo_failed"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    transactions: int
+    seed: int
+    live_days: float
+    warmup_days: float
+    out: Path
+    port: int
+    keep_serving: bool
+    difficulty: str = "hard"
+
+
+@dataclass
+class LiveResult:
+    """Per live transaction: the answer the API gave, in replay order."""
+
+    txn_ids: list[str] = field(default_factory=list)
+    decisions: list[str] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    ring_seen: list[bool] = field(default_factory=list)
+    degraded: int = 0
+    seconds: float = 0.0
+    labels_posted: int = 0
+
+
+def step(title: str) -> None:
+    console.rule(f"[bold]{title}")
+
+
+# --- processes ------------------------------------------------------------------------------
+@contextlib.contextmanager
+def process(args: list[str], *, name: str, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A child `fraudring` process (it inherits the resolved server URLs), stopped on exit."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fraudring.cli", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
+            start_new_session=True,
+        )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=10)
+            log.info("demo.process_stopped", name=name, code=proc.returncode)
+
+
+def wait_http(
+    url: str, *, proc: subprocess.Popen[bytes], log_path: Path, timeout_s: float = 90
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise Unavailable(f"the API process exited ({proc.returncode}):\n{tail}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise Unavailable(f"the API did not answer at {url} within {timeout_s:.0f} s")
+
+
+# --- replay ---------------------------------------------------------------------------------
+def _txn_json(row: dict[str, Any]) -> dict[str, Any]:
+    body = {
+        k: row[k] for k in ("txn_id", "user_id", "amount", "currency") if row.get(k) is not None
+    }
+    body["ts"] = row["ts"].isoformat()
+    for k in ("card_id", "device_id", "ip", "merchant_id", "merchant_category"):
+        if row.get(k) is not None:
+            body[k] = row[k]
+    return body
+
+
+def replay(
+    *,
+    client: httpx.Client,
+    txns: pa.Table,
+    labels: pa.Table,
+    live_from: float,
+    batch: int = 100,
+) -> LiveResult:
+    """Send `txns` through the batch endpoint in time order; post labels as their time comes."""
+    res = LiveResult()
+    ts = pc.divide(pc.cast(pc.cast(txns["ts"], pa.int64()), pa.float64()), 1e6).to_numpy()
+    lab_ts = pc.divide(
+        pc.cast(pc.cast(labels["label_ts"], pa.int64()), pa.float64()), 1e6
+    ).to_numpy()
+    order = np.argsort(lab_ts, kind="stable")
+    lab_ids = labels["txn_id"].to_numpy(zero_copy_only=False)[order]
+    lab_vals = labels["label"].to_numpy()[order]
+    lab_ts = lab_ts[order]
+    li = int(np.searchsorted(lab_ts, ts[0], side="left"))
+    rows = txns.to_pylist()
+    t0 = time.perf_counter()
+    with Progress(
+        TextColumn("replaying"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("replay", total=len(rows))
+        for start in range(0, len(rows), batch):
+            chunk = rows[start : start + batch]
+            now = float(ts[min(start + batch, len(rows)) - 1])
+            r = client.post(
+                "/v1/decisions/batch", json={"transactions": [_txn_json(x) for x in chunk]}
+            )
+            if r.status_code != 200:
+                raise DemoError(f"batch at row {start} answered {r.status_code}: {r.text[:500]}")
+            for x, d in zip(chunk, r.json()["decisions"], strict=True):
+                res.degraded += bool(d["degraded"])
+                if ts[start] >= live_from:
+                    res.txn_ids.append(x["txn_id"])
+                    res.decisions.append(d["decision"])
+                    res.scores.append(float("nan") if d["score"] is None else float(d["score"]))
+                    res.ring_seen.append(bool((d.get("explanation") or {}).get("ring")))
+            lj = int(np.searchsorted(lab_ts, now, side="right"))
+            if lj > li:
+                res.labels_posted += post_labels(
+                    client, lab_ids[li:lj], lab_vals[li:lj], lab_ts[li:lj]
+                )
+                li = lj
+            bar.update(task, advance=len(chunk))
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def post_labels(client: httpx.Client, ids: np.ndarray, vals: np.ndarray, at: np.ndarray) -> int:
+    sent = 0
+    for s in range(0, len(ids), 500):
+        body = {
+            "by": "chargebacks",
+            "labels": [
+                {
+                    "kind": "txn",
+                    "id": str(i),
+                    "label": "fraud" if v == 1 else "legitimate",
+                    "at": float(t),
+                }
+                for i, v, t in zip(
+                    ids[s : s + 500], vals[s : s + 500], at[s : s + 500], strict=True
+                )
+            ],
+        }
+        r = client.post("/v1/labels", json=body)
+        if r.status_code != 202:
+            raise DemoError(f"labels answered {r.status_code}: {r.text[:300]}")
+        sent += len(body["labels"])
+    return sent
+
+
+def wait_drained(
+    client: redis.Redis, settings: Settings, *, timeout_s: float = 300
+) -> dict[str, int]:
+    """Wait until the worker has ingested every decision in the stream."""
+    from realtime.keys import Keys
+    from realtime.ops import decision_lag
+
+    keys = Keys(settings.redis_prefix)
+    deadline = time.monotonic() + timeout_s
+    lag: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        lag = decision_lag(client, keys)
+        if lag["pending"] == 0 and lag["undelivered"] == 0:
+            return lag
+        time.sleep(0.5)
+    raise DemoError(f"the worker did not drain the decision stream in {timeout_s:.0f} s: {lag}")
+
+
+def utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def api_client(port: int) -> httpx.Client:
+    return httpx.Client(
+        base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": DEV_API_KEY}, timeout=60
+    )
+
+
+def pick_port(port: int) -> int:
+    return port or _free_port()
+
+
+def endpoints_line(ep: Endpoints) -> str:
+    origin = "embedded" if ep.embedded else "configured"
+    return f"redis {ep.redis_url}, graph {ep.graph_url} ({origin})"
+
+
+# --- the run --------------------------------------------------------------------------------
+def split_history(world: Path, out: Path, *, live_from_us: int) -> dict[str, int]:
+    """Write the part of `world` known before `live_from_us` as its own world (training data)."""
+    from world.io import read_meta, read_world, write_world
+
+    w = read_world(world)
+    cut = pc.less(pc.cast(w.transactions["ts"], pa.int64()), live_from_us)
+    txns = w.transactions.filter(cut)
+    truth = w.truth.filter(cut)
+    known = pc.less(pc.cast(w.labels["label_ts"], pa.int64()), live_from_us)
+    labels = w.labels.filter(known)
+    meta = {**read_meta(world), "history_of": world.name, "history_until_us": live_from_us}
+    write_world(out, transactions=txns, labels=labels, truth=truth, meta=meta)
+    return {"transactions": txns.num_rows, "labels": labels.num_rows}
+
+
+def load_graph(settings: Settings, *, history: Path) -> dict[str, float]:
+    """Bulk-load the history into the graph with the labels known by then."""
+    from graph.ingest import from_arrow
+    from graph.service import open_store
+    from world.io import iter_transactions, read_world
+
+    assert settings.graph_url is not None
+    t0 = time.perf_counter()
+    n = 0
+    with open_store(settings.graph_url, settings=settings) as store:
+        store.ensure_schema()
+        for batch in iter_transactions(history, batch_size=10_000):
+            n += store.ingest(from_arrow(batch)).ingested
+        labels = read_world(history).labels
+        at = pc.divide(pc.cast(pc.cast(labels["label_ts"], pa.int64()), pa.float64()), 1e6)
+        for txn_id, lab, ts in zip(
+            labels["txn_id"].to_pylist(), labels["label"].to_pylist(), at.to_pylist(), strict=True
+        ):
+            store.label(
+                kind="txn",
+                id=txn_id,
+                label="fraud" if lab == 1 else "legitimate",
+                by="chargebacks",
+                at=ts,
+            )
+    return {"ingested": n, "labels": labels.num_rows, "seconds": time.perf_counter() - t0}
+
+
+def wait_retrain(
+    client: redis.Redis, settings: Settings, *, since: float, timeout_s: float = 1200
+) -> dict[str, Any]:
+    import orjson
+
+    from realtime.keys import Keys
+
+    key = Keys(settings.redis_prefix).meta("retrain:last")
+    deadline = time.monotonic() + timeout_s
+    with console.status("the worker trains the GCN and XGBoost, promotes, and scores every entity"):
+        while time.monotonic() < deadline:
+            raw = client.get(key)
+            if raw:
+                report: dict[str, Any] = orjson.loads(raw)
+                if float(report.get("started_at", 0)) >= since:
+                    return report
+            time.sleep(1)
+    raise DemoError(f"no retrain report within {timeout_s:.0f} s; see the worker log")
+
+
+def run(opts: DemoOptions, settings: Settings, ep: Endpoints) -> dict[str, Any]:
+    """The demo itself; `settings` already point at the resolved servers."""
+    from fraudring.demo_report import report
+    from world.io import read_world
+    from world.simulate import generate
+
+    out = opts.out
+    out.mkdir(parents=True, exist_ok=True)
+    console.print(f"servers: {endpoints_line(ep)}")
+
+    step("1. a world with planted rings")
+    full = out / "world"
+    summary = generate(
+        out=full, transactions=opts.transactions, seed=opts.seed, difficulty=opts.difficulty
+    )
+    w = read_world(full)
+    ts_us = pc.cast(w.transactions["ts"], pa.int64())
+    end_us = int(pc.max(ts_us).as_py())
+    live_from_us = int(end_us - opts.live_days * DAY * 1e6)
+    warm_from_us = int(live_from_us - opts.warmup_days * DAY * 1e6)
+    console.print(
+        f"{summary.transactions:,} transactions, fraud rate {summary.fraud_rate:.3%}; "
+        f"history until {utc(live_from_us / 1e6)}, live {opts.live_days:g} days after it"
+    )
+
+    step("2. history into the graph")
+    hist = settings.data_dir / "world"  # the nightly retrain's training data
+    counts = split_history(full, hist, live_from_us=live_from_us)
+    g = load_graph(settings, history=hist)
+    console.print(
+        f"{counts['transactions']:,} transactions ({g['ingested'] / g['seconds']:,.0f}/s) and "
+        f"{counts['labels']:,} labels known by then"
+    )
+
+    client = redis.Redis.from_url(ep.redis_url)
+    port = pick_port(opts.port)
+    logs = out / "logs"
+    with (
+        process(["worker", "--loglevel", "WARNING"], name="worker", log_path=logs / "worker.log"),
+        process(["serve", "--port", str(port)], name="api", log_path=logs / "api.log") as api,
+    ):
+        step("3. nightly retrain on the history (run by the worker)")
+        since = time.time()
+        subprocess.run(
+            [sys.executable, "-m", "fraudring.cli", "retrain"], check=True, capture_output=True
+        )
+        trained = wait_retrain(client, settings, since=since)
+        console.print(
+            f"outcome: {trained.get('outcome')}, model {trained.get('version')}; "
+            f"rings scored: {trained.get('rescore', {}).get('rings')}"
+        )
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc=api, log_path=logs / "api.log")
+
+        step("4. live replay through the API")
+        sel = pc.greater_equal(ts_us, warm_from_us)
+        txns = w.transactions.filter(sel)
+        labels = w.labels.filter(
+            pc.greater_equal(pc.cast(w.labels["label_ts"], pa.int64()), live_from_us)
+        )
+        with api_client(port) as http:
+            live = replay(client=http, txns=txns, labels=labels, live_from=live_from_us / 1e6)
+        console.print(
+            f"{len(live.txn_ids):,} live decisions (+ warm-up) at "
+            f"{(txns.num_rows / live.seconds):,.0f}/s; {live.labels_posted:,} chargebacks posted"
+        )
+        with console.status("the worker drains the decision stream into the graph"):
+            wait_drained(client, settings)
+        result = report(
+            settings=settings,
+            world=w,
+            live=live,
+            trained=trained,
+            out=out,
+            client=client,
+            port=port,
+        )
+        if opts.keep_serving:
+            console.print(
+                f"\nInvestigator page: http://127.0.0.1:{port}/investigate "
+                f"(API key: {DEV_API_KEY}); Ctrl-C to stop."
+            )
+            with contextlib.suppress(KeyboardInterrupt):
+                api.wait()
+    client.close()
+    return result
