@@ -148,6 +148,11 @@ def tiny_model(
     return version
 
 
+def stream_entries(client: redis.Redis, stream: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """XRANGE of a whole stream, typed as a bytes client returns it."""
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(stream)  # type: ignore[assignment]
+    return entries
+
+
 def stream_records(client: redis.Redis, stream: str) -> list[dict[str, Any]]:
-    entries: list[Any] = client.xrange(stream)  # type: ignore[assignment]
-    return [json.loads(f[b"d"]) for _, f in entries]
+    return [json.loads(f[b"d"]) for _, f in stream_entries(client, stream)]

@@ -6,6 +6,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import orjson
 import pytest
@@ -15,11 +16,13 @@ from hypothesis import strategies as st
 
 from fraudring.errors import InvalidInput
 from fraudring.settings import Settings
+from graph.repository import GraphStore
 from graph.schemas import EntityRef, Ring
 from graph.service import open_store
 from realtime import ops
 from realtime.keys import DECISION_GROUP, GraphRisk, Keys
 from realtime.labels import LabelRecord, publish_labels, read_label_csv
+from tests.realtime_support import stream_entries
 from tests.test_workers_support import T0, decision, small_world, xadd_all
 from workers.retrain import rescore_all
 from workers.scoring import heuristic_scorer, plan_risks
@@ -30,7 +33,7 @@ from workers.streams import Message, fetch, validation_reason
 def _ring(rid: str, members: list[str], entities: list[tuple[str, str]], risk: float) -> Ring:
     return Ring(
         id=rid, size=len(members), suspicious=True, members=members,
-        shared_entities=[EntityRef(kind=k, id=i) for k, i in entities],  # type: ignore[arg-type]
+        shared_entities=[EntityRef(kind=k, id=i) for k, i in entities],
         density=1.0, fraud_n=0, fraud_rate=0.0, amount=0.0, account_age_days=1.0,
         first_activity=0.0, last_activity=0.0, risk=risk, created_at=0.0, updated_at=0.0,
     )  # fmt: skip
@@ -182,7 +185,7 @@ def test_drain_ingests_once_scores_rings_and_deadletters_bad(pipe: Pipeline) -> 
     fresh = ops.freshness_stats(pipe.client, keys)
     assert fresh["n"] == 300 + 50 and not math.isnan(fresh["p95_s"])
     kinds = Counter(
-        orjson.loads(f[b"d"])["kind"] for _, f in pipe.client.xrange(keys.alerts_stream)
+        orjson.loads(f[b"d"])["kind"] for _, f in stream_entries(pipe.client, keys.alerts_stream)
     )
     assert kinds["new_ring"] >= 1 and kinds["ring_grown"] >= 1
 
@@ -192,7 +195,7 @@ def test_labels_apply_to_graph_and_rescore_the_ring(pipe: Pipeline) -> None:
     xadd_all(pipe.client, keys.decisions_stream, small_world(users=20, txns=200))
     drain_decisions(pipe, consumer="c1", max_seconds=60, block_ms=50)
     before = GraphRisk.loads(pipe.client.get(keys.risk("user", "u1")) or b"")
-    members = pipe.store.ring(before.ring_id or "").members
+    members = cast(GraphStore, pipe.store).ring(before.ring_id or "").members
     recs = [
         LabelRecord(kind="user", id=u, label="fraud", by="test", at=T0 + 500) for u in members[1:]
     ]

@@ -19,6 +19,7 @@ from fraudring.settings import Settings
 from graph.service import open_store
 from realtime import ops
 from realtime.keys import Keys
+from tests.realtime_support import stream_entries
 from tests.test_workers_support import (
     ROOT,
     T0,
@@ -159,6 +160,7 @@ def test_failing_task_retries_with_backoff_then_deadletters(
     assert entry["attempts"] == 3  # first try + FRAUDRING_TASK_MAX_RETRIES=2
     assert "ConnectError" in entry["error"]
     assert elapsed >= 1 + 2  # backoff 1 s then 2 s
-    alert = orjson.loads(redis_client.xrange(keys.alerts_stream)[0][1][b"d"])
+    alerts = stream_entries(redis_client, keys.alerts_stream)
+    alert = orjson.loads(alerts[0][1][b"d"])
     assert alert["kind"] == "high_risk_decision" and alert["evidence"]["txn_id"] == "t-decl"
-    assert entry["args"] == [redis_client.xrange(keys.alerts_stream)[0][0].decode()]
+    assert entry["args"] == [alerts[0][0].decode()]

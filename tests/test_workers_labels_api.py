@@ -12,6 +12,7 @@ from api.app import create_app
 from api.routers import labels
 from fraudring.settings import Settings, hash_api_key
 from realtime.keys import Keys
+from tests.realtime_support import stream_entries
 
 
 def _client(make_settings: Callable[..., Settings]) -> tuple[TestClient, Settings]:
@@ -39,7 +40,7 @@ def test_labels_are_queued_on_the_stream(
         r = client.post("/v1/labels", json=body, headers={"X-API-Key": "k-inv"})
         assert r.status_code == 202, r.text
         assert r.json()["queued"] == 2
-        entries = redis_client.xrange(Keys(s.redis_prefix).labels_stream)
+        entries = stream_entries(redis_client, Keys(s.redis_prefix).labels_stream)
         recs = [orjson.loads(f[b"d"]) for _, f in entries]
         assert recs[0]["by"] == "analyst-7" and recs[0]["kind"] == "user" and recs[0]["at"] > 1.7e9
         assert recs[1] == {
