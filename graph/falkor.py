@@ -69,9 +69,6 @@ class FalkorStore(CypherStore):
     def _send(self, prepared: Any) -> Rows:
         return self._write(prepared)
 
-    def node_key(self, var: str) -> str:
-        return f"id({var})"
-
     def _pages(self, var: str, *, page_size: int) -> Iterator[tuple[str, dict[str, Any]]]:
         """Internal-id ranges: FalkorDB turns `id(x)` bounds into a seek, not a scan."""
         rows = self._read("MATCH (n) RETURN max(id(n))")

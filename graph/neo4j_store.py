@@ -24,6 +24,7 @@ from graph.schemas import LABELS
 class Neo4jStore(CypherStore):
     backend = "neo4j"
     numeric_keys = False
+    key_function = "elementId"
 
     def __init__(self, url: str, *, user: str, password: str, database: str | None) -> None:
         self._driver = neo4j.GraphDatabase.driver(url, auth=(user, password))
@@ -64,9 +65,6 @@ class Neo4jStore(CypherStore):
                 session.execute_write(work)
         except ServiceUnavailable as exc:
             raise Unavailable(f"graph store unreachable: {exc}") from None
-
-    def node_key(self, var: str) -> str:
-        return f"elementId({var})"
 
     def _pages(self, var: str, *, page_size: int) -> Iterator[tuple[str, dict[str, Any]]]:
         """One page: the driver already streams results in fetch-size chunks."""

@@ -215,31 +215,36 @@ LIMIT $n
 
 # --- investigator queries ---------------------------------------------------------------------
 
-NODE_PROPS: Final = {
-    k: f"MATCH (n:{lab} {{id: $id}}) RETURN properties(n)" for k, lab in LABELS.items()
-}
+
+def node_props(kind: str, key: str) -> str:
+    return f"MATCH (n:{LABELS[kind]} {{id: $id}}) RETURN properties(n), {key}(n)"
+
 
 _EDGE_COLS = "r.n, r.amount_sum, r.fraud_n, r.first_seen, r.last_seen"
 
-USER_HOP: Final = f"""
-UNWIND $ids AS uid
-MATCH (u:User {{id: uid}})-[r:USED]->(x)
-WHERE labels(x)[0] IN $labels
-RETURN uid, labels(x)[0], x.id, {_EDGE_COLS}, x.fraud_label, x.fraud_txn_n
-LIMIT $limit
-"""
 
-#: Per kind, the users of a set of entities; queried kind by kind (small kinds first) so the
-#: node cap stops the expansion before a hub is read.
-ENTITY_HOP: Final = {
-    k: f"""
-UNWIND $ids AS eid
-MATCH (x:{LABELS[k]} {{id: eid}})<-[r:USED]-(u:User)
-RETURN u.id, '{k}', eid, {_EDGE_COLS}, u.fraud_label, u.fraud_txn_n
+def hops(key: str) -> tuple[str, str]:
+    """(from users, from entities): one hop of a neighbourhood, frontier nodes given by the
+    backend's internal key (`key` is its key function, a backend constant), so a hop across
+    all entity kinds is one seek-based query. Rows: user id, entity label, entity id, edge
+    columns, fraud label and count of the node reached, and its key."""
+    from_users = f"""
+UNWIND $keys AS k
+MATCH (u:User) WHERE {key}(u) = k
+MATCH (u)-[r:USED]->(x)
+WHERE labels(x)[0] IN $labels
+RETURN u.id, labels(x)[0], x.id, {_EDGE_COLS}, x.fraud_label, x.fraud_txn_n, {key}(x)
 LIMIT $limit
 """
-    for k in ENTITY_KINDS
-}
+    from_entities = f"""
+UNWIND $keys AS k
+MATCH (x) WHERE {key}(x) = k
+MATCH (x)<-[r:USED]-(u:User)
+RETURN u.id, labels(x)[0], x.id, {_EDGE_COLS}, u.fraud_label, u.fraud_txn_n, {key}(u)
+LIMIT $limit
+"""
+    return from_users, from_entities
+
 
 #: Longest path searched; a bound must be literal in Cypher, so it is a constant.
 PATH_MAX_HOPS: Final = 8

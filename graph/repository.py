@@ -108,9 +108,12 @@ class CypherStore:
     #: Whether `node_key` is an integer (FalkorDB id) or a string (Neo4j elementId).
     numeric_keys = False
 
+    #: Cypher function giving a node's internal key (`id` / `elementId`), a backend constant.
+    key_function = "id"
+
     def node_key(self, var: str) -> str:
-        """Cypher expression of the internal key of node `var` (joins export pages)."""
-        raise NotImplementedError
+        """Cypher expression of the internal key of node `var` (joins export pages, hops)."""
+        return f"{self.key_function}({var})"
 
     def _columns(
         self,
@@ -328,37 +331,36 @@ class CypherStore:
         kinds = set(ENTITY_KINDS) if follow is None else {check_kind(k) for k in follow}
         kinds.discard("user")
         labels = [LABELS[k] for k in ENTITY_KINDS if k in kinds]
-        rows = self._read(q.NODE_PROPS[kind], {"id": id})
+        rows = self._read(q.node_props(kind, self.key_function), {"id": id})
         if not rows:
             raise GraphNotFound(f"{kind} {id!r} is not in the graph")
         nodes: dict[tuple[str, str], GraphNode] = {
             (kind, id): GraphNode(kind=kind, id=id, props=_scalar_props(rows[0][0]))
         }
         edges: dict[tuple[str, str, str], GraphEdge] = {}
-        frontier: list[tuple[str, str]] = [(kind, id)]
+        frontier: list[tuple[str, str, Any]] = [(kind, id, rows[0][1])]
+        from_users, from_entities = q.hops(self.key_function)
+        order: dict[str, int] = {
+            k: i for i, k in enumerate(ENTITY_KINDS)
+        }  # small kinds first, hubs last
         truncated = False
         for _hop in range(hops):
             if not frontier or truncated:
                 break
-            users = [i for k, i in frontier if k == "user"]
+            users = [key for k, _i, key in frontier if k == "user"]
+            ranked = sorted(frontier, key=lambda f: order.get(f[0], 0))
+            ents = [key for k, _i, key in ranked if k != "user"]
             found: Rows = []
+            limit = max_nodes - len(nodes) + 1
             if users and labels:
-                limit = max_nodes - len(nodes) + 1
-                params = {"ids": users, "labels": labels, "limit": limit}
-                found += [
-                    [r[0], KIND_OF_LABEL[r[1]], *r[2:]] for r in self._read(q.USER_HOP, params)
-                ]
-            new_users: set[str] = set()
-            for ekind in ENTITY_KINDS:
-                ids = [i for k, i in frontier if k == ekind]
-                room = max_nodes - len(nodes) - len(new_users) + 1
-                if not ids or room <= 0:
-                    continue
-                rows = self._read(q.ENTITY_HOP[ekind], {"ids": ids, "limit": room})
-                new_users.update(r[0] for r in rows if ("user", r[0]) not in nodes)
-                found += rows
-            nxt: list[tuple[str, str]] = []
-            for uid, ekind, eid, n, amt, fraud_n, first, last, lab, ftx in found:
+                params = {"keys": users, "labels": labels, "limit": limit}
+                found += self._read(from_users, params)
+            if ents:
+                found += self._read(from_entities, {"keys": ents, "limit": limit})
+            nxt: list[tuple[str, str, Any]] = []
+            for row in found:
+                uid, label, eid, n, amt, fraud_n, first, last, lab, ftx, key = row
+                ekind = KIND_OF_LABEL[label]
                 user_side = ("user", uid) not in nodes
                 other = ("user", uid) if user_side else (ekind, eid)
                 if other not in nodes:
@@ -370,7 +372,7 @@ class CypherStore:
                         id=other[1],
                         props={"fraud_label": lab, "fraud_txn_n": ftx},
                     )
-                    nxt.append(other)
+                    nxt.append((other[0], other[1], key))
                 edges[(uid, ekind, eid)] = GraphEdge(
                     user_id=uid,
                     kind=ekind,
