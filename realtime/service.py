@@ -18,11 +18,15 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
 from fraudring.errors import Conflict
 from fraudring.logs import get_logger
 from fraudring.settings import Settings
+from realtime import resp
 from realtime.features import assemble, ring_context
 from realtime.keys import DECISION_GROUP, ENTITY_KINDS, GraphRisk, Keys
 from realtime.outbox import Spool
@@ -87,8 +91,15 @@ def _txn_input_from_record(txn: dict[str, Any]) -> TxnKeyInput:
 
 
 def redis_client(url: str, *, timeout_ms: int) -> Redis:
+    """Short timeouts; one immediate retry on a broken connection (a pooled one after a restart)."""
     t = timeout_ms / 1000
-    return Redis.from_url(url, socket_timeout=t, socket_connect_timeout=t, retry_on_timeout=False)
+    return Redis.from_url(
+        url,
+        socket_timeout=t,
+        socket_connect_timeout=t,
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError],
+    )
 
 
 class DecisionEngine:
@@ -99,7 +110,10 @@ class DecisionEngine:
         self.redis = client or redis_client(
             settings.redis_url, timeout_ms=settings.redis_timeout_ms
         )
-        self.store = VelocityStore(self.redis, self.keys)
+        fast = None
+        if client is None and resp.supports(settings.redis_url):
+            fast = resp.RespScripts(settings.redis_url, timeout_s=settings.redis_timeout_ms / 1000)
+        self.store = VelocityStore(self.redis, self.keys, fast=fast)
         self.scorer = Scorer(settings.models_path)
         self.rules = RulesHolder(settings.rules_path)
         self.spool = Spool(settings.data_dir / "spool")
@@ -140,6 +154,9 @@ class DecisionEngine:
             try:
                 state = await self.store.decide(key_input)
             except REDIS_ERRORS as exc:
+                self._redis_failed(exc, "decide")
+            except Exception as exc:  # a bug must cost velocity, not the caller's answer
+                log.error("decision.redis_step_failed", error=repr(exc))
                 self._redis_failed(exc, "decide")
         if state is not None and state.status != "ok":
             return await self._existing(txn.txn_id, state)
@@ -264,6 +281,10 @@ class DecisionEngine:
         except REDIS_ERRORS as exc:
             self._redis_failed(exc, "record")
             return False
+        except Exception as exc:  # spool it rather than fail the request
+            log.error("decision.record_failed", error=repr(exc))
+            self._redis_failed(exc, "record")
+            return False
         return True
 
     # -- background upkeep ----------------------------------------------------------------------
@@ -309,6 +330,8 @@ class DecisionEngine:
         return True, f"ping {(time.perf_counter() - t0) * 1000:.1f} ms"
 
     async def close(self) -> None:
+        if self.store.fast is not None:
+            self.store.fast.close()
         with contextlib.suppress(*REDIS_ERRORS):
             await self.redis.aclose()
 

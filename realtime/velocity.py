@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 
 from realtime.features import VELOCITY_FEATURES
 from realtime.keys import ENTITY_KINDS, GraphRisk, Keys
+from realtime.resp import RespScripts, sha1
 
 DECISION_TTL_S: Final = 7 * 86400
 #: A decision being computed; long enough to outlive a Redis outage, so a spool replay can tell
@@ -301,14 +302,16 @@ def _risk(raw: bytes) -> GraphRisk | None:
 
 
 class VelocityStore:
-    """The three scripts over one async Redis client."""
+    """The three scripts over one async Redis client (the two hot ones over `fast` if given)."""
 
-    def __init__(self, client: Redis, keys: Keys) -> None:
+    def __init__(self, client: Redis, keys: Keys, *, fast: RespScripts | None = None) -> None:
         self.client = client
         self.keys = keys
+        self.fast = fast
         self._decide = client.register_script(_LUA_DECIDE)
         self._replay = client.register_script(_LUA_REPLAY)
         self._record = client.register_script(_LUA_RECORD)
+        self._decide_sha, self._record_sha = sha1(_LUA_DECIDE), sha1(_LUA_RECORD)
 
     def _keys(self, t: TxnKeyInput) -> list[str]:
         return [self.keys.decision(t.txn_id), self.keys.decisions_stream]
@@ -329,7 +332,12 @@ class VelocityStore:
         return ["\t".join(fields)]
 
     async def decide(self, t: TxnKeyInput) -> State:
-        res: Sequence[bytes] = await self._decide(keys=self._keys(t), args=self._args(t))
+        keys, args = self._keys(t), self._args(t)
+        res: Sequence[bytes]
+        if self.fast is not None:
+            res = await self.fast.evalsha(_LUA_DECIDE, self._decide_sha, keys, args)
+        else:
+            res = await self._decide(keys=keys, args=args)
         status = res[0].decode()
         if status == "dup":
             return State(status="dup", stored=res[1])
@@ -343,7 +351,10 @@ class VelocityStore:
     async def record(self, *, txn_id: str, stored: bytes, record: bytes) -> bool:
         """Store the final decision and append the stream record, atomically, once."""
         keys = [self.keys.decision(txn_id), self.keys.decisions_stream]
-        return bool(await self._record(keys=keys, args=[stored, record, DECISION_TTL_S]))
+        args: list[Any] = [stored, record, DECISION_TTL_S]
+        if self.fast is not None:
+            return bool(await self.fast.evalsha(_LUA_RECORD, self._record_sha, keys, args))
+        return bool(await self._record(keys=keys, args=args))
 
     async def replay(self, t: TxnKeyInput, *, stored: bytes, record: bytes) -> bool:
         """Record a spooled decision once; applies its velocity if the decide script never ran."""
