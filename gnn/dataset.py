@@ -138,6 +138,7 @@ def build_dataset(
     *,
     pit: PitConfig,
     start_us: int | None = None,
+    end_us: int | None = None,
     progress: bool = True,
 ) -> Dataset:
     """All FEATURE_NAMES for every transaction (graph risk from `start_us` on; NaN before)."""
@@ -150,7 +151,7 @@ def build_dataset(
     tab = tabular_features(frames.txns)
     t1 = time.perf_counter()
     arrays = txn_arrays(frames.txns, frames.labels)
-    res = graph_risk_features(arrays, cfg=pit, start_us=start_us, progress=progress)
+    res = graph_risk_features(arrays, cfg=pit, start_us=start_us, end_us=end_us, progress=progress)
     t2 = time.perf_counter()
     x = pd.concat([tab, res.features.drop(columns=["gcn_score"])], axis=1)
     x = x[list(FEATURE_NAMES)]

@@ -58,7 +58,11 @@ class GraphConfig:
     min_ring: int = 3
     target_days: float = 14.0
     label_delay_days: float = 7.0
-    prior_strength: float = 20.0
+    #: Label risk = recency-weighted known fraud rate, weights halving every `half_life_days`
+    #: (a compromised terminal or device is risky now, not on its whole history), shrunk to the
+    #: global rate with `prior_strength` pseudo-transactions.
+    prior_strength: float = 1.0
+    half_life_days: float = 3.0
 
 
 @dataclass
@@ -222,8 +226,11 @@ def build_snapshot(a: TxnArrays, at: int, *, cfg: GraphConfig, training: bool = 
         tot = np.bincount(comp[users_in], minlength=k)
         bad = np.bincount(comp[users_in & user_fraud], minlength=k)
         ring_rate[in_ring] = bad[comp[in_ring]] / np.maximum(tot[comp[in_ring]], 1)
+    decay = np.exp2(-(at - t) / (cfg.half_life_days * DAY_US))[flat_row]
+    fraud_w = np.bincount(flat_loc, weights=fraud_row[flat_row] * decay, minlength=m)
+    elig_w = np.bincount(flat_loc, weights=eligible[flat_row] * decay, minlength=m)
     p0 = fraud_n.sum() / max(elig_n.sum(), 1.0) if m else 0.0
-    label_risk = (fraud_n + cfg.prior_strength * p0) / (elig_n + cfg.prior_strength)
+    label_risk = (fraud_w + cfg.prior_strength * p0) / (elig_w + cfg.prior_strength)
     snap = Snapshot(
         at=at,
         nodes=nodes,
