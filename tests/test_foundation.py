@@ -89,6 +89,37 @@ def test_embedded_start_twice_attaches_and_persists(tmp_path: Path) -> None:
         again.stop()
 
 
+def test_embedded_restart_keeps_an_indexed_graph(tmp_path: Path) -> None:
+    """Snapshots, not an append-only log: FalkorDB would log every write as Cypher, including
+    the schema's constraint commands, and replaying that log at start fails on the constraints
+    and takes longer than the writes did."""
+    from graph.ingest import from_records
+    from graph.schemas import TxnRecord
+    from graph.service import open_store
+
+    records = [
+        TxnRecord(f"t{i}", 1.75e9 + i, f"u{i % 30}", f"c{i % 40}", f"d{i % 7}", None, "m1", 5.0)
+        for i in range(400)
+    ]
+    settings = load_settings()
+    server = EmbeddedServer(tmp_path).start()
+    try:
+        assert redis.Redis.from_url(server.url).config_get("appendonly") == {"appendonly": "no"}
+        with open_store(server.graph_url, settings=settings, graph_name="g") as store:
+            store.ensure_schema()
+            assert store.ingest(from_records(records)).ingested == 400
+    finally:
+        server.stop()
+    again = EmbeddedServer(tmp_path).start()
+    try:
+        with open_store(again.graph_url, settings=settings, graph_name="g") as store:
+            store.ensure_schema()  # idempotent on the restored schema
+            assert store.ingest(from_records(records)).ingested == 0  # the ledger came back
+            assert store.neighbourhood("user", records[0].user_id, hops=1).nodes
+    finally:
+        again.stop()
+
+
 def test_embedded_stale_pid_file_and_taken_port(tmp_path: Path) -> None:
     (tmp_path / "redis.pid").write_text("999999\n")
     (tmp_path / "redis.port").write_text(str(_free_port()))
