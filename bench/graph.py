@@ -24,6 +24,7 @@ The figures of the requested size are reported under the plain names; those of 1
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 import time
@@ -122,12 +123,18 @@ def _measure(
         users = world.transactions.column("user_id").unique().to_pylist()
         rng = np.random.default_rng(seed)
         sample = [users[i] for i in rng.choice(len(users), size=min(300, len(users)))]
+        # The benchmark holds the whole world as Python objects, which a service does not:
+        # keep them out of the collector's full passes, or those pauses are what gets timed.
+        gc.collect()
+        gc.freeze()
         lat = []
         for u in sample:
             t0 = time.perf_counter()
             store.neighbourhood("user", u, hops=2, max_nodes=200)
             lat.append((time.perf_counter() - t0) * 1000)
         out["two_hop_p99_ms"] = float(np.percentile(lat, 99))
+        out["two_hop_p50_ms"] = float(np.percentile(lat, 50))
+        gc.unfreeze()
 
         t0 = time.perf_counter()
         update = store.detect_rings()

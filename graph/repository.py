@@ -354,13 +354,16 @@ class CypherStore:
             limit = max_nodes - len(nodes) + 1
             if users and labels:
                 params = {"keys": users, "labels": labels, "limit": limit}
-                found += self._read(from_users, params)
+                found += [
+                    [r[0], KIND_OF_LABEL[r[1]], *r[2:]] for r in self._read(from_users, params)
+                ]
             if ents:
-                found += self._read(from_entities, {"keys": ents, "limit": limit})
+                by_key = {key: (k, i) for k, i, key in ranked if k != "user"}
+                rows = self._read(from_entities, {"keys": ents, "limit": limit})
+                found += [[r[0], *by_key[r[1]], *r[2:]] for r in rows]
             nxt: list[tuple[str, str, Any]] = []
             for row in found:
-                uid, label, eid, n, amt, fraud_n, first, last, lab, ftx, key = row
-                ekind = KIND_OF_LABEL[label]
+                uid, ekind, eid, n, amt, fraud_n, first, last, lab, ftx, key = row
                 user_side = ("user", uid) not in nodes
                 other = ("user", uid) if user_side else (ekind, eid)
                 if other not in nodes:
