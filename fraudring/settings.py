@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     )
 
     env: Env = Env.dev
+    #: Level of the structured logs of the API's worker processes (the CLI has --log-level).
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     # Servers. None means "start the embedded runtime" (one redis-server with FalkorDB).
     redis_url: str | None = Field(
