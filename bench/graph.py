@@ -4,7 +4,7 @@ For each size (100k, then the requested size, 1M by default) it generates a worl
 `world.simulate.generate` (hard difficulty, 30 days, seed `seed`), starts an embedded
 FalkorDB server in a temporary directory, and measures on graph `bench`:
 
-- ingest_txn_per_s: transactions.parquet in 20k batches through `ingest_many`;
+- ingest_txn_per_s: transactions.parquet in 50k batches through `ingest_many`;
 - ingest_txn_per_server_cpu_s: the same per second of the server's CPU time (the figure that
   does not depend on what else runs on the machine);
 - two_hop_p99_ms: `neighbourhood("user", u, hops=2, max_nodes=200)` for 300 random users;
@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 from rich.console import Console
 
 console = Console(stderr=True)
-BATCH = 20_000
+BATCH = 50_000
 TOUCHED = 1_000  # transactions of the incremental ring update (a worker's batch)
 SMALL = 100_000
 KEYS = (

@@ -137,6 +137,6 @@ def parameters(batch: Batch) -> tuple[dict[str, Any], int]:
             edges += 1
     params["users"] = users
     params["txns"] = frame.select(
-        "txn_id", "ts", "user_id", "card_id", "device_id", "ip", "merchant_id", "amount"
+        "txn_id", "user_id", "card_id", "device_id", "ip", "merchant_id"
     ).rows()
     return params, edges

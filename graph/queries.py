@@ -13,8 +13,8 @@ from graph.schemas import ENTITY_KINDS, LABELS
 
 # --- ingest -----------------------------------------------------------------------------------
 # One statement per batch, so the batch is atomic on FalkorDB (one query) and on Neo4j (one
-# transaction). The guard makes it a no-op when any of its transactions is already stored (a
-# concurrent writer got there first); the caller then re-reads the ledger and retries.
+# transaction). The guard makes it a no-op returning 0 when any of its transactions is already
+# stored (a concurrent writer got there first); the caller then re-reads the ledger and retries.
 #
 # Per user row: the user, its activity totals and its edges of each kind, so the user is looked
 # up once. Totals live on a self-loop `(u)-[:ACTIVITY]->(u)`, not on the node: FalkorDB
@@ -22,7 +22,8 @@ from graph.schemas import ENTITY_KINDS, LABELS
 # edges. Rows are positional lists (smaller parameter headers than maps):
 #   users: [id, first_seen, last_seen, n, amount_sum, cards, devices, ips, merchants]
 #     each of the last four a list of [entity_id, first_seen, last_seen, n, amount_sum]
-#   txns:  [id, ts, user, card, device, ip, merchant, amount]
+#   txns:  [id, user, card, device, ip, merchant] (the ledger keeps what a label needs to find
+#          its edges; time and amount are already on the edges)
 
 _GUARD = """
 UNWIND $txn_ids AS tid
@@ -53,11 +54,13 @@ FOREACH (e IN r[{pos}] |
     rel.n = rel.n + e[3], rel.amount_sum = rel.amount_sum + e[4])
 """
 
+# `done` counts user rows, at least one in any batch that passed the guard: a failed guard
+# makes the statement return 0 without touching the ledger.
 _LEDGER = """
 WITH count(*) AS done
+WHERE done > 0
 UNWIND $txns AS t
-CREATE (:Txn {id: t[0], ts: t[1], user: t[2], card: t[3], device: t[4], ip: t[5],
-  merchant: t[6], amount: t[7]})
+CREATE (:Txn {id: t[0], user: t[1], card: t[2], device: t[3], ip: t[4], merchant: t[5]})
 RETURN count(*) AS written
 """
 

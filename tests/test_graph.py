@@ -99,6 +99,17 @@ def test_ingest_aggregates_edges_and_is_idempotent(store: CypherStore) -> None:
     assert count(store, "Txn") == 4
 
 
+def test_ingest_many_counts_each_transaction_once(store: CypherStore) -> None:
+    """The bulk path writes optimistically; overlapping batches go through the guard."""
+    first = [txn(i, f"u{i % 3}", card=f"c{i % 3}", merchant="m1", amount=1) for i in range(10)]
+    overlap = [*first[5:], *[txn(i, "u9", card="c9", amount=1) for i in range(10, 14)]]
+    res = store.ingest_many([first, overlap, first, [first[0], first[0]]])
+    assert (res.received, res.ingested, res.duplicates) == (31, 14, 17)
+    assert count(store, "Txn") == 14
+    assert edge(store, "u0", "card", "c0")["n"] == 4  # txns 0, 3, 6, 9, once each
+    assert edge(store, "u9", "card", "c9")["amount_sum"] == 4.0
+
+
 @pytest.mark.parametrize(
     ("record", "field", "reason"),
     [
