@@ -144,7 +144,7 @@ class EmbeddedServer:
                 "--appendonly",
                 "no",
                 "--save",
-                "300 1 60 1000 15 100000",
+                "300 1 60 1000",
                 "--protected-mode",
                 "yes",
                 "--loadmodule",
