@@ -28,7 +28,7 @@ def _rings_found(settings: Settings, planted: dict[str, set[str]]) -> dict[str, 
 
     assert settings.graph_url is not None
     with open_store(settings.graph_url, settings=settings) as store:
-        found = [set(r.members) for r in store.top_rings(100_000) if r.size >= 3]
+        found = [set(r.members) for r in store.all_rings(min_size=3)]
     big = [m for m in planted.values() if len(m) >= 3]
     members = set().union(*planted.values()) if planted else set()
 

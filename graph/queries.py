@@ -209,6 +209,7 @@ RETURN count(*)
 """
 
 RING_BY_ID: Final = "MATCH (g:Ring {id: $id}) RETURN properties(g)"
+RINGS_OF_SIZE: Final = "MATCH (g:Ring) WHERE g.size >= $min_size RETURN properties(g)"
 TOP_RINGS: Final = """
 MATCH (g:Ring)
 RETURN properties(g)

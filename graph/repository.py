@@ -68,6 +68,7 @@ class GraphStore(Protocol):
     ) -> RingUpdate: ...
     def ring(self, ring_id: str) -> Ring: ...
     def top_rings(self, n: int = 20) -> list[Ring]: ...
+    def all_rings(self, *, min_size: int = 1) -> list[Ring]: ...
     def neighbourhood(
         self,
         kind: str,
@@ -308,6 +309,12 @@ class CypherStore:
         if not 1 <= n <= 10_000:
             raise InvalidInput("n: must be between 1 and 10000")
         return [ring_from_props(r[0]) for r in self._read(q.TOP_RINGS, {"n": n})]
+
+    def all_rings(self, *, min_size: int = 1) -> list[Ring]:
+        """Every ring of at least `min_size` members, in no particular order (reports, audits)."""
+        from graph.rings import ring_from_props
+
+        return [ring_from_props(r[0]) for r in self._read(q.RINGS_OF_SIZE, {"min_size": min_size})]
 
     # --- investigator queries -----------------------------------------------------------------
     def neighbourhood(

@@ -206,6 +206,10 @@ def test_ring_ids_stable_when_a_ring_grows(store: CypherStore) -> None:
     a_id = next(k for k, v in first.items() if "a1" in v)
     assert second[a_id] == {"a1", "a2", "a3", "a4"}
     assert len(second) == 3 and set(first) < set(second)
+    assert {r.id: frozenset(r.members) for r in store.all_rings()} == second
+    assert {r.id for r in store.all_rings(min_size=3)} == {
+        k for k, v in second.items() if len(v) >= 3
+    }
     # labelled fraud counts reach the ring
     store.label(kind="user", id="a2", label="fraud", by="ana", at=T0)
     ring = next(r for r in store.detect_rings().rings if r.id == a_id)
