@@ -34,7 +34,7 @@ import redis
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from fraudring.errors import FraudringError, Unavailable
+from fraudring.errors import FraudringError, InvalidInput, Unavailable
 from fraudring.logs import get_logger
 from fraudring.runtime import Endpoints, _free_port
 from fraudring.settings import DEV_API_KEY, Settings
@@ -263,6 +263,26 @@ def split_history(world: Path, out: Path, *, live_from_us: int) -> dict[str, int
     return {"transactions": txns.num_rows, "labels": labels.num_rows}
 
 
+def reset_namespace(settings: Settings) -> None:
+    """Empty the demo's own key prefix and graph, so a second demo starts from a clean slate."""
+    from graph.falkor import FalkorStore
+    from graph.service import open_store
+
+    assert settings.redis_url is not None and settings.graph_url is not None
+    client = redis.Redis.from_url(settings.redis_url)
+    keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
+    for i in range(0, len(keys), 1000):
+        client.delete(*keys[i : i + 1000])
+    with open_store(settings.graph_url, settings=settings) as store:
+        if isinstance(store, FalkorStore):
+            store.drop()  # a graph of the demo's own name
+        elif not store.is_empty():
+            raise InvalidInput(
+                "demo: the Neo4j database at the graph URL is not empty; the demo needs an "
+                "empty one (it would mix its simulated world with your data)"
+            )
+
+
 def load_graph(settings: Settings, *, history: Path) -> dict[str, float]:
     """Bulk-load the history into the graph with the labels known by then."""
     from graph.ingest import from_arrow
@@ -274,8 +294,8 @@ def load_graph(settings: Settings, *, history: Path) -> dict[str, float]:
     n = 0
     with open_store(settings.graph_url, settings=settings) as store:
         store.ensure_schema()
-        for batch in iter_transactions(history, batch_size=10_000):
-            n += store.ingest(from_arrow(batch)).ingested
+        batches = (from_arrow(b) for b in iter_transactions(history, batch_size=50_000))
+        n = store.ingest_many(batches).ingested
         labels = read_world(history).labels
         at = pc.divide(pc.cast(pc.cast(labels["label_ts"], pa.int64()), pa.float64()), 1e6)
         for txn_id, lab, ts in zip(
@@ -335,6 +355,8 @@ def run(opts: DemoOptions, settings: Settings, ep: Endpoints) -> dict[str, Any]:
         f"{summary.transactions:,} transactions, fraud rate {summary.fraud_rate:.3%}; "
         f"history until {utc(live_from_us / 1e6)}, live {opts.live_days:g} days after it"
     )
+
+    reset_namespace(settings)
 
     step("2. history into the graph")
     hist = settings.data_dir / "world"  # the nightly retrain's training data

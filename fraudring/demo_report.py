@@ -23,12 +23,13 @@ console = Console()
 
 
 def _rings_found(settings: Settings, planted: dict[str, set[str]]) -> dict[str, float]:
-    """Planted rings (size >= 3) matched by a graph ring with member Jaccard >= 0.5."""
+    """Planted rings (size >= 3) matched by a suspicious graph ring with member Jaccard >= 0.5
+    (as bench/graph counts them: households are rings too, but not suspicious ones)."""
     from graph.service import open_store
 
     assert settings.graph_url is not None
     with open_store(settings.graph_url, settings=settings) as store:
-        found = [set(r.members) for r in store.all_rings(min_size=3)]
+        found = [set(r.members) for r in store.all_rings(min_size=3) if r.suspicious]
     big = [m for m in planted.values() if len(m) >= 3]
     members = set().union(*planted.values()) if planted else set()
 

@@ -7,6 +7,7 @@ after a failure in the middle.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +38,7 @@ class FalkorStore(CypherStore):
             ssl=parts.scheme == "falkordbs",
             socket_timeout=300,
         )
+        self.url = url
         self.graph_name = graph_name
         self.graph = self._db.select_graph(graph_name)
 
@@ -60,6 +62,11 @@ class FalkorStore(CypherStore):
     def _write_all(self, statements: Sequence[tuple[str, dict[str, Any]]]) -> None:
         for query, params in statements:
             self._write(query, params)
+
+    def drop(self) -> None:
+        """Delete this graph (a FalkorDB graph is one key of its own; nothing else is touched)."""
+        with contextlib.suppress(redis.exceptions.ResponseError):  # no such graph yet
+            self.graph.delete()
 
     def _prepare(self, query: str, params: dict[str, Any]) -> Any:
         """The parameter header, built here so a pipelined ingest encodes the next batch while

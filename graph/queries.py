@@ -208,6 +208,7 @@ CREATE (u)-[:IN_RING]->(g)
 RETURN count(*)
 """
 
+ANY_NODE: Final = "MATCH (n) RETURN 1 LIMIT 1"
 RING_BY_ID: Final = "MATCH (g:Ring {id: $id}) RETURN properties(g)"
 RINGS_OF_SIZE: Final = "MATCH (g:Ring) WHERE g.size >= $min_size RETURN properties(g)"
 TOP_RINGS: Final = """

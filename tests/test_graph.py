@@ -382,3 +382,18 @@ def test_ip_ties_only_users_based_there(store: CypherStore) -> None:
     assert [r.members for r in rings] == [[f"hid{k}" for k in range(4)]]
     inc = store.detect_rings(touched_users=["col0", "hid0"])
     assert [r.members for r in inc.rings] == [[f"hid{k}" for k in range(4)]]
+
+
+def test_drop_empties_only_this_graph(store: CypherStore) -> None:
+    from graph.falkor import FalkorStore
+
+    if not isinstance(store, FalkorStore):
+        pytest.skip("drop() is FalkorDB's: one graph per key; Neo4j shares its database")
+    other = FalkorStore(store.url, graph_name=store.graph_name + "_other")
+    other.ingest([txn(1, "keep")])
+    store.ingest([txn(1, "u1", card="c1")])
+    assert not store.is_empty()
+    store.drop()
+    store.drop()  # a graph that is already gone
+    assert store.is_empty() and not other.is_empty()
+    other.drop()

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Final
 
 import typer
 
 from fraudring.errors import InvalidInput
 from fraudring.settings import get_settings
+
+DEMO_PREFIX: Final = "fraudring-demo:"
+DEMO_GRAPH: Final = "fraudring_demo"
 
 
 def register(app: typer.Typer) -> None:
@@ -45,6 +50,17 @@ def register(app: typer.Typer) -> None:
             transactions=transactions, seed=seed, live_days=live_days, warmup_days=warmup_days,
             out=out, port=port, keep_serving=keep_serving,
         )  # fmt: skip
+        # The demo's own namespace: its embedded server, models and spool under --out, and a
+        # key prefix and graph of its own on configured servers, all cleared at each start.
+        shutil.rmtree(out / "data", ignore_errors=True)
+        os.environ.update(
+            {
+                "FRAUDRING_DATA_DIR": str(out / "data"),
+                "FRAUDRING_REDIS_PREFIX": DEMO_PREFIX,
+                "FRAUDRING_GRAPH_NAME": DEMO_GRAPH,
+            }
+        )
+        get_settings.cache_clear()
         with services(get_settings()) as ep:
             get_settings.cache_clear()
             settings = load_settings()  # now with the resolved server URLs
