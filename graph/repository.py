@@ -20,14 +20,10 @@ from fraudring.logs import get_logger
 from graph import ingest as ing
 from graph import queries as q
 from graph.schemas import (
-    ENTITY_KINDS,
     KIND_OF_LABEL,
-    LABELS,
     EntityKind,
     EntityRef,
-    GraphEdge,
     GraphExport,
-    GraphNode,
     GraphNotFound,
     GraphPath,
     IngestResult,
@@ -333,83 +329,10 @@ class CypherStore:
         max_nodes: int = 200,
         follow: Collection[str] | None = None,
     ) -> Neighbourhood:
-        """Breadth-first k-hop neighbourhood, stopping at `max_nodes`.
+        """Breadth-first k-hop neighbourhood, stopping at `max_nodes` (graph.neighbourhood)."""
+        from graph.neighbourhood import neighbourhood
 
-        `follow` lists the entity kinds to traverse (default all); users are always traversed,
-        since every edge runs between a user and an entity.
-        """
-        kind = check_kind(kind)
-        check_id(id, field_name="id")
-        if not 1 <= hops <= 6:
-            raise InvalidInput("hops: must be between 1 and 6")
-        if not 1 <= max_nodes <= 10_000:
-            raise InvalidInput("max_nodes: must be between 1 and 10000")
-        kinds = set(ENTITY_KINDS) if follow is None else {check_kind(k) for k in follow}
-        kinds.discard("user")
-        labels = [LABELS[k] for k in ENTITY_KINDS if k in kinds]
-        rows = self._read(q.node_props(kind, self.key_function), {"id": id})
-        if not rows:
-            raise GraphNotFound(f"{kind} {id!r} is not in the graph")
-        nodes: dict[tuple[str, str], GraphNode] = {
-            (kind, id): GraphNode(kind=kind, id=id, props=_scalar_props(rows[0][0]))
-        }
-        edges: dict[tuple[str, str, str], GraphEdge] = {}
-        frontier: list[tuple[str, str, Any]] = [(kind, id, rows[0][1])]
-        from_users, from_entities = q.hops(self.key_function)
-        order: dict[str, int] = {
-            k: i for i, k in enumerate(ENTITY_KINDS)
-        }  # small kinds first, hubs last
-        truncated = False
-        for _hop in range(hops):
-            if not frontier or truncated:
-                break
-            users = [key for k, _i, key in frontier if k == "user"]
-            ranked = sorted(frontier, key=lambda f: order.get(f[0], 0))
-            ents = [key for k, _i, key in ranked if k != "user"]
-            found: Rows = []
-            limit = max_nodes - len(nodes) + 1
-            if users and labels:
-                params = {"keys": users, "labels": labels, "limit": limit}
-                found += [
-                    [r[0], KIND_OF_LABEL[r[1]], *r[2:]] for r in self._read(from_users, params)
-                ]
-            if ents:
-                by_key = {key: (k, i) for k, i, key in ranked if k != "user"}
-                rows = self._read(from_entities, {"keys": ents, "limit": limit})
-                found += [[r[0], *by_key[r[1]], *r[2:]] for r in rows]
-            nxt: list[tuple[str, str, Any]] = []
-            for row in found:
-                uid, ekind, eid, n, amt, fraud_n, first, last, lab, ftx, key = row
-                user_side = ("user", uid) not in nodes
-                other = ("user", uid) if user_side else (ekind, eid)
-                if other not in nodes:
-                    if len(nodes) >= max_nodes:
-                        truncated = True
-                        continue
-                    nodes[other] = GraphNode(
-                        kind=other[0],
-                        id=other[1],
-                        props={"fraud_label": lab, "fraud_txn_n": ftx},
-                    )
-                    nxt.append((other[0], other[1], key))
-                edges[(uid, ekind, eid)] = GraphEdge(
-                    user_id=uid,
-                    kind=ekind,
-                    entity_id=eid,
-                    n=int(n or 0),
-                    amount_sum=float(amt or 0.0),
-                    fraud_n=int(fraud_n or 0),
-                    first_seen=float(first or 0.0),
-                    last_seen=float(last or 0.0),
-                )
-            frontier = nxt
-        return Neighbourhood(
-            start=EntityRef(kind=kind, id=id),
-            hops=hops,
-            nodes=list(nodes.values()),
-            edges=list(edges.values()),
-            truncated=truncated,
-        )
+        return neighbourhood(self, kind, id, hops=hops, max_nodes=max_nodes, follow=follow)
 
     def path(self, *, src: EntityRef, dst: EntityRef) -> GraphPath:
         """A shortest path of USED edges (at most `queries.PATH_MAX_HOPS`), empty if none."""
@@ -427,7 +350,3 @@ class CypherStore:
         from graph.export import export
 
         return export(self, chunk_size=chunk_size)
-
-
-def _scalar_props(props: dict[str, Any]) -> dict[str, float | int | str | None]:
-    return {k: v for k, v in props.items() if v is None or isinstance(v, int | float | str)}

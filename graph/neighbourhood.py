@@ -1,0 +1,119 @@
+"""The k-hop neighbourhood of an entity, for investigators.
+
+Breadth-first over the backend's internal node keys, one query per side per hop, so a hop across
+all entity kinds is one seek-based query; entities are expanded small kinds first so the node
+cap stops the walk before a hub's customers are read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any
+
+from fraudring.errors import InvalidInput
+from graph import queries as q
+from graph.schemas import (
+    ENTITY_KINDS,
+    KIND_OF_LABEL,
+    LABELS,
+    EntityRef,
+    GraphEdge,
+    GraphNode,
+    GraphNotFound,
+    Neighbourhood,
+    check_id,
+    check_kind,
+)
+
+if TYPE_CHECKING:
+    from graph.repository import CypherStore, Rows
+
+
+def neighbourhood(
+    store: CypherStore,
+    kind: str,
+    id: str,
+    *,
+    hops: int,
+    max_nodes: int,
+    follow: Collection[str] | None,
+) -> Neighbourhood:
+    """Breadth-first k-hop neighbourhood, stopping at `max_nodes`.
+
+    `follow` lists the entity kinds to traverse (default all); users are always traversed,
+    since every edge runs between a user and an entity.
+    """
+    kind = check_kind(kind)
+    check_id(id, field_name="id")
+    if not 1 <= hops <= 6:
+        raise InvalidInput("hops: must be between 1 and 6")
+    if not 1 <= max_nodes <= 10_000:
+        raise InvalidInput("max_nodes: must be between 1 and 10000")
+    kinds = set(ENTITY_KINDS) if follow is None else {check_kind(k) for k in follow}
+    kinds.discard("user")
+    labels = [LABELS[k] for k in ENTITY_KINDS if k in kinds]
+    rows = store._read(q.node_props(kind, store.key_function), {"id": id})
+    if not rows:
+        raise GraphNotFound(f"{kind} {id!r} is not in the graph")
+    nodes: dict[tuple[str, str], GraphNode] = {
+        (kind, id): GraphNode(kind=kind, id=id, props=_scalar_props(rows[0][0]))
+    }
+    edges: dict[tuple[str, str, str], GraphEdge] = {}
+    frontier: list[tuple[str, str, Any]] = [(kind, id, rows[0][1])]
+    from_users, from_entities = q.hops(store.key_function)
+    order: dict[str, int] = {
+        k: i for i, k in enumerate(ENTITY_KINDS)
+    }  # small kinds first, hubs last
+    truncated = False
+    for _hop in range(hops):
+        if not frontier or truncated:
+            break
+        users = [key for k, _i, key in frontier if k == "user"]
+        ranked = sorted(frontier, key=lambda f: order.get(f[0], 0))
+        ents = [key for k, _i, key in ranked if k != "user"]
+        found: Rows = []
+        limit = max_nodes - len(nodes) + 1
+        if users and labels:
+            params = {"keys": users, "labels": labels, "limit": limit}
+            found += [[r[0], KIND_OF_LABEL[r[1]], *r[2:]] for r in store._read(from_users, params)]
+        if ents:
+            by_key = {key: (k, i) for k, i, key in ranked if k != "user"}
+            rows = store._read(from_entities, {"keys": ents, "limit": limit})
+            found += [[r[0], *by_key[r[1]], *r[2:]] for r in rows]
+        nxt: list[tuple[str, str, Any]] = []
+        for row in found:
+            uid, ekind, eid, n, amt, fraud_n, first, last, lab, ftx, key = row
+            user_side = ("user", uid) not in nodes
+            other = ("user", uid) if user_side else (ekind, eid)
+            if other not in nodes:
+                if len(nodes) >= max_nodes:
+                    truncated = True
+                    continue
+                nodes[other] = GraphNode(
+                    kind=other[0],
+                    id=other[1],
+                    props={"fraud_label": lab, "fraud_txn_n": ftx},
+                )
+                nxt.append((other[0], other[1], key))
+            edges[(uid, ekind, eid)] = GraphEdge(
+                user_id=uid,
+                kind=ekind,
+                entity_id=eid,
+                n=int(n or 0),
+                amount_sum=float(amt or 0.0),
+                fraud_n=int(fraud_n or 0),
+                first_seen=float(first or 0.0),
+                last_seen=float(last or 0.0),
+            )
+        frontier = nxt
+    return Neighbourhood(
+        start=EntityRef(kind=kind, id=id),
+        hops=hops,
+        nodes=list(nodes.values()),
+        edges=list(edges.values()),
+        truncated=truncated,
+    )
+
+
+def _scalar_props(props: dict[str, Any]) -> dict[str, float | int | str | None]:
+    return {k: v for k, v in props.items() if v is None or isinstance(v, int | float | str)}
