@@ -4,7 +4,8 @@ For each size (100k, then the requested size, 1M by default) it generates a worl
 `world.simulate.generate` (hard difficulty, 30 days, seed `seed`), starts an embedded
 FalkorDB server in a temporary directory, and measures on graph `bench`:
 
-- ingest_txn_per_s: transactions.parquet in 50k batches through `ingest_many`;
+- ingest_txn_per_s: transactions.parquet in `graph.ingest.BULK_BATCH` batches through
+  `ingest_many`;
 - ingest_txn_per_server_cpu_s: the same per second of the server's CPU time (the figure that
   does not depend on what else runs on the machine);
 - two_hop_p99_ms: `neighbourhood("user", u, hops=2, max_nodes=200)` for 300 random users;
@@ -36,7 +37,6 @@ import pyarrow.compute as pc
 from rich.console import Console
 
 console = Console(stderr=True)
-BATCH = 50_000
 TOUCHED = 1_000  # transactions of the incremental ring update (a worker's batch)
 SMALL = 100_000
 KEYS = (
@@ -110,7 +110,9 @@ def _measure(
         assert isinstance(store, CypherStore)
         store.ensure_schema()
         bar = tqdm(total=transactions, unit="txn", unit_scale=True, desc="ingest")
-        batches = (ing.from_arrow(rb) for rb in iter_transactions(world_dir, batch_size=BATCH))
+        batches = (
+            ing.from_arrow(rb) for rb in iter_transactions(world_dir, batch_size=ing.BULK_BATCH)
+        )
         t0, cpu0 = time.perf_counter(), _cpu_seconds(server_pid)
         res = store.ingest_many(batches, on_batch=lambda r: bar.update(r.received))
         out["ingest_txn_per_s"] = res.ingested / (time.perf_counter() - t0)

@@ -18,6 +18,12 @@ import pyarrow as pa
 from graph.schemas import ENTITY_KINDS, MAX_ID_LEN, InvalidGraphId, TxnRecord
 
 ID_COLUMNS = ("txn_id", "user_id", "card_id", "device_id", "ip", "merchant_id")
+#: Transactions per statement for bulk loads (history backfills). Each write statement carries
+#: a cost that grows with the graph (FalkorDB folds its pending matrix changes in at the end of
+#: the statement), so on a 1M-transaction graph 100k-row statements take 30-40% less server time
+#: per transaction than 50k ones; the price is that readers wait for one statement (a few
+#: seconds). The streaming workers keep small batches (FRAUDRING_INGEST_BATCH).
+BULK_BATCH = 100_000
 _ENTITY_COLUMN = {"card": "card_id", "device": "device_id", "ip": "ip", "merchant": "merchant_id"}
 
 
