@@ -8,6 +8,11 @@ folds, each a 7-day training week, a 7-day label-delay gap and a 7-day test week
 2018-08-08 .. 2018-09-04); customers known to be compromised are removed from each test day as
 the handbook does. XGBoost's depth and tree count are chosen on four *validation* folds whose test
 weeks all end before the first test week (2018-07-11 .. 2018-08-08), never on a test week.
+
+Both parts' model (d) uses the served feature contract (TABULAR + GRAPH features) plus
+`gnn.entitystats.EVAL_ONLY_FEATURES` (merchant known fraud rate over 7/28 days, the user's 30-day
+mean amount and the amount's ratio to it): point-in-time, but with no online counterpart yet, so
+the figures are labelled "evaluation-only features" and the served model does not use them.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ import pandas as pd
 
 from gnn import metrics as m
 from gnn.dataset import Dataset, build_dataset, load_frames
+from gnn.entitystats import EVAL_ONLY_FEATURES
 from gnn.evaluate import evaluate_dataset
-from gnn.features import DAY_US, FEATURE_NAMES
+from gnn.features import DAY_US
 from gnn.pit import PitConfig
 from gnn.tabular import XgbConfig, fit_xgb
 
@@ -34,6 +40,9 @@ PUBLISHED = {  # chapter 5, mean over the four test folds
     "random forest": (0.870, 0.678, 0.299),
     "XGBoost": (0.869, 0.687, 0.303),
 }
+EVAL_LABEL = "served features + evaluation-only features (no online counterpart): " + ", ".join(
+    EVAL_ONLY_FEATURES
+)
 GRID = [
     XgbConfig(max_depth=d, n_estimators=n, learning_rate=0.1) for d in (3, 6) for n in (100, 300)
 ]
@@ -52,7 +61,7 @@ def synthetic(*, transactions: int, seed: int) -> dict[str, float | int | str]:
         generate(out=out, transactions=transactions, seed=seed, difficulty="hard", progress=False)
         t0 = time.perf_counter()
         ds = build_dataset(load_frames(out), pit=PitConfig(), progress=True)
-        report = evaluate_dataset(ds, seed=seed, cost_fp=100.0, cost_fn=550.0)
+        report = evaluate_dataset(ds, seed=seed, cost_fp=100.0, cost_fn=550.0, eval_only=True)
     b, d = report.metrics["b_xgb_tabular"], report.metrics["d_xgb_graph"]
     print(f"synthetic: done in {time.perf_counter() - t0:.0f} s; split {report.split}", flush=True)
     return {
@@ -66,6 +75,7 @@ def synthetic(*, transactions: int, seed: int) -> dict[str, float | int | str]:
         "synthetic_rings_in_test": int(d.get("rings_in_test", 0)),
         "synthetic_roc_auc_graph": d["roc_auc"],
         "synthetic_cp100_graph": d["card_precision_at_100"],
+        "synthetic_d_features": EVAL_LABEL,
         "synthetic_split": "test "
         + f"{report.split['test_start'][:10]}..{report.split['test_end'][:10]}",
     }
@@ -78,10 +88,8 @@ def _fold(ds: Dataset, train_start: pd.Timestamp, *, cfg: XgbConfig, seed: int) 
     d0 = _us(train_start) // DAY_US
     train = np.flatnonzero((day >= d0) & (day < d0 + 7))
     y = (ds.arrays.label == 1).astype(np.int64)  # handbook labels; all known by the test start
-    x = ds.x.to_numpy(dtype=np.float64)
-    model = fit_xgb(
-        x[train], y[train], None, None, features=list(FEATURE_NAMES), seed=seed, cfg=cfg
-    )
+    x, names = ds.matrix(eval_only=True)
+    model = fit_xgb(x[train], y[train], None, None, features=names, seed=seed, cfg=cfg)
     users = ds.frames.txns["user_id"].to_numpy()
     known = set(users[train][y[train] == 1].tolist())
     keep: list[np.ndarray] = []
@@ -131,8 +139,9 @@ def handbook(*, seed: int) -> dict[str, float | int | str]:
     print(f"{'model':<34}{'ROC AUC':>9}{'AP':>8}{'CP@100':>9}")
     for name, (auc, ap, cp) in PUBLISHED.items():
         print(f"{'published ' + name:<34}{auc:>9.3f}{ap:>8.3f}{cp:>9.3f}")
-    name = "fraudring (d) XGBoost + graph risk"
+    name = "fraudring (d) XGBoost + graph risk*"
     print(f"{name:<34}{res['auc']:>9.3f}{res['ap']:>8.3f}{res['cp100']:>9.3f}")
+    print(f"* {EVAL_LABEL}")
     return {
         "handbook_auc": res["auc"],
         "handbook_ap": res["ap"],
@@ -140,6 +149,7 @@ def handbook(*, seed: int) -> dict[str, float | int | str]:
         "handbook_ap_folds": " ".join(f"{f['ap']:.3f}" for f in folds),
         "handbook_val_ap": best_ap,
         "handbook_chosen": f"max_depth={best.max_depth} n_estimators={best.n_estimators}",
+        "handbook_d_features": EVAL_LABEL,
         "handbook_published_xgb_ap": PUBLISHED["XGBoost"][1],
         "handbook_published_xgb_cp100": PUBLISHED["XGBoost"][2],
     }

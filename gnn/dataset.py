@@ -21,7 +21,14 @@ import numpy.typing as npt
 import pandas as pd
 
 from fraudring.errors import InvalidInput
-from gnn.features import DAY_US, FEATURE_NAMES, TABULAR_FEATURES, tabular_features
+from gnn.entitystats import EVAL_ONLY_FEATURES
+from gnn.features import (
+    DAY_US,
+    FEATURE_NAMES,
+    GRAPH_FEATURES,
+    TABULAR_FEATURES,
+    tabular_features,
+)
 from gnn.graphdata import TxnArrays, txn_arrays
 from gnn.pit import PitConfig, PitResult, graph_risk_features
 from world import schema
@@ -110,6 +117,13 @@ class Dataset:
     gcn_score: npt.NDArray[np.float64]
     pit: PitResult
     timings: dict[str, float] = field(default_factory=dict)
+    #: EVAL_ONLY_FEATURES (no online counterpart: benchmarks only, never the served model)
+    eval_x: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def matrix(self, *, eval_only: bool = False) -> tuple[npt.NDArray[np.float64], list[str]]:
+        """FEATURE_NAMES (the served contract), plus EVAL_ONLY_FEATURES if `eval_only`."""
+        x = pd.concat([self.x, self.eval_x], axis=1) if eval_only else self.x
+        return x.to_numpy(dtype=np.float64), [str(c) for c in x.columns]
 
     @property
     def t(self) -> npt.NDArray[np.int64]:
@@ -153,8 +167,10 @@ def build_dataset(
     arrays = txn_arrays(frames.txns, frames.labels)
     res = graph_risk_features(arrays, cfg=pit, start_us=start_us, end_us=end_us, progress=progress)
     t2 = time.perf_counter()
-    x = pd.concat([tab, res.features.drop(columns=["gcn_score"])], axis=1)
+    x = pd.concat([tab, res.features[list(GRAPH_FEATURES)]], axis=1)
     x = x[list(FEATURE_NAMES)]
     assert list(x.columns[: len(TABULAR_FEATURES)]) == list(TABULAR_FEATURES)
     timings = {"tabular_s": t1 - t0, "graph_s": t2 - t1}
-    return Dataset(frames, arrays, x, res.features["gcn_score"].to_numpy(), res, timings)
+    eval_x = res.features[list(EVAL_ONLY_FEATURES)]
+    gcn = res.features["gcn_score"].to_numpy()
+    return Dataset(frames, arrays, x, gcn, res, timings, eval_x=eval_x)

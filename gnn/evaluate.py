@@ -23,7 +23,7 @@ import pandas as pd
 
 from gnn import metrics as m
 from gnn.dataset import Dataset, Split, label_delay_days, temporal_split
-from gnn.features import DAY_US, FEATURE_NAMES, TABULAR_FEATURES, US
+from gnn.features import DAY_US, TABULAR_FEATURES, US
 from gnn.tabular import Thresholds, XgbConfig, XgbModel, choose_thresholds, fit_xgb
 
 MODELS = {
@@ -137,9 +137,12 @@ def evaluate_dataset(
     split: Split | None = None,
     xgb_cfg: XgbConfig | None = None,
     exclude_test: npt.NDArray[np.bool_] | None = None,
+    eval_only: bool = False,
 ) -> EvalReport:
     """Fit (b) and (d), score (a)-(d) on the test window; `exclude_test` drops test rows
-    (the handbook removes customers already known to be compromised)."""
+    (the handbook removes customers already known to be compromised). With `eval_only`, (d)
+    also gets EVAL_ONLY_FEATURES (no online counterpart: a benchmark figure, not the served
+    model's); `extra["d_features"]` says which set (d) used."""
     delay = label_delay_days(ds.frames.meta)
     sp = split or temporal_split(ds.t, label_delay_days=delay)
     t = ds.t
@@ -151,18 +154,18 @@ def evaluate_dataset(
         test_mask &= ~exclude_test
     test = np.flatnonzero(test_mask)
     y_test = ds.truth()[test]
-    x_all = ds.x.to_numpy(dtype=np.float64)
+    x_all, names = ds.matrix(eval_only=eval_only)
     n_tab = len(TABULAR_FEATURES)
     scores_val: dict[str, npt.NDArray[np.float64]] = {}
     scores_test: dict[str, npt.NDArray[np.float64]] = {}
     models: dict[str, XgbModel] = {}
-    for key, cols in (("b_xgb_tabular", n_tab), ("d_xgb_graph", len(FEATURE_NAMES))):
+    for key, cols in (("b_xgb_tabular", n_tab), ("d_xgb_graph", len(names))):
         model = fit_xgb(
             x_all[fit, :cols],
             known[fit],
             x_all[val, :cols],
             known[val],
-            features=list(FEATURE_NAMES[:cols]),
+            features=names[:cols],
             seed=seed,
             cfg=xgb_cfg,
         )
@@ -198,6 +201,7 @@ def evaluate_dataset(
         report.metrics[key]["val_pr_auc"] = m.average_precision(known[val], scores_val[key])
         rec, prec = m.pr_curve(y_test, np.nan_to_num(scores_test[key], nan=-1.0))
         report.curves[key] = (rec.tolist(), prec.tolist())
+    report.extra["d_features"] = "contract + evaluation-only" if eval_only else "contract"
     report.extra["test_frauds"] = int(y_test.sum())
     report.extra["val_known_frauds"] = int(known[val].sum())
     report.extra["fit_known_frauds"] = int(known[fit].sum())

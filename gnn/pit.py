@@ -28,6 +28,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from fraudring.logs import get_logger
+from gnn.entitystats import EVAL_ONLY_FEATURES, entity_stats, fill_eval_rows
 from gnn.features import DAY_US, GRAPH_FEATURES
 from gnn.graphdata import KINDS, GraphConfig, Snapshot, TxnArrays, build_snapshot
 from gnn.model import FitInfo, FraudGCN, GcnConfig, fit_gcn, predict_proba
@@ -49,7 +50,8 @@ class PitConfig:
 
 @dataclass
 class PitResult:
-    features: pd.DataFrame  # GRAPH_FEATURES per row, plus gcn_score (max entity risk)
+    #: GRAPH_FEATURES per row, plus gcn_score (max entity risk) and EVAL_ONLY_FEATURES
+    features: pd.DataFrame
     fits: list[tuple[int, FitInfo]]
     model: FraudGCN | None
     snapshot: Snapshot | None  # the last one, for inspection
@@ -88,11 +90,15 @@ def graph_risk_features(
     n = len(a.t)
     out = np.full((n, len(GRAPH_FEATURES)), np.nan)
     gcn_out = np.full((n, len(GRAPH_FEATURES)), np.nan)
+    eval_out = np.full((n, len(EVAL_ONLY_FEATURES)), np.nan)
     fits: list[tuple[int, FitInfo]] = []
     model: FraudGCN | None = None
     snap: Snapshot | None = None
     if n == 0:
-        return PitResult(pd.DataFrame(out, columns=list(GRAPH_FEATURES)), fits, None, None)
+        empty = pd.DataFrame(out, columns=list(GRAPH_FEATURES))
+        empty["gcn_score"] = np.nan
+        empty[list(EVAL_ONLY_FEATURES)] = eval_out
+        return PitResult(empty, fits, None, None)
     period = int(cfg.period_days * DAY_US)
     first = int(a.t[0] if start_us is None else max(start_us, a.t[0]))
     last = int(a.t[-1] if end_us is None else min(end_us - 1, a.t[-1]))
@@ -124,6 +130,8 @@ def graph_risk_features(
         since_fit += 1
         if hi <= lo:
             continue
+        stats = entity_stats(a, at, label_delay_days=cfg.graph.label_delay_days)
+        fill_eval_rows(eval_out, slice(lo, hi), a, stats)
         snap = build_snapshot(a, at, cfg=cfg.graph)
         if len(snap.nodes) == 0:
             continue
@@ -141,4 +149,5 @@ def graph_risk_features(
     risks = np.where(np.isnan(gcn_out[:, :5]), -np.inf, gcn_out[:, :5])
     frame["gcn_score"] = risks.max(axis=1)
     frame.loc[np.isneginf(frame["gcn_score"]), "gcn_score"] = np.nan
+    frame[list(EVAL_ONLY_FEATURES)] = eval_out
     return PitResult(frame, fits, model, snap, {"snapshots": len(starts), "fits": len(fits)})

@@ -1,0 +1,87 @@
+"""Evaluation-only entity statistics on a tiny hand-built case: values and point-in-time rules."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from gnn.entitystats import EVAL_ONLY_FEATURES, entity_stats
+from gnn.graphdata import GraphConfig, txn_arrays
+from gnn.pit import PitConfig, graph_risk_features
+
+DAY = pd.Timedelta(days=1)
+T0 = pd.Timestamp("2026-03-01", tz="UTC")
+DELAY = 2.0  # days
+
+
+def world() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """User u0 buys 10.0 at terminal m1 every day 0..9 at noon; u1 buys 30.0 at m1 on day 1 and
+    100.0 at m2 on day 9. m1's transactions of days 3..5 are fraud; every label arrives DELAY
+    days after its transaction, except day 8's (fraud, known 1 hour later)."""
+    rows = [(T0 + d * DAY + pd.Timedelta(hours=12), "u0", "m1", 10.0, int(3 <= d <= 5 or d == 8))
+            for d in range(10)]  # fmt: skip
+    rows += [(T0 + DAY + pd.Timedelta(hours=13), "u1", "m1", 30.0, 0)]
+    rows += [(T0 + 9 * DAY + pd.Timedelta(hours=13), "u1", "m2", 100.0, 0)]
+    df = pd.DataFrame(rows, columns=["ts", "user_id", "merchant_id", "amount", "fraud"])
+    df = df.sort_values("ts", kind="mergesort").reset_index(drop=True)
+    df["txn_id"] = [f"t{i:02d}" for i in range(len(df))]
+    df["card_id"] = "c-" + df["user_id"]
+    df["device_id"] = None
+    df["ip"] = None
+    early = (df["ts"] - T0).dt.days == 8
+    lag = pd.to_timedelta(np.where(early, 3_600.0, DELAY * 86_400.0), unit="s")
+    labels = pd.DataFrame(
+        {"txn_id": df["txn_id"], "label": df["fraud"].astype(np.int8), "label_ts": df["ts"] + lag}
+    )
+    return df.drop(columns=["fraud"]), labels
+
+
+def stats_at(day: float, labels: pd.DataFrame | None = None) -> tuple[list[float], float, float]:
+    txns, lab = world()
+    a = txn_arrays(txns, lab if labels is None else labels)
+    at = int((T0 + day * DAY).value // 1000)
+    s = entity_stats(a, at, label_delay_days=DELAY)
+    m1 = int(a.offsets[4] + list(a.node_ids[4]).index("m1"))
+    u0 = int(list(a.node_ids[0]).index("u0"))
+    u1 = int(list(a.node_ids[0]).index("u1"))
+    return s.fraud_rate[m1].tolist(), float(s.mean_amount[u0]), float(s.mean_amount[u1])
+
+
+def test_merchant_rate_counts_only_settled_outcomes() -> None:
+    # at day 8 00:00: labels of days <= 5 have arrived (day 5 noon + 2 d = day 7 noon); days 6, 7
+    # are not settled. 7-day window from day 8 - 2 - 7 = day -1: m1's txns of days 0..5 plus
+    # u1's day-1 one: 7 settled, 3 frauds.
+    rates, mean_u0, mean_u1 = stats_at(8.0)
+    assert rates == [3 / 7, 3 / 7]
+    assert mean_u0 == 10.0 and mean_u1 == 30.0
+    # at day 9 13:30: day 8's early label (fraud) counts, day 7 (+2 d = day 9 noon) has settled
+    # as genuine; the 7-day window starts on day 0 13:30 (day 0's txn is out)
+    rates, _, _ = stats_at(9 + 13.5 / 24)
+    assert rates[0] == 4 / 9  # u0's days 1..8 and u1's day-1 txn; frauds 3, 4, 5, 8
+    assert rates[1] == 4 / 10  # the 28-day window still holds day 0
+
+
+def test_nothing_after_the_snapshot_counts() -> None:
+    txns, labels = world()
+    # a fraud label on day 6's transaction that arrives at day 8 00:00 exactly: not before `at`
+    late = labels.copy()
+    day6 = (txns["ts"] - T0).dt.days == 6
+    late.loc[day6, "label"] = np.int8(1)
+    late.loc[day6, "label_ts"] = T0 + 8 * DAY
+    assert stats_at(8.0, late) == stats_at(8.0)
+    _, _, mean_u1 = stats_at(9.5)  # u1's day-9 100.0 is after the snapshot
+    assert mean_u1 == 30.0
+
+
+def test_pit_features_use_the_row_amount_and_the_days_snapshot() -> None:
+    txns, labels = world()
+    cfg = PitConfig(use_gcn=False, graph=GraphConfig(label_delay_days=DELAY, min_ring=2))
+    f = graph_risk_features(txn_arrays(txns, labels), cfg=cfg, progress=False).features
+    last = f.iloc[-1]  # u1 at m2 on day 9: no m2 history, u1's mean is 30.0 (day 1)
+    assert math.isnan(last["merchant_fraud_rate_7d"])
+    assert last["user_mean_amount_30d"] == 30.0
+    assert last["amount_to_user_mean"] == 100.0 / 30.0
+    assert math.isnan(f.loc[0, "user_mean_amount_30d"])  # u0's first txn: no history
+    assert list(f.columns[-len(EVAL_ONLY_FEATURES) :]) == list(EVAL_ONLY_FEATURES)
