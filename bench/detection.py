@@ -11,7 +11,7 @@ weeks all end before the first test week (2018-07-11 .. 2018-08-08), never on a 
 
 Both parts' model (d) uses the served feature contract (TABULAR + GRAPH features) plus
 `gnn.entitystats.EVAL_ONLY_FEATURES` (merchant known fraud rate over 7/28 days, the user's 30-day
-mean amount and the amount's ratio to it): point-in-time, but with no online counterpart yet, so
+median amount and the amount's ratio to it): point-in-time, but with no online counterpart yet, so
 the figures are labelled "evaluation-only features" and the served model does not use them.
 """
 

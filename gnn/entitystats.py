@@ -13,9 +13,13 @@ the result as "evaluation-only features".
   it starts ``delay`` earlier than ``w`` days so that a ``w``-day window always holds ``w`` days of
   settled outcomes (the handbook's terminal risk: 7-day delay, then a 1/7/30-day window).
   NaN when the window has no settled transaction.
-- ``user_mean_amount_30d``: the user's mean amount over ``[at - 30 d, at)``, NaN if none.
-- ``amount_to_user_mean``: the row's own amount over that mean (a compromised card spends
+- ``user_median_amount_30d``: the user's median amount over ``[at - 30 d, at)``, NaN if none
+  (a median, because a compromised card's inflated frauds would drag a mean up).
+- ``amount_to_user_median``: the row's own amount over that median (a compromised card spends
   several times its usual amount).
+
+They are cheap (a few bincounts and one group-by per call), so `gnn.pit` refreshes them every
+``PitConfig.stats_period_days`` (6 h by default), more often than the graph snapshots.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from gnn.features import DAY_US
 from gnn.graphdata import TxnArrays
@@ -33,8 +38,8 @@ RATE_WINDOWS_DAYS: Final = (7, 28)
 MEAN_WINDOW_DAYS: Final = 30
 EVAL_ONLY_FEATURES: Final[tuple[str, ...]] = (
     *(f"merchant_fraud_rate_{w}d" for w in RATE_WINDOWS_DAYS),
-    f"user_mean_amount_{MEAN_WINDOW_DAYS}d",
-    "amount_to_user_mean",
+    f"user_median_amount_{MEAN_WINDOW_DAYS}d",
+    "amount_to_user_median",
 )
 USER: Final = 0
 MERCHANT: Final = 4
@@ -48,7 +53,7 @@ class EntityStats:
 
     at: int
     fraud_rate: F64  # [n_nodes, len(RATE_WINDOWS_DAYS)]
-    mean_amount: F64  # [n_nodes]
+    median_amount: F64  # [n_nodes]
 
 
 def entity_stats(a: TxnArrays, at: int, *, label_delay_days: float) -> EntityStats:
@@ -70,10 +75,11 @@ def entity_stats(a: TxnArrays, at: int, *, label_delay_days: float) -> EntitySta
     lo = int(np.searchsorted(a.t, at - MEAN_WINDOW_DAYS * DAY_US, side="left"))
     user = a.node[lo:hi, USER]
     ok = user >= 0
-    cnt = np.bincount(user[ok], minlength=n_nodes).astype(np.float64)
-    amt = np.bincount(user[ok], weights=a.amount[lo:hi][ok], minlength=n_nodes)
-    mean = np.where(cnt > 0, amt / np.maximum(cnt, 1.0), np.nan)
-    return EntityStats(at, rates, mean)
+    median = np.full(n_nodes, np.nan)
+    if ok.any():
+        by_user = pd.Series(a.amount[lo:hi][ok]).groupby(user[ok]).median()
+        median[by_user.index.to_numpy(dtype=np.int64)] = by_user.to_numpy(dtype=np.float64)
+    return EntityStats(at, rates, median)
 
 
 def fill_eval_rows(out: F64, rows: slice, a: TxnArrays, stats: EntityStats) -> None:
@@ -83,7 +89,7 @@ def fill_eval_rows(out: F64, rows: slice, a: TxnArrays, stats: EntityStats) -> N
     k = len(RATE_WINDOWS_DAYS)
     has_m = merchant >= 0
     out[rows, :k] = np.where(has_m[:, None], stats.fraud_rate[np.maximum(merchant, 0)], np.nan)
-    mean = np.where(user >= 0, stats.mean_amount[np.maximum(user, 0)], np.nan)
-    out[rows, k] = mean
+    median = np.where(user >= 0, stats.median_amount[np.maximum(user, 0)], np.nan)
+    out[rows, k] = median
     with np.errstate(divide="ignore", invalid="ignore"):
-        out[rows, k + 1] = np.where(mean > 0, a.amount[rows] / mean, np.nan)
+        out[rows, k + 1] = np.where(median > 0, a.amount[rows] / median, np.nan)

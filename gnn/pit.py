@@ -46,6 +46,9 @@ class PitConfig:
     #: entity risk: "gcn" (GCN once trained, label rate before), "label" (smoothed known fraud
     #: rate, GCN only for the gcn_score column), "blend" (noisy-or of the two).
     risk: str = "label"
+    #: EVAL_ONLY_FEATURES are refreshed this often inside each period (cheap; labels that arrive
+    #: during the day count sooner).
+    stats_period_days: float = 0.25
 
 
 @dataclass
@@ -76,6 +79,19 @@ def fill_rows(
     any_ok = ok.any(axis=1)
     out[rows, 5] = np.where(any_ok, size, np.nan)
     out[rows, 6] = np.where(any_ok, rate, np.nan)
+
+
+def fill_eval(
+    out: npt.NDArray[np.float64], a: TxnArrays, lo: int, hi: int, *, cfg: PitConfig
+) -> None:
+    """EVAL_ONLY_FEATURES of rows lo..hi, from stats taken every `cfg.stats_period_days`."""
+    step = max(1, int(cfg.stats_period_days * DAY_US))
+    while lo < hi:
+        at = int(a.t[lo]) // step * step
+        end = min(hi, int(np.searchsorted(a.t, at + step, side="left")))
+        stats = entity_stats(a, at, label_delay_days=cfg.graph.label_delay_days)
+        fill_eval_rows(out, slice(lo, end), a, stats)
+        lo = end
 
 
 def graph_risk_features(
@@ -130,8 +146,7 @@ def graph_risk_features(
         since_fit += 1
         if hi <= lo:
             continue
-        stats = entity_stats(a, at, label_delay_days=cfg.graph.label_delay_days)
-        fill_eval_rows(eval_out, slice(lo, hi), a, stats)
+        fill_eval(eval_out, a, lo, hi, cfg=cfg)
         snap = build_snapshot(a, at, cfg=cfg.graph)
         if len(snap.nodes) == 0:
             continue

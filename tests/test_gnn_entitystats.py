@@ -17,11 +17,11 @@ DELAY = 2.0  # days
 
 
 def world() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """User u0 buys 10.0 at terminal m1 every day 0..9 at noon; u1 buys 30.0 at m1 on day 1 and
+    """User u0 buys 10.0 (500.0 on day 4) at terminal m1 every day 0..9 at noon; u1 buys 30.0 at m1 on day 1 and
     100.0 at m2 on day 9. m1's transactions of days 3..5 are fraud; every label arrives DELAY
     days after its transaction, except day 8's (fraud, known 1 hour later)."""
-    rows = [(T0 + d * DAY + pd.Timedelta(hours=12), "u0", "m1", 10.0, int(3 <= d <= 5 or d == 8))
-            for d in range(10)]  # fmt: skip
+    rows = [(T0 + d * DAY + pd.Timedelta(hours=12), "u0", "m1", 500.0 if d == 4 else 10.0,
+             int(3 <= d <= 5 or d == 8)) for d in range(10)]  # fmt: skip
     rows += [(T0 + DAY + pd.Timedelta(hours=13), "u1", "m1", 30.0, 0)]
     rows += [(T0 + 9 * DAY + pd.Timedelta(hours=13), "u1", "m2", 100.0, 0)]
     df = pd.DataFrame(rows, columns=["ts", "user_id", "merchant_id", "amount", "fraud"])
@@ -46,16 +46,16 @@ def stats_at(day: float, labels: pd.DataFrame | None = None) -> tuple[list[float
     m1 = int(a.offsets[4] + list(a.node_ids[4]).index("m1"))
     u0 = int(list(a.node_ids[0]).index("u0"))
     u1 = int(list(a.node_ids[0]).index("u1"))
-    return s.fraud_rate[m1].tolist(), float(s.mean_amount[u0]), float(s.mean_amount[u1])
+    return s.fraud_rate[m1].tolist(), float(s.median_amount[u0]), float(s.median_amount[u1])
 
 
 def test_merchant_rate_counts_only_settled_outcomes() -> None:
     # at day 8 00:00: labels of days <= 5 have arrived (day 5 noon + 2 d = day 7 noon); days 6, 7
     # are not settled. 7-day window from day 8 - 2 - 7 = day -1: m1's txns of days 0..5 plus
     # u1's day-1 one: 7 settled, 3 frauds.
-    rates, mean_u0, mean_u1 = stats_at(8.0)
+    rates, median_u0, median_u1 = stats_at(8.0)
     assert rates == [3 / 7, 3 / 7]
-    assert mean_u0 == 10.0 and mean_u1 == 30.0
+    assert median_u0 == 10.0 and median_u1 == 30.0  # day 4's 500.0 does not move a median
     # at day 9 13:30: day 8's early label (fraud) counts, day 7 (+2 d = day 9 noon) has settled
     # as genuine; the 7-day window starts on day 0 13:30 (day 0's txn is out)
     rates, _, _ = stats_at(9 + 13.5 / 24)
@@ -71,17 +71,17 @@ def test_nothing_after_the_snapshot_counts() -> None:
     late.loc[day6, "label"] = np.int8(1)
     late.loc[day6, "label_ts"] = T0 + 8 * DAY
     assert stats_at(8.0, late) == stats_at(8.0)
-    _, _, mean_u1 = stats_at(9.5)  # u1's day-9 100.0 is after the snapshot
-    assert mean_u1 == 30.0
+    _, _, median_u1 = stats_at(9.5)  # u1's day-9 100.0 is after the snapshot
+    assert median_u1 == 30.0
 
 
 def test_pit_features_use_the_row_amount_and_the_days_snapshot() -> None:
     txns, labels = world()
     cfg = PitConfig(use_gcn=False, graph=GraphConfig(label_delay_days=DELAY, min_ring=2))
     f = graph_risk_features(txn_arrays(txns, labels), cfg=cfg, progress=False).features
-    last = f.iloc[-1]  # u1 at m2 on day 9: no m2 history, u1's mean is 30.0 (day 1)
+    last = f.iloc[-1]  # u1 at m2 on day 9: no m2 history, u1's median is 30.0 (day 1)
     assert math.isnan(last["merchant_fraud_rate_7d"])
-    assert last["user_mean_amount_30d"] == 30.0
-    assert last["amount_to_user_mean"] == 100.0 / 30.0
-    assert math.isnan(f.loc[0, "user_mean_amount_30d"])  # u0's first txn: no history
+    assert last["user_median_amount_30d"] == 30.0
+    assert last["amount_to_user_median"] == 100.0 / 30.0
+    assert math.isnan(f.loc[0, "user_median_amount_30d"])  # u0's first txn: no history
     assert list(f.columns[-len(EVAL_ONLY_FEATURES) :]) == list(EVAL_ONLY_FEATURES)
