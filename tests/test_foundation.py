@@ -174,17 +174,30 @@ def test_doctor_starts_embedded_and_leaves_nothing(tmp_path: Path) -> None:
     out = _cli("doctor", env={"FRAUDRING_DATA_DIR": str(tmp_path)})
     assert out.returncode == 0, out.stdout + out.stderr
     assert "embedded" in out.stdout and "falkordb" in out.stdout
-    pid = (
-        int((tmp_path / "embedded" / "redis.pid").read_text())
-        if (tmp_path / "embedded" / "redis.pid").exists()
-        else None
-    )
-    if (
-        pid is not None
-    ):  # redis removes its pid file on shutdown; if it is there the process must be gone
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
-    assert not (tmp_path / "embedded" / "redis.port").exists()
+    for sub in ("embedded", "embedded-redis"):  # the graph server and the plain Redis
+        assert (tmp_path / sub / "redis.log").exists()  # it did start
+        pid_file = tmp_path / sub / "redis.pid"
+        if pid_file.exists():  # redis removes it on shutdown; if left, the process is gone
+            with pytest.raises(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), 0)
+        assert not (tmp_path / sub / "redis.port").exists()
+
+
+def test_embedded_redis_and_graph_are_separate_processes(tmp_path: Path) -> None:
+    """A FalkorDB write holds its server; the decision path's Redis must not wait for it."""
+    with services(load_settings(data_dir=tmp_path)) as ep:
+        assert ep.embedded and ep.redis_url.split(":")[2] != ep.graph_url.split(":")[2]
+        plain, graph = (
+            redis.Redis.from_url(ep.redis_url),
+            redis.Redis.from_url(ep.graph_url.replace("falkordb://", "redis://")),
+        )
+        modules = {m[b"name"] for m in plain.execute_command("MODULE", "LIST")}
+        assert b"graph" not in modules
+        assert graph.execute_command("GRAPH.QUERY", "g", "RETURN 1")
+        plain.set("k", "v")
+        assert graph.get("k") is None
+    with pytest.raises(redis.ConnectionError):
+        plain.ping()
 
 
 def test_doctor_reports_unreachable_redis(tmp_path: Path) -> None:
