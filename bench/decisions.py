@@ -33,6 +33,7 @@ import redis
 from fraudring.registry import ModelRegistry
 from fraudring.runtime import services
 from fraudring.settings import hash_api_key, load_settings
+from realtime import ops
 from realtime.features import FEATURE_NAMES
 from realtime.keys import GraphRisk, Keys
 
@@ -259,8 +260,7 @@ def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
                 except subprocess.TimeoutExpired:
                     os.killpg(server.pid, signal.SIGKILL)
                 client = redis.Redis.from_url(ep.redis_url)
-                for k in client.scan_iter(match=f"{prefix}*", count=5000):
-                    client.delete(k)
+                ops.delete_prefix(client, prefix)
                 client.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

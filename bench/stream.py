@@ -373,8 +373,7 @@ def _direct(
             fresh = ops.freshness_stats(client, keys)
         lost, double = _check_graph(settings, txns)
     finally:
-        for k in client.scan_iter(match=f"{prefix}*", count=5000):
-            client.delete(k)
+        ops.delete_prefix(client, prefix)
         client.close()
     return {
         "workers_only_sustained_txn_per_s": round(len(txns) / (elapsed + drain_s), 1),
@@ -476,8 +475,7 @@ def _run(
             )  # fmt: skip
         lost, double = _check_graph(settings, txns + extra)
     finally:
-        for k in client.scan_iter(match=f"{prefix}*", count=5000):
-            client.delete(k)
+        ops.delete_prefix(client, prefix)
         client.close()
     return {
         "transactions": len(txns),

@@ -267,12 +267,10 @@ def reset_namespace(settings: Settings) -> None:
     """Empty the demo's own key prefix and graph, so a second demo starts from a clean slate."""
     from graph.falkor import FalkorStore
     from graph.service import open_store
+    from realtime import ops
 
     assert settings.redis_url is not None and settings.graph_url is not None
-    client = redis.Redis.from_url(settings.redis_url)
-    keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
-    for i in range(0, len(keys), 1000):
-        client.delete(*keys[i : i + 1000])
+    ops.delete_prefix(redis.Redis.from_url(settings.redis_url), settings.redis_prefix)
     with open_store(settings.graph_url, settings=settings) as store:
         if isinstance(store, FalkorStore):
             store.drop()  # a graph of the demo's own name

@@ -17,6 +17,14 @@ from realtime.keys import DECISION_GROUP, Keys
 QUEUES = ("ingest", "score", "train")
 
 
+def delete_prefix(client: redis.Redis, prefix: str) -> int:
+    """Delete every key under `prefix` (a test's, a benchmark's or the demo's namespace)."""
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    for i in range(0, len(keys), 500):
+        client.delete(*keys[i : i + 500])
+    return len(keys)
+
+
 def freshness_stats(client: redis.Redis, keys: Keys) -> dict[str, float]:
     """p50 / p95 / max seconds from decision to refreshed ring risk, over recent decisions."""
     raw = client.lrange(keys.meta("freshness"), 0, -1)

@@ -17,6 +17,7 @@ import redis
 
 from fraudring.runtime import EmbeddedServer
 from fraudring.settings import Settings, load_settings
+from realtime import ops
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -54,9 +55,7 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     prefix = f"test-{uuid.uuid4().hex[:10]}:"
     yield prefix
     client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    for i in range(0, len(keys), 500):
-        client.delete(*keys[i : i + 500])
+    ops.delete_prefix(client, prefix)
     client.close()
 
 

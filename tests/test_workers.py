@@ -262,3 +262,15 @@ def test_a_dissolved_ring_leaves_no_stale_risk(pipe: Pipeline) -> None:
     left = pipe.client.get(keys.risk("user", "u0"))
     assert left is None or GraphRisk.loads(left).ring_id != ring_id
     assert pipe.client.ttl(keys.risk("user", "u6")) > 30 * 86400  # other rings' risks expire
+
+
+def test_delete_prefix_removes_only_its_namespace(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    for i in range(1200):  # more than one delete chunk
+        redis_client.set(f"{redis_prefix}k{i}", i)
+    redis_client.set(f"{redis_prefix[:-1]}-other:k", 1)
+    assert ops.delete_prefix(redis_client, redis_prefix) == 1200
+    assert not list(redis_client.scan_iter(match=f"{redis_prefix}*"))
+    assert redis_client.get(f"{redis_prefix[:-1]}-other:k") == b"1"
+    redis_client.delete(f"{redis_prefix[:-1]}-other:k")
