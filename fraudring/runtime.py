@@ -51,29 +51,23 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _loading(port: int, timeout: float = 0.5) -> bool:
-    """Whether the server is up but still replaying its persisted data (PING says LOADING)."""
+def _probe(port: int, timeout: float = 0.5, *, graph: bool = True) -> str:
+    """ "up" (answers, with the graph module when `graph`), "loading" (replaying its persisted
+    data) or "down"."""
+    client = redis.Redis(
+        host="127.0.0.1", port=port, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
     try:
-        redis.Redis(host="127.0.0.1", port=port, socket_timeout=timeout).ping()
-    except redis.BusyLoadingError:
-        return True
-    except redis.RedisError:
-        return False
-    return False
-
-
-def _answers(port: int, timeout: float = 0.5, *, graph: bool = True) -> bool:
-    try:
-        client = redis.Redis(
-            host="127.0.0.1", port=port, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
-        ok = bool(client.ping())
+        client.ping()
         modules = client.execute_command("MODULE", "LIST")
-        client.close()
+    except redis.BusyLoadingError:
+        return "loading"
     except redis.RedisError:
-        return False
+        return "down"
+    finally:
+        client.close()
     names = {(m[b"name"] if isinstance(m, dict) else m[1]) for m in modules}
-    return ok and (not graph or any(n in (b"graph", "graph") for n in names))
+    return "up" if not graph or any(n in (b"graph", "graph") for n in names) else "down"
 
 
 @dataclass
@@ -112,7 +106,7 @@ class EmbeddedServer:
             port = int(self.port_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        if _pid_alive(pid) and _answers(port, graph=self.graph):
+        if _pid_alive(pid) and _probe(port, graph=self.graph) == "up":
             return port
         for f in (self.pid_file, self.port_file):
             f.unlink(missing_ok=True)
@@ -163,7 +157,8 @@ class EmbeddedServer:
             while time.monotonic() < deadline:
                 if self._proc.poll() is not None:
                     break
-                if _loading(port, timeout=0.2):
+                state = _probe(port, timeout=0.2, graph=self.graph)
+                if state == "loading":
                     # a big graph takes a while to load; that is progress, not a failed start
                     deadline = max(deadline, time.monotonic() + 1.0)
                     if not loading_logged:
@@ -171,7 +166,7 @@ class EmbeddedServer:
                         loading_logged = True
                     time.sleep(0.2)
                     continue
-                if _answers(port, timeout=0.2, graph=self.graph):
+                if state == "up":
                     self.port, self.owned = port, True
                     self.port_file.write_text(str(port))
                     log.info(
@@ -234,31 +229,26 @@ def services(settings: Settings) -> Iterator[Endpoints]:
     The URLs are also exported (FRAUDRING_REDIS_URL / FRAUDRING_GRAPH_URL) so child processes
     such as the API or a worker use the same server.
     """
-    servers: list[EmbeddedServer] = []
     redis_url, graph_url = settings.redis_url, settings.graph_url
-    try:
+    with contextlib.ExitStack() as started:
         if graph_url is None:
-            servers.append(EmbeddedServer(settings.data_dir / "embedded").start())
-            graph_url = servers[-1].graph_url
+            graph_server = EmbeddedServer(settings.data_dir / "embedded").start()
+            started.callback(graph_server.stop)
+            graph_url = graph_server.graph_url
         if redis_url is None:
             # Its own process: a FalkorDB write holds the server for up to ~100 ms, longer
             # than a decision's Redis budget, so velocity and the broker do not share it.
-            plain = EmbeddedServer(settings.data_dir / "embedded-redis", graph=False)
-            servers.append(plain.start())
-            redis_url = servers[-1].url
-    except BaseException:
-        for started in servers:
-            started.stop()
-        raise
-    saved = {k: os.environ.get(k) for k in ("FRAUDRING_REDIS_URL", "FRAUDRING_GRAPH_URL")}
-    os.environ["FRAUDRING_REDIS_URL"], os.environ["FRAUDRING_GRAPH_URL"] = redis_url, graph_url
-    try:
-        yield Endpoints(redis_url=redis_url, graph_url=graph_url, embedded=bool(servers))
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        for started in reversed(servers):
-            started.stop()
+            plain = EmbeddedServer(settings.data_dir / "embedded-redis", graph=False).start()
+            started.callback(plain.stop)
+            redis_url = plain.url
+        embedded = settings.redis_url is None or settings.graph_url is None
+        saved = {k: os.environ.get(k) for k in ("FRAUDRING_REDIS_URL", "FRAUDRING_GRAPH_URL")}
+        os.environ["FRAUDRING_REDIS_URL"], os.environ["FRAUDRING_GRAPH_URL"] = redis_url, graph_url
+        try:
+            yield Endpoints(redis_url=redis_url, graph_url=graph_url, embedded=embedded)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
