@@ -61,25 +61,21 @@ def neighbourhood(
     edges: dict[tuple[str, str, str], GraphEdge] = {}
     frontier: list[tuple[str, str, Any]] = [(kind, id, rows[0][1])]
     from_users, from_entities = q.hops(store.key_function)
-    order: dict[str, int] = {
-        k: i for i, k in enumerate(ENTITY_KINDS)
-    }  # small kinds first, hubs last
     truncated = False
     for _hop in range(hops):
         if not frontier or truncated:
             break
         users = [key for k, _i, key in frontier if k == "user"]
-        ranked = sorted(frontier, key=lambda f: order.get(f[0], 0))
-        ents = [key for k, _i, key in ranked if k != "user"]
+        # entity key -> (kind, id), small kinds first so the row limit cuts the hubs
+        ents = {key: (k, i) for k, i, key in sorted(frontier, key=_rank) if k != "user"}
         found: Rows = []
         limit = max_nodes - len(nodes) + 1
         if users and labels:
             params = {"keys": users, "labels": labels, "limit": limit}
             found += [[r[0], KIND_OF_LABEL[r[1]], *r[2:]] for r in store._read(from_users, params)]
         if ents:
-            by_key = {key: (k, i) for k, i, key in ranked if k != "user"}
-            rows = store._read(from_entities, {"keys": ents, "limit": limit})
-            found += [[r[0], *by_key[r[1]], *r[2:]] for r in rows]
+            rows = store._read(from_entities, {"keys": list(ents), "limit": limit})
+            found += [[r[0], *ents[r[1]], *r[2:]] for r in rows]
         nxt: list[tuple[str, str, Any]] = []
         for row in found:
             uid, ekind, eid, n, amt, fraud_n, first, last, lab, ftx, key = row
@@ -113,6 +109,13 @@ def neighbourhood(
         edges=list(edges.values()),
         truncated=truncated,
     )
+
+
+_ORDER: dict[str, int] = {k: i for i, k in enumerate(ENTITY_KINDS)}
+
+
+def _rank(node: tuple[str, str, Any]) -> int:
+    return _ORDER.get(node[0], -1)
 
 
 def _scalar_props(props: dict[str, Any]) -> dict[str, float | int | str | None]:
