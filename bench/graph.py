@@ -8,7 +8,7 @@ FalkorDB server in a temporary directory, and measures on graph `bench`:
   `ingest_many`;
 - ingest_txn_per_server_cpu_s: the same per second of the server's CPU time (the figure that
   does not depend on what else runs on the machine);
-- two_hop_p99_ms: `neighbourhood("user", u, hops=2, max_nodes=200)` for 300 random users;
+- two_hop_p99_ms: `neighbourhood("user", u, hops=2, max_nodes=200)` for 1,000 random users;
 - ring_detection_s: a full `detect_rings()` after the labels known at the world's end
   (label_ts <= last transaction) were applied, as a deployment would have them;
 - ring_incremental_s: `detect_rings(touched_users=...)` for the users of the last 1,000
@@ -144,7 +144,7 @@ def _measure(
 
         users = world.transactions.column("user_id").unique().to_pylist()
         rng = np.random.default_rng(seed)
-        sample = [users[i] for i in rng.choice(len(users), size=min(300, len(users)))]
+        sample = [users[i] for i in rng.choice(len(users), size=min(1000, len(users)))]
         # The benchmark holds the whole world as Python objects, which a service does not:
         # keep them out of the collector's full passes, or those pauses are what gets timed.
         gc.collect()

@@ -23,6 +23,19 @@ from graph.repository import CypherStore, Rows
 from graph.schemas import LABELS
 
 
+@contextlib.contextmanager
+def _reading() -> Iterator[None]:
+    """Map client errors of a read: unreachable -> Unavailable; a graph that does not exist
+    yet -> the error is swallowed and the caller's fallback (no rows) runs."""
+    try:
+        yield
+    except redis.exceptions.ConnectionError as exc:
+        raise Unavailable(f"graph store unreachable: {exc}") from None
+    except redis.exceptions.ResponseError as exc:
+        if "empty key" not in str(exc):
+            raise
+
+
 class FalkorStore(CypherStore):
     backend = "falkordb"
     numeric_keys = True
@@ -44,14 +57,22 @@ class FalkorStore(CypherStore):
 
     # --- primitives ---------------------------------------------------------------------------
     def _read(self, query: str, params: dict[str, Any] | None = None) -> Rows:
-        try:
+        with _reading():
             return self.graph.ro_query(query, params).result_set  # type: ignore[no-any-return]
-        except redis.exceptions.ConnectionError as exc:
-            raise Unavailable(f"graph store unreachable: {exc}") from None
-        except redis.exceptions.ResponseError as exc:
-            if "empty key" in str(exc):
-                return []  # the graph does not exist yet: nothing to read
-            raise
+        return []  # the graph does not exist yet: nothing to read
+
+    def _read_scalars(self, query: str, params: dict[str, Any]) -> Rows:
+        """The verbose reply instead of the client's compact one: integers, strings and nulls
+        arrive as RESP values already decoded by hiredis, floats as text. The client would
+        parse every cell in Python, which is most of a 2-hop neighbourhood's time (200 rows of
+        11 values: about 1.5 ms of 3)."""
+        header = self.graph._build_params_header(params)
+        with _reading():
+            reply = self._db.connection.execute_command(
+                "GRAPH.RO_QUERY", self.graph_name, header + query
+            )
+            return reply[1]  # type: ignore[no-any-return]
+        return []
 
     def _write(self, query: str, params: dict[str, Any] | None = None) -> Rows:
         try:

@@ -2,13 +2,15 @@
 
 Breadth-first over the backend's internal node keys, one query per side per hop, so a hop across
 all entity kinds is one seek-based query; entities are expanded small kinds first so the node
-cap stops the walk before a hub's customers are read.
+cap stops the walk before a hub's customers are read. Rows are read as plain scalars and the
+nodes and edges built with `model_construct`: every value is converted here (int, float, the
+store's own strings), and validating 400 models again was a fifth of a 2-hop's time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from fraudring.errors import InvalidInput
 from graph import queries as q
@@ -16,6 +18,7 @@ from graph.schemas import (
     ENTITY_KINDS,
     KIND_OF_LABEL,
     LABELS,
+    EntityKind,
     EntityRef,
     GraphEdge,
     GraphNode,
@@ -72,34 +75,35 @@ def neighbourhood(
         limit = max_nodes - len(nodes) + 1
         if users and labels:
             params = {"keys": users, "labels": labels, "limit": limit}
-            found += [[r[0], KIND_OF_LABEL[r[1]], *r[2:]] for r in store._read(from_users, params)]
+            rows = store._read_scalars(from_users, params)
+            found += [[r[0], KIND_OF_LABEL[r[1]], *r[2:]] for r in rows]
         if ents:
-            rows = store._read(from_entities, {"keys": list(ents), "limit": limit})
+            rows = store._read_scalars(from_entities, {"keys": list(ents), "limit": limit})
             found += [[r[0], *ents[r[1]], *r[2:]] for r in rows]
         nxt: list[tuple[str, str, Any]] = []
         for row in found:
-            uid, ekind, eid, n, amt, fraud_n, first, last, lab, ftx, key = row
+            uid, ekind, eid, n, cents, fraud_n, first, last, lab, ftx, key = row
             user_side = ("user", uid) not in nodes
             other = ("user", uid) if user_side else (ekind, eid)
             if other not in nodes:
                 if len(nodes) >= max_nodes:
                     truncated = True
                     continue
-                nodes[other] = GraphNode(
-                    kind=other[0],
+                nodes[other] = GraphNode.model_construct(
+                    kind=cast(EntityKind, other[0]),
                     id=other[1],
                     props={"fraud_label": lab, "fraud_txn_n": ftx},
                 )
                 nxt.append((other[0], other[1], key))
-            edges[(uid, ekind, eid)] = GraphEdge(
+            edges[(uid, ekind, eid)] = GraphEdge.model_construct(
                 user_id=uid,
                 kind=ekind,
                 entity_id=eid,
                 n=int(n or 0),
-                amount_sum=float(amt or 0.0),
+                amount_sum=int(cents or 0) / 100,
                 fraud_n=int(fraud_n or 0),
-                first_seen=float(first or 0.0),
-                last_seen=float(last or 0.0),
+                first_seen=float(first or 0),
+                last_seen=float(last or 0),
             )
         frontier = nxt
     return Neighbourhood(

@@ -93,6 +93,11 @@ class CypherStore:
     def _read(self, query: str, params: dict[str, Any] | None = None) -> Rows:
         raise NotImplementedError
 
+    def _read_scalars(self, query: str, params: dict[str, Any]) -> Rows:
+        """Rows of a query that returns only scalars, where floats may come back as their text
+        (callers convert); backends with a cheaper path for such rows override it."""
+        return self._read(query, params)
+
     def _write(self, query: str, params: dict[str, Any] | None = None) -> Rows:
         raise NotImplementedError
 

@@ -257,6 +257,14 @@ def test_neighbourhood_caps_filters_and_path(store: CypherStore) -> None:
         ("user", "a3"),
         ("user", "b1"),
     }
+    # edges reached from an entity (the second hop) carry the same values as the first hop's
+    store.ingest([txn("cents", "a2", device="dA", amount=12.345, ts=T0 + 0.75)])
+    far = {(e.user_id, e.entity_id): e for e in only.edges}
+    again = store.neighbourhood("user", "a1", hops=2, follow=["device"])
+    e = next(e for e in again.edges if (e.user_id, e.entity_id) == ("a2", "dA"))
+    before = far[("a2", "dA")]
+    assert e.n == before.n + 1 and e.amount_sum == pytest.approx(before.amount_sum + 12.35)
+    assert e.first_seen == min(before.first_seen, T0) and isinstance(e.last_seen, float)
     capped = store.neighbourhood("ip", "nat", hops=2, max_nodes=5)
     assert len(capped.nodes) == 5 and capped.truncated
     p = store.path(src=EntityRef(kind="device", id="dA"), dst=EntityRef(kind="card", id="cB"))
