@@ -8,13 +8,14 @@ existed strictly before the transaction: no later transaction, and no label that
 S, can change them (tests/test_gnn_pit.py checks both). The price is staleness of up to one
 period, which is conservative: online, the workers refresh risk continuously.
 
-Entity risk (``PitConfig.risk``) is by default the entity's recency-weighted, smoothed known
-fraud rate; the GCN's prior-corrected probability goes to the ``gcn_score`` column (model (c) of
-the evaluation) and to ring scoring. Measured on a 1M-transaction hard world, GCN-valued risk
-features hurt XGBoost (test PR-AUC 0.06 vs 0.22 without graph features): each weekly refit
-changes what the score means, so relations learnt on the training weeks' early GCNs do not hold
-on the test weeks'. "gcn" and "blend" remain available. An entity the snapshot has never seen
-has NaN risk (unknown is not safe), as online.
+Entity risk (``PitConfig.risk``) is by default what the workers serve online: the score, size
+and labelled fraud rate of the ring an entity belongs to, by the graph's own ring rule
+(`gnn.ringrisk`), NaN outside rings. Training on another meaning (a label rate for every
+entity, say) teaches the served model features it never receives. The GCN's prior-corrected
+probability goes to the ``gcn_score`` column (model (c) of the evaluation).
+"label", "gcn" and "blend" remain for experiments, with no online counterpart; measured on a
+1M-transaction hard world, GCN-valued risk hurt XGBoost (test PR-AUC 0.06 vs 0.22 without
+graph features): each weekly refit changes what the score means.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from gnn.entitystats import EVAL_ONLY_FEATURES, entity_stats, fill_eval_rows
 from gnn.features import DAY_US, GRAPH_FEATURES
 from gnn.graphdata import KINDS, GraphConfig, Snapshot, TxnArrays, build_snapshot
 from gnn.model import FitInfo, FraudGCN, GcnConfig, fit_gcn, predict_proba
+from gnn.ringrisk import fill_ring_rows, ring_risk
+from graph.schemas import RingParams
 
 log = get_logger(__name__)
 
@@ -43,9 +46,12 @@ class PitConfig:
     period_days: float = 1.0
     retrain_every: int = 7  # periods between GCN refits (warm-started)
     use_gcn: bool = True
-    #: entity risk: "gcn" (GCN once trained, label rate before), "label" (smoothed known fraud
-    #: rate, GCN only for the gcn_score column), "blend" (noisy-or of the two).
-    risk: str = "label"
+    #: entity risk: "ring" (what the workers serve: `gnn.ringrisk`), or, for experiments only
+    #: (no online counterpart), "label" (smoothed known fraud rate), "gcn" (GCN once trained,
+    #: label rate before), "blend" (noisy-or of the two).
+    risk: str = "ring"
+    #: the ring rule of "ring" risk: the workers' (graph.rings.detect's defaults)
+    rings: RingParams = field(default_factory=RingParams)
     #: EVAL_ONLY_FEATURES are refreshed this often inside each period (cheap; labels that arrive
     #: during the day count sooner).
     stats_period_days: float = 0.25
@@ -120,6 +126,7 @@ def graph_risk_features(
     last = int(a.t[-1] if end_us is None else min(end_us - 1, a.t[-1]))
     starts = np.arange(first // period * period, last + 1, period, dtype=np.int64)
     since_fit = cfg.retrain_every
+    rings = 0
     bar = tqdm(starts, desc="graph snapshots", unit="snap", disable=not progress, leave=False)
     for s in bar:
         at = int(s)
@@ -147,22 +154,35 @@ def graph_risk_features(
         if hi <= lo:
             continue
         fill_eval(eval_out, a, lo, hi, cfg=cfg)
+        rows = slice(lo, hi)
+        if cfg.risk == "ring":
+            rr = ring_risk(a, at, params=cfg.rings)
+            fill_ring_rows(out, rows, a.node[rows], rr)
+            rings += rr.rings
+            if model is None:
+                continue  # the snapshot below only feeds the GCN's column
         snap = build_snapshot(a, at, cfg=cfg.graph)
         if len(snap.nodes) == 0:
             continue
         gcn = predict_proba(model, snap.x, snap.edge_index) if model is not None else None
-        if cfg.risk == "label" or gcn is None:
-            risk = snap.label_risk
-        elif cfg.risk == "blend":
-            risk = 1.0 - (1.0 - gcn) * (1.0 - snap.label_risk)
-        else:
-            risk = gcn
-        fill_rows(out, slice(lo, hi), a.node[lo:hi], snap, risk)
+        if cfg.risk != "ring":
+            if cfg.risk == "label" or gcn is None:
+                risk = snap.label_risk
+            elif cfg.risk == "blend":
+                risk = 1.0 - (1.0 - gcn) * (1.0 - snap.label_risk)
+            else:
+                risk = gcn
+            fill_rows(out, rows, a.node[rows], snap, risk)
         if gcn is not None:
-            fill_rows(gcn_out, slice(lo, hi), a.node[lo:hi], snap, gcn)
+            fill_rows(gcn_out, rows, a.node[rows], snap, gcn)
     frame = pd.DataFrame(out, columns=list(GRAPH_FEATURES))
     risks = np.where(np.isnan(gcn_out[:, :5]), -np.inf, gcn_out[:, :5])
     frame["gcn_score"] = risks.max(axis=1)
     frame.loc[np.isneginf(frame["gcn_score"]), "gcn_score"] = np.nan
     frame[list(EVAL_ONLY_FEATURES)] = eval_out
-    return PitResult(frame, fits, model, snap, {"snapshots": len(starts), "fits": len(fits)})
+    summary = {
+        "snapshots": len(starts),
+        "fits": len(fits),
+        "rings_per_snapshot": rings / len(starts),
+    }
+    return PitResult(frame, fits, model, snap, summary)

@@ -1,0 +1,164 @@
+"""Per-entity ring risk as of a moment, by the graph's own ring rule: what the workers serve.
+
+Online, `GRAPH_FEATURES` come from the GraphRisk the workers cache (`workers.scoring`): for each
+ring `graph.rings.detect` finds, its members and shared entities get the ring's score (the
+documented heuristic `graph.rings.risk` until a GCN is promoted), size and labelled fraud rate;
+an entity in two rings keeps the riskier; an entity in no ring has none (NaN). Training on
+anything else (a label rate for every entity, a looser ring rule) would teach the model features
+it never sees in production, so this module rebuilds those same values from the transactions
+known strictly before ``at``:
+
+- the user-entity edges of the graph (count, last seen) and each user's activity (count, first
+  and last seen), from every transaction with ``ts < at``, as the store aggregates them;
+- the linking rule of `graph.queries` (degree within the window between the kind's floor and
+  cap, IP ties by the user's share, merchant repeat customers), applied here with numpy;
+- `graph.rings.components`, `core`, `density` and `risk` themselves, on integer node ids;
+- a member counts as fraud when one of its transactions has a fraud label known before ``at``.
+
+Not reproduced: a GCN's ring score once one is live (the served model is then retrained on
+its own promoted scores, see `gnn.service`), and stable ring ids (features do not use them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from gnn.features import DAY_US
+from gnn.graphdata import KINDS, TxnArrays
+from graph.rings import Links, components, core, density, risk
+from graph.schemas import RingParams
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+USER = 0
+
+
+@dataclass
+class RingRisk:
+    """Per global node id: the served GraphRisk fields (NaN where the node is in no ring)."""
+
+    at: int
+    score: F64
+    ring_size: F64
+    ring_fraud_rate: F64
+    rings: int
+
+
+def _last_per_group(keys: I64, t: I64) -> tuple[I64, I64, I64]:
+    """Unique keys with their count and latest ``t``."""
+    uniq, inv, count = np.unique(keys, return_inverse=True, return_counts=True)
+    last = np.zeros(len(uniq), dtype=np.int64)
+    np.maximum.at(last, inv, t)
+    return uniq, count, last
+
+
+def _tied(
+    *,
+    kind: str,
+    users: I64,
+    n: I64,
+    recent: npt.NDArray[np.bool_],
+    user_n: I64,
+    params: RingParams,
+) -> npt.NDArray[np.bool_]:
+    """Which recent pairs tie their user into a ring (`graph.queries._TIED`)."""
+    if kind == "ip":
+        return recent & (n >= params.ip_min_txns) & (n >= params.ip_share * user_n[users])
+    if kind == "merchant":
+        return recent & (n >= 2)
+    return recent
+
+
+def snapshot_links(a: TxnArrays, at: int, *, params: RingParams) -> Links:
+    """The linking entities as of ``at`` and the users each ties (`graph.rings.Links`, with
+    global node ids for ids)."""
+    hi = int(np.searchsorted(a.t, at, side="left"))
+    t, node = a.t[:hi], a.node[:hi]
+    since = at - int(params.window_days * DAY_US)
+    n_nodes = np.int64(max(a.n_nodes, 1))
+    user_n = np.bincount(node[:, USER][node[:, USER] >= 0], minlength=a.n_nodes).astype(np.int64)
+    links: Links = {}
+    for k, kind in enumerate(KINDS[1:], start=1):
+        if kind == "merchant":
+            floor, cap = 2, params.merchant_cap
+        else:
+            floor, cap = (params.card_min_users if kind == "card" else 2), params.hub_cap
+        if cap < floor:
+            continue
+        ok = (node[:, USER] >= 0) & (node[:, k] >= 0)
+        pair, n, last = _last_per_group(node[ok, k] * n_nodes + node[ok, USER], t[ok])
+        ent, users = pair // n_nodes, pair % n_nodes
+        recent = last >= since
+        degree = np.bincount(ent[recent], minlength=a.n_nodes)
+        tied = _tied(kind=kind, users=users, n=n, recent=recent, user_n=user_n, params=params)
+        tied_n = np.bincount(ent[tied], minlength=a.n_nodes)
+        keep = (degree >= floor) & (degree <= cap) & (tied_n >= 2)
+        if kind == "merchant":
+            keep &= tied_n >= params.merchant_repeat_share * degree
+        sel = tied & keep[ent]
+        ents, members = ent[sel], users[sel]  # sorted by entity (pair key order)
+        if len(ents) == 0:
+            continue
+        bounds = np.flatnonzero(np.diff(ents)) + 1
+        for group, e in zip(np.split(members, bounds), ents[np.r_[0, bounds]], strict=True):
+            links[(kind, str(int(e)))] = [str(int(u)) for u in group]
+    return links
+
+
+def ring_risk(a: TxnArrays, at: int, *, params: RingParams) -> RingRisk:
+    """The GraphRisk every node would have, had ring detection run on the graph at ``at``."""
+    score = np.full(a.n_nodes, np.nan)
+    size = np.full(a.n_nodes, np.nan)
+    rate = np.full(a.n_nodes, np.nan)
+    links = snapshot_links(a, at, params=params)
+    comps = [
+        core(c, links, household_max=params.household_max, min_size=params.min_size)
+        for c in components(links, min_size=params.min_size)
+    ]
+    if not comps:
+        return RingRisk(at, score, size, rate, 0)
+    hi = int(np.searchsorted(a.t, at, side="left"))
+    user = a.node[:hi, USER]
+    ok = user >= 0
+    first = np.full(a.n_nodes, np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.zeros(a.n_nodes, dtype=np.int64)
+    np.minimum.at(first, user[ok], a.t[:hi][ok])
+    np.maximum.at(last, user[ok], a.t[:hi][ok])
+    fraud_row = ok & (a.label[:hi] == 1) & (a.label_ts[:hi] < at)
+    fraud_user = np.zeros(a.n_nodes, dtype=bool)
+    fraud_user[user[fraud_row]] = True
+    for comp in comps:
+        m = np.array([int(u) for u in comp.members], dtype=np.int64)
+        n_members = len(m)
+        fraud_rate = float(fraud_user[m].sum()) / n_members
+        value = risk(
+            fraud_rate=fraud_rate,
+            size=n_members,
+            dens=density(comp, links),
+            age_days=float(np.mean(at - first[m])) / DAY_US,
+            idle_days=(at - int(last[m].max())) / DAY_US,
+        )
+        ents = np.array([int(e) for _k, e in comp.entities], dtype=np.int64)
+        for ids in (m, ents):
+            better = ~(score[ids] >= value)  # NaN (no ring yet) or a less risky ring
+            ids = ids[better]
+            score[ids], size[ids], rate[ids] = value, n_members, fraud_rate
+    return RingRisk(at, score, size, rate, len(comps))
+
+
+def fill_ring_rows(out: F64, rows: slice, node: I64, rr: RingRisk) -> None:
+    """GRAPH_FEATURES of ``rows`` as `realtime.features.graph_features` assembles them: a score
+    per entity kind, then the largest ring size and fraud rate among entities that have one."""
+    safe = np.maximum(node, 0)
+    present = node >= 0
+    score = np.where(present, rr.score[safe], np.nan)
+    out[rows, : len(KINDS)] = score
+    has = ~np.isnan(score)
+    any_has = has.any(axis=1)
+    size = np.where(has, rr.ring_size[safe], -np.inf).max(axis=1)
+    rate = np.where(has, rr.ring_fraud_rate[safe], -np.inf).max(axis=1)
+    out[rows, len(KINDS)] = np.where(any_has, size, np.nan)
+    out[rows, len(KINDS) + 1] = np.where(any_has, rate, np.nan)

@@ -1,0 +1,119 @@
+"""Offline ring risk equals what the workers serve: the same tiny graph, both ways."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fraudring.settings import load_settings
+from gnn.features import US
+from gnn.graphdata import KINDS, txn_arrays
+from gnn.pit import PitConfig, graph_risk_features
+from gnn.ringrisk import ring_risk
+from graph.repository import CypherStore
+from graph.schemas import RingParams, TxnRecord
+from graph.service import open_store
+from workers.scoring import plan_risks
+
+DAY = 86_400.0
+T0 = 1_750_000_000.0
+# (user, card, device, ip, merchant, days after T0)
+ROWS = [
+    # a chain of five accounts over two devices (each shared by three: household-sized)
+    *[(f"a{i}", f"ca{i}", "dA1", f"ia{i}", "m1", 1.0 + i / 10) for i in (1, 2, 3)],
+    *[(f"a{i}", f"ca{i}", "dA2", f"ia{i}", "m2", 2.0 + i / 10) for i in (3, 4, 5)],
+    # a household: two users on one tablet
+    ("h1", "ch1", "dH", "iH", "m1", 3.0),
+    ("h2", "ch2", "dH", "iH", "m2", 3.1),
+    # a couple on one card: two users do not make a card link (card_min_users = 3)
+    ("p1", "cP", "dp1", "ip1", "m1", 3.2),
+    ("p2", "cP", "dp2", "ip2", "m1", 3.3),
+    # one visit to the ring's IP is not being based there (ip_min_txns = 2)
+    ("x1", "cx1", "dx1", "ia1", "m2", 3.4),
+    # a device shared 40 days before the end: outside the 30-day window
+    ("o1", "co1", "dOld", "io1", "m1", -30.0),
+    ("o2", "co2", "dOld", "io2", "m1", -29.9),
+    ("o1", "co1", "do1", "io1", "m1", 9.0),
+    # a shell merchant living off three repeat customers
+    *[(f"s{i}", f"cs{i}", f"ds{i}", f"is{i}", "mShell", 4.0 + i / 10 + k) for i in (1, 2, 3) for k in (0, 1)],
+    ("a1", "ca1", "dA1", "ia1", "m1", 5.0),
+    ("a1", "ca1", "dA1", "ia1", "m1", 10.0),
+]  # fmt: skip
+LABEL_AT = T0 + 8 * DAY
+
+
+def frames() -> tuple[pd.DataFrame, pd.DataFrame]:
+    df = pd.DataFrame(ROWS, columns=["user_id", "card_id", "device_id", "ip", "merchant_id", "d"])
+    df["ts"] = pd.to_datetime(T0 + df.pop("d") * DAY, unit="s", utc=True)
+    df = df.sort_values("ts", kind="mergesort").reset_index(drop=True)
+    df["txn_id"] = [f"t{i:03d}" for i in range(len(df))]
+    df["amount"] = 10.0
+    fraud = df.loc[df["user_id"] == "a2", "txn_id"].item()  # labelled fraud on day 8
+    at = pd.Timestamp(LABEL_AT, unit="s", tz="UTC")
+    labels = pd.DataFrame({"txn_id": [fraud], "label": [np.int8(1)], "label_ts": [at]})
+    return df, labels
+
+
+@pytest.fixture
+def store(falkor_url: str, graph_name: str) -> Iterator[CypherStore]:
+    settings = load_settings(env="test", api_keys={})
+    with open_store(falkor_url, settings=settings, graph_name=graph_name) as s:
+        assert isinstance(s, CypherStore)
+        s.ensure_schema()
+        yield s
+
+
+def test_offline_ring_risk_is_what_the_workers_serve(store: CypherStore) -> None:
+    txns, labels = frames()
+    store.ingest(
+        [
+            TxnRecord(r.txn_id, r.ts.timestamp(), r.user_id, r.card_id, r.device_id, r.ip,
+                      r.merchant_id, r.amount)
+            for r in txns.itertuples()
+        ]
+    )  # fmt: skip
+    store.label(kind="txn", id=labels["txn_id"].item(), label="fraud", by="test", at=LABEL_AT)
+    update = store.detect_rings()
+    served = plan_risks(update.rings, {}, model_version=None, now=0.0).risks
+
+    a = txn_arrays(txns, labels)
+    newest = int(a.t[-1])
+    rr = ring_risk(a, newest + 1, params=RingParams())  # everything the store holds
+    offline = {}
+    for k, kind in enumerate(KINDS):
+        for code, eid in enumerate(a.node_ids[k]):
+            g = int(a.offsets[k]) + code
+            if not np.isnan(rr.score[g]):
+                offline[(kind, str(eid))] = (rr.score[g], rr.ring_size[g], rr.ring_fraud_rate[g])
+    assert set(offline) == set(served)
+    for key, risk in served.items():
+        score, size, rate = offline[key]
+        assert size == risk.ring_size and rate == pytest.approx(risk.ring_fraud_rate), key
+        assert score == pytest.approx(risk.score, rel=1e-6), key
+    members = {k[1] for k in served if k[0] == "user"}
+    assert {"a1", "a5", "h1", "s3"} <= members
+    assert not members & {"p1", "x1", "o2"}  # the couple, the visitor, the stale link
+    assert served[("user", "a4")].ring_fraud_rate == pytest.approx(1 / 5)
+
+
+def test_ring_features_are_point_in_time() -> None:
+    txns, labels = frames()
+    a = txn_arrays(txns, labels)
+    cfg = PitConfig(use_gcn=False)
+    f = graph_risk_features(a, cfg=cfg, progress=False).features
+    day = (a.t - int(T0 * US)) // int(DAY * US)
+    a1 = (txns["user_id"] == "a1").to_numpy()
+    # day 5: the chain (days 1-2) is a ring, its fraud label (day 8) not yet known
+    (d5,) = np.flatnonzero(a1 & (day == 5))
+    assert f.loc[d5, "ring_size"] == 5 and f.loc[d5, "ring_fraud_rate"] == 0
+    # day 10: the label is known
+    (d10,) = np.flatnonzero(a1 & (day == 10))
+    assert f.loc[d10, "ring_fraud_rate"] == pytest.approx(0.2)
+    assert f.loc[d10, "user_risk"] > f.loc[d5, "user_risk"]
+    # the shell merchant's first customers: no ring before their second visits
+    first_visit = (txns["merchant_id"] == "mShell").to_numpy() & (day == 4)
+    assert f.loc[first_visit, "merchant_risk"].isna().all()
+    assert np.isnan(f.loc[(txns["user_id"] == "p2").to_numpy(), "card_risk"]).all()
