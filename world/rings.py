@@ -3,8 +3,12 @@
 The signal a ring leaves is shared entities: members use a few devices, IPs, cards or merchants
 among themselves. In the hard setting each fraudulent transaction is drawn like an ordinary one
 (merchant by popularity, amount from its category, hour from the daily rhythm, spread over
-days), so per-transaction features do not give members away; in the easy setting fraud is also
-visible per transaction (night bursts, tiny test charges, large amounts).
+days), and the ring keeps under per-entity velocity limits as organised rings do: every device,
+IP or card it shares is used by no more accounts than a household's (`HOUSEHOLD`), and the ring
+holds together as a chain of such groups (`chain`). So no per-transaction feature, distinct
+users of a device in 7 days included, gives members away; only the multi-hop structure does.
+In the easy setting a few entities serve the whole ring and fraud is also visible per
+transaction (night bursts, tiny test charges, large amounts).
 
 Ring membership: synthetic-identity, card-testing and mule rings open their own accounts (every
 transaction of those accounts carries the ring id); an account-takeover ring's members are the
@@ -32,8 +36,24 @@ from world.population import (
 )
 
 TYPOLOGIES = ("synthetic_identity", "card_testing", "ato", "mule")
+#: Accounts per shared entity of a hard ring, as many as a household shares a device with.
+HOUSEHOLD = 2
 #: Rough fraudulent transactions per member, to size rings from the fraud budget.
 FRAUD_PER_MEMBER = {"synthetic_identity": 3.5, "card_testing": 4.5, "ato": 2.5, "mule": 4.0}
+
+
+def chain(k: int, group: int = HOUSEHOLD) -> tuple[np.ndarray, np.ndarray]:
+    """Entity indices (primary, secondary) for k members: member j uses entities j // group and
+    (j + 1) // group (the last group takes the remainder), so each entity has a few users and
+    the groups link in a chain of `n_chain` entities."""
+    j = np.arange(k)
+    last = n_chain(k, group) - 1
+    return np.minimum(j // group, last), np.minimum((j + 1) // group, last)
+
+
+def n_chain(k: int, group: int = HOUSEHOLD) -> int:
+    """Entities a chain of k members uses: k // group, at least one."""
+    return max(1, k // group)
 
 
 @dataclass
@@ -178,13 +198,23 @@ class Planner:
         """New accounts opened from a few devices/IPs, sharing cards; history, then bust-out."""
         rng, ent, ring, d = self.rng, self.pop.entities, self.rings[r], self.days
         users = self._accounts(k, r, created_max=int(d * 0.4))
-        devs, ips = ent.new("devices", max(1, round(k / 6))), ent.new("ips", max(1, round(k / 8)))
-        cards = ent.new("cards", max(1, round(k / 3)))
         i = np.arange(k)
-        self._set(users, "phone", devs[i % devs.shape[0]])
-        self._set(users, "shared_device", np.where(rng.random(k) < 0.5, rng.choice(devs, k), -1))
-        self._set(users, "home_ip", ips[rng.integers(0, ips.shape[0], k)])
-        self._set(users, "card2", cards[i % cards.shape[0]])
+        if self.easy:
+            devs = ent.new("devices", max(1, round(k / 6)))
+            ips, cards = (
+                ent.new("ips", max(1, round(k / 8))),
+                ent.new("cards", max(1, round(k / 3))),
+            )
+            phone, shared = devs[i % devs.shape[0]], rng.choice(devs, k)
+            home, card2 = ips[rng.integers(0, ips.shape[0], k)], cards[i % cards.shape[0]]
+        else:  # household-sized groups in a chain: phones, tablets, IPs and cards
+            first, second = chain(k)
+            devs, ips, cards = (ent.new(n, n_chain(k)) for n in ("devices", "ips", "cards"))
+            phone, shared, home, card2 = devs[first], devs[second], ips[first], cards[second]
+        self._set(users, "phone", phone)
+        self._set(users, "shared_device", np.where(rng.random(k) < 0.5, shared, -1))
+        self._set(users, "home_ip", home)
+        self._set(users, "card2", card2)
         block = self.new_users[-1]
         bust = int(rng.integers(min(d - 1, int(block["created_day"].max()) + max(1, d // 4)), d))
         block["end_day"][:] = min(d - 1, bust + 2)
@@ -193,14 +223,12 @@ class Planner:
             anchor = self._ts(bust, night=True) if self.easy else None
             for n_txn in range(int(rng.integers(2, 6))):
                 m = self._merchant_of(["electronics", "travel"]) if self.easy else self._merchant()
-                card = (
-                    int(cards[j % cards.shape[0]]) if rng.random() < 0.6 else int(block["card1"][j])
-                )
+                card = int(block["card2"][j]) if rng.random() < 0.6 else int(block["card1"][j])
                 self._add(
                     ts=self._ts(bust + int(rng.integers(0, 3)), anchor=anchor),
                     user=u,
                     card=card,
-                    device=int(devs[j % devs.shape[0]]),
+                    device=int(block["phone"][j]),
                     ip=int(block["home_ip"][j]),
                     merchant=m,
                     amount=self._amount(m, 4.0 if self.easy else 1.0),
@@ -212,10 +240,17 @@ class Planner:
         """Many small charges over many stolen cards from a few devices, then large ones."""
         rng, ent, ring, d = self.rng, self.pop.entities, self.rings[r], self.days
         users = self._accounts(k, r, created_max=int(d * 0.5))
-        devs, ips = ent.new("devices", 1 + int(k > 10)), ent.new("ips", 1 + int(k > 15))
-        self._set(users, "phone", devs[np.arange(k) % devs.shape[0]])
-        self._set(users, "shared_device", devs[rng.integers(0, devs.shape[0], k)])
-        self._set(users, "home_ip", ips[np.arange(k) % ips.shape[0]])
+        if self.easy:
+            devs, ips = ent.new("devices", 1 + int(k > 10)), ent.new("ips", 1 + int(k > 15))
+            dev_of, ip_of = np.arange(k) % devs.shape[0], np.arange(k) % ips.shape[0]
+            shared = devs[rng.integers(0, devs.shape[0], k)]
+        else:  # each device and IP within a household's reach, chained
+            first, second = chain(k)
+            devs, ips = ent.new("devices", n_chain(k)), ent.new("ips", n_chain(k))
+            dev_of, ip_of, shared = first, first, devs[second]
+        self._set(users, "phone", devs[dev_of])
+        self._set(users, "shared_device", shared)
+        self._set(users, "home_ip", ips[ip_of])
         stolen = self.pop.card1[
             rng.choice(self.base, size=min(self.base // 2, round(k * 2.5)), replace=False)
         ]
@@ -231,7 +266,7 @@ class Planner:
         anchor = self._ts(start, night=True) if self.easy else None
         for j, card in enumerate(stolen.tolist()):
             u = int(users[j % k])
-            dev, ip = int(devs[j % devs.shape[0]]), int(ips[j % ips.shape[0]])
+            dev, ip = int(devs[dev_of[j % k]]), int(ips[ip_of[j % k]])
             for _ in range(int(rng.integers(1, 3))):
                 m = shops[int(rng.integers(0, len(shops)))]
                 amt = round(float(rng.uniform(0.5, 3.0)), 2) if self.easy else self._amount(m)
@@ -258,15 +293,21 @@ class Planner:
         victims = rng.choice(free, size=min(k, free.shape[0]), replace=False)
         self.taken[victims] = True
         pop.member[victims] = True
-        devs, ips = (
-            ent.new("devices", 1 + int(k > 8) + int(k > 20)),
-            ent.new("ips", 1 + int(k > 12)),
-        )
+        n = victims.shape[0]
+        if self.easy:
+            devs = ent.new("devices", 1 + int(k > 8) + int(k > 20))
+            ips = ent.new("ips", 1 + int(k > 12))
+            dev_of = np.arange(n) % devs.shape[0]
+            ip_of = np.asarray(rng.integers(0, ips.shape[0], n))
+        else:  # the ring's devices and IPs each take over a household's worth of accounts
+            first, second = chain(n)
+            devs, ips = ent.new("devices", n_chain(n)), ent.new("ips", n_chain(n))
+            dev_of, ip_of = first, second
         ring.members, ring.devices, ring.ips = victims.tolist(), devs.tolist(), ips.tolist()
         for j, u in enumerate(victims.tolist()):
             day = int(rng.integers(int(d * 0.3), d))
             anchor = self._ts(day, night=True) if self.easy else None
-            dev, ip = int(devs[j % devs.shape[0]]), int(ips[int(rng.integers(0, ips.shape[0]))])
+            dev, ip = int(devs[dev_of[j]]), int(ips[ip_of[j]])
             for _ in range(int(rng.integers(1, 5))):
                 m = self._merchant_of(["electronics", "travel"]) if self.easy else self._merchant()
                 card = int(pop.card1[u])
@@ -280,8 +321,12 @@ class Planner:
         """Accounts cycling money through a few colluding merchants."""
         rng, ent, ring, d = self.rng, self.pop.entities, self.rings[r], self.days
         users = self._accounts(k, r, created_max=int(d * 0.5))
-        ips = ent.new("ips", max(1, round(k / 6)))
-        self._set(users, "home_ip", ips[rng.integers(0, ips.shape[0], k)])
+        if self.easy:
+            ips = ent.new("ips", max(1, round(k / 6)))
+            self._set(users, "home_ip", ips[rng.integers(0, ips.shape[0], k)])
+        else:
+            ips = ent.new("ips", n_chain(k))
+            self._set(users, "home_ip", ips[chain(k)[0]])
         n_shops = 1 + int(k > 8) + int(k > 20)
         if self.easy:
             cats = np.full(n_shops, CAT["online_retail"])
