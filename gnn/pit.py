@@ -6,7 +6,9 @@ get the graph risk of snapshot S, which is built from transactions with ``ts < S
 at a snapshot S' <= S under the same rule. Hence every input of a transaction's graph features
 existed strictly before the transaction: no later transaction, and no label that arrived after
 S, can change them (tests/test_gnn_pit.py checks both). The price is staleness of up to one
-period, which is conservative: online, the workers refresh risk continuously.
+period, which is conservative: online, the workers refresh risk continuously. Ring risk, the
+served features, is refreshed every ``ring_period_days`` (6 h) under the same rule, from a
+`RingIndex` built once, so a refresh costs a count per group, not a sort.
 
 Entity risk (``PitConfig.risk``) is by default what the workers serve online: the score, size
 and labelled fraud rate of the ring an entity belongs to, by the graph's own ring rule
@@ -33,7 +35,7 @@ from gnn.entitystats import EVAL_ONLY_FEATURES, entity_stats, fill_eval_rows
 from gnn.features import DAY_US, GRAPH_FEATURES
 from gnn.graphdata import KINDS, GraphConfig, Snapshot, TxnArrays, build_snapshot
 from gnn.model import FitInfo, FraudGCN, GcnConfig, fit_gcn, predict_proba
-from gnn.ringrisk import fill_ring_rows, ring_risk
+from gnn.ringrisk import RingIndex, fill_ring_rows, ring_risk
 from graph.schemas import RingParams
 
 log = get_logger(__name__)
@@ -52,6 +54,9 @@ class PitConfig:
     risk: str = "ring"
     #: the ring rule of "ring" risk: the workers' (graph.rings.detect's defaults)
     rings: RingParams = field(default_factory=RingParams)
+    #: "ring" risk is recomputed this often inside each period: online the workers refresh it
+    #: within seconds, and a ring's bust-out lasts a few days.
+    ring_period_days: float = 0.25
     #: EVAL_ONLY_FEATURES are refreshed this often inside each period (cheap; labels that arrive
     #: during the day count sooner).
     stats_period_days: float = 0.25
@@ -100,6 +105,29 @@ def fill_eval(
         lo = end
 
 
+def fill_ring(
+    out: npt.NDArray[np.float64],
+    a: TxnArrays,
+    lo: int,
+    hi: int,
+    *,
+    cfg: PitConfig,
+    index: RingIndex,
+) -> list[int]:
+    """The ring GRAPH_FEATURES of rows lo..hi, from ring risk taken every `cfg.ring_period_days`
+    (each from the rows before its moment); returns how many rings each refresh found."""
+    step = max(1, int(cfg.ring_period_days * DAY_US))
+    rings: list[int] = []
+    while lo < hi:
+        at = int(a.t[lo]) // step * step
+        end = min(hi, int(np.searchsorted(a.t, at + step, side="left")))
+        rr = ring_risk(a, at, params=cfg.rings, index=index)
+        fill_ring_rows(out, slice(lo, end), a.node[lo:end], rr)
+        rings.append(rr.rings)
+        lo = end
+    return rings
+
+
 def graph_risk_features(
     a: TxnArrays,
     *,
@@ -126,7 +154,8 @@ def graph_risk_features(
     last = int(a.t[-1] if end_us is None else min(end_us - 1, a.t[-1]))
     starts = np.arange(first // period * period, last + 1, period, dtype=np.int64)
     since_fit = cfg.retrain_every
-    rings = 0
+    rings: list[int] = []
+    ring_index = RingIndex.of(a) if cfg.risk == "ring" else None
     bar = tqdm(starts, desc="graph snapshots", unit="snap", disable=not progress, leave=False)
     for s in bar:
         at = int(s)
@@ -155,10 +184,8 @@ def graph_risk_features(
             continue
         fill_eval(eval_out, a, lo, hi, cfg=cfg)
         rows = slice(lo, hi)
-        if cfg.risk == "ring":
-            rr = ring_risk(a, at, params=cfg.rings)
-            fill_ring_rows(out, rows, a.node[rows], rr)
-            rings += rr.rings
+        if ring_index is not None:
+            rings += fill_ring(out, a, lo, hi, cfg=cfg, index=ring_index)
             if model is None:
                 continue  # the snapshot below only feeds the GCN's column
         snap = build_snapshot(a, at, cfg=cfg.graph)
@@ -183,6 +210,7 @@ def graph_risk_features(
     summary = {
         "snapshots": len(starts),
         "fits": len(fits),
-        "rings_per_snapshot": rings / len(starts),
+        "ring_refreshes": len(rings),
+        "rings_per_refresh": float(np.mean(rings)) if rings else 0.0,
     }
     return PitResult(frame, fits, model, snap, summary)

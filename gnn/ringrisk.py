@@ -47,12 +47,51 @@ class RingRisk:
     rings: int
 
 
-def _last_per_group(keys: I64, t: I64) -> tuple[I64, I64, I64]:
-    """Unique keys with their count and latest ``t``."""
-    uniq, inv, count = np.unique(keys, return_inverse=True, return_counts=True)
-    last = np.zeros(len(uniq), dtype=np.int64)
-    np.maximum.at(last, inv, t)
-    return uniq, count, last
+@dataclass
+class Groups:
+    """Rows grouped by a key once per world, each group in time order, so the aggregate of the
+    rows before any moment is a prefix of every group: a count, not a sort, per snapshot."""
+
+    key: I64  # per group, ascending
+    starts: I64  # per group, first position in `rows`
+    rows: I64  # row indices sorted by (key, row)
+
+    @classmethod
+    def of(cls, keys: I64, rows: I64) -> Groups:
+        """Groups of ``rows`` (ascending) by ``keys`` (aligned with rows)."""
+        perm = np.lexsort((rows, keys))
+        k = keys[perm]
+        starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]]) if len(k) else np.zeros(0, np.int64)
+        return cls(k[starts], starts.astype(np.int64), rows[perm])
+
+    def before(self, hi: int, t: I64) -> tuple[I64, I64, I64]:
+        """Keys with rows < ``hi``, with their count and last ``t``."""
+        if len(self.starts) == 0:
+            return self.key, self.starts, self.starts
+        seen = np.add.reduceat((self.rows < hi).astype(np.int64), self.starts)
+        has = seen > 0
+        last = t[self.rows[self.starts[has] + seen[has] - 1]]
+        return self.key[has], seen[has], last
+
+
+@dataclass
+class RingIndex:
+    """`Groups` of (entity, user) pairs per entity kind and of users' rows, for one world."""
+
+    pairs: dict[str, Groups]
+    users: Groups
+    n_nodes: int
+
+    @classmethod
+    def of(cls, a: TxnArrays) -> RingIndex:
+        n = np.int64(max(a.n_nodes, 1))
+        user = a.node[:, USER]
+        pairs = {}
+        for k, kind in enumerate(KINDS[1:], start=1):
+            rows = np.flatnonzero((user >= 0) & (a.node[:, k] >= 0))
+            pairs[kind] = Groups.of(a.node[rows, k] * n + user[rows], rows)
+        rows = np.flatnonzero(user >= 0)
+        return cls(pairs, Groups.of(user[rows], rows), int(n))
 
 
 def _tied(
@@ -72,24 +111,24 @@ def _tied(
     return recent
 
 
-def snapshot_links(a: TxnArrays, at: int, *, params: RingParams) -> Links:
+def snapshot_links(a: TxnArrays, at: int, *, params: RingParams, index: RingIndex) -> Links:
     """The linking entities as of ``at`` and the users each ties (`graph.rings.Links`, with
     global node ids for ids)."""
     hi = int(np.searchsorted(a.t, at, side="left"))
-    t, node = a.t[:hi], a.node[:hi]
     since = at - int(params.window_days * DAY_US)
-    n_nodes = np.int64(max(a.n_nodes, 1))
-    user_n = np.bincount(node[:, USER][node[:, USER] >= 0], minlength=a.n_nodes).astype(np.int64)
+    n_nodes = np.int64(index.n_nodes)
+    uid, un, _ = index.users.before(hi, a.t)
+    user_n = np.zeros(a.n_nodes, dtype=np.int64)
+    user_n[uid] = un
     links: Links = {}
-    for k, kind in enumerate(KINDS[1:], start=1):
+    for kind in KINDS[1:]:
         if kind == "merchant":
             floor, cap = 2, params.merchant_cap
         else:
             floor, cap = (params.card_min_users if kind == "card" else 2), params.hub_cap
         if cap < floor:
             continue
-        ok = (node[:, USER] >= 0) & (node[:, k] >= 0)
-        pair, n, last = _last_per_group(node[ok, k] * n_nodes + node[ok, USER], t[ok])
+        pair, n, last = index.pairs[kind].before(hi, a.t)
         ent, users = pair // n_nodes, pair % n_nodes
         recent = last >= since
         degree = np.bincount(ent[recent], minlength=a.n_nodes)
@@ -108,12 +147,16 @@ def snapshot_links(a: TxnArrays, at: int, *, params: RingParams) -> Links:
     return links
 
 
-def ring_risk(a: TxnArrays, at: int, *, params: RingParams) -> RingRisk:
-    """The GraphRisk every node would have, had ring detection run on the graph at ``at``."""
+def ring_risk(
+    a: TxnArrays, at: int, *, params: RingParams, index: RingIndex | None = None
+) -> RingRisk:
+    """The GraphRisk every node would have, had ring detection run on the graph at ``at``
+    (`index`: `RingIndex.of(a)`, built once for many snapshots)."""
+    index = index or RingIndex.of(a)
     score = np.full(a.n_nodes, np.nan)
     size = np.full(a.n_nodes, np.nan)
     rate = np.full(a.n_nodes, np.nan)
-    links = snapshot_links(a, at, params=params)
+    links = snapshot_links(a, at, params=params, index=index)
     comps = [
         core(c, links, household_max=params.household_max, min_size=params.min_size)
         for c in components(links, min_size=params.min_size)
@@ -121,13 +164,14 @@ def ring_risk(a: TxnArrays, at: int, *, params: RingParams) -> RingRisk:
     if not comps:
         return RingRisk(at, score, size, rate, 0)
     hi = int(np.searchsorted(a.t, at, side="left"))
-    user = a.node[:hi, USER]
-    ok = user >= 0
-    first = np.full(a.n_nodes, np.iinfo(np.int64).max, dtype=np.int64)
+    g = index.users
+    uid, _, last_t = g.before(hi, a.t)
+    first = np.zeros(a.n_nodes, dtype=np.int64)
     last = np.zeros(a.n_nodes, dtype=np.int64)
-    np.minimum.at(first, user[ok], a.t[:hi][ok])
-    np.maximum.at(last, user[ok], a.t[:hi][ok])
-    fraud_row = ok & (a.label[:hi] == 1) & (a.label_ts[:hi] < at)
+    pos = np.searchsorted(g.key, uid)
+    first[uid], last[uid] = a.t[g.rows[g.starts[pos]]], last_t
+    user = a.node[:hi, USER]
+    fraud_row = (user >= 0) & (a.label[:hi] == 1) & (a.label_ts[:hi] < at)
     fraud_user = np.zeros(a.n_nodes, dtype=bool)
     fraud_user[user[fraud_row]] = True
     for comp in comps:
