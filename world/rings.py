@@ -38,6 +38,11 @@ from world.population import (
 TYPOLOGIES = ("synthetic_identity", "card_testing", "ato", "mule")
 #: Accounts per shared entity of a hard ring, as many as a household shares a device with.
 HOUSEHOLD = 2
+#: Accounts a takeover crew works from one device or IP (the last crew of a chain takes the
+#: remainder: five to nine), more than a household, so that the ring's core (`graph.rings.core`)
+#: can tell the victims from their families hanging on: takeovers are the one typology whose
+#: devices a one-hop count can notice.
+CREW = 5
 #: Rough fraudulent transactions per member, to size rings from the fraud budget.
 FRAUD_PER_MEMBER = {"synthetic_identity": 3.5, "card_testing": 4.5, "ato": 2.5, "mule": 4.0}
 
@@ -212,7 +217,12 @@ class Planner:
             devs, ips, cards = (ent.new(n, n_chain(k)) for n in ("devices", "ips", "cards"))
             phone, shared, home, card2 = devs[first], devs[second], ips[first], cards[second]
         self._set(users, "phone", phone)
-        self._set(users, "shared_device", np.where(rng.random(k) < 0.5, shared, -1))
+        # easy: half the members also use a ring tablet; hard: all do (it chains the pairs)
+        self._set(
+            users,
+            "shared_device",
+            np.where(rng.random(k) < 0.5, shared, -1) if self.easy else shared,
+        )
         self._set(users, "home_ip", home)
         self._set(users, "card2", card2)
         block = self.new_users[-1]
@@ -267,6 +277,8 @@ class Planner:
         for j, card in enumerate(stolen.tolist()):
             u = int(users[j % k])
             dev, ip = int(devs[dev_of[j % k]]), int(ips[ip_of[j % k]])
+            if not self.easy and (j // k) % 2:  # every other card from the second device
+                dev = int(shared[j % k])
             for _ in range(int(rng.integers(1, 3))):
                 m = shops[int(rng.integers(0, len(shops)))]
                 amt = round(float(rng.uniform(0.5, 3.0)), 2) if self.easy else self._amount(m)
@@ -299,16 +311,19 @@ class Planner:
             ips = ent.new("ips", 1 + int(k > 12))
             dev_of = np.arange(n) % devs.shape[0]
             ip_of = np.asarray(rng.integers(0, ips.shape[0], n))
-        else:  # the ring's devices and IPs each take over a household's worth of accounts
-            first, second = chain(n)
-            devs, ips = ent.new("devices", n_chain(n)), ent.new("ips", n_chain(n))
-            dev_of, ip_of = first, second
+        else:  # each ring device and IP serves a crew's worth of accounts (`CREW`); a victim
+            # is used from two devices in turn, which chains the crews into one ring
+            first, second = chain(n, CREW)
+            devs, ips = ent.new("devices", n_chain(n, CREW)), ent.new("ips", n_chain(n, CREW))
+            dev_of, ip_of = first, first
         ring.members, ring.devices, ring.ips = victims.tolist(), devs.tolist(), ips.tolist()
         for j, u in enumerate(victims.tolist()):
             day = int(rng.integers(int(d * 0.3), d))
             anchor = self._ts(day, night=True) if self.easy else None
             dev, ip = int(devs[dev_of[j]]), int(ips[ip_of[j]])
-            for _ in range(int(rng.integers(1, 5))):
+            for i in range(int(rng.integers(1, 5)) if self.easy else int(rng.integers(2, 5))):
+                if not self.easy:
+                    dev = int(devs[(first if i % 2 == 0 else second)[j]])
                 m = self._merchant_of(["electronics", "travel"]) if self.easy else self._merchant()
                 card = int(pop.card1[u])
                 ts = self._ts(day + int(rng.integers(0, 3)), anchor=anchor)
@@ -324,9 +339,12 @@ class Planner:
         if self.easy:
             ips = ent.new("ips", max(1, round(k / 6)))
             self._set(users, "home_ip", ips[rng.integers(0, ips.shape[0], k)])
-        else:
-            ips = ent.new("ips", n_chain(k))
-            self._set(users, "home_ip", ips[chain(k)[0]])
+        else:  # pairs on a phone and an IP, chained by using the next pair's phone in turn
+            first, second = chain(k)
+            ips, devs = ent.new("ips", n_chain(k)), ent.new("devices", n_chain(k))
+            self._set(users, "home_ip", ips[first])
+            self._set(users, "phone", devs[first])
+            ring.devices = devs.tolist()
         n_shops = 1 + int(k > 8) + int(k > 20)
         if self.easy:
             cats = np.full(n_shops, CAT["online_retail"])
@@ -336,16 +354,17 @@ class Planner:
         ring.ips, ring.merchants = ips.tolist(), shops.tolist()
         block = self.new_users[-1]
         for j, u in enumerate(users.tolist()):
-            first = int(block["created_day"][j])
-            for _ in range(int(rng.integers(2, 7))):
+            day0 = int(block["created_day"][j])
+            for i in range(int(rng.integers(2, 7))):
                 m = int(shops[int(rng.integers(0, shops.shape[0]))])
                 amt = float(rng.integers(2, 20) * 100) if self.easy else self._amount(m)
-                ts = self._ts(int(rng.integers(first, d)), night=self.easy and rng.random() < 0.5)
+                ts = self._ts(int(rng.integers(day0, d)), night=self.easy and rng.random() < 0.5)
+                dev = int(block["phone"][j]) if self.easy or i % 2 == 0 else int(devs[second[j]])
                 self._add(
                     ts=ts,
                     user=u,
                     card=int(block["card1"][j]),
-                    device=int(block["phone"][j]),
+                    device=dev,
                     ip=int(block["home_ip"][j]),
                     merchant=m,
                     amount=amt,
