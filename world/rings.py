@@ -215,7 +215,7 @@ class Planner:
         else:  # household-sized groups in a chain: phones, tablets, IPs and cards
             first, second = chain(k)
             devs, ips, cards = (ent.new(n, n_chain(k)) for n in ("devices", "ips", "cards"))
-            phone, shared, home, card2 = devs[first], devs[second], ips[first], cards[second]
+            phone, shared, home, card2 = devs[first], devs[second], ips[second], cards[second]
         self._set(users, "phone", phone)
         # easy: half the members also use a ring tablet; hard: all do (it chains the pairs)
         self._set(
@@ -238,7 +238,10 @@ class Planner:
                     ts=self._ts(bust + int(rng.integers(0, 3)), anchor=anchor),
                     user=u,
                     card=card,
-                    device=int(block["phone"][j]),
+                    # hard: the pair's phone and the next pair's tablet in turn (the chain)
+                    device=int(
+                        block["phone" if self.easy or n_txn % 2 == 0 else "shared_device"][j]
+                    ),
                     ip=int(block["home_ip"][j]),
                     merchant=m,
                     amount=self._amount(m, 4.0 if self.easy else 1.0),
@@ -257,7 +260,7 @@ class Planner:
         else:  # each device and IP within a household's reach, chained
             first, second = chain(k)
             devs, ips = ent.new("devices", n_chain(k)), ent.new("ips", n_chain(k))
-            dev_of, ip_of, shared = first, first, devs[second]
+            dev_of, ip_of, shared = first, second, devs[second]
         self._set(users, "phone", devs[dev_of])
         self._set(users, "shared_device", shared)
         self._set(users, "home_ip", ips[ip_of])
@@ -342,7 +345,7 @@ class Planner:
         else:  # pairs on a phone and an IP, chained by using the next pair's phone in turn
             first, second = chain(k)
             ips, devs = ent.new("ips", n_chain(k)), ent.new("devices", n_chain(k))
-            self._set(users, "home_ip", ips[first])
+            self._set(users, "home_ip", ips[second])
             self._set(users, "phone", devs[first])
             ring.devices = devs.tolist()
         n_shops = 1 + int(k > 8) + int(k > 20)
