@@ -225,6 +225,8 @@ class Planner:
         )
         self._set(users, "home_ip", home)
         self._set(users, "card2", card2)
+        if not self.easy:  # and each card in three hands: the pair's, and the next pair's first
+            self._set(users, "card1", cards[first])
         block = self.new_users[-1]
         bust = int(rng.integers(min(d - 1, int(block["created_day"].max()) + max(1, d // 4)), d))
         block["end_day"][:] = min(d - 1, bust + 2)
