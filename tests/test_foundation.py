@@ -219,6 +219,12 @@ def test_cli_bad_setting_is_one_line_not_traceback(tmp_path: Path) -> None:
     assert "FRAUDRING_AMOUNT_CAP" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_demo_refuses_bad_options_before_starting_anything(tmp_path: Path) -> None:
+    out = _cli("demo", "--fraud-rate", "0.5", "--out", str(tmp_path / "demo"))
+    assert out.returncode == 2 and "--fraud-rate" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "demo").exists()
+
+
 def test_registry_promote_only_when_better_and_rollback(tmp_path: Path) -> None:
     art = tmp_path / "a.bin"
     art.write_text("x")

@@ -34,6 +34,9 @@ def register(app: typer.Typer) -> None:
         keep_serving: Annotated[
             bool, typer.Option(help="Keep the API up for the investigator page.")
         ] = False,
+        fraud_rate: Annotated[
+            float, typer.Option(help="Share of fraudulent transactions in the world.")
+        ] = 0.01,
     ) -> None:
         """Simulate, load history, retrain, serve, replay the live days, and report."""
         from fraudring.demo import DemoOptions, run
@@ -42,13 +45,15 @@ def register(app: typer.Typer) -> None:
 
         if transactions < 20_000:
             raise InvalidInput("--transactions: at least 20,000 so that rings and labels exist")
+        if not 0 < fraud_rate <= 0.05:
+            raise InvalidInput("--fraud-rate: must be in (0, 0.05]")
         if live_days <= 0 or warmup_days < 0 or live_days + warmup_days >= 25:
             raise InvalidInput(
                 "--live-days/--warmup-days: need 0 < live, 0 <= warmup, live + warmup < 25"
             )
         opts = DemoOptions(
             transactions=transactions, seed=seed, live_days=live_days, warmup_days=warmup_days,
-            out=out, port=port, keep_serving=keep_serving,
+            out=out, port=port, keep_serving=keep_serving, fraud_rate=fraud_rate,
         )  # fmt: skip
         # The demo's own namespace: its embedded server, models and spool under --out, and a
         # key prefix and graph of its own on configured servers, all cleared at each start.
