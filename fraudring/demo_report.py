@@ -65,6 +65,7 @@ def report(
     idx = pc.index_in(ids, world.truth["txn_id"]).to_numpy(zero_copy_only=False)
     fraud = world.truth["is_fraud"].to_numpy(zero_copy_only=False)[idx].astype(bool)
     ring_ids = np.asarray(world.truth["ring_id"].to_pylist(), dtype=object)[idx]
+    member = world.truth["user_is_ring_member"].to_numpy(zero_copy_only=False)[idx].astype(bool)
     ts = pc.cast(world.transactions["ts"], pa.int64()).to_numpy()[idx] / 1e6
     dec = np.asarray(live.decisions)
     flagged = dec != "approve"
@@ -94,6 +95,11 @@ def report(
         "fraud_transactions": n_fraud,
         "fraud_caught_share": float((flagged & fraud).sum() / max(1, n_fraud)),
         "legit_flagged_share": float((flagged & ~fraud).sum() / max(1, n - n_fraud)),
+        # of those, made by ring accounts (a synthetic identity's or a mule's everyday purchases:
+        # no chargeback, so not fraud by the truth, yet an account an investigator wants to see)
+        "legit_flagged_by_ring_accounts": float(
+            (flagged & ~fraud & member).sum() / max(1, (flagged & ~fraud).sum())
+        ),
         "pr_auc_live": average_precision(fraud.astype(int), scores) if n_fraud else float("nan"),
         "cost_per_1000": 1000 * cost / max(1, n),
         "cost_per_1000_approve_all": 1000 * base_cost / max(1, n),
