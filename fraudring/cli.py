@@ -7,6 +7,7 @@ lazy inside the commands so `fraudring --help` is fast and the API process never
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 from typing import Annotated
 
@@ -63,8 +64,17 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"fraudring.commands.{_name}").register(app)
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
-    """Entry point: project errors become one readable line and exit code 2, never a traceback."""
+    """Entry point: project errors become one readable line and exit code 2, never a traceback.
+
+    SIGTERM (a process manager, `docker stop`, `kill`) unwinds like Ctrl-C, so the embedded
+    servers, worker and API a command started are stopped by their context managers instead of
+    outliving it; uvicorn and Celery install their own handlers where they run."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         get_settings()
         app()

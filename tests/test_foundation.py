@@ -219,6 +219,31 @@ def test_cli_bad_setting_is_one_line_not_traceback(tmp_path: Path) -> None:
     assert "FRAUDRING_AMOUNT_CAP" in out.stderr and "Traceback" not in out.stderr
 
 
+SIGTERM_AFTER_MAIN = """
+import os, signal, sys, time
+from fraudring import cli
+sys.argv = ["fraudring", "--version"]
+try:
+    cli.main()
+except SystemExit:
+    pass
+try:
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(10)
+finally:
+    print("unwound", flush=True)
+"""
+
+
+def test_sigterm_unwinds_like_ctrl_c() -> None:
+    """A command stopped by SIGTERM runs its cleanup (the embedded servers, worker and API it
+    started would otherwise outlive it)."""
+    out = subprocess.run(
+        [sys.executable, "-c", SIGTERM_AFTER_MAIN], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 143 and "unwound" in out.stdout, out.stderr
+
+
 def test_demo_refuses_bad_options_before_starting_anything(tmp_path: Path) -> None:
     out = _cli("demo", "--fraud-rate", "0.5", "--out", str(tmp_path / "demo"))
     assert out.returncode == 2 and "--fraud-rate" in out.stderr and "Traceback" not in out.stderr
