@@ -111,15 +111,23 @@ def _tied(
     return recent
 
 
-def snapshot_links(a: TxnArrays, at: int, *, params: RingParams, index: RingIndex) -> Links:
-    """The linking entities as of ``at`` and the users each ties (`graph.rings.Links`, with
-    global node ids for ids)."""
-    hi = int(np.searchsorted(a.t, at, side="left"))
-    since = at - int(params.window_days * DAY_US)
+def _activity(a: TxnArrays, hi: int, index: RingIndex) -> tuple[I64, I64, I64]:
+    """Per node: transactions, first and last ``t`` of each user's rows before ``hi`` (the
+    store's ACTIVITY self-loop), zeros elsewhere."""
+    g = index.users
+    uid, count, last_t = g.before(hi, a.t)
+    n, first, last = (np.zeros(a.n_nodes, dtype=np.int64) for _ in range(3))
+    n[uid], last[uid] = count, last_t
+    first[uid] = a.t[g.rows[g.starts[np.searchsorted(g.key, uid)]]]
+    return n, first, last
+
+
+def snapshot_links(
+    a: TxnArrays, hi: int, *, since: int, params: RingParams, index: RingIndex, user_n: I64
+) -> Links:
+    """The linking entities among rows before ``hi`` (links last seen at or after ``since``)
+    and the users each ties (`graph.rings.Links`, with global node ids for ids)."""
     n_nodes = np.int64(index.n_nodes)
-    uid, un, _ = index.users.before(hi, a.t)
-    user_n = np.zeros(a.n_nodes, dtype=np.int64)
-    user_n[uid] = un
     links: Links = {}
     for kind in KINDS[1:]:
         if kind == "merchant":
@@ -156,20 +164,16 @@ def ring_risk(
     score = np.full(a.n_nodes, np.nan)
     size = np.full(a.n_nodes, np.nan)
     rate = np.full(a.n_nodes, np.nan)
-    links = snapshot_links(a, at, params=params, index=index)
+    hi = int(np.searchsorted(a.t, at, side="left"))
+    user_n, first, last = _activity(a, hi, index)
+    since = at - int(params.window_days * DAY_US)
+    links = snapshot_links(a, hi, since=since, params=params, index=index, user_n=user_n)
     comps = [
         core(c, links, household_max=params.household_max, min_size=params.min_size)
         for c in components(links, min_size=params.min_size)
     ]
     if not comps:
         return RingRisk(at, score, size, rate, 0)
-    hi = int(np.searchsorted(a.t, at, side="left"))
-    g = index.users
-    uid, _, last_t = g.before(hi, a.t)
-    first = np.zeros(a.n_nodes, dtype=np.int64)
-    last = np.zeros(a.n_nodes, dtype=np.int64)
-    pos = np.searchsorted(g.key, uid)
-    first[uid], last[uid] = a.t[g.rows[g.starts[pos]]], last_t
     user = a.node[:hi, USER]
     fraud_row = (user >= 0) & (a.label[:hi] == 1) & (a.label_ts[:hi] < at)
     fraud_user = np.zeros(a.n_nodes, dtype=bool)
