@@ -22,6 +22,7 @@ graph features): each weekly refit changes what the score means.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,17 +93,23 @@ def fill_rows(
     out[rows, 6] = np.where(any_ok, rate, np.nan)
 
 
+def _moments(a: TxnArrays, lo: int, hi: int, days: float) -> Iterator[tuple[int, slice]]:
+    """Rows lo..hi cut every `days`: each moment ``at`` with the rows in [at, at + step)."""
+    step = max(1, int(days * DAY_US))
+    while lo < hi:
+        at = int(a.t[lo]) // step * step
+        end = min(hi, int(np.searchsorted(a.t, at + step, side="left")))
+        yield at, slice(lo, end)
+        lo = end
+
+
 def fill_eval(
     out: npt.NDArray[np.float64], a: TxnArrays, lo: int, hi: int, *, cfg: PitConfig
 ) -> None:
     """EVAL_ONLY_FEATURES of rows lo..hi, from stats taken every `cfg.stats_period_days`."""
-    step = max(1, int(cfg.stats_period_days * DAY_US))
-    while lo < hi:
-        at = int(a.t[lo]) // step * step
-        end = min(hi, int(np.searchsorted(a.t, at + step, side="left")))
+    for at, rows in _moments(a, lo, hi, cfg.stats_period_days):
         stats = entity_stats(a, at, label_delay_days=cfg.graph.label_delay_days)
-        fill_eval_rows(out, slice(lo, end), a, stats)
-        lo = end
+        fill_eval_rows(out, rows, a, stats)
 
 
 def fill_ring(
@@ -116,15 +123,11 @@ def fill_ring(
 ) -> list[int]:
     """The ring GRAPH_FEATURES of rows lo..hi, from ring risk taken every `cfg.ring_period_days`
     (each from the rows before its moment); returns how many rings each refresh found."""
-    step = max(1, int(cfg.ring_period_days * DAY_US))
     rings: list[int] = []
-    while lo < hi:
-        at = int(a.t[lo]) // step * step
-        end = min(hi, int(np.searchsorted(a.t, at + step, side="left")))
+    for at, rows in _moments(a, lo, hi, cfg.ring_period_days):
         rr = ring_risk(a, at, params=cfg.rings, index=index)
-        fill_ring_rows(out, slice(lo, end), a.node[lo:end], rr)
+        fill_ring_rows(out, rows, a.node[rows], rr)
         rings.append(rr.rings)
-        lo = end
     return rings
 
 
