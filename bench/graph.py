@@ -53,14 +53,10 @@ KEYS = (
 
 
 def _recall(planted: dict[str, set[str]], found: list[set[str]]) -> tuple[float, float]:
-    targets = [m for m in planted.values() if len(m) >= 3]
-    members = set().union(*planted.values()) if planted else set()
-    hit = 0
-    for ms in targets:
-        best = max((len(ms & f) / len(ms | f) for f in found if ms & f), default=0.0)
-        hit += best >= 0.5
-    false = sum(1 for f in found if not f & members)
-    return hit / max(1, len(targets)), false / max(1, len(found))
+    from world.io import match_rings
+
+    hit, targets, false = match_rings(planted, found)
+    return hit / max(1, targets), false / max(1, len(found))
 
 
 def _cpu_seconds(pid: int | None) -> float:

@@ -26,22 +26,16 @@ def _rings_found(settings: Settings, planted: dict[str, set[str]]) -> dict[str, 
     """Planted rings (size >= 3) matched by a suspicious graph ring with member Jaccard >= 0.5
     (as bench/graph counts them: households are rings too, but not suspicious ones)."""
     from graph.service import open_store
+    from world.io import match_rings
 
     assert settings.graph_url is not None
     with open_store(settings.graph_url, settings=settings) as store:
         found = [set(r.members) for r in store.all_rings(min_size=3) if r.suspicious]
-    big = [m for m in planted.values() if len(m) >= 3]
-    members = set().union(*planted.values()) if planted else set()
-
-    def jaccard(a: set[str], b: set[str]) -> float:
-        return len(a & b) / len(a | b)
-
-    hit = sum(any(jaccard(p, f) >= 0.5 for f in found if f & p) for p in big)
-    false = sum(not (f & members) for f in found)
+    hit, big, false = match_rings(planted, found)
     return {
-        "planted": len(big),
+        "planted": big,
         "found": len(found),
-        "recall": hit / len(big) if big else float("nan"),
+        "recall": hit / big if big else float("nan"),
         "false_share": false / len(found) if found else 0.0,
     }
 

@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from fraudring.errors import InvalidInput
 from world import schema
-from world.io import WorldNotFound, iter_transactions, read_world, ring_members
+from world.io import WorldNotFound, iter_transactions, match_rings, read_world, ring_members
 from world.rings import CREW, TYPOLOGIES
 from world.simulate import generate
 
@@ -254,3 +254,11 @@ def test_hard_members_look_ordinary_easy_do_not(rich_world, tmp_path: Path) -> N
     assert fraud["ts"].dt.hour.between(0, 5).mean() > 0.5
     big_or_tiny = (fraud["amount"] > 5 * ok["amount"].median()) | (fraud["amount"] < 3)
     assert big_or_tiny.mean() > 0.8
+
+
+def test_match_rings_counts_jaccard_matches_and_rings_of_strangers() -> None:
+    planted = {"r1": {"a", "b", "c", "d"}, "r2": {"e", "f", "g"}, "pair": {"h", "i"}}
+    found = [{"a", "b", "c"}, {"e", "x", "y", "z"}, {"p", "q", "r"}, {"h", "i", "j"}]
+    # r1 matched (3/4), r2 not (1/6), the pair is below size 3; one found ring has no member
+    assert match_rings(planted, found) == (1, 2, 1)
+    assert match_rings({}, []) == (0, 0, 0)

@@ -89,6 +89,16 @@ def ring_members(truth: pa.Table, transactions: pa.Table) -> dict[str, set[str]]
     return out
 
 
+def match_rings(planted: dict[str, set[str]], found: list[set[str]]) -> tuple[int, int, int]:
+    """(planted rings of size >= 3 matched by a found ring with member Jaccard >= 0.5, those
+    planted rings, found rings with no planted member at all): the contract's ring recall."""
+    targets = [m for m in planted.values() if len(m) >= 3]
+    members = set().union(*planted.values()) if planted else set()
+    hit = sum(any(len(p & f) / len(p | f) >= 0.5 for f in found if p & f) for p in targets)
+    false = sum(not (f & members) for f in found)
+    return hit, len(targets), false
+
+
 def write_meta(out: Path, meta: dict[str, Any]) -> None:
     text = json.dumps(meta, indent=1, sort_keys=True, ensure_ascii=True)
     (out / schema.META_FILE).write_text(text + "\n", encoding="utf-8")
