@@ -2,7 +2,7 @@
 
 Online, `GRAPH_FEATURES` come from the GraphRisk the workers cache (`workers.scoring`): for each
 ring `graph.rings.detect` finds, its members and shared entities get the ring's score (the
-documented heuristic `graph.rings.risk` until a GCN is promoted), size and labelled fraud rate;
+documented heuristic `graph.ringrule.risk` until a GCN is promoted), size and labelled fraud rate;
 an entity in two rings keeps the riskier; an entity in no ring has none (NaN). Training on
 anything else (a label rate for every entity, a looser ring rule) would teach the model features
 it never sees in production, so this module rebuilds those same values from the transactions
@@ -12,7 +12,8 @@ known strictly before ``at``:
   and last seen), from every transaction with ``ts < at``, as the store aggregates them;
 - the linking rule of `graph.queries` (degree within the window between the kind's floor and
   cap, IP ties by the user's share, merchant repeat customers), applied here with numpy;
-- `graph.rings.components`, `core`, `density` and `risk` themselves, on integer node ids;
+- each user's home IP as `graph.ringrule.pick_bases` chooses it (`user_bases`);
+- `graph.ringrule.components`, `core`, `density` and `risk` themselves, on integer node ids;
 - a member counts as fraud when one of its transactions has a fraud label known before ``at``.
 
 Not reproduced: a GCN's ring score once one is live (the served model is then retrained on
@@ -28,7 +29,7 @@ import numpy.typing as npt
 
 from gnn.features import DAY_US
 from gnn.graphdata import KINDS, TxnArrays
-from graph.rings import Links, components, core, density, risk
+from graph.ringrule import Links, components, core, density, risk, wide_device_users
 from graph.schemas import RingParams
 
 F64 = npt.NDArray[np.float64]
@@ -81,6 +82,7 @@ class RingIndex:
     pairs: dict[str, Groups]
     users: Groups
     n_nodes: int
+    ip_rank: I64  # per node: an IP's position in id (string) order, for `pick_bases`' ties
 
     @classmethod
     def of(cls, a: TxnArrays) -> RingIndex:
@@ -91,7 +93,11 @@ class RingIndex:
             rows = np.flatnonzero((user >= 0) & (a.node[:, k] >= 0))
             pairs[kind] = Groups.of(a.node[rows, k] * n + user[rows], rows)
         rows = np.flatnonzero(user >= 0)
-        return cls(pairs, Groups.of(user[rows], rows), int(n))
+        k = KINDS.index("ip")
+        ids = a.node_ids[k]
+        ip_rank = np.zeros(max(a.n_nodes, 1), dtype=np.int64)
+        ip_rank[int(a.offsets[k]) + np.argsort(ids, kind="stable")] = np.arange(len(ids))
+        return cls(pairs, Groups.of(user[rows], rows), int(n), ip_rank)
 
 
 def _tied(
@@ -155,6 +161,27 @@ def snapshot_links(
     return links
 
 
+def user_bases(
+    a: TxnArrays, hi: int, *, since: int, cap: int, index: RingIndex, users: set[str]
+) -> dict[str, str]:
+    """`graph.ringrule.pick_bases` over the rows before ``hi``: each of ``users``' recent IP with
+    the most transactions among IPs with at most ``cap`` recent users (ties: smallest id)."""
+    if not users:
+        return {}
+    n_nodes = np.int64(index.n_nodes)
+    pair, n, last = index.pairs["ip"].before(hi, a.t)
+    ip, usr = pair // n_nodes, pair % n_nodes
+    recent = last >= since
+    degree = np.bincount(ip[recent], minlength=index.n_nodes)
+    wanted = np.fromiter((int(u) for u in users), dtype=np.int64, count=len(users))
+    ok = recent & (degree[ip] <= cap) & np.isin(usr, wanted)
+    u, i, c = usr[ok], ip[ok], n[ok]
+    order = np.lexsort((index.ip_rank[i], -c, u))
+    u, i = u[order], i[order]
+    first = np.r_[True, u[1:] != u[:-1]] if len(u) else np.zeros(0, dtype=bool)
+    return {str(int(x)): str(int(y)) for x, y in zip(u[first], i[first], strict=True)}
+
+
 def ring_risk(
     a: TxnArrays, at: int, *, params: RingParams, index: RingIndex | None = None
 ) -> RingRisk:
@@ -168,9 +195,19 @@ def ring_risk(
     user_n, first, last = _activity(a, hi, index)
     since = at - int(params.window_days * DAY_US)
     links = snapshot_links(a, hi, since=since, params=params, index=index, user_n=user_n)
+    found = components(links, min_size=params.min_size)
+    wide = wide_device_users(found, links, cross_homes=params.cross_homes)
+    bases = user_bases(a, hi, since=since, cap=params.hub_cap, index=index, users=wide)
     comps = [
-        core(c, links, household_max=params.household_max, min_size=params.min_size)
-        for c in components(links, min_size=params.min_size)
+        core(
+            c,
+            links,
+            household_max=params.household_max,
+            min_size=params.min_size,
+            cross_homes=params.cross_homes,
+            bases=bases,
+        )
+        for c in found
     ]
     if not comps:
         return RingRisk(at, score, size, rate, 0)

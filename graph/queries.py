@@ -174,6 +174,22 @@ ENTITY_USERS: Final = {
     k: f"UNWIND $ids AS eid\nMATCH (x:{LABELS[k]} {{id: eid}})" + _link(k) for k in ENTITY_KINDS
 }
 
+#: Candidates for each user's home (graph.ringrule.pick_bases chooses): its recent IPs, with the
+#: user's transactions there; IP_DEGREES then drops hubs, counting each distinct IP once.
+USER_IPS: Final = """
+UNWIND $ids AS uid
+MATCH (u:User {id: uid})-[r:USED]->(x:IP)
+WHERE r.last_seen >= $since
+RETURN u.id, x.id, r.n
+"""
+
+IP_DEGREES: Final = """
+UNWIND $ids AS eid
+MATCH (x:IP {id: eid})<-[s:USED]-(:User)
+WHERE s.last_seen >= $since
+RETURN x.id, count(s)
+"""
+
 USER_RINGS: Final = """
 UNWIND $ids AS uid
 MATCH (u:User {id: uid})-[:IN_RING]->(g:Ring)

@@ -14,10 +14,16 @@ incremental run applies the same rule (the same Cypher) to the entities it reach
 decides exactly like a full run.
 
 Households: families share a home IP, a tablet, a card, so they form components of up to about
-`household_max` users. A component bigger than that keeps as members only the users tied in
-through an entity shared by more than `household_max` users; the family of a taken-over account
-hanging on through its home IP is not part of the ring. A ring is `suspicious` when it is
-bigger than a household or has a member labelled fraud (or with a fraud-labelled transaction).
+`household_max` users. A card links only when more hands than a household and a thief share it
+(`card_min_users`): a stolen card is used by its owner's family and by the ring, and would
+otherwise pull the family in. A user's home is the IP of most of its recent transactions among
+IPs that are not hubs (`bases`); a device used from `cross_homes` or more homes is no family's
+tablet but, say, a takeover crew's phone (users with no such IP are not counted). A component
+bigger than a household keeps as members only the users tied in through an entity shared by
+more than `household_max` users or a device used across homes; the family of a taken-over
+account hanging on through its home IP is not part of the ring. A ring is `suspicious` when it
+is bigger than a household, is tied across homes, or has a member labelled fraud (or with a
+fraud-labelled transaction).
 
 Stable ids: each new component takes the id of the previous ring it shares most members with
 (ties: the oldest ring, then the smaller id), each old id at most once; otherwise a new id
@@ -33,82 +39,32 @@ accounts) and ``recency = exp(-idle_days / 14)`` (days since the ring's last act
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from collections import Counter
 from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from itertools import combinations
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from fraudring.logs import get_logger
 from graph import queries as q
+from graph.ringrule import (
+    Component,
+    Links,
+    components,
+    core,
+    density,
+    pick_bases,
+    risk,
+    wide_device_users,
+)
 from graph.schemas import ENTITY_KINDS, KIND_OF_LABEL, EntityRef, Ring, RingParams, RingUpdate
 
 if TYPE_CHECKING:
     from graph.repository import CypherStore
 
 log = get_logger(__name__)
-Links = dict[tuple[str, str], list[str]]  # (kind, entity id) -> its recent users
 OldRings = dict[str, tuple[float, list[str]]]  # ring id -> (created_at, members)
 _CHUNK = 10_000
-
-
-@dataclass
-class Component:
-    members: list[str]
-    entities: list[tuple[str, str]]
-
-
-def components(links: Links, *, min_size: int = 2) -> list[Component]:
-    """Connected components of the user-entity graph, as user groups of at least `min_size`."""
-    users: dict[str, int] = {}
-    rows: list[int] = []
-    cols: list[int] = []
-    keys = list(links)
-    for e, key in enumerate(keys):
-        for u in links[key]:
-            rows.append(users.setdefault(u, len(users)))
-            cols.append(e)
-    n_users, n = len(users), len(users) + len(keys)
-    if not rows:
-        return []
-    graph = coo_matrix(
-        (np.ones(len(rows), dtype=np.int8), (np.array(rows), np.array(cols) + n_users)),
-        shape=(n, n),
-    )
-    _, label = connected_components(graph, directed=False)
-    by_label: dict[int, Component] = {}
-    names = list(users)
-    for i, name in enumerate(names):
-        by_label.setdefault(int(label[i]), Component([], [])).members.append(name)
-    for e, key in enumerate(keys):
-        comp = by_label.get(int(label[n_users + e]))
-        if comp is not None:
-            comp.entities.append(key)
-    out = [c for c in by_label.values() if len(c.members) >= min_size]
-    for c in out:
-        c.members.sort()
-        c.entities.sort()
-    return out
-
-
-def core(comp: Component, links: Links, *, household_max: int, min_size: int) -> Component:
-    """Members tied in through an entity bigger than a household (see the module docstring)."""
-    if len(comp.members) <= household_max:
-        return comp
-    strong = {u for key in comp.entities if len(links[key]) > household_max for u in links[key]}
-    keep = [m for m in comp.members if m in strong]
-    if len(keep) < max(min_size, 3):
-        return comp
-    kept = set(keep)
-    ents = [key for key in comp.entities if sum(u in kept for u in links[key]) >= 2]
-    return Component(keep, ents)
 
 
 def new_ring_id(members: Iterable[str]) -> str:
@@ -140,24 +96,6 @@ def assign_ids(comps: list[Component], old: OldRings) -> list[str]:
     return [i for i in ids if i is not None]
 
 
-def density(comp: Component, links: Links) -> float:
-    size = len(comp.members)
-    if size < 2:
-        return 0.0
-    pairs: set[tuple[str, str]] = set()
-    members = set(comp.members)
-    for key in comp.entities:
-        pairs.update(combinations(sorted(u for u in links[key] if u in members), 2))
-    return len(pairs) / (size * (size - 1) / 2)
-
-
-def risk(*, fraud_rate: float, size: int, dens: float, age_days: float, idle_days: float) -> float:
-    size_term = 1 - math.exp(-max(size - 2, 0) / 4)
-    youth = math.exp(-max(age_days, 0.0) / 30)
-    recency = math.exp(-max(idle_days, 0.0) / 14)
-    return recency * (0.55 * fraud_rate + 0.20 * size_term + 0.15 * dens + 0.10 * youth)
-
-
 def ring_from_props(p: dict[str, Any]) -> Ring:
     shared = [s.split(":", 1) for s in p.get("shared") or []]
     return Ring(
@@ -186,6 +124,21 @@ def _user_stats(store: CypherStore, users: list[str]) -> dict[str, list[Any]]:
         for row in store._read(q.USER_STATS, {"ids": users[i : i + _CHUNK]}):
             out[row[0]] = row[1:]
     return out
+
+
+def _bases(store: CypherStore, users: Collection[str], *, since: float, cap: int) -> dict[str, str]:
+    """Home IP of each of `users` (see `pick_bases`); an IP with more than `cap` recent users
+    is a hub, nobody's home."""
+    ids = sorted(users)
+    rows: list[list[Any]] = []
+    for i in range(0, len(ids), _CHUNK):
+        rows += store._read(q.USER_IPS, {"ids": ids[i : i + _CHUNK], "since": since})
+    ips = sorted({row[1] for row in rows})
+    degree: dict[str, int] = {}
+    for i in range(0, len(ips), _CHUNK):
+        for eid, n in store._read(q.IP_DEGREES, {"ids": ips[i : i + _CHUNK], "since": since}):
+            degree[eid] = int(n)
+    return pick_bases(row for row in rows if degree.get(row[1], 0) <= cap)
 
 
 def _rule(kind: str, params: RingParams) -> dict[str, Any]:
@@ -292,9 +245,23 @@ def detect(
     else:
         links, visited, old = _expand(store, touched_users, since=since, params=params)
         examined = len(visited)
+    found = components(links, min_size=params.min_size)
+    bases = _bases(
+        store,
+        wide_device_users(found, links, cross_homes=params.cross_homes),
+        since=since,
+        cap=params.hub_cap,
+    )
     comps = [
-        core(c, links, household_max=params.household_max, min_size=params.min_size)
-        for c in components(links, min_size=params.min_size)
+        core(
+            c,
+            links,
+            household_max=params.household_max,
+            min_size=params.min_size,
+            cross_homes=params.cross_homes,
+            bases=bases,
+        )
+        for c in found
     ]
     ids = assign_ids(comps, old)
     stats = _user_stats(store, sorted({m for c in comps for m in c.members}))
@@ -350,7 +317,7 @@ def _ring(
     rows = [stats.get(m) or [now, now, 0, 0.0, None, 0] for m in comp.members]
     fraud_n = sum(1 for r in rows if r[4] == "fraud" or (r[5] or 0) > 0)
     size = len(comp.members)
-    suspicious = size > household_max or fraud_n > 0
+    suspicious = size > household_max or comp.across_homes or fraud_n > 0
     first = min(float(r[0]) for r in rows)
     last = max(float(r[1]) for r in rows)
     age = sum((now - float(r[0])) / 86400 for r in rows) / size

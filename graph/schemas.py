@@ -115,7 +115,10 @@ class RingParams(BaseModel):
     window_days: float = Field(default=30.0, gt=0, description="links older than this ignored")
     hub_cap: int = Field(default=20, ge=2, description="max distinct users of a card/device/ip")
     card_min_users: int = Field(
-        default=3, ge=2, description="a card links only when this many users share it"
+        default=6,
+        ge=2,
+        description="a card links only when this many users share it (a stolen card: its "
+        "owner's household and the thief)",
     )
     ip_min_txns: int = Field(
         default=2, ge=1, description="a user is tied to an IP after this many transactions"
@@ -132,6 +135,9 @@ class RingParams(BaseModel):
     household_max: int = Field(
         default=4, ge=1, description="larger groups keep only users tied through bigger entities"
     )
+    cross_homes: int = Field(
+        default=3, ge=2, description="homes (users' main IPs) a device spans to tie a ring"
+    )
     min_size: int = Field(default=2, ge=2)
     page_size: int = Field(default=250_000, ge=100, description="nodes per scan page")
 
@@ -140,7 +146,7 @@ class Ring(BaseModel):
     id: str
     size: int
     suspicious: bool = Field(
-        description="bigger than a household, or with a member labelled fraud (graph.rings)"
+        description="bigger than a household, across homes, or with a fraud label (graph.rings)"
     )
     members: list[str]
     shared_entities: list[EntityRef]

@@ -12,8 +12,10 @@ from fraudring.settings import load_settings
 from gnn.features import US
 from gnn.graphdata import KINDS, txn_arrays
 from gnn.pit import PitConfig, graph_risk_features
-from gnn.ringrisk import ring_risk
+from gnn.ringrisk import RingIndex, ring_risk, user_bases
 from graph.repository import CypherStore
+from graph.ringrule import pick_bases
+from graph.rings import _bases
 from graph.schemas import RingParams, TxnRecord
 from graph.service import open_store
 from workers.scoring import plan_risks
@@ -117,3 +119,43 @@ def test_ring_features_are_point_in_time() -> None:
     first_visit = (txns["merchant_id"] == "mShell").to_numpy() & (day == 4)
     assert f.loc[first_visit, "merchant_risk"].isna().all()
     assert np.isnan(f.loc[(txns["user_id"] == "p2").to_numpy(), "card_risk"]).all()
+
+
+def test_pick_bases_most_transactions_then_smallest_id_in_any_order() -> None:
+    rows = [("u1", "ip-b", 3), ("u1", "ip-a", 3), ("u1", "ip-c", 2), ("u2", "ip-z", 1)]
+    assert pick_bases(rows) == pick_bases(rows[::-1]) == {"u1": "ip-a", "u2": "ip-z"}
+
+
+def test_offline_homes_are_the_stores(store: CypherStore) -> None:
+    """Each user's home IP, online (a query and `pick_bases`) and offline (`user_bases`): ties
+    go to the smaller id, hub IPs (more than `hub_cap` recent users) and old edges do not count."""
+    rows: list[tuple[str, str, float]] = []
+    rows += [("t1", ip, 1.0 + k / 10) for k, ip in enumerate(["ip-b", "ip-b", "ip-a", "ip-a"])]
+    rows += [(f"n{k}", "nat", 1.0) for k in range(5)]  # a hub at hub_cap = 4
+    rows += [("h1", "nat", 1.0 + k / 10) for k in range(3)] + [("h1", "ip-h", 1.5)]
+    rows += [("o1", "ip-old", -40.0), ("o1", "ip-old", -39.0), ("o1", "ip-new", 2.0)]
+    df = pd.DataFrame(rows, columns=["user_id", "ip", "d"])
+    df["ts"] = pd.to_datetime(T0 + df.pop("d") * DAY, unit="s", utc=True)
+    df = df.sort_values("ts", kind="mergesort").reset_index(drop=True)
+    df["txn_id"] = [f"b{i:03d}" for i in range(len(df))]
+    for col in ("card_id", "device_id", "merchant_id"):
+        df[col] = None
+    df["amount"] = 1.0
+    store.ingest(
+        [
+            TxnRecord(r.txn_id, r.ts.timestamp(), r.user_id, None, None, r.ip, None, r.amount)
+            for r in df.itertuples()
+        ]
+    )
+    users = sorted(set(df["user_id"]))
+    since = T0 - 30 * DAY + 3 * DAY  # the window as of day 3
+    online = _bases(store, users, since=since, cap=4)
+    assert online == {"t1": "ip-a", "h1": "ip-h", "o1": "ip-new"}
+
+    a = txn_arrays(df, None)
+    index = RingIndex.of(a)
+    name = {str(int(a.offsets[0]) + i): u for i, u in enumerate(a.node_ids[0])}
+    ips = a.node_ids[KINDS.index("ip")]
+    ip_name = {str(int(a.offsets[KINDS.index("ip")]) + i): ip for i, ip in enumerate(ips)}
+    got = user_bases(a, len(a.t), since=int(since * US), cap=4, index=index, users=set(name))
+    assert {name[u]: ip_name[ip] for u, ip in got.items()} == online

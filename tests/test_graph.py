@@ -165,13 +165,14 @@ def test_labels_move_edge_and_node_counts(store: CypherStore) -> None:
 
 
 def world(store: CypherStore) -> None:
-    """Ring A (a1-a3 share device dA), ring B (b1-b3 share card cB); all 30 users share a NAT
-    IP; 24 users also shop at one big merchant; a1 and b1 once used a shared device long ago."""
+    """Ring A (a1-a3 share device dA), ring B (b1-b6 share card cB: more hands than a household
+    and a thief); all 33 users share a NAT IP; 24 users also shop at one big merchant; a1 and b1
+    once used a shared device long ago."""
     recs: list[TxnRecord] = []
     i = 0
     for u in ("a1", "a2", "a3"):
         recs.append(txn(i := i + 1, u, device="dA", ip="nat", merchant="big", ts=T0))
-    for u in ("b1", "b2", "b3"):
+    for u in ("b1", "b2", "b3", "b4", "b5", "b6"):
         recs.append(txn(i := i + 1, u, card="cB", ip="nat", merchant="big", ts=T0 + 10))
     for k in range(24):
         recs.append(txn(i := i + 1, f"x{k}", ip="nat", merchant="big", card=f"cx{k}", ts=T0))
@@ -183,16 +184,20 @@ def world(store: CypherStore) -> None:
 def test_hub_ip_and_old_links_do_not_merge_rings(store: CypherStore) -> None:
     world(store)
     up = store.detect_rings()
-    assert sorted(r.members for r in up.rings) == [["a1", "a2", "a3"], ["b1", "b2", "b3"]]
+    assert sorted(r.members for r in up.rings) == [
+        ["a1", "a2", "a3"],
+        [f"b{k}" for k in range(1, 7)],
+    ]
     a = next(r for r in up.rings if "a1" in r.members)
     assert [(e.kind, e.id) for e in a.shared_entities] == [("device", "dA")]
     assert a.density == 1.0 and a.size == 3 and 0 <= a.risk <= 1
-    # a window wide enough to see the old shared device merges them
-    wide = store.detect_rings(params=RingParams(window_days=60))
-    assert [r.size for r in wide.rings] == [6]
-    # a hub cap above the NAT's 30 users merges everyone (once one visit ties a user to an IP)
+    # a window wide enough to see the old shared device merges them (into a group bigger than
+    # a household, which the default `household_max` would cut back to ring B's card)
+    wide = store.detect_rings(params=RingParams(window_days=60, household_max=10))
+    assert [r.size for r in wide.rings] == [9]
+    # a hub cap above the NAT's 33 users merges everyone (once one visit ties a user to an IP)
     loose = RingParams(hub_cap=40, ip_min_txns=1, ip_share=0)
-    assert [r.size for r in store.detect_rings(params=loose).rings] == [30]
+    assert [r.size for r in store.detect_rings(params=loose).rings] == [33]
 
 
 def test_ring_ids_stable_when_a_ring_grows(store: CypherStore) -> None:
@@ -284,9 +289,9 @@ def test_export_shapes_and_mapping(store: CypherStore) -> None:
     store.label(kind="user", id="a1", label="fraud", by="ana", at=T0)
     store.label(kind="user", id="x0", label="legitimate", by="ana", at=T0)
     ex = store.export(chunk_size=7)
-    users, entities = 30, 1 + 1 + 24 + 1 + 1 + 1  # dA, cB, cx*, nat, big, old
+    users, entities = 33, 1 + 1 + 24 + 1 + 1 + 1  # dA, cB, cx*, nat, big, old
     assert ex.num_nodes == users + entities
-    edges = 3 * 3 + 3 * 3 + 24 * 3 + 2
+    edges = 3 * 3 + 6 * 3 + 24 * 3 + 2  # ring A, ring B, the others, the old device
     assert ex.edge_index.shape == (2, 2 * edges) and ex.edge_index.dtype.name == "int64"
     assert ex.x.shape == (ex.num_nodes, len(ex.feature_names))
     assert ex.edge_attr.shape == (2 * edges, 3)
@@ -295,10 +300,11 @@ def test_export_shapes_and_mapping(store: CypherStore) -> None:
     assert ex.y[ex.index[("user", "x0")]] == 0 and ex.y[ex.index[("user", "a2")]] == -1
     nat = ex.index[("ip", "nat")]
     assert ex.x[nat, 3] == 1
-    assert ex.x[nat, 5] == pytest.approx(math.log1p(30))
+    assert ex.x[nat, 5] == pytest.approx(math.log1p(33))
     src, dst = ex.edge_index
     users_of_nat = {ex.ids[j] for j in dst[src == nat].tolist()}
-    assert users_of_nat == {"a1", "a2", "a3", "b1", "b2", "b3"} | {f"x{k}" for k in range(24)}
+    ring_b = {f"b{k}" for k in range(1, 7)}
+    assert users_of_nat == {"a1", "a2", "a3"} | ring_b | {f"x{k}" for k in range(24)}
 
 
 # --- injection --------------------------------------------------------------------------------
@@ -344,8 +350,10 @@ def test_cypher_injection_in_ids_is_plain_text(store: CypherStore) -> None:
 def test_households_are_cut_from_rings_and_not_suspicious(store: CypherStore) -> None:
     recs = [txn(f"r{k}", f"m{k}", device="ring-dev", ts=T0) for k in range(6)]
     # m0's family hangs on through their home IP; a separate family of three shares a card
+    # (and their home IP: one home)
     recs += [txn(f"h{k}", u, ip="home", ts=T0) for k, u in enumerate(("m0", "f1", "f2"))]
     recs += [txn(f"g{k}", u, card="family-card", ts=T0) for k, u in enumerate(("g1", "g2", "g3"))]
+    recs += [txn(f"gh{u}{j}", u, ip="g-home", ts=T0) for u in ("g1", "g2", "g3") for j in (1, 2)]
     # two users on one card (a couple, or a thief and the victim) link nobody
     recs += [txn("c1", "p1", card="pair"), txn("c2", "p2", card="pair")]
     store.ingest(recs)
@@ -357,6 +365,32 @@ def test_households_are_cut_from_rings_and_not_suspicious(store: CypherStore) ->
     store.label(kind="txn", id="g1", label="fraud", by="ana", at=T0)
     assert store.ring(family.id).suspicious is False  # stored state until the next run
     assert store.detect_rings(touched_users=["g1"]).rings[0].suspicious
+
+
+def test_a_device_used_from_three_homes_ties_a_ring_without_the_families(
+    store: CypherStore,
+) -> None:
+    """Three taken-over accounts used from one device: household-sized, but from three homes.
+    Their families (tied through each home IP) hang on and are cut; a family of four on one
+    tablet and home IP is one home, so it stays a household."""
+    recs: list[TxnRecord] = []
+    for k in range(3):
+        for u in (f"v{k}", f"f{k}a", f"f{k}b"):
+            recs += [txn(f"{u}-{j}", u, ip=f"home{k}", ts=T0 + j) for j in range(3)]
+        recs.append(txn(f"ato{k}", f"v{k}", device="ato-dev", ts=T0 + 10))
+    for k in range(4):
+        recs += [txn(f"g{k}-{j}", f"g{k}", device="tablet", ip="g-home") for j in range(2)]
+    store.ingest(recs)
+    rings = {frozenset(r.members): r for r in store.detect_rings().rings}
+    victims, family = frozenset({"v0", "v1", "v2"}), frozenset(f"g{k}" for k in range(4))
+    assert victims in rings and family in rings
+    assert rings[victims].suspicious
+    assert [(e.kind, e.id) for e in rings[victims].shared_entities] == [("device", "ato-dev")]
+    assert not rings[family].suspicious
+    assert not any(r.suspicious for m, r in rings.items() if m not in (victims,))
+    inc = store.detect_rings(touched_users=["f0a"])
+    assert {frozenset(r.members) for r in inc.rings if r.suspicious} == {victims}
+    assert store.detect_rings(params=RingParams(cross_homes=4)).rings[0].size == 9
 
 
 def test_merchant_links_only_repeat_customers_of_a_shell(store: CypherStore) -> None:

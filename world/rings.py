@@ -39,7 +39,7 @@ TYPOLOGIES = ("synthetic_identity", "card_testing", "ato", "mule")
 #: Accounts per shared entity of a hard ring, as many as a household shares a device with.
 HOUSEHOLD = 2
 #: Accounts a takeover crew works from one device or IP (the last crew of a chain takes the
-#: remainder: five to nine), more than a household, so that the ring's core (`graph.rings.core`)
+#: remainder: five to nine), more than a household, so that the ring's core (`graph.ringrule.core`)
 #: can tell the victims from their families hanging on: takeovers are the one typology whose
 #: devices a one-hop count can notice.
 CREW = 5

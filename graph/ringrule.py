@@ -1,0 +1,129 @@
+"""The ring rule on links already read from the graph: pure functions, so that the workers
+(`graph.rings.detect`) and the offline point-in-time features (`gnn.ringrisk`) run the very
+same code. The reasoning is in `graph.rings`' docstring."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+Links = dict[tuple[str, str], list[str]]  # (kind, entity id) -> its recent users
+
+
+@dataclass
+class Component:
+    members: list[str]
+    entities: list[tuple[str, str]]
+    across_homes: bool = False  # tied by a device several homes use (see `core`)
+
+
+def components(links: Links, *, min_size: int = 2) -> list[Component]:
+    """Connected components of the user-entity graph, as user groups of at least `min_size`."""
+    users: dict[str, int] = {}
+    rows: list[int] = []
+    cols: list[int] = []
+    keys = list(links)
+    for e, key in enumerate(keys):
+        for u in links[key]:
+            rows.append(users.setdefault(u, len(users)))
+            cols.append(e)
+    n_users, n = len(users), len(users) + len(keys)
+    if not rows:
+        return []
+    graph = coo_matrix(
+        (np.ones(len(rows), dtype=np.int8), (np.array(rows), np.array(cols) + n_users)),
+        shape=(n, n),
+    )
+    _, label = connected_components(graph, directed=False)
+    by_label: dict[int, Component] = {}
+    names = list(users)
+    for i, name in enumerate(names):
+        by_label.setdefault(int(label[i]), Component([], [])).members.append(name)
+    for e, key in enumerate(keys):
+        comp = by_label.get(int(label[n_users + e]))
+        if comp is not None:
+            comp.entities.append(key)
+    out = [c for c in by_label.values() if len(c.members) >= min_size]
+    for c in out:
+        c.members.sort()
+        c.entities.sort()
+    return out
+
+
+def wide_device_users(comps: Iterable[Component], links: Links, *, cross_homes: int) -> set[str]:
+    """Users whose home `core` needs: those of devices with at least `cross_homes` users."""
+    return {
+        u
+        for c in comps
+        for key in c.entities
+        if key[0] == "device" and len(links[key]) >= cross_homes
+        for u in links[key]
+    }
+
+
+def core(
+    comp: Component,
+    links: Links,
+    *,
+    household_max: int,
+    min_size: int,
+    cross_homes: int,
+    bases: Mapping[str, str],
+) -> Component:
+    """Members tied in through an entity bigger than a household or a device used from
+    `cross_homes` homes (`bases`: user -> home IP; see the module docstring)."""
+    across = any(
+        key[0] == "device" and len({bases[u] for u in links[key] if u in bases}) >= cross_homes
+        for key in comp.entities
+    )
+    if len(comp.members) <= household_max:
+        return Component(comp.members, comp.entities, across_homes=across)
+    strong = {
+        u
+        for key in comp.entities
+        if len(links[key]) > household_max
+        or (key[0] == "device" and len({bases[v] for v in links[key] if v in bases}) >= cross_homes)
+        for u in links[key]
+    }
+    keep = [m for m in comp.members if m in strong]
+    if len(keep) < max(min_size, 3):
+        return Component(comp.members, comp.entities, across_homes=across)
+    kept = set(keep)
+    ents = [key for key in comp.entities if sum(u in kept for u in links[key]) >= 2]
+    return Component(keep, ents, across_homes=across)
+
+
+def pick_bases(rows: Iterable[Sequence[Any]]) -> dict[str, str]:
+    """Home IP per user from (user, ip, transactions) rows: the most transactions, then the
+    smallest IP id (the same choice as `gnn.ringrisk`, whatever order the rows come in)."""
+    best: dict[str, tuple[int, str]] = {}
+    for user, ip, n in rows:
+        cur = best.get(user)
+        if cur is None or int(n) > cur[0] or (int(n) == cur[0] and ip < cur[1]):
+            best[user] = (int(n), ip)
+    return {u: ip for u, (_, ip) in best.items()}
+
+
+def density(comp: Component, links: Links) -> float:
+    size = len(comp.members)
+    if size < 2:
+        return 0.0
+    pairs: set[tuple[str, str]] = set()
+    members = set(comp.members)
+    for key in comp.entities:
+        pairs.update(combinations(sorted(u for u in links[key] if u in members), 2))
+    return len(pairs) / (size * (size - 1) / 2)
+
+
+def risk(*, fraud_rate: float, size: int, dens: float, age_days: float, idle_days: float) -> float:
+    size_term = 1 - math.exp(-max(size - 2, 0) / 4)
+    youth = math.exp(-max(age_days, 0.0) / 30)
+    recency = math.exp(-max(idle_days, 0.0) / 14)
+    return recency * (0.55 * fraud_rate + 0.20 * size_term + 0.15 * dens + 0.10 * youth)
