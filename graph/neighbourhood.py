@@ -1,7 +1,9 @@
 """The k-hop neighbourhood of an entity, for investigators.
 
 Breadth-first over the backend's internal node keys, one query per side per hop, so a hop across
-all entity kinds is one seek-based query; entities are expanded small kinds first so the node
+all entity kinds is one seek-based query; the first hop shares its query with the start node's
+lookup, so a 2-hop is two round trips (each round trip is another chance of a scheduling stall
+in the tail on a small machine); entities are expanded small kinds first so the node
 cap stops the walk before a hub's customers are read. Rows are read as plain scalars and the
 nodes and edges built with `model_construct`: every value is converted here (int, float, the
 store's own strings), and validating 400 models again was a fifth of a 2-hop's time.
@@ -55,34 +57,40 @@ def neighbourhood(
     kinds = set(ENTITY_KINDS) if follow is None else {check_kind(k) for k in follow}
     kinds.discard("user")
     labels = [LABELS[k] for k in ENTITY_KINDS if k in kinds]
-    rows = store._read(q.node_props(kind, store.key_function), {"id": id})
-    if not rows:
+    first = store._read_scalars(
+        q.first_hop(kind, store.key_function), {"id": id, "labels": labels, "limit": max_nodes}
+    )
+    if not first:
         raise GraphNotFound(f"{kind} {id!r} is not in the graph")
+    head = first[0]
     nodes: dict[tuple[str, str], GraphNode] = {
-        (kind, id): GraphNode(kind=kind, id=id, props=_scalar_props(rows[0][0]))
+        (kind, id): GraphNode(kind=kind, id=id, props=_start_props(id, head))
     }
     edges: dict[tuple[str, str, str], GraphEdge] = {}
-    frontier: list[tuple[str, str, Any]] = [(kind, id, rows[0][1])]
+    found: Rows = []
+    for r in first:  # nulls where the start has no edge (OPTIONAL MATCH)
+        hop = r[len(q.NODE_PROPS) + 1 :]
+        if kind == "user" and hop[2] is not None:
+            found.append([hop[0], KIND_OF_LABEL[hop[1]], *hop[2:]])
+        elif kind != "user" and hop[0] is not None:
+            found.append([hop[0], kind, id, *hop[2:]])
     from_users, from_entities = q.hops(store.key_function)
+    frontier: list[tuple[str, str, Any]] = []
     truncated = False
-    for _hop in range(hops):
-        if not frontier or truncated:
-            break
-        users = [key for k, _i, key in frontier if k == "user"]
-        # entity key -> (kind, id), small kinds first so the row limit cuts the hubs
-        ents = {key: (k, i) for k, i, key in sorted(frontier, key=_rank) if k != "user"}
-        found: Rows = []
-        limit = max_nodes - len(nodes) + 1
-        if users and labels:
-            params = {"keys": users, "labels": labels, "limit": limit}
-            rows = store._read_scalars(from_users, params)
-            found += [[r[0], KIND_OF_LABEL[r[1]], *r[2:]] for r in rows]
-        if ents:
-            rows = store._read_scalars(from_entities, {"keys": list(ents), "limit": limit})
-            found += [[r[0], *ents[r[1]], *r[2:]] for r in rows]
+    for hop_i in range(hops):
+        if hop_i > 0:
+            if not frontier or truncated:
+                break
+            found = _expand(
+                store,
+                frontier,
+                labels=labels,
+                limit=max_nodes - len(nodes) + 1,
+                queries=(from_users, from_entities),
+            )
         nxt: list[tuple[str, str, Any]] = []
         for row in found:
-            uid, ekind, eid, n, cents, fraud_n, first, last, lab, ftx, key = row
+            uid, ekind, eid, n, cents, fraud_n, first_seen, last, lab, ftx, key = row
             user_side = ("user", uid) not in nodes
             other = ("user", uid) if user_side else (ekind, eid)
             if other not in nodes:
@@ -102,7 +110,7 @@ def neighbourhood(
                 n=int(n or 0),
                 amount_sum=int(cents or 0) / 100,
                 fraud_n=int(fraud_n or 0),
-                first_seen=float(first or 0),
+                first_seen=float(first_seen or 0),
                 last_seen=float(last or 0),
             )
         frontier = nxt
@@ -115,6 +123,31 @@ def neighbourhood(
     )
 
 
+def _expand(
+    store: CypherStore,
+    frontier: list[tuple[str, str, Any]],
+    *,
+    labels: list[str],
+    limit: int,
+    queries: tuple[str, str],
+) -> Rows:
+    """One hop from the frontier (kind, id, key): rows as (user id, entity kind, entity id,
+    edge columns, fraud label and count of the node reached, its key)."""
+    from_users, from_entities = queries
+    users = [key for k, _i, key in frontier if k == "user"]
+    # entity key -> (kind, id), small kinds first so the row limit cuts the hubs
+    ents = {key: (k, i) for k, i, key in sorted(frontier, key=_rank) if k != "user"}
+    found: Rows = []
+    if users and labels:
+        params = {"keys": users, "labels": labels, "limit": limit}
+        rows = store._read_scalars(from_users, params)
+        found += [[r[0], KIND_OF_LABEL[r[1]], *r[2:]] for r in rows]
+    if ents:
+        rows = store._read_scalars(from_entities, {"keys": list(ents), "limit": limit})
+        found += [[r[0], *ents[r[1]], *r[2:]] for r in rows]
+    return found
+
+
 _ORDER: dict[str, int] = {k: i for i, k in enumerate(ENTITY_KINDS)}
 
 
@@ -122,5 +155,10 @@ def _rank(node: tuple[str, str, Any]) -> int:
     return _ORDER.get(node[0], -1)
 
 
-def _scalar_props(props: dict[str, Any]) -> dict[str, float | int | str | None]:
-    return {k: v for k, v in props.items() if v is None or isinstance(v, int | float | str)}
+def _start_props(id: str, row: list[Any]) -> dict[str, float | int | str | None]:
+    """The start node's properties as `properties(n)` has them: its id and those set."""
+    props: dict[str, float | int | str | None] = {"id": id}
+    for name, value in zip(q.NODE_PROPS, row, strict=False):
+        if value is not None:
+            props[name] = float(value) if name == "labelled_at" else value
+    return props

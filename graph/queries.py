@@ -237,8 +237,8 @@ LIMIT $n
 # --- investigator queries ---------------------------------------------------------------------
 
 
-def node_props(kind: str, key: str) -> str:
-    return f"MATCH (n:{LABELS[kind]} {{id: $id}}) RETURN properties(n), {key}(n)"
+#: The properties a node can have besides its id (ingest and labels set no others).
+NODE_PROPS: Final = ("fraud_label", "labelled_by", "labelled_at", "fraud_txn_n", "legit_txn_n")
 
 
 #: Edge columns as integers (amount in cents, times in whole seconds): a server formats a float
@@ -273,6 +273,28 @@ RETURN u.id, k, {_EDGE_COLS}, u.fraud_label, u.fraud_txn_n, {key}(u)
 LIMIT $limit
 """
     return from_users, from_entities
+
+
+def first_hop(kind: str, key: str) -> str:
+    """The start node (its NODE_PROPS and key) and its first hop in one query, so a 2-hop
+    neighbourhood is two round trips: rows are the start's 6 columns, then a `hops` row
+    (nulls where the node has no edges; no row at all where it does not exist). An entity
+    start comes back as its key, like `hops`' from-entities rows."""
+    start = ", ".join([*(f"n.{p}" for p in NODE_PROPS), f"{key}(n) AS start"])
+    if kind == "user":
+        return f"""
+MATCH (n:User {{id: $id}})
+OPTIONAL MATCH (n)-[r:USED]->(x)
+WHERE labels(x)[0] IN $labels
+RETURN {start}, n.id, labels(x)[0], x.id, {_EDGE_COLS}, x.fraud_label, x.fraud_txn_n, {key}(x)
+LIMIT $limit
+"""
+    return f"""
+MATCH (n:{LABELS[kind]} {{id: $id}})
+OPTIONAL MATCH (n)<-[r:USED]-(u)
+RETURN {start}, u.id, {key}(n), {_EDGE_COLS}, u.fraud_label, u.fraud_txn_n, {key}(u)
+LIMIT $limit
+"""
 
 
 #: Longest path searched; a bound must be literal in Cypher, so it is a constant.

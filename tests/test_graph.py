@@ -157,6 +157,18 @@ def test_labels_move_edge_and_node_counts(store: CypherStore) -> None:
     store.label(kind="device", id="d1", label="fraud", by="ana", at=T0)
     dev = [n for n in store.neighbourhood("user", "u1", hops=1).nodes if n.kind == "device"]
     assert dev[0].props["fraud_label"] == "fraud"
+    # a labelled start node: every property set, as stored; following no entity kind: alone
+    start = store.neighbourhood("device", "d1", hops=2).nodes[0]
+    assert start.props == {
+        "id": "d1",
+        "fraud_label": "fraud",
+        "labelled_by": "ana",
+        "labelled_at": T0,
+        "fraud_txn_n": 1,
+        "legit_txn_n": 1,
+    }
+    alone = store.neighbourhood("user", "u1", hops=2, follow=[])
+    assert [(n.kind, n.id) for n in alone.nodes] == [("user", "u1")] and alone.edges == []
     with pytest.raises(GraphNotFound):
         store.label(kind="txn", id="nope", label="fraud", by="ana", at=T0)
 
