@@ -11,7 +11,9 @@ the result as "evaluation-only features".
   older than the label delay (then, unlabelled, it counts as genuine, as in the snapshot's label
   risk). The window ends at ``at``, not at ``at - delay``, so labels that arrive early count too;
   it starts ``delay`` earlier than ``w`` days so that a ``w``-day window always holds ``w`` days of
-  settled outcomes (the handbook's terminal risk: 7-day delay, then a 1/7/30-day window).
+  settled outcomes (the handbook's terminal risk: 7-day delay, then a 1/7/30-day window). The
+  1-day window is the sharpest: a compromised terminal's last settled day is all fraud, where
+  the longer windows dilute it with the days before the compromise.
   NaN when the window has no settled transaction.
 - ``user_median_amount_30d``: the user's median amount over ``[at - 30 d, at)``, NaN if none
   (a median, because a compromised card's inflated frauds would drag a mean up).
@@ -34,7 +36,7 @@ import pandas as pd
 from gnn.features import DAY_US
 from gnn.graphdata import TxnArrays
 
-RATE_WINDOWS_DAYS: Final = (7, 28)
+RATE_WINDOWS_DAYS: Final = (1, 7, 28)
 MEAN_WINDOW_DAYS: Final = 30
 EVAL_ONLY_FEATURES: Final[tuple[str, ...]] = (
     *(f"merchant_fraud_rate_{w}d" for w in RATE_WINDOWS_DAYS),

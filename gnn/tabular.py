@@ -40,6 +40,11 @@ class XgbConfig:
     early_stopping_rounds: int = 40
     #: scale_pos_weight = (negatives / positives) ** power: 0.5 balances ranking and calibration.
     pos_weight_power: float = 0.5
+    #: Histogram bins per feature. The default 256 quantile bins lump the rare top of a skewed
+    #: feature into one bin, so a sharp cut there (the handbook's "amount > 220 is fraud", a
+    #: ratio to a user's usual amount) cannot be split on: 4096 bins gave the handbook's
+    #: chapter-5 folds +0.03 AP, as much as exact splits, at hist's speed.
+    max_bin: int = 4096
     nthread: int = 2
 
     def params(self, *, seed: int, scale_pos_weight: float) -> dict[str, Any]:
@@ -47,6 +52,7 @@ class XgbConfig:
             "objective": "binary:logistic",
             "eval_metric": "aucpr",
             "tree_method": "hist",
+            "max_bin": self.max_bin,
             "max_depth": self.max_depth,
             "eta": self.learning_rate,
             "subsample": self.subsample,

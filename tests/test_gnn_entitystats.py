@@ -54,13 +54,15 @@ def test_merchant_rate_counts_only_settled_outcomes() -> None:
     # are not settled. 7-day window from day 8 - 2 - 7 = day -1: m1's txns of days 0..5 plus
     # u1's day-1 one: 7 settled, 3 frauds.
     rates, median_u0, median_u1 = stats_at(8.0)
-    assert rates == [3 / 7, 3 / 7]
+    assert rates[1:] == [3 / 7, 3 / 7]
+    assert rates[0] == 1.0  # 1-day window from day 5: day 5's fraud settled, days 6, 7 not yet
     assert median_u0 == 10.0 and median_u1 == 30.0  # day 4's 500.0 does not move a median
     # at day 9 13:30: day 8's early label (fraud) counts, day 7 (+2 d = day 9 noon) has settled
     # as genuine; the 7-day window starts on day 0 13:30 (day 0's txn is out)
     rates, _, _ = stats_at(9 + 13.5 / 24)
-    assert rates[0] == 4 / 9  # u0's days 1..8 and u1's day-1 txn; frauds 3, 4, 5, 8
-    assert rates[1] == 4 / 10  # the 28-day window still holds day 0
+    assert rates[0] == 1 / 2  # from day 6 13:30: day 7 (settled genuine) and day 8 (fraud)
+    assert rates[1] == 4 / 9  # u0's days 1..8 and u1's day-1 txn; frauds 3, 4, 5, 8
+    assert rates[2] == 4 / 10  # the 28-day window still holds day 0
 
 
 def test_nothing_after_the_snapshot_counts() -> None:
