@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from gnn.features import DAY_US
 from gnn.graphdata import KINDS, TxnArrays
-from graph.ringrule import Links, components, core, density, risk, wide_device_users
+from graph.ringrule import Links, components, cores, density, risk, wide_device_users
 from graph.schemas import RingParams
 
 F64 = npt.NDArray[np.float64]
@@ -198,17 +198,7 @@ def ring_risk(
     found = components(links, min_size=params.min_size)
     wide = wide_device_users(found, links, cross_homes=params.cross_homes)
     bases = user_bases(a, hi, since=since, cap=params.hub_cap, index=index, users=wide)
-    comps = [
-        core(
-            c,
-            links,
-            household_max=params.household_max,
-            min_size=params.min_size,
-            cross_homes=params.cross_homes,
-            bases=bases,
-        )
-        for c in found
-    ]
+    comps = cores(found, links, params=params, bases=bases)
     if not comps:
         return RingRisk(at, score, size, rate, 0)
     user = a.node[:hi, USER]

@@ -14,6 +14,8 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from graph.schemas import RingParams
+
 Links = dict[tuple[str, str], list[str]]  # (kind, entity id) -> its recent users
 
 
@@ -98,6 +100,23 @@ def core(
     kept = set(keep)
     ents = [key for key in comp.entities if sum(u in kept for u in links[key]) >= 2]
     return Component(keep, ents, across_homes=across)
+
+
+def cores(
+    found: Iterable[Component], links: Links, *, params: RingParams, bases: Mapping[str, str]
+) -> list[Component]:
+    """`core` of each component with the rule's parameters."""
+    return [
+        core(
+            c,
+            links,
+            household_max=params.household_max,
+            min_size=params.min_size,
+            cross_homes=params.cross_homes,
+            bases=bases,
+        )
+        for c in found
+    ]
 
 
 def pick_bases(rows: Iterable[Sequence[Any]]) -> dict[str, str]:

@@ -51,7 +51,7 @@ from graph.ringrule import (
     Component,
     Links,
     components,
-    core,
+    cores,
     density,
     pick_bases,
     risk,
@@ -252,17 +252,7 @@ def detect(
         since=since,
         cap=params.hub_cap,
     )
-    comps = [
-        core(
-            c,
-            links,
-            household_max=params.household_max,
-            min_size=params.min_size,
-            cross_homes=params.cross_homes,
-            bases=bases,
-        )
-        for c in found
-    ]
+    comps = cores(found, links, params=params, bases=bases)
     ids = assign_ids(comps, old)
     stats = _user_stats(store, sorted({m for c in comps for m in c.members}))
     wall = time.time()
