@@ -81,25 +81,21 @@ def core(
 ) -> Component:
     """Members tied in through an entity bigger than a household or a device used from
     `cross_homes` homes (`bases`: user -> home IP; see the module docstring)."""
-    across = any(
-        key[0] == "device" and len({bases[u] for u in links[key] if u in bases}) >= cross_homes
+    across = [
+        key
         for key in comp.entities
-    )
+        if key[0] == "device" and len({bases[u] for u in links[key] if u in bases}) >= cross_homes
+    ]
     if len(comp.members) <= household_max:
-        return Component(comp.members, comp.entities, across_homes=across)
-    strong = {
-        u
-        for key in comp.entities
-        if len(links[key]) > household_max
-        or (key[0] == "device" and len({bases[v] for v in links[key] if v in bases}) >= cross_homes)
-        for u in links[key]
-    }
+        return Component(comp.members, comp.entities, across_homes=bool(across))
+    big = [key for key in comp.entities if len(links[key]) > household_max]
+    strong = {u for key in big + across for u in links[key]}
     keep = [m for m in comp.members if m in strong]
     if len(keep) < max(min_size, 3):
-        return Component(comp.members, comp.entities, across_homes=across)
+        return Component(comp.members, comp.entities, across_homes=bool(across))
     kept = set(keep)
     ents = [key for key in comp.entities if sum(u in kept for u in links[key]) >= 2]
-    return Component(keep, ents, across_homes=across)
+    return Component(keep, ents, across_homes=bool(across))
 
 
 def cores(
