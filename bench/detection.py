@@ -14,9 +14,10 @@ the handbook does. XGBoost's depth and tree count are chosen on four *validation
 weeks all end before the first test week (2018-07-11 .. 2018-08-08), never on a test week.
 
 The handbook's model (d) uses the served feature contract (TABULAR + GRAPH features) plus
-`gnn.entitystats.EVAL_ONLY_FEATURES` (merchant known fraud rate over 1/7/28 days, the user's 30-day
-median amount and the amount's ratio to it): point-in-time, but with no online counterpart yet, so
-the figures are labelled "evaluation-only features" and the served model does not use them.
+`gnn.entitystats.EVAL_ONLY_FEATURES` (the merchant's known fraud rate over 1/7/28 settled days,
+the age of its fraud spell, its common-point-of-purchase frauds, the user's 30-day median and mean
+amount and count): point-in-time, but with no online counterpart yet, so the figures are labelled
+"evaluation-only features" and the served model does not use them.
 """
 
 from __future__ import annotations

@@ -20,6 +20,20 @@ the result as "evaluation-only features".
 - ``amount_to_user_median``: the row's own amount over that median (a compromised card spends
   several times its usual amount).
 
+- ``merchant_fraud_first_age_days`` / ``merchant_fraud_last_age_days``: days from the row back to
+  the earliest / latest transaction among the merchant's known frauds of the last
+  ``delay + AGE_WINDOW_DAYS``. A breached terminal stays breached for a spell and is then fixed;
+  the rates above stay high for a label delay after the fix, and the age of the spell is what
+  tells the two apart (handbook chapter-5 folds: about +0.01 AP).
+- ``merchant_cpp_frauds_28d`` / ``merchant_cpp_rate_28d``: common point of purchase. Known frauds
+  at the merchant (in the 28-day settled window) whose card has no known fraud at any other
+  merchant over ``CPP_LOOKBACK_DAYS``: the merchant explains them, not a stolen card that was
+  used everywhere. A card thief's one purchase at a shop raises the plain rate of that shop; it
+  does not raise this one once the card's other frauds are known. Count, and rate over the
+  window's settled transactions.
+- ``user_n_30d`` / ``user_mean_amount_30d``: the user's transactions and mean amount over the
+  calendar days ``d-29 .. d`` before the row (continuous, like the velocity windows).
+
 They are cheap (a few bincounts and one group-by per call), so `gnn.pit` refreshes them every
 ``PitConfig.stats_period_days`` (6 h by default), more often than the graph snapshots.
 """
@@ -33,17 +47,30 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from gnn.features import DAY_US
+from gnn.features import DAY_US, window_stats
 from gnn.graphdata import TxnArrays
 
 RATE_WINDOWS_DAYS: Final = (1, 7, 28)
 MEAN_WINDOW_DAYS: Final = 30
-EVAL_ONLY_FEATURES: Final[tuple[str, ...]] = (
+AGE_WINDOW_DAYS: Final = 35
+CPP_WINDOW_DAYS: Final = 28
+CPP_LOOKBACK_DAYS: Final = 60
+MERCHANT_FEATURES: Final[tuple[str, ...]] = (
     *(f"merchant_fraud_rate_{w}d" for w in RATE_WINDOWS_DAYS),
+    "merchant_fraud_first_age_days",
+    "merchant_fraud_last_age_days",
+    f"merchant_cpp_frauds_{CPP_WINDOW_DAYS}d",
+    f"merchant_cpp_rate_{CPP_WINDOW_DAYS}d",
+)
+USER_FEATURES: Final[tuple[str, ...]] = (
     f"user_median_amount_{MEAN_WINDOW_DAYS}d",
     "amount_to_user_median",
+    f"user_n_{MEAN_WINDOW_DAYS}d",
+    f"user_mean_amount_{MEAN_WINDOW_DAYS}d",
 )
+EVAL_ONLY_FEATURES: Final[tuple[str, ...]] = MERCHANT_FEATURES + USER_FEATURES
 USER: Final = 0
+CARD: Final = 1
 MERCHANT: Final = 4
 
 F64 = npt.NDArray[np.float64]
@@ -56,6 +83,42 @@ class EntityStats:
     at: int
     fraud_rate: F64  # [n_nodes, len(RATE_WINDOWS_DAYS)]
     median_amount: F64  # [n_nodes]
+    #: [n_nodes, 4]: first and last known fraud's ts (us, NaN if none), CPP count and rate
+    spell: F64
+
+
+def _known_frauds(a: TxnArrays, at: int, since: int) -> npt.NDArray[np.int64]:
+    """Rows with ``since <= ts < at`` whose fraud label arrived before ``at``."""
+    lo = int(np.searchsorted(a.t, since, side="left"))
+    hi = int(np.searchsorted(a.t, at, side="left"))
+    known = (a.label_ts[lo:hi] < at) & (a.label[lo:hi] == 1)
+    return np.flatnonzero(known) + lo
+
+
+def _spell(a: TxnArrays, at: int, delay: int, settled_28d: F64) -> F64:
+    """First/last known fraud ts per merchant, and its common-point-of-purchase frauds."""
+    n_nodes = a.n_nodes
+    out = np.full((n_nodes, 4), np.nan)
+    rows = _known_frauds(a, at, at - delay - AGE_WINDOW_DAYS * DAY_US)
+    m = a.node[rows, MERCHANT]
+    ok = m >= 0
+    first = np.full(n_nodes, np.inf)
+    last = np.full(n_nodes, -np.inf)
+    np.minimum.at(first, m[ok], a.t[rows][ok].astype(np.float64))
+    np.maximum.at(last, m[ok], a.t[rows][ok].astype(np.float64))
+    out[:, 0] = np.where(np.isfinite(first), first, np.nan)
+    out[:, 1] = np.where(np.isfinite(last), last, np.nan)
+    rows = _known_frauds(a, at, at - delay - CPP_LOOKBACK_DAYS * DAY_US)
+    m, card = a.node[rows, MERCHANT], a.node[rows, CARD]
+    ok = (m >= 0) & (card >= 0)
+    pairs = np.unique(card[ok] * n_nodes + m[ok])
+    merchants_of_card = np.bincount(pairs // n_nodes, minlength=n_nodes)
+    own = ok & (merchants_of_card[np.maximum(card, 0)] == 1)
+    own &= a.t[rows] >= at - delay - CPP_WINDOW_DAYS * DAY_US
+    cpp = np.bincount(m[own], minlength=n_nodes).astype(np.float64)
+    out[:, 2] = cpp
+    out[:, 3] = np.where(settled_28d > 0, cpp / np.maximum(settled_28d, 1.0), np.nan)
+    return out
 
 
 def entity_stats(a: TxnArrays, at: int, *, label_delay_days: float) -> EntityStats:
@@ -64,6 +127,7 @@ def entity_stats(a: TxnArrays, at: int, *, label_delay_days: float) -> EntitySta
     delay = int(label_delay_days * DAY_US)
     hi = int(np.searchsorted(a.t, at, side="left"))
     rates = np.full((n_nodes, len(RATE_WINDOWS_DAYS)), np.nan)
+    settled_28d = np.zeros(n_nodes)
     for j, w in enumerate(RATE_WINDOWS_DAYS):
         lo = int(np.searchsorted(a.t, at - delay - w * DAY_US, side="left"))
         node = a.node[lo:hi, MERCHANT]
@@ -74,6 +138,8 @@ def entity_stats(a: TxnArrays, at: int, *, label_delay_days: float) -> EntitySta
         n = np.bincount(node[ok], weights=settled[ok].astype(float), minlength=n_nodes)
         f = np.bincount(node[ok], weights=fraud[ok].astype(float), minlength=n_nodes)
         rates[:, j] = np.where(n > 0, f / np.maximum(n, 1.0), np.nan)
+        if w == CPP_WINDOW_DAYS:
+            settled_28d = n.astype(np.float64)
     lo = int(np.searchsorted(a.t, at - MEAN_WINDOW_DAYS * DAY_US, side="left"))
     user = a.node[lo:hi, USER]
     ok = user >= 0
@@ -81,17 +147,38 @@ def entity_stats(a: TxnArrays, at: int, *, label_delay_days: float) -> EntitySta
     if ok.any():
         by_user = pd.Series(a.amount[lo:hi][ok]).groupby(user[ok]).median()
         median[by_user.index.to_numpy(dtype=np.int64)] = by_user.to_numpy(dtype=np.float64)
-    return EntityStats(at, rates, median)
+    return EntityStats(at, rates, median, _spell(a, at, delay, settled_28d))
 
 
-def fill_eval_rows(out: F64, rows: slice, a: TxnArrays, stats: EntityStats) -> None:
-    """Write EVAL_ONLY_FEATURES of ``rows`` (columns in that order) from one snapshot's stats."""
+def user_month(a: TxnArrays) -> F64:
+    """[n_rows, 2]: the user's earlier transactions and their mean amount over calendar days
+    ``d-29 .. d`` (row order: same-day earlier rows count, later ones do not)."""
+    count, total = window_stats(a.node[:, USER], a.t // DAY_US, MEAN_WINDOW_DAYS, a.amount)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(count > 0, total / count, np.nan)
+    return np.stack([count, mean], axis=1)
+
+
+def fill_eval_rows(
+    out: F64, rows: slice, a: TxnArrays, stats: EntityStats, month: F64 | None = None
+) -> None:
+    """Write EVAL_ONLY_FEATURES of ``rows`` (columns in that order) from one snapshot's stats;
+    ``month`` is `user_month` of every row (computed once per world)."""
     merchant = a.node[rows, MERCHANT]
     user = a.node[rows, USER]
     k = len(RATE_WINDOWS_DAYS)
     has_m = merchant >= 0
-    out[rows, :k] = np.where(has_m[:, None], stats.fraud_rate[np.maximum(merchant, 0)], np.nan)
+    safe_m = np.maximum(merchant, 0)
+    out[rows, :k] = np.where(has_m[:, None], stats.fraud_rate[safe_m], np.nan)
+    spell = np.where(has_m[:, None], stats.spell[safe_m], np.nan)
+    t = a.t[rows].astype(np.float64)
+    out[rows, k] = (t - spell[:, 0]) / DAY_US
+    out[rows, k + 1] = (t - spell[:, 1]) / DAY_US
+    out[rows, k + 2 : k + 4] = spell[:, 2:]
+    u = len(MERCHANT_FEATURES)
     median = np.where(user >= 0, stats.median_amount[np.maximum(user, 0)], np.nan)
-    out[rows, k] = median
+    out[rows, u] = median
     with np.errstate(divide="ignore", invalid="ignore"):
-        out[rows, k + 1] = np.where(median > 0, a.amount[rows] / median, np.nan)
+        out[rows, u + 1] = np.where(median > 0, a.amount[rows] / median, np.nan)
+    if month is not None:
+        out[rows, u + 2 : u + 4] = month[rows]

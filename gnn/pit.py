@@ -32,7 +32,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from fraudring.logs import get_logger
-from gnn.entitystats import EVAL_ONLY_FEATURES, entity_stats, fill_eval_rows
+from gnn.entitystats import EVAL_ONLY_FEATURES, entity_stats, fill_eval_rows, user_month
 from gnn.features import DAY_US, GRAPH_FEATURES
 from gnn.graphdata import KINDS, GraphConfig, Snapshot, TxnArrays, build_snapshot
 from gnn.model import FitInfo, FraudGCN, GcnConfig, fit_gcn, predict_proba
@@ -104,12 +104,18 @@ def _moments(a: TxnArrays, lo: int, hi: int, days: float) -> Iterator[tuple[int,
 
 
 def fill_eval(
-    out: npt.NDArray[np.float64], a: TxnArrays, lo: int, hi: int, *, cfg: PitConfig
+    out: npt.NDArray[np.float64],
+    a: TxnArrays,
+    lo: int,
+    hi: int,
+    *,
+    cfg: PitConfig,
+    month: npt.NDArray[np.float64],
 ) -> None:
     """EVAL_ONLY_FEATURES of rows lo..hi, from stats taken every `cfg.stats_period_days`."""
     for at, rows in _moments(a, lo, hi, cfg.stats_period_days):
         stats = entity_stats(a, at, label_delay_days=cfg.graph.label_delay_days)
-        fill_eval_rows(out, rows, a, stats)
+        fill_eval_rows(out, rows, a, stats, month)
 
 
 def fill_ring(
@@ -159,6 +165,7 @@ def graph_risk_features(
     since_fit = cfg.retrain_every
     rings: list[int] = []
     ring_index = RingIndex.of(a) if cfg.risk == "ring" else None
+    month = user_month(a)
     bar = tqdm(starts, desc="graph snapshots", unit="snap", disable=not progress, leave=False)
     for s in bar:
         at = int(s)
@@ -185,7 +192,7 @@ def graph_risk_features(
         since_fit += 1
         if hi <= lo:
             continue
-        fill_eval(eval_out, a, lo, hi, cfg=cfg)
+        fill_eval(eval_out, a, lo, hi, cfg=cfg, month=month)
         rows = slice(lo, hi)
         if ring_index is not None:
             rings += fill_ring(out, a, lo, hi, cfg=cfg, index=ring_index)

@@ -87,3 +87,52 @@ def test_pit_features_use_the_row_amount_and_the_days_snapshot() -> None:
     assert last["amount_to_user_median"] == 100.0 / 30.0
     assert math.isnan(f.loc[0, "user_median_amount_30d"])  # u0's first txn: no history
     assert list(f.columns[-len(EVAL_ONLY_FEATURES) :]) == list(EVAL_ONLY_FEATURES)
+
+
+def spell_at(day: float, txns: pd.DataFrame, labels: pd.DataFrame) -> list[float]:
+    a = txn_arrays(txns, labels)
+    s = entity_stats(a, int((T0 + day * DAY).value // 1000), label_delay_days=DELAY)
+    m1 = int(a.offsets[4] + list(a.node_ids[4]).index("m1"))
+    return [float(v) for v in s.spell[m1]]
+
+
+def test_fraud_spell_ages_and_common_point_of_purchase() -> None:
+    txns, labels = world()
+    # at day 8 00:00 the frauds of days 3..5 are known (day 8's is not): the spell runs from day
+    # 3 to day 5 noon; u0's card has frauds at m1 only, so m1 explains all three (CPP), over 7
+    # settled transactions in the 28-day window
+    first, last, cpp, rate = spell_at(8.0, txns, labels)
+    assert (first, last) == (
+        (T0 + 3.5 * DAY).value // 1000,
+        (T0 + 5.5 * DAY).value // 1000,
+    )
+    assert (cpp, rate) == (3.0, 3 / 7)
+    assert math.isnan(spell_at(5.0, txns, labels)[0])  # no fraud label has arrived yet
+    # the same card defrauded at m2 on day 2 (known on day 4): the card, not m1, explains them
+    extra = pd.DataFrame(
+        [[T0 + 2 * DAY + pd.Timedelta(hours=14), "u0", "m2", 10.0, "t99", "c-u0", None, None]],
+        columns=txns.columns,
+    )
+    txns2 = pd.concat([txns, extra]).sort_values("ts", kind="mergesort").reset_index(drop=True)
+    lab = pd.DataFrame({"txn_id": ["t99"], "label": [np.int8(1)], "label_ts": [T0 + 4 * DAY]})
+    labels2 = pd.concat([labels, lab], ignore_index=True)
+    assert spell_at(8.0, txns2, labels2)[2:] == [0.0, 0.0]
+    assert spell_at(3.9, txns2, labels2)[2] == 0.0  # nothing at m1 known yet either
+
+
+def test_pit_rows_get_spell_ages_and_user_month() -> None:
+    txns, labels = world()
+    cfg = PitConfig(use_gcn=False, graph=GraphConfig(label_delay_days=DELAY, min_ring=2))
+    f = graph_risk_features(txn_arrays(txns, labels), cfg=cfg, progress=False).features
+    day9 = f.index[(txns["ts"] - T0).dt.days == 9]
+    u0_day9, u1_day9 = int(day9[0]), int(day9[1])
+    # u0 at m1 on day 9 noon, stats of 06:00 (6 h refresh): frauds of days 3..5 known (day 8's
+    # label arrived at day 8 13:00 too): first day 3 noon -> 6 days, last day 8 noon -> 1 day
+    assert f.loc[u0_day9, "merchant_fraud_first_age_days"] == 6.0
+    assert f.loc[u0_day9, "merchant_fraud_last_age_days"] == 1.0
+    assert f.loc[u0_day9, "merchant_cpp_frauds_28d"] == 4.0
+    assert f.loc[u0_day9, "user_n_30d"] == 9.0  # days 0..8
+    assert f.loc[u0_day9, "user_mean_amount_30d"] == (8 * 10.0 + 500.0) / 9
+    assert f.loc[u1_day9, "user_n_30d"] == 1.0 and f.loc[u1_day9, "user_mean_amount_30d"] == 30.0
+    assert math.isnan(f.loc[u1_day9, "merchant_fraud_first_age_days"])  # m2: no fraud known
+    assert math.isnan(f.loc[0, "user_mean_amount_30d"])  # u0's first transaction
