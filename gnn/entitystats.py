@@ -33,6 +33,10 @@ the result as "evaluation-only features".
   window's settled transactions.
 - ``user_n_30d`` / ``user_mean_amount_30d``: the user's transactions and mean amount over the
   calendar days ``d-29 .. d`` before the row (continuous, like the velocity windows).
+- ``user_spikes_{7,14}d``: the user's earlier transactions in the last 7 / 14 days whose amount
+  was over ``SPIKE_RATIO`` times the user's median as known then. A compromised card is used
+  again and again at inflated amounts; one big purchase is not a pattern (handbook folds: about
+  +0.015 AP and the best Card Precision@100, since it lifts the whole card, not one row).
 
 They are cheap (a few bincounts and one group-by per call), so `gnn.pit` refreshes them every
 ``PitConfig.stats_period_days`` (6 h by default), more often than the graph snapshots.
@@ -55,6 +59,8 @@ MEAN_WINDOW_DAYS: Final = 30
 AGE_WINDOW_DAYS: Final = 35
 CPP_WINDOW_DAYS: Final = 28
 CPP_LOOKBACK_DAYS: Final = 60
+SPIKE_RATIO: Final = 3.0
+SPIKE_WINDOWS_DAYS: Final = (7, 14)
 MERCHANT_FEATURES: Final[tuple[str, ...]] = (
     *(f"merchant_fraud_rate_{w}d" for w in RATE_WINDOWS_DAYS),
     "merchant_fraud_first_age_days",
@@ -67,6 +73,7 @@ USER_FEATURES: Final[tuple[str, ...]] = (
     "amount_to_user_median",
     f"user_n_{MEAN_WINDOW_DAYS}d",
     f"user_mean_amount_{MEAN_WINDOW_DAYS}d",
+    *(f"user_spikes_{w}d" for w in SPIKE_WINDOWS_DAYS),
 )
 EVAL_ONLY_FEATURES: Final[tuple[str, ...]] = MERCHANT_FEATURES + USER_FEATURES
 USER: Final = 0
@@ -140,14 +147,45 @@ def entity_stats(a: TxnArrays, at: int, *, label_delay_days: float) -> EntitySta
         rates[:, j] = np.where(n > 0, f / np.maximum(n, 1.0), np.nan)
         if w == CPP_WINDOW_DAYS:
             settled_28d = n.astype(np.float64)
+    return EntityStats(at, rates, user_median(a, at), _spell(a, at, delay, settled_28d))
+
+
+def user_median(a: TxnArrays, at: int) -> F64:
+    """Per node: the user's median amount over ``[at - 30 d, at)``, NaN without history."""
     lo = int(np.searchsorted(a.t, at - MEAN_WINDOW_DAYS * DAY_US, side="left"))
+    hi = int(np.searchsorted(a.t, at, side="left"))
     user = a.node[lo:hi, USER]
     ok = user >= 0
-    median = np.full(n_nodes, np.nan)
+    median = np.full(a.n_nodes, np.nan)
     if ok.any():
         by_user = pd.Series(a.amount[lo:hi][ok]).groupby(user[ok]).median()
         median[by_user.index.to_numpy(dtype=np.int64)] = by_user.to_numpy(dtype=np.float64)
-    return EntityStats(at, rates, median, _spell(a, at, delay, settled_28d))
+    return median
+
+
+def user_spikes(a: TxnArrays, *, period_days: float) -> F64:
+    """[n_rows, len(SPIKE_WINDOWS_DAYS)]: the user's earlier rows in the last 7 / 14 days whose
+    amount was over SPIKE_RATIO x the user's median as known then (medians refreshed every
+    ``period_days`` from the world's first row, so the first rows of a range have history)."""
+    step = max(1, int(period_days * DAY_US))
+    ratio = np.full(len(a.t), np.nan)
+    user = a.node[:, USER]
+    lo = 0
+    while lo < len(a.t):
+        at = int(a.t[lo]) // step * step
+        hi = int(np.searchsorted(a.t, at + step, side="left"))
+        median = user_median(a, at)
+        u = user[lo:hi]
+        m = np.where(u >= 0, median[np.maximum(u, 0)], np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio[lo:hi] = np.where(m > 0, a.amount[lo:hi] / m, np.nan)
+        lo = hi
+    spike = (ratio > SPIKE_RATIO).astype(np.float64)
+    hour = a.t // (3600 * 1_000_000)
+    out = np.full((len(a.t), len(SPIKE_WINDOWS_DAYS)), np.nan)
+    for j, w in enumerate(SPIKE_WINDOWS_DAYS):
+        out[:, j] = window_stats(user, hour, 24 * w, spike)[1]
+    return out
 
 
 def user_month(a: TxnArrays) -> F64:
@@ -163,7 +201,7 @@ def fill_eval_rows(
     out: F64, rows: slice, a: TxnArrays, stats: EntityStats, month: F64 | None = None
 ) -> None:
     """Write EVAL_ONLY_FEATURES of ``rows`` (columns in that order) from one snapshot's stats;
-    ``month`` is `user_month` of every row (computed once per world)."""
+    ``month`` holds the per-row columns computed once per world (`user_month`, `user_spikes`)."""
     merchant = a.node[rows, MERCHANT]
     user = a.node[rows, USER]
     k = len(RATE_WINDOWS_DAYS)
@@ -181,4 +219,4 @@ def fill_eval_rows(
     with np.errstate(divide="ignore", invalid="ignore"):
         out[rows, u + 1] = np.where(median > 0, a.amount[rows] / median, np.nan)
     if month is not None:
-        out[rows, u + 2 : u + 4] = month[rows]
+        out[rows, u + 2 :] = month[rows]

@@ -32,7 +32,13 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from fraudring.logs import get_logger
-from gnn.entitystats import EVAL_ONLY_FEATURES, entity_stats, fill_eval_rows, user_month
+from gnn.entitystats import (
+    EVAL_ONLY_FEATURES,
+    entity_stats,
+    fill_eval_rows,
+    user_month,
+    user_spikes,
+)
 from gnn.features import DAY_US, GRAPH_FEATURES
 from gnn.graphdata import KINDS, GraphConfig, Snapshot, TxnArrays, build_snapshot
 from gnn.model import FitInfo, FraudGCN, GcnConfig, fit_gcn, predict_proba
@@ -165,7 +171,7 @@ def graph_risk_features(
     since_fit = cfg.retrain_every
     rings: list[int] = []
     ring_index = RingIndex.of(a) if cfg.risk == "ring" else None
-    month = user_month(a)
+    month = np.hstack([user_month(a), user_spikes(a, period_days=cfg.stats_period_days)])
     bar = tqdm(starts, desc="graph snapshots", unit="snap", disable=not progress, leave=False)
     for s in bar:
         at = int(s)

@@ -136,3 +136,9 @@ def test_pit_rows_get_spell_ages_and_user_month() -> None:
     assert f.loc[u1_day9, "user_n_30d"] == 1.0 and f.loc[u1_day9, "user_mean_amount_30d"] == 30.0
     assert math.isnan(f.loc[u1_day9, "merchant_fraud_first_age_days"])  # m2: no fraud known
     assert math.isnan(f.loc[0, "user_mean_amount_30d"])  # u0's first transaction
+    # u0's 500.0 on day 4 was 50x its median then: a spike for the next 7 / 14 days, not before
+    day4 = int(f.index[((txns["ts"] - T0).dt.days == 4) & (txns["user_id"] == "u0")][0])
+    assert f.loc[day4, "user_spikes_7d"] == 0.0
+    assert f.loc[day4 + 1, "user_spikes_7d"] == 1.0
+    assert f.loc[u0_day9, ["user_spikes_7d", "user_spikes_14d"]].tolist() == [1.0, 1.0]
+    assert f.loc[u1_day9, "user_spikes_14d"] == 0.0
