@@ -26,11 +26,11 @@ the result as "evaluation-only features".
   the rates above stay high for a label delay after the fix, and the age of the spell is what
   tells the two apart (handbook chapter-5 folds: about +0.01 AP).
 - ``merchant_cpp_frauds_28d`` / ``merchant_cpp_rate_28d``: common point of purchase. Known frauds
-  at the merchant (in the 28-day settled window) whose card has no known fraud at any other
-  merchant over ``CPP_LOOKBACK_DAYS``: the merchant explains them, not a stolen card that was
-  used everywhere. A card thief's one purchase at a shop raises the plain rate of that shop; it
-  does not raise this one once the card's other frauds are known. Count, and rate over the
-  window's settled transactions.
+  at the merchant (in the 28-day settled window) whose card has no known fraud at another
+  merchant within ``CARD_SPELL_DAYS`` of it: the merchant explains them, not a stolen card that
+  was used everywhere in the same days. A card thief's one purchase at a shop raises the plain
+  rate of that shop; it does not raise this one once the card's other frauds are known. Count,
+  and rate over the window's settled transactions.
 - ``user_n_30d`` / ``user_mean_amount_30d``: the user's transactions and mean amount over the
   calendar days ``d-29 .. d`` before the row (continuous, like the velocity windows).
 - ``user_spikes_{7,14}d``: the user's earlier transactions in the last 7 / 14 days whose amount
@@ -59,6 +59,7 @@ MEAN_WINDOW_DAYS: Final = 30
 AGE_WINDOW_DAYS: Final = 35
 CPP_WINDOW_DAYS: Final = 28
 CPP_LOOKBACK_DAYS: Final = 60
+CARD_SPELL_DAYS: Final = 14
 SPIKE_RATIO: Final = 3.0
 SPIKE_WINDOWS_DAYS: Final = (7, 14)
 MERCHANT_FEATURES: Final[tuple[str, ...]] = (
@@ -102,6 +103,33 @@ def _known_frauds(a: TxnArrays, at: int, since: int) -> npt.NDArray[np.int64]:
     return np.flatnonzero(known) + lo
 
 
+def _in_span(
+    group: npt.NDArray[np.int64], secs: npt.NDArray[np.int64], span: int
+) -> npt.NDArray[np.int64]:
+    """Per row: rows of the same group within ``span`` seconds of it (itself included)."""
+    key = np.sort((group << 32) | secs)
+    hi = np.searchsorted(key, (group << 32) | (secs + span), side="right")
+    lo = np.searchsorted(key, (group << 32) | np.maximum(secs - span, 0), side="left")
+    return np.asarray(hi - lo, dtype=np.int64)
+
+
+def _card_spell_elsewhere(
+    card: npt.NDArray[np.int64], merchant: npt.NDArray[np.int64], t: npt.NDArray[np.int64]
+) -> npt.NDArray[np.bool_]:
+    """Per fraud: does its card have another fraud at another merchant within CARD_SPELL_DAYS?
+    A stolen card is used in a burst; a card that was defrauded months ago and is now hit at
+    one terminal is a victim of that terminal, not evidence against it."""
+    if len(t) == 0:
+        return np.zeros(0, dtype=bool)
+    secs = (t - t.min()) // 1_000_000
+    span = CARD_SPELL_DAYS * 86_400
+    _, pair = np.unique(card * (int(merchant.max()) + 1) + merchant, return_inverse=True)
+    same_card = _in_span(card, secs, span)
+    same_pair = _in_span(pair.astype(np.int64), secs, span)
+    out: npt.NDArray[np.bool_] = same_card > same_pair
+    return out
+
+
 def _spell(a: TxnArrays, at: int, delay: int, settled_28d: F64) -> F64:
     """First/last known fraud ts per merchant, and its common-point-of-purchase frauds."""
     n_nodes = a.n_nodes
@@ -116,11 +144,9 @@ def _spell(a: TxnArrays, at: int, delay: int, settled_28d: F64) -> F64:
     out[:, 0] = np.where(np.isfinite(first), first, np.nan)
     out[:, 1] = np.where(np.isfinite(last), last, np.nan)
     rows = _known_frauds(a, at, at - delay - CPP_LOOKBACK_DAYS * DAY_US)
+    rows = rows[(a.node[rows, MERCHANT] >= 0) & (a.node[rows, CARD] >= 0)]
     m, card = a.node[rows, MERCHANT], a.node[rows, CARD]
-    ok = (m >= 0) & (card >= 0)
-    pairs = np.unique(card[ok] * n_nodes + m[ok])
-    merchants_of_card = np.bincount(pairs // n_nodes, minlength=n_nodes)
-    own = ok & (merchants_of_card[np.maximum(card, 0)] == 1)
+    own = ~_card_spell_elsewhere(card, m, a.t[rows])
     own &= a.t[rows] >= at - delay - CPP_WINDOW_DAYS * DAY_US
     cpp = np.bincount(m[own], minlength=n_nodes).astype(np.float64)
     out[:, 2] = cpp

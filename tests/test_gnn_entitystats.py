@@ -108,16 +108,22 @@ def test_fraud_spell_ages_and_common_point_of_purchase() -> None:
     )
     assert (cpp, rate) == (3.0, 3 / 7)
     assert math.isnan(spell_at(5.0, txns, labels)[0])  # no fraud label has arrived yet
-    # the same card defrauded at m2 on day 2 (known on day 4): the card, not m1, explains them
-    extra = pd.DataFrame(
-        [[T0 + 2 * DAY + pd.Timedelta(hours=14), "u0", "m2", 10.0, "t99", "c-u0", None, None]],
-        columns=txns.columns,
-    )
-    txns2 = pd.concat([txns, extra]).sort_values("ts", kind="mergesort").reset_index(drop=True)
-    lab = pd.DataFrame({"txn_id": ["t99"], "label": [np.int8(1)], "label_ts": [T0 + 4 * DAY]})
-    labels2 = pd.concat([labels, lab], ignore_index=True)
+
+    def with_card_fraud_at_m2(when: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+        row = [[when, "u0", "m2", 10.0, "t99", "c-u0", None, None]]
+        more = pd.concat([txns, pd.DataFrame(row, columns=txns.columns)])
+        lab = pd.DataFrame({"txn_id": ["t99"], "label": [np.int8(1)], "label_ts": [when + DAY]})
+        return (
+            more.sort_values("ts", kind="mergesort").reset_index(drop=True),
+            pd.concat([labels, lab], ignore_index=True),
+        )
+
+    # the same card defrauded at m2 on day 2: a stolen card's spell explains m1's frauds too
+    txns2, labels2 = with_card_fraud_at_m2(T0 + 2 * DAY + pd.Timedelta(hours=14))
     assert spell_at(8.0, txns2, labels2)[2:] == [0.0, 0.0]
-    assert spell_at(3.9, txns2, labels2)[2] == 0.0  # nothing at m1 known yet either
+    # ... but not a fraud on the card 20 days before m1's (another spell): m1 still explains them
+    txns3, labels3 = with_card_fraud_at_m2(T0 - 20 * DAY)
+    assert spell_at(8.0, txns3, labels3)[2:] == [3.0, 3 / 7]
 
 
 def test_pit_rows_get_spell_ages_and_user_month() -> None:
