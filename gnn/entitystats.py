@@ -90,7 +90,7 @@ class EntityStats:
 
     at: int
     fraud_rate: F64  # [n_nodes, len(RATE_WINDOWS_DAYS)]
-    median_amount: F64  # [n_nodes]
+    median_amount: F64  # [n_nodes] (NaN everywhere when not asked for)
     #: [n_nodes, 4]: first and last known fraud's ts (us, NaN if none), CPP count and rate
     spell: F64
 
@@ -154,8 +154,11 @@ def _spell(a: TxnArrays, at: int, delay: int, settled_28d: F64) -> F64:
     return out
 
 
-def entity_stats(a: TxnArrays, at: int, *, label_delay_days: float) -> EntityStats:
-    """The statistics as known strictly before ``at`` (see the module docstring)."""
+def entity_stats(
+    a: TxnArrays, at: int, *, label_delay_days: float, with_median: bool = True
+) -> EntityStats:
+    """The statistics as known strictly before ``at`` (see the module docstring); `gnn.pit`
+    takes the users' medians from `user_rows` instead (``with_median=False``)."""
     n_nodes = a.n_nodes
     delay = int(label_delay_days * DAY_US)
     hi = int(np.searchsorted(a.t, at, side="left"))
@@ -173,7 +176,8 @@ def entity_stats(a: TxnArrays, at: int, *, label_delay_days: float) -> EntitySta
         rates[:, j] = np.where(n > 0, f / np.maximum(n, 1.0), np.nan)
         if w == CPP_WINDOW_DAYS:
             settled_28d = n.astype(np.float64)
-    return EntityStats(at, rates, user_median(a, at), _spell(a, at, delay, settled_28d))
+    median = user_median(a, at) if with_median else np.full(n_nodes, np.nan)
+    return EntityStats(at, rates, median, _spell(a, at, delay, settled_28d))
 
 
 def user_median(a: TxnArrays, at: int) -> F64:
@@ -189,12 +193,12 @@ def user_median(a: TxnArrays, at: int) -> F64:
     return median
 
 
-def user_spikes(a: TxnArrays, *, period_days: float) -> F64:
-    """[n_rows, len(SPIKE_WINDOWS_DAYS)]: the user's earlier rows in the last 7 / 14 days whose
-    amount was over SPIKE_RATIO x the user's median as known then (medians refreshed every
-    ``period_days`` from the world's first row, so the first rows of a range have history)."""
+def user_rows(a: TxnArrays, *, period_days: float) -> F64:
+    """USER_FEATURES of every row, in that order: the median (refreshed every ``period_days``
+    from the world's first row, so the first rows of a range have history and the spikes see
+    them), the amount's ratio to it, the 30-day count and mean, and the spikes."""
     step = max(1, int(period_days * DAY_US))
-    ratio = np.full(len(a.t), np.nan)
+    out = np.full((len(a.t), len(USER_FEATURES)), np.nan)
     user = a.node[:, USER]
     lo = 0
     while lo < len(a.t):
@@ -202,34 +206,23 @@ def user_spikes(a: TxnArrays, *, period_days: float) -> F64:
         hi = int(np.searchsorted(a.t, at + step, side="left"))
         median = user_median(a, at)
         u = user[lo:hi]
-        m = np.where(u >= 0, median[np.maximum(u, 0)], np.nan)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio[lo:hi] = np.where(m > 0, a.amount[lo:hi] / m, np.nan)
+        out[lo:hi, 0] = np.where(u >= 0, median[np.maximum(u, 0)], np.nan)
         lo = hi
-    spike = (ratio > SPIKE_RATIO).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[:, 1] = np.where(out[:, 0] > 0, a.amount / out[:, 0], np.nan)
+        count, total = window_stats(user, a.t // DAY_US, MEAN_WINDOW_DAYS, a.amount)
+        out[:, 2], out[:, 3] = count, np.where(count > 0, total / count, np.nan)
+    spike = (out[:, 1] > SPIKE_RATIO).astype(np.float64)
     hour = a.t // (3600 * 1_000_000)
-    out = np.full((len(a.t), len(SPIKE_WINDOWS_DAYS)), np.nan)
     for j, w in enumerate(SPIKE_WINDOWS_DAYS):
-        out[:, j] = window_stats(user, hour, 24 * w, spike)[1]
+        out[:, 4 + j] = window_stats(user, hour, 24 * w, spike)[1]
     return out
 
 
-def user_month(a: TxnArrays) -> F64:
-    """[n_rows, 2]: the user's earlier transactions and their mean amount over calendar days
-    ``d-29 .. d`` (row order: same-day earlier rows count, later ones do not)."""
-    count, total = window_stats(a.node[:, USER], a.t // DAY_US, MEAN_WINDOW_DAYS, a.amount)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = np.where(count > 0, total / count, np.nan)
-    return np.stack([count, mean], axis=1)
-
-
-def fill_eval_rows(
-    out: F64, rows: slice, a: TxnArrays, stats: EntityStats, month: F64 | None = None
-) -> None:
-    """Write EVAL_ONLY_FEATURES of ``rows`` (columns in that order) from one snapshot's stats;
-    ``month`` holds the per-row columns computed once per world (`user_month`, `user_spikes`)."""
+def fill_eval_rows(out: F64, rows: slice, a: TxnArrays, stats: EntityStats, users: F64) -> None:
+    """Write EVAL_ONLY_FEATURES of ``rows`` (columns in that order): the merchant's from one
+    moment's stats, the user's from `user_rows` (computed once per world)."""
     merchant = a.node[rows, MERCHANT]
-    user = a.node[rows, USER]
     k = len(RATE_WINDOWS_DAYS)
     has_m = merchant >= 0
     safe_m = np.maximum(merchant, 0)
@@ -239,10 +232,4 @@ def fill_eval_rows(
     out[rows, k] = (t - spell[:, 0]) / DAY_US
     out[rows, k + 1] = (t - spell[:, 1]) / DAY_US
     out[rows, k + 2 : k + 4] = spell[:, 2:]
-    u = len(MERCHANT_FEATURES)
-    median = np.where(user >= 0, stats.median_amount[np.maximum(user, 0)], np.nan)
-    out[rows, u] = median
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out[rows, u + 1] = np.where(median > 0, a.amount[rows] / median, np.nan)
-    if month is not None:
-        out[rows, u + 2 :] = month[rows]
+    out[rows, len(MERCHANT_FEATURES) :] = users[rows]

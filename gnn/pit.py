@@ -36,8 +36,7 @@ from gnn.entitystats import (
     EVAL_ONLY_FEATURES,
     entity_stats,
     fill_eval_rows,
-    user_month,
-    user_spikes,
+    user_rows,
 )
 from gnn.features import DAY_US, GRAPH_FEATURES
 from gnn.graphdata import KINDS, GraphConfig, Snapshot, TxnArrays, build_snapshot
@@ -116,12 +115,13 @@ def fill_eval(
     hi: int,
     *,
     cfg: PitConfig,
-    month: npt.NDArray[np.float64],
+    users: npt.NDArray[np.float64],
 ) -> None:
     """EVAL_ONLY_FEATURES of rows lo..hi, from stats taken every `cfg.stats_period_days`."""
     for at, rows in _moments(a, lo, hi, cfg.stats_period_days):
-        stats = entity_stats(a, at, label_delay_days=cfg.graph.label_delay_days)
-        fill_eval_rows(out, rows, a, stats, month)
+        delay = cfg.graph.label_delay_days
+        stats = entity_stats(a, at, label_delay_days=delay, with_median=False)
+        fill_eval_rows(out, rows, a, stats, users)
 
 
 def fill_ring(
@@ -171,7 +171,7 @@ def graph_risk_features(
     since_fit = cfg.retrain_every
     rings: list[int] = []
     ring_index = RingIndex.of(a) if cfg.risk == "ring" else None
-    month = np.hstack([user_month(a), user_spikes(a, period_days=cfg.stats_period_days)])
+    users = user_rows(a, period_days=cfg.stats_period_days)
     bar = tqdm(starts, desc="graph snapshots", unit="snap", disable=not progress, leave=False)
     for s in bar:
         at = int(s)
@@ -198,7 +198,7 @@ def graph_risk_features(
         since_fit += 1
         if hi <= lo:
             continue
-        fill_eval(eval_out, a, lo, hi, cfg=cfg, month=month)
+        fill_eval(eval_out, a, lo, hi, cfg=cfg, users=users)
         rows = slice(lo, hi)
         if ring_index is not None:
             rings += fill_ring(out, a, lo, hi, cfg=cfg, index=ring_index)
