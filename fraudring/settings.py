@@ -108,6 +108,13 @@ class Settings(BaseSettings):
     ingest_linger_ms: Annotated[int, Field(ge=0, le=5000)] = 100
     task_max_retries: Annotated[int, Field(ge=0, le=50)] = 5
     task_backoff_max_s: Annotated[int, Field(ge=1)] = 600
+    #: How often the workers recompute the merchants' and users' statistics (STATS_FEATURES).
+    stats_refresh_s: Annotated[float, Field(gt=0)] = 300.0
+    #: ... and this long after a label drain applied labels (they move the merchants' rates).
+    stats_label_gap_s: Annotated[float, Field(ge=0)] = 30.0
+    #: Days after which an unlabelled transaction counts as genuine in those statistics, when
+    #: the live model does not say (its manifest's label_delay_days, the training data's).
+    label_delay_days: Annotated[float, Field(ge=0)] = 7.0
     retrain_cron: str = Field(default="30 2 * * *", pattern=r"^\S+ \S+ \S+ \S+ \S+$")
     drift_cron: str = Field(default="0 6 * * *", pattern=r"^\S+ \S+ \S+ \S+ \S+$")
     drift_psi_bound: Annotated[float, Field(gt=0)] = 0.25

@@ -26,6 +26,7 @@ from gnn.features import (
     DAY_US,
     FEATURE_NAMES,
     GRAPH_FEATURES,
+    STATS_FEATURES,
     TABULAR_FEATURES,
     tabular_features,
 )
@@ -167,7 +168,7 @@ def build_dataset(
     arrays = txn_arrays(frames.txns, frames.labels)
     res = graph_risk_features(arrays, cfg=pit, start_us=start_us, end_us=end_us, progress=progress)
     t2 = time.perf_counter()
-    x = pd.concat([tab, res.features[list(GRAPH_FEATURES)]], axis=1)
+    x = pd.concat([tab, res.features[list(GRAPH_FEATURES + STATS_FEATURES)]], axis=1)
     x = x[list(FEATURE_NAMES)]
     assert list(x.columns[: len(TABULAR_FEATURES)]) == list(TABULAR_FEATURES)
     timings = {"tabular_s": t1 - t0, "graph_s": t2 - t1}

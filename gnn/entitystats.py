@@ -1,10 +1,13 @@
-"""Point-in-time entity statistics that the online engine does not serve yet (evaluation only).
+"""Point-in-time entity statistics: the merchant's known fraud and the user's usual amount.
 
-``EVAL_ONLY_FEATURES`` are computed, like the graph risk, from what a snapshot at ``at`` knows:
-transactions with ``ts < at`` and labels with ``label_ts < at``. They have no counterpart in the
-online feature vector (`realtime.features` assembles only TABULAR + GRAPH features, the latter from
-the workers' cached GraphRisk), so the served model never uses them; benchmarks may, and label
-the result as "evaluation-only features".
+``ENTITY_FEATURES`` are computed, like the graph risk, from what a snapshot at ``at`` knows:
+transactions with ``ts < at`` and labels with ``label_ts < at``. Most are served
+(``gnn.features.STATS_FEATURES``): the workers run `current_stats` on the graph's ledger every
+few minutes and cache one entry per merchant and user in Redis, and the decision reads both in
+its one Lua call, exactly as training reads a moment's `entity_stats` (`fill_eval_rows`), the
+ages and the amount ratio then taken from the transaction itself. ``EVAL_ONLY_FEATURES`` (the
+user's 30-day count, mean and spikes, exact per row) have no online counterpart yet, so the
+served model never uses them; benchmarks may, and label the result "evaluation-only features".
 
 - ``merchant_fraud_rate_{w}d``: the merchant's known fraud rate over transactions in
   ``[at - delay - w, at)`` whose outcome is known at ``at``: a label arrived, or the transaction is
@@ -39,7 +42,8 @@ the result as "evaluation-only features".
   +0.015 AP and the best Card Precision@100, since it lifts the whole card, not one row).
 
 They are cheap (a few bincounts and one group-by per call), so `gnn.pit` refreshes them every
-``PitConfig.stats_period_days`` (6 h by default), more often than the graph snapshots.
+``PitConfig.stats_period_days`` (6 h by default), more often than the graph snapshots; online
+the workers refresh them more often still (``FRAUDRING_STATS_REFRESH_S``).
 """
 
 from __future__ import annotations
@@ -51,8 +55,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from gnn.features import DAY_US, window_stats
-from gnn.graphdata import TxnArrays
+from gnn.features import DAY_US, STATS_FEATURES, window_stats
+from gnn.graphdata import KINDS, TxnArrays, txn_arrays
 
 RATE_WINDOWS_DAYS: Final = (1, 7, 28)
 MEAN_WINDOW_DAYS: Final = 30
@@ -76,7 +80,10 @@ USER_FEATURES: Final[tuple[str, ...]] = (
     f"user_mean_amount_{MEAN_WINDOW_DAYS}d",
     *(f"user_spikes_{w}d" for w in SPIKE_WINDOWS_DAYS),
 )
-EVAL_ONLY_FEATURES: Final[tuple[str, ...]] = MERCHANT_FEATURES + USER_FEATURES
+ENTITY_FEATURES: Final[tuple[str, ...]] = MERCHANT_FEATURES + USER_FEATURES
+#: The merchant's statistics and the user's median and amount ratio are served (STATS_FEATURES).
+EVAL_ONLY_FEATURES: Final[tuple[str, ...]] = USER_FEATURES[2:]
+assert MERCHANT_FEATURES + USER_FEATURES[:2] == STATS_FEATURES
 USER: Final = 0
 CARD: Final = 1
 MERCHANT: Final = 4
@@ -220,7 +227,7 @@ def user_rows(a: TxnArrays, *, period_days: float) -> F64:
 
 
 def fill_eval_rows(out: F64, rows: slice, a: TxnArrays, stats: EntityStats, users: F64) -> None:
-    """Write EVAL_ONLY_FEATURES of ``rows`` (columns in that order): the merchant's from one
+    """Write ENTITY_FEATURES of ``rows`` (columns in that order): the merchant's from one
     moment's stats, the user's from `user_rows` (computed once per world)."""
     merchant = a.node[rows, MERCHANT]
     k = len(RATE_WINDOWS_DAYS)
@@ -233,3 +240,60 @@ def fill_eval_rows(out: F64, rows: slice, a: TxnArrays, stats: EntityStats, user
     out[rows, k + 1] = (t - spell[:, 1]) / DAY_US
     out[rows, k + 2 : k + 4] = spell[:, 2:]
     out[rows, len(MERCHANT_FEATURES) :] = users[rows]
+
+
+@dataclass
+class CurrentStats:
+    """One moment's statistics by entity id, as the workers cache them for the decisions."""
+
+    at: float  # epoch s
+    #: merchant id -> 1/7/28-day rates, first and last known fraud ts (epoch s), CPP count, rate
+    merchants: dict[str, tuple[float, ...]]
+    users: dict[str, float]  # user id -> median amount over the last 30 days
+
+
+def current_stats(ledger: pd.DataFrame, *, at: float, label_delay_days: float) -> CurrentStats:
+    """`entity_stats` at ``at`` from the graph's ledger (columns of
+    `graph.repository.LEDGER_SCHEMA`, ts and labelled_at in epoch s), keyed by entity id.
+    Every merchant and user of the ledger gets an entry, so a merchant with no known fraud reads
+    0, not unknown."""
+    led = ledger.sort_values(["ts", "txn_id"], kind="mergesort").reset_index(drop=True)
+    txns = pd.DataFrame(
+        {
+            "txn_id": led["txn_id"],
+            "ts": pd.to_datetime((led["ts"] * 1e6).round().astype("int64"), unit="us", utc=True),
+            "user_id": led["user_id"],
+            "card_id": led["card_id"],
+            "device_id": None,
+            "ip": None,
+            "merchant_id": led["merchant_id"],
+            "amount": led["amount"],
+        }
+    )
+    known = led["label"].isin(["fraud", "legitimate"]) & led["labelled_at"].notna()
+    labels = pd.DataFrame(
+        {
+            "txn_id": led["txn_id"][known],
+            "label": (led["label"][known] == "fraud").astype(np.float64),
+            "label_ts": pd.to_datetime(
+                (led["labelled_at"][known] * 1e6).round().astype("int64"), unit="us", utc=True
+            ),
+        }
+    )
+    a = txn_arrays(txns, labels)
+    at_us = round(at * 1e6)
+    stats = entity_stats(a, at_us, label_delay_days=label_delay_days)
+    m0, m1 = int(a.offsets[MERCHANT]), int(a.offsets[MERCHANT + 1])
+    spell = stats.spell[m0:m1].copy()
+    spell[:, :2] /= 1e6  # ts in epoch s
+    values = np.concatenate([stats.fraud_rate[m0:m1], spell], axis=1)
+    merchants = {
+        str(i): tuple(float(v) for v in row)
+        for i, row in zip(a.node_ids[MERCHANT], values, strict=True)
+    }
+    u0, u1 = int(a.offsets[USER]), int(a.offsets[USER + 1])
+    users = {
+        str(i): float(v) for i, v in zip(a.node_ids[USER], stats.median_amount[u0:u1], strict=True)
+    }
+    assert KINDS[MERCHANT] == "merchant" and KINDS[USER] == "user"
+    return CurrentStats(at, merchants, users)

@@ -23,7 +23,8 @@ import pandas as pd
 
 from gnn import metrics as m
 from gnn.dataset import Dataset, Split, label_delay_days, temporal_split
-from gnn.features import DAY_US, TABULAR_FEATURES, US
+from gnn.entitystats import MERCHANT_FEATURES
+from gnn.features import DAY_US, GRAPH_FEATURES, US
 from gnn.tabular import Thresholds, XgbConfig, XgbModel, choose_thresholds, fit_xgb
 
 MODELS = {
@@ -155,23 +156,27 @@ def evaluate_dataset(
     test = np.flatnonzero(test_mask)
     y_test = ds.truth()[test]
     x_all, names = ds.matrix(eval_only=eval_only)
-    n_tab = len(TABULAR_FEATURES)
+    # (b) gets every feature of the transaction's own history (velocity, the user's usual
+    # amount); (d) adds what other entities' labels and the graph say (graph risk, the merchant's
+    # known fraud).
+    label_derived = set(GRAPH_FEATURES) | set(MERCHANT_FEATURES)
+    tab = np.asarray([i for i, n in enumerate(names) if n not in label_derived], dtype=np.intp)
     scores_val: dict[str, npt.NDArray[np.float64]] = {}
     scores_test: dict[str, npt.NDArray[np.float64]] = {}
     models: dict[str, XgbModel] = {}
-    for key, cols in (("b_xgb_tabular", n_tab), ("d_xgb_graph", len(names))):
+    for key, cols in (("b_xgb_tabular", tab), ("d_xgb_graph", np.arange(len(names)))):
         model = fit_xgb(
-            x_all[fit, :cols],
+            x_all[np.ix_(fit, cols)],
             known[fit],
-            x_all[val, :cols],
+            x_all[np.ix_(val, cols)],
             known[val],
-            features=names[:cols],
+            features=[names[i] for i in cols],
             seed=seed,
             cfg=xgb_cfg,
         )
         models[key] = model
-        scores_val[key] = model.predict(x_all[val, :cols])
-        scores_test[key] = model.predict(x_all[test, :cols])
+        scores_val[key] = model.predict(x_all[np.ix_(val, cols)])
+        scores_test[key] = model.predict(x_all[np.ix_(test, cols)])
     scores_val["a_rules"] = rules_score(ds.x.iloc[val])
     scores_test["a_rules"] = rules_score(ds.x.iloc[test])
     scores_val["c_gcn"] = np.nan_to_num(ds.gcn_score[val], nan=-1.0)

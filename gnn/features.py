@@ -63,7 +63,20 @@ GRAPH_FEATURES: Final[tuple[str, ...]] = (
     "ring_size",
     "ring_fraud_rate",
 )
-FEATURE_NAMES: Final[tuple[str, ...]] = TABULAR_FEATURES + GRAPH_FEATURES
+#: The merchant's known fraud and the user's usual amount (`gnn.entitystats`), served from the
+#: workers' cached statistics.
+STATS_FEATURES: Final[tuple[str, ...]] = (
+    "merchant_fraud_rate_1d",
+    "merchant_fraud_rate_7d",
+    "merchant_fraud_rate_28d",
+    "merchant_fraud_first_age_days",
+    "merchant_fraud_last_age_days",
+    "merchant_cpp_frauds_28d",
+    "merchant_cpp_rate_28d",
+    "user_median_amount_30d",
+    "amount_to_user_median",
+)
+FEATURE_NAMES: Final[tuple[str, ...]] = TABULAR_FEATURES + GRAPH_FEATURES + STATS_FEATURES
 
 #: Entity kind -> column of the transactions table.
 ENTITY_COLUMNS: Final[dict[str, str]] = {

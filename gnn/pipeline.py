@@ -113,6 +113,8 @@ def run_training(
         "xgb": {"best_iteration": model.best_iteration, "params": model.params},
         "gcn": {"fits": len(gcn_fits), "trained": ds.pit.model is not None},
         "seed": settings.seed,
+        # the settled-outcome rule of the merchant statistics (STATS_FEATURES) it was trained on
+        "label_delay_days": delay,
     }
     version = registry.register(artifacts=artifacts, manifest=manifest)
     margin = settings.promote_margin

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from fraudring.logs import get_logger
 from gnn.entitystats import (
-    EVAL_ONLY_FEATURES,
+    ENTITY_FEATURES,
     entity_stats,
     fill_eval_rows,
     user_rows,
@@ -63,14 +63,14 @@ class PitConfig:
     #: "ring" risk is recomputed this often inside each period: online the workers refresh it
     #: within seconds, and a ring's bust-out lasts a few days.
     ring_period_days: float = 0.25
-    #: EVAL_ONLY_FEATURES are refreshed this often inside each period (cheap; labels that arrive
+    #: ENTITY_FEATURES are refreshed this often inside each period (cheap; labels that arrive
     #: during the day count sooner).
     stats_period_days: float = 0.25
 
 
 @dataclass
 class PitResult:
-    #: GRAPH_FEATURES per row, plus gcn_score (max entity risk) and EVAL_ONLY_FEATURES
+    #: GRAPH_FEATURES per row, plus gcn_score (max entity risk) and ENTITY_FEATURES
     features: pd.DataFrame
     fits: list[tuple[int, FitInfo]]
     model: FraudGCN | None
@@ -117,7 +117,7 @@ def fill_eval(
     cfg: PitConfig,
     users: npt.NDArray[np.float64],
 ) -> None:
-    """EVAL_ONLY_FEATURES of rows lo..hi, from stats taken every `cfg.stats_period_days`."""
+    """ENTITY_FEATURES of rows lo..hi, from stats taken every `cfg.stats_period_days`."""
     for at, rows in _moments(a, lo, hi, cfg.stats_period_days):
         delay = cfg.graph.label_delay_days
         stats = entity_stats(a, at, label_delay_days=delay, with_median=False)
@@ -155,14 +155,14 @@ def graph_risk_features(
     n = len(a.t)
     out = np.full((n, len(GRAPH_FEATURES)), np.nan)
     gcn_out = np.full((n, len(GRAPH_FEATURES)), np.nan)
-    eval_out = np.full((n, len(EVAL_ONLY_FEATURES)), np.nan)
+    eval_out = np.full((n, len(ENTITY_FEATURES)), np.nan)
     fits: list[tuple[int, FitInfo]] = []
     model: FraudGCN | None = None
     snap: Snapshot | None = None
     if n == 0:
         empty = pd.DataFrame(out, columns=list(GRAPH_FEATURES))
         empty["gcn_score"] = np.nan
-        empty[list(EVAL_ONLY_FEATURES)] = eval_out
+        empty[list(ENTITY_FEATURES)] = eval_out
         return PitResult(empty, fits, None, None)
     period = int(cfg.period_days * DAY_US)
     first = int(a.t[0] if start_us is None else max(start_us, a.t[0]))
@@ -222,7 +222,7 @@ def graph_risk_features(
     risks = np.where(np.isnan(gcn_out[:, :5]), -np.inf, gcn_out[:, :5])
     frame["gcn_score"] = risks.max(axis=1)
     frame.loc[np.isneginf(frame["gcn_score"]), "gcn_score"] = np.nan
-    frame[list(EVAL_ONLY_FEATURES)] = eval_out
+    frame[list(ENTITY_FEATURES)] = eval_out
     summary = {
         "snapshots": len(starts),
         "fits": len(fits),

@@ -133,7 +133,7 @@ class FalkorStore(CypherStore):
 
     # --- schema -------------------------------------------------------------------------------
     def ensure_schema(self) -> None:
-        """Range index + unique constraint on `id` of every label; safe to repeat."""
+        """Range index + unique constraint on `id` of every label, and `Txn.ts`; safe to repeat."""
         for label in [*LABELS.values(), "Txn", "Ring"]:
             try:
                 self.graph.create_node_range_index(label, "id")
@@ -145,6 +145,11 @@ class FalkorStore(CypherStore):
             except redis.exceptions.ResponseError as exc:
                 if "already exists" not in str(exc).lower():
                     raise
+        try:  # the entity statistics read the ledger by time
+            self.graph.create_node_range_index("Txn", "ts")
+        except redis.exceptions.ResponseError as exc:
+            if "already indexed" not in str(exc):
+                raise
 
     def describe(self) -> str:
         self._db.connection.ping()

@@ -143,6 +143,6 @@ def parameters(batch: Batch) -> tuple[dict[str, Any], int]:
             edges += 1
     params["users"] = users
     params["txns"] = frame.select(
-        "txn_id", "user_id", "card_id", "device_id", "ip", "merchant_id"
+        "txn_id", "user_id", "card_id", "device_id", "ip", "merchant_id", "ts", "amount"
     ).rows()
     return params, edges

@@ -22,8 +22,8 @@ from graph.schemas import ENTITY_KINDS, LABELS
 # edges. Rows are positional lists (smaller parameter headers than maps):
 #   users: [id, first_seen, last_seen, n, amount_sum, cards, devices, ips, merchants]
 #     each of the last four a list of [entity_id, first_seen, last_seen, n, amount_sum]
-#   txns:  [id, user, card, device, ip, merchant] (the ledger keeps what a label needs to find
-#          its edges; time and amount are already on the edges)
+#   txns:  [id, user, card, device, ip, merchant, ts, amount] (the ledger keeps what a label
+#          needs to find its edges, and what the entity statistics need: `LEDGER_SINCE`)
 
 _GUARD = """
 UNWIND $txn_ids AS tid
@@ -60,7 +60,8 @@ _LEDGER = """
 WITH count(*) AS done
 WHERE done > 0
 UNWIND $txns AS t
-CREATE (:Txn {id: t[0], user: t[1], card: t[2], device: t[3], ip: t[4], merchant: t[5]})
+CREATE (:Txn {id: t[0], user: t[1], card: t[2], device: t[3], ip: t[4], merchant: t[5],
+  ts: t[6], amount: t[7]})
 RETURN count(*) AS written
 """
 
@@ -72,6 +73,13 @@ INGEST: Final = (
 )
 
 KNOWN_TXNS: Final = "UNWIND $ids AS tid MATCH (t:Txn {id: tid}) RETURN t.id"
+
+#: The ledger from a moment on (range index on Txn.ts), with each transaction's label and when
+#: it arrived: the input of the workers' entity statistics (`gnn.entitystats.current_stats`).
+LEDGER_SINCE: Final = """
+MATCH (t:Txn) WHERE t.ts >= $since
+RETURN t.id, t.user, t.card, t.merchant, t.ts, t.amount, t.fraud_label, t.labelled_at
+"""
 
 # --- labels -----------------------------------------------------------------------------------
 

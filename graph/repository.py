@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+import polars as pl
 
 from fraudring.errors import Conflict, InvalidInput
 from fraudring.logs import get_logger
@@ -40,6 +41,16 @@ from graph.schemas import (
 
 log = get_logger(__name__)
 Rows = list[list[Any]]
+LEDGER_SCHEMA: dict[str, Any] = {
+    "txn_id": pl.String,
+    "user_id": pl.String,
+    "card_id": pl.String,
+    "merchant_id": pl.String,
+    "ts": pl.Float64,
+    "amount": pl.Float64,
+    "label": pl.String,
+    "labelled_at": pl.Float64,
+}
 
 
 class GraphStore(Protocol):
@@ -80,6 +91,8 @@ class GraphStore(Protocol):
     ) -> Neighbourhood: ...
     def path(self, *, src: EntityRef, dst: EntityRef) -> GraphPath: ...
     def export(self, *, chunk_size: int = 200_000) -> GraphExport: ...
+    def ledger_since(self, *, since: float) -> pl.DataFrame: ...
+    def newest_ts(self) -> float | None: ...
 
 
 class CypherStore:
@@ -355,3 +368,14 @@ class CypherStore:
         from graph.export import export
 
         return export(self, chunk_size=chunk_size)
+
+    def ledger_since(self, *, since: float) -> pl.DataFrame:
+        """Transactions with ``ts >= since`` (epoch s), with their label and when it arrived:
+        columns txn_id, user_id, card_id, merchant_id, ts, amount, label, labelled_at."""
+        rows = self._read(q.LEDGER_SINCE, {"since": float(since)})
+        return pl.DataFrame(rows, schema=LEDGER_SCHEMA, orient="row")
+
+    def newest_ts(self) -> float | None:
+        """The newest transaction's ts (epoch s): the stream's clock, None on an empty graph."""
+        rows = self._read(q.NEWEST_TS)
+        return float(rows[0][0]) if rows and rows[0][0] is not None else None

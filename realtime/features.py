@@ -14,7 +14,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from realtime.keys import ENTITY_KINDS, GraphRisk
+from realtime.keys import ENTITY_KINDS, EntityStats, GraphRisk
 
 TABULAR_FEATURES: Final[tuple[str, ...]] = (
     "amount", "log_amount", "hour", "weekday",
@@ -31,7 +31,15 @@ GRAPH_FEATURES: Final[tuple[str, ...]] = (
     "user_risk", "card_risk", "device_risk", "ip_risk", "merchant_risk",
     "ring_size", "ring_fraud_rate",
 )  # fmt: skip
-FEATURE_NAMES: Final[tuple[str, ...]] = TABULAR_FEATURES + GRAPH_FEATURES
+#: From the workers' cached statistics (realtime.keys.EntityStats); ages and the ratio use the
+#: request's own ts and amount.
+STATS_FEATURES: Final[tuple[str, ...]] = (
+    "merchant_fraud_rate_1d", "merchant_fraud_rate_7d", "merchant_fraud_rate_28d",
+    "merchant_fraud_first_age_days", "merchant_fraud_last_age_days",
+    "merchant_cpp_frauds_28d", "merchant_cpp_rate_28d",
+    "user_median_amount_30d", "amount_to_user_median",
+)  # fmt: skip
+FEATURE_NAMES: Final[tuple[str, ...]] = TABULAR_FEATURES + GRAPH_FEATURES + STATS_FEATURES
 #: What the velocity Lua script returns, in this order (everything after the request's own four).
 VELOCITY_FEATURES: Final[tuple[str, ...]] = TABULAR_FEATURES[4:]
 INDEX: Final[dict[str, int]] = {name: i for i, name in enumerate(FEATURE_NAMES)}
@@ -58,13 +66,36 @@ def graph_features(risks: Sequence[GraphRisk | None]) -> list[float]:
     return out
 
 
+def stats_features(
+    *, amount: float, ts: float, merchant: EntityStats | None, user: EntityStats | None
+) -> list[float]:
+    """STATS_FEATURES: the merchant's cached rates and CPP figures, the age of its fraud spell
+    at ``ts``, the user's median and the amount's ratio to it (as `gnn.entitystats` offline)."""
+    day = 86_400.0
+    if merchant is None:
+        out = [NAN] * 7
+    else:
+        r1, r7, r28, first, last, cpp, cpp_rate = merchant.values
+        out = [r1, r7, r28, (ts - first) / day, (ts - last) / day, cpp, cpp_rate]
+    median = NAN if user is None else user.values[0]
+    out += [median, amount / median if median > 0 else NAN]
+    return out
+
+
 def assemble(
-    *, amount: float, ts: float, velocity: Sequence[float] | None, risks: Sequence[GraphRisk | None]
+    *,
+    amount: float,
+    ts: float,
+    velocity: Sequence[float] | None,
+    risks: Sequence[GraphRisk | None],
+    stats: tuple[EntityStats | None, EntityStats | None] = (None, None),
 ) -> Row:
-    """One float32 row in FEATURE_NAMES order; velocity None (Redis down) gives NaN there."""
+    """One float32 row in FEATURE_NAMES order; velocity None (Redis down) gives NaN there.
+    ``stats`` is the (merchant, user) cache entry, None where unknown."""
     values = request_features(amount=amount, ts=ts)
     values.extend(velocity if velocity is not None else [NAN] * len(VELOCITY_FEATURES))
     values.extend(graph_features(risks))
+    values.extend(stats_features(amount=amount, ts=ts, merchant=stats[0], user=stats[1]))
     return np.asarray(values, dtype=np.float32).reshape(1, -1)
 
 

@@ -4,6 +4,8 @@ Every key starts with the settings' ``redis_prefix`` (``fraudring:`` by default)
 ``user``, ``card``, ``device``, ``ip``, ``merchant``.
 
 - ``{p}risk:{kind}:{id}``: string, JSON of `GraphRisk` (written by workers, read with one MGET).
+- ``{p}stats:{kind}:{id}``: string, `EntityStats.dumps` of a merchant or user (written by the
+  workers' statistics refresh, read in the decision's Lua call).
 - ``{p}vel:{kind}:{id}:{window}``: velocity state per entity (owned by realtime.velocity).
 - ``{p}decision:{txn_id}``: the stored decision, for idempotent retries (JSON, TTL 7 days).
 - ``{p}stream:decisions``: Redis stream the API appends each decision to; field ``d`` holds the
@@ -44,6 +46,32 @@ class GraphRisk:
         return cls(**orjson.loads(raw))
 
 
+@dataclass(frozen=True, slots=True)
+class EntityStats:
+    """A merchant's or user's cached statistics (`gnn.entitystats.current_stats`): comma-joined
+    floats, ``nan`` where unknown. Merchant: 1/7/28-day known fraud rates, first and last known
+    fraud ts (epoch s), CPP frauds and rate; user: the 30-day median amount."""
+
+    values: tuple[float, ...]
+
+    def dumps(self) -> bytes:
+        return ",".join(repr(float(v)) for v in self.values).encode()
+
+    @classmethod
+    def loads(cls, raw: bytes | str, *, size: int) -> EntityStats | None:
+        """None (unknown) for a malformed or wrongly sized entry, never an error."""
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        try:
+            values = tuple(float(v) for v in text.split(","))
+        except ValueError:
+            return None
+        return cls(values) if len(values) == size else None
+
+
+MERCHANT_STATS_SIZE: Final = 7
+USER_STATS_SIZE: Final = 1
+
+
 class Keys:
     """Builds keys for one prefix; cheap to create, hold one per process."""
 
@@ -54,6 +82,9 @@ class Keys:
 
     def risk(self, kind: str, entity_id: str) -> str:
         return f"{self.prefix}risk:{kind}:{entity_id}"
+
+    def stats(self, kind: str, entity_id: str) -> str:
+        return f"{self.prefix}stats:{kind}:{entity_id}"
 
     def velocity(self, kind: str, entity_id: str, window: str) -> str:
         return f"{self.prefix}vel:{kind}:{entity_id}:{window}"

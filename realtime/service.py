@@ -193,6 +193,7 @@ class DecisionEngine:
             ts=key_input.ts,
             velocity=state.velocity if state is not None else None,
             risks=risks,
+            stats=state.stats if state is not None else (None, None),
         )
         values = row[0].tolist()
         fired = self.rules.ruleset.evaluate(values)

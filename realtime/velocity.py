@@ -1,4 +1,4 @@
-"""Velocity state, cached graph risk and idempotency in one Redis round trip (a Lua script).
+"""Velocity state, cached graph risk and statistics, and idempotency in one Redis round trip.
 
 Per entity (keys ``{p}vel:{kind}:{id}:{window}``, see realtime.keys):
 
@@ -25,7 +25,14 @@ from typing import Any, Final
 from redis.asyncio import Redis
 
 from realtime.features import VELOCITY_FEATURES
-from realtime.keys import ENTITY_KINDS, GraphRisk, Keys
+from realtime.keys import (
+    ENTITY_KINDS,
+    MERCHANT_STATS_SIZE,
+    USER_STATS_SIZE,
+    EntityStats,
+    GraphRisk,
+    Keys,
+)
 from realtime.resp import RespScripts, sha1
 
 DECISION_TTL_S: Final = 7 * 86400
@@ -225,6 +232,11 @@ for e = 1, 5 do
     out[#out + 1] = ''
   end
 end
+local m = ids[5]
+if m == '' then m = '-' end
+local st = redis.call('MGET', p .. 'stats:merchant:' .. m, p .. 'stats:user:' .. ids[1])
+out[#out + 1] = st[1] or ''
+out[#out + 1] = st[2] or ''
 table.insert(out, 1, 'ok')
 return out
 """
@@ -285,6 +297,8 @@ class State:
     status: str  # "ok" | "dup" | "pending"
     velocity: list[float] | None = None
     risks: list[GraphRisk | None] | None = None
+    #: the (merchant, user) statistics cache entries, None where unknown
+    stats: tuple[EntityStats | None, EntityStats | None] = (None, None)
     stored: bytes | None = None
 
 
@@ -346,7 +360,12 @@ class VelocityStore:
         n = len(VELOCITY_FEATURES)
         velocity = [_num(v) for v in res[1 : 1 + n]]
         risks = [_risk(v) for v in res[1 + n : 1 + n + len(ENTITY_KINDS)]]
-        return State(status="ok", velocity=velocity, risks=risks)
+        merchant, user = res[1 + n + len(ENTITY_KINDS) : 3 + n + len(ENTITY_KINDS)]
+        stats = (
+            EntityStats.loads(merchant, size=MERCHANT_STATS_SIZE) if merchant else None,
+            EntityStats.loads(user, size=USER_STATS_SIZE) if user else None,
+        )
+        return State(status="ok", velocity=velocity, risks=risks, stats=stats)
 
     async def record(self, *, txn_id: str, stored: bytes, record: bytes) -> bool:
         """Store the final decision and append the stream record, atomically, once."""

@@ -17,6 +17,8 @@ import redis
 
 from fraudring.runtime import EmbeddedServer
 from fraudring.settings import Settings, load_settings
+from graph.repository import CypherStore
+from graph.service import open_store
 from realtime import ops
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
@@ -106,3 +108,26 @@ def neo4j_url() -> str | None:
 def neo4j_auth() -> tuple[str, str]:
     """Credentials of the NEO4J_URI server (NEO4J_USER / NEO4J_PASSWORD)."""
     return os.environ.get("NEO4J_USER", "neo4j"), os.environ.get("NEO4J_PASSWORD", "")
+
+
+@pytest.fixture(params=["falkordb", "neo4j"])
+def store(request: pytest.FixtureRequest) -> Iterator[CypherStore]:
+    """The graph store on every backend available (Neo4j only with NEO4J_URI, emptied first)."""
+    if request.param == "falkordb":
+        url = request.getfixturevalue("falkor_url")
+        name = request.getfixturevalue("graph_name")
+        settings = load_settings(env="test", api_keys={})
+    else:
+        url = neo4j_url()
+        if url is None:
+            pytest.skip("NEO4J_URI not set: no Neo4j server to test against")
+        user, password = neo4j_auth()
+        name = None
+        settings = load_settings(env="dev", graph_user=user, graph_password=password)
+    with open_store(url, settings=settings, graph_name=name) as s:
+        assert isinstance(s, CypherStore)
+        if s.backend == "neo4j":
+            s._write("MATCH (n) DETACH DELETE n")
+        s.ensure_schema()
+        s.ensure_schema()  # idempotent
+        yield s

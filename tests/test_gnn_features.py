@@ -11,7 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gnn.features import FEATURE_NAMES, GRAPH_FEATURES, TABULAR_FEATURES, tabular_features
+from gnn.features import (
+    FEATURE_NAMES,
+    GRAPH_FEATURES,
+    STATS_FEATURES,
+    TABULAR_FEATURES,
+    tabular_features,
+)
 
 T0 = pd.Timestamp("2026-03-02 00:00:00", tz="UTC").value // 1000  # microseconds, a Monday
 
@@ -97,7 +103,7 @@ def _world(seed: int, n: int, span_s: int) -> pd.DataFrame:
 
 def test_feature_names_contract() -> None:
     assert len(TABULAR_FEATURES) == 32
-    assert FEATURE_NAMES[-len(GRAPH_FEATURES) :] == GRAPH_FEATURES
+    assert FEATURE_NAMES == TABULAR_FEATURES + GRAPH_FEATURES + STATS_FEATURES
     assert len(set(FEATURE_NAMES)) == len(FEATURE_NAMES)
 
 

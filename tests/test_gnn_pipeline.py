@@ -12,6 +12,7 @@ import pytest
 
 from fraudring.registry import ModelRegistry
 from fraudring.settings import Settings, load_settings
+from gnn.features import FEATURE_NAMES
 from gnn.model import GcnConfig
 from gnn.pit import PitConfig
 from gnn.tabular import XgbModel, choose_thresholds
@@ -43,7 +44,8 @@ def test_train_register_promote_rollback(tmp_path: Path, small_world: Path) -> N
     man = reg.manifest(first["version"])
     assert man["kind"] == "fraud-model" and man["features"][0] == "amount"
     assert (
-        len(man["features"]) == 39
+        man["features"] == list(FEATURE_NAMES)
+        and man["label_delay_days"] == 7.0
         and 0 <= man["thresholds"]["review"] <= man["thresholds"]["decline"] <= 1
     )
     assert "val_pr_auc" in man["metrics"] and man["data_window"]["name"] == "w"

@@ -7,40 +7,14 @@ disposable: each Neo4j test empties it first.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 
-from fraudring.settings import load_settings
 from graph.repository import CypherStore
 from graph.schemas import EntityRef, GraphNotFound, InvalidGraphId, RingParams, TxnRecord
-from graph.service import open_store
-from tests.conftest import neo4j_auth, neo4j_url
 
 DAY = 86400.0
 T0 = 1_750_000_000.0
-
-
-@pytest.fixture(params=["falkordb", "neo4j"])
-def store(request: pytest.FixtureRequest) -> Iterator[CypherStore]:
-    if request.param == "falkordb":
-        url = request.getfixturevalue("falkor_url")
-        name = request.getfixturevalue("graph_name")
-        settings = load_settings(env="test", api_keys={})
-    else:
-        url = neo4j_url()
-        if url is None:
-            pytest.skip("NEO4J_URI not set: no Neo4j server to test against")
-        user, password = neo4j_auth()
-        name = None
-        settings = load_settings(env="dev", graph_user=user, graph_password=password)
-    with open_store(url, settings=settings, graph_name=name) as s:
-        assert isinstance(s, CypherStore)
-        if s.backend == "neo4j":
-            s._write("MATCH (n) DETACH DELETE n")
-        s.ensure_schema()
-        s.ensure_schema()  # idempotent
-        yield s
 
 
 def txn(

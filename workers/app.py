@@ -30,6 +30,7 @@ ROUTES = {
     "fraudring.labels.*": {"queue": "score"},
     "fraudring.score.*": {"queue": "score"},
     "fraudring.alerts.*": {"queue": "score"},
+    "fraudring.stats.*": {"queue": "score"},
     "fraudring.train.*": {"queue": "train"},
     "fraudring.drift.*": {"queue": "train"},
 }
@@ -83,6 +84,10 @@ def make_app(settings: Settings) -> Celery:
             "ingest-kick": {"task": "fraudring.ingest.kick", "schedule": 5.0},
             "labels-kick": {"task": "fraudring.labels.kick", "schedule": 5.0},
             "rescore-pending": {"task": "fraudring.score.pending", "schedule": 30.0},
+            "stats-refresh": {
+                "task": "fraudring.stats.refresh",
+                "schedule": settings.stats_refresh_s,
+            },
             "retrain-nightly": {
                 "task": "fraudring.train.retrain",
                 "schedule": _cron(settings.retrain_cron),
@@ -156,9 +161,11 @@ app = make_app(get_settings())
 
 @worker_ready.connect  # type: ignore[untyped-decorator]
 def _kick_on_start(sender: Any = None, **_: Any) -> None:
-    """A (re)started worker resumes the stream drains without waiting for beat."""
+    """A (re)started worker resumes the stream drains and refreshes the statistics without
+    waiting for beat."""
     queues = {q.name for q in sender.app.amqp.queues.consume_from.values()} if sender else set()
     if "ingest" in queues:
         sender.app.send_task("fraudring.ingest.kick", kwargs={"force": True})
     if "score" in queues:
         sender.app.send_task("fraudring.labels.kick", kwargs={"force": True})
+        sender.app.send_task("fraudring.stats.refresh")

@@ -196,12 +196,31 @@ def labels_apply(self: Task) -> int:
     with _lease(res, "labels") as lease:
         if lease is None:
             return 0
-        return drain_labels(res.pipeline(), consumer=consumer_name())
+        applied = drain_labels(res.pipeline(), consumer=consumer_name())
+    if applied and _request(res, "stats"):  # labels are what move the merchants' statistics
+        stats_refresh.apply_async(countdown=res.settings.stats_label_gap_s)
+    return applied
 
 
 @app.task(base=FraudringTask, bind=True, name="fraudring.score.pending")  # type: ignore[untyped-decorator]
 def score_pending(self: Task) -> int:
     return rescore_pending(resources().pipeline())
+
+
+@app.task(base=FraudringTask, bind=True, name="fraudring.stats.refresh")  # type: ignore[untyped-decorator]
+def stats_refresh(self: Task) -> dict[str, Any]:
+    """Beat, every `stats_refresh_s`, and `stats_label_gap_s` after labels were applied (one
+    queued at most); single-flight (a slow refresh is not run twice)."""
+    from workers import stats
+
+    res = resources()
+    res.client.delete(res.keys.meta("queued:stats"))
+    with _lease(res, "stats") as lease:
+        if lease is None:
+            return {"outcome": "skipped: a refresh is running"}
+        lease.extend(3600)
+        delay = stats.label_delay_days(res.settings)
+        return stats.refresh_stats(res.client, res.keys, res.store, label_delay_days=delay)
 
 
 @app.task(base=FraudringTask, bind=True, name="fraudring.alerts.webhook")  # type: ignore[untyped-decorator]
