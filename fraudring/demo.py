@@ -21,20 +21,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import redis
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from fraudring.errors import FraudringError, InvalidInput, Unavailable
+from fraudring.demo_replay import DemoError, Pacer, replay
+from fraudring.errors import InvalidInput, Unavailable
 from fraudring.logs import get_logger
 from fraudring.runtime import Endpoints, _free_port
 from fraudring.settings import DEV_API_KEY, Settings
@@ -42,11 +41,6 @@ from fraudring.settings import DEV_API_KEY, Settings
 log = get_logger(__name__)
 console = Console()
 DAY = 86_400.0
-
-
-class DemoError(FraudringError):
-    status_code = 500
-    code = "demo_failed"
 
 
 @dataclass(frozen=True)
@@ -63,19 +57,6 @@ class DemoOptions:
     #: the retrain to learn rings that only the graph shows (at 0.2%, 100k transactions leave
     #: about five known frauds to choose thresholds on).
     fraud_rate: float = 0.01
-
-
-@dataclass
-class LiveResult:
-    """Per live transaction: the answer the API gave, in replay order."""
-
-    txn_ids: list[str] = field(default_factory=list)
-    decisions: list[str] = field(default_factory=list)
-    scores: list[float] = field(default_factory=list)
-    ring_seen: list[bool] = field(default_factory=list)
-    degraded: int = 0
-    seconds: float = 0.0
-    labels_posted: int = 0
 
 
 def step(title: str) -> None:
@@ -126,114 +107,6 @@ def wait_http(
 
 
 # --- replay ---------------------------------------------------------------------------------
-def _txn_json(row: dict[str, Any]) -> dict[str, Any]:
-    body = {
-        k: row[k] for k in ("txn_id", "user_id", "amount", "currency") if row.get(k) is not None
-    }
-    body["ts"] = row["ts"].isoformat()
-    for k in ("card_id", "device_id", "ip", "merchant_id", "merchant_category"):
-        if row.get(k) is not None:
-            body[k] = row[k]
-    return body
-
-
-def replay(
-    *,
-    client: httpx.Client,
-    txns: pa.Table,
-    labels: pa.Table,
-    live_from: float,
-    batch: int = 100,
-) -> LiveResult:
-    """Send `txns` through the batch endpoint in time order; post labels as their time comes."""
-    res = LiveResult()
-    ts = pc.divide(pc.cast(pc.cast(txns["ts"], pa.int64()), pa.float64()), 1e6).to_numpy()
-    lab_ts = pc.divide(
-        pc.cast(pc.cast(labels["label_ts"], pa.int64()), pa.float64()), 1e6
-    ).to_numpy()
-    order = np.argsort(lab_ts, kind="stable")
-    lab_ids = labels["txn_id"].to_numpy(zero_copy_only=False)[order]
-    lab_vals = labels["label"].to_numpy()[order]
-    lab_ts = lab_ts[order]
-    li = int(np.searchsorted(lab_ts, ts[0], side="left"))
-    rows = txns.to_pylist()
-    t0 = time.perf_counter()
-    with Progress(
-        TextColumn("replaying"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeRemainingColumn(),
-        console=console,
-    ) as bar:
-        task = bar.add_task("replay", total=len(rows))
-        for start in range(0, len(rows), batch):
-            chunk = rows[start : start + batch]
-            now = float(ts[min(start + batch, len(rows)) - 1])
-            r = client.post(
-                "/v1/decisions/batch", json={"transactions": [_txn_json(x) for x in chunk]}
-            )
-            if r.status_code != 200:
-                raise DemoError(f"batch at row {start} answered {r.status_code}: {r.text[:500]}")
-            for x, d in zip(chunk, r.json()["decisions"], strict=True):
-                res.degraded += bool(d["degraded"])
-                if ts[start] >= live_from:
-                    res.txn_ids.append(x["txn_id"])
-                    res.decisions.append(d["decision"])
-                    res.scores.append(float("nan") if d["score"] is None else float(d["score"]))
-                    res.ring_seen.append(bool((d.get("explanation") or {}).get("ring")))
-            lj = int(np.searchsorted(lab_ts, now, side="right"))
-            if lj > li:
-                res.labels_posted += post_labels(
-                    client, lab_ids[li:lj], lab_vals[li:lj], lab_ts[li:lj]
-                )
-                li = lj
-            bar.update(task, advance=len(chunk))
-    res.seconds = time.perf_counter() - t0
-    return res
-
-
-def post_labels(client: httpx.Client, ids: np.ndarray, vals: np.ndarray, at: np.ndarray) -> int:
-    sent = 0
-    for s in range(0, len(ids), 500):
-        body = {
-            "by": "chargebacks",
-            "labels": [
-                {
-                    "kind": "txn",
-                    "id": str(i),
-                    "label": "fraud" if v == 1 else "legitimate",
-                    "at": float(t),
-                }
-                for i, v, t in zip(
-                    ids[s : s + 500], vals[s : s + 500], at[s : s + 500], strict=True
-                )
-            ],
-        }
-        r = client.post("/v1/labels", json=body)
-        if r.status_code != 202:
-            raise DemoError(f"labels answered {r.status_code}: {r.text[:300]}")
-        sent += len(body["labels"])
-    return sent
-
-
-def wait_drained(
-    client: redis.Redis, settings: Settings, *, timeout_s: float = 300
-) -> dict[str, int]:
-    """Wait until the worker has ingested every decision in the stream."""
-    from realtime.keys import Keys
-    from realtime.ops import decision_lag
-
-    keys = Keys(settings.redis_prefix)
-    deadline = time.monotonic() + timeout_s
-    lag: dict[str, int] = {}
-    while time.monotonic() < deadline:
-        lag = decision_lag(client, keys)
-        if lag["pending"] == 0 and lag["undelivered"] == 0:
-            return lag
-        time.sleep(0.5)
-    raise DemoError(f"the worker did not drain the decision stream in {timeout_s:.0f} s: {lag}")
-
-
 def utc(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M")
 
@@ -401,13 +274,22 @@ def run(opts: DemoOptions, settings: Settings, ep: Endpoints) -> dict[str, Any]:
             pc.greater_equal(pc.cast(w.labels["label_ts"], pa.int64()), live_from_us)
         )
         with api_client(port) as http:
-            live = replay(client=http, txns=txns, labels=labels, live_from=live_from_us / 1e6)
+            pacer = Pacer(client=client, settings=settings, redis_url=ep.redis_url)
+            live = replay(
+                client=http,
+                txns=txns,
+                labels=labels,
+                live_from=live_from_us / 1e6,
+                console=console,
+                pacer=pacer,
+            )
         console.print(
             f"{len(live.txn_ids):,} live decisions (+ warm-up) at "
-            f"{(txns.num_rows / live.seconds):,.0f}/s; {live.labels_posted:,} chargebacks posted"
+            f"{(txns.num_rows / live.seconds):,.0f}/s; {live.labels_posted:,} chargebacks posted; "
+            f"{pacer.refreshes} statistics refreshes"
         )
-        with console.status("the worker drains the decision stream into the graph"):
-            wait_drained(client, settings)
+        with console.status("the worker applies the last decisions and labels to the graph"):
+            pacer.catch_up()
         result = report(
             settings=settings,
             world=w,

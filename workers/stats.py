@@ -59,6 +59,7 @@ def refresh_stats(
         for entity_id, entry in entries.items():
             pipe.set(keys.stats(kind, entity_id), entry.dumps(), ex=STATS_TTL_S)
     pipe.set(keys.meta("stats_at"), repr(at))
+    pipe.incr(keys.meta("stats_refreshes"))
     pipe.execute()
     out = {
         "merchants": len(stats.merchants),
