@@ -188,9 +188,10 @@ def _live_val_pr_auc(
         model = XgbModel.load(registry.artifact(live, XGB_FILE))
     except ModelNotFound:
         return None
-    if model.features != features:
-        return None
-    return m.average_precision(y, model.predict(x))
+    if not set(model.features) <= set(features):
+        return None  # it reads features this training does not compute
+    cols = [features.index(f) for f in model.features]  # an older contract is a subset
+    return m.average_precision(y, model.predict(x[:, cols]))
 
 
 def train_pipeline(

@@ -13,6 +13,7 @@ import pytest
 from fraudring.registry import ModelRegistry
 from fraudring.settings import Settings, load_settings
 from gnn.features import FEATURE_NAMES
+from gnn.metrics import average_precision
 from gnn.model import GcnConfig
 from gnn.pit import PitConfig
 from gnn.tabular import XgbModel, choose_thresholds
@@ -110,3 +111,25 @@ def test_settings_are_used_for_costs(make_settings: Callable[..., Settings]) -> 
     sc = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
     thr = choose_thresholds(y, sc, cost_fp=s.cost_fp, cost_fn=s.cost_fn)
     assert thr.decline == pytest.approx(0.5)  # misses are so costly that all are declined
+
+
+def test_live_model_of_an_older_contract_is_scored_on_its_own_columns(tmp_path: Path) -> None:
+    """After the contract grew (STATS_FEATURES), the live model still competes on the same
+    validation rows, reading only the columns it knows; one reading an unknown one does not."""
+    from gnn.service import _live_val_pr_auc
+    from gnn.tabular import fit_xgb
+
+    rng = np.random.default_rng(0)
+    names = list(FEATURE_NAMES)
+    x = rng.normal(size=(600, len(names)))
+    y = (x[:, 0] + 0.5 * rng.normal(size=600) > 1.0).astype(np.int64)
+    old = names[:5]  # an older, smaller contract
+    model = fit_xgb(x[:, :5], y, None, None, features=old, seed=1)
+    reg = ModelRegistry(tmp_path / "models")
+    model.save(tmp_path / "xgb.json")
+    version = reg.register(artifacts={"xgb.json": tmp_path / "xgb.json"}, manifest={"metrics": {}})
+    reg.promote(version, metric="val_pr_auc", force=True)
+    ap = _live_val_pr_auc(reg, x, y, names)
+    assert ap is not None and ap == pytest.approx(average_precision(y, model.predict(x[:, :5])))
+    assert ap > 0.5
+    assert _live_val_pr_auc(reg, x[:, 1:], y, names[1:]) is None  # "amount" unknown here
