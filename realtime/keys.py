@@ -60,7 +60,7 @@ class EntityStats:
     @classmethod
     def loads(cls, raw: bytes | str, *, size: int) -> EntityStats | None:
         """None (unknown) for a malformed or wrongly sized entry, never an error."""
-        text = raw.decode() if isinstance(raw, bytes) else raw
+        text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
         try:
             values = tuple(float(v) for v in text.split(","))
         except ValueError:
