@@ -66,16 +66,14 @@ def step(title: str) -> None:
 # --- processes ------------------------------------------------------------------------------
 @contextlib.contextmanager
 def process(args: list[str], *, name: str, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A child `fraudring` process (it inherits the resolved server URLs), stopped on exit.
-    The replay runs days of simulated time per minute, so the worker refreshes the merchants'
-    statistics 2 s after labels arrive rather than 30 s."""
+    """A child `fraudring` process (it inherits the resolved server URLs), stopped on exit."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "fraudring.cli", *args],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={"FRAUDRING_STATS_LABEL_GAP_S": "2", **os.environ},
+            env=os.environ.copy(),
             start_new_session=True,
         )
         try:

@@ -87,6 +87,7 @@ assert MERCHANT_FEATURES + USER_FEATURES[:2] == STATS_FEATURES
 USER: Final = 0
 CARD: Final = 1
 MERCHANT: Final = 4
+assert KINDS[USER] == "user" and KINDS[CARD] == "card" and KINDS[MERCHANT] == "merchant"
 
 F64 = npt.NDArray[np.float64]
 
@@ -295,5 +296,4 @@ def current_stats(ledger: pd.DataFrame, *, at: float, label_delay_days: float) -
     users = {
         str(i): float(v) for i, v in zip(a.node_ids[USER], stats.median_amount[u0:u1], strict=True)
     }
-    assert KINDS[MERCHANT] == "merchant" and KINDS[USER] == "user"
     return CurrentStats(at, merchants, users)
