@@ -106,7 +106,7 @@ def synthetic(*, transactions: int, seed: int) -> dict[str, float | int | str]:
         "synthetic_roc_auc_graph": d["roc_auc"],
         "synthetic_cp100_tabular": b["card_precision_at_100"],
         "synthetic_cp100_graph": d["card_precision_at_100"],
-        "synthetic_d_features": "served contract (TABULAR + GRAPH features)",
+        "synthetic_d_features": SERVED_LABEL,
         # (d) with the evaluation-only features too (no online counterpart), for comparison
         "synthetic_prauc_graph_eval_features": d_extra["pr_auc"],
         "synthetic_ring_recall_24h_eval_features": d_extra.get("ring_recall_24h", float("nan")),
