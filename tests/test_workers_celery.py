@@ -164,3 +164,46 @@ def test_failing_task_retries_with_backoff_then_deadletters(
     alert = orjson.loads(alerts[0][1][b"d"])
     assert alert["kind"] == "high_risk_decision" and alert["evidence"]["txn_id"] == "t-decl"
     assert entry["args"] == [alerts[0][0].decode()]
+
+
+def test_a_chargeback_reaches_the_merchants_served_statistics(
+    make_settings: Callable[..., Settings], redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """Decisions stream into the graph's ledger; a chargeback imported through the CLI is applied
+    by the labels task, which queues a statistics refresh; the merchant's cached entry then
+    counts the fraud (the entry the decision's Lua call reads)."""
+    from realtime.keys import MERCHANT_STATS_SIZE, EntityStats
+
+    s = make_settings()
+    keys = Keys(s.redis_prefix)
+    world = [
+        decision(f"s{i:03d}", user=f"u{i % 5}", ts=T0 + 60.0 * i, card=f"c{i % 5}", merchant="m1")
+        for i in range(20)
+    ]
+    log = tmp_path / "worker.log"
+    with celery_worker(worker_env(s, FRAUDRING_STATS_LABEL_GAP_S="0"), log):
+        xadd_all(redis_client, keys.decisions_stream, world)
+        wait_for(_drained(redis_client, keys, 20), timeout=60, what="the drain", log=log)
+        csv = tmp_path / "labels.csv"
+        csv.write_text(f"kind,id,label,at\ntxn,s003,fraud,{T0 + 600.0}\n")
+        out = subprocess.run(
+            [sys.executable, "-m", "fraudring.cli", "labels", "import", str(csv)],
+            cwd=ROOT, env=worker_env(s), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+
+        def counted() -> bool:
+            raw = redis_client.get(keys.stats("merchant", "m1"))
+            entry = EntityStats.loads(raw, size=MERCHANT_STATS_SIZE) if raw else None
+            return entry is not None and entry.values[2] > 0  # the 28-day rate
+
+        wait_for(counted, timeout=60, what="the refreshed merchant statistics", log=log)
+    raw = redis_client.get(keys.stats("merchant", "m1"))
+    assert raw is not None
+    entry = EntityStats.loads(raw, size=MERCHANT_STATS_SIZE)
+    assert entry is not None
+    rate_28d, first, cpp = entry.values[2], entry.values[3], entry.values[5]
+    # the only settled transaction is the charged-back one: the other 19 are younger than the
+    # label delay and unlabelled, so their outcome is not known yet
+    assert rate_28d == 1.0 and first == T0 + 180.0 and cpp == 1.0
+    assert redis_client.get(keys.stats("user", "u3")) is not None
