@@ -2,7 +2,8 @@
 
 Online, `GRAPH_FEATURES` come from the GraphRisk the workers cache (`workers.scoring`): for each
 ring `graph.rings.detect` finds, its members and shared entities get the ring's score (the
-documented heuristic `graph.ringrule.risk` until a GCN is promoted), size and labelled fraud rate;
+documented heuristic `graph.ringrule.risk`; a live GCN's ring score is cached beside it for
+explanations and alerts, never as a feature), size and labelled fraud rate;
 an entity in two rings keeps the riskier; an entity in no ring has none (NaN). Training on
 anything else (a label rate for every entity, a looser ring rule) would teach the model features
 it never sees in production, so this module rebuilds those same values from the transactions
@@ -16,8 +17,7 @@ known strictly before ``at``:
 - `graph.ringrule.components`, `core`, `density` and `risk` themselves, on integer node ids;
 - a member counts as fraud when one of its transactions has a fraud label known before ``at``.
 
-Not reproduced: a GCN's ring score once one is live (the served model is then retrained on
-its own promoted scores, see `gnn.service`), and stable ring ids (features do not use them).
+Not reproduced: stable ring ids (features do not use them).
 """
 
 from __future__ import annotations

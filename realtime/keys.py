@@ -37,6 +37,9 @@ class GraphRisk:
     ring_fraud_rate: float
     model_version: str | None
     updated_at: float  # epoch seconds
+    #: the live GCN's ring score, for explanations and alerts; `score` (the graph's ring risk)
+    #: is what the decision's features read, because it is what training reproduces
+    gcn_score: float | None = None
 
     def dumps(self) -> bytes:
         return orjson.dumps(asdict(self))

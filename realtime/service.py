@@ -228,6 +228,7 @@ class DecisionEngine:
                 "size": r.ring_size,
                 "fraud_rate": r.ring_fraud_rate,
                 "entity": kind,
+                "gcn_score": r.gcn_score,
             }
         decided_at = time.time()
         version = model.version if model else None

@@ -105,6 +105,7 @@ def test_review_meaning_and_ring_context(
         "size": 6,
         "fraud_rate": 0.5,
         "entity": "device",
+        "gcn_score": None,
     }
     assert [r["name"] for r in body["explanation"]["rules"]] == ["known_bad_ring"]
     body, _ = h.decide(2, amount=25000.0, user_id="u9", device_id="d9")

@@ -167,9 +167,17 @@ def test_retrain_trains_promotes_and_rescores_with_the_gcn(pipe: Pipeline) -> No
     assert report["rescore"]["rings"] >= 1
     md = next(Path(p) for p in report["report"] if p.endswith(".md"))
     assert "val_pr_auc" in md.read_text()
-    if report["outcome"] == "promoted":  # the ring risks now come from the new GCN
+    if report["outcome"] == "promoted":  # the new GCN scored the rings: its score rides along
         some = next(pipe.client.scan_iter(match=f"{keys.prefix}risk:user:*"))
-        assert orjson.loads(pipe.client.get(some) or b"{}")["model_version"] == report["version"]
+        risk = orjson.loads(pipe.client.get(some) or b"{}")
+        assert risk["model_version"] == report["version"]
+        assert risk["gcn_score"] is not None and 0.0 <= risk["gcn_score"] <= 1.0
+        # the feature stays the graph's ring risk, which training reproduces
+        from graph.repository import CypherStore
+
+        assert isinstance(pipe.store, CypherStore)
+        ring = pipe.store.ring(risk["ring_id"])
+        assert risk["score"] == pytest.approx(ring.risk)
     assert (
         json.loads(pipe.client.get(keys.meta("drift:reference")) or b"{}")["end"]
         == report["started_at"]
