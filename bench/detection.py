@@ -4,8 +4,8 @@ Synthetic: `fraudring evaluate`'s split on a generated hard world of 60 days (2M
 default: with 0.2% fraud, a 30-day world leaves about 200 known frauds to train on and 150 to
 validate with, and its figures swing by +-0.1 from one seed to the next); (b) XGBoost on the
 transaction's own history (velocity, the user's usual amount) vs (d) XGBoost + point-in-time
-graph risk and the merchant's known fraud, and ring recall within 24 h for (d). The headline (d)
-uses the served feature contract only; (d) with the evaluation-only features is printed beside.
+graph risk and the merchant's known fraud, and ring recall within 24 h for (d), all on the served
+feature contract.
 
 Handbook (chapter-5 protocol of ../shared/datasets/fraud-detection-handbook/README.md): four
 folds, each a 7-day training week, a 7-day label-delay gap and a 7-day test week (test weeks
@@ -13,12 +13,10 @@ folds, each a 7-day training week, a 7-day label-delay gap and a 7-day test week
 the handbook does. XGBoost's depth and tree count are chosen on four *validation* folds whose test
 weeks all end before the first test week (2018-07-11 .. 2018-08-08), never on a test week.
 
-The handbook's headline (d) is the served feature contract (TABULAR + GRAPH + STATS features:
-the merchant's known fraud rate over 1/7/28 settled days, the age of its fraud spell, its
-common-point-of-purchase frauds, the user's 30-day median amount), each variant's depth and tree
-count chosen on the validation folds. Printed beside it: (d) plus
-`gnn.entitystats.EVAL_ONLY_FEATURES` (the user's 30-day count and mean, amount spikes):
-point-in-time, but with no online counterpart yet, so the served model does not use them.
+The handbook's (d) is the served feature contract (TABULAR + GRAPH + STATS features: the
+merchant's known fraud rate over 1/7/28 settled days, the age of its fraud spell, its
+common-point-of-purchase frauds, the user's 30-day median, count and mean amount and its recent
+amount spikes), its depth and tree count chosen on the validation folds.
 """
 
 from __future__ import annotations
@@ -33,7 +31,6 @@ import pandas as pd
 
 from gnn import metrics as m
 from gnn.dataset import Dataset, build_dataset, load_frames
-from gnn.entitystats import EVAL_ONLY_FEATURES
 from gnn.evaluate import evaluate_dataset
 from gnn.features import DAY_US
 from gnn.pit import PitConfig
@@ -49,10 +46,7 @@ PUBLISHED = {  # chapter 5, mean over the four test folds
 }
 SERVED_LABEL = (
     "served contract: TABULAR + GRAPH + STATS features (velocity, ring risk, the merchant's "
-    "known fraud, the user's usual amount)"
-)
-EVAL_LABEL = "served + evaluation-only features (no online counterpart): " + ", ".join(
-    EVAL_ONLY_FEATURES
+    "known fraud, the user's usual amount and spikes)"
 )
 GRID = [
     XgbConfig(max_depth=d, n_estimators=n, learning_rate=0.1) for d in (3, 6) for n in (100, 300)
@@ -86,10 +80,8 @@ def synthetic(*, transactions: int, seed: int) -> dict[str, float | int | str]:
         )
         t0 = time.perf_counter()
         ds = build_dataset(load_frames(out), pit=PitConfig(), progress=True)
-        report = evaluate_dataset(ds, seed=seed, cost_fp=100.0, cost_fn=550.0, eval_only=False)
-        extra = evaluate_dataset(ds, seed=seed, cost_fp=100.0, cost_fn=550.0, eval_only=True)
+        report = evaluate_dataset(ds, seed=seed, cost_fp=100.0, cost_fn=550.0)
     b, d = report.metrics["b_xgb_tabular"], report.metrics["d_xgb_graph"]
-    d_extra = extra.metrics["d_xgb_graph"]
     print(f"synthetic: done in {time.perf_counter() - t0:.0f} s; split {report.split}", flush=True)
     return {
         "synthetic_data": f"world.simulate hard, seed {seed}, {transactions:,} transactions, "
@@ -107,9 +99,6 @@ def synthetic(*, transactions: int, seed: int) -> dict[str, float | int | str]:
         "synthetic_cp100_tabular": b["card_precision_at_100"],
         "synthetic_cp100_graph": d["card_precision_at_100"],
         "synthetic_d_features": SERVED_LABEL,
-        # (d) with the evaluation-only features too (no online counterpart), for comparison
-        "synthetic_prauc_graph_eval_features": d_extra["pr_auc"],
-        "synthetic_ring_recall_24h_eval_features": d_extra.get("ring_recall_24h", float("nan")),
         "synthetic_fit_known_frauds": int(report.extra["fit_known_frauds"]),
         "synthetic_val_known_frauds": int(report.extra["val_known_frauds"]),
         "synthetic_test_frauds": int(report.extra["test_frauds"]),
@@ -163,16 +152,15 @@ def _fold(
     return _scores(ds, test, model.predict(xs[test]))
 
 
-def _select_and_test(ds: Dataset, *, eval_only: bool, seed: int) -> dict[str, Any]:
+def _select_and_test(ds: Dataset, *, seed: int) -> dict[str, Any]:
     """Depth and tree count chosen on the validation folds, then the four test folds."""
-    x = ds.matrix(eval_only=eval_only)
+    x = ds.matrix()
     val_starts = [FIRST_TEST_TRAIN - pd.Timedelta(days=28 - 7 * k) for k in range(4)]
     best, best_ap = GRID[0], -1.0
     for cfg in GRID:
         ap = float(np.mean([_fold(ds, x, s, cfg=cfg, seed=seed)["ap"] for s in val_starts]))
         print(
-            f"handbook ({'+ evaluation-only' if eval_only else 'served'}): validation "
-            f"depth={cfg.max_depth} trees={cfg.n_estimators}: AP {ap:.3f}",
+            f"handbook: validation depth={cfg.max_depth} trees={cfg.n_estimators}: AP {ap:.3f}",
             flush=True,
         )
         if ap > best_ap:
@@ -226,8 +214,7 @@ def handbook(*, seed: int) -> dict[str, float | int | str]:
         pit = PitConfig(use_gcn=False, stats_period_days=1 / 24)
         ds = build_dataset(load_frames(out), pit=pit, start_us=start, end_us=end, progress=True)
     print(f"handbook: features in {time.perf_counter() - t0:.0f} s {ds.timings}", flush=True)
-    res = _select_and_test(ds, eval_only=False, seed=seed)
-    extra = _select_and_test(ds, eval_only=True, seed=seed)
+    res = _select_and_test(ds, seed=seed)
     tops = [_ceiling(ds, FIRST_TEST_TRAIN + pd.Timedelta(days=7 * k), seed=seed) for k in range(4)]
     top = {k: float(np.mean([f[k] for f in tops])) for k in ("auc", "ap", "cp100")}
     print("\nhandbook, mean over the four chapter-5 test folds (published vs fraudring):")
@@ -236,14 +223,11 @@ def handbook(*, seed: int) -> dict[str, float | int | str]:
         print(f"{'published ' + name:<34}{auc:>9.3f}{ap:>8.3f}{cp:>9.3f}")
     name = "fraudring (d), served features*"
     print(f"{name:<34}{res['auc']:>9.3f}{res['ap']:>8.3f}{res['cp100']:>9.3f}")
-    name = "fraudring (d) + evaluation-only**"
-    print(f"{name:<34}{extra['auc']:>9.3f}{extra['ap']:>8.3f}{extra['cp100']:>9.3f}")
-    name = "ceiling: labels 7 days late***"
+    name = "ceiling: labels 7 days late**"
     print(f"{name:<34}{top['auc']:>9.3f}{top['ap']:>8.3f}{top['cp100']:>9.3f}")
     print(f"* {SERVED_LABEL}")
-    print(f"** {EVAL_LABEL}")
     print(
-        "*** every fraud ranked first except the first 7 days of each terminal compromise "
+        "** every fraud ranked first except the first 7 days of each terminal compromise "
         "(no label has arrived), the rest at random"
     )
     return {
@@ -254,11 +238,6 @@ def handbook(*, seed: int) -> dict[str, float | int | str]:
         "handbook_val_ap": res["val_ap"],
         "handbook_chosen": res["chosen"],
         "handbook_d_features": SERVED_LABEL,
-        # (d) with the evaluation-only features too (no online counterpart), for comparison
-        "handbook_ap_eval_features": extra["ap"],
-        "handbook_cp100_eval_features": extra["cp100"],
-        "handbook_auc_eval_features": extra["auc"],
-        "handbook_chosen_eval_features": extra["chosen"],
         "handbook_ceiling_ap": top["ap"],
         "handbook_ceiling_cp100": top["cp100"],
         "handbook_published_xgb_ap": PUBLISHED["XGBoost"][1],

@@ -21,7 +21,6 @@ import numpy.typing as npt
 import pandas as pd
 
 from fraudring.errors import InvalidInput
-from gnn.entitystats import EVAL_ONLY_FEATURES
 from gnn.features import (
     DAY_US,
     FEATURE_NAMES,
@@ -118,13 +117,10 @@ class Dataset:
     gcn_score: npt.NDArray[np.float64]
     pit: PitResult
     timings: dict[str, float] = field(default_factory=dict)
-    #: EVAL_ONLY_FEATURES (no online counterpart: benchmarks only, never the served model)
-    eval_x: pd.DataFrame = field(default_factory=pd.DataFrame)
 
-    def matrix(self, *, eval_only: bool = False) -> tuple[npt.NDArray[np.float64], list[str]]:
-        """FEATURE_NAMES (the served contract), plus EVAL_ONLY_FEATURES if `eval_only`."""
-        x = pd.concat([self.x, self.eval_x], axis=1) if eval_only else self.x
-        return x.to_numpy(dtype=np.float64), [str(c) for c in x.columns]
+    def matrix(self) -> tuple[npt.NDArray[np.float64], list[str]]:
+        """FEATURE_NAMES (the served contract) as floats, and their names."""
+        return self.x.to_numpy(dtype=np.float64), [str(c) for c in self.x.columns]
 
     @property
     def t(self) -> npt.NDArray[np.int64]:
@@ -172,6 +168,5 @@ def build_dataset(
     x = x[list(FEATURE_NAMES)]
     assert list(x.columns[: len(TABULAR_FEATURES)]) == list(TABULAR_FEATURES)
     timings = {"tabular_s": t1 - t0, "graph_s": t2 - t1}
-    eval_x = res.features[list(EVAL_ONLY_FEATURES)]
     gcn = res.features["gcn_score"].to_numpy()
-    return Dataset(frames, arrays, x, gcn, res, timings, eval_x=eval_x)
+    return Dataset(frames, arrays, x, gcn, res, timings)

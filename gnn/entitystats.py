@@ -1,13 +1,13 @@
 """Point-in-time entity statistics: the merchant's known fraud and the user's usual amount.
 
-``ENTITY_FEATURES`` are computed, like the graph risk, from what a snapshot at ``at`` knows:
-transactions with ``ts < at`` and labels with ``label_ts < at``. Most are served
-(``gnn.features.STATS_FEATURES``): the workers run `current_stats` on the graph's ledger every
-few minutes and cache one entry per merchant and user in Redis, and the decision reads both in
-its one Lua call, exactly as training reads a moment's `entity_stats` (`fill_eval_rows`), the
-ages and the amount ratio then taken from the transaction itself. ``EVAL_ONLY_FEATURES`` (the
-user's 30-day count, mean and spikes, exact per row) have no online counterpart yet, so the
-served model never uses them; benchmarks may, and label the result "evaluation-only features".
+``ENTITY_FEATURES`` (served as ``gnn.features.STATS_FEATURES``) are computed, like the graph
+risk, from what a snapshot at ``at`` knows: transactions with ``ts < at`` and labels with
+``label_ts < at``. Online, the workers run `current_stats` on the graph's ledger every few
+minutes and cache one entry per merchant and user in Redis, and the decision reads both in its
+one Lua call, exactly as training reads a moment's `entity_stats` (`fill_eval_rows`), the ages
+and the amount ratio then taken from the transaction itself. The user's 30-day count and mean and
+its spikes are exact per transaction on both sides (the velocity script keeps calendar-day
+buckets and a sorted set of spikes, judged against the cached median).
 
 - ``merchant_fraud_rate_{w}d``: the merchant's known fraud rate over transactions in
   ``[at - delay - w, at)`` whose outcome is known at ``at``: a label arrived, or the transaction is
@@ -81,9 +81,7 @@ USER_FEATURES: Final[tuple[str, ...]] = (
     *(f"user_spikes_{w}d" for w in SPIKE_WINDOWS_DAYS),
 )
 ENTITY_FEATURES: Final[tuple[str, ...]] = MERCHANT_FEATURES + USER_FEATURES
-#: The merchant's statistics and the user's median and amount ratio are served (STATS_FEATURES).
-EVAL_ONLY_FEATURES: Final[tuple[str, ...]] = USER_FEATURES[2:]
-assert MERCHANT_FEATURES + USER_FEATURES[:2] == STATS_FEATURES
+assert ENTITY_FEATURES == STATS_FEATURES  # all served
 USER: Final = 0
 CARD: Final = 1
 MERCHANT: Final = 4

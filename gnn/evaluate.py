@@ -138,12 +138,9 @@ def evaluate_dataset(
     split: Split | None = None,
     xgb_cfg: XgbConfig | None = None,
     exclude_test: npt.NDArray[np.bool_] | None = None,
-    eval_only: bool = False,
 ) -> EvalReport:
     """Fit (b) and (d), score (a)-(d) on the test window; `exclude_test` drops test rows
-    (the handbook removes customers already known to be compromised). With `eval_only`, (d)
-    also gets EVAL_ONLY_FEATURES (no online counterpart: a benchmark figure, not the served
-    model's); `extra["d_features"]` says which set (d) used."""
+    (the handbook removes customers already known to be compromised)."""
     delay = label_delay_days(ds.frames.meta)
     sp = split or temporal_split(ds.t, label_delay_days=delay)
     t = ds.t
@@ -155,7 +152,7 @@ def evaluate_dataset(
         test_mask &= ~exclude_test
     test = np.flatnonzero(test_mask)
     y_test = ds.truth()[test]
-    x_all, names = ds.matrix(eval_only=eval_only)
+    x_all, names = ds.matrix()
     # (b) gets every feature of the transaction's own history (velocity, the user's usual
     # amount); (d) adds what other entities' labels and the graph say (graph risk, the merchant's
     # known fraud).
@@ -206,7 +203,6 @@ def evaluate_dataset(
         report.metrics[key]["val_pr_auc"] = m.average_precision(known[val], scores_val[key])
         rec, prec = m.pr_curve(y_test, np.nan_to_num(scores_test[key], nan=-1.0))
         report.curves[key] = (rec.tolist(), prec.tolist())
-    report.extra["d_features"] = "contract + evaluation-only" if eval_only else "contract"
     report.extra["test_frauds"] = int(y_test.sum())
     report.extra["val_known_frauds"] = int(known[val].sum())
     report.extra["fit_known_frauds"] = int(known[fit].sum())

@@ -63,8 +63,8 @@ GRAPH_FEATURES: Final[tuple[str, ...]] = (
     "ring_size",
     "ring_fraud_rate",
 )
-#: The merchant's known fraud and the user's usual amount (`gnn.entitystats`), served from the
-#: workers' cached statistics.
+#: The merchant's known fraud and the user's usual amount and spikes (`gnn.entitystats`), served
+#: from the workers' cached statistics and the velocity script.
 STATS_FEATURES: Final[tuple[str, ...]] = (
     "merchant_fraud_rate_1d",
     "merchant_fraud_rate_7d",
@@ -75,6 +75,10 @@ STATS_FEATURES: Final[tuple[str, ...]] = (
     "merchant_cpp_rate_28d",
     "user_median_amount_30d",
     "amount_to_user_median",
+    "user_n_30d",
+    "user_mean_amount_30d",
+    "user_spikes_7d",
+    "user_spikes_14d",
 )
 FEATURE_NAMES: Final[tuple[str, ...]] = TABULAR_FEATURES + GRAPH_FEATURES + STATS_FEATURES
 

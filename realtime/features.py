@@ -31,14 +31,19 @@ GRAPH_FEATURES: Final[tuple[str, ...]] = (
     "user_risk", "card_risk", "device_risk", "ip_risk", "merchant_risk",
     "ring_size", "ring_fraud_rate",
 )  # fmt: skip
-#: From the workers' cached statistics (realtime.keys.EntityStats); ages and the ratio use the
-#: request's own ts and amount.
+#: From the workers' cached statistics (realtime.keys.EntityStats; ages and the ratio use the
+#: request's own ts and amount), and the user's 30-day and spike windows (the velocity script).
 STATS_FEATURES: Final[tuple[str, ...]] = (
     "merchant_fraud_rate_1d", "merchant_fraud_rate_7d", "merchant_fraud_rate_28d",
     "merchant_fraud_first_age_days", "merchant_fraud_last_age_days",
     "merchant_cpp_frauds_28d", "merchant_cpp_rate_28d",
     "user_median_amount_30d", "amount_to_user_median",
+    "user_n_30d", "user_mean_amount_30d", "user_spikes_7d", "user_spikes_14d",
 )  # fmt: skip
+#: The last four, from the velocity script (the user's calendar days and spikes).
+USER_WINDOW_FEATURES: Final[tuple[str, ...]] = STATS_FEATURES[-4:]
+#: A spike: an amount over this many times the user's median (gnn.entitystats.SPIKE_RATIO).
+SPIKE_RATIO: Final = 3.0
 FEATURE_NAMES: Final[tuple[str, ...]] = TABULAR_FEATURES + GRAPH_FEATURES + STATS_FEATURES
 #: What the velocity Lua script returns, in this order (everything after the request's own four).
 VELOCITY_FEATURES: Final[tuple[str, ...]] = TABULAR_FEATURES[4:]
@@ -67,10 +72,16 @@ def graph_features(risks: Sequence[GraphRisk | None]) -> list[float]:
 
 
 def stats_features(
-    *, amount: float, ts: float, merchant: EntityStats | None, user: EntityStats | None
+    *,
+    amount: float,
+    ts: float,
+    merchant: EntityStats | None,
+    user: EntityStats | None,
+    window: Sequence[float] | None,
 ) -> list[float]:
     """STATS_FEATURES: the merchant's cached rates and CPP figures, the age of its fraud spell
-    at ``ts``, the user's median and the amount's ratio to it (as `gnn.entitystats` offline)."""
+    at ``ts``, the user's median and the amount's ratio to it, then the user's windows (as
+    `gnn.entitystats` offline)."""
     day = 86_400.0
     if merchant is None:
         out = [NAN] * 7
@@ -79,6 +90,7 @@ def stats_features(
         out = [r1, r7, r28, (ts - first) / day, (ts - last) / day, cpp, cpp_rate]
     median = NAN if user is None else user.values[0]
     out += [median, amount / median if median > 0 else NAN]
+    out += window if window is not None else [NAN] * len(USER_WINDOW_FEATURES)
     return out
 
 
@@ -89,13 +101,16 @@ def assemble(
     velocity: Sequence[float] | None,
     risks: Sequence[GraphRisk | None],
     stats: tuple[EntityStats | None, EntityStats | None] = (None, None),
+    user_window: Sequence[float] | None = None,
 ) -> Row:
     """One float32 row in FEATURE_NAMES order; velocity None (Redis down) gives NaN there.
     ``stats`` is the (merchant, user) cache entry, None where unknown."""
     values = request_features(amount=amount, ts=ts)
     values.extend(velocity if velocity is not None else [NAN] * len(VELOCITY_FEATURES))
     values.extend(graph_features(risks))
-    values.extend(stats_features(amount=amount, ts=ts, merchant=stats[0], user=stats[1]))
+    values.extend(
+        stats_features(amount=amount, ts=ts, merchant=stats[0], user=stats[1], window=user_window)
+    )
     return np.asarray(values, dtype=np.float32).reshape(1, -1)
 
 

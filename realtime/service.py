@@ -194,6 +194,7 @@ class DecisionEngine:
             velocity=state.velocity if state is not None else None,
             risks=risks,
             stats=state.stats if state is not None else (None, None),
+            user_window=state.user_window if state is not None else None,
         )
         values = row[0].tolist()
         fired = self.rules.ruleset.evaluate(values)

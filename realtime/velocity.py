@@ -9,6 +9,9 @@ Per entity (keys ``{p}vel:{kind}:{id}:{window}``, see realtime.keys):
 - ``seen:{kind}``: sorted set member -> last-seen ts (user's devices / cards / IPs; users of a
   device, IP, card); trimmed by score to 30 days and to the 1000 newest; key TTL 31 d.
 - ``last`` (user only): ts of the user's latest transaction; key TTL 90 d.
+- ``day`` (user only): calendar-day buckets (floor(ts/86400)) of count and amount, 30 kept;
+  key TTL 32 d. ``spike`` (user only): sorted set of the user's spikes (a transaction over
+  SPIKE_RATIO times the median in the user's cached statistics), 14 days; key TTL 15 d.
 
 Windows use the transaction's own ts (event time) and read the state BEFORE this transaction is
 added, exactly as the offline trainer computes them (see realtime.features for the definitions).
@@ -24,7 +27,7 @@ from typing import Any, Final
 
 from redis.asyncio import Redis
 
-from realtime.features import VELOCITY_FEATURES
+from realtime.features import SPIKE_RATIO, USER_WINDOW_FEATURES, VELOCITY_FEATURES
 from realtime.keys import (
     ENTITY_KINDS,
     MERCHANT_STATS_SIZE,
@@ -209,6 +212,7 @@ end
 #       7 ts-30d, 8..12 ids (user, card, device, ip, merchant; '' when absent), 13 key prefix.
 _LUA_DECIDE = (
     _LUA_COMMON
+    + f"local SPIKE_RATIO = {SPIKE_RATIO!r}\n"
     + r"""
 local cur = redis.call('GET', KEYS[1])
 if cur then
@@ -237,6 +241,23 @@ if m == '' then m = '-' end
 local st = redis.call('MGET', p .. 'stats:merchant:' .. m, p .. 'stats:user:' .. ids[1])
 out[#out + 1] = st[1] or ''
 out[#out + 1] = st[2] or ''
+-- The user's last 30 calendar days (count, mean amount) and amount spikes over 7 / 14 days: a
+-- spike is a transaction over SPIKE_RATIO times the user's cached median as known then.
+local bd = math.floor(ts / 86400)
+local dk = vk(1, 'day')
+local n30, a30, _, _, stale_day = sum_hash(dk, bd - 29, bd, bd - 29)
+out[#out + 1] = fmt(n30)
+if n30 > 0 then out[#out + 1] = fmt(a30 / n30) else out[#out + 1] = '' end
+local sk = vk(1, 'spike')
+out[#out + 1] = fmt(redis.call('ZCOUNT', sk, (bh - 167) * 3600, ts_s))
+out[#out + 1] = fmt(redis.call('ZCOUNT', sk, (bh - 335) * 3600, ts_s))
+bump(dk, bd, true, 2764800, stale_day)
+local median = tonumber(st[2] or '')
+if median and median > 0 and tonumber(amount) > SPIKE_RATIO * median then
+  redis.call('ZADD', sk, ts_s, KEYS[1])
+end
+redis.call('ZREMRANGEBYSCORE', sk, '-inf', '(' .. ((bh - 335) * 3600))
+redis.call('EXPIRE', sk, 1296000)
 table.insert(out, 1, 'ok')
 return out
 """
@@ -299,6 +320,8 @@ class State:
     risks: list[GraphRisk | None] | None = None
     #: the (merchant, user) statistics cache entries, None where unknown
     stats: tuple[EntityStats | None, EntityStats | None] = (None, None)
+    #: USER_WINDOW_FEATURES (30-day count and mean, spikes over 7 / 14 days)
+    user_window: list[float] | None = None
     stored: bytes | None = None
 
 
@@ -360,12 +383,14 @@ class VelocityStore:
         n = len(VELOCITY_FEATURES)
         velocity = [_num(v) for v in res[1 : 1 + n]]
         risks = [_risk(v) for v in res[1 + n : 1 + n + len(ENTITY_KINDS)]]
-        merchant, user = res[1 + n + len(ENTITY_KINDS) : 3 + n + len(ENTITY_KINDS)]
+        k = 1 + n + len(ENTITY_KINDS)
+        merchant, user = res[k : k + 2]
         stats = (
             EntityStats.loads(merchant, size=MERCHANT_STATS_SIZE) if merchant else None,
             EntityStats.loads(user, size=USER_STATS_SIZE) if user else None,
         )
-        return State(status="ok", velocity=velocity, risks=risks, stats=stats)
+        window = [_num(v) for v in res[k + 2 : k + 2 + len(USER_WINDOW_FEATURES)]]
+        return State(status="ok", velocity=velocity, risks=risks, stats=stats, user_window=window)
 
     async def record(self, *, txn_id: str, stored: bytes, record: bytes) -> bool:
         """Store the final decision and append the stream record, atomically, once."""

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from gnn.entitystats import EVAL_ONLY_FEATURES, entity_stats
+from gnn.entitystats import ENTITY_FEATURES, entity_stats
 from gnn.graphdata import GraphConfig, txn_arrays
 from gnn.pit import PitConfig, graph_risk_features
 
@@ -86,7 +86,7 @@ def test_pit_features_use_the_row_amount_and_the_days_snapshot() -> None:
     assert last["user_median_amount_30d"] == 30.0
     assert last["amount_to_user_median"] == 100.0 / 30.0
     assert math.isnan(f.loc[0, "user_median_amount_30d"])  # u0's first txn: no history
-    assert list(f.columns[-len(EVAL_ONLY_FEATURES) :]) == list(EVAL_ONLY_FEATURES)
+    assert list(f.columns[-len(ENTITY_FEATURES) :]) == list(ENTITY_FEATURES)
 
 
 def spell_at(day: float, txns: pd.DataFrame, labels: pd.DataFrame) -> list[float]:

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import redis
 from redis.asyncio import Redis
 
 from realtime.features import TABULAR_FEATURES, VELOCITY_FEATURES, request_features
@@ -87,3 +88,55 @@ def test_online_velocity_matches_offline_features(
         assert not len(bad), (name, df.iloc[bad[:3]].to_dict("records"), a[bad[:3]], b[bad[:3]])
     assert set(VELOCITY_FEATURES) <= set(TABULAR_FEATURES)
     assert not math.isnan(got["user_n_7d"].iloc[-1])
+
+
+def test_online_user_windows_match_offline(redis_url: str, redis_prefix: str) -> None:
+    """The user's 30-day count and mean and spikes over 7 / 14 days, from the decide script,
+    equal `gnn.entitystats.user_rows`' definitions (calendar days, hour buckets, earlier rows
+    only), with each user's cached median fixed for the whole replay."""
+    from gnn.entitystats import SPIKE_RATIO
+    from gnn.features import window_stats
+    from realtime.features import USER_WINDOW_FEATURES
+    from realtime.keys import EntityStats
+
+    df = small_world(700, 3)
+    users = sorted(df["user_id"].unique())
+    medians = {u: 40.0 + 10.0 * i for i, u in enumerate(users)}
+    medians[users[0]] = float("nan")  # no median yet: never a spike
+    keys = Keys(f"{redis_prefix}w:")
+    client = redis.Redis.from_url(redis_url)
+    for u, med in medians.items():
+        client.set(keys.stats("user", u), EntityStats((med,)).dumps())
+    client.close()
+
+    async def go() -> list[list[float]]:
+        store = VelocityStore(Redis.from_url(redis_url), keys)
+        rows = []
+        for r in df.itertuples():
+            t = TxnKeyInput(r.txn_id, r.ts.value / 1e9, r.amount, r.user_id, None, None, None, None)
+            state = await store.decide(t)
+            assert state.user_window is not None
+            rows.append(state.user_window)
+        await store.client.aclose()
+        return rows
+
+    got = np.asarray(asyncio.run(go()))
+    code = pd.factorize(df["user_id"])[0].astype(np.int64)
+    us = df["ts"].astype("datetime64[us, UTC]").astype("int64").to_numpy()
+    amount = df["amount"].to_numpy()
+    n30, total = window_stats(code, us // 86_400_000_000, 30, amount)
+    med = df["user_id"].map(medians).to_numpy()
+    with np.errstate(invalid="ignore"):
+        spike = (amount / med > SPIKE_RATIO).astype(np.float64)
+    hour = us // 3_600_000_000
+    want = np.column_stack(
+        [
+            n30,
+            np.where(n30 > 0, total / np.maximum(n30, 1), np.nan),
+            window_stats(code, hour, 24 * 7, spike)[1],
+            window_stats(code, hour, 24 * 14, spike)[1],
+        ]
+    )
+    assert got.shape == (len(df), len(USER_WINDOW_FEATURES))
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-6, equal_nan=True)
+    assert want[:, 2].max() >= 1 and want[:, 0].max() > 10  # the windows are exercised
