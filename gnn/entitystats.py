@@ -4,7 +4,7 @@
 risk, from what a snapshot at ``at`` knows: transactions with ``ts < at`` and labels with
 ``label_ts < at``. Online, the workers run `current_stats` on the graph's ledger every few
 minutes and cache one entry per merchant and user in Redis, and the decision reads both in its
-one Lua call, exactly as training reads a moment's `entity_stats` (`fill_eval_rows`), the ages
+one Lua call, exactly as training reads a moment's `entity_stats` (`fill_stats_rows`), the ages
 and the amount ratio then taken from the transaction itself. The user's 30-day count and mean and
 its spikes are exact per transaction on both sides (the velocity script keeps calendar-day
 buckets and a sorted set of spikes, judged against the cached median).
@@ -225,7 +225,7 @@ def user_rows(a: TxnArrays, *, period_days: float) -> F64:
     return out
 
 
-def fill_eval_rows(out: F64, rows: slice, a: TxnArrays, stats: EntityStats, users: F64) -> None:
+def fill_stats_rows(out: F64, rows: slice, a: TxnArrays, stats: EntityStats, users: F64) -> None:
     """Write ENTITY_FEATURES of ``rows`` (columns in that order): the merchant's from one
     moment's stats, the user's from `user_rows` (computed once per world)."""
     merchant = a.node[rows, MERCHANT]

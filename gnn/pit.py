@@ -35,7 +35,7 @@ from fraudring.logs import get_logger
 from gnn.entitystats import (
     ENTITY_FEATURES,
     entity_stats,
-    fill_eval_rows,
+    fill_stats_rows,
     user_rows,
 )
 from gnn.features import DAY_US, GRAPH_FEATURES
@@ -108,7 +108,7 @@ def _moments(a: TxnArrays, lo: int, hi: int, days: float) -> Iterator[tuple[int,
         lo = end
 
 
-def fill_eval(
+def fill_stats(
     out: npt.NDArray[np.float64],
     a: TxnArrays,
     lo: int,
@@ -121,7 +121,7 @@ def fill_eval(
     for at, rows in _moments(a, lo, hi, cfg.stats_period_days):
         delay = cfg.graph.label_delay_days
         stats = entity_stats(a, at, label_delay_days=delay, with_median=False)
-        fill_eval_rows(out, rows, a, stats, users)
+        fill_stats_rows(out, rows, a, stats, users)
 
 
 def fill_ring(
@@ -155,14 +155,14 @@ def graph_risk_features(
     n = len(a.t)
     out = np.full((n, len(GRAPH_FEATURES)), np.nan)
     gcn_out = np.full((n, len(GRAPH_FEATURES)), np.nan)
-    eval_out = np.full((n, len(ENTITY_FEATURES)), np.nan)
+    stats_out = np.full((n, len(ENTITY_FEATURES)), np.nan)
     fits: list[tuple[int, FitInfo]] = []
     model: FraudGCN | None = None
     snap: Snapshot | None = None
     if n == 0:
         empty = pd.DataFrame(out, columns=list(GRAPH_FEATURES))
         empty["gcn_score"] = np.nan
-        empty[list(ENTITY_FEATURES)] = eval_out
+        empty[list(ENTITY_FEATURES)] = stats_out
         return PitResult(empty, fits, None, None)
     period = int(cfg.period_days * DAY_US)
     first = int(a.t[0] if start_us is None else max(start_us, a.t[0]))
@@ -198,7 +198,7 @@ def graph_risk_features(
         since_fit += 1
         if hi <= lo:
             continue
-        fill_eval(eval_out, a, lo, hi, cfg=cfg, users=users)
+        fill_stats(stats_out, a, lo, hi, cfg=cfg, users=users)
         rows = slice(lo, hi)
         if ring_index is not None:
             rings += fill_ring(out, a, lo, hi, cfg=cfg, index=ring_index)
@@ -222,7 +222,7 @@ def graph_risk_features(
     risks = np.where(np.isnan(gcn_out[:, :5]), -np.inf, gcn_out[:, :5])
     frame["gcn_score"] = risks.max(axis=1)
     frame.loc[np.isneginf(frame["gcn_score"]), "gcn_score"] = np.nan
-    frame[list(ENTITY_FEATURES)] = eval_out
+    frame[list(ENTITY_FEATURES)] = stats_out
     summary = {
         "snapshots": len(starts),
         "fits": len(fits),

@@ -1,4 +1,4 @@
-"""Evaluation-only entity statistics on a tiny hand-built case: values and point-in-time rules."""
+"""Entity statistics on a tiny hand-built case: values and point-in-time rules."""
 
 from __future__ import annotations
 

@@ -117,7 +117,7 @@ def test_served_statistics_equal_the_trainers(
     assert breached.values[1] > 0.2
 
     # A decision after the moment reads both entries in its Lua call; the served row equals
-    # the trainer's (`fill_eval_rows`: the moment's stats, ages from the row's own ts).
+    # the trainer's (`fill_stats_rows`: the moment's stats, ages from the row's own ts).
     async def decide() -> list[float]:
         vs = VelocityStore(Redis.from_url(redis_url), keys)
         ts = at + 3600.0
