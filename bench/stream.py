@@ -36,7 +36,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +44,9 @@ import httpx
 import numpy as np
 import redis
 
+from bench.stream_support import check_graph, ring_end_to_end, wait, world_requests
 from fraudring.runtime import services
-from fraudring.settings import Settings, hash_api_key, load_settings
+from fraudring.settings import hash_api_key, load_settings
 from realtime import ops
 from realtime.keys import LABEL_GROUP, Keys
 
@@ -59,10 +60,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 @contextlib.contextmanager
@@ -84,23 +81,6 @@ def _process(
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
-
-
-def _txns(world_dir: Path) -> list[dict[str, Any]]:
-    from world.io import read_world
-
-    out = []
-    for row in read_world(world_dir).transactions.to_pylist():
-        out.append(
-            {
-                "txn_id": row["txn_id"],
-                "ts": _iso(row["ts"].timestamp()),
-                **{k: row[k] for k in ("user_id", "card_id", "device_id", "ip", "merchant_id")},
-                "amount": float(row["amount"]),
-                "currency": row["currency"],
-            }
-        )
-    return out
 
 
 async def _feed(
@@ -175,118 +155,12 @@ def _growth(samples: list[tuple[float, int]], *, t0: float, elapsed: float) -> f
     return float((np.mean(second) - np.mean(first)) / (elapsed / 2))
 
 
-def _wait(cond: Any, *, timeout: float, what: str) -> float:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if cond():
-            return time.monotonic() - t0
-        time.sleep(0.1)
-    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def _celery(redis_url: str, prefix: str) -> Any:
     from celery import Celery
 
     app = Celery("bench", broker=redis_url)
     app.conf.update(broker_transport_options={"global_keyprefix": prefix}, task_serializer="json")
     return app
-
-
-def _check_graph(settings: Settings, txns: list[dict[str, Any]]) -> tuple[int, int]:
-    """(lost, double_counted): re-ingest finds the missing; users' counts find the doubles."""
-    from graph.schemas import TxnRecord
-    from graph.service import open_store
-
-    assert settings.graph_url is not None
-    records = [
-        TxnRecord(
-            txn_id=t["txn_id"],
-            ts=datetime.fromisoformat(t["ts"]).timestamp(),
-            user_id=t["user_id"],
-            card_id=t["card_id"],
-            device_id=t["device_id"],
-            ip=t["ip"],
-            merchant_id=t["merchant_id"],
-            amount=t["amount"],
-        )
-        for t in txns
-    ]
-    with open_store(settings.graph_url, settings=settings) as store:
-        lost = sum(
-            store.ingest(records[i : i + 5000]).ingested for i in range(0, len(records), 5000)
-        )
-        exp = store.export()
-        users = exp.kind == 0
-        counted = int(np.rint(np.expm1(exp.x[users, 6].astype(np.float64))).sum())
-    return lost, counted - len({t["txn_id"] for t in txns})
-
-
-def _ring_end_to_end(
-    *,
-    base: str,
-    key: str,
-    settings: Settings,
-    last_ts: float,
-    client: redis.Redis,
-    keys: Keys,
-    sent: list[dict[str, Any]],
-) -> dict[str, Any]:
-    from graph.service import open_store
-
-    assert settings.graph_url is not None
-    with open_store(settings.graph_url, settings=settings) as store:
-        rings = [r for r in store.top_rings(200) if r.fraud_n > 0]
-        # A device links from the first use (graph.rings); an IP only the users based there, a
-        # card only from three users. Among devices, the one most members share.
-        rank = {"device": 2, "card": 1}
-        best: tuple[tuple[int, int], Any, Any] | None = None
-        for r in rings[:20]:
-            for e in r.shared_entities:
-                if e.kind not in rank:
-                    continue
-                hood = store.neighbourhood(e.kind, e.id, hops=1, max_nodes=100)
-                users = sum(1 for node in hood.nodes if node.kind == "user")
-                if best is None or (rank[e.kind], users) > best[0]:
-                    best = ((rank[e.kind], users), r, e)
-    if best is None:
-        return {"ring_seen_by_next_decision": "no labelled ring found"}
-    _, ring, ent = best
-    field = {"device": "device_id", "card": "card_id"}[ent.kind]
-    user = f"newacct-{secrets.token_hex(3)}"
-    first = {
-        "txn_id": f"{user}-1", "ts": _iso(last_ts + 60), "user_id": user, "card_id": f"{user}-card",
-        "device_id": f"{user}-dev", "ip": "198.51.100.7", "merchant_id": "m-new", "amount": 40.0,
-        "currency": "EUR",
-    }  # fmt: skip
-    first[field] = ent.id
-    second = {**first, "txn_id": f"{user}-2", "ts": _iso(last_ts + 120), "card_id": f"{user}-card",
-              "device_id": f"{user}-dev", "ip": "198.51.100.7"}  # fmt: skip
-    h = {"X-API-Key": key}
-    r1 = httpx.post(f"{base}/v1/decisions", json=first, headers=h, timeout=10).json()
-    t1 = time.monotonic()
-    try:
-        visible = _wait(
-            lambda: client.get(keys.risk("user", user)) is not None,
-            timeout=30,
-            what="the new account's risk",
-        )
-    except RuntimeError:
-        visible = float("nan")  # the second decision then shows whether the ring is seen
-
-    r2 = httpx.post(f"{base}/v1/decisions", json=second, headers=h, timeout=10).json()
-    ring2 = (r2.get("explanation") or {}).get("ring") or {}
-    ring1 = json.dumps((r1.get("explanation") or {}).get("ring"))
-    print(f"  ring {ring.id} (size {ring.size}, fraud rate {ring.fraud_rate:.2f}),")
-    print(f"  joined by new account {user} through {ent.kind} {ent.id}")
-    print(f"  first decision: {r1.get('decision')} ring={ring1}")
-    later = time.monotonic() - t1
-    print(f"  next decision ({later:.2f} s later): {r2.get('decision')} ring={json.dumps(ring2)}")
-    sent.extend([first, second])
-    return {
-        "ring_seen_by_next_decision": int(ring2.get("ring_id") == ring.id),
-        "ring_link_visible_s": round(visible, 3),
-        "ring_next_decision": str(r2.get("decision")),
-    }
 
 
 def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
@@ -297,7 +171,7 @@ def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
     try:
         print(f"generating a world of {n:,} transactions (seed {seed}) ...", flush=True)
         generate(out=tmp / "world", transactions=n, seed=seed, progress=False)
-        txns = _txns(tmp / "world")
+        txns = world_requests(tmp / "world")
         settings = load_settings(data_dir=tmp / "data", env="test", api_keys={})
         with services(settings) as ep:
             direct = _direct(tmp=tmp, txns=txns, redis_url=ep.redis_url, graph_url=ep.graph_url)
@@ -369,9 +243,9 @@ def _direct(
                 raise RuntimeError(f"the worker exited; see {tmp / 'worker-direct.log'}")
             print(f"workers only: pushing {len(txns):,} records at {RATE:.0f}/s ...", flush=True)
             elapsed, slope, peak = _push(client, keys, txns)
-            drain_s = _wait(lambda: _backlog(client, keys) == 0, timeout=600, what="the drain")
+            drain_s = wait(lambda: _backlog(client, keys) == 0, timeout=600, what="the drain")
             fresh = ops.freshness_stats(client, keys)
-        lost, double = _check_graph(settings, txns)
+        lost, double = check_graph(settings, txns)
     finally:
         ops.delete_prefix(client, prefix)
         client.close()
@@ -439,7 +313,7 @@ def _run(
             _process(api_cmd, env=env, log=tmp / "api.log"),
             _process(worker_cmd, env=env, log=tmp / "worker.log"),
         ):
-            _wait(lambda: _ready(base), timeout=60, what="the API")
+            wait(lambda: _ready(base), timeout=60, what="the API")
             print(
                 f"streaming {len(txns):,} transactions at {RATE:.0f}/s through {base} ...",
                 flush=True,
@@ -449,11 +323,11 @@ def _run(
                 f"  answered {fed['answered']:,} in {fed['elapsed']:.1f} s; draining ...",
                 flush=True,
             )
-            spool_s = _wait(  # decisions spooled while Redis was slow are replayed by the API
+            spool_s = wait(  # decisions spooled while Redis was slow are replayed by the API
                 lambda: client.xlen(keys.decisions_stream) >= fed["answered"], timeout=300,
                 what="spooled decisions to reach the stream",
             )  # fmt: skip
-            drain_s = _wait(
+            drain_s = wait(
                 lambda: _backlog(client, keys) == 0,
                 timeout=600, what="the workers to drain the stream",
             )  # fmt: skip
@@ -463,17 +337,17 @@ def _run(
             _celery(redis_url, prefix).send_task(
                 "fraudring.labels.kick", kwargs={"force": True}, queue="score"
             )
-            _wait(lambda: _labels_done(client, keys, n_labels), timeout=120, what="the labels")
+            wait(lambda: _labels_done(client, keys, n_labels), timeout=120, what="the labels")
             extra: list[dict[str, Any]] = []
-            e2e = _ring_end_to_end(
+            e2e = ring_end_to_end(
                 base=base, key=key, settings=settings, last_ts=last_ts, client=client, keys=keys,
                 sent=extra,
             )  # fmt: skip
-            _wait(
+            wait(
                 lambda: _backlog(client, keys) == 0,
                 timeout=60, what="the last decisions",
             )  # fmt: skip
-        lost, double = _check_graph(settings, txns + extra)
+        lost, double = check_graph(settings, txns + extra)
     finally:
         ops.delete_prefix(client, prefix)
         client.close()
