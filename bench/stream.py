@@ -45,7 +45,7 @@ import numpy as np
 import redis
 
 from bench.stream_support import check_graph, ring_end_to_end, wait, world_requests
-from fraudring.runtime import services
+from fraudring.runtime import celery_client, services
 from fraudring.settings import hash_api_key, load_settings
 from realtime import ops
 from realtime.keys import LABEL_GROUP, Keys
@@ -153,14 +153,6 @@ def _growth(samples: list[tuple[float, int]], *, t0: float, elapsed: float) -> f
     if len(first) < 2 or len(second) < 2:
         return float("nan")
     return float((np.mean(second) - np.mean(first)) / (elapsed / 2))
-
-
-def _celery(redis_url: str, prefix: str) -> Any:
-    from celery import Celery
-
-    app = Celery("bench", broker=redis_url)
-    app.conf.update(broker_transport_options={"global_keyprefix": prefix}, task_serializer="json")
-    return app
 
 
 def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
@@ -334,7 +326,7 @@ def _run(
             fresh = ops.freshness_stats(client, keys)
             last_ts = max(datetime.fromisoformat(t["ts"]).timestamp() for t in txns)
             n_labels = _publish_labels(tmp / "world", client=client, keys=keys, until=last_ts)
-            _celery(redis_url, prefix).send_task(
+            celery_client(redis_url, prefix).send_task(
                 "fraudring.labels.kick", kwargs={"force": True}, queue="score"
             )
             wait(lambda: _labels_done(client, keys, n_labels), timeout=120, what="the labels")

@@ -49,6 +49,7 @@ class Pacer:
     refreshes: int = 0
     waited_s: float = 0.0  # left out of the replay's decisions per second
     _next: float | None = None
+    _celery: Any = None
 
     def tick(self, now: float) -> None:
         if self._next is not None and now < self._next:
@@ -58,14 +59,11 @@ class Pacer:
         self._next = (now // self.every_s + 1) * self.every_s
 
     def _send(self, name: str, **kwargs: Any) -> None:
-        from celery import Celery
+        from fraudring.runtime import celery_client
 
-        app = Celery("fraudring-demo", broker=self.redis_url)
-        app.conf.update(
-            task_serializer="json",
-            broker_transport_options={"global_keyprefix": self.settings.redis_prefix},
-        )
-        app.send_task(name, kwargs=kwargs, queue="score")
+        if self._celery is None:
+            self._celery = celery_client(self.redis_url, self.settings.redis_prefix)
+        self._celery.send_task(name, kwargs=kwargs, queue="score")
 
     def catch_up(self, *, timeout_s: float = 120.0) -> None:
         from realtime.keys import LABEL_GROUP
@@ -208,7 +206,7 @@ def wait_drained(
     lag: dict[str, int] = {}
     while time.monotonic() < deadline:
         lag = decision_lag(client, keys)
-        if lag["pending"] == 0 and lag["undelivered"] == 0:
+        if not _behind(lag):
             return lag
         time.sleep(0.5)
     raise DemoError(f"the worker did not drain the decision stream in {timeout_s:.0f} s: {lag}")

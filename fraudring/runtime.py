@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -252,3 +253,17 @@ def services(settings: Settings) -> Iterator[Endpoints]:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+
+
+def celery_client(redis_url: str, prefix: str) -> Any:
+    """A Celery client with no tasks of its own, to send the workers' tasks by name (the CLI, the
+    demo and the benchmarks never import `workers`)."""
+    from celery import Celery
+
+    client = Celery("fraudring-client", broker=redis_url)
+    client.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        broker_transport_options={"global_keyprefix": prefix},
+    )
+    return client

@@ -162,17 +162,18 @@ def evaluate_dataset(
     scores_test: dict[str, npt.NDArray[np.float64]] = {}
     models: dict[str, XgbModel] = {}
     for key, cols in (("b_xgb_tabular", tab), ("d_xgb_graph", np.arange(len(names)))):
+        x_val = x_all[np.ix_(val, cols)]  # once for early stopping and the validation scores
         model = fit_xgb(
             x_all[np.ix_(fit, cols)],
             known[fit],
-            x_all[np.ix_(val, cols)],
+            x_val,
             known[val],
             features=[names[i] for i in cols],
             seed=seed,
             cfg=xgb_cfg,
         )
         models[key] = model
-        scores_val[key] = model.predict(x_all[np.ix_(val, cols)])
+        scores_val[key] = model.predict(x_val)
         scores_test[key] = model.predict(x_all[np.ix_(test, cols)])
     scores_val["a_rules"] = rules_score(ds.x.iloc[val])
     scores_test["a_rules"] = rules_score(ds.x.iloc[test])

@@ -27,16 +27,9 @@ QUEUES = ("ingest", "score", "train")
 
 
 def _celery(ep_redis: str, settings: Settings) -> Any:
-    """A Celery client (no tasks) to send tasks by name to the workers."""
-    from celery import Celery
+    from fraudring.runtime import celery_client
 
-    client = Celery("fraudring-cli", broker=ep_redis)
-    client.conf.update(
-        task_serializer="json",
-        accept_content=["json"],
-        broker_transport_options={"global_keyprefix": settings.redis_prefix},
-    )
-    return client
+    return celery_client(ep_redis, settings.redis_prefix)
 
 
 def _run(cmd: list[str]) -> int:
