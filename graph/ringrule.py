@@ -59,6 +59,31 @@ def components(links: Links, *, min_size: int = 2) -> list[Component]:
     return out
 
 
+def bounded(
+    found: Iterable[Component], links: Links, *, max_size: int, min_size: int
+) -> tuple[list[Component], list[int]]:
+    """Components of at most ``max_size`` users, and the sizes of those given up.
+
+    A crew is tens of accounts. A component of thousands is a neighbourhood's regulars chained
+    from one small shop to the next (every terminal of the handbook benchmark), not a ring: its
+    "fraud rate" would only count the town's victims. It is split without its merchant links,
+    the weakest evidence, so a crew tied by devices, IPs or cards inside it stays a ring; what
+    is still too big is not one."""
+    kept: list[Component] = []
+    dropped: list[int] = []
+    for comp in found:
+        if len(comp.members) <= max_size:
+            kept.append(comp)
+            continue
+        strong = {key: links[key] for key in comp.entities if key[0] != "merchant"}
+        for part in components(strong, min_size=min_size):
+            if len(part.members) <= max_size:
+                kept.append(part)
+            else:
+                dropped.append(len(part.members))
+    return kept, dropped
+
+
 def wide_device_users(comps: Iterable[Component], links: Links, *, cross_homes: int) -> set[str]:
     """Users whose home `core` needs: those of devices with at least `cross_homes` users."""
     return {

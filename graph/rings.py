@@ -9,9 +9,11 @@ links only when at least `card_min_users` share it: two users on one card are a 
 thief and the victim, three or more is a pattern. A merchant links only its repeat customers,
 and only when it is small (`merchant_cap`) and lives off them (`merchant_repeat_share` of its
 recent customers came back): a mule ring's shell merchant, not a corner shop whose customers
-mostly come once. The degree of an entity counts its distinct users within the window; an
-incremental run applies the same rule (the same Cypher) to the entities it reaches, so it
-decides exactly like a full run.
+mostly come once. Chained from one such shop to the next, a neighbourhood's regulars would make a
+"ring" of thousands: a component bigger than `max_size` is split without its merchant links,
+and what is still bigger is a community, not a ring (`graph.ringrule.bounded`). The degree
+of an entity counts its distinct users within the window; an incremental run applies the same
+rule (the same Cypher) to the entities it reaches, so it decides exactly like a full run.
 
 Households: families share a home IP, a tablet, a card, so they form components of up to about
 `household_max` users. A card links only when more hands than a household and a thief share it
@@ -50,6 +52,7 @@ from graph import queries as q
 from graph.ringrule import (
     Component,
     Links,
+    bounded,
     components,
     cores,
     density,
@@ -245,7 +248,14 @@ def detect(
     else:
         links, visited, old = _expand(store, touched_users, since=since, params=params)
         examined = len(visited)
-    found = components(links, min_size=params.min_size)
+    found, too_big = bounded(
+        components(links, min_size=params.min_size),
+        links,
+        max_size=params.max_size,
+        min_size=params.min_size,
+    )
+    if too_big:
+        log.info("graph.community_skipped", sizes=sorted(too_big)[-5:], count=len(too_big))
     bases = _bases(
         store,
         wide_device_users(found, links, cross_homes=params.cross_homes),

@@ -139,6 +139,12 @@ class RingParams(BaseModel):
         default=3, ge=2, description="homes (users' main IPs) a device spans to tie a ring"
     )
     min_size: int = Field(default=2, ge=2)
+    max_size: int = Field(
+        default=100,
+        ge=2,
+        description="a bigger component is split without its merchant links; what is still "
+        "bigger is a community, not a ring (graph.ringrule.bounded)",
+    )
     page_size: int = Field(default=250_000, ge=100, description="nodes per scan page")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -68,7 +69,9 @@ def store(falkor_url: str, graph_name: str) -> Iterator[CypherStore]:
         yield s
 
 
-def test_offline_ring_risk_is_what_the_workers_serve(store: CypherStore) -> None:
+def served_and_offline(store: CypherStore, params: RingParams) -> dict[tuple[str, str], Any]:
+    """Each entity's (score, ring size, fraud rate) from the workers' ring pass on the store,
+    after checking that the offline `ring_risk` at the newest transaction gives the same."""
     txns, labels = frames()
     store.ingest(
         [
@@ -78,12 +81,12 @@ def test_offline_ring_risk_is_what_the_workers_serve(store: CypherStore) -> None
         ]
     )  # fmt: skip
     store.label(kind="txn", id=labels["txn_id"].item(), label="fraud", by="test", at=LABEL_AT)
-    update = store.detect_rings()
+    update = store.detect_rings(params=params)
     served = plan_risks(update.rings, {}, model_version=None, now=0.0).risks
 
     a = txn_arrays(txns, labels)
     newest = int(a.t[-1])
-    rr = ring_risk(a, newest + 1, params=RingParams())  # everything the store holds
+    rr = ring_risk(a, newest + 1, params=params)  # everything the store holds
     offline = {}
     for k, kind in enumerate(KINDS):
         for code, eid in enumerate(a.node_ids[k]):
@@ -95,10 +98,22 @@ def test_offline_ring_risk_is_what_the_workers_serve(store: CypherStore) -> None
         score, size, rate = offline[key]
         assert size == risk.ring_size and rate == pytest.approx(risk.ring_fraud_rate), key
         assert score == pytest.approx(risk.score, rel=1e-6), key
+    return dict(served)
+
+
+def test_offline_ring_risk_is_what_the_workers_serve(store: CypherStore) -> None:
+    served = served_and_offline(store, RingParams())
     members = {k[1] for k in served if k[0] == "user"}
     assert {"a1", "a5", "h1", "s3"} <= members
     assert not members & {"p1", "x1", "o2"}  # the couple, the visitor, the stale link
     assert served[("user", "a4")].ring_fraud_rate == pytest.approx(1 / 5)
+
+
+def test_offline_and_served_give_up_the_same_oversized_components(store: CypherStore) -> None:
+    served = served_and_offline(store, RingParams(max_size=4))
+    members = {k[1] for k in served if k[0] == "user"}
+    assert {"h1", "s3"} <= members
+    assert not members & {"a1", "a4"}  # the chain of five, tied by devices: above max_size
 
 
 def test_ring_features_are_point_in_time() -> None:

@@ -397,6 +397,28 @@ def test_merchant_links_only_repeat_customers_of_a_shell(store: CypherStore) -> 
     assert store.detect_rings(params=RingParams(merchant_cap=0)).rings == []
 
 
+def test_regulars_chained_shop_to_shop_are_no_ring_but_a_crew_among_them_is(
+    store: CypherStore,
+) -> None:
+    """Thirteen neighbours, each a regular at two small shops: merchant links chain them into
+    one component. Above `max_size` it is split without its merchant links: only the three who
+    also share a phone remain a ring, in a full and an incremental run alike."""
+    recs = [
+        txn(f"s{k}-{u}-{j}", f"n{u}", merchant=f"shop{k}", ts=T0 + j)
+        for k in range(12)
+        for u in (k, k + 1)
+        for j in range(2)
+    ]
+    recs += [txn(f"crew{u}", f"n{u}", device="crew-phone", ts=T0 + 5) for u in (3, 4, 5)]
+    store.ingest(recs)
+    assert [r.size for r in store.detect_rings().rings] == [13]
+    small = RingParams(max_size=10)
+    crew = [["n3", "n4", "n5"]]
+    assert [r.members for r in store.detect_rings(params=small).rings] == crew
+    assert [r.members for r in store.detect_rings(touched_users=["n0"], params=small).rings] == crew
+    assert [r.size for r in store.detect_rings(params=RingParams(max_size=13)).rings] == [13]
+
+
 def test_ip_ties_only_users_based_there(store: CypherStore) -> None:
     recs: list[TxnRecord] = []
     for k in range(6):  # colleagues: one office IP, but most of their life elsewhere
