@@ -14,6 +14,10 @@ FalkorDB server in a temporary directory, and measures on graph `bench`:
 - ring_incremental_s: `detect_rings(touched_users=...)` for the users of the last 1,000
   transactions (a worker's batch);
 - export_s: `export()` of the whole graph;
+- ledger_read_s: `ledger_since` over the statistics window (the label delay, 7 days, plus 60:
+  the whole 30-day world), what every statistics refresh reads;
+- stats_refresh_s: one `workers.stats.refresh_stats` (that read, `current_stats`, and one entry
+  per merchant and user written to the server's Redis under a throwaway prefix);
 - ring_recall: share of planted rings (truth.parquet, members per the world contract) of size
   >= 3 matched by a found ring with member Jaccard >= 0.5; found rings = suspicious rings of
   size >= 3;
@@ -49,6 +53,8 @@ KEYS = (
     "ring_recall",
     "ring_false_share",
     "snapshot_fork_ms",
+    "ledger_read_s",
+    "stats_refresh_s",
 )
 
 
@@ -166,6 +172,8 @@ def _measure(
         exported = store.export()
         out["export_s"] = time.perf_counter() - t0
 
+        out.update(_stats_refresh(url, store))
+
         found = [set(r.members) for r in update.rings if r.size >= 3 and r.suspicious]
         planted = ring_members(world.truth, world.transactions)
         out["ring_recall"], out["ring_false_share"] = _recall(planted, found)
@@ -177,6 +185,32 @@ def _measure(
             store.graph.delete()  # free the server's memory before the next size
     console.print({k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()})
     return out
+
+
+def _stats_refresh(url: str, store: Any) -> dict[str, float]:
+    """The statistics refresh the workers run every few minutes, against this graph."""
+    import redis
+
+    from realtime.keys import Keys
+    from workers.stats import refresh_stats
+
+    delay = 7.0
+    t0 = time.perf_counter()
+    rows = store.ledger_since(since=0.0).height
+    read_s = time.perf_counter() - t0
+    client = redis.Redis.from_url(url.replace("falkordb://", "redis://"))
+    keys = Keys(f"bench-stats-{os.getpid()}:")
+    try:
+        done = refresh_stats(client, keys, store, label_delay_days=delay)
+    finally:
+        for key in client.scan_iter(match=keys.prefix + "*", count=10_000):
+            client.delete(key)
+        client.close()
+    console.print(
+        f"statistics: {rows:,} ledger rows, {done['merchants']:,} merchants and "
+        f"{done['users']:,} users cached"
+    )
+    return {"ledger_read_s": read_s, "stats_refresh_s": float(done["seconds"])}
 
 
 def run(*, transactions: int | None = None, seed: int = 7) -> dict[str, float | int | str]:
