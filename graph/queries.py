@@ -76,8 +76,9 @@ KNOWN_TXNS: Final = "UNWIND $ids AS tid MATCH (t:Txn {id: tid}) RETURN t.id"
 
 #: The ledger from a moment on (range index on Txn.ts), with each transaction's label and when
 #: it arrived: the input of the workers' entity statistics (`gnn.entitystats.current_stats`).
+LEDGER_SPAN: Final = "MATCH (t:Txn) WHERE t.ts >= $since RETURN min(t.ts), max(t.ts)"
 LEDGER_SINCE: Final = """
-MATCH (t:Txn) WHERE t.ts >= $since
+MATCH (t:Txn) WHERE t.ts >= $since AND t.ts < $until
 RETURN t.id, t.user, t.card, t.merchant, t.ts, t.amount, t.fraud_label, t.labelled_at
 """
 
