@@ -32,7 +32,6 @@ from gnn.graphdata import KINDS, TxnArrays
 from graph.ringrule import (
     Links,
     bounded,
-    components,
     cores,
     density,
     risk,
@@ -203,12 +202,7 @@ def ring_risk(
     user_n, first, last = _activity(a, hi, index)
     since = at - int(params.window_days * DAY_US)
     links = snapshot_links(a, hi, since=since, params=params, index=index, user_n=user_n)
-    found, _ = bounded(
-        components(links, min_size=params.min_size),
-        links,
-        max_size=params.max_size,
-        min_size=params.min_size,
-    )
+    found, _ = bounded(links, params=params)
     wide = wide_device_users(found, links, cross_homes=params.cross_homes)
     bases = user_bases(a, hi, since=since, cap=params.hub_cap, index=index, users=wide)
     comps = cores(found, links, params=params, bases=bases)

@@ -23,7 +23,7 @@ from graph.schemas import ENTITY_KINDS, LABELS
 #   users: [id, first_seen, last_seen, n, amount_sum, cards, devices, ips, merchants]
 #     each of the last four a list of [entity_id, first_seen, last_seen, n, amount_sum]
 #   txns:  [id, user, card, device, ip, merchant, ts, amount] (the ledger keeps what a label
-#          needs to find its edges, and what the entity statistics need: `LEDGER_SINCE`)
+#          needs to find its edges, and what the entity statistics need: `LEDGER_SLICE`)
 
 _GUARD = """
 UNWIND $txn_ids AS tid
@@ -74,10 +74,10 @@ INGEST: Final = (
 
 KNOWN_TXNS: Final = "UNWIND $ids AS tid MATCH (t:Txn {id: tid}) RETURN t.id"
 
-#: The ledger from a moment on (range index on Txn.ts), with each transaction's label and when
-#: it arrived: the input of the workers' entity statistics (`gnn.entitystats.current_stats`).
+#: The ledger between two moments (range index on Txn.ts), with each transaction's label and
+#: when it arrived: the input of the workers' entity statistics (`gnn.entitystats.current_stats`).
 LEDGER_SPAN: Final = "MATCH (t:Txn) WHERE t.ts >= $since RETURN min(t.ts), max(t.ts)"
-LEDGER_SINCE: Final = """
+LEDGER_SLICE: Final = """
 MATCH (t:Txn) WHERE t.ts >= $since AND t.ts < $until
 RETURN t.id, t.user, t.card, t.merchant, t.ts, t.amount, t.fraud_label, t.labelled_at
 """

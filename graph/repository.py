@@ -380,10 +380,13 @@ class CypherStore:
             return pl.DataFrame(schema=LEDGER_SCHEMA)
         first, newest = float(span[0][0]), float(span[0][1])
         n = self.read_parallelism
-        cuts = [first + (newest - first) * i / n for i in range(n)] + [newest + 1.0]
+        # the outer bounds are the caller's and past the newest: min/max come back rounded
+        inner = [max(first + (newest - first) * i / n, since) for i in range(1, n)]
+        cuts = [float(since), *inner]
+        cuts.append(newest + 1.0)
 
         def part(i: int) -> Rows:
-            return self._read_scalars(q.LEDGER_SINCE, {"since": cuts[i], "until": cuts[i + 1]})
+            return self._read_scalars(q.LEDGER_SLICE, {"since": cuts[i], "until": cuts[i + 1]})
 
         with ThreadPoolExecutor(max_workers=n) as pool:
             rows = [r for rs in pool.map(part, range(n)) for r in rs]

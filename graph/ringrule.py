@@ -59,10 +59,8 @@ def components(links: Links, *, min_size: int = 2) -> list[Component]:
     return out
 
 
-def bounded(
-    found: Iterable[Component], links: Links, *, max_size: int, min_size: int
-) -> tuple[list[Component], list[int]]:
-    """Components of at most ``max_size`` users, and the sizes of those given up.
+def bounded(links: Links, *, params: RingParams) -> tuple[list[Component], list[int]]:
+    """`components` of at most ``params.max_size`` users, and the sizes of those given up.
 
     A crew is tens of accounts. A component of thousands is a neighbourhood's regulars chained
     from one small shop to the next (every terminal of the handbook benchmark), not a ring: its
@@ -71,13 +69,13 @@ def bounded(
     is still too big is not one."""
     kept: list[Component] = []
     dropped: list[int] = []
-    for comp in found:
-        if len(comp.members) <= max_size:
+    for comp in components(links, min_size=params.min_size):
+        if len(comp.members) <= params.max_size:
             kept.append(comp)
             continue
         strong = {key: links[key] for key in comp.entities if key[0] != "merchant"}
-        for part in components(strong, min_size=min_size):
-            if len(part.members) <= max_size:
+        for part in components(strong, min_size=params.min_size):
+            if len(part.members) <= params.max_size:
                 kept.append(part)
             else:
                 dropped.append(len(part.members))

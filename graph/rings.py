@@ -53,7 +53,6 @@ from graph.ringrule import (
     Component,
     Links,
     bounded,
-    components,
     cores,
     density,
     pick_bases,
@@ -248,12 +247,7 @@ def detect(
     else:
         links, visited, old = _expand(store, touched_users, since=since, params=params)
         examined = len(visited)
-    found, too_big = bounded(
-        components(links, min_size=params.min_size),
-        links,
-        max_size=params.max_size,
-        min_size=params.min_size,
-    )
+    found, too_big = bounded(links, params=params)
     if too_big:
         log.info("graph.community_skipped", sizes=sorted(too_big)[-5:], count=len(too_big))
     bases = _bases(

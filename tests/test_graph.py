@@ -437,14 +437,16 @@ def test_ip_ties_only_users_based_there(store: CypherStore) -> None:
 def test_ledger_since_reads_each_transaction_once_with_its_label(store: CypherStore) -> None:
     """Read in time slices at once: rows on a slice's edge, the newest and the oldest come back
     exactly once, with exact times, amounts and labels; nothing before ``since``."""
-    # four slices of [T0, T0 + 1000]: cut at +250, +500 and +750
-    times = [T0, T0 + 0.5, T0 + 250.0, T0 + 500.0, T0 + 500.0, T0 + 750.0, T0 + 1_000.0]
+    # four slices of [T0, T0 + 1000]: cut at +250, +500 and +750; the oldest time has more
+    # digits than the server prints (its min comes back rounded up)
+    first = T0 + 0.1234567
+    times = [first, T0 + 0.5, T0 + 250.0, T0 + 500.0, T0 + 500.0, T0 + 750.0, T0 + 1_000.0]
     recs = [txn(f"t{k}", f"u{k % 3}", merchant="m", ts=ts, amount=k + 0.25) for k, ts in
             enumerate(times)]  # fmt: skip
     recs.append(txn("old", "u0", merchant="m", ts=T0 - DAY))
     store.ingest(recs)
     store.label(kind="txn", id="t2", label="fraud", by="ana", at=T0 + 2_000.5)
-    got = store.ledger_since(since=T0).sort("txn_id")
+    got = store.ledger_since(since=first).sort("txn_id")
     assert got["txn_id"].to_list() == [f"t{k}" for k in range(len(times))]
     assert got["ts"].to_list() == pytest.approx(times, abs=1e-4)
     assert got["amount"].to_list() == [k + 0.25 for k in range(len(times))]
