@@ -13,6 +13,7 @@ split. The rules baseline mirrors realtime's default rules, restricted to tabula
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,28 @@ MODELS = {
     "c_gcn": "(c) GCN alone (max entity risk)",
     "d_xgb_graph": "(d) XGBoost + graph risk",
 }
+
+#: How each metric reads in the printed and markdown tables (report.json keeps the keys).
+METRICS = {
+    "roc_auc": "ROC AUC",
+    "pr_auc": "PR-AUC",
+    "recall_at_1pct_fpr": "recall at 1% FPR",
+    "recall_at_90pct_precision": "recall at 90% precision",
+    "cost_per_1000": "expected cost per 1,000 txns",
+    "card_precision_at_100": "Card Precision@100",
+    "ring_recall_24h": "rings flagged within 24 h",
+    "rings_in_test": "planted rings in test",
+    "val_pr_auc": "PR-AUC, validation labels",
+}
+
+
+def fmt(key: str, value: float) -> str:
+    """A table cell: 3 decimals for scores, whole numbers for counts and money, n/a for NaN."""
+    if math.isnan(value):
+        return "n/a"
+    if key == "cost_per_1000":
+        return f"${value:,.0f}"
+    return f"{value:.0f}" if key == "rings_in_test" else f"{value:.3f}"
 
 
 def rules_score(x: pd.DataFrame) -> npt.NDArray[np.float64]:
@@ -250,19 +273,24 @@ def write_report(report: EvalReport, out_dir: Path) -> dict[str, Path]:
 
 def markdown(report: EvalReport) -> str:
     keys = list(next(iter(report.metrics.values())).keys())
+    cols = list(report.metrics)
     lines = [
         f"# Evaluation of `{report.data}`",
         "",
         "Split (labels as known at test start; a label-delay gap between train and test): "
         + ", ".join(f"{k} {v}" for k, v in report.split.items()),
-        f"Rows: {report.rows}. Test metrics on ground truth, `val_pr_auc` on the validation "
-        "window's known labels.",
+        "Rows: " + ", ".join(f"{k} {v:,}" for k, v in report.rows.items()) + ". Test metrics "
+        "on ground truth, the validation PR-AUC on the validation window's known labels.",
         "",
-        "| model | " + " | ".join(keys) + " |",
-        "|---|" + "---|" * len(keys),
+        "| metric | " + " | ".join(MODELS[c] for c in cols) + " |",
+        "|---|" + "---:|" * len(cols),
     ]
-    for key, vals in report.metrics.items():
-        lines.append(f"| {MODELS[key]} | " + " | ".join(f"{vals[k]:.4g}" for k in keys) + " |")
+    for k in keys:
+        cells = " | ".join(fmt(k, report.metrics[c][k]) for c in cols)
+        lines.append(f"| {METRICS.get(k, k)} | {cells} |")
     lines += ["", "Thresholds (validation, expected cost):", ""]
-    lines += [f"- {MODELS[k]}: {v}" for k, v in report.thresholds.items()]
+    lines += [
+        f"- {MODELS[k]}: review at {v['review']:.4f}, decline at {v['decline']:.4f}"
+        for k, v in report.thresholds.items()
+    ]
     return "\n".join(lines) + "\n"

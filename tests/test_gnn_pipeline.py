@@ -76,7 +76,19 @@ def test_evaluate_writes_report_and_plot(tmp_path: Path, small_world: Path) -> N
         assert 0.0 <= vals["pr_auc"] <= 1.0 and "ring_recall_24h" in vals
     assert rep["split"]["train_end"] < rep["split"]["test_start"]
     assert (out / "pr_curve.png").stat().st_size > 10_000
-    assert "(d) XGBoost + graph risk" in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert "| metric | (a) rules only | (b) XGBoost, tabular features |" in md
+    pr_row = next(line for line in md.splitlines() if line.startswith("| PR-AUC |"))
+    d_pr = rep["metrics"]["d_xgb_graph"]["pr_auc"]
+    assert pr_row.rstrip(" |").endswith(f"{d_pr:.3f}")
+
+
+def test_report_cells_read_as_numbers() -> None:
+    from gnn.evaluate import fmt
+
+    assert fmt("pr_auc", 0.5) == "0.500" and fmt("roc_auc", 1.0) == "1.000"
+    assert fmt("cost_per_1000", 4922.4) == "$4,922" and fmt("rings_in_test", 8.0) == "8"
+    assert fmt("ring_recall_24h", float("nan")) == "n/a"
 
 
 def test_bad_data_dir_is_one_clear_line(

@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Rules vs XGBoost vs GCN vs XGBoost + graph risk on a temporal split with label delay."""
         from gnn.dataset import build_dataset, load_frames
-        from gnn.evaluate import MODELS, evaluate_dataset, write_report
+        from gnn.evaluate import METRICS, MODELS, evaluate_dataset, fmt, write_report
         from gnn.pit import PitConfig
 
         settings = get_settings()
@@ -80,11 +80,13 @@ def register(app: typer.Typer) -> None:
             f"with labels known at test start)"
         )
         keys = list(next(iter(report.metrics.values())).keys())
-        table.add_column("model")
+        cols = list(report.metrics)
+        table.add_column("metric")
+        for c in cols:
+            table.add_column(MODELS[c].split(" ", 1)[0], justify="right")
         for k in keys:
-            table.add_column(k.replace("_", " "), justify="right")
-        for key, vals in report.metrics.items():
-            table.add_row(MODELS[key], *(_fmt(vals[k]) for k in keys))
+            table.add_row(METRICS.get(k, k), *(fmt(k, report.metrics[c][k]) for c in cols))
+        table.caption = "; ".join(MODELS[c] for c in cols)
         console.print(table)
         paths = write_report(report, out)
         console.print("report: " + ", ".join(str(p) for p in paths.values()))
