@@ -253,7 +253,7 @@ def write_report(report: EvalReport, out_dir: Path) -> dict[str, Path]:
     fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
     for key, (rec, prec) in report.curves.items():
         ap = report.metrics[key]["pr_auc"]
-        ax.step(rec, prec, where="post", label=f"{MODELS[key]} (AP {ap:.3f})")
+        ax.step(rec, prec, where="pre", label=f"{MODELS[key]} (AP {ap:.3f})")
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_xlim(0, 1)
