@@ -274,6 +274,19 @@ def test_registry_promote_only_when_better_and_rollback(tmp_path: Path) -> None:
     assert reg.promote(v3, metric="pr_auc", margin=0.1) and reg.live_version() == v3
     assert reg.rollback() == v1 and reg.live_version() == v1
     assert reg.manifest(v1)["live"] is True
+    # `models list` in an 80-column terminal: whole versions, what promote and rollback take
+    v4 = reg.register(
+        artifacts={"a.bin": art},
+        manifest={
+            "metrics": {"val_pr_auc": 0.2951},
+            "thresholds": {"review": 0.1172, "decline": 0.3446},
+            "data_window": {"name": "world", "start": "2026-01-05", "end": "2026-01-30"},
+        },
+        version="20260104T094147820866Z",
+    )
+    out = _cli("models", "list", env={"FRAUDRING_DATA_DIR": str(tmp_path), "COLUMNS": "80"})
+    assert out.returncode == 0, out.stderr
+    assert all(v in out.stdout for v in (v1, v2, v3, v4)), out.stdout
 
 
 def test_docker_compose_services() -> None:

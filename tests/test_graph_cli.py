@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -33,7 +34,10 @@ def configured(
     get_settings.cache_clear()
 
 
-def test_rings_and_neighbourhood_print_tables(configured: str) -> None:
+def test_rings_and_neighbourhood_print_tables(
+    configured: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
     runner = CliRunner()
     empty = runner.invoke(app, ["rings"])
     assert empty.exit_code == 0, empty.output
@@ -41,7 +45,9 @@ def test_rings_and_neighbourhood_print_tables(configured: str) -> None:
     found = runner.invoke(app, ["rings", "--detect", "--top", "5"])
     assert found.exit_code == 0, found.output
     assert "detected 1 rings" in found.output and "top 1 rings by risk" in found.output
-    assert "ring-" in found.output
+    # the whole ring id, what the next command takes, in an 80-column terminal
+    assert re.search(r"\bring-[0-9a-f]{12}\b", found.output), found.output
+    assert "1 device" in found.output and "0 of 5" in found.output
     nb = runner.invoke(app, ["neighbourhood", "device", "shared-dev", "--hops", "1"])
     assert nb.exit_code == 0, nb.output
     assert "6 nodes within 1 hops" in nb.output and "user4" in nb.output

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -41,21 +43,28 @@ def register(app: typer.Typer) -> None:
                     f"({len(up.created)} new, {len(up.removed)} removed)"
                 )
             found = [r for r in store.top_rings(top) if everything or r.suspicious]
-        table = Table(title=f"top {len(found)} rings by risk")
-        for col in ("ring", "risk", "size", "fraud", "shared", "amount", "age (d)", "last"):
-            table.add_column(col, justify="left" if col == "ring" else "right")
+        # Ring ids are what the next command takes: never cut, even in 80 columns.
+        table = Table(
+            title=f"top {len(found)} rings by risk",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            caption="fraud: members with a fraud label; shared: the entities that tie them, by "
+            "kind (`fraudring neighbourhood` lists them); age: the members' mean account age "
+            "in days; last: last activity (UTC)",
+        )
+        for col in ("ring", "risk", "fraud", "shared", "amount", "age", "last"):
+            left = col in ("ring", "shared")
+            table.add_column(col, justify="left" if left else "right", no_wrap=True)
         for r in found:
-            shared = ", ".join(f"{e.kind}:{e.id}" for e in r.shared_entities[:3])
-            more = len(r.shared_entities) - 3
+            kinds = Counter(e.kind for e in r.shared_entities)
             table.add_row(
                 r.id,
                 f"{r.risk:.2f}",
-                str(r.size),
-                f"{r.fraud_n} ({r.fraud_rate:.0%})",
-                shared + (f" +{more}" if more > 0 else ""),
+                f"{r.fraud_n} of {r.size}",
+                "\n".join(f"{n} {kind}" for kind, n in sorted(kinds.items())),
                 f"{r.amount:,.0f}",
                 f"{r.account_age_days:.1f}",
-                _when(r.last_activity),
+                _when(r.last_activity).replace(" ", "\n"),
             )
         console.print(table)
         if not found:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -98,9 +99,10 @@ def register(app: typer.Typer) -> None:
     def models_list() -> None:
         """Every registered version, its validation PR-AUC, thresholds and whether it is live."""
         reg = ModelRegistry(get_settings().models_path)
-        table = Table(title=f"models in {reg.root}")
-        for col in ("version", "live", "val_pr_auc", "review", "decline", "data window"):
-            table.add_column(col)
+        table = Table(title=f"models in {reg.root}", box=box.SIMPLE_HEAD)
+        table.add_column("version", no_wrap=True)  # what promote and rollback take: never cut
+        for col in ("live", "val PR-AUC", "review", "decline", "data window"):
+            table.add_column(col, overflow="fold")
         for v in reg.versions():
             man = reg.manifest(v)
             thr = man.get("thresholds", {})
@@ -111,7 +113,7 @@ def register(app: typer.Typer) -> None:
                 _fmt(man.get("metrics", {}).get("val_pr_auc")),
                 _fmt(thr.get("review")),
                 _fmt(thr.get("decline")),
-                f"{win.get('name', '')} {str(win.get('start', ''))[:10]}"
+                f"{win.get('name', '')}\n{str(win.get('start', ''))[:10]}"
                 f"..{str(win.get('end', ''))[:10]}",
             )
         console.print(table)
