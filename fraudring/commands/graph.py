@@ -47,6 +47,7 @@ def register(app: typer.Typer) -> None:
         table = Table(
             title=f"top {len(found)} rings by risk",
             box=box.SIMPLE_HEAD,
+            show_edge=False,
             pad_edge=False,
             caption="fraud: members with a fraud label; shared: the entities that tie them, by "
             "kind (`fraudring neighbourhood` lists them); age: the members' mean account age "

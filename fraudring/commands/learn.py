@@ -99,7 +99,9 @@ def register(app: typer.Typer) -> None:
     def models_list() -> None:
         """Every registered version, its validation PR-AUC, thresholds and whether it is live."""
         reg = ModelRegistry(get_settings().models_path)
-        table = Table(title=f"models in {reg.root}", box=box.SIMPLE_HEAD)
+        table = Table(
+            title=f"models in {reg.root}", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False
+        )
         table.add_column("version", no_wrap=True)  # what promote and rollback take: never cut
         for col in ("live", "val PR-AUC", "review", "decline", "data window"):
             table.add_column(col, overflow="fold")
@@ -113,8 +115,8 @@ def register(app: typer.Typer) -> None:
                 _fmt(man.get("metrics", {}).get("val_pr_auc")),
                 _fmt(thr.get("review")),
                 _fmt(thr.get("decline")),
-                f"{win.get('name', '')}\n{str(win.get('start', ''))[:10]}"
-                f"..{str(win.get('end', ''))[:10]}",
+                f"{win.get('name', '')}\n{str(win.get('start', ''))[:10]} to"
+                f"\n{str(win.get('end', ''))[:10]}",
             )
         console.print(table)
 
