@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.table import Table
+
+from fraudring.commands.tables import compact
 
 console = Console()
 
@@ -44,11 +45,8 @@ def register(app: typer.Typer) -> None:
                 )
             found = [r for r in store.top_rings(top) if everything or r.suspicious]
         # Ring ids are what the next command takes: never cut, even in 80 columns.
-        table = Table(
-            title=f"top {len(found)} rings by risk",
-            box=box.SIMPLE_HEAD,
-            show_edge=False,
-            pad_edge=False,
+        table = compact(
+            f"top {len(found)} rings by risk",
             caption="fraud: members with a fraud label; shared: the entities that tie them, by "
             "kind (`fraudring neighbourhood` lists them); age: the members' mean account age "
             "in days; last: last activity (UTC)",

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from fraudring.commands.tables import compact
 from fraudring.registry import ModelRegistry
 from fraudring.settings import get_settings
 
@@ -99,9 +99,7 @@ def register(app: typer.Typer) -> None:
     def models_list() -> None:
         """Every registered version, its validation PR-AUC, thresholds and whether it is live."""
         reg = ModelRegistry(get_settings().models_path)
-        table = Table(
-            title=f"models in {reg.root}", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False
-        )
+        table = compact(f"models in {reg.root}")
         table.add_column("version", no_wrap=True)  # what promote and rollback take: never cut
         for col in ("live", "val PR-AUC", "review", "decline", "data window"):
             table.add_column(col, overflow="fold")

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from fraudring.commands.tables import compact
 from fraudring.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -46,13 +46,10 @@ def print_summary(s: WorldSummary, *, title: str) -> None:
     by: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in s.rings:
         by[str(r["typology"])].append(r)
-    rings = Table(
-        title="planted rings by typology",
+    rings = compact(
+        "planted rings by typology",
         caption="users: members of all its rings; sizes: min/median/max members; fraud: "
         "fraudulent transactions; dev, IP, card, merch: the rings' own entities",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        pad_edge=False,
     )
     for col in ("typology", "rings", "users", "sizes", "fraud", "dev", "IP", "card", "merch"):
         rings.add_column(col, justify="left" if col == "typology" else "right", no_wrap=True)
