@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from realtime.features import SPIKE_RATIO
 
-_LUA_COMMON = r"""
+_LUA_COMMON = (
+    f"local SPIKE_RATIO = {SPIKE_RATIO!r}\n"
+    + r"""
 -- ARGV[1] packs the fields, tab-separated (ids are printable, so never contain a tab): one
 -- argument to encode instead of thirteen.
 local A = {}
@@ -167,7 +169,29 @@ local function velocity()
   end
   return out
 end
+
+-- The user's last 30 calendar days (count, mean amount) and amount spikes over 7 / 14 days,
+-- appended to `out` (state before this transaction), then this transaction applied: a spike is
+-- a transaction over SPIKE_RATIO times the user's cached median (`median_raw`) as known then.
+local function user_windows(out, median_raw)
+  local bd = math.floor(ts / 86400)
+  local dk = vk(1, 'day')
+  local n30, a30, _, _, stale_day = sum_hash(dk, bd - 29, bd, bd - 29)
+  out[#out + 1] = fmt(n30)
+  if n30 > 0 then out[#out + 1] = fmt(a30 / n30) else out[#out + 1] = '' end
+  local sk = vk(1, 'spike')
+  out[#out + 1] = fmt(redis.call('ZCOUNT', sk, (bh - 167) * 3600, ts_s))
+  out[#out + 1] = fmt(redis.call('ZCOUNT', sk, (bh - 335) * 3600, ts_s))
+  bump(dk, bd, true, 2764800, stale_day)
+  local median = tonumber(median_raw or '')
+  if median and median > 0 and tonumber(amount) > SPIKE_RATIO * median then
+    redis.call('ZADD', sk, ts_s, KEYS[1])
+  end
+  redis.call('ZREMRANGEBYSCORE', sk, '-inf', '(' .. ((bh - 335) * 3600))
+  redis.call('EXPIRE', sk, 1296000)
+end
 """
+)
 
 # KEYS: 1 decision, 2 stream. The script derives K 3..7 risk, 8..17 min/hour per kind, 18 last,
 # 19..24 seen sets from the prefix.
@@ -175,7 +199,6 @@ end
 #       7 ts-30d, 8..12 ids (user, card, device, ip, merchant; '' when absent), 13 key prefix.
 LUA_DECIDE = (
     _LUA_COMMON
-    + f"local SPIKE_RATIO = {SPIKE_RATIO!r}\n"
     + r"""
 local cur = redis.call('GET', KEYS[1])
 if cur then
@@ -204,36 +227,23 @@ if m == '' then m = '-' end
 local st = redis.call('MGET', p .. 'stats:merchant:' .. m, p .. 'stats:user:' .. ids[1])
 out[#out + 1] = st[1] or ''
 out[#out + 1] = st[2] or ''
--- The user's last 30 calendar days (count, mean amount) and amount spikes over 7 / 14 days: a
--- spike is a transaction over SPIKE_RATIO times the user's cached median as known then.
-local bd = math.floor(ts / 86400)
-local dk = vk(1, 'day')
-local n30, a30, _, _, stale_day = sum_hash(dk, bd - 29, bd, bd - 29)
-out[#out + 1] = fmt(n30)
-if n30 > 0 then out[#out + 1] = fmt(a30 / n30) else out[#out + 1] = '' end
-local sk = vk(1, 'spike')
-out[#out + 1] = fmt(redis.call('ZCOUNT', sk, (bh - 167) * 3600, ts_s))
-out[#out + 1] = fmt(redis.call('ZCOUNT', sk, (bh - 335) * 3600, ts_s))
-bump(dk, bd, true, 2764800, stale_day)
-local median = tonumber(st[2] or '')
-if median and median > 0 and tonumber(amount) > SPIKE_RATIO * median then
-  redis.call('ZADD', sk, ts_s, KEYS[1])
-end
-redis.call('ZREMRANGEBYSCORE', sk, '-inf', '(' .. ((bh - 335) * 3600))
-redis.call('EXPIRE', sk, 1296000)
+user_windows(out, st[2])
 table.insert(out, 1, 'ok')
 return out
 """
 )
 
 # Same KEYS/ARGV[1] as decide, plus ARGV 2 stored decision, 3 stream record, 4 decision ttl.
-# Applies velocity only when the decision key is missing (the decide script never ran).
+# Applies velocity and the user's windows only when the decision key is missing (the decide
+# script never ran).
 LUA_REPLAY = (
     _LUA_COMMON
     + r"""
 local cur = redis.call('GET', KEYS[1])
 if cur and cur ~= 'pending' then return 0 end
-if not cur then velocity() end
+if not cur then
+  user_windows(velocity(), redis.call('GET', p .. 'stats:user:' .. ids[1]))
+end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[4])
 redis.call('XADD', KEYS[2], '*', 'd', ARGV[3])
 return 1

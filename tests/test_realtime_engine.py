@@ -195,6 +195,8 @@ def test_redis_down_degrades_spools_and_replays_once(
     # replay applied the spooled transactions to velocity, once
     keys = Keys(h.engine.keys.prefix)
     assert int(client.hget(keys.velocity("user", "u1", "min"), _minute_field(1)) or 0) == 2
+    day = f"n{int(Transaction.model_validate(txn(1)).epoch // 86400)}"
+    assert int(client.hget(keys.velocity("user", "u1", "day"), day) or 0) == 2  # user windows too
     # the retry now gets the decision stored by the replay
     body, replayed = h.decide(2)
     assert replayed and body["txn_id"] == "t2" and body["degraded"]
