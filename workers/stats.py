@@ -10,26 +10,21 @@ moments (`gnn.pit`), so the served values are the trained ones, only fresher.
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from typing import Any
 
-import polars as pl
 import redis
 
 from fraudring.logs import get_logger
 from fraudring.registry import ModelRegistry
 from fraudring.settings import Settings
 from gnn.entitystats import CPP_LOOKBACK_DAYS, current_stats
+from graph.repository import GraphStore
 from realtime.keys import EntityStats, Keys
 
 log = get_logger(__name__)
 #: An entry outlives a stopped refresher by this much, then reads as unknown.
 STATS_TTL_S = 2 * 86_400
 DAY_S = 86_400.0
-
-
-class LedgerStore(Protocol):
-    def ledger_since(self, *, since: float) -> pl.DataFrame: ...
-    def newest_ts(self) -> float | None: ...
 
 
 def label_delay_days(settings: Settings) -> float:
@@ -41,7 +36,7 @@ def label_delay_days(settings: Settings) -> float:
 
 
 def refresh_stats(
-    client: redis.Redis, keys: Keys, store: LedgerStore, *, label_delay_days: float
+    client: redis.Redis, keys: Keys, store: GraphStore, *, label_delay_days: float
 ) -> dict[str, Any]:
     """Recompute and cache every merchant's and user's statistics; returns what it wrote."""
     t0 = time.perf_counter()
