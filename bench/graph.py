@@ -16,8 +16,8 @@ FalkorDB server in a temporary directory, and measures on graph `bench`:
 - export_s: `export()` of the whole graph;
 - ledger_read_s: `ledger_since` over the statistics window (the label delay, 7 days, plus 60:
   the whole 30-day world), what every statistics refresh reads;
-- stats_refresh_s: one `workers.stats.refresh_stats` (that read, `current_stats`, and one entry
-  per merchant and user written to the server's Redis under a throwaway prefix);
+- stats_compute_s: that read and `gnn.entitystats.current_stats` on it, what one refresh of
+  the workers computes (its Redis writes left out);
 - ring_recall: share of planted rings (truth.parquet, members per the world contract) of size
   >= 3 matched by a found ring with member Jaccard >= 0.5; found rings = suspicious rings of
   size >= 3;
@@ -54,7 +54,7 @@ KEYS = (
     "ring_false_share",
     "snapshot_fork_ms",
     "ledger_read_s",
-    "stats_refresh_s",
+    "stats_compute_s",
 )
 
 
@@ -172,7 +172,7 @@ def _measure(
         exported = store.export()
         out["export_s"] = time.perf_counter() - t0
 
-        out.update(_stats_refresh(url, store))
+        out.update(_stats_refresh(store))
 
         found = [set(r.members) for r in update.rings if r.size >= 3 and r.suspicious]
         planted = ring_members(world.truth, world.transactions)
@@ -187,30 +187,24 @@ def _measure(
     return out
 
 
-def _stats_refresh(url: str, store: Any) -> dict[str, float]:
-    """The statistics refresh the workers run every few minutes, against this graph."""
-    import redis
-
-    from realtime.keys import Keys
-    from workers.stats import refresh_stats
+def _stats_refresh(store: Any) -> dict[str, float]:
+    """What the workers' statistics refresh computes every few minutes, against this graph:
+    the ledger read, then `current_stats` (its Redis writes, a pipeline of one SET per entity,
+    are left out: the benchmarks do not import `workers`)."""
+    from gnn.entitystats import CPP_LOOKBACK_DAYS, current_stats
 
     delay = 7.0
+    newest = store.newest_ts()
     t0 = time.perf_counter()
-    rows = store.ledger_since(since=0.0).height
+    ledger = store.ledger_since(since=newest - (delay + CPP_LOOKBACK_DAYS) * 86_400.0)
     read_s = time.perf_counter() - t0
-    client = redis.Redis.from_url(url.replace("falkordb://", "redis://"))
-    keys = Keys(f"bench-stats-{os.getpid()}:")
-    try:
-        done = refresh_stats(client, keys, store, label_delay_days=delay)
-    finally:
-        for key in client.scan_iter(match=keys.prefix + "*", count=10_000):
-            client.delete(key)
-        client.close()
+    stats = current_stats(ledger.to_pandas(), at=newest + 1e-6, label_delay_days=delay)
+    compute_s = time.perf_counter() - t0
     console.print(
-        f"statistics: {rows:,} ledger rows, {done['merchants']:,} merchants and "
-        f"{done['users']:,} users cached"
+        f"statistics: {ledger.height:,} ledger rows, {len(stats.merchants):,} merchants and "
+        f"{len(stats.users):,} users"
     )
-    return {"ledger_read_s": read_s, "stats_refresh_s": float(done["seconds"])}
+    return {"ledger_read_s": read_s, "stats_compute_s": compute_s}
 
 
 def run(*, transactions: int | None = None, seed: int = 7) -> dict[str, float | int | str]:
