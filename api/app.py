@@ -44,7 +44,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         [(Transaction, "validation"), (BatchRequest, "validation")],
         ref_template="#/components/schemas/{model}",
     )
-    schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(defs.get("$defs", {}))
+    # The amount cap is a setting: the schema states this deployment's.
+    cap = app.state.settings.amount_cap
+    schemas["Transaction"]["properties"]["amount"]["exclusiveMaximum"] = cap
     app.openapi_schema = schema
     return schema
 

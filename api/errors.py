@@ -1,7 +1,9 @@
 """The API's error answers: one handler for FraudringError, one for validation errors.
 
 Validation errors name the field and the reason and never echo the input (FastAPI's default 422
-includes it, which would send a refused card number straight back).
+includes it, which would send a refused card number straight back). Every route documents the
+error answers it can give with `documented`, in the shape they really have (`ErrorBody`), so a
+generated client parses them instead of expecting FastAPI's default validation error.
 """
 
 from __future__ import annotations
@@ -13,13 +15,45 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from fraudring.errors import FraudringError, InvalidInput
 
 
 class RequestInvalid(InvalidInput):
     code = "invalid_input"
+
+
+class ErrorBody(BaseModel):
+    """Every error answer (FraudringError.to_dict)."""
+
+    error: str = Field(description="A stable code: invalid_input, unauthorized, not_found, ...")
+    message: str = Field(description="For people; for 422 it lists `field: reason` pairs.")
+    detail: dict[str, Any] | None = Field(
+        default=None,
+        description="For 422: `errors`, a list of {field, reason}; the input is never echoed.",
+    )
+
+
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    401: "missing or unknown API key",
+    403: "the API key lacks this route's scope",
+    404: "no such resource",
+    409: "the same txn_id is being decided right now; retry",
+    422: "invalid input: each error names the field and the reason",
+    503: "a dependency (graph store, Redis) is not available",
+}
+
+
+def documented(*codes: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses; `descriptions` overrides by `e404=...`."""
+    return {
+        code: {
+            "model": ErrorBody,
+            "description": descriptions.get(f"e{code}", ERROR_DESCRIPTIONS[code]),
+        }
+        for code in codes
+    }
 
 
 def _field(loc: Sequence[Any]) -> str:

@@ -22,6 +22,9 @@ from graph import queries as q
 from graph.repository import CypherStore, Rows
 from graph.schemas import LABELS
 
+#: Client errors that mean the server is not there (redis-py's TimeoutError is no ConnectionError).
+UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
 
 @contextlib.contextmanager
 def _reading() -> Iterator[None]:
@@ -29,7 +32,7 @@ def _reading() -> Iterator[None]:
     yet -> the error is swallowed and the caller's fallback (no rows) runs."""
     try:
         yield
-    except redis.exceptions.ConnectionError as exc:
+    except UNREACHABLE as exc:
         raise Unavailable(f"graph store unreachable: {exc}") from None
     except redis.exceptions.ResponseError as exc:
         if "empty key" not in str(exc):
@@ -43,14 +46,17 @@ class FalkorStore(CypherStore):
 
     def __init__(self, url: str, *, graph_name: str) -> None:
         parts = urlsplit(url)
-        self._db = falkordb.FalkorDB(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or 6379,
-            username=parts.username,
-            password=parts.password,
-            ssl=parts.scheme == "falkordbs",
-            socket_timeout=300,
-        )
+        try:  # the client connects at once (it asks the server whether it is a sentinel)
+            self._db = falkordb.FalkorDB(
+                host=parts.hostname or "127.0.0.1",
+                port=parts.port or 6379,
+                username=parts.username,
+                password=parts.password,
+                ssl=parts.scheme == "falkordbs",
+                socket_timeout=300,
+            )
+        except UNREACHABLE as exc:
+            raise Unavailable(f"graph store unreachable: {exc}") from None
         self.url = url
         self.graph_name = graph_name
         self.graph = self._db.select_graph(graph_name)
@@ -77,7 +83,7 @@ class FalkorStore(CypherStore):
     def _write(self, query: str, params: dict[str, Any] | None = None) -> Rows:
         try:
             return self.graph.query(query, params).result_set  # type: ignore[no-any-return]
-        except redis.exceptions.ConnectionError as exc:
+        except UNREACHABLE as exc:
             raise Unavailable(f"graph store unreachable: {exc}") from None
 
     def _write_all(self, statements: Sequence[tuple[str, dict[str, Any]]]) -> None:

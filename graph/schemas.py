@@ -66,10 +66,12 @@ def check_id(value: object, *, field_name: str, optional: bool = False) -> str |
     return value
 
 
-def check_kind(kind: str) -> EntityKind:
+def check_kind(kind: str, *, field: str = "kind") -> EntityKind:
+    """The 422 names ``field`` (the parameter the kind came in) as request validation does."""
     if kind not in LABELS:
+        reason = f"must be one of {', '.join(KINDS)}, got {kind!r}"
         raise InvalidInput(
-            f"kind: must be one of {', '.join(KINDS)}, got {kind!r}", detail={"field": "kind"}
+            f"{field}: {reason}", detail={"errors": [{"field": field, "reason": reason}]}
         )
     return kind  # type: ignore[return-value]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -18,9 +19,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     ValidationInfo,
     field_validator,
 )
+from pydantic.json_schema import WithJsonSchema
 
 from realtime.currencies import ISO_4217
 
@@ -76,7 +79,29 @@ def check_ip(value: str) -> str:
         raise ValueError("must be an IPv4 or IPv6 address") from None
 
 
-EntityId = Annotated[str, AfterValidator(check_id)]
+#: What the validators enforce, told to clients in the OpenAPI schema (generated clients and
+#: API fuzzers read it): the Python checks stay the source of truth and the error messages.
+ID_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_ID_LEN,
+    "pattern": r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+    "description": f"Printable, not blank, at most {MAX_ID_LEN} characters.",
+}
+ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]")
+TS_MESSAGE = "must be an ISO 8601 date-time string with a timezone, e.g. 2026-11-25T18:00:00Z"
+
+EntityId = Annotated[str, AfterValidator(check_id), WithJsonSchema(ID_SCHEMA)]
+CardToken = Annotated[
+    str,
+    AfterValidator(check_card_token),
+    WithJsonSchema(ID_SCHEMA | {"description": "A card token; raw card numbers are refused."}),
+]
+IpAddress = Annotated[
+    str,
+    AfterValidator(check_ip),
+    WithJsonSchema({"anyOf": [{"type": "string", "format": f} for f in ("ipv4", "ipv6")]}),
+]
 
 EXAMPLE_TXN: dict[str, Any] = {
     "txn_id": "t-000001",
@@ -103,16 +128,26 @@ class Transaction(BaseModel):
     txn_id: EntityId = Field(
         description="Unique id; a retry with the same id gets the same answer."
     )
-    ts: AwareDatetime = Field(description="Event time, ISO 8601 with a timezone.")
+    ts: AwareDatetime = Field(
+        description="Event time, ISO 8601 text with a timezone (numbers are refused), at most "
+        "the configured clock skew (300 s by default) in the future."
+    )
     user_id: EntityId
-    card_id: Annotated[str, AfterValidator(check_card_token)] | None = Field(
+    card_id: CardToken | None = Field(
         default=None, description="Card TOKEN; raw card numbers are refused."
     )
     device_id: EntityId | None = None
-    ip: Annotated[str, AfterValidator(check_ip)] | None = None
+    ip: IpAddress | None = None
     merchant_id: EntityId | None = None
-    amount: float = Field(description="Positive, finite, below the configured cap.")
-    currency: str = Field(description="ISO 4217 code, upper case.", examples=["EUR"])
+    amount: float = Field(
+        description="Positive, finite, below the configured cap.",
+        json_schema_extra={"exclusiveMinimum": 0},
+    )
+    currency: str = Field(
+        description="ISO 4217 code, upper case.",
+        examples=["EUR"],
+        json_schema_extra={"enum": list[JsonValue](sorted(ISO_4217))},
+    )
     merchant_category: EntityId | None = None
 
     @field_validator("amount")
@@ -132,6 +167,17 @@ class Transaction(BaseModel):
     def _currency(cls, v: str) -> str:
         if v not in ISO_4217:
             raise ValueError("must be an ISO 4217 currency code such as EUR or USD")
+        return v
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _ts_text(cls, v: Any) -> Any:
+        """Only ISO 8601 text (or a datetime from Python callers): pydantic would otherwise
+        take a number, or a string of digits, as seconds since 1970 without saying so."""
+        if isinstance(v, datetime):
+            return v
+        if not isinstance(v, str) or not ISO_DATETIME.match(v):
+            raise ValueError(TS_MESSAGE)
         return v
 
     @field_validator("ts")

@@ -6,9 +6,10 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -161,6 +162,42 @@ def test_openapi_documents_bodies_with_examples_and_the_key(client: TestClient) 
         "/Transaction"
     )
     assert "X-API-Key" in str(spec["components"]["securitySchemes"])
+
+
+def test_openapi_states_the_error_bodies_and_the_checks(client: TestClient) -> None:
+    """Generated clients read the schema: every 4xx is documented in the shape the API really
+    sends (never FastAPI's default validation error), and the request checks are stated."""
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            for code, resp in op["responses"].items():
+                if code.startswith("4") or (code == "503" and path != "/readyz"):
+                    ref = resp["content"]["application/json"]["schema"]["$ref"]
+                    assert ref.endswith("/ErrorBody"), (method, path, code)
+            if op.get("security"):  # the routes behind a key
+                assert {"401", "403", "422"} <= set(op["responses"]), (method, path)
+    props = schemas["Transaction"]["properties"]
+    assert props["amount"]["exclusiveMinimum"] == 0
+    assert props["amount"]["exclusiveMaximum"] == cast(FastAPI, client.app).state.settings.amount_cap
+    assert props["user_id"]["minLength"] == 1 and props["user_id"]["maxLength"] == 128
+    assert "EUR" in props["currency"]["enum"]
+    kind = spec["paths"]["/v1/entities/{kind}/{entity_id}/neighbourhood"]["get"]["parameters"][0]
+    assert kind["schema"]["enum"] == ["user", "card", "device", "ip", "merchant"]
+
+
+@pytest.mark.parametrize("ts", [0, 1_764_000_000, "1764000000", 1.5])
+def test_a_number_for_ts_is_refused_not_read_as_1970(client: TestClient, ts: object) -> None:
+    r = client.post("/v1/decisions", json=txn(ts=ts), headers=SCORE)
+    assert r.status_code == 422
+    assert r.json()["detail"]["errors"] == [
+        {
+            "field": "ts",
+            "reason": "must be an ISO 8601 date-time string with a timezone, "
+            "e.g. 2026-11-25T18:00:00Z",
+        }
+    ]
 
 
 def test_api_and_realtime_never_import_torch() -> None:

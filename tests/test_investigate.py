@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from fraudring.runtime import _free_port
 from fraudring.settings import Settings, hash_api_key
 from graph.schemas import TxnRecord
 from graph.service import open_store
@@ -61,6 +62,35 @@ def test_errors_are_clear(client: TestClient) -> None:
     assert "kind" in bad.text
     assert client.get("/v1/rings/ring-nope", headers=INV).status_code == 404
     assert client.get("/v1/rings?top=0", headers=INV).status_code == 422
+
+
+def test_graph_store_down_answers_503_never_500(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The graph client connects when the store is opened: a server that is not there is a
+    documented 503 with the error body, not a 500 with a traceback."""
+    dead = f"falkordb://127.0.0.1:{_free_port()}"
+    keys = {hash_api_key("k-inv"): "investigate"}
+    with TestClient(create_app(make_settings(api_keys=keys, graph_url=dead))) as c:
+        for url in (
+            "/v1/rings",
+            "/v1/rings/ring-1",
+            "/v1/entities/user/a1/neighbourhood",
+            "/v1/path?src=user:a1&dst=user:a2",
+        ):
+            r = c.get(url, headers=INV)
+            assert r.status_code == 503, url
+            assert r.json()["error"] == "unavailable"
+            assert "unreachable" in r.json()["message"]
+
+
+def test_bad_kinds_name_the_parameter(client: TestClient) -> None:
+    bad = client.get("/v1/entities/user/a1/neighbourhood?follow=ip,planet", headers=INV)
+    assert bad.status_code == 422
+    assert bad.json()["detail"]["errors"][0]["field"] == "follow"
+    bad = client.get("/v1/path?src=user:a1&dst=planet:x", headers=INV)
+    assert bad.status_code == 422
+    assert bad.json()["detail"]["errors"][0]["field"] == "dst"
 
 
 def test_page_is_served(client: TestClient) -> None:

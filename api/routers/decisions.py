@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from api import metrics
 from api.auth import SECURITY_OPENAPI, check_key
-from api.errors import invalid_from
+from api.errors import documented, invalid_from
 from fraudring.settings import Settings
 from realtime.schemas import BatchRequest, BatchResponse, Decision, Transaction
 from realtime.service import Outcome
@@ -22,12 +22,7 @@ from realtime.service import Outcome
 router = APIRouter(prefix="/v1", tags=["decisions"])
 M = TypeVar("M", bound=BaseModel)
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "missing or unknown API key"},
-    403: {"description": "the key lacks the `score` scope"},
-    409: {"description": "the same txn_id is being decided right now; retry"},
-    422: {"description": "invalid body: each error names the field and the reason"},
-}
+ERRORS = documented(401, 403, 409, 422)
 
 
 def body_schema(name: str) -> dict[str, Any]:

@@ -17,13 +17,14 @@ from fastapi.responses import HTMLResponse
 
 from api.auth import require
 from api.deps import settings
+from api.errors import documented
 from fraudring.errors import Unavailable
 from fraudring.settings import Settings
 from graph.repository import GraphStore
-from graph.schemas import EntityRef, GraphPath, Neighbourhood, Ring, check_kind
+from graph.schemas import EntityKind, EntityRef, GraphPath, Neighbourhood, Ring, check_kind
 from graph.service import open_store
 
-router = APIRouter(tags=["investigate"])
+router = APIRouter(tags=["investigate"], responses=documented(401, 403, 422, 503))
 _lock = threading.Lock()
 KINDS = "user, card, device, ip, merchant"
 
@@ -45,6 +46,14 @@ def store(request: Request, s: Annotated[Settings, Depends(settings)]) -> GraphS
 
 
 Store = Annotated[GraphStore, Depends(store)]
+Ref = Annotated[
+    str,
+    Query(
+        description=f"`kind:id`, kind one of {KINDS}",
+        pattern=r"^(user|card|device|ip|merchant):.+$",
+        examples=["user:u42"],
+    ),
+]
 guard = [Depends(require("investigate"))]
 
 
@@ -53,7 +62,13 @@ async def top_rings(st: Store, top: Annotated[int, Query(ge=1, le=500)] = 20) ->
     return await run_in_threadpool(st.top_rings, top)
 
 
-@router.get("/v1/rings/{ring_id}", response_model=Ring, dependencies=guard, summary="One ring")
+@router.get(
+    "/v1/rings/{ring_id}",
+    response_model=Ring,
+    dependencies=guard,
+    summary="One ring",
+    responses=documented(404, e404="no such ring"),
+)
 async def ring(st: Store, ring_id: str) -> Ring:
     return await run_in_threadpool(st.ring, ring_id)
 
@@ -63,29 +78,39 @@ async def ring(st: Store, ring_id: str) -> Ring:
     response_model=Neighbourhood,
     dependencies=guard,
     summary="k-hop neighbourhood of any entity",
+    responses=documented(404, e404="no such entity"),
 )
 async def neighbourhood(
     st: Store,
-    kind: str,
+    kind: EntityKind,
     entity_id: str,
     hops: Annotated[int, Query(ge=1, le=4)] = 2,
     max_nodes: Annotated[int, Query(ge=1, le=2000)] = 200,
     follow: Annotated[str | None, Query(description=f"comma-separated kinds of {KINDS}")] = None,
 ) -> Neighbourhood:
-    check_kind(kind)
-    kinds = [check_kind(k.strip()) for k in follow.split(",") if k.strip()] if follow else None
+    kinds = (
+        [check_kind(k.strip(), field="follow") for k in follow.split(",") if k.strip()]
+        if follow
+        else None
+    )
     return await run_in_threadpool(
         lambda: st.neighbourhood(kind, entity_id, hops=hops, max_nodes=max_nodes, follow=kinds)
     )
 
 
-@router.get("/v1/path", response_model=GraphPath, dependencies=guard, summary="Shortest path")
-async def path(st: Store, src: str, dst: str) -> GraphPath:
+@router.get(
+    "/v1/path",
+    response_model=GraphPath,
+    dependencies=guard,
+    summary="Shortest path",
+    responses=documented(404, e404="an end is not in the graph"),
+)
+async def path(st: Store, src: Ref, dst: Ref) -> GraphPath:
     """`src` and `dst` are `kind:id`, e.g. `user:u42` and `device:d7`."""
     refs = []
-    for value in (src, dst):
+    for name, value in (("src", src), ("dst", dst)):
         kind, _, ident = value.partition(":")
-        refs.append(EntityRef(kind=check_kind(kind), id=ident))
+        refs.append(EntityRef(kind=check_kind(kind, field=name), id=ident))
     return await run_in_threadpool(lambda: st.path(src=refs[0], dst=refs[1]))
 
 

@@ -14,10 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api.auth import require
 from api.deps import engine
+from api.errors import documented
 from realtime.labels import LabelKind, LabelRecord, publish_labels_async
 from realtime.service import DecisionEngine
 
-router = APIRouter(prefix="/v1/labels", tags=["labels"])
+router = APIRouter(prefix="/v1/labels", tags=["labels"], responses=documented(401, 403, 422))
 
 
 class LabelIn(BaseModel):

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends
 
 from api.auth import require
 from api.deps import settings
+from api.errors import documented
 from fraudring.registry import ModelRegistry
 from fraudring.settings import Settings
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], responses=documented(401, 403, 422))
 SUMMARY_FIELDS = ("version", "created_at", "kind", "metrics", "thresholds", "data_window", "live")
 
 
@@ -33,7 +34,7 @@ async def list_models(s: Annotated[Settings, Depends(settings)]) -> dict[str, An
     "/{version}",
     summary="One model's manifest: metrics, features, thresholds, whether it is live",
     dependencies=[Depends(require("investigate"))],
-    responses={404: {"description": "no such version"}},
+    responses=documented(404, e404="no such version"),
 )
 async def get_model(version: str, s: Annotated[Settings, Depends(settings)]) -> dict[str, Any]:
     return ModelRegistry(s.models_path).manifest(version)

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends
 
 from api.auth import require
 from api.deps import engine
+from api.errors import documented
 from realtime.rules import RuleSet
 from realtime.service import DecisionEngine
 
-router = APIRouter(prefix="/v1/rules", tags=["rules"])
+router = APIRouter(prefix="/v1/rules", tags=["rules"], responses=documented(401, 403, 422))
 
 
 def _describe(rs: RuleSet, error: str | None) -> dict[str, Any]:
@@ -33,6 +34,7 @@ async def list_rules(eng: Annotated[DecisionEngine, Depends(engine)]) -> dict[st
     "/reload",
     summary="Reload the rules file now; a bad file is refused (422) and the old rules stay",
     dependencies=[Depends(require("admin"))],
+    responses=documented(422, e422="the rules file is invalid; the old rules stay in force"),
 )
 async def reload_rules(eng: Annotated[DecisionEngine, Depends(engine)]) -> dict[str, Any]:
     return _describe(eng.rules.reload(), None)
