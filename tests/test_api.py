@@ -180,7 +180,9 @@ def test_openapi_states_the_error_bodies_and_the_checks(client: TestClient) -> N
                 assert {"401", "403", "422"} <= set(op["responses"]), (method, path)
     props = schemas["Transaction"]["properties"]
     assert props["amount"]["exclusiveMinimum"] == 0
-    assert props["amount"]["exclusiveMaximum"] == cast(FastAPI, client.app).state.settings.amount_cap
+    assert (
+        props["amount"]["exclusiveMaximum"] == cast(FastAPI, client.app).state.settings.amount_cap
+    )
     assert props["user_id"]["minLength"] == 1 and props["user_id"]["maxLength"] == 128
     assert "EUR" in props["currency"]["enum"]
     kind = spec["paths"]["/v1/entities/{kind}/{entity_id}/neighbourhood"]["get"]["parameters"][0]

@@ -65,6 +65,15 @@ def test_bad_labels_get_422_naming_the_field(make_settings: Callable[..., Settin
             "/v1/labels", json={"by": "a", "labels": []}, headers={"X-API-Key": "k-inv"}
         )
         assert r.status_code == 422
+        # an id the graph store could not take (a NUL ends the query text) is refused here,
+        # not accepted and then lost by the worker
+        r = client.post(
+            "/v1/labels",
+            json={"by": "a", "labels": [{"kind": "user", "id": "u\x00", "label": "fraud"}]},
+            headers={"X-API-Key": "k-inv"},
+        )
+        assert r.status_code == 422
+        assert r.json()["detail"]["errors"][0]["field"] == "labels.0.id"
         r = client.post(
             "/v1/labels",
             json={"by": "a", "labels": [{"kind": "user", "id": "u", "label": "fraud"}]},

@@ -17,12 +17,13 @@ from fastapi.responses import HTMLResponse
 
 from api.auth import require
 from api.deps import settings
-from api.errors import documented
+from api.errors import documented, invalid_field
 from fraudring.errors import Unavailable
 from fraudring.settings import Settings
 from graph.repository import GraphStore
 from graph.schemas import EntityKind, EntityRef, GraphPath, Neighbourhood, Ring, check_kind
 from graph.service import open_store
+from realtime.schemas import EntityId, check_id
 
 router = APIRouter(tags=["investigate"], responses=documented(401, 403, 422, 503))
 _lock = threading.Lock()
@@ -69,7 +70,7 @@ async def top_rings(st: Store, top: Annotated[int, Query(ge=1, le=500)] = 20) ->
     summary="One ring",
     responses=documented(404, e404="no such ring"),
 )
-async def ring(st: Store, ring_id: str) -> Ring:
+async def ring(st: Store, ring_id: EntityId) -> Ring:
     return await run_in_threadpool(st.ring, ring_id)
 
 
@@ -83,7 +84,7 @@ async def ring(st: Store, ring_id: str) -> Ring:
 async def neighbourhood(
     st: Store,
     kind: EntityKind,
-    entity_id: str,
+    entity_id: EntityId,
     hops: Annotated[int, Query(ge=1, le=4)] = 2,
     max_nodes: Annotated[int, Query(ge=1, le=2000)] = 200,
     follow: Annotated[str | None, Query(description=f"comma-separated kinds of {KINDS}")] = None,
@@ -110,6 +111,10 @@ async def path(st: Store, src: Ref, dst: Ref) -> GraphPath:
     refs = []
     for name, value in (("src", src), ("dst", dst)):
         kind, _, ident = value.partition(":")
+        try:
+            check_id(ident)
+        except ValueError as exc:
+            raise invalid_field(name, f"the id after {kind}: {exc}") from None
         refs.append(EntityRef(kind=check_kind(kind, field=name), id=ident))
     return await run_in_threadpool(lambda: st.path(src=refs[0], dst=refs[1]))
 

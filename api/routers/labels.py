@@ -10,12 +10,13 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import require
 from api.deps import engine
 from api.errors import documented
 from realtime.labels import LabelKind, LabelRecord, publish_labels_async
+from realtime.schemas import EntityId
 from realtime.service import DecisionEngine
 
 router = APIRouter(prefix="/v1/labels", tags=["labels"], responses=documented(401, 403, 422))
@@ -25,7 +26,7 @@ class LabelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: LabelKind
-    id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    id: EntityId
     label: Literal["fraud", "legitimate"]
     at: float | None = Field(default=None, gt=0, description="When known; default now.")
 
@@ -33,7 +34,7 @@ class LabelIn(BaseModel):
 class LabelsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    by: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    by: EntityId
     labels: list[LabelIn] = Field(min_length=1, max_length=1000)
 
 
