@@ -30,6 +30,7 @@ import httpx
 import numpy as np
 import redis
 
+from bench import BenchError
 from fraudring.registry import ModelRegistry
 from fraudring.runtime import services
 from fraudring.settings import hash_api_key, load_settings
@@ -216,7 +217,7 @@ def _wrk(url: str, *, script: Path | None, duration: int) -> dict[str, float]:
 def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
     """`transactions` is unused (the run is time-bound: 15 s per target)."""
     if shutil.which("wrk") is None:
-        raise RuntimeError("wrk not found: apt-get install -y wrk")
+        raise BenchError("wrk not found: the benchmark drives the API with it (apt install wrk)")
     tmp = Path(tempfile.mkdtemp(prefix="fraudring-bench-"))
     settings = load_settings(data_dir=tmp)
     try:
@@ -276,7 +277,7 @@ def _wait_ready(base: str, *, version: str, timeout_s: float = 60) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
-    raise RuntimeError(f"API at {base} not ready with model {version}")
+    raise BenchError(f"API at {base} not ready with model {version}")
 
 
 def _measure(

@@ -44,6 +44,7 @@ import httpx
 import numpy as np
 import redis
 
+from bench import BenchError
 from bench.stream_support import check_graph, ring_end_to_end, wait, world_requests
 from fraudring.runtime import celery_client, services
 from fraudring.settings import hash_api_key, load_settings
@@ -232,7 +233,7 @@ def _direct(
         with _process(_worker_cmd(), env=env, log=tmp / "worker-direct.log") as worker:
             time.sleep(3)  # worker start-up
             if worker.poll() is not None:
-                raise RuntimeError(f"the worker exited; see {tmp / 'worker-direct.log'}")
+                raise BenchError(f"the worker exited; see {tmp / 'worker-direct.log'}")
             print(f"workers only: pushing {len(txns):,} records at {RATE:.0f}/s ...", flush=True)
             elapsed, slope, peak = _push(client, keys, txns)
             drain_s = wait(lambda: _backlog(client, keys) == 0, timeout=600, what="the drain")

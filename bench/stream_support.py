@@ -15,6 +15,7 @@ import httpx
 import numpy as np
 import redis
 
+from bench import BenchError
 from fraudring.settings import Settings
 from realtime.keys import Keys
 
@@ -46,7 +47,7 @@ def wait(cond: Any, *, timeout: float, what: str) -> float:
         if cond():
             return time.monotonic() - t0
         time.sleep(0.1)
-    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+    raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def check_graph(settings: Settings, txns: list[dict[str, Any]]) -> tuple[int, int]:
