@@ -59,6 +59,29 @@ class DemoOptions:
     fraud_rate: float = 0.01
 
 
+@contextlib.contextmanager
+def only_demo_in(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `out` for the whole run: a second demo there would clear the
+    first one's data, servers' files included, under it. The OS drops the lock if we die."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "demo.lock").open("a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            pid = f.read().strip() or "?"
+            raise DemoError(
+                f"another demo is running with --out {out} (pid {pid}); stop it, or pass "
+                "another --out"
+            ) from None
+        f.truncate(0)
+        f.write(str(os.getpid()))
+        f.flush()
+        yield
+
+
 def step(title: str) -> None:
     console.rule(f"[bold]{title}")
 
@@ -303,6 +326,6 @@ def run(opts: DemoOptions, settings: Settings, ep: Endpoints) -> dict[str, Any]:
                 f"(API key: {DEV_API_KEY}); Ctrl-C to stop."
             )
             with contextlib.suppress(KeyboardInterrupt):
-                api.wait()
+                pacer.serve_labels(api)
     client.close()
     return result

@@ -8,6 +8,7 @@ for the graph to hold every decision, and for one statistics refresh.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,8 @@ from fraudring.settings import Settings
 from realtime.keys import Keys
 
 STATS_EVERY_S = 6 * 3600.0
+#: While the demo keeps serving: how often the label applier is kicked (beat's `labels-kick`).
+LABELS_KICK_S = 5.0
 
 
 class DemoError(FraudringError):
@@ -64,6 +67,13 @@ class Pacer:
         if self._celery is None:
             self._celery = celery_client(self.redis_url, self.settings.redis_prefix)
         self._celery.send_task(name, kwargs=kwargs, queue="score")
+
+    def serve_labels(self, api: subprocess.Popen[bytes], *, every_s: float = LABELS_KICK_S) -> None:
+        """Until the API process exits, kick the label applier as beat would: the demo runs no
+        beat, and a label posted on the investigator page would otherwise wait in its stream."""
+        while api.poll() is None:
+            self._send("fraudring.labels.kick")
+            time.sleep(every_s)
 
     def catch_up(self, *, timeout_s: float = 120.0) -> None:
         from realtime.keys import LABEL_GROUP
