@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         ] = 0.01,
     ) -> None:
         """Simulate, load history, retrain, serve, replay the live days, and report."""
-        from fraudring.demo import DemoOptions, run
+        from fraudring.demo import DemoOptions, only_demo_in, run
         from fraudring.runtime import services
         from fraudring.settings import load_settings
 
@@ -55,18 +55,19 @@ def register(app: typer.Typer) -> None:
             transactions=transactions, seed=seed, live_days=live_days, warmup_days=warmup_days,
             out=out, port=port, keep_serving=keep_serving, fraud_rate=fraud_rate,
         )  # fmt: skip
-        # The demo's own namespace: its embedded server, models and spool under --out, and a
-        # key prefix and graph of its own on configured servers, all cleared at each start.
-        shutil.rmtree(out / "data", ignore_errors=True)
-        os.environ.update(
-            {
-                "FRAUDRING_DATA_DIR": str(out / "data"),
-                "FRAUDRING_REDIS_PREFIX": DEMO_PREFIX,
-                "FRAUDRING_GRAPH_NAME": DEMO_GRAPH,
-            }
-        )
-        get_settings.cache_clear()
-        with services(get_settings()) as ep:
+        with only_demo_in(out):
+            # The demo's own namespace: its embedded server, models and spool under --out, and a
+            # key prefix and graph of its own on configured servers, all cleared at each start.
+            shutil.rmtree(out / "data", ignore_errors=True)
+            os.environ.update(
+                {
+                    "FRAUDRING_DATA_DIR": str(out / "data"),
+                    "FRAUDRING_REDIS_PREFIX": DEMO_PREFIX,
+                    "FRAUDRING_GRAPH_NAME": DEMO_GRAPH,
+                }
+            )
             get_settings.cache_clear()
-            settings = load_settings()  # now with the resolved server URLs
-            run(opts, settings, ep)
+            with services(get_settings()) as ep:
+                get_settings.cache_clear()
+                settings = load_settings()  # now with the resolved server URLs
+                run(opts, settings, ep)
