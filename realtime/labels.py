@@ -10,15 +10,16 @@ import csv
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TextIO
 
 import orjson
 import redis
 import redis.asyncio
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fraudring.errors import InvalidInput
 from realtime.keys import Keys
+from realtime.schemas import EntityId
 
 LabelKind = Literal["txn", "user", "card", "device", "ip", "merchant"]
 
@@ -29,9 +30,11 @@ class LabelRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: LabelKind
-    id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    #: Checked as a decision's ids are: an id the graph store cannot take (a NUL ends the
+    #: query text) must be refused here, not accepted and then fail in the worker.
+    id: EntityId
     label: Literal["fraud", "legitimate"]
-    by: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    by: EntityId
     at: Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
@@ -60,30 +63,42 @@ async def publish_labels_async(
 def read_label_csv(path: Path, *, by: str) -> Iterator[LabelRecord]:
     """Rows ``kind,id,label[,at]`` (header required); a bad row stops with its line number."""
     try:
-        handle = path.open(newline="")
+        handle = path.open(newline="", encoding="utf-8")
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
     with handle:
-        reader = csv.DictReader(handle)
-        missing = {"kind", "id", "label"} - set(reader.fieldnames or [])
-        if missing:
-            raise InvalidInput(f"{path}: header lacks column(s) {', '.join(sorted(missing))}")
-        for line, row in enumerate(reader, start=2):
-            at = row.get("at") or ""
-            try:
-                yield LabelRecord(
-                    kind=row["kind"].strip(),
-                    id=row["id"].strip(),
-                    label=row["label"].strip(),
-                    by=by,
-                    at=float(at) if at.strip() else time.time(),
-                )
-            except (ValidationError, ValueError) as exc:
-                reason = (
-                    "; ".join(
-                        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-                    )
-                    if isinstance(exc, ValidationError)
-                    else str(exc)
-                )
-                raise InvalidInput(f"{path}:{line}: {reason}") from None
+        try:
+            yield from _rows(path, handle, by=by)
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+        except csv.Error as exc:
+            raise InvalidInput(f"{path}: not a CSV file the reader can parse ({exc})") from None
+
+
+def _rows(path: Path, handle: TextIO, *, by: str) -> Iterator[LabelRecord]:
+    reader = csv.DictReader(handle)
+    missing = {"kind", "id", "label"} - set(reader.fieldnames or [])
+    if missing:
+        raise InvalidInput(f"{path}: header lacks column(s) {', '.join(sorted(missing))}")
+    for line, row in enumerate(reader, start=2):
+        # a short row leaves its last fields None: they read as empty and are refused
+        cell = {k: (row.get(k) or "").strip() for k in ("kind", "id", "label", "at")}
+        try:
+            yield LabelRecord(
+                kind=cell["kind"],  # validated by the model
+                id=cell["id"],
+                label=cell["label"],
+                by=by,
+                at=float(cell["at"]) if cell["at"] else time.time(),
+            )
+        except ValidationError as exc:
+            reason = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {_msg(e['msg'])}" for e in exc.errors()
+            )
+            raise InvalidInput(f"{path}:{line}: {reason}") from None
+        except ValueError:
+            raise InvalidInput(f"{path}:{line}: at: not a number of seconds") from None
+
+
+def _msg(msg: str) -> str:
+    return msg.removeprefix("Value error, ")

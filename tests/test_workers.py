@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -112,6 +113,34 @@ def test_label_csv_bad_row_names_its_line(tmp_path: Path) -> None:
     f.write_text("id,label\nu1,fraud\n")
     with pytest.raises(InvalidInput, match="kind"):
         list(read_label_csv(f, by="t"))
+    # an id the graph store cannot take, and a short row, are refused with their line
+    f.write_text('kind,id,label\nuser,"u\x01x",fraud\n')
+    with pytest.raises(InvalidInput, match=r"labels.csv:2: id: must contain printable"):
+        list(read_label_csv(f, by="t"))
+    f.write_text("kind,id,label\nuser,u1\n")
+    with pytest.raises(InvalidInput, match=r"labels.csv:2: label"):
+        list(read_label_csv(f, by="t"))
+    f.write_bytes(b"kind,id,label\nuser,u\xff,fraud\n")
+    with pytest.raises(InvalidInput, match="not UTF-8"):
+        list(read_label_csv(f, by="t"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_label_csv_takes_any_file_without_a_traceback(data: bytes) -> None:
+    """Whatever the file holds: records, or one InvalidInput naming the file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        f = Path(tmp) / "any.csv"
+        f.write_bytes(b"kind,id,label,at\n" + data)
+        try:
+            records = list(read_label_csv(f, by="t"))
+        except InvalidInput as exc:
+            refused: str | None = str(exc)
+            records = []
+        else:
+            refused = None
+    assert refused is None or refused.startswith(str(f))
+    assert all(r.id.strip() and r.id.isprintable() for r in records)
 
 
 # -- streams ---------------------------------------------------------------------------------
