@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
 
 from fraudring.errors import InvalidInput
 from gnn.features import (
@@ -43,26 +44,36 @@ class WorldFrames:
     name: str
 
 
+def _parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidInput(f"{path} is not a readable Parquet file: {exc}") from None
+
+
 def load_frames(data_dir: Path) -> WorldFrames:
     """Read a world directory; a missing or malformed one is a clear InvalidInput."""
     tx = data_dir / schema.TRANSACTIONS_FILE
     if not tx.is_file():
         raise InvalidInput(f"--data {data_dir}: no {schema.TRANSACTIONS_FILE} (not a world dir)")
-    txns = pd.read_parquet(tx)
+    txns = _parquet(tx)
     missing = {f.name for f in schema.TRANSACTIONS if not f.nullable} - set(txns.columns)
     if missing:
         raise InvalidInput(f"--data {data_dir}: transactions lack columns {sorted(missing)}")
     txns = txns.sort_values(["ts", "txn_id"], kind="mergesort").reset_index(drop=True)
     lp = data_dir / schema.LABELS_FILE
     labels = (
-        pd.read_parquet(lp)
+        _parquet(lp)
         if lp.is_file()
         else pd.DataFrame({"txn_id": [], "label": [], "label_ts": pd.to_datetime([], utc=True)})
     )
     tp = data_dir / schema.TRUTH_FILE
-    truth = pd.read_parquet(tp) if tp.is_file() else None
+    truth = _parquet(tp) if tp.is_file() else None
     mp = data_dir / schema.META_FILE
-    meta = json.loads(mp.read_text()) if mp.is_file() else {}
+    try:
+        meta = json.loads(mp.read_text(encoding="utf-8")) if mp.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{mp} is not valid JSON: {exc}") from None
     return WorldFrames(txns, labels, truth, meta, data_dir.name)
 
 

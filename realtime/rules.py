@@ -207,9 +207,11 @@ def load_rules(path: Path | None) -> RuleSet:
     if path is None:
         return parse_rules(default_rules_text(), source="realtime/rules.yaml (default)")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RulesError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise RulesError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     return parse_rules(text, source=str(path))
 
 

@@ -104,6 +104,13 @@ def test_bad_data_dir_is_one_clear_line(
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "not a world dir" in err and "Traceback" not in err
+    (tmp_path / "transactions.parquet").write_bytes(b"not parquet")
+    monkeypatch.setattr(sys, "argv", ["fraudring", "evaluate", "--data", str(tmp_path)])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "not a readable Parquet file" in err and "Traceback" not in err
 
 
 def test_thresholds_by_expected_cost() -> None:

@@ -119,6 +119,13 @@ def test_default_rules_load() -> None:
     assert {"card_testing_burst", "known_bad_ring"} <= names
 
 
+def test_a_file_that_is_not_text_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "rules.yaml"
+    f.write_bytes(b"\x00\xff\xfe")
+    with pytest.raises(RulesError, match="not UTF-8 text"):
+        load_rules(f)
+
+
 def test_reload_swaps_good_files_and_keeps_old_rules_on_bad(tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text(GOOD)

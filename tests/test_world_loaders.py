@@ -115,6 +115,10 @@ def test_bad_inputs_raise_clear_errors(tmp_path: Path) -> None:
         )
     with pytest.raises(InvalidInput, match=r"handbook file .* not found"):
         load_handbook(src=tmp_path / "missing.parquet", out=tmp_path / "w")
+    latin = tmp_path / "latin1.csv"
+    latin.write_bytes(b"user,amt,when\nu\xe9,5,2026-01-01T00:00:00Z\n")
+    with pytest.raises(InvalidInput, match="not a readable CSV file"):
+        load_table(src=latin, out=tmp_path / "w", columns=parse_columns(MAPPING))
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,7 @@ def read_meta(path: Path) -> dict[str, Any]:
     file = _need(path, schema.META_FILE)
     try:
         meta: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{file} is not valid JSON: {exc}") from exc
     return meta
 
@@ -54,11 +54,18 @@ def read_world(path: Path) -> World:
     path = Path(path)
     return World(
         path=path,
-        transactions=pq.read_table(_need(path, schema.TRANSACTIONS_FILE)),
-        labels=pq.read_table(_need(path, schema.LABELS_FILE)),
-        truth=pq.read_table(_need(path, schema.TRUTH_FILE)),
+        transactions=_table(_need(path, schema.TRANSACTIONS_FILE)),
+        labels=_table(_need(path, schema.LABELS_FILE)),
+        truth=_table(_need(path, schema.TRUTH_FILE)),
         meta=read_meta(path),
     )
+
+
+def _table(file: Path) -> pa.Table:
+    try:
+        return pq.read_table(file)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidInput(f"{file} is not a readable Parquet file: {exc}") from None
 
 
 def iter_transactions(

@@ -88,8 +88,11 @@ def read_source(src: Path) -> tuple[pa.Table, np.ndarray, list[tuple[int, str]]]
         except (pa.ArrowInvalid, OSError) as exc:
             raise InvalidInput(f"{src} is not a readable Parquet file: {exc}") from exc
         return table, np.arange(1, table.num_rows + 1), []
-    with src.open(newline="", encoding="utf-8") as fh:
-        header = next(csv.reader(fh), None)
+    try:
+        with src.open(newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh), None)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InvalidInput(f"{src} is not a readable CSV file (UTF-8 text): {exc}") from None
     if not header:
         raise InvalidInput(f"{src} is empty: a CSV file needs a header line")
     bad: list[tuple[int, str]] = []
