@@ -177,10 +177,12 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "settings"
-            lines.append(
-                f"FRAUDRING_{loc.upper()}: {err['msg']}" if loc != "settings" else err["msg"]
-            )
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            loc = ".".join(str(p) for p in err["loc"])
+            if not loc:  # a check across fields names its field first: "redis_url: ..."
+                loc, sep, rest = msg.partition(": ")
+                loc, msg = (loc, rest) if sep and loc.isidentifier() else ("", msg)
+            lines.append(f"FRAUDRING_{loc.upper()}: {msg}" if loc else msg)
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
 
 

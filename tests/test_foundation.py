@@ -28,14 +28,14 @@ def test_settings_defaults_dev_key_works() -> None:
 
 
 def test_dev_key_refused_outside_dev() -> None:
-    with pytest.raises(SettingsError, match="dev key is refused"):
+    with pytest.raises(SettingsError, match="FRAUDRING_API_KEYS: the dev key is refused"):
         load_settings(env="prod")
     s = load_settings(env="prod", api_keys={hash_api_key("k1"): "score"})
     assert s.scopes_for("k1") == frozenset({"score"})
 
 
 def test_default_neo4j_password_refused_in_prod() -> None:
-    with pytest.raises(SettingsError, match="graph_password"):
+    with pytest.raises(SettingsError, match="FRAUDRING_GRAPH_PASSWORD: the default password"):
         load_settings(env="prod", api_keys={}, graph_url="bolt://db:7687")
 
 
