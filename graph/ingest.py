@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from graph.schemas import ENTITY_KINDS, MAX_ID_LEN, InvalidGraphId, TxnRecord
+from graph.schemas import CONTROL_PATTERN, ENTITY_KINDS, MAX_ID_LEN, InvalidGraphId, TxnRecord
 
 ID_COLUMNS = ("txn_id", "user_id", "card_id", "device_id", "ip", "merchant_id")
 #: Transactions per statement for bulk loads (history backfills). Each write statement carries
@@ -84,7 +84,7 @@ def validate(frame: pl.DataFrame) -> None:
         series = frame[col]
         required = col in ("txn_id", "user_id")
         lengths = series.str.len_chars()
-        bad = (lengths == 0) | (lengths > MAX_ID_LEN)
+        bad = (lengths == 0) | (lengths > MAX_ID_LEN) | series.str.contains(CONTROL_PATTERN)
         if required:
             bad = bad | series.is_null()
         bad = bad.fill_null(False)
@@ -97,6 +97,8 @@ def validate(frame: pl.DataFrame) -> None:
                 else "empty id"
                 if value == ""
                 else f"id longer than {MAX_ID_LEN} characters ({len(value)})"
+                if len(value) > MAX_ID_LEN
+                else "must not contain control characters"
             )
             txn = frame["txn_id"][row]
             raise InvalidGraphId(

@@ -316,6 +316,7 @@ class CypherStore:
     def ring(self, ring_id: str) -> Ring:
         from graph.rings import ring_from_props
 
+        check_id(ring_id, field_name="ring_id")
         rows = self._read(q.RING_BY_ID, {"id": ring_id})
         if not rows:
             raise GraphNotFound(f"ring {ring_id!r} not found")
@@ -354,6 +355,7 @@ class CypherStore:
 
     def path(self, *, src: EntityRef, dst: EntityRef) -> GraphPath:
         """A shortest path of USED edges (at most `queries.PATH_MAX_HOPS`), empty if none."""
+        check_id(src.id, field_name="src"), check_id(dst.id, field_name="dst")
         rows = self._read(self._path_query(src.kind, dst.kind), {"a": src.id, "b": dst.id})
         if not rows or rows[0][0] is None:
             return GraphPath(nodes=[], length=0)

@@ -7,6 +7,7 @@ field and the reason. Everything an API returns is a pydantic model.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -45,6 +46,12 @@ class GraphNotFound(NotFound):
     code = "graph_not_found"
 
 
+#: Control characters (Unicode Cc): a NUL ends FalkorDB's query text (a syntax error), and
+#: none belongs in an id. The same pattern checks whole batches in polars (graph.ingest).
+CONTROL_PATTERN: Final = r"[\x00-\x1f\x7f-\x9f]"
+CONTROL: Final = re.compile(CONTROL_PATTERN)
+
+
 def check_id(value: object, *, field_name: str, optional: bool = False) -> str | None:
     """The id itself, or `InvalidGraphId` saying which field is wrong and why."""
     if value is None:
@@ -62,6 +69,10 @@ def check_id(value: object, *, field_name: str, optional: bool = False) -> str |
         raise InvalidGraphId(
             f"{field_name}: id longer than {MAX_ID_LEN} characters ({len(value)})",
             detail={"field": field_name, "length": len(value)},
+        )
+    if CONTROL.search(value):
+        raise InvalidGraphId(
+            f"{field_name}: must not contain control characters", detail={"field": field_name}
         )
     return value
 

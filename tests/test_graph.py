@@ -90,6 +90,7 @@ def test_ingest_many_counts_each_transaction_once(store: CypherStore) -> None:
         (txn("t9", "u9", card=""), "card_id", "empty id"),
         (txn("t9", "u9", device="d" * 129), "device_id", "longer than 128"),
         (txn("", "u9"), "txn_id", "empty id"),
+        (txn("t9", "u\x009"), "user_id", "control characters"),
         (TxnRecord("t9", T0, None, None, None, None, None, 1.0), "user_id", "required"),  # type: ignore[arg-type]
     ],
 )
@@ -105,6 +106,20 @@ def test_bad_ids_reject_the_whole_batch(
     assert reason in info.value.message
     assert count(store) == before
     assert store.ingest([txn("x" * 128, "u" * 128, card="c1")]).ingested == 1
+
+
+def test_lookups_refuse_ids_the_store_cannot_take(store: CypherStore) -> None:
+    """A NUL ends FalkorDB's query text: refused as a bad id (422), not a syntax error."""
+    store.ingest([txn(1, "u1", card="c1")])
+    for lookup in (
+        lambda: store.ring("ring-\x00"),
+        lambda: store.neighbourhood("user", "u\x00"),
+        lambda: store.path(
+            src=EntityRef(kind="user", id="u1"), dst=EntityRef(kind="user", id="\x00")
+        ),
+    ):
+        with pytest.raises(InvalidGraphId, match="control characters"):
+            lookup()
 
 
 # --- labels -----------------------------------------------------------------------------------
