@@ -46,8 +46,10 @@ class GraphNotFound(NotFound):
     code = "graph_not_found"
 
 
-#: Control characters (Unicode Cc): a NUL ends FalkorDB's query text (a syntax error), and
-#: none belongs in an id. The same pattern checks whole batches in polars (graph.ingest).
+#: Control characters (Unicode Cc) are refused in ids by the store itself, whoever calls it: a
+#: NUL ends FalkorDB's query text (a syntax error), and FalkorDB 4.16 crashes (the whole server)
+#: enforcing a unique constraint on a string holding \x01. None belongs in an id; the API
+#: refuses them earlier. The same pattern checks whole batches in polars (graph.ingest).
 CONTROL_PATTERN: Final = r"[\x00-\x1f\x7f-\x9f]"
 CONTROL: Final = re.compile(CONTROL_PATTERN)
 
