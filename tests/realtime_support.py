@@ -156,3 +156,37 @@ def stream_entries(client: redis.Redis, stream: str) -> list[tuple[bytes, dict[b
 
 def stream_records(client: redis.Redis, stream: str) -> list[dict[str, Any]]:
     return [json.loads(f[b"d"]) for _, f in stream_entries(client, stream)]
+
+
+@contextmanager
+def serving(env: dict[str, str]) -> Iterator[str]:
+    """`fraudring serve` in a process of its own with `env`; yields its base URL once /healthz
+    answers, and stops it with SIGINT (as Ctrl-C would), which must exit cleanly."""
+    import os
+    import signal
+    import sys
+
+    import httpx
+
+    port = _free_port()
+    code = "from fraudring.cli import main; main()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "serve", "--port", str(port)],
+        env=env,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.2)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        code_ = proc.wait(timeout=20)
+    assert code_ == 0, f"serve exited with {code_}"

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from fraudring.runtime import _free_port
 from fraudring.settings import Settings, hash_api_key
-from tests.realtime_support import tiny_model, txn
+from tests.realtime_support import serving, tiny_model, txn
 
 KEYS = {"score": "k-score", "investigate": "k-inv", "admin": "k-admin"}
 SCORE = {"X-API-Key": KEYS["score"]}
@@ -222,12 +222,9 @@ def test_fraudring_serve_answers_and_stops(
     redis_url: str, redis_prefix: str, falkor_url: str, tmp_path: Path
 ) -> None:
     import os
-    import signal
-    import time
 
     import httpx
 
-    port = _free_port()
     env = {
         **os.environ,
         "FRAUDRING_REDIS_URL": redis_url,
@@ -237,24 +234,6 @@ def test_fraudring_serve_answers_and_stops(
         "FRAUDRING_ENV": "dev",
         "FRAUDRING_API_KEYS": f'{{"{hash_api_key("k")}": "score"}}',
     }
-    code = "from fraudring.cli import main; main()"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, "serve", "--port", str(port)],
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                assert proc.poll() is None and time.monotonic() < deadline
-                time.sleep(0.2)
+    with serving(env) as base:
         r = httpx.post(f"{base}/v1/decisions", json=txn(), headers={"X-API-Key": "k"})
         assert r.status_code == 200 and r.json()["degraded"] is False
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        assert proc.wait(timeout=20) == 0

@@ -10,16 +10,11 @@ or "not in the future by the server's clock", which the API checks and refuses w
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import falkordb
-import httpx
 import pytest
 import redis
 import schemathesis
@@ -28,11 +23,11 @@ from schemathesis.core.failures import FailureGroup, ServerError
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from fraudring.runtime import _free_port
 from fraudring.settings import hash_api_key, load_settings
 from graph.schemas import TxnRecord
 from graph.service import open_store
 from realtime import ops
+from tests.realtime_support import serving
 
 KEY = "k-all"
 
@@ -65,27 +60,10 @@ def live_api(
             ]
         )
         store.detect_rings()
-    port = _free_port()
-    code = "from fraudring.cli import main; main()"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, "serve", "--port", str(port)],
-        env=env,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.2)
-        yield base
+        with serving(env) as base:
+            yield base
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=20)
         client = redis.Redis.from_url(redis_url)
         ops.delete_prefix(client, prefix)
         client.close()
