@@ -115,6 +115,21 @@ def test_bad_inputs_raise_clear_errors(tmp_path: Path) -> None:
         )
     with pytest.raises(InvalidInput, match=r"handbook file .* not found"):
         load_handbook(src=tmp_path / "missing.parquet", out=tmp_path / "w")
+    ctl = tmp_path / "ctl.csv"
+    ctl.write_text(
+        "user,amt,when,card\nok,5,2026-01-01T00:00:00Z,c1\n"
+        f"u\x01x,5,2026-01-01T00:00:00Z,c1\nu2,5,2026-01-01T00:00:00Z,{'c' * 129}\n"
+    )
+    report = load_table(
+        src=ctl,
+        out=tmp_path / "w2",
+        columns=parse_columns("user=user,amount=amt,time=when,card=card"),
+    )
+    assert (report.loaded, report.rejected) == (1, 2)
+    assert _rejected(tmp_path / "w2") == {
+        3: "bad user id (over 128 characters or a control character)",
+        4: "bad card id (over 128 characters or a control character)",
+    }
     latin = tmp_path / "latin1.csv"
     latin.write_bytes(b"user,amt,when\nu\xe9,5,2026-01-01T00:00:00Z\n")
     with pytest.raises(InvalidInput, match="not a readable CSV file"):
@@ -196,7 +211,7 @@ def test_every_row_is_kept_valid_or_rejected(rows: list[tuple[str, str, str]]) -
     assert set(reasons) == set((~keep).nonzero()[0].tolist())
     for i, (user, amount, _) in enumerate(rows):
         if keep[i]:
-            assert user.strip() != ""
+            assert user.strip() != "" and not any(ord(c) < 32 or 127 <= ord(c) < 160 for c in user)
             assert float(df["amount"].iloc[i]) >= 0
             assert 0 <= int(df["ts"].iloc[i]) < 4_102_444_800_000_000
         else:

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from fraudring.errors import InvalidInput
 from fraudring.logs import get_logger
+from graph.schemas import CONTROL_PATTERN, MAX_ID_LEN
 from world import schema
 from world.io import write_world
 
@@ -124,6 +125,19 @@ def _text(table: pa.Table, column: str) -> pd.Series:
     return pd.Series(pc.utf8_trim_whitespace(values).to_pylist(), dtype=object)
 
 
+def _bad_ids(table: pa.Table, column: str) -> np.ndarray:
+    """Ids (as `_text` trims them) too long or holding a control character, in Arrow."""
+    values = table.column(column)
+    if not pa.types.is_string(values.type) and not pa.types.is_large_string(values.type):
+        values = pc.cast(values, pa.string())
+    values = pc.utf8_trim_whitespace(values)
+    wrong = pc.or_(
+        pc.greater(pc.utf8_length(values), MAX_ID_LEN),
+        pc.match_substring_regex(values, CONTROL_PATTERN),
+    )
+    return np.asarray(pc.fill_null(wrong, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def parse_times(table: pa.Table, column: str) -> tuple[np.ndarray, np.ndarray]:
     """Epoch microseconds and a bad-value mask; accepts timestamps, epoch seconds, ISO 8601."""
     col = table.column(column)
@@ -206,6 +220,13 @@ def validate(
     df["txn_id"] = txn.where(txn.notna() & (txn != ""), None)
     dup = df["txn_id"].notna().to_numpy() & df["txn_id"].duplicated().to_numpy()
     flag(dup, "duplicate txn id")
+    # The graph store's id contract: such an id could be neither stored nor decided on.
+    for name in ("user", *ENTITY_FIELDS, "txn"):
+        if name in columns:
+            flag(
+                _bad_ids(table, columns[name]),
+                f"bad {name} id (over {MAX_ID_LEN} characters or a control character)",
+            )
     keep = np.ones(n, dtype=bool)
     keep[list(reasons)] = False
     return df, keep, reasons
