@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fraudring.errors import FraudringError, InvalidInput
 
@@ -43,6 +44,9 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     422: "invalid input: each error names the field and the reason",
     503: "a dependency (graph store, Redis) is not available",
 }
+
+
+HTTP_CODES: dict[int, str] = {404: "not_found", 405: "method_not_allowed"}
 
 
 def documented(*codes: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
@@ -99,6 +103,22 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError | ValidationError)
         return error_response(invalid_from(exc.errors()))
 
+    async def on_http(_: Request, exc: Exception) -> Response:
+        """Starlette's own answers (no such route, wrong method, a body FastAPI could not
+        read) in the same shape as ours."""
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400:  # FastAPI's "error parsing the body": bytes that are not JSON
+            return error_response(invalid_from([{"loc": ("body",), "type": "json_invalid"}]))
+        code = HTTP_CODES.get(exc.status_code, "http_error")
+        body = {"error": code, "message": str(exc.detail)}
+        return Response(
+            orjson.dumps(body),
+            status_code=exc.status_code,
+            headers=exc.headers,
+            media_type="application/json",
+        )
+
+    app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(FraudringError, on_fraudring)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(ValidationError, on_validation)

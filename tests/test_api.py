@@ -189,6 +189,19 @@ def test_openapi_states_the_error_bodies_and_the_checks(client: TestClient) -> N
     assert kind["schema"]["enum"] == ["user", "card", "device", "ip", "merchant"]
 
 
+def test_starlettes_own_errors_have_the_api_error_shape(client: TestClient) -> None:
+    """Found by schemathesis: bytes that are not UTF-8 JSON got FastAPI's 400 {"detail": ...}."""
+    inv = {"X-API-Key": KEYS["investigate"], "Content-Type": "application/json"}
+    r = client.post("/v1/labels", content=b"\xff\x17\xfe", headers=inv)
+    assert r.status_code == 422
+    assert r.json()["error"] == "invalid_input"
+    assert r.json()["detail"]["errors"] == [{"field": "body", "reason": "body is not valid JSON"}]
+    r = client.get("/v1/nowhere")
+    assert r.status_code == 404 and r.json()["error"] == "not_found"
+    r = client.delete("/v1/decisions", headers=SCORE)
+    assert r.status_code == 405 and r.json()["error"] == "method_not_allowed"
+
+
 @pytest.mark.parametrize("ts", [0, 1_764_000_000, "1764000000", 1.5])
 def test_a_number_for_ts_is_refused_not_read_as_1970(client: TestClient, ts: object) -> None:
     r = client.post("/v1/decisions", json=txn(ts=ts), headers=SCORE)
