@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from fraudring.errors import InvalidInput
@@ -200,6 +200,7 @@ users = st.one_of(st.text(max_size=6), st.just(""), st.just("   "))
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(users, amounts, times), min_size=1, max_size=25))
+@example([("0\x1f", "1", "2026-01-01T00:00:00Z"), ("a\x01b", "1", "2026-01-01T00:00:00Z")])
 def test_every_row_is_kept_valid_or_rejected(rows: list[tuple[str, str, str]]) -> None:
     table = pa.table(
         {"u": [r[0] for r in rows], "a": [r[1] for r in rows], "t": [r[2] for r in rows]}
@@ -211,7 +212,8 @@ def test_every_row_is_kept_valid_or_rejected(rows: list[tuple[str, str, str]]) -
     assert set(reasons) == set((~keep).nonzero()[0].tolist())
     for i, (user, amount, _) in enumerate(rows):
         if keep[i]:
-            assert user.strip() != "" and not any(ord(c) < 32 or 127 <= ord(c) < 160 for c in user)
+            stored = str(df["user_id"].iloc[i])  # trimmed: "0\x1f" is kept as "0"
+            assert stored != "" and not any(ord(c) < 32 or 127 <= ord(c) < 160 for c in stored)
             assert float(df["amount"].iloc[i]) >= 0
             assert 0 <= int(df["ts"].iloc[i]) < 4_102_444_800_000_000
         else:
