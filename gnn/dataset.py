@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import pyarrow as pa
 
 from fraudring.errors import InvalidInput
 from gnn.features import (
@@ -33,6 +32,7 @@ from gnn.features import (
 from gnn.graphdata import TxnArrays, txn_arrays
 from gnn.pit import PitConfig, PitResult, graph_risk_features
 from world import schema
+from world.io import parquet_errors
 
 
 @dataclass
@@ -45,10 +45,8 @@ class WorldFrames:
 
 
 def _parquet(path: Path) -> pd.DataFrame:
-    try:
+    with parquet_errors(path):
         return pd.read_parquet(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InvalidInput(f"{path} is not a readable Parquet file: {exc}") from None
 
 
 def load_frames(data_dir: Path) -> WorldFrames:

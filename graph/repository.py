@@ -355,7 +355,8 @@ class CypherStore:
 
     def path(self, *, src: EntityRef, dst: EntityRef) -> GraphPath:
         """A shortest path of USED edges (at most `queries.PATH_MAX_HOPS`), empty if none."""
-        check_id(src.id, field_name="src"), check_id(dst.id, field_name="dst")
+        check_id(src.id, field_name="src")
+        check_id(dst.id, field_name="dst")
         rows = self._read(self._path_query(src.kind, dst.kind), {"a": src.id, "b": dst.id})
         if not rows or rows[0][0] is None:
             return GraphPath(nodes=[], length=0)

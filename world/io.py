@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,11 +62,19 @@ def read_world(path: Path) -> World:
     )
 
 
-def _table(file: Path) -> pa.Table:
+@contextlib.contextmanager
+def parquet_errors(file: Path) -> Iterator[None]:
+    """A file that is not Parquet (or not readable) as one InvalidInput naming it, whichever
+    reader (pyarrow, pandas) the caller uses."""
     try:
-        return pq.read_table(file)
+        yield
     except (pa.ArrowInvalid, OSError) as exc:
         raise InvalidInput(f"{file} is not a readable Parquet file: {exc}") from None
+
+
+def _table(file: Path) -> pa.Table:
+    with parquet_errors(file):
+        return pq.read_table(file)
 
 
 def iter_transactions(

@@ -23,7 +23,7 @@ from fraudring.errors import InvalidInput
 from fraudring.logs import get_logger
 from graph.schemas import CONTROL_PATTERN, MAX_ID_LEN
 from world import schema
-from world.io import write_world
+from world.io import parquet_errors, write_world
 
 log = get_logger(__name__)
 
@@ -84,10 +84,8 @@ def read_source(src: Path) -> tuple[pa.Table, np.ndarray, list[tuple[int, str]]]
     if not src.is_file():
         raise InvalidInput(f"input file {src} does not exist")
     if src.suffix.lower() in {".parquet", ".pq"}:
-        try:
+        with parquet_errors(src):
             table = pq.read_table(src)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise InvalidInput(f"{src} is not a readable Parquet file: {exc}") from exc
         return table, np.arange(1, table.num_rows + 1), []
     try:
         with src.open(newline="", encoding="utf-8") as fh:
@@ -117,20 +115,21 @@ def read_source(src: Path) -> tuple[pa.Table, np.ndarray, list[tuple[int, str]]]
     return table, lines, bad
 
 
-def _text(table: pa.Table, column: str) -> pd.Series:
+def _trimmed(table: pa.Table, column: str) -> pa.ChunkedArray:
     values = table.column(column)
     if not pa.types.is_string(values.type) and not pa.types.is_large_string(values.type):
         values = pc.cast(values, pa.string())
+    return pc.utf8_trim_whitespace(values)
+
+
+def _text(table: pa.Table, column: str) -> pd.Series:
     # Python objects with None for missing: pandas' own string/NaN handling varies by version.
-    return pd.Series(pc.utf8_trim_whitespace(values).to_pylist(), dtype=object)
+    return pd.Series(_trimmed(table, column).to_pylist(), dtype=object)
 
 
 def _bad_ids(table: pa.Table, column: str) -> np.ndarray:
     """Ids (as `_text` trims them) too long or holding a control character, in Arrow."""
-    values = table.column(column)
-    if not pa.types.is_string(values.type) and not pa.types.is_large_string(values.type):
-        values = pc.cast(values, pa.string())
-    values = pc.utf8_trim_whitespace(values)
+    values = _trimmed(table, column)
     wrong = pc.or_(
         pc.greater(pc.utf8_length(values), MAX_ID_LEN),
         pc.match_substring_regex(values, CONTROL_PATTERN),
