@@ -84,8 +84,7 @@ def invalid_from(errors: Sequence[Any]) -> RequestInvalid:
 
 def invalid_field(field: str, reason: str) -> RequestInvalid:
     """One field's 422, in the same shape as a request validation error."""
-    detail = {"errors": [{"field": field, "reason": reason}]}
-    return RequestInvalid(f"{field}: {reason}", detail=detail)
+    return RequestInvalid.on(field, reason)
 
 
 def error_response(exc: FraudringError) -> Response:

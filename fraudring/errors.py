@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 
 class FraudringError(Exception):
@@ -30,6 +30,13 @@ class FraudringError(Exception):
 class InvalidInput(FraudringError):
     status_code = 422
     code = "invalid_input"
+
+    @classmethod
+    def on(cls, field: str, reason: str, **extra: Any) -> Self:
+        """One field's error in the API's 422 shape (`detail.errors`, a list of {field, reason}),
+        whichever layer finds it, so a caller parses every 422 the same way."""
+        item = {"field": field, "reason": reason, **extra}
+        return cls(f"{field}: {reason}", detail={"errors": [item]})
 
 
 class NotFound(FraudringError):

@@ -101,14 +101,12 @@ def validate(frame: pl.DataFrame) -> None:
                 else "must not contain control characters"
             )
             txn = frame["txn_id"][row]
-            raise InvalidGraphId(
-                f"{col}: {reason} (row {row}, txn_id {txn!r}); nothing of this batch was written",
-                detail={"field": col, "row": row},
-            )
+            reason = f"{reason} (row {row}, txn_id {txn!r}); nothing of this batch was written"
+            raise InvalidGraphId.on(col, reason, row=row)
     for col in ("ts", "amount"):
         values = frame[col]
         if values.is_null().any() or not np.isfinite(values.to_numpy()).all():
-            raise InvalidGraphId(f"{col}: missing or not a finite number", detail={"field": col})
+            raise InvalidGraphId.on(col, "missing or not a finite number")
 
 
 def dedupe(batch: Batch) -> Batch:

@@ -59,33 +59,23 @@ def check_id(value: object, *, field_name: str, optional: bool = False) -> str |
     if value is None:
         if optional:
             return None
-        raise InvalidGraphId(f"{field_name}: required", detail={"field": field_name})
+        raise InvalidGraphId.on(field_name, "required")
     if not isinstance(value, str):
-        raise InvalidGraphId(
-            f"{field_name}: must be a string, got {type(value).__name__}",
-            detail={"field": field_name},
-        )
+        raise InvalidGraphId.on(field_name, f"must be a string, got {type(value).__name__}")
     if not value:
-        raise InvalidGraphId(f"{field_name}: empty id", detail={"field": field_name})
+        raise InvalidGraphId.on(field_name, "empty id")
     if len(value) > MAX_ID_LEN:
-        raise InvalidGraphId(
-            f"{field_name}: id longer than {MAX_ID_LEN} characters ({len(value)})",
-            detail={"field": field_name, "length": len(value)},
-        )
+        reason = f"id longer than {MAX_ID_LEN} characters ({len(value)})"
+        raise InvalidGraphId.on(field_name, reason)
     if CONTROL.search(value):
-        raise InvalidGraphId(
-            f"{field_name}: must not contain control characters", detail={"field": field_name}
-        )
+        raise InvalidGraphId.on(field_name, "must not contain control characters")
     return value
 
 
 def check_kind(kind: str, *, field: str = "kind") -> EntityKind:
     """The 422 names ``field`` (the parameter the kind came in) as request validation does."""
     if kind not in LABELS:
-        reason = f"must be one of {', '.join(KINDS)}, got {kind!r}"
-        raise InvalidInput(
-            f"{field}: {reason}", detail={"errors": [{"field": field, "reason": reason}]}
-        )
+        raise InvalidInput.on(field, f"must be one of {', '.join(KINDS)}, got {kind!r}")
     return kind  # type: ignore[return-value]
 
 

@@ -105,6 +105,8 @@ def test_bad_ids_reject_the_whole_batch(
     assert info.value.status_code == 422
     assert field in info.value.message
     assert reason in info.value.message
+    [error] = info.value.to_dict()["detail"]["errors"]  # the API's 422 shape
+    assert error["field"] == field and reason in error["reason"]
     assert count(store) == before
     assert store.ingest([txn("x" * 128, "u" * 128, card="c1")]).ingested == 1
 
@@ -121,8 +123,10 @@ def test_lookups_refuse_ids_the_store_cannot_take(store: CypherStore) -> None:
             src=EntityRef(kind="user", id="u1"), dst=EntityRef(kind="user", id="\x00")
         ),
     ):
-        with pytest.raises(InvalidGraphId, match="control characters"):
+        with pytest.raises(InvalidGraphId, match="control characters") as info:
             lookup()
+        [error] = info.value.detail["errors"]
+        assert error["reason"] == "must not contain control characters"
 
 
 # --- labels -----------------------------------------------------------------------------------
