@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import settings as hypothesis_settings
 
 from fraudring.runtime import EmbeddedServer
 from fraudring.settings import Settings, load_settings
@@ -22,6 +23,12 @@ from graph.service import open_store
 from realtime import ops
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+
+# `make test` and CI draw the same examples on every run, so a red CI run fails the same way
+# locally; `pytest --hypothesis-profile=explore` searches further with fresh random examples.
+hypothesis_settings.register_profile("repro", derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("explore", max_examples=1000, derandomize=False)
+hypothesis_settings.load_profile("repro")
 
 
 def _answers(url: str) -> bool:
