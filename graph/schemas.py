@@ -37,7 +37,8 @@ MAX_ID_LEN: Final = 128
 
 
 class InvalidGraphId(InvalidInput):
-    """An id that is empty or longer than `MAX_ID_LEN`; the message names the field and why."""
+    """An id the store cannot take (missing, empty, over `MAX_ID_LEN`, control characters), in
+    the API's 422 shape: `detail.errors` names the field and why."""
 
     code = "invalid_graph_id"
 
