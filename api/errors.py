@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fraudring.errors import FraudringError, InvalidInput
+from fraudring.errors import FraudringError, InvalidInput, validation_reason
 
 
 class RequestInvalid(InvalidInput):
@@ -66,13 +66,9 @@ def _field(loc: Sequence[Any]) -> str:
 
 
 def _reason(err: Any) -> str:
-    msg = str(err.get("msg", "invalid"))
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if msg.startswith(prefix):
-            msg = msg[len(prefix) :]
     if err.get("type") == "json_invalid":
         return "body is not valid JSON"
-    return msg
+    return validation_reason(str(err.get("msg", "invalid")))
 
 
 def invalid_from(errors: Sequence[Any]) -> RequestInvalid:
@@ -80,11 +76,6 @@ def invalid_from(errors: Sequence[Any]) -> RequestInvalid:
     items = [{"field": _field(e.get("loc", ())), "reason": _reason(e)} for e in errors]
     message = "; ".join(f"{i['field']}: {i['reason']}" for i in items[:5])
     return RequestInvalid(message, detail={"errors": items})
-
-
-def invalid_field(field: str, reason: str) -> RequestInvalid:
-    """One field's 422, in the same shape as a request validation error."""
-    return RequestInvalid.on(field, reason)
 
 
 def error_response(exc: FraudringError) -> Response:

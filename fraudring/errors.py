@@ -39,6 +39,13 @@ class InvalidInput(FraudringError):
         return cls(f"{field}: {reason}", detail={"errors": [item]})
 
 
+def validation_reason(msg: str) -> str:
+    """A pydantic error message without the prefix pydantic puts before a validator's own text."""
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    return msg
+
+
 class NotFound(FraudringError):
     status_code = 404
     code = "not_found"

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fraudring.errors import validation_reason
+
 #: The dev API key, usable only when ``env == dev``; its sha256 is what the settings hold.
 DEV_API_KEY = "dev-key"
 DEV_API_KEY_HASH = hashlib.sha256(DEV_API_KEY.encode()).hexdigest()
@@ -177,7 +179,7 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            msg = str(err["msg"]).removeprefix("Value error, ")
+            msg = validation_reason(str(err["msg"]))
             loc = ".".join(str(p) for p in err["loc"])
             if not loc:  # a check across fields names its field first: "redis_url: ..."
                 loc, sep, rest = msg.partition(": ")

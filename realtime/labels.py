@@ -17,7 +17,7 @@ import redis
 import redis.asyncio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fraudring.errors import InvalidInput
+from fraudring.errors import InvalidInput, validation_reason
 from realtime.keys import Keys
 from realtime.schemas import EntityId
 
@@ -93,12 +93,9 @@ def _rows(path: Path, handle: TextIO, *, by: str) -> Iterator[LabelRecord]:
             )
         except ValidationError as exc:
             reason = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc'])}: {_msg(e['msg'])}" for e in exc.errors()
+                f"{'.'.join(str(p) for p in e['loc'])}: {validation_reason(e['msg'])}"
+                for e in exc.errors()
             )
             raise InvalidInput(f"{path}:{line}: {reason}") from None
         except ValueError:
             raise InvalidInput(f"{path}:{line}: at: not a number of seconds") from None
-
-
-def _msg(msg: str) -> str:
-    return msg.removeprefix("Value error, ")

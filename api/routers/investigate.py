@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 
 from api.auth import require
 from api.deps import settings
-from api.errors import documented, invalid_field
+from api.errors import RequestInvalid, documented
 from fraudring.errors import Unavailable
 from fraudring.settings import Settings
 from graph.repository import GraphStore
@@ -114,7 +114,7 @@ async def path(st: Store, src: Ref, dst: Ref) -> GraphPath:
         try:
             check_id(ident)
         except ValueError as exc:
-            raise invalid_field(name, f"the id after {kind}: {exc}") from None
+            raise RequestInvalid.on(name, f"the id after {kind}: {exc}") from None
         refs.append(EntityRef(kind=check_kind(kind, field=name), id=ident))
     return await run_in_threadpool(lambda: st.path(src=refs[0], dst=refs[1]))
 
