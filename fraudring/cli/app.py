@@ -1,6 +1,6 @@
 """The `fraudring` console command.
 
-Each capability registers its subcommands from a module under `fraudring/commands/`; imports stay
+Each capability registers its subcommands from a module under `fraudring/cli/`; imports stay
 lazy inside the commands so `fraudring --help` is fast and the API process never loads torch.
 """
 
@@ -28,7 +28,7 @@ app = typer.Typer(
 )
 console = Console()
 
-#: Modules under fraudring.commands that add subcommands; each defines `register(app)`.
+#: Modules under fraudring.cli that add subcommands; each defines `register(app)`.
 COMMAND_MODULES: list[str] = [
     "doctor",
     "bench",
@@ -61,7 +61,7 @@ def _root(
 
 
 for _name in COMMAND_MODULES:
-    importlib.import_module(f"fraudring.commands.{_name}").register(app)
+    importlib.import_module(f"fraudring.cli.{_name}").register(app)
 
 
 def _terminate(signum: int, _frame: object) -> None:

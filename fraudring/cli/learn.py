@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fraudring.commands.tables import compact
+from fraudring.cli.tables import compact
 from fraudring.registry import ModelRegistry
 from fraudring.settings import get_settings
 

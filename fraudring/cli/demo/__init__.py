@@ -1,4 +1,4 @@
-"""`fraudring demo`: the end-to-end run on the embedded runtime (see fraudring.demo)."""
+"""`fraudring demo`: the end-to-end run on the embedded runtime (see fraudring.cli.demo.run)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         ] = 0.01,
     ) -> None:
         """Simulate, load history, retrain, serve, replay the live days, and report."""
-        from fraudring.demo import DemoOptions, only_demo_in, run
+        from fraudring.cli.demo.run import DemoOptions, only_demo_in, run
         from fraudring.runtime import services
         from fraudring.settings import load_settings
 

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import redis
 from rich.console import Console
 
-from fraudring.demo_replay import DemoError, Pacer, replay
+from fraudring.cli.demo.replay import DemoError, Pacer, replay
 from fraudring.errors import InvalidInput, Unavailable
 from fraudring.logs import get_logger
 from fraudring.runtime import Endpoints, _free_port
@@ -231,7 +231,7 @@ def wait_retrain(
 
 def run(opts: DemoOptions, settings: Settings, ep: Endpoints) -> dict[str, Any]:
     """The demo itself; `settings` already point at the resolved servers."""
-    from fraudring.demo_report import report
+    from fraudring.cli.demo.report import report
     from world.io import read_world
     from world.simulate import generate
 
