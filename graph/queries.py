@@ -84,6 +84,11 @@ RETURN t.id, t.user, t.card, t.merchant, t.ts, t.amount, t.fraud_label, t.labell
 
 # --- labels -----------------------------------------------------------------------------------
 
+TXN_USER: Final = """
+MATCH (t:Txn {id: $id})
+RETURN t.user
+"""
+
 TXN_LABEL_READ: Final = """
 MATCH (t:Txn {id: $id})
 RETURN t.user, t.card, t.device, t.ip, t.merchant, t.fraud_label

@@ -76,6 +76,7 @@ class GraphStore(Protocol):
         params: RingParams | None = None,
         now: float | None = None,
     ) -> RingUpdate: ...
+    def txn_user(self, txn_id: str) -> str | None: ...
     def ring(self, ring_id: str) -> Ring: ...
     def top_rings(self, n: int = 20) -> list[Ring]: ...
     def all_rings(self, *, min_size: int = 1) -> list[Ring]: ...
@@ -259,6 +260,13 @@ class CypherStore:
         return res
 
     # --- labels -------------------------------------------------------------------------------
+    def txn_user(self, txn_id: str) -> str | None:
+        """The user of a transaction, None when it is not in the graph: a transaction's label
+        changes that user's ring, and a label names only the transaction."""
+        check_id(txn_id, field_name="txn_id")
+        rows = self._read(q.TXN_USER, {"id": txn_id})
+        return str(rows[0][0]) if rows and rows[0][0] is not None else None
+
     def label(self, *, kind: str, id: str, label: LabelValue, by: str, at: float) -> LabelResult:
         """Mark a transaction or a node fraud / legitimate; the same label twice changes nothing.
 

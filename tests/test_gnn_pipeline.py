@@ -53,6 +53,8 @@ def test_train_register_promote_rollback(tmp_path: Path, small_world: Path) -> N
     booster = XgbModel.load(reg.artifact(first["version"], "xgb.json"))
     assert booster.features == man["features"]
     assert load_gcn(reg).in_channels == 12
+    # the configuration passed is the one trained (FAST's 8 hidden channels, not the default)
+    assert load_gcn(reg).hidden_channels == FAST.gcn.hidden_channels != GcnConfig().hidden_channels
     # same data again: the candidate does not beat production by the margin -> kept
     strict = _settings(tmp_path, promote_margin=0.5)
     second = train_pipeline(settings=strict, data_dir=small_world, pit=FAST)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
@@ -36,6 +35,3 @@ class DecisionMessage(_Strict):
     model_version: str | None
     degraded: bool
 
-
-def epoch(ts: datetime) -> float:
-    return ts.timestamp()

@@ -8,7 +8,6 @@ features read the graph's ring risk (`GraphRisk.score`), which is what the model
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -135,15 +134,10 @@ def record_freshness(client: redis.Redis, keys: Keys, decided_at: Sequence[float
 def load_ring_scorer(settings: Any, *, store: Any = None) -> tuple[RingScorer, str]:
     """The live GCN's ring scorer (its member risks refreshed from `store`'s export) when the
     live model has a GCN, else the graph's ring risk; the second value says which and why."""
+    from gnn.service import live_ring_scorer  # torch: loaded when a scorer is (re)loaded
+
     try:
-        gnn_service = importlib.import_module("gnn.service")
-    except ImportError as exc:
-        return heuristic_scorer, f"heuristic (gnn.service not importable: {exc})"
-    make = getattr(gnn_service, "live_ring_scorer", None)
-    if make is None:
-        return heuristic_scorer, "heuristic (gnn.service has no live_ring_scorer)"
-    try:
-        scorer = make(settings=settings, store=store)
+        scorer = live_ring_scorer(settings=settings, store=store)
     except FraudringError as exc:  # e.g. a live GCN trained on other node features
         log.error("score.gcn_unusable", error=exc.message)
         return heuristic_scorer, f"heuristic (live GCN unusable: {exc.message})"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol
 
 import orjson
 import redis
@@ -51,6 +51,8 @@ class PipelineStore(Protocol):
     ) -> LabelResult: ...
 
     def neighbourhood(self, kind: str, id: str, *, hops: int, max_nodes: int) -> Neighbourhood: ...
+
+    def txn_user(self, txn_id: str) -> str | None: ...
 
 
 @dataclass
@@ -278,24 +280,12 @@ def rescore_pending(pipe: Pipeline, *, limit: int = 5000) -> int:
     return len(users)
 
 
-def _txn_user(store: PipelineStore, txn_id: str) -> str | None:
-    """The user of a transaction. The store has no public lookup yet (LabelResult names the
-    txn, not its user), so this reads the row the store's own label step reads."""
-    public = getattr(store, "txn_user", None)
-    if public is not None:
-        return cast(str | None, public(txn_id))
-    from graph import queries
-
-    rows = store._read(queries.TXN_LABEL_READ, {"id": txn_id})  # type: ignore[attr-defined]
-    return str(rows[0][0]) if rows and rows[0][0] else None
-
-
 def _label_users(pipe: Pipeline, rec: LabelRecord) -> set[str]:
     """Users whose ring a label can change: the user, the txn's user, or the entity's users."""
     if rec.kind == "user":
         return {rec.id}
     if rec.kind == "txn":
-        user = _txn_user(pipe.store, rec.id)
+        user = pipe.store.txn_user(rec.id)
         return {user} if user else set()
     hood = pipe.store.neighbourhood(rec.kind, rec.id, hops=1, max_nodes=500)
     return {n.id for n in hood.nodes if n.kind == "user"}
