@@ -34,4 +34,3 @@ class DecisionMessage(_Strict):
     decided_at: Annotated[float, Field(gt=0, allow_inf_nan=False)]
     model_version: str | None
     degraded: bool
-
