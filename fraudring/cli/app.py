@@ -7,6 +7,7 @@ lazy inside the commands so `fraudring --help` is fast and the API process never
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 import sys
 from typing import Annotated
@@ -15,6 +16,7 @@ import typer
 from rich.console import Console
 
 from fraudring import __version__
+from fraudring.cli.demo.namespace import demo_environment
 from fraudring.errors import FraudringError
 from fraudring.logs import configure_logging
 from fraudring.settings import SettingsError, get_settings
@@ -56,8 +58,19 @@ def _root(
         ),
     ] = False,
     log_level: Annotated[str, typer.Option(help="Log level (DEBUG, INFO, WARNING).")] = "WARNING",
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="Work on what `fraudring demo` left in var/demo (its data directory, key prefix "
+            "and graph), e.g. `fraudring --demo rings`; also accepted after the command.",
+        ),
+    ] = False,
 ) -> None:
     configure_logging(level=log_level.upper())
+    if demo:
+        os.environ.update(demo_environment())
+        get_settings.cache_clear()
 
 
 for _name in COMMAND_MODULES:
@@ -68,6 +81,16 @@ def _terminate(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def hoist_demo_flag(argv: list[str]) -> list[str]:
+    """`fraudring rings --demo` means `fraudring --demo rings`: the flag is the root's, and
+    every command takes it (arguments after `--` are left alone)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    if "--demo" not in argv[1:end]:
+        return argv
+    rest = [a for a in argv[1:end] if a != "--demo"]
+    return [argv[0], "--demo", *rest, *argv[end:]]
+
+
 def main() -> None:
     """Entry point: project errors become one readable line and exit code 2, never a traceback.
 
@@ -75,6 +98,7 @@ def main() -> None:
     servers, worker and API a command started are stopped by their context managers instead of
     outliving it; uvicorn and Celery install their own handlers where they run."""
     signal.signal(signal.SIGTERM, _terminate)
+    sys.argv = hoist_demo_flag(sys.argv)
     try:
         get_settings()
         app()
