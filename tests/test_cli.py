@@ -57,4 +57,4 @@ def test_the_demo_namespace_is_apart_from_the_default() -> None:
     from fraudring.settings import load_settings
 
     default = load_settings()
-    assert (DEMO_PREFIX, DEMO_GRAPH) != (default.redis_prefix, default.graph_name)
+    assert (default.redis_prefix, default.graph_name) != (DEMO_PREFIX, DEMO_GRAPH)

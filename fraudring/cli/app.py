@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from fraudring import __version__
 from fraudring.cli.demo.namespace import demo_environment
@@ -103,7 +104,9 @@ def main() -> None:
         get_settings()
         app()
     except (SettingsError, FraudringError) as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        Console(stderr=True, soft_wrap=True).print(  # one line, whatever the terminal's width
+            f"[red]error:[/red] {escape(str(exc))}", highlight=False, markup=True
+        )
         sys.exit(2)
 
 
