@@ -58,3 +58,25 @@ def test_the_demo_namespace_is_apart_from_the_default() -> None:
 
     default = load_settings()
     assert (default.redis_prefix, default.graph_name) != (DEMO_PREFIX, DEMO_GRAPH)
+
+
+def test_rules_check_prints_one_error_per_line(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n"
+        "  - {name: a, when: 'amount > 1', action: explode}\n"
+        "  - {name: b, when: 'nope >', action: decline}\n"
+        "  - {name: c, when: 'amount > 5', action: review}\n"
+        "  - {name: c, when: 'amount > 6', action: review}\n"
+    )
+    out = run_cli("rules", "check", str(rules))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 3, out.stderr
+    assert all(line.startswith(f"error: {rules}: rule ") for line in lines), lines
+    assert "explode" in lines[0] and "rule 'b': when:" in lines[1]
+    assert "rule 'c': duplicate name" in lines[2]
+    good = tmp_path / "good.yaml"
+    good.write_text("rules:\n  - {name: a, when: 'amount > 1', action: review}\n")
+    ok = run_cli("rules", "check", str(good))
+    assert ok.returncode == 0 and "1 rule(s)" in ok.stdout

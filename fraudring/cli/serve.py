@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from fraudring.errors import InvalidInput
 from fraudring.settings import SCOPES, get_settings, hash_api_key
@@ -96,9 +97,18 @@ def register(app: typer.Typer) -> None:
         path: Annotated[Path, typer.Argument(help="A rules YAML file.")],
     ) -> None:
         """Parse a rules file as the API would; print its rules, or the errors (exit 2)."""
-        from realtime.rules import load_rules
+        from realtime.rules import RulesError, load_rules
 
-        ruleset = load_rules(path)
+        try:
+            ruleset = load_rules(path)
+        except RulesError as exc:
+            errors = exc.detail.get("errors")
+            if not errors:
+                raise  # one error: main() prints it
+            err = Console(stderr=True, soft_wrap=True)
+            for message in errors:  # one per line, each naming the file
+                err.print(f"[red]error:[/red] {path}: {escape(message)}", highlight=False)
+            raise typer.Exit(2) from None
         for r in ruleset.rules:
             extra = f" ({r.score:+g})" if r.score is not None else ""
             typer.echo(f"ok  {r.name}: when {r.when} -> {r.action}{extra}")
