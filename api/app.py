@@ -20,6 +20,7 @@ from pydantic.json_schema import models_json_schema
 from api import errors
 from api.metrics import TimingMiddleware
 from api.routers import decisions, health, investigate, labels, models, rules
+from api.schemas import add_examples
 from fraudring import __version__
 from fraudring.logs import configure_logging, get_logger
 from fraudring.settings import Settings, SettingsError, get_settings
@@ -46,6 +47,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     )
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(defs.get("$defs", {}))
+    add_examples(schemas)
     # The amount cap is a setting: the schema states this deployment's.
     cap = app.state.settings.amount_cap
     schemas["Transaction"]["properties"]["amount"]["exclusiveMaximum"] = cap
