@@ -20,6 +20,8 @@ from fraudring.errors import Conflict, InvalidInput
 from fraudring.logs import get_logger
 from graph import ingest as ing
 from graph import queries as q
+from graph.evidence import EntityEvidence, RingEvidence
+from graph.history import RingTimeline, TxnPage
 from graph.schemas import (
     KIND_OF_LABEL,
     EntityKind,
@@ -93,6 +95,12 @@ class GraphStore(Protocol):
     def export(self, *, chunk_size: int = 200_000) -> GraphExport: ...
     def ledger_since(self, *, since: float) -> pl.DataFrame: ...
     def newest_ts(self) -> float | None: ...
+    def ring_evidence(self, ring_id: str) -> RingEvidence: ...
+    def entity_evidence(self, kind: str, id: str) -> EntityEvidence: ...
+    def transactions(
+        self, kind: str, id: str, *, limit: int = 50, before: float | None = None
+    ) -> TxnPage: ...
+    def ring_timeline(self, ring_id: str) -> RingTimeline: ...
 
 
 class CypherStore:
@@ -404,3 +412,30 @@ class CypherStore:
         """The newest transaction's ts (epoch s): the stream's clock, None on an empty graph."""
         rows = self._read(q.NEWEST_TS)
         return float(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    # --- evidence and history -----------------------------------------------------------------
+    def ring_evidence(self, ring_id: str) -> RingEvidence:
+        """Links ranked by the risk they carry, risk parts, homes, typology (graph.evidence)."""
+        from graph.evidence import ring_evidence
+
+        return ring_evidence(self, self.ring(ring_id))
+
+    def entity_evidence(self, kind: str, id: str) -> EntityEvidence:
+        from graph.evidence import entity_evidence
+
+        return entity_evidence(self, kind, id)
+
+    def transactions(
+        self, kind: str, id: str, *, limit: int = 50, before: float | None = None
+    ) -> TxnPage:
+        """The ledger rows of an entity, newest first, a page at a time (graph.history)."""
+        from graph.history import transactions
+
+        return transactions(self, kind, id, limit=limit, before=before)
+
+    def ring_timeline(self, ring_id: str) -> RingTimeline:
+        from graph.history import timeline
+
+        ev = self.ring_evidence(ring_id)
+        joined = {m.id: m.joined for m in ev.members if m.joined is not None}
+        return timeline(self, ev.ring, joined=joined)
