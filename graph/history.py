@@ -135,3 +135,10 @@ def timeline(store: CypherStore, ring: Ring, *, joined: dict[str, float]) -> Rin
             for k, v in sorted(days.items())
         ],
     )
+
+
+def txns_by_id(store: CypherStore, ids: list[str]) -> dict[str, LedgerTxn]:
+    """Ledger rows of the given transactions (those not ingested yet are missing)."""
+    for i in ids:
+        check_id(i, field_name="txn_id")
+    return {r[0]: _txn(r) for r in store._read(q.TXN_BY_ID, {"ids": ids})} if ids else {}

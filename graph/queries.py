@@ -422,3 +422,10 @@ LIMIT $limit
 
 #: Rings an entity ties (its `kind:id` among their shared entities): the ring nodes are few.
 RINGS_SHARING: Final = "MATCH (g:Ring) WHERE $ref IN g.shared RETURN g.id ORDER BY g.risk DESC"
+
+TXN_BY_ID: Final = """
+UNWIND $ids AS tid
+MATCH (t:Txn {id: tid})
+RETURN t.id, t.ts, t.user, t.card, t.device, t.ip, t.merchant, t.amount, t.fraud_label,
+  t.labelled_by, t.labelled_at
+"""
