@@ -13,6 +13,13 @@ Every key starts with the settings' ``redis_prefix`` (``fraudring:`` by default)
 - ``{p}stream:labels``: labels posted through the API or imported, field ``d`` JSON.
 - ``{p}stream:alerts``: alerts for case tools (field ``d`` JSON).
 - ``{p}deadletter``: stream of messages or tasks that kept failing, with their reason.
+- ``{p}list:{kind}:{id}``: string, JSON of a block / allow / step-up list entry, expiring with
+  it (read in the decision's Lua call); ``{p}lists`` zset of ``kind:id`` by expiry (listing).
+- ``{p}stream:audit``: who did what, when and why (labels, list changes, case changes).
+- ``{p}case:{id}``: hash of a case; ``{p}case:{id}:events`` its stream of notes, labels,
+  actions; ``{p}cases`` zset of case ids by creation; ``{p}meta:case_seq`` the id counter.
+- ``{p}queue:review``: zset of txn ids decided `review`, by decision time (the review queue);
+  ``{p}queue:resolved`` hash of the resolved ones -> resolution JSON.
 """
 
 from __future__ import annotations
@@ -71,6 +78,37 @@ class EntityStats:
         return cls(values) if len(values) == size else None
 
 
+@dataclass(frozen=True, slots=True)
+class ListEntry:
+    """A block / allow / step-up list entry of one entity (``{p}list:{kind}:{id}``, expiring at
+    `expires_at`): the decision honours it on the next transaction (realtime.lists)."""
+
+    kind: str
+    id: str
+    action: str  # block | allow | step_up
+    reason: str
+    by: str
+    at: float
+    expires_at: float
+    case_id: str | None = None
+    ring_id: str | None = None
+
+    @property
+    def list_name(self) -> str:
+        return f"{self.action}_list"
+
+    def dumps(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def loads(cls, raw: bytes | str) -> ListEntry | None:
+        """None for a malformed entry (the decision then ignores it), never an error."""
+        try:
+            return cls(**orjson.loads(raw))
+        except (ValueError, TypeError):
+            return None
+
+
 MERCHANT_STATS_SIZE: Final = 7
 USER_STATS_SIZE: Final = 1
 
@@ -110,6 +148,35 @@ class Keys:
     @property
     def deadletter(self) -> str:
         return f"{self.prefix}deadletter"
+
+    def list_entry(self, kind: str, entity_id: str) -> str:
+        return f"{self.prefix}list:{kind}:{entity_id}"
+
+    @property
+    def lists_index(self) -> str:
+        return f"{self.prefix}lists"
+
+    @property
+    def audit_stream(self) -> str:
+        return f"{self.prefix}stream:audit"
+
+    def case(self, case_id: str) -> str:
+        return f"{self.prefix}case:{case_id}"
+
+    def case_events(self, case_id: str) -> str:
+        return f"{self.prefix}case:{case_id}:events"
+
+    @property
+    def cases_index(self) -> str:
+        return f"{self.prefix}cases"
+
+    @property
+    def review_queue(self) -> str:
+        return f"{self.prefix}queue:review"
+
+    @property
+    def review_resolved(self) -> str:
+        return f"{self.prefix}queue:resolved"
 
     def meta(self, name: str) -> str:
         """Small bookkeeping values (last retrain, freshness samples, drift figures)."""

@@ -228,12 +228,24 @@ local st = redis.call('MGET', p .. 'stats:merchant:' .. m, p .. 'stats:user:' ..
 out[#out + 1] = st[1] or ''
 out[#out + 1] = st[2] or ''
 user_windows(out, st[2])
+-- block / allow / step-up list entries of the five entities (realtime.lists), expiring keys
+local lk = {}
+for e = 1, 5 do
+  local id = ids[e]
+  if id == '' then id = '-' end
+  lk[e] = p .. 'list:' .. kinds[e] .. ':' .. id
+end
+local ls = redis.call('MGET', unpack(lk))
+for e = 1, 5 do
+  if ids[e] ~= '' then out[#out + 1] = ls[e] or '' else out[#out + 1] = '' end
+end
 table.insert(out, 1, 'ok')
 return out
 """
 )
 
-# Same KEYS/ARGV[1] as decide, plus ARGV 2 stored decision, 3 stream record, 4 decision ttl.
+# Same KEYS/ARGV[1] as decide, plus ARGV 2 stored decision, 3 stream record, 4 decision ttl,
+# 5-7 the review queue as in LUA_RECORD.
 # Applies velocity and the user's windows only when the decision key is missing (the decide
 # script never ran).
 LUA_REPLAY = (
@@ -246,15 +258,18 @@ if not cur then
 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[4])
 redis.call('XADD', KEYS[2], '*', 'd', ARGV[3])
+if ARGV[5] and ARGV[5] ~= '' then redis.call('ZADD', ARGV[5], ARGV[6], ARGV[7]) end
 return 1
 """
 )
 
-# KEYS: 1 decision, 2 stream. ARGV: 1 stored decision, 2 stream record, 3 ttl.
+# KEYS: 1 decision, 2 stream. ARGV: 1 stored decision, 2 stream record, 3 ttl, then for a
+# `review` the review queue's key, the decision time and the txn id ('' otherwise).
 LUA_RECORD = r"""
 local cur = redis.call('GET', KEYS[1])
 if cur and cur ~= 'pending' then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 redis.call('XADD', KEYS[2], '*', 'd', ARGV[2])
+if ARGV[4] and ARGV[4] ~= '' then redis.call('ZADD', ARGV[4], ARGV[5], ARGV[6]) end
 return 1
 """
