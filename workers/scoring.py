@@ -19,12 +19,10 @@ import redis
 from fraudring.errors import FraudringError
 from fraudring.logs import get_logger
 from graph.schemas import Ring
-from realtime.keys import GraphRisk, Keys
+from realtime.keys import FRESHNESS_SAMPLES, RISK_TTL_S, GraphRisk, Keys
 
 log = get_logger(__name__)
 
-FRESHNESS_SAMPLES = 20_000
-RISK_TTL_S = 35 * 86_400
 
 
 class RingScorer(Protocol):

@@ -19,11 +19,10 @@ from fraudring.registry import ModelRegistry
 from fraudring.settings import Settings
 from gnn.entitystats import CPP_LOOKBACK_DAYS, current_stats
 from graph.repository import GraphStore
-from realtime.keys import EntityStats, Keys
+from realtime.keys import STATS_TTL_S, EntityStats, Keys
 
 log = get_logger(__name__)
 #: An entry outlives a stopped refresher by this much, then reads as unknown.
-STATS_TTL_S = 2 * 86_400
 DAY_S = 86_400.0
 
 
