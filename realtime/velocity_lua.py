@@ -76,7 +76,7 @@ local hour_ttl = {TTL_HOUR_LONG, TTL_HOUR_LONG, TTL_HOUR_SHORT, TTL_HOUR_SHORT, 
 """
 
 # The window helpers (sum_hash, bump, seen_write, fmt), shared with realtime.cluster's script;
-# they read `amount`, `ts_s` and `since30` from the script's locals.
+# they read `amount`, `ts`, `ts_s`, `bh` and `since30` from the script's locals.
 LUA_WINDOWS = r"""
 
 local function sum_hash(key, lo, hi, lo2)
@@ -121,6 +121,26 @@ end
 local function fmt(x)
   if x == nil then return '' end
   return string.format('%.17g', x)
+end
+
+-- The user's last 30 calendar days (count, mean amount) and amount spikes over 7 / 14 days,
+-- appended to `out` (state before this transaction), then this transaction applied: a spike is
+-- a transaction over SPIKE_RATIO times the user's cached median (`median_raw`) as known then.
+-- `dk` / `sk`: the user's day and spike keys; `member`: the spike's member (its decision key).
+local function user_windows_at(out, median_raw, dk, sk, member)
+  local bd = math.floor(ts / 86400)
+  local n30, a30, _, _, stale_day = sum_hash(dk, bd - 29, bd, bd - 29)
+  out[#out + 1] = fmt(n30)
+  if n30 > 0 then out[#out + 1] = fmt(a30 / n30) else out[#out + 1] = '' end
+  out[#out + 1] = fmt(redis.call('ZCOUNT', sk, (bh - 167) * 3600, ts_s))
+  out[#out + 1] = fmt(redis.call('ZCOUNT', sk, (bh - 335) * 3600, ts_s))
+  bump(dk, bd, true, TTL_DAY, stale_day)
+  local median = tonumber(median_raw or '')
+  if median and median > 0 and tonumber(amount) > SPIKE_RATIO * median then
+    redis.call('ZADD', sk, ts_s, member)
+  end
+  redis.call('ZREMRANGEBYSCORE', sk, '-inf', '(' .. ((bh - 335) * 3600))
+  redis.call('EXPIRE', sk, TTL_SPIKE)
 end
 """
 
@@ -196,25 +216,8 @@ local function velocity()
   return out
 end
 
--- The user's last 30 calendar days (count, mean amount) and amount spikes over 7 / 14 days,
--- appended to `out` (state before this transaction), then this transaction applied: a spike is
--- a transaction over SPIKE_RATIO times the user's cached median (`median_raw`) as known then.
 local function user_windows(out, median_raw)
-  local bd = math.floor(ts / 86400)
-  local dk = vk(1, 'day')
-  local n30, a30, _, _, stale_day = sum_hash(dk, bd - 29, bd, bd - 29)
-  out[#out + 1] = fmt(n30)
-  if n30 > 0 then out[#out + 1] = fmt(a30 / n30) else out[#out + 1] = '' end
-  local sk = vk(1, 'spike')
-  out[#out + 1] = fmt(redis.call('ZCOUNT', sk, (bh - 167) * 3600, ts_s))
-  out[#out + 1] = fmt(redis.call('ZCOUNT', sk, (bh - 335) * 3600, ts_s))
-  bump(dk, bd, true, TTL_DAY, stale_day)
-  local median = tonumber(median_raw or '')
-  if median and median > 0 and tonumber(amount) > SPIKE_RATIO * median then
-    redis.call('ZADD', sk, ts_s, KEYS[1])
-  end
-  redis.call('ZREMRANGEBYSCORE', sk, '-inf', '(' .. ((bh - 335) * 3600))
-  redis.call('EXPIRE', sk, TTL_SPIKE)
+  user_windows_at(out, median_raw, vk(1, 'day'), vk(1, 'spike'), KEYS[1])
 end
 """
 
