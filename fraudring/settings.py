@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     graph_url: str | None = Field(
         default=None, validation_alias=AliasChoices("FRAUDRING_GRAPH_URL", "GRAPH_URL")
     )
+    #: A Redis Cluster (any node's URL) for the per-entity state: velocity, graph risk and
+    #: statistics (realtime.keys KEY_BOUNDS "state"); None keeps them on redis_url.
+    redis_cluster_url: str | None = None
     graph_name: str = Field(default="fraudring", pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
     graph_user: str = "neo4j"
     graph_password: SecretStr = SecretStr(DEV_GRAPH_PASSWORD)
@@ -135,6 +138,12 @@ class Settings(BaseSettings):
             if scheme not in {"redis", "rediss", "unix"}:
                 raise ValueError(
                     f"redis_url: scheme must be redis://, rediss:// or unix://, got {scheme!r}"
+                )
+        if self.redis_cluster_url is not None:
+            scheme = urlsplit(self.redis_cluster_url).scheme
+            if scheme not in {"redis", "rediss"}:
+                raise ValueError(
+                    f"redis_cluster_url: scheme must be redis:// or rediss://, got {scheme!r}"
                 )
         if self.graph_url is not None:
             scheme = urlsplit(self.graph_url).scheme

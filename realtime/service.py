@@ -27,6 +27,7 @@ from fraudring.errors import Conflict
 from fraudring.logs import get_logger
 from fraudring.settings import Settings
 from realtime import lists, resp
+from realtime.cluster import ClusterVelocityStore, cluster_client
 from realtime.features import assemble, ring_context
 from realtime.keys import DECISION_GROUP, ENTITY_KINDS, GraphRisk, Keys
 from realtime.outbox import Spool
@@ -113,7 +114,7 @@ class DecisionEngine:
         fast = None
         if client is None and resp.supports(settings.redis_url):
             fast = resp.RespScripts(settings.redis_url, timeout_s=settings.redis_timeout_ms / 1000)
-        self.store = VelocityStore(self.redis, self.keys, fast=fast)
+        self.store = _velocity_store(settings, self.redis, self.keys, fast=fast)
         self.scorer = Scorer(settings.models_path)
         self.rules = RulesHolder(settings.rules_path)
         self.spool = Spool(settings.data_dir / "spool")
@@ -359,6 +360,9 @@ class DecisionEngine:
     async def close(self) -> None:
         if self.store.fast is not None:
             self.store.fast.close()
+        if isinstance(self.store, ClusterVelocityStore):
+            with contextlib.suppress(*REDIS_ERRORS):
+                await self.store.cluster.aclose()
         with contextlib.suppress(*REDIS_ERRORS):
             await self.redis.aclose()
 
@@ -370,6 +374,15 @@ def _review_means(outcome: str, list_rules: list[dict[str, Any]], default: str) 
     if any(r["name"].startswith("step_up_list:") for r in list_rules):
         return "step_up"
     return default
+
+def _velocity_store(
+    settings: Settings, client: Redis, keys: Keys, *, fast: resp.RespScripts | None
+) -> VelocityStore:
+    """Per-entity state on the cluster when one is configured (realtime.cluster), else here."""
+    if settings.redis_cluster_url is None:
+        return VelocityStore(client, keys, fast=fast)
+    cluster = cluster_client(settings.redis_cluster_url, timeout_ms=settings.redis_timeout_ms)
+    return ClusterVelocityStore(client, keys, cluster=cluster, fast=fast)
 
 
 def _ring(risks: list[GraphRisk | None]) -> tuple[str, GraphRisk] | None:

@@ -63,6 +63,8 @@ class Pipeline:
     store: PipelineStore
     settings: Settings
     scorer: RingScorer
+    #: where the per-entity keys (risk, statistics) live: a cluster client, or None for `client`
+    state: redis.Redis | redis.RedisCluster | None = None
     keys: Keys = field(init=False)
 
     def __post_init__(self) -> None:
@@ -132,12 +134,13 @@ def rescore(pipe: Pipeline, users: Collection[str], *, now: float | None = None)
     """Re-examine the users' neighbourhoods, score the rings, write every entity's risk."""
     update = pipe.store.detect_rings(touched_users=users, now=now or event_time(pipe))
     if not update.rings:
-        clear_removed(pipe.client, pipe.keys, update.removed)
+        clear_removed(pipe.client, pipe.keys, update.removed, state=pipe.state)
         return Rescored(update, 0, [])
     scores, version = pipe.scorer(update.rings)
     plan = plan_risks(update.rings, scores, model_version=version, now=time.time())
-    written = write_risks(pipe.client, pipe.keys, plan)
-    clear_removed(pipe.client, pipe.keys, update.removed)  # after: no gap without a risk
+    written = write_risks(pipe.client, pipe.keys, plan, state=pipe.state)
+    # after: no gap without a risk
+    clear_removed(pipe.client, pipe.keys, update.removed, state=pipe.state)
     ids = alerts.ring_alerts(pipe.client, pipe.keys, pipe.settings, update=update, scores=scores)
     return Rescored(update, written, ids)
 
