@@ -74,8 +74,14 @@ class Settings(BaseSettings):
     #: Prefix of every Redis key the project writes (tests use their own).
     redis_prefix: str = Field(default="fraudring:", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
 
+    #: fsync policy of the embedded servers' append-only files: `everysec` or `always`.
+    embedded_appendfsync: str = Field(default="everysec", pattern=r"^(everysec|always)$")
+
     # Files.
     data_dir: Path = Path("var")
+    #: Where decisions are spooled when the data directory's spool cannot be written (a full or
+    #: read-only disk); None: a directory in /dev/shm (memory) or the system's temp directory.
+    spool_fallback_dir: Path | None = None
     model_dir: Path | None = None
 
     # Decisions.
@@ -88,6 +94,9 @@ class Settings(BaseSettings):
     rules_path: Path | None = None
     redis_timeout_ms: Annotated[int, Field(ge=1, le=10_000)] = 25
     max_future_skew_s: Annotated[int, Field(ge=0)] = 300
+    #: Each API process keeps the decisions it recorded this long in memory, and records them
+    #: again (once each) when Redis restarts: the seconds an append-only file may lose.
+    redis_recover_window_s: Annotated[float, Field(ge=0, le=600)] = 10.0
     #: Shared directory of per-process Prometheus files when the API runs several workers.
     metrics_dir: Path | None = Field(
         default=None,
@@ -112,6 +121,11 @@ class Settings(BaseSettings):
     ingest_lease_s: Annotated[int, Field(ge=1)] = 30
     #: A small read waits this long for more messages: fewer, larger graph writes.
     ingest_linger_ms: Annotated[int, Field(ge=0, le=5000)] = 100
+    #: The decision stream keeps at least this much history (by the entries' stream ids); older
+    #: entries go once every consumer group acknowledged them and the graph recorded them.
+    stream_retention_s: Annotated[float, Field(ge=0)] = 60.0
+    #: The workers trim the decision stream at most this often.
+    stream_trim_every_s: Annotated[float, Field(gt=0)] = 5.0
     task_max_retries: Annotated[int, Field(ge=0, le=50)] = 5
     task_backoff_max_s: Annotated[int, Field(ge=1)] = 600
     #: How often the workers recompute the merchants' and users' statistics (STATS_FEATURES).

@@ -434,3 +434,19 @@ MATCH (t:Txn {id: tid})
 RETURN t.id, t.ts, t.user, t.card, t.device, t.ip, t.merchant, t.amount, t.fraud_label,
   t.labelled_by, t.labelled_at
 """
+
+# --- replay point -----------------------------------------------------------------------------
+# The first decision-stream entry the graph has not recorded as applied, as the two integers of
+# a stream id. Written after each batch, in the same store as the batch, so a store that loses
+# its newest writes loses the point with them and the workers replay from there.
+
+REPLAY_POINT_READ: Final = "MATCH (c:Checkpoint {id: $stream}) RETURN c.ms, c.seq"
+#: Only ever moves forward (two writers, or a stream whose server lost its tail, never move it
+#: back).
+REPLAY_POINT_WRITE: Final = """
+MERGE (c:Checkpoint {id: $stream})
+WITH c
+WHERE c.ms IS NULL OR c.ms < $ms OR (c.ms = $ms AND c.seq < $seq)
+SET c.ms = $ms, c.seq = $seq, c.at = $at
+RETURN count(c)
+"""

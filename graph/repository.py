@@ -105,6 +105,8 @@ class GraphStore(Protocol):
     ) -> TxnPage: ...
     def ring_timeline(self, ring_id: str) -> RingTimeline: ...
     def txns_by_id(self, ids: list[str]) -> dict[str, LedgerTxn]: ...
+    def replay_point(self, stream: str) -> str | None: ...
+    def record_replay_point(self, stream: str, next_id: str) -> None: ...
 
 
 class CypherStore:
@@ -478,3 +480,27 @@ class CypherStore:
         from graph.history import txns_by_id
 
         return txns_by_id(self, ids)
+
+    # --- replay point -------------------------------------------------------------------------
+    def replay_point(self, stream: str) -> str | None:
+        """The first entry of `stream` not recorded as applied (every entry with a smaller id
+        is in the graph), None when the graph never recorded one."""
+        rows = self._read(q.REPLAY_POINT_READ, {"stream": stream})
+        if not rows or rows[0][0] is None:
+            return None
+        return f"{int(rows[0][0])}-{int(rows[0][1])}"
+
+    def record_replay_point(self, stream: str, next_id: str) -> None:
+        """Record that every entry of `stream` before `next_id` is applied (never moves back)."""
+        ms, seq = parse_stream_id(next_id)
+        self._write(
+            q.REPLAY_POINT_WRITE, {"stream": stream, "ms": ms, "seq": seq, "at": time.time()}
+        )
+
+
+def parse_stream_id(stream_id: str) -> tuple[int, int]:
+    """A Redis stream id `ms-seq` as its two integers (refused with a clear error otherwise)."""
+    ms, sep, seq = stream_id.partition("-")
+    if not (ms.isdigit() and (not sep or seq.isdigit())):
+        raise InvalidInput(f"stream id: expected MS-SEQ, got {stream_id!r}")
+    return int(ms), int(seq) if sep else 0

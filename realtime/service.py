@@ -375,6 +375,7 @@ def _review_means(outcome: str, list_rules: list[dict[str, Any]], default: str) 
         return "step_up"
     return default
 
+
 def _velocity_store(
     settings: Settings, client: Redis, keys: Keys, *, fast: resp.RespScripts | None
 ) -> VelocityStore:

@@ -4,7 +4,9 @@ Ingest: read the decision stream in batches with consumer group ``ingest``, vali
 message strictly (a bad one is dead-lettered with its reason and acknowledged), write the good
 ones to the graph (idempotent by txn_id), rescore the touched rings, then acknowledge. A crash
 anywhere before the acknowledgement means redelivery, never loss; redelivery is harmless
-because ingest is idempotent and scoring overwrites.
+because ingest is idempotent and scoring overwrites. After the acknowledgement the graph records
+how far it applied the stream, and a drain first replays what a graph server lost since
+(workers.replay).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from fraudring.settings import Settings
 from graph.schemas import IngestResult, LabelResult, Neighbourhood, RingUpdate, TxnRecord
 from realtime.keys import DECISION_GROUP, LABEL_GROUP, Keys
 from realtime.labels import LabelRecord
-from workers import alerts
+from workers import alerts, replay
 from workers.schemas import DecisionMessage
 from workers.scoring import (
     RingScorer,
@@ -39,6 +41,10 @@ log = get_logger(__name__)
 
 class PipelineStore(Protocol):
     """The part of graph.repository.GraphStore the pipeline uses."""
+
+    def replay_point(self, stream: str) -> str | None: ...
+
+    def record_replay_point(self, stream: str, next_id: str) -> None: ...
 
     def ingest(self, records: Sequence[TxnRecord]) -> IngestResult: ...
 
@@ -211,6 +217,9 @@ def process_decisions(pipe: Pipeline, messages: list[Message]) -> BatchStats:
             alerts.decision_alerts(pipe.client, pipe.keys, pipe.settings, [d for _, d in good])
         )
         pipe.client.xack(stream, DECISION_GROUP, *[m.id for m, _ in good])
+    if messages:  # acknowledged: the graph records how far it got, then the stream may shrink
+        point = replay.record_point(pipe)
+        replay.trim(pipe, graph_point=point)
     stats.seconds = time.perf_counter() - t0
     log.info(
         "graph.ingested",
@@ -236,6 +245,7 @@ def drain_decisions(
     """Process batches for `max_seconds` (or until one block finds nothing, if asked)."""
     stream = pipe.keys.decisions_stream
     ensure_group(pipe.client, stream, DECISION_GROUP)
+    replay.recover(pipe)  # what the graph lost since its last recorded point, if anything
     total = BatchStats()
     deadline = time.monotonic() + max_seconds
     while time.monotonic() < deadline:
