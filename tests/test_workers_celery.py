@@ -152,7 +152,11 @@ def test_failing_task_retries_with_backoff_then_deadletters(
 ) -> None:
     s = make_settings()
     keys = Keys(s.redis_prefix)
-    env = worker_env(s, FRAUDRING_ALERT_WEBHOOK_URL=f"http://127.0.0.1:{_closed_port()}/hook")
+    env = worker_env(
+        s,
+        FRAUDRING_ALERT_WEBHOOK_URL=f"http://127.0.0.1:{_closed_port()}/hook",
+        FRAUDRING_ALERT_WEBHOOK_SECRET="a-secret-shared-with-the-receiver",
+    )
     log = tmp_path / "worker.log"
     with celery_worker(env, log):
         rec = decision("t-decl", user="u1", ts=T0, card="c1", outcome="decline", score=0.97)
