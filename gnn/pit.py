@@ -15,9 +15,8 @@ and labelled fraud rate of the ring an entity belongs to, by the graph's own rin
 (`gnn.ringrisk`), NaN outside rings. Training on another meaning (a label rate for every
 entity, say) teaches the served model features it never receives. The GCN's prior-corrected
 probability goes to the ``gcn_score`` column (model (c) of the evaluation).
-"label", "gcn" and "blend" remain for experiments, with no online counterpart; measured on a
-1M-transaction hard world, GCN-valued risk hurt XGBoost (test PR-AUC 0.06 vs 0.22 without
-graph features): each weekly refit changes what the score means.
+"label", "gcn" and "blend" remain for experiments, with no online counterpart; GCN-valued risk
+makes a poor feature, since each weekly refit changes what the score means (docs/learning.md).
 """
 
 from __future__ import annotations
