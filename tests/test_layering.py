@@ -149,4 +149,3 @@ def test_the_layering_check_sees_a_violation(tmp_path: Path) -> None:
     )
     names = _imported(ast.parse(source))
     assert "fraudring.cli.app" in names and "graph.repository" not in names
-
