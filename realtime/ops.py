@@ -118,3 +118,9 @@ def metrics(client: redis.Redis, keys: Keys) -> dict[str, float]:
 def _num(value: Any) -> float:
     """JSON null (orjson writes NaN as null) and absent values are NaN for a gauge."""
     return float("nan") if value is None else float(value)
+
+
+def replay_gap(client: redis.Redis, keys: Keys) -> dict[str, Any] | None:
+    """Decision-stream entries the graph needed but the stream no longer held (workers.replay),
+    until an operator accepts the gap (`fraudring status --accept-gap`)."""
+    return read_json(client, keys.meta("replay_gap"))

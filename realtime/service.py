@@ -26,7 +26,8 @@ from redis.exceptions import RedisError, ResponseError
 from fraudring.errors import Conflict
 from fraudring.logs import get_logger
 from fraudring.settings import Settings
-from realtime import resp
+from realtime import lists, resp
+from realtime.cluster import ClusterVelocityStore, cluster_client
 from realtime.features import assemble, ring_context
 from realtime.keys import DECISION_GROUP, ENTITY_KINDS, GraphRisk, Keys
 from realtime.outbox import Spool
@@ -113,7 +114,7 @@ class DecisionEngine:
         fast = None
         if client is None and resp.supports(settings.redis_url):
             fast = resp.RespScripts(settings.redis_url, timeout_s=settings.redis_timeout_ms / 1000)
-        self.store = VelocityStore(self.redis, self.keys, fast=fast)
+        self.store = _velocity_store(settings, self.redis, self.keys, fast=fast)
         self.scorer = Scorer(settings.models_path)
         self.rules = RulesHolder(settings.rules_path)
         self.spool = Spool(settings.data_dir / "spool")
@@ -220,6 +221,10 @@ class DecisionEngine:
             decline=s.decline_threshold,
         )
         verdict = decide(model_score=model_score, fired=fired, thresholds=thresholds)
+        outcome, list_rules, list_notes = lists.apply(
+            verdict.decision, state.lists if state is not None else []
+        )
+        notes += list_notes
         ring = None
         best = _ring(risks)
         if best is not None:
@@ -235,14 +240,17 @@ class DecisionEngine:
         version = model.version if model else None
         body = {
             "txn_id": txn.txn_id,
-            "decision": verdict.decision,
+            "decision": outcome,
             "score": verdict.score,
-            "review_means": s.review_means.value if verdict.decision == "review" else None,
+            "review_means": _review_means(outcome, list_rules, s.review_means.value),
             "degraded": degraded,
             "model_version": version,
             "decided_at": decided_at,
             "explanation": {
-                "rules": [{"name": r.name, "action": r.action, "score": r.score} for r in fired],
+                "rules": [
+                    *({"name": r.name, "action": r.action, "score": r.score} for r in fired),
+                    *list_rules,
+                ],
                 "contributions": contributions,
                 "ring": ring,
                 "notes": notes,
@@ -252,14 +260,17 @@ class DecisionEngine:
         record = orjson.dumps(
             {
                 "txn": txn.record(),
-                "decision": verdict.decision,
+                "decision": outcome,
                 "score": verdict.score,
                 "decided_at": decided_at,
                 "model_version": version,
                 "degraded": degraded,
             }
         )
-        if not await self._record(txn.txn_id, stored, record, applied=not degraded):
+        review_at = decided_at if outcome == "review" else None
+        if not await self._record(
+            txn.txn_id, stored, record, applied=not degraded, review_at=review_at
+        ):
             entry = {"stored": stored.decode(), "record": record.decode()}
             try:
                 await asyncio.to_thread(self.spool.append, entry)
@@ -267,20 +278,30 @@ class DecisionEngine:
                 # Neither Redis nor the disk takes it: answer anyway (the caller must not get a
                 # 5xx for a valid request) and say so loudly; the log line carries the record.
                 log.error("decision.unrecorded", error=repr(exc), record=entry["record"])
-        log.debug("decision.made", txn_id=txn.txn_id, decision=verdict.decision, degraded=degraded)
+        log.debug("decision.made", txn_id=txn.txn_id, decision=outcome, degraded=degraded)
         return Outcome(
             body=stored,
-            decision=verdict.decision,
+            decision=outcome,
             degraded=degraded,
-            rules=[r.name for r in fired],
+            rules=[r.name for r in fired] + [r["name"].split(":", 1)[0] for r in list_rules],
         )
 
-    async def _record(self, txn_id: str, stored: bytes, record: bytes, *, applied: bool) -> bool:
+    async def _record(
+        self,
+        txn_id: str,
+        stored: bytes,
+        record: bytes,
+        *,
+        applied: bool,
+        review_at: float | None = None,
+    ) -> bool:
         """Store + stream the decision; False means "spool it" (Redis down or was skipped)."""
         if not applied or not self.redis_usable():
             return False
         try:
-            await self.store.record(txn_id=txn_id, stored=stored, record=record)
+            await self.store.record(
+                txn_id=txn_id, stored=stored, record=record, review_at=review_at
+            )
         except REDIS_ERRORS as exc:
             self._redis_failed(exc, "record")
             return False
@@ -293,9 +314,13 @@ class DecisionEngine:
     # -- background upkeep ----------------------------------------------------------------------
     async def _send_spooled(self, entry: dict[str, Any]) -> bool:
         record = entry["record"]
-        txn = orjson.loads(record)["txn"]
+        body = orjson.loads(record)
+        review_at = body["decided_at"] if body.get("decision") == "review" else None
         return await self.store.replay(
-            _txn_input_from_record(txn), stored=entry["stored"].encode(), record=record.encode()
+            _txn_input_from_record(body["txn"]),
+            stored=entry["stored"].encode(),
+            record=record.encode(),
+            review_at=review_at,
         )
 
     async def replay_spool(self) -> tuple[int, int]:
@@ -335,8 +360,30 @@ class DecisionEngine:
     async def close(self) -> None:
         if self.store.fast is not None:
             self.store.fast.close()
+        if isinstance(self.store, ClusterVelocityStore):
+            with contextlib.suppress(*REDIS_ERRORS):
+                await self.store.cluster.aclose()
         with contextlib.suppress(*REDIS_ERRORS):
             await self.redis.aclose()
+
+
+def _review_means(outcome: str, list_rules: list[dict[str, Any]], default: str) -> str | None:
+    """A step-up list asks the customer to authenticate, whatever the deployment's default."""
+    if outcome != "review":
+        return None
+    if any(r["name"].startswith("step_up_list:") for r in list_rules):
+        return "step_up"
+    return default
+
+
+def _velocity_store(
+    settings: Settings, client: Redis, keys: Keys, *, fast: resp.RespScripts | None
+) -> VelocityStore:
+    """Per-entity state on the cluster when one is configured (realtime.cluster), else here."""
+    if settings.redis_cluster_url is None:
+        return VelocityStore(client, keys, fast=fast)
+    cluster = cluster_client(settings.redis_cluster_url, timeout_ms=settings.redis_timeout_ms)
+    return ClusterVelocityStore(client, keys, cluster=cluster, fast=fast)
 
 
 def _ring(risks: list[GraphRisk | None]) -> tuple[str, GraphRisk] | None:

@@ -23,7 +23,7 @@ from fraudring.errors import NotFound
 from fraudring.logs import get_logger
 from fraudring.settings import Settings
 from graph.schemas import Ring, RingUpdate
-from realtime.keys import Keys
+from realtime.keys import ALERT_DEDUPE_TTL_S, STREAM_CAP, Keys
 from workers.schemas import Alert, AlertKind, DecisionMessage, Severity
 
 log = get_logger(__name__)
@@ -31,7 +31,6 @@ SIGNATURE_HEADER = "X-Fraudring-Signature"
 ALERT_ID_HEADER = "X-Fraudring-Alert-Id"
 #: A signature older (or newer) than this is refused: a captured POST cannot be replayed later.
 SIGNATURE_TOLERANCE_S = 300
-DEDUPE_TTL_S = 30 * 86400
 EVIDENCE_LIMIT = 25
 #: A household sharing a router is a ring too; news are suspicious rings (graph.rings: bigger
 #: than a household or with a fraud member) and rings scoring at least this.
@@ -49,13 +48,13 @@ def publish(
     dedupe: str,
 ) -> str | None:
     """XADD the alert unless one with the same dedupe key was published; returns its id."""
-    if not client.set(keys.meta(f"alerted:{dedupe}"), b"1", nx=True, ex=DEDUPE_TTL_S):
+    if not client.set(keys.meta(f"alerted:{dedupe}"), b"1", nx=True, ex=ALERT_DEDUPE_TTL_S):
         return None
     alert = Alert(
         kind=kind, severity=severity, ring_id=ring_id, evidence=dict(evidence), at=time.time()
     )
     body = orjson.dumps(alert.model_dump(exclude={"id"}))
-    raw_id = client.xadd(keys.alerts_stream, {"d": body}, maxlen=100_000)
+    raw_id = client.xadd(keys.alerts_stream, {"d": body}, maxlen=STREAM_CAP)
     alert_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
     log.info("alert.published", kind=kind, severity=severity, ring_id=ring_id, id=alert_id)
     return alert_id

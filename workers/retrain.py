@@ -32,8 +32,8 @@ def rescore_all(pipe: Pipeline) -> dict[str, int]:
     for i in range(0, len(update.rings), 2000):
         chunk = update.rings[i : i + 2000]
         plan = plan_risks(chunk, scores, model_version=version, now=time.time())
-        written += write_risks(pipe.client, pipe.keys, plan)
-    cleared = clear_removed(pipe.client, pipe.keys, update.removed)
+        written += write_risks(pipe.client, pipe.keys, plan, state=pipe.state)
+    cleared = clear_removed(pipe.client, pipe.keys, update.removed, state=pipe.state)
     return {"rings": len(update.rings), "risks_written": written, "risks_cleared": cleared}
 
 

@@ -36,7 +36,7 @@ class DecisionMessage(_Strict):
     degraded: bool
 
 
-AlertKind = Literal["high_risk_decision", "new_ring", "ring_grown"]
+AlertKind = Literal["high_risk_decision", "new_ring", "ring_grown", "replay_gap"]
 Severity = Literal["low", "medium", "high"]
 
 

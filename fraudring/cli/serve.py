@@ -69,6 +69,9 @@ def register(app: typer.Typer) -> None:
         scopes: Annotated[
             str, typer.Option(help="Comma-separated scopes: score, investigate, admin.")
         ] = "score",
+        name: Annotated[
+            str, typer.Option(help="Who the key speaks for in labels, actions and cases.")
+        ] = "",
     ) -> None:
         """Make a new API key; prints the key (once) and the hash to put in FRAUDRING_API_KEYS."""
         import json
@@ -86,7 +89,10 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"key:    {key}")
         typer.echo(f"sha256: {digest}")
         typer.echo(f"scopes: {','.join(wanted)}")
-        entry = json.dumps({digest: ",".join(wanted)})
+        if name and not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise InvalidInput("--name: letters, digits, '-', '_' and '.' only")
+        value = ",".join(wanted)
+        entry = json.dumps({digest: f"{name}:{value}" if name else value})
         typer.echo(f"FRAUDRING_API_KEYS='{entry}'  (merge into the JSON object you already have)")
 
     rules = typer.Typer(help="Decision rules.", no_args_is_help=True)
