@@ -1,14 +1,16 @@
 """Online velocity (Redis Lua) equals the trainer's offline point-in-time features (gnn.features).
 
-A small random world, dense enough to hit every window edge (minutes, hours, 7 and 30 days,
-missing entities, shared devices / IPs / cards), is replayed in (ts, txn_id) order through the
-decide script and compared feature by feature with `gnn.features.tabular_features`.
+Two kinds of world are replayed in (ts, txn_id) order through the decide script and compared
+feature by feature with `gnn.features.tabular_features`: a small random one, dense enough to hit
+every window edge (minutes, hours, 7 and 30 days, missing entities, shared devices / IPs /
+cards), and simulated ones (`world.simulate`, 3 and 12 days).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,10 +18,18 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
+from gnn import features as offline
+from realtime import features as served
 from realtime.features import TABULAR_FEATURES, VELOCITY_FEATURES, request_features
 from realtime.keys import Keys
 from realtime.velocity import TxnKeyInput, VelocityStore
 from tests.realtime_support import T0
+
+
+def test_feature_names_are_the_same_list() -> None:
+    assert offline.TABULAR_FEATURES == served.TABULAR_FEATURES
+    assert offline.GRAPH_FEATURES == served.GRAPH_FEATURES
+    assert offline.FEATURE_NAMES == served.FEATURE_NAMES
 
 
 def small_world(n: int, seed: int) -> pd.DataFrame:
@@ -70,24 +80,42 @@ def online(df: pd.DataFrame, url: str, prefix: str) -> pd.DataFrame:
     return pd.DataFrame(asyncio.run(go()), columns=list(TABULAR_FEATURES))
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_online_velocity_matches_offline_features(
-    seed: int, redis_url: str, redis_prefix: str
-) -> None:
-    from gnn.features import tabular_features
+def simulated_world(out: Path, *, days: int) -> pd.DataFrame:
+    from world.simulate import generate
 
-    df = small_world(700, seed)
-    expected = tabular_features(df)
-    got = online(df, redis_url, f"{redis_prefix}{seed}:")
+    generate(out=out, transactions=1500, seed=11, days=days, progress=False)
+    txns = pd.read_parquet(out / "transactions.parquet")
+    return txns.sort_values(["ts", "txn_id"], kind="mergesort").reset_index(drop=True)
+
+
+def assert_features_agree(got: pd.DataFrame, expected: pd.DataFrame, df: pd.DataFrame) -> None:
     assert list(expected.columns) == list(TABULAR_FEATURES)
     for name in TABULAR_FEATURES:
         a, b = got[name].to_numpy(), expected[name].to_numpy()
         both_nan = np.isnan(a) & np.isnan(b)
-        close = np.isclose(a, b, rtol=1e-9, atol=1e-6) | both_nan
+        close = np.isclose(a, b, rtol=1e-6, atol=1e-6) | both_nan
         bad = np.flatnonzero(~close)
         assert not len(bad), (name, df.iloc[bad[:3]].to_dict("records"), a[bad[:3]], b[bad[:3]])
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_online_velocity_matches_offline_features(
+    seed: int, redis_url: str, redis_prefix: str
+) -> None:
+    df = small_world(700, seed)
+    got = online(df, redis_url, f"{redis_prefix}{seed}:")
+    assert_features_agree(got, offline.tabular_features(df), df)
     assert set(VELOCITY_FEATURES) <= set(TABULAR_FEATURES)
     assert not math.isnan(got["user_n_7d"].iloc[-1])
+
+
+@pytest.mark.parametrize("days", [3, 12])
+def test_online_velocity_matches_offline_on_simulated_worlds(
+    tmp_path: Path, redis_url: str, redis_prefix: str, days: int
+) -> None:
+    df = simulated_world(tmp_path / "w", days=days)
+    got = online(df, redis_url, f"{redis_prefix}sim{days}:")
+    assert_features_agree(got, offline.tabular_features(df), df)
 
 
 def test_online_user_windows_match_offline(redis_url: str, redis_prefix: str) -> None:
