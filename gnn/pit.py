@@ -5,7 +5,7 @@ get the graph risk of snapshot S, which is built from transactions with ``ts < S
 ``label_ts < S`` only (`gnn.graphdata.build_snapshot`), scored by a GCN that was itself trained
 at a snapshot S' <= S under the same rule. Hence every input of a transaction's graph features
 existed strictly before the transaction: no later transaction, and no label that arrived after
-S, can change them (tests/test_gnn_pit.py checks both). The price is staleness of up to one
+S, can change them (tests/gnn/test_pit.py checks both). The price is staleness of up to one
 period, which is conservative: online, the workers refresh risk continuously. Ring risk, the
 served features, is refreshed every ``ring_period_days`` (6 h) under the same rule, from a
 `RingIndex` built once, so a refresh costs a count per group, not a sort.

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from realtime.features import VELOCITY_FEATURES
 from realtime.keys import GraphRisk, Keys
 from realtime.velocity import TxnKeyInput, VelocityStore
-from tests.realtime_support import T0
+from tests.support.realtime import T0
 
 DAY = 86400
 

@@ -21,7 +21,7 @@ from world.handbook import load_handbook
 from world.io import read_world
 from world.loaders import FIELDS, REQUIRED, load_table, parse_columns, validate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HANDBOOK = ROOT / "../shared/datasets/fraud-detection-handbook/transactions.parquet"
 
 CSV_TEXT = """id,customer,card,shop,amt,when,fraud

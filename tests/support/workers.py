@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import redis
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_780_000_000.0  # event time of the small worlds (mid-2026)
 
 

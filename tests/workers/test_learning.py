@@ -19,7 +19,7 @@ from fraudring.settings import Settings
 from graph.service import open_store
 from realtime import ops
 from realtime.keys import Keys
-from tests.test_workers_support import T0, decision, small_world, xadd_all
+from tests.support.workers import T0, decision, small_world, xadd_all
 from workers import drift, retrain
 from workers.scoring import heuristic_scorer
 from workers.service import Pipeline, drain_decisions

@@ -23,7 +23,7 @@ from realtime import features as served
 from realtime.features import TABULAR_FEATURES, VELOCITY_FEATURES, request_features
 from realtime.keys import Keys
 from realtime.velocity import TxnKeyInput, VelocityStore
-from tests.realtime_support import T0
+from tests.support.realtime import T0
 
 
 def test_feature_names_are_the_same_list() -> None:

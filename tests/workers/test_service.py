@@ -23,8 +23,8 @@ from graph.service import open_store
 from realtime import ops
 from realtime.keys import DECISION_GROUP, GraphRisk, Keys
 from realtime.labels import LabelRecord, publish_labels, read_label_csv
-from tests.realtime_support import stream_entries
-from tests.test_workers_support import T0, decision, small_world, xadd_all
+from tests.support.realtime import stream_entries
+from tests.support.workers import T0, decision, small_world, xadd_all
 from workers.retrain import rescore_all
 from workers.scoring import heuristic_scorer, plan_risks
 from workers.service import Pipeline, drain_decisions, drain_labels, parse_decision, to_record

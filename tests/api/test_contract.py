@@ -27,7 +27,7 @@ from fraudring.settings import hash_api_key, load_settings
 from graph.schemas import TxnRecord
 from graph.service import open_store
 from realtime import ops
-from tests.realtime_support import serving
+from tests.support.realtime import serving
 
 KEY = "k-all"
 

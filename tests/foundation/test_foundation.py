@@ -17,7 +17,7 @@ from fraudring.registry import ModelRegistry
 from fraudring.runtime import EmbeddedServer, _free_port, services
 from fraudring.settings import DEV_API_KEY, SettingsError, hash_api_key, load_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_settings_defaults_dev_key_works() -> None:

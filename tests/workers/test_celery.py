@@ -19,8 +19,8 @@ from fraudring.settings import Settings
 from graph.service import open_store
 from realtime import ops
 from realtime.keys import Keys
-from tests.realtime_support import stream_entries
-from tests.test_workers_support import (
+from tests.support.realtime import stream_entries
+from tests.support.workers import (
     ROOT,
     T0,
     celery_worker,

@@ -144,7 +144,7 @@ def test_served_statistics_equal_the_trainers(
         st.median_amount[u],
         80.0 / st.median_amount[u],
     ]
-    # the user's windows come from the velocity script (tests/test_realtime_parity.py); this
+    # the user's windows come from the velocity script (tests/realtime/test_parity.py); this
     # month went into the graph directly, so the script has seen only this one transaction
     assert len(got) == len(STATS_FEATURES) == len(row) + 4
     np.testing.assert_allclose(got[: len(row)], row, rtol=1e-6, equal_nan=True)

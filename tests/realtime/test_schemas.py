@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from realtime.currencies import ISO_4217
 from realtime.schemas import Transaction, looks_like_pan, luhn_ok
-from tests.realtime_support import txn
+from tests.support.realtime import txn
 
 NOW = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 CTX = {"amount_cap": 10_000.0, "max_future_skew_s": 300, "now": NOW.timestamp()}

@@ -23,7 +23,7 @@ from realtime import ops
 from realtime.cluster import ClusterVelocityStore, cluster_client
 from realtime.keys import ENTITY_KINDS, EntityStats, GraphRisk, Keys
 from realtime.velocity import State, TxnKeyInput, VelocityStore
-from tests.realtime_support import T0
+from tests.support.realtime import T0
 
 DAY = 86400.0
 

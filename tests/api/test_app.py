@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from fraudring.runtime import _free_port
 from fraudring.settings import Settings, hash_api_key
-from tests.realtime_support import serving, tiny_model, txn
+from tests.support.realtime import serving, tiny_model, txn
 
 KEYS = {"score": "k-score", "investigate": "k-inv", "admin": "k-admin"}
 SCORE = {"X-API-Key": KEYS["score"]}

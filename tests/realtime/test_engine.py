@@ -20,7 +20,7 @@ from fraudring.settings import Settings
 from realtime.keys import DECISION_GROUP, GraphRisk, Keys
 from realtime.schemas import Transaction
 from realtime.service import NOTE_DEGRADED, NOTE_NO_MODEL, DecisionEngine
-from tests.realtime_support import OwnRedis, own_redis, stream_records, tiny_model, txn
+from tests.support.realtime import OwnRedis, own_redis, stream_records, tiny_model, txn
 
 R = TypeVar("R")
 

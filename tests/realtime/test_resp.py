@@ -13,7 +13,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from realtime.resp import RespScripts, sha1, supports
-from tests.realtime_support import own_redis
+from tests.support.realtime import own_redis
 
 ECHO = "return ARGV[1]"
 

@@ -20,7 +20,7 @@ from graph.falkor import FalkorStore
 from graph.service import open_store
 from realtime import ops
 from realtime.keys import DECISION_GROUP, Keys
-from tests.test_workers_support import small_world, xadd_all
+from tests.support.workers import small_world, xadd_all
 from workers import replay
 from workers.scoring import heuristic_scorer
 from workers.service import Pipeline, drain_decisions

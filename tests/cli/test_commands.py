@@ -10,7 +10,7 @@ from pathlib import Path
 from fraudring.cli.app import hoist_demo_flag
 from fraudring.cli.demo.namespace import DEMO_GRAPH, DEMO_PREFIX
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(

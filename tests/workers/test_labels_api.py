@@ -12,7 +12,7 @@ from api.app import create_app
 from api.routers import labels
 from fraudring.settings import Settings, hash_api_key
 from realtime.keys import Keys
-from tests.realtime_support import stream_entries
+from tests.support.realtime import stream_entries
 
 
 def _client(make_settings: Callable[..., Settings]) -> tuple[TestClient, Settings]:

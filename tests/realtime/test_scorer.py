@@ -11,7 +11,7 @@ import xgboost as xgb
 from fraudring.registry import ModelRegistry
 from realtime.features import FEATURE_NAMES
 from realtime.scorer import ModelRefused, load_model
-from tests.realtime_support import tiny_model
+from tests.support.realtime import tiny_model
 
 
 @pytest.fixture(scope="module")
