@@ -18,6 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
 from api import errors
+from api.examples import add_examples
 from api.metrics import TimingMiddleware
 from api.routers import (
     cases,
@@ -30,7 +31,6 @@ from api.routers import (
     rules,
     workbench,
 )
-from api.schemas import add_examples
 from fraudring import __version__
 from fraudring.logs import configure_logging, get_logger
 from fraudring.settings import Settings, SettingsError, get_settings

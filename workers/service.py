@@ -34,7 +34,14 @@ from workers.scoring import (
     record_freshness,
     write_risks,
 )
-from workers.streams import Message, deadletter_messages, ensure_group, fetch, validation_reason
+from workers.streams import (
+    Message,
+    deadletter_messages,
+    ensure_group,
+    fetch,
+    to_messages,
+    validation_reason,
+)
 
 log = get_logger(__name__)
 
@@ -233,6 +240,21 @@ def process_decisions(pipe: Pipeline, messages: list[Message]) -> BatchStats:
     return stats
 
 
+def _replay_entries(pipe: Pipeline, entries: list[Any]) -> int:
+    """Ingest stream entries the graph lost (workers.replay); malformed ones were dead-lettered
+    when first read. Returns how many transactions were new to the graph."""
+    good = []
+    for msg in to_messages(entries):
+        try:
+            good.append((msg, parse_decision(msg)))
+        except (ValueError, orjson.JSONDecodeError):
+            continue
+    kept, done = ingest_records(pipe, good)
+    if done.ingested:
+        rescore(pipe, {d.txn.user_id for _, d in kept})
+    return done.ingested
+
+
 def drain_decisions(
     pipe: Pipeline,
     *,
@@ -245,7 +267,8 @@ def drain_decisions(
     """Process batches for `max_seconds` (or until one block finds nothing, if asked)."""
     stream = pipe.keys.decisions_stream
     ensure_group(pipe.client, stream, DECISION_GROUP)
-    replay.recover(pipe)  # what the graph lost since its last recorded point, if anything
+    # what the graph lost since its last recorded point, if anything
+    replay.recover(pipe, apply=lambda entries: _replay_entries(pipe, entries))
     total = BatchStats()
     deadline = time.monotonic() + max_seconds
     while time.monotonic() < deadline:
