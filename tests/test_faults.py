@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psutil
 import pytest
 
 from fraudring.settings import Settings
@@ -178,3 +180,70 @@ def test_no_redis_at_all_is_not_ready(engine_for: Callable[..., Engine]) -> None
 
     e = engine_for(redis_url=f"redis://127.0.0.1:{_free_port()}/0")
     assert not e.run(e.engine.ping())[0]
+
+
+# -- signals --------------------------------------------------------------------------------------
+def _start_cli(args: list[str], settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    from tests.test_workers_support import ROOT, worker_env
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "fraudring.cli", *args],
+        cwd=ROOT, env=worker_env(settings), stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def _descendants(pid: int, *, at_least: int, log: Path) -> list[psutil.Process]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        kids = psutil.Process(pid).children(recursive=True)
+        if len(kids) >= at_least:
+            time.sleep(2.0)  # let them finish starting (and install their handlers)
+            return list(psutil.Process(pid).children(recursive=True))
+        time.sleep(0.2)
+    raise AssertionError(f"no child process started\n{log.read_text()[-2000:]}")
+
+
+def _gone(procs: list[psutil.Process], *, timeout: float = 30) -> list[psutil.Process]:
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    return list(alive)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_a_signal_to_fraudring_worker_stops_its_celery_child(
+    make_settings: Callable[..., Settings], tmp_path: Path, sig: signal.Signals
+) -> None:
+    """Before: `kill -TERM` of `fraudring worker` left its Celery child running (parent pid 1)."""
+    log = tmp_path / "worker.log"
+    proc = _start_cli(["worker", "--queues", "ingest", "--concurrency", "1"], make_settings(), log)
+    kids = _descendants(proc.pid, at_least=1, log=log)
+    try:
+        proc.send_signal(sig)
+        proc.wait(timeout=90)
+        alive = _gone(kids)
+        assert not alive, f"left running after {sig.name}: {alive}"
+        if sig != signal.SIGKILL:
+            assert proc.returncode != 0 or sig == signal.SIGINT
+    finally:  # a failed run must not leave a worker behind (it would be an orphan by now)
+        for p in [*kids, psutil.Process(proc.pid)] if proc.poll() is None else kids:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+
+
+def test_sigterm_to_fraudring_serve_stops_its_api_workers(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    from fraudring.runtime import _free_port
+
+    log = tmp_path / "serve.log"
+    proc = _start_cli(
+        ["serve", "--port", str(_free_port()), "--workers", "2"], make_settings(), log
+    )
+    kids = _descendants(proc.pid, at_least=2, log=log)
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        assert not _gone(kids)
+    finally:
+        for p in [*kids, psutil.Process(proc.pid)] if proc.poll() is None else kids:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()

@@ -8,8 +8,6 @@ the resolved servers or talk to them through Redis, and never import the workers
 from __future__ import annotations
 
 import math
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,13 +31,10 @@ def _celery(ep_redis: str, settings: Settings) -> Any:
 
 
 def _run(cmd: list[str]) -> int:
-    """Run a child in the foreground; Ctrl-C asks it for a warm shutdown."""
-    proc = subprocess.Popen(cmd)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.send_signal(signal.SIGTERM)
-        return proc.wait()
+    """Run a child in the foreground; SIGTERM or Ctrl-C stops it (warm) and waits for it."""
+    from fraudring.runtime import run_child
+
+    return run_child(cmd)
 
 
 def _fmt(value: float | None) -> str:
