@@ -14,8 +14,9 @@ decisions of a generated world (seed) in batches of 10 paced to `RATE`/s. When 4
 Per fault: `answered` (HTTP 200), `degraded`, `refused` (503: an approval nobody could record),
 `lost_stream` / `dup_stream` (answered decisions missing from / repeated in the decision
 stream, which keeps its whole history here), `lost_graph` / `dup_graph` (missing from the graph
-/ counted twice, after the workers drained), `reported` (losses the system reported: replay-gap
-alerts, decisions a restarted Redis was missing and the API recorded again are `recovered`).
+/ counted twice, after the workers drained), `recovered` (decisions a restarted Redis was
+missing and the API recorded again), `reported` (a replay gap reported by the workers), and
+`readyz_503` (polls of /readyz, every 0.5 s, that answered not ready: the fault was visible).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
         txns = world_requests(tmp / "world")
         for fault in FAULTS:
             print(f"fault {fault} ...", flush=True)
-            figures = _one(fault, txns=txns, tmp=tmp / fault)
+            figures = run_fault(fault, txns=txns, tmp=tmp / fault)
             out.update({f"{fault}_{k}": v for k, v in figures.items()})
             print("  " + ", ".join(f"{k} {v}" for k, v in figures.items()), flush=True)
         return out
@@ -125,7 +126,8 @@ def _restart(server: EmbeddedServer) -> None:
         raise BenchError(f"could not restart the server on its port {port}")
 
 
-def _one(fault: str, *, txns: list[dict[str, Any]], tmp: Path) -> dict[str, Any]:
+def run_fault(fault: str, *, txns: list[dict[str, Any]], tmp: Path) -> dict[str, Any]:
+    """One fault on fresh servers and processes under `tmp` (also what the fault tests run)."""
     tmp.mkdir(parents=True)
     with _small_disk(tmp / "disk") as disk:
         if fault == "full_disk" and disk is None:
@@ -226,6 +228,7 @@ def _load(
         "degraded": fed["degraded"],
         "refused": fed["refused"],
         "errors": fed["errors"],
+        "readyz_503": fed["readyz_503"],
         "lost_stream": sum(1 for t in answered if stream[t] == 0),
         "dup_stream": sum(1 for t in answered if stream[t] > 1),
         "lost_graph": lost_graph,
@@ -266,7 +269,8 @@ async def _feed(
 ) -> dict[str, Any]:
     """Post batches paced to RATE; run `inject` (in a thread) once `at` have been sent."""
     answered: set[str] = set()
-    counts = {"degraded": 0, "refused": 0, "errors": 0}
+    counts = {"degraded": 0, "refused": 0, "errors": 0, "readyz_503": 0}
+    done = asyncio.Event()
     batches = [txns[i : i + BATCH] for i in range(0, len(txns), BATCH)]
     sem = asyncio.Semaphore(4)
     fault: asyncio.Task[None] | None = None
@@ -288,6 +292,14 @@ async def _feed(
             else:
                 counts["errors"] += len(batch)
 
+        async def probe() -> None:  # /readyz must say so while a fault lasts
+            while not done.is_set():
+                with contextlib.suppress(httpx.HTTPError):
+                    r = await http.get("/readyz", timeout=5)
+                    counts["readyz_503"] += r.status_code == 503
+                await asyncio.sleep(0.5)
+
+        prober = asyncio.create_task(probe())
         t0 = time.monotonic()
         tasks = []
         for i, batch in enumerate(batches):
@@ -300,4 +312,6 @@ async def _feed(
         await asyncio.gather(*tasks)
         if fault is not None:
             await fault
+        done.set()
+        await prober
     return {"answered": answered, **counts}

@@ -192,3 +192,14 @@ def test_a_gap_shows_in_status_and_readyz_until_accepted(
         assert "accepted" in status("--accept-gap")
         assert re.search(r"graph replay gap\s+│\s+none", status())
         assert client.get("/readyz").json()["checks"]["replay"]["ok"]
+
+
+def test_every_store_keeps_a_replay_point(store: Any) -> None:
+    """On every backend (Neo4j when NEO4J_URI is set): absent, recorded, only forward."""
+    stream = f"s-{time.time_ns()}"
+    assert store.replay_point(stream) is None
+    store.record_replay_point(stream, "1700000000000-7")
+    store.record_replay_point(stream, "1699999999999-9")
+    assert store.replay_point(stream) == "1700000000000-7"
+    store.record_replay_point(stream, "1700000000000-8")
+    assert store.replay_point(stream) == "1700000000000-8"

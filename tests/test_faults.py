@@ -247,3 +247,32 @@ def test_sigterm_to_fraudring_serve_stops_its_api_workers(
         for p in [*kids, psutil.Process(proc.pid)] if proc.poll() is None else kids:
             with contextlib.suppress(psutil.NoSuchProcess):
                 p.kill()
+
+
+# -- the whole system under a fault (the short form of `fraudring bench faults`) -----------------
+@pytest.fixture(scope="module")
+def small_world_requests(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    from bench.stream_support import world_requests
+    from world.simulate import generate
+
+    out = tmp_path_factory.mktemp("faults-world")
+    generate(out=out / "world", transactions=600, seed=7, progress=False)
+    return world_requests(out / "world")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["worker_kill", "falkordb_kill", "redis_kill", "full_disk"])
+def test_no_answered_decision_is_lost_under_a_fault(
+    fault: str, small_world_requests: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    from bench.faults import run_fault
+
+    out = run_fault(fault, txns=small_world_requests, tmp=tmp_path / fault)
+    if "skipped" in out:
+        pytest.skip(str(out["skipped"]))
+    assert out["answered"] + out["refused"] + out["errors"] == 600, out
+    assert out["errors"] == 0, out
+    for figure in ("lost_stream", "dup_stream", "lost_graph", "dup_graph"):
+        assert out[figure] == 0, out
+    if fault in ("redis_kill", "full_disk"):
+        assert out["readyz_503"] > 0, out  # the fault was visible while it lasted
