@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from fraudring import streamids
 from fraudring.errors import Conflict, InvalidInput
 from fraudring.logs import get_logger
 from graph import ingest as ing
@@ -492,15 +493,7 @@ class CypherStore:
 
     def record_replay_point(self, stream: str, next_id: str) -> None:
         """Record that every entry of `stream` before `next_id` is applied (never moves back)."""
-        ms, seq = parse_stream_id(next_id)
+        ms, seq = streamids.parse(next_id)
         self._write(
             q.REPLAY_POINT_WRITE, {"stream": stream, "ms": ms, "seq": seq, "at": time.time()}
         )
-
-
-def parse_stream_id(stream_id: str) -> tuple[int, int]:
-    """A Redis stream id `ms-seq` as its two integers (refused with a clear error otherwise)."""
-    ms, sep, seq = stream_id.partition("-")
-    if not (ms.isdigit() and (not sep or seq.isdigit())):
-        raise InvalidInput(f"stream id: expected MS-SEQ, got {stream_id!r}")
-    return int(ms), int(seq) if sep else 0
