@@ -14,7 +14,7 @@ from rich.table import Table
 from fraudring.errors import InvalidInput
 
 console = Console()
-BENCHMARKS = ("world", "graph", "decisions", "detection", "stream", "scale", "cluster")
+BENCHMARKS = ("world", "graph", "decisions", "detection", "stream", "scale", "cluster", "knee")
 
 
 def register(app: typer.Typer) -> None:
