@@ -35,7 +35,7 @@ from fraudring.settings import load_settings
 from realtime import ops
 from realtime.keys import Keys
 
-RATES = (500, 1000, 1500, 2000, 3000, 4000, 6000)
+RATES = (250, 500, 750, 1000, 1500, 2000, 3000, 4000)
 STEP_S = 20.0
 BATCH = 100
 WARMUP = 2_000
