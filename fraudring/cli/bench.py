@@ -14,7 +14,17 @@ from rich.table import Table
 from fraudring.errors import InvalidInput
 
 console = Console()
-BENCHMARKS = ("world", "graph", "decisions", "detection", "stream", "scale", "faults")
+BENCHMARKS = (
+    "world",
+    "graph",
+    "decisions",
+    "detection",
+    "stream",
+    "scale",
+    "cluster",
+    "knee",
+    "faults",
+)
 
 
 def register(app: typer.Typer) -> None:
