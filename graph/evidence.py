@@ -302,8 +302,9 @@ def narrative(ev: RingEvidence) -> str:
     top = ev.links[:3]
     lines = [
         f"Ring {r.id}: {r.size} accounts, {r.fraud_n} with fraud on record "
-        f"({r.fraud_rate:.0%}), risk {r.risk:.2f}, active {_day(r.first_activity)} to "
-        f"{_day(r.last_activity)}, ${r.amount:,.2f} spent in all.",
+        f"({int(100 * r.fraud_rate + 0.5)}%), risk {r.risk:.2f}, "
+        f"active {_day(r.first_activity)} to {_day(r.last_activity)}, "
+        f"${r.amount:,.2f} spent in all.",
         f"They are tied by {len(ev.links)} shared entities across {len(ev.homes)} homes "
         f"and resemble a {ev.typology.replace('_', ' ')} ring "
         f"({'; '.join(ev.typologies[0].reasons)}).",

@@ -53,11 +53,10 @@ def ring_subgraph(store: CypherStore, ring_id: str) -> Neighbourhood:
     nodes: dict[tuple[str, str], GraphNode] = {
         ("user", m): GraphNode(kind="user", id=m) for m in ring.members
     }
-    labels = {
-        r[0]: r[4] for r in store._read(q.USER_STATS, {"ids": ring.members}) if r[4] is not None
-    }
-    for m, lab in labels.items():
-        nodes[("user", m)].props["fraud_label"] = lab
+    for r in store._read(q.USER_STATS, {"ids": ring.members}):
+        props = nodes[("user", r[0])].props
+        props["fraud_label"] = r[5]
+        props["fraud_txn_n"] = int(r[6] or 0)
     edges: list[GraphEdge] = []
     by_kind: dict[str, list[str]] = {}
     for e in ring.shared_entities:
