@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
@@ -197,7 +198,10 @@ def ring_evidence(
                 entities=counts.get(m, {}),
             )
         )
-    typos = typology_scores(ring, links, counts)
+    shops = [
+        (r[0], int(r[1]), int(r[2])) for r in store._read(q.MEMBER_MERCHANTS, {"ids": ring.members})
+    ]
+    typos = typology_scores(ring, links, counts, shops=shops)
     by_home: dict[str, list[str]] = defaultdict(list)
     for m, ip in sorted(homes.items()):
         by_home[ip].append(m)
@@ -249,20 +253,35 @@ def _homes(store: CypherStore, users: list[str], *, params: RingParams) -> dict[
 
 
 def typology_scores(
-    ring: Ring, links: Links, counts: dict[str, dict[str, int]]
+    ring: Ring,
+    links: Links,
+    counts: dict[str, dict[str, int]],
+    *,
+    shops: Sequence[tuple[str, int, int]] = (),
 ) -> list[TypologyScore]:
-    """Which planted-ring pattern the ring looks like, from its shape alone, best first."""
+    """Which planted-ring pattern the ring looks like, from its shape alone, best first.
+    `shops`: (merchant, members who paid there, all its customers) for merchants two or more
+    members paid: a shell merchant is one whose customers are mostly the ring."""
     n = max(len(links), 1)
     share = {k: sum(1 for kk, _ in links if kk == k) / n for k in ENTITY_KINDS}
     size = max(ring.size, 1)
     cards = sum(c.get("card", 0) for c in counts.values()) / size
     young = math.exp(-max(ring.account_age_days, 0.0) / 30)
+    owned = [(m, members / total) for m, members, total in shops if members >= 3 and total]
+    shell = max(owned, key=lambda x: x[1], default=None)
     crews = sum(1 for (k, _), us in links.items() if k in ("device", "ip") and len(us) >= 3)
     scores = [
         TypologyScore(
             typology="mule",
-            score=share["merchant"],
-            reasons=[f"{share['merchant']:.0%} of the links are merchants the members return to"],
+            score=max(share["merchant"], shell[1] if shell else 0.0),
+            reasons=[
+                f"{share['merchant']:.0%} of the links are merchants the members return to",
+                (
+                    f"merchant {shell[0]}: {shell[1]:.0%} of its customers are members"
+                    if shell
+                    else "no merchant lives off the members"
+                ),
+            ],
         ),
         TypologyScore(
             typology="card_testing",

@@ -429,3 +429,14 @@ MATCH (t:Txn {id: tid})
 RETURN t.id, t.ts, t.user, t.card, t.device, t.ip, t.merchant, t.amount, t.fraud_label,
   t.labelled_by, t.labelled_at
 """
+
+#: Merchants the given users paid, with how many of them did and how many users the merchant
+#: has in all (a mule ring's shell merchant lives off the ring).
+MEMBER_MERCHANTS: Final = """
+UNWIND $ids AS uid
+MATCH (u:User {id: uid})-[:USED]->(x:Merchant)
+WITH x, count(u) AS members
+WHERE members >= 2
+MATCH (x)<-[r:USED]-(:User)
+RETURN x.id, members, count(r)
+"""
