@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
+from graph import evidence_queries as eq
 from graph import queries as q
 from graph.ringrule import Component, Links, components, density, risk_terms
 from graph.schemas import (
@@ -122,7 +123,7 @@ def ring_evidence(
     for e in ring.shared_entities:
         by_kind[e.kind].append(e.id)
     for kind, ids in by_kind.items():
-        for row in store._read(q.EVIDENCE_LINKS[kind], {"ids": ids}):
+        for row in store._read(eq.EVIDENCE_LINKS[kind], {"ids": ids}):
             raw[(kind, row[0])].append(row)
     links: Links = {key: sorted(r[1] for r in rows if r[1] in members) for key, rows in raw.items()}
     links = {k: v for k, v in links.items() if len(v) >= 2}
@@ -199,7 +200,8 @@ def ring_evidence(
             )
         )
     shops = [
-        (r[0], int(r[1]), int(r[2])) for r in store._read(q.MEMBER_MERCHANTS, {"ids": ring.members})
+        (r[0], int(r[1]), int(r[2]))
+        for r in store._read(eq.MEMBER_MERCHANTS, {"ids": ring.members})
     ]
     typos = typology_scores(ring, links, counts, shops=shops)
     by_home: dict[str, list[str]] = defaultdict(list)
@@ -239,7 +241,7 @@ def _base(comp: Component | None, links: Links, fraud: set[str], ring: Ring) -> 
 
 def _kind_counts(store: CypherStore, users: list[str]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = defaultdict(dict)
-    for uid, label, n in store._read(q.USER_KIND_COUNTS, {"ids": users}):
+    for uid, label, n in store._read(eq.USER_KIND_COUNTS, {"ids": users}):
         out[uid][KIND_OF_LABEL[label]] = int(n)
     return out
 
@@ -348,14 +350,14 @@ def narrative(ev: RingEvidence) -> str:
 def entity_evidence(store: CypherStore, kind: str, id: str) -> EntityEvidence:
     kind = check_kind(kind)
     check_id(id, field_name="id")
-    rows = store._read(q.ENTITY_SUMMARY[kind], {"id": id})
+    rows = store._read(eq.ENTITY_SUMMARY[kind], {"id": id})
     if not rows:
         raise GraphNotFound(f"{kind} {id!r} is not in the graph")
     lab, by, at, ftx, ltx, n, first, last, degree = rows[0]
     if kind == "user":
         rings = [r[0] for r in store._read(q.USER_RINGS, {"ids": [id]})]
     else:
-        rings = [r[0] for r in store._read(q.RINGS_SHARING, {"ref": f"{kind}:{id}"})]
+        rings = [r[0] for r in store._read(eq.RINGS_SHARING, {"ref": f"{kind}:{id}"})]
     text = (
         f"{kind} {id}: {int(n or 0)} transactions from {_day(_f(first))} to {_day(_f(last))}, "
         f"{int(degree or 0)} {'entities used' if kind == 'user' else 'accounts'}, "

@@ -12,6 +12,7 @@ import io
 from typing import TYPE_CHECKING, Literal
 from xml.sax.saxutils import escape
 
+from graph import evidence_queries as eq
 from graph import queries as q
 from graph.schemas import EntityRef, GraphEdge, GraphNode, Neighbourhood
 
@@ -63,7 +64,7 @@ def ring_subgraph(store: CypherStore, ring_id: str) -> Neighbourhood:
         by_kind.setdefault(e.kind, []).append(e.id)
     for kind, ids in by_kind.items():
         for eid, uid, first, last, n, fraud_n, amount, lab in store._read(
-            q.EVIDENCE_LINKS[kind], {"ids": ids}
+            eq.EVIDENCE_LINKS[kind], {"ids": ids}
         ):
             if uid not in members:
                 continue

@@ -88,11 +88,14 @@ class RingsPage(BaseModel):
     total: int
 
 
+#: The typology a ring resembles, per version of the ring (its evidence takes a few queries).
 _TYPOLOGY: dict[tuple[str, float], str] = {}
 
 
 async def _typology(st: GraphStore, ring: Ring) -> str:
     key = (ring.id, ring.updated_at)
+    if len(_TYPOLOGY) > 20_000:  # rings rescored many times: start over rather than grow
+        _TYPOLOGY.clear()
     if key not in _TYPOLOGY:
         ev = await run_in_threadpool(st.ring_evidence, ring.id)
         _TYPOLOGY[key] = ev.typology
