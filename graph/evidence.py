@@ -269,15 +269,16 @@ def typology_scores(
     size = max(ring.size, 1)
     cards = sum(c.get("card", 0) for c in counts.values()) / size
     young = math.exp(-max(ring.account_age_days, 0.0) / 30)
+    via_shop = len({u for (k, _), us in links.items() if k == "merchant" for u in us}) / size
     owned = [(m, members / total) for m, members, total in shops if members >= 3 and total]
     shell = max(owned, key=lambda x: x[1], default=None)
     crews = sum(1 for (k, _), us in links.items() if k in ("device", "ip") and len(us) >= 3)
     scores = [
         TypologyScore(
             typology="mule",
-            score=max(share["merchant"], shell[1] if shell else 0.0),
+            score=max(via_shop, shell[1] if shell else 0.0),
             reasons=[
-                f"{share['merchant']:.0%} of the links are merchants the members return to",
+                f"{via_shop:.0%} of the members are tied by merchants they return to",
                 (
                     f"merchant {shell[0]}: {shell[1]:.0%} of its customers are members"
                     if shell
@@ -318,6 +319,10 @@ def _day(ts: float | None) -> str:
     return "?" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def narrative(ev: RingEvidence) -> str:
     r = ev.ring
     top = ev.links[:3]
@@ -327,7 +332,7 @@ def narrative(ev: RingEvidence) -> str:
         f"active {_day(r.first_activity)} to {_day(r.last_activity)}, "
         f"${r.amount:,.2f} spent in all.",
         f"They are tied by {len(ev.links)} shared entities across {len(ev.homes)} homes "
-        f"and resemble a {ev.typology.replace('_', ' ')} ring "
+        f"and resemble {_article(ev.typology)} {ev.typology.replace('_', ' ')} ring "
         f"({'; '.join(ev.typologies[0].reasons)}).",
     ]
     for link in top:

@@ -64,7 +64,7 @@ async function loadRings() {
     const page = await api(`/v1/rings/search?${ringQuery()}`);
     tbody.innerHTML = page.rings.map((r) => `<tr class="row" data-id="${esc(r.id)}" title="${esc(r.id)} · ${esc(page.typology[r.id])}">
       <td>${esc(r.id)}</td><td>${r.size}</td><td>${r.fraud_n}/${r.size}</td>
-      <td><span class="bar" style="width:${Math.round(50 * r.risk)}px"></span> ${r.risk.toFixed(2)}</td></tr>`).join("")
+      <td><span class="bar" style="width:${Math.round(30 * r.risk)}px"></span> ${r.risk.toFixed(2)}</td></tr>`).join("")
       || `<tr><td colspan="4" class="muted">no rings match</td></tr>`;
     tbody.querySelectorAll("tr.row").forEach((tr) => tr.addEventListener("click", () => showRing(tr.dataset.id).catch(showError)));
     const last = Math.min(state.offset + PAGE, page.total);
