@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
+from graph import evidence_queries as eq
 from graph import queries as q
 from graph.ringrule import Component, Links, components, density, risk_terms
 from graph.schemas import (
@@ -121,7 +123,7 @@ def ring_evidence(
     for e in ring.shared_entities:
         by_kind[e.kind].append(e.id)
     for kind, ids in by_kind.items():
-        for row in store._read(q.EVIDENCE_LINKS[kind], {"ids": ids}):
+        for row in store._read(eq.EVIDENCE_LINKS[kind], {"ids": ids}):
             raw[(kind, row[0])].append(row)
     links: Links = {key: sorted(r[1] for r in rows if r[1] in members) for key, rows in raw.items()}
     links = {k: v for k, v in links.items() if len(v) >= 2}
@@ -197,7 +199,11 @@ def ring_evidence(
                 entities=counts.get(m, {}),
             )
         )
-    typos = typology_scores(ring, links, counts)
+    shops = [
+        (r[0], int(r[1]), int(r[2]))
+        for r in store._read(eq.MEMBER_MERCHANTS, {"ids": ring.members})
+    ]
+    typos = typology_scores(ring, links, counts, shops=shops)
     by_home: dict[str, list[str]] = defaultdict(list)
     for m, ip in sorted(homes.items()):
         by_home[ip].append(m)
@@ -235,7 +241,7 @@ def _base(comp: Component | None, links: Links, fraud: set[str], ring: Ring) -> 
 
 def _kind_counts(store: CypherStore, users: list[str]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = defaultdict(dict)
-    for uid, label, n in store._read(q.USER_KIND_COUNTS, {"ids": users}):
+    for uid, label, n in store._read(eq.USER_KIND_COUNTS, {"ids": users}):
         out[uid][KIND_OF_LABEL[label]] = int(n)
     return out
 
@@ -249,20 +255,36 @@ def _homes(store: CypherStore, users: list[str], *, params: RingParams) -> dict[
 
 
 def typology_scores(
-    ring: Ring, links: Links, counts: dict[str, dict[str, int]]
+    ring: Ring,
+    links: Links,
+    counts: dict[str, dict[str, int]],
+    *,
+    shops: Sequence[tuple[str, int, int]] = (),
 ) -> list[TypologyScore]:
-    """Which planted-ring pattern the ring looks like, from its shape alone, best first."""
+    """Which planted-ring pattern the ring looks like, from its shape alone, best first.
+    `shops`: (merchant, members who paid there, all its customers) for merchants two or more
+    members paid: a shell merchant is one whose customers are mostly the ring."""
     n = max(len(links), 1)
     share = {k: sum(1 for kk, _ in links if kk == k) / n for k in ENTITY_KINDS}
     size = max(ring.size, 1)
     cards = sum(c.get("card", 0) for c in counts.values()) / size
     young = math.exp(-max(ring.account_age_days, 0.0) / 30)
+    via_shop = len({u for (k, _), us in links.items() if k == "merchant" for u in us}) / size
+    owned = [(m, members / total) for m, members, total in shops if members >= 3 and total]
+    shell = max(owned, key=lambda x: x[1], default=None)
     crews = sum(1 for (k, _), us in links.items() if k in ("device", "ip") and len(us) >= 3)
     scores = [
         TypologyScore(
             typology="mule",
-            score=share["merchant"],
-            reasons=[f"{share['merchant']:.0%} of the links are merchants the members return to"],
+            score=max(via_shop, shell[1] if shell else 0.0),
+            reasons=[
+                f"{via_shop:.0%} of the members are tied by merchants they return to",
+                (
+                    f"merchant {shell[0]}: {shell[1]:.0%} of its customers are members"
+                    if shell
+                    else "no merchant lives off the members"
+                ),
+            ],
         ),
         TypologyScore(
             typology="card_testing",
@@ -297,15 +319,20 @@ def _day(ts: float | None) -> str:
     return "?" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def narrative(ev: RingEvidence) -> str:
     r = ev.ring
     top = ev.links[:3]
     lines = [
         f"Ring {r.id}: {r.size} accounts, {r.fraud_n} with fraud on record "
-        f"({r.fraud_rate:.0%}), risk {r.risk:.2f}, active {_day(r.first_activity)} to "
-        f"{_day(r.last_activity)}, ${r.amount:,.2f} spent in all.",
+        f"({int(100 * r.fraud_rate + 0.5)}%), risk {r.risk:.2f}, "
+        f"active {_day(r.first_activity)} to {_day(r.last_activity)}, "
+        f"${r.amount:,.2f} spent in all.",
         f"They are tied by {len(ev.links)} shared entities across {len(ev.homes)} homes "
-        f"and resemble a {ev.typology.replace('_', ' ')} ring "
+        f"and resemble {_article(ev.typology)} {ev.typology.replace('_', ' ')} ring "
         f"({'; '.join(ev.typologies[0].reasons)}).",
     ]
     for link in top:
@@ -328,14 +355,14 @@ def narrative(ev: RingEvidence) -> str:
 def entity_evidence(store: CypherStore, kind: str, id: str) -> EntityEvidence:
     kind = check_kind(kind)
     check_id(id, field_name="id")
-    rows = store._read(q.ENTITY_SUMMARY[kind], {"id": id})
+    rows = store._read(eq.ENTITY_SUMMARY[kind], {"id": id})
     if not rows:
         raise GraphNotFound(f"{kind} {id!r} is not in the graph")
     lab, by, at, ftx, ltx, n, first, last, degree = rows[0]
     if kind == "user":
         rings = [r[0] for r in store._read(q.USER_RINGS, {"ids": [id]})]
     else:
-        rings = [r[0] for r in store._read(q.RINGS_SHARING, {"ref": f"{kind}:{id}"})]
+        rings = [r[0] for r in store._read(eq.RINGS_SHARING, {"ref": f"{kind}:{id}"})]
     text = (
         f"{kind} {id}: {int(n or 0)} transactions from {_day(_f(first))} to {_day(_f(last))}, "
         f"{int(degree or 0)} {'entities used' if kind == 'user' else 'accounts'}, "
