@@ -1,7 +1,8 @@
 """Graph store on tiny hand-built graphs, on every backend available.
 
-FalkorDB (embedded) always runs. Neo4j runs when NEO4J_URI is set; that database must be
-disposable: each Neo4j test empties it first.
+Each test runs on FalkorDB (embedded) and on Neo4j: the server NEO4J_URI names, else the local
+one of tools/neo4j (tests/conftest.py). That database must be disposable: each Neo4j test
+empties it first.
 """
 
 from __future__ import annotations
@@ -487,11 +488,11 @@ def test_ledger_since_reads_each_transaction_once_with_its_label(store: CypherSt
     assert store.ledger_since(since=T0 - 2 * DAY).height == len(times) + 1
 
 
+@pytest.mark.parametrize("store", ["falkordb"], indirect=True)  # Neo4j: one shared database
 def test_drop_empties_only_this_graph(store: CypherStore) -> None:
     from graph.falkor import FalkorStore
 
-    if not isinstance(store, FalkorStore):
-        pytest.skip("drop() is FalkorDB's: one graph per key; Neo4j shares its database")
+    assert isinstance(store, FalkorStore)
     other = FalkorStore(store.url, graph_name=store.graph_name + "_other")
     other.ingest([txn(1, "keep")])
     store.ingest([txn(1, "u1", card="c1")])

@@ -171,7 +171,7 @@ def test_a_gap_shows_in_status_and_readyz_until_accepted(
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from tests.test_workers_support import ROOT, worker_env
+    from tests.support.workers import ROOT, worker_env
 
     gap = {"stream": "s", "replay_point": "5-0", "trimmed_to": "9-0", "first_available": None}
     pipe.client.set(pipe.keys.meta("replay_gap"), orjson.dumps(gap))
