@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+from scipy.stats import binom
 
 from graph.schemas import RingParams
 
@@ -24,6 +25,8 @@ class Component:
     members: list[str]
     entities: list[tuple[str, str]]
     across_homes: bool = False  # tied by a device several homes use (see `core`)
+    suspicious: bool = False  # set by the caller once labels are known
+    density: float = 0.0
 
 
 def components(links: Links, *, min_size: int = 2) -> list[Component]:
@@ -165,3 +168,59 @@ def risk(*, fraud_rate: float, size: int, dens: float, age_days: float, idle_day
     youth = math.exp(-max(age_days, 0.0) / 30)
     recency = math.exp(-max(idle_days, 0.0) / 14)
     return recency * (0.55 * fraud_rate + 0.20 * size_term + 0.15 * dens + 0.10 * youth)
+
+
+#: (kind, entity id) -> (its recent tied users, those of them labelled fraud)
+EvidenceLinks = dict[tuple[str, str], tuple[list[str], list[str]]]
+
+
+def label_rates(totals: Mapping[str, tuple[float, float]], *, prior: float) -> dict[str, float]:
+    """Per entity kind, the share of labelled users among all recent user-entity ties of that
+    kind (`totals`: kind -> (ties, labelled ones)); `prior` where a kind has none yet. This is
+    the population a shared entity is compared with."""
+    out = {}
+    for kind, (users, bad) in totals.items():
+        out[kind] = min(max(bad / users if users else prior, 1e-4), 0.5)
+    return out
+
+
+def evidence(users: int, bad: int, rate: float) -> float:
+    """P(at least `bad` labelled among `users` drawn at the kind's `rate`): how unusual the
+    labelled sharing of one entity is (small is unusual)."""
+    if bad <= 0:
+        return 1.0
+    return float(binom.sf(bad - 1, users, rate))
+
+
+def evidence_rings(
+    elinks: EvidenceLinks, *, rates: Mapping[str, float], params: RingParams
+) -> list[Component]:
+    """Rings grown from labels (see `graph.rings`): entities whose labelled sharing is unusual
+    for their kind (at least two labelled users, `evidence` <= ``params.evidence_alpha``) tie
+    their labelled users, and the unlabelled ones that are either tied by such an entity where
+    labels are at least ``params.join_share`` of its users, or by two such entities; a group of
+    at least `min_size` with two labelled members is a suspicious ring."""
+    strong: dict[tuple[str, str], list[str]] = {}
+    joined: set[str] = set()
+    seen: dict[str, int] = {}
+    labelled: set[str] = set()
+    for key in sorted(elinks):
+        users, bad = elinks[key]
+        if len(bad) < 2 or evidence(len(users), len(bad), rates.get(key[0], 1.0)) > (
+            params.evidence_alpha
+        ):
+            continue
+        strong[key] = users
+        labelled.update(bad)
+        for u in users:
+            seen[u] = seen.get(u, 0) + 1
+        if len(bad) >= params.join_share * len(users):
+            joined.update(users)
+    keep = labelled | joined | {u for u, n in seen.items() if n >= 2}
+    links = {k: [u for u in us if u in keep] for k, us in strong.items()}
+    out = []
+    for comp in components({k: us for k, us in links.items() if len(us) >= 2}):
+        if len(comp.members) >= params.min_size and len(labelled.intersection(comp.members)) >= 2:
+            comp.suspicious = True
+            out.append(comp)
+    return out

@@ -14,7 +14,7 @@ from rich.table import Table
 from fraudring.errors import InvalidInput
 
 console = Console()
-BENCHMARKS = ("world", "graph", "decisions", "detection", "stream")
+BENCHMARKS = ("world", "graph", "decisions", "detection", "stream", "rings")
 
 
 def register(app: typer.Typer) -> None:
