@@ -28,9 +28,9 @@ from graph.schemas import RingParams
 Finder = Callable[[BenchWorld, int, set[str], dict[str, Any]], list[set[str]]]
 
 
-def _pairs(w: BenchWorld, at: int, *, window_days: float, kinds: tuple[str, ...]) -> tuple[
-    np.ndarray, np.ndarray, np.ndarray
-]:
+def _pairs(
+    w: BenchWorld, at: int, *, window_days: float, kinds: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(entity, user, entity degree) of the recent user-entity pairs before `at`."""
     hi = int(np.searchsorted(w.a.t, at, side="left"))
     since = at - int(window_days * DAY_US)
@@ -125,4 +125,3 @@ FINDERS: dict[str, Finder] = {
     "label propagation": label_propagation,
     "fraudring": fraudring,
 }
-

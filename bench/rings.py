@@ -41,13 +41,12 @@ VALIDATION_SEEDS = (101, 102)
 _CAPS = {"cap": (5, 10, 20, 50), "merchants": (False, True)}
 GRIDS: dict[str, list[dict[str, Any]]] = {
     "components": [dict(zip(_CAPS, v, strict=True)) for v in itertools.product(*_CAPS.values())],
-    "label propagation": [
-        {"cap": c, "merchants": m} for c in (10, 20, 50) for m in (False, True)
-    ],
+    "label propagation": [{"cap": c, "merchants": m} for c in (10, 20, 50) for m in (False, True)],
     "fraudring": [
-        {"evidence_alpha": a, "join_share": j, "evidence_cap": c}
+        {"evidence_alpha": a, "join_share": j, "join_alpha": ja, "evidence_cap": c}
         for a in (0.001, 0.003, 0.01)
-        for j in (0.34, 0.5, 0.67)
+        for j in (0.5, 0.67)
+        for ja in (0.003, 0.01, 0.03)
         for c in (50, 100)
     ],
 }
@@ -109,7 +108,7 @@ def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
             else:
                 pool, how = val, "held out (all synthetic)"
             p = grid[_choose(scores, pool, len(grid))]
-            rec, false, found = _score(w, finder, p)
+            rec, false, _found = _score(w, finder, p)
             h24 = _within_24h(w, finder, p)
             rows.append((w.topology, w.name, finder, rec, false, h24, f"{how}: {p}"))
             key = f"{w.name.replace(' ', '_')}_{finder.replace(' ', '_')}"
@@ -123,7 +122,9 @@ def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
     return figures
 
 
-def _print(rows: list[tuple[str, str, str, float, float, float, str]], test: list[BenchWorld]) -> None:
+def _print(
+    rows: list[tuple[str, str, str, float, float, float, str]], test: list[BenchWorld]
+) -> None:
     table = Table(title="bench rings: held-out recall / false share / flagged within 24 h")
     for col in ("topology", "world", "rings", *FINDERS):
         table.add_column(col, justify="left" if col in ("topology", "world") else "right")

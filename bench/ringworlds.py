@@ -50,9 +50,9 @@ class BenchWorld:
         return out
 
 
-def _arrays(txns: pd.DataFrame, labels: pd.DataFrame, truth: pd.DataFrame | None) -> tuple[
-    TxnArrays, dict[str, set[str]], dict[str, int]
-]:
+def _arrays(
+    txns: pd.DataFrame, labels: pd.DataFrame, truth: pd.DataFrame | None
+) -> tuple[TxnArrays, dict[str, set[str]], dict[str, int]]:
     a = txn_arrays(txns, labels)
     users = a.node[:, USER]
     planted: dict[str, set[str]] = {}

@@ -40,6 +40,7 @@ from graph.ringrule import (
     label_rates,
     risk,
     wide_device_users,
+    with_flagged,
 )
 from graph.schemas import RingParams
 
@@ -182,7 +183,7 @@ def evidence_links(
     labelled: set[str],
 ) -> tuple[EvidenceLinks, dict[str, tuple[float, float]]]:
     """`graph.queries.EVIDENCE` on the rows before ``hi``: entities with 2..`evidence_cap` recent
-    users and at least two labelled tied ones (a merchant ties its repeat customers, any other
+    users and at least one labelled tied one (a merchant ties its repeat customers, any other
     entity every recent user), and per kind the recent tied pairs and the labelled ones among
     them (`graph.ringrule.label_rates`)."""
     n_nodes = np.int64(index.n_nodes)
@@ -202,7 +203,7 @@ def evidence_links(
         ents, members = ent[sel], users[sel]
         flagged = bad[members]
         n_bad = np.bincount(ents[flagged], minlength=index.n_nodes)
-        pick = n_bad[ents] >= 2
+        pick = n_bad[ents] >= 1
         ents, members, flagged = ents[pick], members[pick], flagged[pick]
         if len(ents) == 0:
             continue
@@ -269,14 +270,12 @@ def ring_groups(
     known = fraud_users(a, at) if labelled is None else labelled
     for comp in comps:
         comp.density = density(comp, links)
-    elinks, totals = evidence_links(
-        a, hi, since=since, params=params, index=index, labelled=known
-    )
+    elinks, totals = evidence_links(a, hi, since=since, params=params, index=index, labelled=known)
     rates = label_rates(totals, prior=params.label_prior)
     flagged = evidence_rings(elinks, rates=rates, params=params)
     for comp in flagged:
         comp.density = density(comp, {k: us for k, (us, _b) in elinks.items()})
-    return comps + flagged
+    return with_flagged(comps, flagged)
 
 
 def ring_risk(

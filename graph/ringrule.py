@@ -195,32 +195,54 @@ def evidence(users: int, bad: int, rate: float) -> float:
 def evidence_rings(
     elinks: EvidenceLinks, *, rates: Mapping[str, float], params: RingParams
 ) -> list[Component]:
-    """Rings grown from labels (see `graph.rings`): entities whose labelled sharing is unusual
-    for their kind (at least two labelled users, `evidence` <= ``params.evidence_alpha``) tie
-    their labelled users, and the unlabelled ones that are either tied by such an entity where
-    labels are at least ``params.join_share`` of its users, or by two such entities; a group of
+    """Rings grown from labels (see `graph.rings`).
+
+    An entity whose labelled sharing is unusual for its kind (two or more labelled users,
+    `evidence` <= ``params.evidence_alpha``) ties its labelled users, and its unlabelled ones
+    where labels are at least ``params.join_share`` of its users or where the user is tied by
+    two such entities. Labels then propagate one step: an unlabelled user tied to two or more
+    labelled users through entities whose `evidence` multiplies to ``params.join_alpha`` or less
+    joins them (one relay member whose label has not arrived; a family hanging on to one victim
+    through its home IP and tablet ties one labelled user, however many entities). A group of
     at least `min_size` with two labelled members is a suspicious ring."""
     strong: dict[tuple[str, str], list[str]] = {}
     joined: set[str] = set()
     seen: dict[str, int] = {}
-    labelled: set[str] = set()
+    labelled = {u for _users, bad in elinks.values() for u in bad}
+    weak: dict[str, list[tuple[tuple[str, str], float]]] = {}
     for key in sorted(elinks):
         users, bad = elinks[key]
-        if len(bad) < 2 or evidence(len(users), len(bad), rates.get(key[0], 1.0)) > (
-            params.evidence_alpha
-        ):
+        p = evidence(len(users), len(bad), rates.get(key[0], 1.0))
+        for u in users:
+            if u not in labelled:
+                weak.setdefault(u, []).append((key, p))
+        if len(bad) < 2 or p > params.evidence_alpha:
             continue
         strong[key] = users
-        labelled.update(bad)
         for u in users:
             seen[u] = seen.get(u, 0) + 1
         if len(bad) >= params.join_share * len(users):
             joined.update(users)
     keep = labelled | joined | {u for u, n in seen.items() if n >= 2}
     links = {k: [u for u in us if u in keep] for k, us in strong.items()}
+    for u, ties in weak.items():
+        if u in keep:
+            continue
+        partners = {b for key, _p in ties for b in elinks[key][1]}
+        if len(partners) >= 2 and math.prod(p for _k, p in ties) <= params.join_alpha:
+            for key, _p in ties:
+                links.setdefault(key, [])
+                links[key] = sorted(set(links[key]) | {u} | set(elinks[key][1]))
     out = []
     for comp in components({k: us for k, us in links.items() if len(us) >= 2}):
         if len(comp.members) >= params.min_size and len(labelled.intersection(comp.members)) >= 2:
             comp.suspicious = True
             out.append(comp)
     return out
+
+
+def with_flagged(groups: list[Component], flagged: list[Component]) -> list[Component]:
+    """The structural groups not contained in a suspicious ring, then the suspicious rings: one
+    ring per set of members, the suspicious one where both find it."""
+    covers = [set(f.members) for f in flagged]
+    return [g for g in groups if not any(c.issuperset(g.members) for c in covers)] + flagged

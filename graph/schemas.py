@@ -170,6 +170,13 @@ class RingParams(BaseModel):
         description="an unlabelled user joins through one such entity when labels are at least "
         "this share of its users (or through two such entities)",
     )
+    join_alpha: float = Field(
+        default=0.01,
+        gt=0,
+        le=1,
+        description="an unlabelled user tied to two labelled ones joins them when the evidence "
+        "of its ties multiplies to this or less (graph.ringrule.evidence_rings)",
+    )
     label_prior: float = Field(
         default=0.02,
         gt=0,

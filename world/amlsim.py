@@ -7,8 +7,9 @@ says so) sees a laundering cycle as a relay of pairs and a fan-in as a star. The
 pattern ids. Laundering accounts also pay each other once now and then, which chains all of them
 into one group; a pattern repeats its transfers, so a pattern here is a connected group of
 laundering accounts over the pairs that transfer to each other at least twice, and those
-transfers are the fraudulent transactions. Each such transfer is reported (``report_rate``) ``label_delay_days``
-after it; a step is a day, and a transfer's second within its day is drawn from ``seed``.
+transfers are the fraudulent transactions. Each such transfer is reported (``report_rate``)
+``label_delay_days`` after it; a step is a day, and a transfer's second within its day is drawn
+from ``seed``.
 """
 
 from __future__ import annotations
@@ -102,9 +103,7 @@ def load_amlsim(
         {
             "txn_id": [txn_id[i] for i in labelled],
             "label": np.ones(len(labelled), dtype=np.int8),
-            "label_ts": pa.array(
-                ts[labelled] + int(label_delay_days * US_PER_DAY), type=schema.TS
-            ),
+            "label_ts": pa.array(ts[labelled] + int(label_delay_days * US_PER_DAY), type=schema.TS),
         },
         schema=schema.LABELS,
     )

@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from world.topology import SHAPES, plant
-from world.topology import TYPOLOGY_OF as TOPOLOGY_TYPOLOGY
 from world.population import (
     CAT,
     CAT_IN_STORE,
@@ -36,6 +34,8 @@ from world.population import (
     add_merchants,
     draw_rates,
 )
+from world.topology import SHAPES, plant
+from world.topology import TYPOLOGY_OF as TOPOLOGY_TYPOLOGY
 
 TYPOLOGIES = ("synthetic_identity", "card_testing", "ato", "mule")
 #: Accounts per shared entity of a hard ring, as many as a household shares a device with.

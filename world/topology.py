@@ -4,12 +4,13 @@ A detector tuned to one way of sharing learns that simulator, not fraud. `genera
 plants rings of one shape (or a mix), and always adds every legitimate look-alike to the
 population, so that each shape has an innocent twin a detector must leave alone:
 
-| topology | the ring shares | its legitimate look-alike |
-|---|---|---|
-| chain | relay: each device, IP or card by 2-3 consecutive members, never ring-wide | extended families chained by pairs (a device per pair, a card across pairs) |
-| star | one controller device or IP; members otherwise apart | dorms (one IP, many students), office PCs |
-| bipartite | card testing: many stolen cards, a few devices | family cards used by relatives who live apart |
-| mule | nothing but one to three shell merchants | a small shop's regulars |
+- chain (relay: each device, IP or card shared by 2-3 consecutive members, never ring-wide):
+  extended families chained by pairs (a device per pair, a card across pairs);
+- star (one controller device or IP, members otherwise apart): dorms (one IP, many students)
+  and office PCs;
+- bipartite (card testing: many stolen cards, a few devices): family cards used by relatives
+  who live apart;
+- mule (nothing shared but one to three shell merchants): a small shop's regulars.
 
 Chain and star rings mix new accounts with taken-over established ones (whose households come
 along in the graph). `dense` is the historical planner (`world.rings.Planner`), unchanged.
@@ -92,7 +93,7 @@ def plant(planner: Planner, r: int, k: int, shape: str) -> None:
     rng, pop, d = planner.rng, planner.pop, planner.days
     ent, ring = pop.entities, planner.rings[r]
     start = int(rng.integers(int(d * 0.15), max(int(d * 0.15) + 1, int(d * 0.85))))
-    n_taken = int(round(k * TAKEN_OVER)) if shape in ("chain", "star") else 0
+    n_taken = round(k * TAKEN_OVER) if shape in ("chain", "star") else 0
     victims = planner.take_over(n_taken)
     fresh = planner._accounts(k - victims.shape[0], r, created_max=start)
     members = rng.permutation(np.r_[victims, fresh]).astype(np.int64)
