@@ -2,9 +2,9 @@
 
 - components: connected components of users over shared entities with at most `cap` recent
   users (the Neo4j fraud examples' WCC with a hub cap), flagged when a member has a fraud label;
-- label propagation: communities of the user-user graph (an entity of d users adds
-  1 / (d - 1) to each pair it ties), each user taking its neighbours' heaviest label, half of the
-  users per round in a seeded order (a synchronous update oscillates); flagged likewise;
+- label propagation: communities of the user-entity graph, labels passed from users to
+  entities and back (an entity of d users weighs 1 / (d - 1) for its users), half of the users
+  moving per round in a seeded order (a synchronous update oscillates); flagged likewise;
 - fraudring: `gnn.ringrisk.ring_groups`, the rule the workers run, with its own suspicion flag.
 
 A flagged ring counts when it has at least three members (`world.io.match_rings`).
@@ -78,34 +78,45 @@ def components(w: BenchWorld, at: int, labelled: set[str], p: dict[str, Any]) ->
     return _flag(_components(ent[keep], user[keep], w.index.n_nodes), labelled)
 
 
+def _heaviest(node: np.ndarray, label: np.ndarray, weight: np.ndarray, n: int) -> tuple[
+    np.ndarray, np.ndarray
+]:
+    """Per node, the label of the largest summed weight (ties: the smaller label)."""
+    key = node.astype(np.int64) * n + label
+    uniq, inv = np.unique(key, return_inverse=True)
+    total = np.bincount(inv, weights=weight)
+    nodes, labels = uniq // n, uniq % n
+    order = np.lexsort((labels, -total, nodes))
+    nodes, labels = nodes[order], labels[order]
+    first = np.r_[True, nodes[1:] != nodes[:-1]]
+    return nodes[first], labels[first]
+
+
 def label_propagation(
     w: BenchWorld, at: int, labelled: set[str], p: dict[str, Any]
 ) -> list[set[str]]:
+    """Label propagation on the user-entity graph (users and entities alternate): an entity
+    takes its users' commonest label, a user the label its entities weigh most (an entity of d
+    users weighs 1 / (d - 1)); half the users move per round, in a seeded order."""
     ent, user, degree = _pairs(w, at, window_days=p["window_days"], kinds=_kinds(p))
     keep = (degree >= 2) & (degree <= p["cap"])
     ent, user, degree = ent[keep], user[keep], degree[keep]
     if len(ent) == 0:
         return []
-    df = pd.DataFrame({"e": ent, "u": user, "w": 1.0 / (degree - 1)})
-    pairs = df.merge(df[["e", "u"]], on="e", suffixes=("", "_v"))
-    pairs = pairs[pairs["u"] != pairs["u_v"]]
-    edges = pairs.groupby(["u", "u_v"], sort=False)["w"].sum().reset_index()
-    src, dst, wt = (edges[c].to_numpy() for c in ("u", "u_v", "w"))
-    nodes = np.unique(src)
-    label = np.arange(w.index.n_nodes)
+    n = w.index.n_nodes
+    label = np.arange(n, dtype=np.int64)
     rng = np.random.default_rng(p.get("seed", 0))
+    ones, wt = np.ones(len(ent)), 1.0 / (degree - 1)
     for _ in range(p.get("rounds", 30)):
-        cand = pd.DataFrame({"u": src, "l": label[dst], "w": wt})
-        score = cand.groupby(["u", "l"], sort=False)["w"].sum().reset_index()
-        score = score.sort_values(["u", "w", "l"], ascending=[True, False, True])
-        best = score.drop_duplicates("u")
-        new = label.copy()
-        new[best["u"].to_numpy()] = best["l"].to_numpy()
-        move = rng.random(w.index.n_nodes) < 0.5
-        changed = move & (new != label)
+        e, le = _heaviest(ent, label[user], ones, n)
+        label[e] = le
+        u, lu = _heaviest(user, label[ent], wt, n)
+        move = rng.random(len(u)) < 0.5
+        changed = move & (label[u] != lu)
         if not changed.any():
             break
-        label = np.where(move, new, label)
+        label[u[move]] = lu[move]
+    nodes = np.unique(user)
     lab = label[nodes]
     order = np.argsort(lab, kind="stable")
     cuts = np.flatnonzero(np.diff(lab[order])) + 1
