@@ -1,4 +1,4 @@
-"""The Cypher of the investigator's reads (graph.evidence, graph.history, graph.formats):
+"""The Cypher of the investigator's reads (graph.investigation, graph.history, graph.formats):
 evidence, an entity's ledger rows, rings sharing an entity. Values travel as parameters; labels
 come from `schemas.LABELS`, constants."""
 
@@ -8,7 +8,7 @@ from typing import Final
 
 from graph.schemas import ENTITY_KINDS, LABELS
 
-# --- evidence and history (graph.evidence) ----------------------------------------------------
+# --- evidence and history (graph.investigation) ---------------------------------------------
 
 #: Per kind: every user of the given entities with the edge's figures (members and others; the
 #: caller splits them), and the entity's own label.

@@ -14,9 +14,9 @@ from api.deps import Offset, Workbench, workbench
 from api.errors import documented
 from api.routers.investigate import Store, parse_follow
 from api.workbench import queue
-from graph.evidence import TYPOLOGIES, EntityEvidence, RingEvidence
 from graph.formats import MEDIA, render, ring_subgraph
 from graph.history import RingTimeline, TxnPage
+from graph.investigation import TYPOLOGIES, EntityEvidence, RingEvidence
 from graph.schemas import EntityKind
 from realtime.schemas import Decision, EntityId
 

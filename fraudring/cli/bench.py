@@ -24,6 +24,7 @@ BENCHMARKS = (
     "cluster",
     "knee",
     "faults",
+    "rings",
 )
 
 
