@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from fraudring.commands.workbench import parse_ttl
+from fraudring.cli.workbench import parse_ttl
 from typer.testing import CliRunner
 
 from fraudring.cli import app

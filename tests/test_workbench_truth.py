@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 from fastapi.testclient import TestClient
-from fraudring.demo import load_graph, split_history
+from fraudring.cli.demo.run import load_graph, split_history
 
 from api.app import create_app
 from fraudring.settings import Settings, hash_api_key
