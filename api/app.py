@@ -96,6 +96,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await engine.close()
+            wb = getattr(app.state, "workbench", None)
+            if wb is not None:
+                await wb.close()
             stack = getattr(app.state, "graph_stack", None)
             if stack is not None:
                 stack.close()

@@ -16,8 +16,8 @@ from api.errors import ErrorBody
 from api.workbench.actions import Applied, Preview
 from api.workbench.labels import LabelOut
 from api.workbench.queue import ReviewPage, RingsPage
-from graph.evidence import EntityEvidence, RingEvidence
 from graph.history import RingTimeline, TxnPage
+from graph.investigation import EntityEvidence, RingEvidence
 from graph.schemas import GraphPath, Neighbourhood, Ring
 from realtime.audit import AuditEvent
 from realtime.cases import Case, CasesPage

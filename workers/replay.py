@@ -20,9 +20,10 @@ from typing import Any
 import orjson
 import redis
 
+from fraudring import streamids
 from fraudring.logs import get_logger
-from graph.repository import parse_stream_id
 from realtime.keys import DECISION_GROUP
+from realtime.ops import frontiers
 from workers import alerts
 
 log = get_logger(__name__)
@@ -32,35 +33,7 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _after(stream_id: str) -> str:
-    ms, seq = parse_stream_id(stream_id)
-    return f"{ms}-{seq + 1}"
-
-
-def _key(stream_id: str) -> tuple[int, int]:
-    return parse_stream_id(stream_id)
-
-
-def frontiers(client: redis.Redis, stream: str) -> dict[str, str]:
-    """Per consumer group, the first entry it has not acknowledged: its oldest pending entry,
-    else the one after the last delivered. Read in one transaction, so an entry delivered
-    between the two reads cannot be counted as acknowledged."""
-    try:
-        names = [_text(g["name"]) for g in client.xinfo_groups(stream)]
-    except redis.ResponseError:  # no stream yet
-        return {}
-    pipe = client.pipeline(transaction=True)
-    pipe.xinfo_groups(stream)
-    for name in names:
-        pipe.xpending(stream, name)
-    groups, *pending = pipe.execute()
-    delivered = {_text(g["name"]): _text(g["last-delivered-id"]) for g in groups}
-    out = {}
-    for name, p in zip(names, pending, strict=True):
-        if name not in delivered:
-            continue
-        out[name] = _text(p["min"]) if p["pending"] else _after(delivered[name])
-    return out
+_after, _key = streamids.after, streamids.parse
 
 
 def ingest_frontier(client: redis.Redis, stream: str) -> str | None:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import caller, require
-from api.deps import Offset, engine
+from api.deps import Offset, Workbench, workbench
 from api.errors import documented
 from api.routers.investigate import Store
 from api.workbench import actions, queue
@@ -21,10 +21,9 @@ from realtime.audit import AuditEvent, recent
 from realtime.cases import Case, CasesPage, Disposition, Status, SubjectKind
 from realtime.lists import ListAction, ListEntryOut, ListKind, ListsPage, ListTarget
 from realtime.schemas import EntityId
-from realtime.service import DecisionEngine
 
 router = APIRouter(tags=["cases and actions"], responses=documented(401, 403, 422, 503))
-Engine = Annotated[DecisionEngine, Depends(engine)]
+Engine = Annotated[Workbench, Depends(workbench)]
 Who = Annotated[str, Depends(caller("investigate"))]
 Reason = Field(min_length=1, max_length=2000, description="why; kept in the audit trail")
 

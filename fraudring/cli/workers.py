@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import math
 import re
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,13 +34,10 @@ def _celery(ep_redis: str, settings: Settings) -> Any:
 
 
 def _run(cmd: list[str]) -> int:
-    """Run a child in the foreground; Ctrl-C asks it for a warm shutdown."""
-    proc = subprocess.Popen(cmd)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.send_signal(signal.SIGTERM)
-        return proc.wait()
+    """Run a child in the foreground; SIGTERM or Ctrl-C stops it (warm) and waits for it."""
+    from fraudring.runtime import run_child
+
+    return run_child(cmd)
 
 
 def _fmt(value: float | None) -> str:
@@ -92,8 +87,12 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(_run(cmd))
 
     @app.command()
-    def status() -> None:
-        """Queue lengths, decision-stream lag, freshness, last retrain and drift."""
+    def status(
+        accept_gap: Annotated[
+            bool, typer.Option(help="Clear a reported replay gap (after dealing with it).")
+        ] = False,
+    ) -> None:
+        """Queue lengths, decision-stream lag, freshness, replay gaps, last retrain and drift."""
         import redis
 
         from fraudring.runtime import services
@@ -114,6 +113,24 @@ def register(app: typer.Typer) -> None:
             table.add_row("lag: pending (delivered, not acked)", str(lag["pending"]))
             table.add_row("lag: not yet delivered", str(lag["undelivered"]))
             table.add_row("ingest consumers", str(lag["consumers"]))
+            gap = ops.replay_gap(client, keys)
+            if gap is not None and accept_gap:
+                client.delete(keys.meta("replay_gap"))
+                console.print(f"replay gap from {gap['replay_point']} accepted and cleared")
+                gap = None
+            table.add_row(
+                "graph replay gap",
+                "none" if gap is None else
+                f"[red]entries from {gap['replay_point']} to {gap['trimmed_to']} were trimmed "
+                "before the graph applied them[/red] (--accept-gap clears)",
+            )  # fmt: skip
+            recovery = ops.read_json(client, keys.meta("redis_recovery"))
+            if recovery is not None:
+                when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(recovery["at"]))
+                table.add_row(
+                    "last Redis restart with lost decisions",
+                    f"{when}: {recovery['missing']} recorded again by the API",
+                )
             fresh = ops.freshness_stats(client, keys)
             table.add_row(f"freshness p50 / p95 s (last {fresh['n']})",
                           f"{_fmt(fresh['p50_s'])} / {_fmt(fresh['p95_s'])}")  # fmt: skip

@@ -134,7 +134,7 @@ def test_health_ready_metrics(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     r = client.get("/readyz")
     assert r.status_code == 200, r.text
-    assert set(r.json()["checks"]) == {"redis", "model", "graph"}
+    assert set(r.json()["checks"]) == {"redis", "spool", "replay", "model", "graph"}
     client.post("/v1/decisions", json=txn(), headers=SCORE)
     text = client.get("/metrics").text
     assert 'fraudring_decisions_total{outcome="approve"}' in text

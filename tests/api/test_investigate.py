@@ -97,4 +97,5 @@ def test_page_is_served(client: TestClient) -> None:
     page = client.get("/investigate")
     assert page.status_code == 200
     assert "text/html" in page.headers["content-type"]
-    assert "/v1/rings" in page.text
+    assert "/static/investigate.js" in page.text
+    assert "/v1/rings/search" in client.get("/static/investigate.js").text

@@ -34,7 +34,8 @@ def client(make_settings: Callable[..., Settings]) -> Iterator[TestClient]:
         hash_api_key("k-admin"): "root:investigate,admin",
         hash_api_key("k-score"): "score",
     }
-    settings = make_settings(api_keys=keys)
+    # a loaded CI machine must not turn a decision degraded (no lists read) by a slow reply
+    settings = make_settings(api_keys=keys, redis_timeout_ms=2000)
     assert settings.graph_url is not None
     with open_store(settings.graph_url, settings=settings) as store:
         store.ensure_schema()

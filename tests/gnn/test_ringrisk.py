@@ -48,15 +48,18 @@ ROWS = [
 LABEL_AT = T0 + 8 * DAY
 
 
-def frames() -> tuple[pd.DataFrame, pd.DataFrame]:
+def frames(labelled: tuple[str, ...] = ("a2",)) -> tuple[pd.DataFrame, pd.DataFrame]:
     df = pd.DataFrame(ROWS, columns=["user_id", "card_id", "device_id", "ip", "merchant_id", "d"])
     df["ts"] = pd.to_datetime(T0 + df.pop("d") * DAY, unit="s", utc=True)
     df = df.sort_values("ts", kind="mergesort").reset_index(drop=True)
     df["txn_id"] = [f"t{i:03d}" for i in range(len(df))]
     df["amount"] = 10.0
-    fraud = df.loc[df["user_id"] == "a2", "txn_id"].item()  # labelled fraud on day 8
+    # labelled fraud on day 8: the first transaction of each labelled user
+    fraud = [df.loc[df["user_id"] == u, "txn_id"].iloc[0] for u in labelled]
     at = pd.Timestamp(LABEL_AT, unit="s", tz="UTC")
-    labels = pd.DataFrame({"txn_id": [fraud], "label": [np.int8(1)], "label_ts": [at]})
+    labels = pd.DataFrame(
+        {"txn_id": fraud, "label": [np.int8(1)] * len(fraud), "label_ts": [at] * len(fraud)}
+    )
     return df, labels
 
 
@@ -69,10 +72,12 @@ def store(falkor_url: str, graph_name: str) -> Iterator[CypherStore]:
         yield s
 
 
-def served_and_offline(store: CypherStore, params: RingParams) -> dict[tuple[str, str], Any]:
+def served_and_offline(
+    store: CypherStore, params: RingParams, labelled: tuple[str, ...] = ("a2",)
+) -> dict[tuple[str, str], Any]:
     """Each entity's (score, ring size, fraud rate) from the workers' ring pass on the store,
     after checking that the offline `ring_risk` at the newest transaction gives the same."""
-    txns, labels = frames()
+    txns, labels = frames(labelled)
     store.ingest(
         [
             TxnRecord(r.txn_id, r.ts.timestamp(), r.user_id, r.card_id, r.device_id, r.ip,
@@ -80,7 +85,8 @@ def served_and_offline(store: CypherStore, params: RingParams) -> dict[tuple[str
             for r in txns.itertuples()
         ]
     )  # fmt: skip
-    store.label(kind="txn", id=labels["txn_id"].item(), label="fraud", by="test", at=LABEL_AT)
+    for tid in labels["txn_id"]:
+        store.label(kind="txn", id=tid, label="fraud", by="test", at=LABEL_AT)
     update = store.detect_rings(params=params)
     served = plan_risks(update.rings, {}, model_version=None, now=0.0).risks
 
@@ -107,6 +113,16 @@ def test_offline_ring_risk_is_what_the_workers_serve(store: CypherStore) -> None
     assert {"a1", "a5", "h1", "s3"} <= members
     assert not members & {"p1", "x1", "o2"}  # the couple, the visitor, the stale link
     assert served[("user", "a4")].ring_fraud_rate == pytest.approx(1 / 5)
+
+
+def test_offline_and_served_grow_the_same_rings_from_labels(store: CypherStore) -> None:
+    """Labels on a1, a2 and s1, s2 (in so small a world only a loose `evidence_alpha` calls
+    their sharing unusual): the suspicious rings, and the risk they give, agree offline."""
+    loose = RingParams(evidence_alpha=0.5, join_alpha=0.5, join_share=0.6)
+    served = served_and_offline(store, loose, labelled=("a1", "a2", "s1", "s2"))
+    flagged = [r for r in store.all_rings() if r.suspicious]
+    assert sorted(r.members for r in flagged) == [["a1", "a2", "a3"], ["s1", "s2", "s3"]]
+    assert served[("user", "a1")].ring_fraud_rate == pytest.approx(2 / 3)
 
 
 def test_offline_and_served_give_up_the_same_oversized_components(store: CypherStore) -> None:

@@ -20,8 +20,9 @@ from redis.crc import key_slot
 
 from fraudring.embedded_cluster import EmbeddedCluster
 from realtime import ops
-from realtime.cluster import ClusterVelocityStore, cluster_client
+from realtime.cluster import ClusterVelocityStore, cluster_client, router_for
 from realtime.keys import ENTITY_KINDS, EntityStats, GraphRisk, Keys
+from realtime.resp import RespScripts
 from realtime.velocity import State, TxnKeyInput, VelocityStore
 from tests.support.realtime import T0
 
@@ -98,8 +99,9 @@ def test_one_entity_one_slot() -> None:
     assert len(slots) > 40
 
 
+@pytest.mark.parametrize("route", ["resp", "redis-py"])
 def test_cluster_split_matches_the_single_script(
-    cluster: EmbeddedCluster, redis_url: str, redis_prefix: str
+    cluster: EmbeddedCluster, redis_url: str, redis_prefix: str, route: str
 ) -> None:
     keys = Keys(redis_prefix)
     sync_cluster = RedisCluster.from_url(cluster.url)
@@ -112,7 +114,9 @@ def test_cluster_split_matches_the_single_script(
     single = VelocityStore(single_client, keys)
     main = Redis.from_url(redis_url)
     ac = cluster_client(cluster.url, timeout_ms=2000)
-    split = ClusterVelocityStore(main, other, cluster=ac)
+    fast = RespScripts(redis_url, timeout_s=2) if route == "resp" else None
+    router = router_for(cluster.url, timeout_ms=2000) if route == "resp" else None
+    split = ClusterVelocityStore(main, other, cluster=ac, fast=fast, router=router)
     _seed_caches([sync_cluster], other)
     try:
         for t in _sequence(seed=3, n=300):
@@ -134,6 +138,9 @@ def test_cluster_split_matches_the_single_script(
         loop.run_until_complete(single_client.aclose())
         loop.run_until_complete(main.aclose())
         loop.run_until_complete(ac.aclose())
+        if router is not None and fast is not None:
+            router.close()
+            fast.close()
         loop.close()
         for prefix in (redis_prefix, other.prefix):
             for key in sync_cluster.scan_iter(

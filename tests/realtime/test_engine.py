@@ -253,13 +253,24 @@ def test_torn_spool_line_is_kept_aside_not_dropped(
     assert (spool.directory / "rejected.jsonl").read_bytes().startswith(b'{"stored": "tor')
 
 
-def test_redis_and_disk_both_failing_still_answers(
+def test_redis_and_disk_both_failing_refuses_to_approve_unrecorded(
     harness: Callable[..., Harness], tmp_path: Path
 ) -> None:
+    """Before: the approval was answered and existed only as a log line."""
     from fraudring.runtime import _free_port
+    from realtime.service import DecisionUnrecorded
 
-    h = harness(redis_url=f"redis://127.0.0.1:{_free_port()}/0")
+    tiny_model(tmp_path / "data")
+    (tmp_path / "not-a-dir").write_text("x")
+    h = harness(
+        redis_url=f"redis://127.0.0.1:{_free_port()}/0",
+        spool_fallback_dir=tmp_path / "not-a-dir" / "spool",
+    )
     h.engine.spool.directory.parent.mkdir(parents=True, exist_ok=True)
     h.engine.spool.directory.write_text("not a directory")  # the spool cannot be written
-    body, _ = h.decide(1)
-    assert body["degraded"] and body["decision"] == "approve"
+    with pytest.raises(DecisionUnrecorded):
+        h.decide(1)
+    body, _ = h.decide(2, amount=4000.0)  # a decline is still the safer answer
+    assert body["degraded"] and body["decision"] == "decline"
+    ok, detail = h.engine.spool.writable()
+    assert not ok and "not writable" in detail

@@ -31,3 +31,15 @@ def test_wrong_size_is_unknown() -> None:
     assert EntityStats.loads(b"1.0,2.0", size=MERCHANT_STATS_SIZE) is None
     assert EntityStats.loads(b"", size=1) is None
     assert EntityStats.loads(b"nan", size=1) is not None
+
+
+def test_every_key_family_is_bounded_and_documented() -> None:
+    """realtime.keys.KEY_BOUNDS is the one list; the scaling page prints it."""
+    from pathlib import Path
+
+    from realtime.keys import KEY_BOUNDS
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "scaling.md").read_text()
+    for family, (where, bound) in KEY_BOUNDS.items():
+        assert where in {"state", "main"} and bound
+        assert f"| `{family}` | {where} | {bound} |" in page, family

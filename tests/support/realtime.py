@@ -50,6 +50,8 @@ class OwnRedis:
     directory: Path
     port: int
     proc: subprocess.Popen[bytes] | None = None
+    #: False: nothing persisted, so a kill loses every write (the worst a crash can do)
+    persist: bool = True
 
     @property
     def url(self) -> str:
@@ -68,7 +70,7 @@ class OwnRedis:
                 "--save",
                 "",
                 "--appendonly",
-                "yes",  # a restart keeps what was written before the "outage"
+                "yes" if self.persist else "no",  # a restart keeps what was written before
                 "--appendfsync",
                 "always",
                 "--dir",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 import redis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,6 +89,19 @@ def xadd_all(client: redis.Redis, stream: str, records: list[dict[str, Any]]) ->
     pipe.execute()
 
 
+def graph_overrides(backend: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """Settings overrides for a test's graph store ("falkordb": none, the embedded server;
+    "neo4j": the session's Neo4j server, emptied)."""
+    if backend == "falkordb":
+        return {}
+    env: dict[str, str] = request.getfixturevalue("neo4j_clean")
+    return {
+        "graph_url": env["NEO4J_URI"],
+        "graph_user": env["NEO4J_USER"],
+        "graph_password": env["NEO4J_PASSWORD"],
+    }
+
+
 def worker_env(settings: Any, **extra: str) -> dict[str, str]:
     env = {
         k: v
@@ -101,6 +115,8 @@ def worker_env(settings: Any, **extra: str) -> dict[str, str]:
             "FRAUDRING_REDIS_URL": settings.redis_url,
             "FRAUDRING_GRAPH_URL": settings.graph_url,
             "FRAUDRING_GRAPH_NAME": settings.graph_name,
+            "FRAUDRING_GRAPH_USER": settings.graph_user,
+            "FRAUDRING_GRAPH_PASSWORD": settings.graph_password.get_secret_value(),
             "FRAUDRING_REDIS_PREFIX": settings.redis_prefix,
             "FRAUDRING_DATA_DIR": str(settings.data_dir),
             "FRAUDRING_INGEST_CLAIM_IDLE_MS": "1500",

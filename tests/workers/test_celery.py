@@ -25,6 +25,7 @@ from tests.support.workers import (
     T0,
     celery_worker,
     decision,
+    graph_overrides,
     kill,
     small_world,
     wait_for,
@@ -45,10 +46,15 @@ def _drained(client: redis.Redis, keys: Keys, total: int) -> Callable[[], bool]:
     return check
 
 
+@pytest.mark.parametrize("backend", ["falkordb", "neo4j"])
 def test_killed_worker_loses_nothing_and_double_counts_nothing(
-    make_settings: Callable[..., Settings], redis_client: redis.Redis, tmp_path: Path
+    backend: str,
+    request: pytest.FixtureRequest,
+    make_settings: Callable[..., Settings],
+    redis_client: redis.Redis,
+    tmp_path: Path,
 ) -> None:
-    s = make_settings()
+    s = make_settings(**graph_overrides(backend, request))
     keys = Keys(s.redis_prefix)
     world = small_world(users=40, txns=3000, seed=3)
     log = tmp_path / "worker.log"

@@ -166,7 +166,7 @@ def test_retrain_trains_promotes_and_rescores_with_the_gcn(pipe: Pipeline) -> No
     md = next(Path(p) for p in report["report"] if p.endswith(".md"))
     assert "val_pr_auc" in md.read_text()
     if report["outcome"] == "promoted":  # the new GCN scored the rings: its score rides along
-        some = next(pipe.client.scan_iter(match=f"{keys.prefix}risk:user:*"))
+        some = next(pipe.client.scan_iter(match=f"{keys.prefix}risk:{{user:*"))
         risk = orjson.loads(pipe.client.get(some) or b"{}")
         assert risk["model_version"] == report["version"]
         assert risk["gcn_score"] is not None and 0.0 <= risk["gcn_score"] <= 1.0

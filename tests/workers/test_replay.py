@@ -159,3 +159,47 @@ def test_kill9_of_the_embedded_graph_server_loses_no_acknowledged_write(
     finally:
         server.owned = True
         server.stop()
+
+
+def test_a_gap_shows_in_status_and_readyz_until_accepted(
+    pipe: Pipeline, make_settings: Callable[..., Settings]
+) -> None:
+    import re
+    import subprocess
+    import sys
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.support.workers import ROOT, worker_env
+
+    gap = {"stream": "s", "replay_point": "5-0", "trimmed_to": "9-0", "first_available": None}
+    pipe.client.set(pipe.keys.meta("replay_gap"), orjson.dumps(gap))
+    with TestClient(create_app(pipe.settings)) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and not ready.json()["checks"]["replay"]["ok"]
+
+        def status(*args: str) -> str:
+            out = subprocess.run(
+                [sys.executable, "-m", "fraudring.cli", "status", *args], cwd=ROOT,
+                env={**worker_env(pipe.settings), "COLUMNS": "250"}, capture_output=True,
+                text=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert out.returncode == 0, out.stderr
+            return out.stdout
+
+        assert re.search(r"graph replay gap\s+│\s+entries from 5-0 to 9-0", status())
+        assert "accepted" in status("--accept-gap")
+        assert re.search(r"graph replay gap\s+│\s+none", status())
+        assert client.get("/readyz").json()["checks"]["replay"]["ok"]
+
+
+def test_every_store_keeps_a_replay_point(store: Any) -> None:
+    """On every backend (Neo4j when NEO4J_URI is set): absent, recorded, only forward."""
+    stream = f"s-{time.time_ns()}"
+    assert store.replay_point(stream) is None
+    store.record_replay_point(stream, "1700000000000-7")
+    store.record_replay_point(stream, "1699999999999-9")
+    assert store.replay_point(stream) == "1700000000000-7"
+    store.record_replay_point(stream, "1700000000000-8")
+    assert store.replay_point(stream) == "1700000000000-8"

@@ -24,7 +24,7 @@ from realtime import ops
 from realtime.keys import DECISION_GROUP, GraphRisk, Keys
 from realtime.labels import LabelRecord, publish_labels, read_label_csv
 from tests.support.realtime import stream_entries
-from tests.support.workers import T0, decision, small_world, xadd_all
+from tests.support.workers import T0, decision, graph_overrides, small_world, xadd_all
 from workers.retrain import rescore_all
 from workers.scoring import heuristic_scorer, plan_risks
 from workers.service import Pipeline, drain_decisions, drain_labels, parse_decision, to_record
@@ -175,9 +175,16 @@ def test_pending_messages_of_a_dead_consumer_are_reclaimed(
 
 
 # -- the pipeline on the real graph ----------------------------------------------------------
-@pytest.fixture
-def pipe(make_settings: Callable[..., Settings], redis_client: redis.Redis) -> Iterator[Pipeline]:
-    s = make_settings(ingest_batch=100, alert_ring_size=4)
+@pytest.fixture(params=["falkordb", "neo4j"])
+def pipe(
+    request: pytest.FixtureRequest,
+    make_settings: Callable[..., Settings],
+    redis_client: redis.Redis,
+) -> Iterator[Pipeline]:
+    """The pipeline on each graph store: stream -> graph -> ring risk in Redis."""
+    s = make_settings(
+        ingest_batch=100, alert_ring_size=4, **graph_overrides(request.param, request)
+    )
     assert s.graph_url is not None
     with open_store(s.graph_url, settings=s) as store:
         store.ensure_schema()

@@ -36,7 +36,7 @@ from fraudring.cli.demo.namespace import DEMO_OUT, demo_environment
 from fraudring.cli.demo.replay import DemoError, Pacer, replay
 from fraudring.errors import InvalidInput, Unavailable
 from fraudring.logs import get_logger
-from fraudring.runtime import Endpoints, _free_port
+from fraudring.runtime import Endpoints, _free_port, die_with_parent
 from fraudring.settings import DEV_API_KEY, Settings
 
 log = get_logger(__name__)
@@ -99,6 +99,7 @@ def process(args: list[str], *, name: str, log_path: Path) -> Iterator[subproces
             stderr=subprocess.STDOUT,
             env=os.environ.copy(),
             start_new_session=True,
+            preexec_fn=die_with_parent,  # a kill -9 of the demo takes the child along
         )
         try:
             yield proc
