@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
-# Debian's chromium and chromedriver for tests/test_browser.py (root; .ci/run does the same).
+# Debian's chromium and chromedriver for tests/api/test_browser.py (root; .ci/run does the same).
 browser:
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver)
