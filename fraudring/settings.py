@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     graph_url: str | None = Field(
         default=None, validation_alias=AliasChoices("FRAUDRING_GRAPH_URL", "GRAPH_URL")
     )
+    #: A Redis Cluster (any node's URL) for the per-entity state: velocity, graph risk and
+    #: statistics (realtime.keys KEY_BOUNDS "state"); None keeps them on redis_url.
+    redis_cluster_url: str | None = None
     graph_name: str = Field(default="fraudring", pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
     graph_user: str = "neo4j"
     graph_password: SecretStr = SecretStr(DEV_GRAPH_PASSWORD)
@@ -100,9 +103,10 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("FRAUDRING_METRICS_DIR", "PROMETHEUS_MULTIPROC_DIR"),
     )
 
-    #: sha256 hex digest of an API key -> comma-separated scopes.
+    #: sha256 hex digest of an API key -> comma-separated scopes, optionally after the key's
+    #: name and a colon (``alice:investigate,admin``): the name is who labels and acts.
     api_keys: dict[str, str] = Field(
-        default_factory=lambda: {DEV_API_KEY_HASH: "score,investigate,admin"}
+        default_factory=lambda: {DEV_API_KEY_HASH: "dev:score,investigate,admin"}
     )
 
     # Learning.
@@ -149,6 +153,12 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"redis_url: scheme must be redis://, rediss:// or unix://, got {scheme!r}"
                 )
+        if self.redis_cluster_url is not None:
+            scheme = urlsplit(self.redis_cluster_url).scheme
+            if scheme not in {"redis", "rediss"}:
+                raise ValueError(
+                    f"redis_cluster_url: scheme must be redis:// or rediss://, got {scheme!r}"
+                )
         if self.graph_url is not None:
             scheme = urlsplit(self.graph_url).scheme
             allowed = {"falkordb", "falkordbs", "redis", "bolt", "bolt+s", "neo4j", "neo4j+s"}
@@ -161,7 +171,7 @@ class Settings(BaseSettings):
         for digest, scopes in self.api_keys.items():
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
                 raise ValueError("api_keys: keys must be sha256 hex digests of the API keys")
-            unknown = {s.strip() for s in scopes.split(",")} - SCOPES
+            unknown = {s.strip() for s in _key_entry(scopes)[1].split(",")} - SCOPES
             if unknown:
                 raise ValueError(f"api_keys: unknown scopes {sorted(unknown)}")
         if self.env is not Env.dev:
@@ -180,10 +190,23 @@ class Settings(BaseSettings):
         return self.model_dir
 
     def scopes_for(self, api_key: str) -> frozenset[str] | None:
-        scopes = self.api_keys.get(hash_api_key(api_key))
-        if scopes is None:
+        entry = self.api_keys.get(hash_api_key(api_key))
+        if entry is None:
             return None
-        return frozenset(s.strip() for s in scopes.split(",") if s.strip())
+        return frozenset(s.strip() for s in _key_entry(entry)[1].split(",") if s.strip())
+
+    def key_name(self, api_key: str) -> str:
+        """Who a key speaks for in labels, actions and cases: its name, else `key-` and the
+        first 8 hex digits of its sha256 (never the key itself)."""
+        digest = hash_api_key(api_key)
+        name = _key_entry(self.api_keys.get(digest, ""))[0]
+        return name or f"key-{digest[:8]}"
+
+
+def _key_entry(value: str) -> tuple[str, str]:
+    """(name, scopes) of an `api_keys` value, `name:scopes` or just `scopes`."""
+    name, sep, scopes = value.partition(":")
+    return (name.strip(), scopes) if sep else ("", value)
 
 
 def load_settings(**overrides: object) -> Settings:

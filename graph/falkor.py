@@ -139,7 +139,8 @@ class FalkorStore(CypherStore):
 
     # --- schema -------------------------------------------------------------------------------
     def ensure_schema(self) -> None:
-        """Range index + unique constraint on `id` of every label, and `Txn.ts`; safe to repeat."""
+        """Range index + unique constraint on `id` of every label, `Txn.ts` and `Txn.user`; safe
+        to repeat."""
         for label in [*LABELS.values(), "Txn", "Ring"]:
             try:
                 self.graph.create_node_range_index(label, "id")
@@ -151,11 +152,13 @@ class FalkorStore(CypherStore):
             except redis.exceptions.ResponseError as exc:
                 if "already exists" not in str(exc).lower():
                     raise
-        try:  # the entity statistics read the ledger by time
-            self.graph.create_node_range_index("Txn", "ts")
-        except redis.exceptions.ResponseError as exc:
-            if "already indexed" not in str(exc):
-                raise
+        # the entity statistics read the ledger by time, investigators an account's history
+        for prop in ("ts", "user"):
+            try:
+                self.graph.create_node_range_index("Txn", prop)
+            except redis.exceptions.ResponseError as exc:
+                if "already indexed" not in str(exc):
+                    raise
 
     def describe(self) -> str:
         self._db.connection.ping()

@@ -160,8 +160,17 @@ def density(comp: Component, links: Links) -> float:
     return len(pairs) / (size * (size - 1) / 2)
 
 
+def risk_terms(*, fraud_rate: float, size: int, dens: float, age_days: float) -> dict[str, float]:
+    """The weighted terms of `risk` (the evidence shows them): risk = recency x their sum."""
+    return {
+        "fraud_rate": 0.55 * fraud_rate,
+        "size": 0.20 * (1 - math.exp(-max(size - 2, 0) / 4)),
+        "density": 0.15 * dens,
+        "youth": 0.10 * math.exp(-max(age_days, 0.0) / 30),
+    }
+
+
 def risk(*, fraud_rate: float, size: int, dens: float, age_days: float, idle_days: float) -> float:
-    size_term = 1 - math.exp(-max(size - 2, 0) / 4)
-    youth = math.exp(-max(age_days, 0.0) / 30)
     recency = math.exp(-max(idle_days, 0.0) / 14)
-    return recency * (0.55 * fraud_rate + 0.20 * size_term + 0.15 * dens + 0.10 * youth)
+    terms = risk_terms(fraud_rate=fraud_rate, size=size, dens=dens, age_days=age_days)
+    return recency * sum(terms.values())

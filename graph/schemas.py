@@ -105,7 +105,7 @@ class IngestResult(BaseModel):
 class LabelResult(BaseModel):
     kind: EntityKind
     id: str
-    label: LabelValue
+    label: LabelValue | None = Field(description="None when a label was taken back")
     changed: bool = Field(description="False when the same label was already there")
     edges_updated: int = 0
 

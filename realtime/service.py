@@ -34,7 +34,8 @@ from redis.exceptions import RedisError, ResponseError
 from fraudring.errors import Conflict, Unavailable
 from fraudring.logs import get_logger
 from fraudring.settings import Settings
-from realtime import resp
+from realtime import lists, resp
+from realtime.cluster import ClusterVelocityStore, cluster_client
 from realtime.features import assemble, ring_context
 from realtime.keys import DECISION_GROUP, ENTITY_KINDS, GraphRisk, Keys
 from realtime.outbox import Spool, SpoolUnwritable
@@ -127,14 +128,14 @@ class DecisionEngine:
         fast = None
         if client is None and resp.supports(settings.redis_url):
             fast = resp.RespScripts(settings.redis_url, timeout_s=settings.redis_timeout_ms / 1000)
-        self.store = VelocityStore(self.redis, self.keys, fast=fast)
+        self.store = _velocity_store(settings, self.redis, self.keys, fast=fast)
         self.scorer = Scorer(settings.models_path)
         self.rules = RulesHolder(settings.rules_path)
         self.spool = Spool(settings.data_dir / "spool", fallback=settings.spool_fallback_dir)
         self._skip_redis_until = 0.0
         self._group_ready = False
-        #: (monotonic time, key input, stored, record) of recent recorded decisions
-        self._recent: deque[tuple[float, TxnKeyInput, bytes, bytes]] = deque()
+        #: (monotonic time, key input, stored, record, review_at) of recent recorded decisions
+        self._recent: deque[tuple[float, TxnKeyInput, bytes, bytes, float | None]] = deque()
         self._run_id: str | None = None
         #: the last recovery after a Redis restart (for logs, /readyz and tests)
         self.last_recovery: dict[str, Any] | None = None
@@ -239,6 +240,10 @@ class DecisionEngine:
             decline=s.decline_threshold,
         )
         verdict = decide(model_score=model_score, fired=fired, thresholds=thresholds)
+        outcome, list_rules, list_notes = lists.apply(
+            verdict.decision, state.lists if state is not None else []
+        )
+        notes += list_notes
         ring = None
         best = _ring(risks)
         if best is not None:
@@ -254,14 +259,17 @@ class DecisionEngine:
         version = model.version if model else None
         body = {
             "txn_id": txn.txn_id,
-            "decision": verdict.decision,
+            "decision": outcome,
             "score": verdict.score,
-            "review_means": s.review_means.value if verdict.decision == "review" else None,
+            "review_means": _review_means(outcome, list_rules, s.review_means.value),
             "degraded": degraded,
             "model_version": version,
             "decided_at": decided_at,
             "explanation": {
-                "rules": [{"name": r.name, "action": r.action, "score": r.score} for r in fired],
+                "rules": [
+                    *({"name": r.name, "action": r.action, "score": r.score} for r in fired),
+                    *list_rules,
+                ],
                 "contributions": contributions,
                 "ring": ring,
                 "notes": notes,
@@ -271,14 +279,17 @@ class DecisionEngine:
         record = orjson.dumps(
             {
                 "txn": txn.record(),
-                "decision": verdict.decision,
+                "decision": outcome,
                 "score": verdict.score,
                 "decided_at": decided_at,
                 "model_version": version,
                 "degraded": degraded,
             }
         )
-        if not await self._record(key_input, stored, record, applied=not degraded):
+        review_at = decided_at if outcome == "review" else None
+        if not await self._record(
+            key_input, stored, record, applied=not degraded, review_at=review_at
+        ):
             entry = {"stored": stored.decode(), "record": record.decode()}
             try:
                 await asyncio.to_thread(self.spool.append, entry)
@@ -286,27 +297,35 @@ class DecisionEngine:
                 # Neither Redis nor a disk takes it: a decline or review is still the safer
                 # answer, but an approval nobody can find later is refused (503).
                 log.error("decision.unrecorded", error=str(exc), record=entry["record"])
-                if verdict.decision == "approve":
+                if outcome == "approve":
                     raise DecisionUnrecorded(
                         "the decision could not be recorded (Redis and the spool are both "
                         "unavailable); apply your fallback policy and retry"
                     ) from None
-        log.debug("decision.made", txn_id=txn.txn_id, decision=verdict.decision, degraded=degraded)
+        log.debug("decision.made", txn_id=txn.txn_id, decision=outcome, degraded=degraded)
         return Outcome(
             body=stored,
-            decision=verdict.decision,
+            decision=outcome,
             degraded=degraded,
-            rules=[r.name for r in fired],
+            rules=[r.name for r in fired] + [r["name"].split(":", 1)[0] for r in list_rules],
         )
 
     async def _record(
-        self, key_input: TxnKeyInput, stored: bytes, record: bytes, *, applied: bool
+        self,
+        key_input: TxnKeyInput,
+        stored: bytes,
+        record: bytes,
+        *,
+        applied: bool,
+        review_at: float | None = None,
     ) -> bool:
         """Store + stream the decision; False means "spool it" (Redis down or was skipped)."""
         if not applied or not self.redis_usable():
             return False
         try:
-            await self.store.record(txn_id=key_input.txn_id, stored=stored, record=record)
+            await self.store.record(
+                txn_id=key_input.txn_id, stored=stored, record=record, review_at=review_at
+            )
         except REDIS_ERRORS as exc:
             self._redis_failed(exc, "record")
             return False
@@ -315,15 +334,19 @@ class DecisionEngine:
             self._redis_failed(exc, "record")
             return False
         if self.settings.redis_recover_window_s > 0:
-            self._recent.append((time.monotonic(), key_input, stored, record))
+            self._recent.append((time.monotonic(), key_input, stored, record, review_at))
         return True
 
     # -- background upkeep ----------------------------------------------------------------------
     async def _send_spooled(self, entry: dict[str, Any]) -> bool:
         record = entry["record"]
-        txn = orjson.loads(record)["txn"]
+        body = orjson.loads(record)
+        review_at = body["decided_at"] if body.get("decision") == "review" else None
         return await self.store.replay(
-            _txn_input_from_record(txn), stored=entry["stored"].encode(), record=record.encode()
+            _txn_input_from_record(body["txn"]),
+            stored=entry["stored"].encode(),
+            record=record.encode(),
+            review_at=review_at,
         )
 
     async def replay_spool(self) -> tuple[int, int]:
@@ -353,8 +376,10 @@ class DecisionEngine:
             return 0
         recent = list(self._recent)
         missing = 0
-        for _, key_input, stored, record in recent:
-            missing += await self.store.replay(key_input, stored=stored, record=record)
+        for _, key_input, stored, record, review_at in recent:
+            missing += await self.store.replay(
+                key_input, stored=stored, record=record, review_at=review_at
+            )
         self._run_id = run_id  # only once every recent decision is back
         self.last_recovery = {
             "at": time.time(), "run_id": run_id, "recent": len(recent), "missing": missing,
@@ -402,8 +427,30 @@ class DecisionEngine:
     async def close(self) -> None:
         if self.store.fast is not None:
             self.store.fast.close()
+        if isinstance(self.store, ClusterVelocityStore):
+            with contextlib.suppress(*REDIS_ERRORS):
+                await self.store.cluster.aclose()
         with contextlib.suppress(*REDIS_ERRORS):
             await self.redis.aclose()
+
+
+def _review_means(outcome: str, list_rules: list[dict[str, Any]], default: str) -> str | None:
+    """A step-up list asks the customer to authenticate, whatever the deployment's default."""
+    if outcome != "review":
+        return None
+    if any(r["name"].startswith("step_up_list:") for r in list_rules):
+        return "step_up"
+    return default
+
+
+def _velocity_store(
+    settings: Settings, client: Redis, keys: Keys, *, fast: resp.RespScripts | None
+) -> VelocityStore:
+    """Per-entity state on the cluster when one is configured (realtime.cluster), else here."""
+    if settings.redis_cluster_url is None:
+        return VelocityStore(client, keys, fast=fast)
+    cluster = cluster_client(settings.redis_cluster_url, timeout_ms=settings.redis_timeout_ms)
+    return ClusterVelocityStore(client, keys, cluster=cluster, fast=fast)
 
 
 def _ring(risks: list[GraphRisk | None]) -> tuple[str, GraphRisk] | None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fraudring.demo import only_demo_in
-from fraudring.demo_replay import DemoError
+from fraudring.cli.demo.replay import DemoError
+from fraudring.cli.demo.run import only_demo_in
 
 
 def test_a_second_demo_in_the_same_out_is_refused(tmp_path: Path) -> None:

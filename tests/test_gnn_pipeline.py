@@ -4,6 +4,7 @@ the evaluation report; thresholds by expected cost; the CLI's clear error on bad
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,6 +54,8 @@ def test_train_register_promote_rollback(tmp_path: Path, small_world: Path) -> N
     booster = XgbModel.load(reg.artifact(first["version"], "xgb.json"))
     assert booster.features == man["features"]
     assert load_gcn(reg).in_channels == 12
+    # the configuration passed is the one trained (FAST's 8 hidden channels, not the default)
+    assert load_gcn(reg).hidden_channels == FAST.gcn.hidden_channels != GcnConfig().hidden_channels
     # same data again: the candidate does not beat production by the margin -> kept
     strict = _settings(tmp_path, promote_margin=0.5)
     second = train_pipeline(settings=strict, data_dir=small_world, pit=FAST)
@@ -81,6 +84,44 @@ def test_evaluate_writes_report_and_plot(tmp_path: Path, small_world: Path) -> N
     pr_row = next(line for line in md.splitlines() if line.startswith("| PR-AUC |"))
     d_pr = rep["metrics"]["d_xgb_graph"]["pr_auc"]
     assert pr_row.rstrip(" |").endswith(f"{d_pr:.3f}")
+
+
+def test_evaluate_warns_when_the_windows_hold_too_few_frauds() -> None:
+    from gnn.evaluate import MIN_TEST_FRAUDS, MIN_VAL_FRAUDS, thin_evidence
+
+    fine = {"a": {"review": 0.3, "decline": 0.8}, "b": {"review": 1.0, "decline": 1.0}}
+    assert (
+        thin_evidence(test_frauds=MIN_TEST_FRAUDS, val_known_frauds=MIN_VAL_FRAUDS, thresholds=fine)
+        == []
+    )
+    [test_only] = thin_evidence(test_frauds=3, val_known_frauds=500, thresholds=fine)
+    assert "test window has 3 fraudulent" in test_only
+    [val_only] = thin_evidence(test_frauds=500, val_known_frauds=2, thresholds=fine)
+    assert "validation window has 2 known fraud" in val_only
+    flat = {k: {"review": 1.0, "decline": 1.0} for k in "ab"}
+    [ones] = thin_evidence(test_frauds=500, val_known_frauds=500, thresholds=flat)
+    assert "thresholds are 1.0" in ones
+
+
+def test_evaluate_on_a_tiny_world_says_its_figures_mean_nothing(tmp_path: Path) -> None:
+    """A world this small has a handful of frauds in its test window: the CLI says so."""
+    import subprocess
+    import sys
+
+    from world.simulate import generate
+
+    world = tmp_path / "tiny"
+    generate(out=world, transactions=3000, seed=3, days=22, fraud_rate=0.002, progress=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "fraudring.cli", "evaluate", "--data", str(world),
+         "--out", str(tmp_path / "rep")],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "250"},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "warning: the test window has" in out.stdout
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert rep["extra"]["warnings"] and rep["extra"]["test_frauds"] < 30
+    assert "**Warning:**" in (tmp_path / "rep" / "report.md").read_text()
 
 
 def test_report_cells_read_as_numbers() -> None:

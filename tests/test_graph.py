@@ -169,6 +169,14 @@ def test_labels_move_edge_and_node_counts(store: CypherStore) -> None:
         store.label(kind="txn", id="nope", label="fraud", by="ana", at=T0)
 
 
+def test_txn_user_names_the_user_a_txn_label_moves(store: CypherStore) -> None:
+    store.ingest([txn("t1", "u7", card="c1"), txn("t2", "u8", device="d1")])
+    assert (store.txn_user("t1"), store.txn_user("t2")) == ("u7", "u8")
+    assert store.txn_user("nope") is None
+    with pytest.raises(InvalidGraphId):
+        store.txn_user("t\x00")
+
+
 # --- rings ------------------------------------------------------------------------------------
 
 

@@ -125,6 +125,7 @@ def test_bad_messages_go_to_deadletter_and_the_pipeline_continues(
         cwd=ROOT, env=worker_env(s), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
+    assert re.search(r"as [0-9]+-[0-9]+$", out.stdout.strip()) and "b'" not in out.stdout
     assert redis_client.xlen(keys.decisions_stream) == 64
     assert entry["id"] not in {e["id"] for e in ops.deadletters(redis_client, keys)}
     out = subprocess.run(
@@ -132,6 +133,12 @@ def test_bad_messages_go_to_deadletter_and_the_pipeline_continues(
         cwd=ROOT, env=worker_env(s), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert out.returncode == 2 and "not found" in out.stderr and "Traceback" not in out.stderr
+    out = subprocess.run(
+        [sys.executable, "-m", "fraudring.cli", "deadletter", "retry", "bogus"],
+        cwd=ROOT, env=worker_env(s), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 2 and "not an entry id" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
 
 
 def _closed_port() -> int:

@@ -124,17 +124,15 @@ def pipe(make_settings: Callable[..., Settings], redis_client: redis.Redis) -> I
         yield Pipeline(client=redis_client, store=store, settings=s, scorer=heuristic_scorer)
 
 
-def test_retrain_without_a_pipeline_still_rescores_and_reports(
-    pipe: Pipeline, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_retrain_without_training_data_still_rescores_and_reports(pipe: Pipeline) -> None:
     keys = Keys(pipe.settings.redis_prefix)
     xadd_all(pipe.client, keys.decisions_stream, small_world(users=20, txns=200))
     drain_decisions(pipe, consumer="c", max_seconds=60, block_ms=50)
     for k in pipe.client.scan_iter(match=f"{keys.prefix}risk:*"):
         pipe.client.delete(k)
-    monkeypatch.setattr(retrain, "PIPELINE_NAMES", ("no_such_function",))
+    assert not (pipe.settings.data_dir / "world").exists()
     report = retrain.run(pipe, reload_scorer=lambda: heuristic_scorer)
-    assert report["outcome"] == "not trained" and "nothing was trained" in report["error"]
+    assert report["outcome"] == "not trained" and "no training data" in report["error"]
     assert report["rescore"]["rings"] >= 1 and report["rescore"]["risks_written"] >= 6
     assert pipe.client.get(keys.risk("user", "u0")) is not None
     md = next(Path(p) for p in report["report"] if p.endswith(".md"))
@@ -168,7 +166,7 @@ def test_retrain_trains_promotes_and_rescores_with_the_gcn(pipe: Pipeline) -> No
     md = next(Path(p) for p in report["report"] if p.endswith(".md"))
     assert "val_pr_auc" in md.read_text()
     if report["outcome"] == "promoted":  # the new GCN scored the rings: its score rides along
-        some = next(pipe.client.scan_iter(match=f"{keys.prefix}risk:user:*"))
+        some = next(pipe.client.scan_iter(match=f"{keys.prefix}risk:{{user:*"))
         risk = orjson.loads(pipe.client.get(some) or b"{}")
         assert risk["model_version"] == report["version"]
         assert risk["gcn_score"] is not None and 0.0 <= risk["gcn_score"] <= 1.0

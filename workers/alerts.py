@@ -19,12 +19,11 @@ from fraudring.errors import NotFound
 from fraudring.logs import get_logger
 from fraudring.settings import Settings
 from graph.schemas import Ring, RingUpdate
-from realtime.keys import Keys
+from realtime.keys import ALERT_DEDUPE_TTL_S, STREAM_CAP, Keys
 from workers.schemas import DecisionMessage
 
 log = get_logger(__name__)
 Severity = Literal["low", "medium", "high"]
-DEDUPE_TTL_S = 30 * 86400
 EVIDENCE_LIMIT = 25
 #: A household sharing a router is a ring too; news are suspicious rings (graph.rings: bigger
 #: than a household or with a fraud member) and rings scoring at least this.
@@ -42,7 +41,7 @@ def publish(
     dedupe: str,
 ) -> str | None:
     """XADD the alert unless one with the same dedupe key was published; returns its id."""
-    if not client.set(keys.meta(f"alerted:{dedupe}"), b"1", nx=True, ex=DEDUPE_TTL_S):
+    if not client.set(keys.meta(f"alerted:{dedupe}"), b"1", nx=True, ex=ALERT_DEDUPE_TTL_S):
         return None
     body = {
         "kind": kind,
@@ -51,7 +50,7 @@ def publish(
         "evidence": dict(evidence),
         "at": time.time(),
     }
-    raw_id = client.xadd(keys.alerts_stream, {"d": orjson.dumps(body)}, maxlen=100_000)
+    raw_id = client.xadd(keys.alerts_stream, {"d": orjson.dumps(body)}, maxlen=STREAM_CAP)
     alert_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
     log.info("alert.published", kind=kind, severity=severity, ring_id=ring_id, id=alert_id)
     return alert_id

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
@@ -35,7 +34,3 @@ class DecisionMessage(_Strict):
     decided_at: Annotated[float, Field(gt=0, allow_inf_nan=False)]
     model_version: str | None
     degraded: bool
-
-
-def epoch(ts: datetime) -> float:
-    return ts.timestamp()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol
 
 import orjson
 import redis
@@ -58,6 +58,8 @@ class PipelineStore(Protocol):
 
     def neighbourhood(self, kind: str, id: str, *, hops: int, max_nodes: int) -> Neighbourhood: ...
 
+    def txn_user(self, txn_id: str) -> str | None: ...
+
 
 @dataclass
 class Pipeline:
@@ -67,6 +69,8 @@ class Pipeline:
     store: PipelineStore
     settings: Settings
     scorer: RingScorer
+    #: where the per-entity keys (risk, statistics) live: a cluster client, or None for `client`
+    state: redis.Redis | redis.RedisCluster | None = None
     keys: Keys = field(init=False)
 
     def __post_init__(self) -> None:
@@ -136,12 +140,13 @@ def rescore(pipe: Pipeline, users: Collection[str], *, now: float | None = None)
     """Re-examine the users' neighbourhoods, score the rings, write every entity's risk."""
     update = pipe.store.detect_rings(touched_users=users, now=now or event_time(pipe))
     if not update.rings:
-        clear_removed(pipe.client, pipe.keys, update.removed)
+        clear_removed(pipe.client, pipe.keys, update.removed, state=pipe.state)
         return Rescored(update, 0, [])
     scores, version = pipe.scorer(update.rings)
     plan = plan_risks(update.rings, scores, model_version=version, now=time.time())
-    written = write_risks(pipe.client, pipe.keys, plan)
-    clear_removed(pipe.client, pipe.keys, update.removed)  # after: no gap without a risk
+    written = write_risks(pipe.client, pipe.keys, plan, state=pipe.state)
+    # after: no gap without a risk
+    clear_removed(pipe.client, pipe.keys, update.removed, state=pipe.state)
     ids = alerts.ring_alerts(pipe.client, pipe.keys, pipe.settings, update=update, scores=scores)
     return Rescored(update, written, ids)
 
@@ -288,24 +293,12 @@ def rescore_pending(pipe: Pipeline, *, limit: int = 5000) -> int:
     return len(users)
 
 
-def _txn_user(store: PipelineStore, txn_id: str) -> str | None:
-    """The user of a transaction. The store has no public lookup yet (LabelResult names the
-    txn, not its user), so this reads the row the store's own label step reads."""
-    public = getattr(store, "txn_user", None)
-    if public is not None:
-        return cast(str | None, public(txn_id))
-    from graph import queries
-
-    rows = store._read(queries.TXN_LABEL_READ, {"id": txn_id})  # type: ignore[attr-defined]
-    return str(rows[0][0]) if rows and rows[0][0] else None
-
-
 def _label_users(pipe: Pipeline, rec: LabelRecord) -> set[str]:
     """Users whose ring a label can change: the user, the txn's user, or the entity's users."""
     if rec.kind == "user":
         return {rec.id}
     if rec.kind == "txn":
-        user = _txn_user(pipe.store, rec.id)
+        user = pipe.store.txn_user(rec.id)
         return {user} if user else set()
     hood = pipe.store.neighbourhood(rec.kind, rec.id, hops=1, max_nodes=500)
     return {n.id for n in hood.nodes if n.kind == "user"}

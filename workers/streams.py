@@ -18,7 +18,7 @@ import redis
 from pydantic import ValidationError
 
 from fraudring.logs import get_logger
-from realtime.keys import Keys
+from realtime.keys import STREAM_CAP, Keys
 
 log = get_logger(__name__)
 RAW_LIMIT = 8192
@@ -124,7 +124,7 @@ def deadletter_messages(
             "attempts": 1,
             "at": now,
         }
-        pipe.xadd(keys.deadletter, {"d": orjson.dumps(body)}, maxlen=100_000, approximate=True)
+        pipe.xadd(keys.deadletter, {"d": orjson.dumps(body)}, maxlen=STREAM_CAP, approximate=True)
     pipe.xack(stream, group, *[m.id for m, _ in bad])
     pipe.execute()
     for msg, reason in bad:

@@ -12,13 +12,14 @@ from fastapi.responses import JSONResponse, Response
 
 from api import metrics
 from api.deps import engine, settings
+from api.schemas import Health, Ready, Trivial
 from fraudring.settings import Settings
 from realtime.service import DecisionEngine
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="The process is up")
+@router.get("/healthz", response_model=Health, summary="The process is up")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -55,7 +56,11 @@ async def _replay_check(eng: DecisionEngine) -> dict[str, Any]:
     "/readyz",
     summary="Redis (a write), spool, graph replay, model and graph each checked; 503 with "
     "details when one is not ready",
-    responses={503: {"description": "a dependency is down (details in the body)"}},
+    response_model=None,
+    responses={
+        200: {"model": Ready, "description": "every dependency answers"},
+        503: {"model": Ready, "description": "a dependency is down (details in the body)"},
+    },
 )
 async def readyz(
     eng: Annotated[DecisionEngine, Depends(engine)], s: Annotated[Settings, Depends(settings)]
@@ -91,6 +96,11 @@ async def prometheus(s: Annotated[Settings, Depends(settings)]) -> Response:
     return Response(body, media_type=content_type)
 
 
-@router.get("/v1/trivial", summary="A do-nothing endpoint: the baseline of the benchmark")
+@router.get(
+    "/v1/trivial",
+    summary="A do-nothing endpoint: the baseline of the benchmark",
+    response_model=None,  # documented, not validated: the baseline does no work
+    responses={200: {"model": Trivial, "description": "always"}},
+)
 async def trivial() -> dict[str, bool]:
     return {"ok": True}

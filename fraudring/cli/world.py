@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fraudring.commands.tables import compact
+from fraudring.cli.tables import compact
 from fraudring.errors import InvalidInput
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from rich.table import Table
 from fraudring.settings import Settings
 
 if TYPE_CHECKING:
-    from fraudring.demo_replay import LiveResult
+    from fraudring.cli.demo.replay import LiveResult
     from world.io import World
 
 console = Console()

@@ -1,19 +1,17 @@
-"""`fraudring demo`: the end-to-end run on the embedded runtime (see fraudring.demo)."""
+"""`fraudring demo`: the end-to-end run on the embedded runtime (see fraudring.cli.demo.run)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated
 
 import typer
 
+from fraudring.cli.demo.namespace import DEMO_OUT, demo_environment
 from fraudring.errors import InvalidInput
 from fraudring.settings import get_settings
-
-DEMO_PREFIX: Final = "fraudring-demo:"
-DEMO_GRAPH: Final = "fraudring_demo"
 
 
 def register(app: typer.Typer) -> None:
@@ -27,9 +25,7 @@ def register(app: typer.Typer) -> None:
         warmup_days: Annotated[
             float, typer.Option(help="Days replayed before them to warm velocity.")
         ] = 2.0,
-        out: Annotated[Path, typer.Option(help="Where the world, logs and report go.")] = Path(
-            "var/demo"
-        ),
+        out: Annotated[Path, typer.Option(help="Where the world, logs and report go.")] = DEMO_OUT,
         port: Annotated[int, typer.Option(help="API port (0: a free one).")] = 0,
         keep_serving: Annotated[
             bool, typer.Option(help="Keep the API up for the investigator page.")
@@ -39,7 +35,7 @@ def register(app: typer.Typer) -> None:
         ] = 0.01,
     ) -> None:
         """Simulate, load history, retrain, serve, replay the live days, and report."""
-        from fraudring.demo import DemoOptions, only_demo_in, run
+        from fraudring.cli.demo.run import DemoOptions, only_demo_in, run
         from fraudring.runtime import services
         from fraudring.settings import load_settings
 
@@ -59,13 +55,7 @@ def register(app: typer.Typer) -> None:
             # The demo's own namespace: its embedded server, models and spool under --out, and a
             # key prefix and graph of its own on configured servers, all cleared at each start.
             shutil.rmtree(out / "data", ignore_errors=True)
-            os.environ.update(
-                {
-                    "FRAUDRING_DATA_DIR": str(out / "data"),
-                    "FRAUDRING_REDIS_PREFIX": DEMO_PREFIX,
-                    "FRAUDRING_GRAPH_NAME": DEMO_GRAPH,
-                }
-            )
+            os.environ.update(demo_environment(out))
             get_settings.cache_clear()
             with services(get_settings()) as ep:
                 get_settings.cache_clear()

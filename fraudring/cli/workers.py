@@ -8,6 +8,7 @@ the resolved servers or talk to them through Redis, and never import the workers
 from __future__ import annotations
 
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,8 @@ from fraudring.settings import Settings, get_settings
 
 console = Console()
 QUEUES = ("ingest", "score", "train")
+#: A Redis stream entry id: milliseconds, optionally a dash and a sequence number.
+STREAM_ID = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
 
 
 def _celery(ep_redis: str, settings: Settings) -> Any:
@@ -41,6 +44,11 @@ def _fmt(value: float | None) -> str:
     return (
         "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
     )
+
+
+def _text(value: bytes | str) -> str:
+    """Redis answers bytes; people read and copy text."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def register(app: typer.Typer) -> None:
@@ -199,6 +207,11 @@ def register(app: typer.Typer) -> None:
         from fraudring.runtime import services
         from realtime.keys import Keys
 
+        if not STREAM_ID.fullmatch(entry_id):
+            raise InvalidInput(
+                f"dead-letter entry {entry_id!r}: not an entry id (like 1733400000000-0; "
+                "`fraudring deadletter list` shows them)"
+            )
         settings = get_settings()
         keys = Keys(settings.redis_prefix)
         with services(settings) as ep:
@@ -212,7 +225,7 @@ def register(app: typer.Typer) -> None:
                 if not stream.startswith(settings.redis_prefix):
                     raise InvalidInput(f"entry {entry_id} names a stream outside this prefix")
                 new_id = client.xadd(stream, {"d": body["raw"].encode()})
-                console.print(f"message re-added to {stream} as {new_id!r}")
+                console.print(f"message re-added to {stream} as {_text(new_id)}")
             else:
                 res = _celery(ep.redis_url, settings).send_task(
                     body["task"], args=body.get("args") or [], kwargs=body.get("kwargs") or {},

@@ -14,7 +14,7 @@ from rich.table import Table
 from fraudring.errors import InvalidInput
 
 console = Console()
-BENCHMARKS = ("world", "graph", "decisions", "detection", "stream", "faults")
+BENCHMARKS = ("world", "graph", "decisions", "detection", "stream", "scale", "faults")
 
 
 def register(app: typer.Typer) -> None:

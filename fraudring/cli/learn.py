@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fraudring.commands.tables import compact
+from fraudring.cli.tables import compact
 from fraudring.registry import ModelRegistry
 from fraudring.settings import get_settings
 
@@ -89,6 +89,8 @@ def register(app: typer.Typer) -> None:
             table.add_row(METRICS.get(k, k), *(fmt(k, report.metrics[c][k]) for c in cols))
         table.caption = "; ".join(MODELS[c] for c in cols)
         console.print(table)
+        for warning in report.extra.get("warnings", []):
+            console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
         paths = write_report(report, out)
         console.print("report: " + ", ".join(str(p) for p in paths.values()))
 

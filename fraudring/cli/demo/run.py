@@ -32,7 +32,8 @@ import pyarrow.compute as pc
 import redis
 from rich.console import Console
 
-from fraudring.demo_replay import DemoError, Pacer, replay
+from fraudring.cli.demo.namespace import DEMO_OUT, demo_environment
+from fraudring.cli.demo.replay import DemoError, Pacer, replay
 from fraudring.errors import InvalidInput, Unavailable
 from fraudring.logs import get_logger
 from fraudring.runtime import Endpoints, _free_port, die_with_parent
@@ -230,9 +231,22 @@ def wait_retrain(
     raise DemoError(f"no retrain report within {timeout_s:.0f} s; see the worker log")
 
 
+def reach_the_data(out: Path) -> None:
+    """Tell how other commands see what the demo left: its namespace is not the default one."""
+    env = demo_environment(out)
+    if out.resolve() == DEMO_OUT.resolve():
+        console.print(
+            "\nAny command sees the demo's data with --demo, e.g. `fraudring --demo rings`, "
+            "`fraudring --demo status`, `fraudring --demo models list`; that sets"
+        )
+    else:
+        console.print("\nAny command sees this demo's data with these settings:")
+    console.print(" ".join(f"{k}={v}" for k, v in env.items()), highlight=False, soft_wrap=True)
+
+
 def run(opts: DemoOptions, settings: Settings, ep: Endpoints) -> dict[str, Any]:
     """The demo itself; `settings` already point at the resolved servers."""
-    from fraudring.demo_report import report
+    from fraudring.cli.demo.report import report
     from world.io import read_world
     from world.simulate import generate
 
@@ -321,6 +335,7 @@ def run(opts: DemoOptions, settings: Settings, ep: Endpoints) -> dict[str, Any]:
             client=client,
             port=port,
         )
+        reach_the_data(opts.out)
         if opts.keep_serving:
             console.print(
                 f"\nInvestigator page: http://127.0.0.1:{port}/investigate "

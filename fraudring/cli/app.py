@@ -1,20 +1,23 @@
 """The `fraudring` console command.
 
-Each capability registers its subcommands from a module under `fraudring/commands/`; imports stay
+Each capability registers its subcommands from a module under `fraudring/cli/`; imports stay
 lazy inside the commands so `fraudring --help` is fast and the API process never loads torch.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 import sys
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from fraudring import __version__
+from fraudring.cli.demo.namespace import demo_environment
 from fraudring.errors import FraudringError
 from fraudring.logs import configure_logging
 from fraudring.settings import SettingsError, get_settings
@@ -28,7 +31,7 @@ app = typer.Typer(
 )
 console = Console()
 
-#: Modules under fraudring.commands that add subcommands; each defines `register(app)`.
+#: Modules under fraudring.cli that add subcommands; each defines `register(app)`.
 COMMAND_MODULES: list[str] = [
     "doctor",
     "bench",
@@ -56,16 +59,37 @@ def _root(
         ),
     ] = False,
     log_level: Annotated[str, typer.Option(help="Log level (DEBUG, INFO, WARNING).")] = "WARNING",
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="Work on what `fraudring demo` left in var/demo (its data directory, key prefix "
+            "and graph), e.g. `fraudring --demo rings`; also accepted after the command.",
+        ),
+    ] = False,
 ) -> None:
     configure_logging(level=log_level.upper())
+    if demo:
+        os.environ.update(demo_environment())
+        get_settings.cache_clear()
 
 
 for _name in COMMAND_MODULES:
-    importlib.import_module(f"fraudring.commands.{_name}").register(app)
+    importlib.import_module(f"fraudring.cli.{_name}").register(app)
 
 
 def _terminate(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
+
+
+def hoist_demo_flag(argv: list[str]) -> list[str]:
+    """`fraudring rings --demo` means `fraudring --demo rings`: the flag is the root's, and
+    every command takes it (arguments after `--` are left alone)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    if "--demo" not in argv[1:end]:
+        return argv
+    rest = [a for a in argv[1:end] if a != "--demo"]
+    return [argv[0], "--demo", *rest, *argv[end:]]
 
 
 def main() -> None:
@@ -75,11 +99,14 @@ def main() -> None:
     servers, worker and API a command started are stopped by their context managers instead of
     outliving it; uvicorn and Celery install their own handlers where they run."""
     signal.signal(signal.SIGTERM, _terminate)
+    sys.argv = hoist_demo_flag(sys.argv)
     try:
         get_settings()
         app()
     except (SettingsError, FraudringError) as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        Console(stderr=True, soft_wrap=True).print(  # one line, whatever the terminal's width
+            f"[red]error:[/red] {escape(str(exc))}", highlight=False, markup=True
+        )
         sys.exit(2)
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from fraudring.errors import InvalidInput
 from fraudring.settings import SCOPES, get_settings, hash_api_key
@@ -68,6 +69,9 @@ def register(app: typer.Typer) -> None:
         scopes: Annotated[
             str, typer.Option(help="Comma-separated scopes: score, investigate, admin.")
         ] = "score",
+        name: Annotated[
+            str, typer.Option(help="Who the key speaks for in labels, actions and cases.")
+        ] = "",
     ) -> None:
         """Make a new API key; prints the key (once) and the hash to put in FRAUDRING_API_KEYS."""
         import json
@@ -85,7 +89,10 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"key:    {key}")
         typer.echo(f"sha256: {digest}")
         typer.echo(f"scopes: {','.join(wanted)}")
-        entry = json.dumps({digest: ",".join(wanted)})
+        if name and not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise InvalidInput("--name: letters, digits, '-', '_' and '.' only")
+        value = ",".join(wanted)
+        entry = json.dumps({digest: f"{name}:{value}" if name else value})
         typer.echo(f"FRAUDRING_API_KEYS='{entry}'  (merge into the JSON object you already have)")
 
     rules = typer.Typer(help="Decision rules.", no_args_is_help=True)
@@ -96,9 +103,18 @@ def register(app: typer.Typer) -> None:
         path: Annotated[Path, typer.Argument(help="A rules YAML file.")],
     ) -> None:
         """Parse a rules file as the API would; print its rules, or the errors (exit 2)."""
-        from realtime.rules import load_rules
+        from realtime.rules import RulesError, load_rules
 
-        ruleset = load_rules(path)
+        try:
+            ruleset = load_rules(path)
+        except RulesError as exc:
+            errors = exc.detail.get("errors")
+            if not errors:
+                raise  # one error: main() prints it
+            err = Console(stderr=True, soft_wrap=True)
+            for message in errors:  # one per line, each naming the file
+                err.print(f"[red]error:[/red] {path}: {escape(message)}", highlight=False)
+            raise typer.Exit(2) from None
         for r in ruleset.rules:
             extra = f" ({r.score:+g})" if r.score is not None else ""
             typer.echo(f"ok  {r.name}: when {r.when} -> {r.action}{extra}")
