@@ -13,6 +13,7 @@ alerted, and shown by `fraudring status` and /readyz until an operator accepts i
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from fraudring.logs import get_logger
 from realtime.keys import DECISION_GROUP
 from realtime.ops import frontiers
 from workers import alerts
+from workers.streams import Message, _to_messages
 
 log = get_logger(__name__)
 
@@ -56,10 +58,10 @@ class Recovery:
     gap: dict[str, Any] | None = None
 
 
-def recover(pipe: Any) -> Recovery:
-    """Before a drain: re-apply the schema, then replay what the graph lost (if anything)."""
-    from workers.service import ingest_records, parse_decision, rescore
-
+def recover(pipe: Any, *, apply: Callable[[list[Message]], int]) -> Recovery:
+    """Before a drain: re-apply the schema, then replay what the graph lost (if anything);
+    `apply` writes a chunk of already acknowledged entries again and returns how many were new
+    to the graph (the ingest step of workers.service, without dead-lettering or acking)."""
     ensure = getattr(pipe.store, "ensure_schema", None)
     if ensure is not None:
         ensure()
@@ -71,25 +73,14 @@ def recover(pipe: Any) -> Recovery:
         return out
     out.gap = check_gap(pipe, point)
     start = point
-    from workers.streams import _to_messages
-
     while True:
         entries = pipe.client.xrange(
             stream, min=start, max="(" + frontier, count=pipe.settings.ingest_batch
         )
         if not entries:
             break
-        good = []
-        for msg in _to_messages(entries):
-            try:
-                good.append((msg, parse_decision(msg)))
-            except (ValueError, orjson.JSONDecodeError):
-                continue  # dead-lettered when it was first read
-        kept, done = ingest_records(pipe, good)
         out.replayed += len(entries)
-        out.ingested += done.ingested
-        if done.ingested:
-            rescore(pipe, {d.txn.user_id for _, d in kept})
+        out.ingested += apply(_to_messages(entries))
         last = _text(entries[-1][0])
         pipe.store.record_replay_point(stream, _after(last))
         start = _after(last)

@@ -233,6 +233,21 @@ def process_decisions(pipe: Pipeline, messages: list[Message]) -> BatchStats:
     return stats
 
 
+def reapply(pipe: Pipeline, messages: list[Message]) -> int:
+    """Write acknowledged messages to the graph again (a replay): the ones it lacks are added,
+    their rings rescored; a message that does not parse was dead-lettered when first read."""
+    good: list[tuple[Message, DecisionMessage]] = []
+    for msg in messages:
+        try:
+            good.append((msg, parse_decision(msg)))
+        except (ValueError, orjson.JSONDecodeError):
+            continue
+    kept, done = ingest_records(pipe, good)
+    if done.ingested:
+        rescore(pipe, {d.txn.user_id for _, d in kept})
+    return done.ingested
+
+
 def drain_decisions(
     pipe: Pipeline,
     *,
@@ -245,7 +260,7 @@ def drain_decisions(
     """Process batches for `max_seconds` (or until one block finds nothing, if asked)."""
     stream = pipe.keys.decisions_stream
     ensure_group(pipe.client, stream, DECISION_GROUP)
-    replay.recover(pipe)  # what the graph lost since its last recorded point, if anything
+    replay.recover(pipe, apply=lambda msgs: reapply(pipe, msgs))  # what the graph lost, if any
     total = BatchStats()
     deadline = time.monotonic() + max_seconds
     while time.monotonic() < deadline:
