@@ -14,8 +14,8 @@ def test_names_and_scopes() -> None:
         env="test",
         api_keys={hash_api_key("a"): "ines:investigate,admin", hash_api_key("b"): "score"},
     )
-    assert s.scopes_for("a") == {"investigate", "admin"} and s.key_name("a") == "ines"
-    assert s.scopes_for("b") == {"score"}
+    assert s.scopes_for("a") == frozenset({"investigate", "admin"}) and s.key_name("a") == "ines"
+    assert s.scopes_for("b") == frozenset({"score"})
     assert s.key_name("b") == f"key-{hash_api_key('b')[:8]}"
     assert load_settings(env="dev").key_name("dev-key") == "dev"
     with pytest.raises(SettingsError, match="unknown scopes"):
