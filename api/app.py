@@ -18,6 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
 from api import errors
+from api.examples import add_examples
 from api.metrics import TimingMiddleware
 from api.routers import (
     cases,
@@ -57,6 +58,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     )
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(defs.get("$defs", {}))
+    add_examples(schemas)
     # The amount cap is a setting: the schema states this deployment's.
     cap = app.state.settings.amount_cap
     schemas["Transaction"]["properties"]["amount"]["exclusiveMaximum"] = cap

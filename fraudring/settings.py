@@ -22,6 +22,7 @@ from fraudring.errors import validation_reason
 DEV_API_KEY = "dev-key"
 DEV_API_KEY_HASH = hashlib.sha256(DEV_API_KEY.encode()).hexdigest()
 DEV_GRAPH_PASSWORD = "fraudring-dev"  # noqa: S105 - the refused-outside-dev default
+DEV_WEBHOOK_SECRET = "fraudring-dev-webhook"  # noqa: S105 - the refused-outside-dev default
 
 SCOPES = frozenset({"score", "investigate", "admin"})
 
@@ -65,14 +66,23 @@ class Settings(BaseSettings):
     graph_url: str | None = Field(
         default=None, validation_alias=AliasChoices("FRAUDRING_GRAPH_URL", "GRAPH_URL")
     )
+    #: A Redis Cluster (any node's URL) for the per-entity state: velocity, graph risk and
+    #: statistics (realtime.keys KEY_BOUNDS "state"); None keeps them on redis_url.
+    redis_cluster_url: str | None = None
     graph_name: str = Field(default="fraudring", pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
     graph_user: str = "neo4j"
     graph_password: SecretStr = SecretStr(DEV_GRAPH_PASSWORD)
     #: Prefix of every Redis key the project writes (tests use their own).
     redis_prefix: str = Field(default="fraudring:", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
 
+    #: fsync policy of the embedded servers' append-only files: `everysec` or `always`.
+    embedded_appendfsync: str = Field(default="everysec", pattern=r"^(everysec|always)$")
+
     # Files.
     data_dir: Path = Path("var")
+    #: Where decisions are spooled when the data directory's spool cannot be written (a full or
+    #: read-only disk); None: a directory in /dev/shm (memory) or the system's temp directory.
+    spool_fallback_dir: Path | None = None
     model_dir: Path | None = None
 
     # Decisions.
@@ -85,6 +95,9 @@ class Settings(BaseSettings):
     rules_path: Path | None = None
     redis_timeout_ms: Annotated[int, Field(ge=1, le=10_000)] = 25
     max_future_skew_s: Annotated[int, Field(ge=0)] = 300
+    #: Each API process keeps the decisions it recorded this long in memory, and records them
+    #: again (once each) when Redis restarts: the seconds an append-only file may lose.
+    redis_recover_window_s: Annotated[float, Field(ge=0, le=600)] = 10.0
     #: Shared directory of per-process Prometheus files when the API runs several workers.
     metrics_dir: Path | None = Field(
         default=None,
@@ -109,6 +122,11 @@ class Settings(BaseSettings):
     ingest_lease_s: Annotated[int, Field(ge=1)] = 30
     #: A small read waits this long for more messages: fewer, larger graph writes.
     ingest_linger_ms: Annotated[int, Field(ge=0, le=5000)] = 100
+    #: The decision stream keeps at least this much history (by the entries' stream ids); older
+    #: entries go once every consumer group acknowledged them and the graph recorded them.
+    stream_retention_s: Annotated[float, Field(ge=0)] = 60.0
+    #: The workers trim the decision stream at most this often.
+    stream_trim_every_s: Annotated[float, Field(gt=0)] = 5.0
     task_max_retries: Annotated[int, Field(ge=0, le=50)] = 5
     task_backoff_max_s: Annotated[int, Field(ge=1)] = 600
     #: How often the workers recompute the merchants' and users' statistics (STATS_FEATURES).
@@ -123,6 +141,8 @@ class Settings(BaseSettings):
     drift_psi_bound: Annotated[float, Field(gt=0)] = 0.25
     drift_recall_floor: Annotated[float, Field(ge=0, le=1)] = 0.3
     alert_webhook_url: str | None = None
+    #: Shared with the webhook's receiver, which checks each POST's HMAC (workers.alerts).
+    alert_webhook_secret: SecretStr = SecretStr(DEV_WEBHOOK_SECRET)
     alert_score: Annotated[float, Field(ge=0, le=1)] = 0.9
     alert_ring_size: Annotated[int, Field(ge=2)] = 8
 
@@ -135,6 +155,12 @@ class Settings(BaseSettings):
             if scheme not in {"redis", "rediss", "unix"}:
                 raise ValueError(
                     f"redis_url: scheme must be redis://, rediss:// or unix://, got {scheme!r}"
+                )
+        if self.redis_cluster_url is not None:
+            scheme = urlsplit(self.redis_cluster_url).scheme
+            if scheme not in {"redis", "rediss"}:
+                raise ValueError(
+                    f"redis_cluster_url: scheme must be redis:// or rediss://, got {scheme!r}"
                 )
         if self.graph_url is not None:
             scheme = urlsplit(self.graph_url).scheme
@@ -159,6 +185,12 @@ class Settings(BaseSettings):
             neo4j = bool(self.graph_url and self.graph_url.startswith(("bolt", "neo4j")))
             if neo4j and self.graph_password.get_secret_value() == DEV_GRAPH_PASSWORD:
                 raise ValueError("graph_password: the default password is refused outside env=dev")
+            secret = self.alert_webhook_secret.get_secret_value()
+            if self.alert_webhook_url and (secret == DEV_WEBHOOK_SECRET or len(secret) < 16):
+                raise ValueError(
+                    "alert_webhook_secret: with a webhook URL, outside env=dev, set a secret of "
+                    "at least 16 characters shared with the receiver (the default is refused)"
+                )
         return self
 
     @property

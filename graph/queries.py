@@ -84,6 +84,11 @@ RETURN t.id, t.user, t.card, t.merchant, t.ts, t.amount, t.fraud_label, t.labell
 
 # --- labels -----------------------------------------------------------------------------------
 
+TXN_USER: Final = """
+MATCH (t:Txn {id: $id})
+RETURN t.user
+"""
+
 TXN_LABEL_READ: Final = """
 MATCH (t:Txn {id: $id})
 RETURN t.user, t.card, t.device, t.ip, t.merchant, t.fraud_label
@@ -344,3 +349,19 @@ USER_EXPORT_COLS: Final = (
 )
 ENTITY_EXPORT_COLS: Final = ("n.fraud_txn_n", "n.legit_txn_n")
 EDGE_EXPORT_COLS: Final = ("r.n", "r.amount_sum", "r.fraud_n", "r.first_seen", "r.last_seen")
+
+# --- replay point -----------------------------------------------------------------------------
+# The first decision-stream entry the graph has not recorded as applied, as the two integers of
+# a stream id. Written after each batch, in the same store as the batch, so a store that loses
+# its newest writes loses the point with them and the workers replay from there.
+
+REPLAY_POINT_READ: Final = "MATCH (c:Checkpoint {id: $stream}) RETURN c.ms, c.seq"
+#: Only ever moves forward (two writers, or a stream whose server lost its tail, never move it
+#: back).
+REPLAY_POINT_WRITE: Final = """
+MERGE (c:Checkpoint {id: $stream})
+WITH c
+WHERE c.ms IS NULL OR c.ms < $ms OR (c.ms = $ms AND c.seq < $seq)
+SET c.ms = $ms, c.seq = $seq, c.at = $at
+RETURN count(c)
+"""

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from fraudring import streamids
 from fraudring.errors import Conflict, InvalidInput
 from fraudring.logs import get_logger
 from graph import ingest as ing
@@ -78,6 +79,7 @@ class GraphStore(Protocol):
         params: RingParams | None = None,
         now: float | None = None,
     ) -> RingUpdate: ...
+    def txn_user(self, txn_id: str) -> str | None: ...
     def unlabel(self, *, kind: str, id: str, by: str, at: float) -> LabelResult: ...
     def current_label(self, *, kind: str, id: str) -> str | None: ...
     def ring(self, ring_id: str) -> Ring: ...
@@ -104,6 +106,8 @@ class GraphStore(Protocol):
     ) -> TxnPage: ...
     def ring_timeline(self, ring_id: str) -> RingTimeline: ...
     def txns_by_id(self, ids: list[str]) -> dict[str, LedgerTxn]: ...
+    def replay_point(self, stream: str) -> str | None: ...
+    def record_replay_point(self, stream: str, next_id: str) -> None: ...
 
 
 class CypherStore:
@@ -270,6 +274,13 @@ class CypherStore:
         return res
 
     # --- labels -------------------------------------------------------------------------------
+    def txn_user(self, txn_id: str) -> str | None:
+        """The user of a transaction, None when it is not in the graph: a transaction's label
+        changes that user's ring, and a label names only the transaction."""
+        check_id(txn_id, field_name="txn_id")
+        rows = self._read(q.TXN_USER, {"id": txn_id})
+        return str(rows[0][0]) if rows and rows[0][0] is not None else None
+
     def label(self, *, kind: str, id: str, label: LabelValue, by: str, at: float) -> LabelResult:
         """Mark a transaction or a node fraud / legitimate; the same label twice changes nothing.
 
@@ -470,3 +481,19 @@ class CypherStore:
         from graph.history import txns_by_id
 
         return txns_by_id(self, ids)
+
+    # --- replay point -------------------------------------------------------------------------
+    def replay_point(self, stream: str) -> str | None:
+        """The first entry of `stream` not recorded as applied (every entry with a smaller id
+        is in the graph), None when the graph never recorded one."""
+        rows = self._read(q.REPLAY_POINT_READ, {"stream": stream})
+        if not rows or rows[0][0] is None:
+            return None
+        return f"{int(rows[0][0])}-{int(rows[0][1])}"
+
+    def record_replay_point(self, stream: str, next_id: str) -> None:
+        """Record that every entry of `stream` before `next_id` is applied (never moves back)."""
+        ms, seq = streamids.parse(next_id)
+        self._write(
+            q.REPLAY_POINT_WRITE, {"stream": stream, "ms": ms, "seq": seq, "at": time.time()}
+        )

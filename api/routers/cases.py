@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import caller, require
-from api.deps import Workbench, workbench
+from api.deps import Offset, Workbench, workbench
 from api.errors import documented
 from api.routers.investigate import Store
 from api.workbench import actions, queue
@@ -103,7 +103,7 @@ async def list_cases(
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    offset: Offset = 0,
 ) -> CasesPage:
     return await cases.list_cases(
         eng.redis,
@@ -183,7 +183,7 @@ async def review(
     st: Store,
     eng: Engine,
     limit: Annotated[int, Query(ge=1, le=200)] = 25,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    offset: Offset = 0,
 ) -> queue.ReviewPage:
     return await queue.review_queue(st, eng, limit=limit, offset=offset)
 
@@ -247,7 +247,7 @@ async def get_lists(
     action: ListAction | None = None,
     kind: ListKind | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    offset: Offset = 0,
 ) -> ListsPage:
     return await lists.entries(
         eng.redis, eng.keys, action=action, kind=kind, limit=limit, offset=offset

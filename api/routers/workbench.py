@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from api.auth import require
-from api.deps import Workbench, workbench
+from api.deps import Offset, Workbench, workbench
 from api.errors import documented
 from api.routers.investigate import Store, parse_follow
 from api.workbench import queue
@@ -18,7 +18,7 @@ from graph.evidence import TYPOLOGIES, EntityEvidence, RingEvidence
 from graph.formats import MEDIA, render, ring_subgraph
 from graph.history import RingTimeline, TxnPage
 from graph.schemas import EntityKind
-from realtime.schemas import EntityId
+from realtime.schemas import Decision, EntityId
 
 router = APIRouter(tags=["workbench"], responses=documented(401, 403, 422, 503))
 guard = [Depends(require("investigate"))]
@@ -46,7 +46,7 @@ async def search_rings(
     ] = None,
     suspicious: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 25,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    offset: Offset = 0,
 ) -> queue.RingsPage:
     return await queue.search_rings(
         st,
@@ -170,7 +170,11 @@ async def entity_transactions(
     "/v1/decisions/{txn_id}",
     dependencies=guard,
     summary="A stored decision (kept 7 days) with its explanation",
-    responses=documented(404, e404="no decision for this txn_id"),
+    response_model=None,  # documented, not filtered: the stored body is returned as it was
+    responses={
+        **documented(404, e404="no decision for this txn_id"),
+        200: {"model": Decision, "description": "the decision as it was answered"},
+    },
 )
 async def get_decision(eng: Engine, txn_id: EntityId) -> dict[str, Any]:
     return await queue.decision(eng, txn_id)
