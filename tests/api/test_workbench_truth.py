@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 from fastapi.testclient import TestClient
-from fraudring.demo import load_graph, split_history
 
 from api.app import create_app
+from fraudring.cli.demo.run import load_graph, split_history
 from fraudring.settings import Settings, hash_api_key
 from graph.service import open_store
 from world.io import read_world

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import redis
-from fraudring.commands.workbench import parse_ttl
 from typer.testing import CliRunner
 
 from fraudring.cli import app
+from fraudring.cli.workbench import parse_ttl
 from fraudring.errors import InvalidInput
 from fraudring.settings import get_settings, load_settings
 from graph.schemas import TxnRecord
