@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -78,9 +77,9 @@ def components(w: BenchWorld, at: int, labelled: set[str], p: dict[str, Any]) ->
     return _flag(_components(ent[keep], user[keep], w.index.n_nodes), labelled)
 
 
-def _heaviest(node: np.ndarray, label: np.ndarray, weight: np.ndarray, n: int) -> tuple[
-    np.ndarray, np.ndarray
-]:
+def _heaviest(
+    node: np.ndarray, label: np.ndarray, weight: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Per node, the label of the largest summed weight (ties: the smaller label)."""
     key = node.astype(np.int64) * n + label
     uniq, inv = np.unique(key, return_inverse=True)

@@ -59,6 +59,7 @@ from graph.ringrule import (
     evidence_rings,
     pick_bases,
     risk,
+    size_flagged,
     wide_device_users,
     with_flagged,
 )
@@ -273,6 +274,7 @@ def detect(
     comps = cores(found, links, params=params, bases=bases)
     for comp in comps:
         comp.density = density(comp, links)
+        comp.suspicious = size_flagged(comp, params)
     flagged = evidence_rings(elinks, rates=rates, params=params)
     for comp in flagged:
         comp.density = density(comp, {k: us for k, (us, _b) in elinks.items()})
