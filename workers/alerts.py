@@ -26,8 +26,8 @@ log = get_logger(__name__)
 Severity = Literal["low", "medium", "high"]
 DEDUPE_TTL_S = 30 * 86400
 EVIDENCE_LIMIT = 25
-#: A household sharing a router is a ring too; news are suspicious rings (graph.rings: bigger
-#: than a household or with a fraud member) and rings scoring at least this.
+#: A household sharing a router is a ring too; news are suspicious rings (graph.rings: grown
+#: from labels on evidence) and rings scoring at least this.
 NEW_RING_MIN_SCORE = 0.4
 
 
