@@ -23,7 +23,7 @@ def _fraud(path: Path) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module", params=["chain", "star", "bipartite", "mule"])
-def shaped(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def shaped(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp(request.param) / "w"
     generate(
         out=out, transactions=40_000, seed=3, fraud_rate=0.005, topology=request.param,
@@ -32,7 +32,7 @@ def shaped(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     return request.param, out
 
 
-def test_each_shape_shares_as_it_says(shaped) -> None:  # type: ignore[no-untyped-def]
+def test_each_shape_shares_as_it_says(shaped) -> None:
     shape, out = shaped
     meta = read_meta(out)
     assert {r["topology"] for r in meta["rings"]} == {shape}
@@ -52,7 +52,7 @@ def test_each_shape_shares_as_it_says(shaped) -> None:  # type: ignore[no-untype
             assert widest == 1 and g["merchant_id"].nunique() <= 3
 
 
-def test_truth_keeps_members_and_seed_repeats(shaped, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_truth_keeps_members_and_seed_repeats(shaped, tmp_path: Path) -> None:
     shape, out = shaped
     w = read_world(out)
     planted = ring_members(w.truth, w.transactions)

@@ -40,7 +40,9 @@ TYPOLOGY_OF = {
 TAKEN_OVER = 0.3
 
 
-def _groups(rng: np.random.Generator, free: np.ndarray, *, share: float, lo: int, hi: int):  # type: ignore[no-untyped-def]
+def _groups(
+    rng: np.random.Generator, free: np.ndarray, *, share: float, lo: int, hi: int
+) -> tuple[list[np.ndarray], np.ndarray]:
     """Disjoint groups of sizes in [lo, hi] drawn from `free` users, about `share` of them."""
     want = int(free.shape[0] * share)
     pool = rng.permutation(free)
