@@ -2,7 +2,8 @@
 
 Every row either becomes a transaction or is listed in ``DIR/rejected.csv`` with its row number
 (CSV: the line in the file, the header being line 1; Parquet: the 1-based row) and the reasons,
-so nothing is dropped silently. Loaded data has no planted rings: truth holds the labels.
+so nothing is dropped silently. Truth holds the labels, and the confirmed ring of each row when
+a `ring` column is mapped.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ FIELDS = (
     "label_time",
     "currency",
     "category",
+    "ring",
 )
 REQUIRED = ("user", "amount", "time")
 ENTITY_FIELDS = {"card": "card_id", "device": "device_id", "ip": "ip", "merchant": "merchant_id"}
@@ -200,6 +202,8 @@ def validate(
         _text(table, columns["currency"]).fillna(currency) if "currency" in columns else currency
     )
     df["merchant_category"] = _text(table, columns["category"]) if "category" in columns else None
+    # A confirmed ring (a case id) per row: ring truth for `evaluate`, never a feature.
+    df["ring_id"] = _text(table, columns["ring"]).replace("", None) if "ring" in columns else None
     df["label"] = -1
     if "label" in columns:
         word = _text(table, columns["label"]).map(
@@ -220,7 +224,7 @@ def validate(
     dup = df["txn_id"].notna().to_numpy() & df["txn_id"].duplicated().to_numpy()
     flag(dup, "duplicate txn id")
     # The graph store's id contract: such an id could be neither stored nor decided on.
-    for name in ("user", *ENTITY_FIELDS, "txn"):
+    for name in ("user", *ENTITY_FIELDS, "txn", "ring"):
         if name in columns:
             flag(
                 _bad_ids(table, columns[name]),
@@ -276,13 +280,14 @@ def finish(
         schema=schema.LABELS,
     )
     typ = good["typology"].to_numpy() if "typology" in good else np.full(len(good), None)
+    ring = good["ring_id"] if "ring_id" in good else pd.Series([None] * len(good), dtype=object)
     truth = pa.Table.from_arrays(
         [
             ids,
             pa.array((good["label"] == 1).to_numpy()),
-            pa.nulls(len(good), pa.string()),
+            pa.array(ring.to_numpy(), type=pa.string(), from_pandas=True),
             pa.array(typ, type=pa.string(), from_pandas=True),
-            pa.array(np.zeros(len(good), dtype=bool)),
+            pa.array(ring.notna().to_numpy()),
         ],
         schema=schema.TRUTH,
     )
@@ -309,8 +314,12 @@ def finish(
         "users": int(good["user_id"].nunique()),
         **{f"{k}s": int(good[c].nunique()) for k, c in ENTITY_FIELDS.items()},
         "rejected": len(rejected),
-        "rings": 0,
-        "ring_members": 0,
+        "rings": int(ring.nunique()),
+        "ring_members": int(
+            good.loc[ring.notna().to_numpy(), ["ring_id", "user_id"]].drop_duplicates().shape[0]
+        )
+        if ring.notna().any()
+        else 0,
     }
     write_world(
         out,
