@@ -25,6 +25,15 @@ class RequestInvalid(InvalidInput):
     code = "invalid_input"
 
 
+class BodyTooLarge(FraudringError):
+    status_code = 413
+    code = "body_too_large"
+
+    @classmethod
+    def limit(cls, limit: int) -> BodyTooLarge:
+        return cls(f"request body larger than {limit} bytes (setting max_body_bytes)")
+
+
 class ErrorBody(BaseModel):
     """Every error answer (FraudringError.to_dict)."""
 
@@ -40,7 +49,8 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     401: "missing or unknown API key",
     403: "the API key lacks this route's scope",
     404: "no such resource",
-    409: "the same txn_id is being decided right now; retry",
+    409: "the txn_id is being decided right now (retry), or was decided for another body",
+    413: "request body larger than the max_body_bytes setting",
     422: "invalid input: each error names the field and the reason",
     503: "a dependency (graph store, Redis) is not available",
 }

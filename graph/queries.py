@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from graph.schemas import ENTITY_KINDS, LABELS
+from graph.schemas import LABELS, LINKED_KINDS
 
 # --- ingest -----------------------------------------------------------------------------------
 # One statement per batch, so the batch is atomic on FalkorDB (one query) and on Neo4j (one
@@ -68,7 +68,7 @@ RETURN count(*) AS written
 INGEST: Final = (
     _GUARD
     + _USERS
-    + "".join(_EDGES.format(pos=5 + i, label=LABELS[k]) for i, k in enumerate(ENTITY_KINDS))
+    + "".join(_EDGES.format(pos=5 + i, label=LABELS[k]) for i, k in enumerate(LINKED_KINDS))
     + _LEDGER
 )
 
@@ -163,7 +163,7 @@ def _link(kind: str) -> str:
 def ring_links(*, page: str) -> dict[str, str]:
     """Per entity kind, one page of linking entities and the users they tie; `page` is the
     backend's paging predicate on `x` (a constant of the backend module)."""
-    return {k: f"MATCH (x:{LABELS[k]})\nWHERE {page}" + _link(k) for k in ENTITY_KINDS}
+    return {k: f"MATCH (x:{LABELS[k]})\nWHERE {page}" + _link(k) for k in LINKED_KINDS}
 
 
 #: Entities a set of users is recently tied to (whether they link is ENTITY_USERS' call).
@@ -180,7 +180,7 @@ RETURN DISTINCT labels(x)[0], x.id
 #: Per kind (separate queries: FalkorDB plans a label scan for one branch of a UNION), the same
 #: linking rule as ring_links for given entities.
 ENTITY_USERS: Final = {
-    k: f"UNWIND $ids AS eid\nMATCH (x:{LABELS[k]} {{id: eid}})" + _link(k) for k in ENTITY_KINDS
+    k: f"UNWIND $ids AS eid\nMATCH (x:{LABELS[k]} {{id: eid}})" + _link(k) for k in LINKED_KINDS
 }
 
 #: Candidates for each user's home (graph.ringrule.pick_bases chooses): its recent IPs, with the

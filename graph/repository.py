@@ -35,8 +35,8 @@ from graph.schemas import (
     RingParams,
     RingUpdate,
     TxnRecord,
-    check_id,
     check_kind,
+    require_id,
 )
 
 log = get_logger(__name__)
@@ -267,8 +267,8 @@ class CypherStore:
         """
         if label not in ("fraud", "legitimate"):
             raise InvalidInput(f"label: must be fraud or legitimate, got {label!r}")
-        check_id(id, field_name="id")
-        check_id(by, field_name="by")
+        require_id(id, field_name="id")
+        require_id(by, field_name="by")
         if kind == "txn":
             rows = self._read(q.TXN_LABEL_READ, {"id": id})
             if not rows:
@@ -316,7 +316,7 @@ class CypherStore:
     def ring(self, ring_id: str) -> Ring:
         from graph.rings import ring_from_props
 
-        check_id(ring_id, field_name="ring_id")
+        require_id(ring_id, field_name="ring_id")
         rows = self._read(q.RING_BY_ID, {"id": ring_id})
         if not rows:
             raise GraphNotFound(f"ring {ring_id!r} not found")
@@ -355,8 +355,8 @@ class CypherStore:
 
     def path(self, *, src: EntityRef, dst: EntityRef) -> GraphPath:
         """A shortest path of USED edges (at most `queries.PATH_MAX_HOPS`), empty if none."""
-        check_id(src.id, field_name="src")
-        check_id(dst.id, field_name="dst")
+        require_id(src.id, field_name="src")
+        require_id(dst.id, field_name="dst")
         rows = self._read(self._path_query(src.kind, dst.kind), {"a": src.id, "b": dst.id})
         if not rows or rows[0][0] is None:
             return GraphPath(nodes=[], length=0)

@@ -28,13 +28,14 @@ from fraudring.logs import get_logger
 from fraudring.settings import Settings
 from realtime import resp
 from realtime.features import assemble, ring_context
+from realtime.idempotency import Remembered
 from realtime.keys import DECISION_GROUP, ENTITY_KINDS, GraphRisk, Keys
 from realtime.outbox import Spool
 from realtime.policy import Thresholds, decide
 from realtime.rules import RulesHolder
 from realtime.schemas import Transaction
 from realtime.scorer import Scorer
-from realtime.velocity import State, TxnKeyInput, VelocityStore
+from realtime.velocity import State, VelocityStore
 
 log = get_logger(__name__)
 
@@ -62,34 +63,6 @@ class Outcome:
     rules: list[str] = field(default_factory=list)
 
 
-def _txn_input(t: Transaction) -> TxnKeyInput:
-    return TxnKeyInput(
-        txn_id=t.txn_id,
-        ts=t.epoch,
-        amount=t.amount,
-        user_id=t.user_id,
-        card_id=t.card_id,
-        device_id=t.device_id,
-        ip=t.ip,
-        merchant_id=t.merchant_id,
-    )
-
-
-def _txn_input_from_record(txn: dict[str, Any]) -> TxnKeyInput:
-    from datetime import datetime
-
-    return TxnKeyInput(
-        txn_id=txn["txn_id"],
-        ts=datetime.fromisoformat(txn["ts"]).timestamp(),
-        amount=float(txn["amount"]),
-        user_id=txn["user_id"],
-        card_id=txn.get("card_id"),
-        device_id=txn.get("device_id"),
-        ip=txn.get("ip"),
-        merchant_id=txn.get("merchant_id"),
-    )
-
-
 def redis_client(url: str, *, timeout_ms: int) -> Redis:
     """Short timeouts; one immediate retry on a broken connection (a pooled one after a restart)."""
     t = timeout_ms / 1000
@@ -113,7 +86,9 @@ class DecisionEngine:
         fast = None
         if client is None and resp.supports(settings.redis_url):
             fast = resp.RespScripts(settings.redis_url, timeout_s=settings.redis_timeout_ms / 1000)
-        self.store = VelocityStore(self.redis, self.keys, fast=fast)
+        self.store = VelocityStore(
+            self.redis, self.keys, fast=fast, decision_ttl_s=settings.idempotency_ttl_s
+        )
         self.scorer = Scorer(settings.models_path)
         self.rules = RulesHolder(settings.rules_path)
         self.spool = Spool(settings.data_dir / "spool")
@@ -148,21 +123,22 @@ class DecisionEngine:
 
     # -- deciding -----------------------------------------------------------------------------
     async def decide(self, txn: Transaction) -> Outcome:
-        key_input = _txn_input(txn)
         state: State | None = None
         if self.redis_usable():
             try:
-                state = await self.store.decide(key_input)
+                state = await self.store.decide(txn)
             except REDIS_ERRORS as exc:
                 self._redis_failed(exc, "decide")
             except Exception as exc:  # a bug must cost velocity, not the caller's answer
                 log.error("decision.redis_step_failed", error=repr(exc))
                 self._redis_failed(exc, "decide")
         if state is not None and state.status != "ok":
-            return await self._existing(txn.txn_id, state)
-        return await self._fresh(txn, key_input, state)
+            return await self._existing(txn, state)
+        return await self._fresh(txn, state)
 
-    async def _existing(self, txn_id: str, state: State) -> Outcome:
+    async def _existing(self, txn: Transaction, state: State) -> Outcome:
+        """The remembered decision for a retry with the same body; 409 for another body."""
+        txn_id = txn.txn_id
         stored = state.stored
         deadline = time.monotonic() + 0.2
         while stored is None and time.monotonic() < deadline:
@@ -176,21 +152,19 @@ class DecisionEngine:
             raise DecisionInProgress(
                 f"a decision for transaction {txn_id!r} is being made; retry shortly"
             )
-        body = orjson.loads(stored)
-        return Outcome(
-            body=stored, decision=body["decision"], degraded=body["degraded"], replayed=True
-        )
+        memo = Remembered.loads(stored)
+        memo.check(txn_id, txn.body_hash())
+        body = memo.body(txn_id, review_means=self.settings.review_means.value)
+        return Outcome(body=body, decision=memo.decision, degraded=memo.degraded, replayed=True)
 
-    async def _fresh(
-        self, txn: Transaction, key_input: TxnKeyInput, state: State | None
-    ) -> Outcome:
+    async def _fresh(self, txn: Transaction, state: State | None) -> Outcome:
         degraded = state is None
         risks: list[GraphRisk | None] = (
             state.risks if state is not None and state.risks is not None else [None] * 5
         )
         row = assemble(
             amount=txn.amount,
-            ts=key_input.ts,
+            ts=txn.epoch,
             velocity=state.velocity if state is not None else None,
             risks=risks,
             stats=state.stats if state is not None else (None, None),
@@ -248,7 +222,15 @@ class DecisionEngine:
                 "notes": notes,
             },
         }
-        stored = orjson.dumps(body)
+        answer = orjson.dumps(body)
+        stored = Remembered(
+            body_hash=txn.body_hash(),
+            decision=verdict.decision,
+            score=verdict.score,
+            model_version=version,
+            decided_at=decided_at,
+            degraded=degraded,
+        ).dumps()
         record = orjson.dumps(
             {
                 "txn": txn.record(),
@@ -269,7 +251,7 @@ class DecisionEngine:
                 log.error("decision.unrecorded", error=repr(exc), record=entry["record"])
         log.debug("decision.made", txn_id=txn.txn_id, decision=verdict.decision, degraded=degraded)
         return Outcome(
-            body=stored,
+            body=answer,
             decision=verdict.decision,
             degraded=degraded,
             rules=[r.name for r in fired],
@@ -293,10 +275,8 @@ class DecisionEngine:
     # -- background upkeep ----------------------------------------------------------------------
     async def _send_spooled(self, entry: dict[str, Any]) -> bool:
         record = entry["record"]
-        txn = orjson.loads(record)["txn"]
-        return await self.store.replay(
-            _txn_input_from_record(txn), stored=entry["stored"].encode(), record=record.encode()
-        )
+        txn = Transaction.model_validate(orjson.loads(record)["txn"])
+        return await self.store.replay(txn, stored=entry["stored"].encode(), record=record.encode())
 
     async def replay_spool(self) -> tuple[int, int]:
         """Replay spooled decisions into the stream (each once); (0, 0) if Redis is still down."""

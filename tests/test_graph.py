@@ -87,11 +87,16 @@ def test_ingest_many_counts_each_transaction_once(store: CypherStore) -> None:
 @pytest.mark.parametrize(
     ("record", "field", "reason"),
     [
-        (txn("t9", "u9", card=""), "card_id", "empty id"),
-        (txn("t9", "u9", device="d" * 129), "device_id", "longer than 128"),
-        (txn("", "u9"), "txn_id", "empty id"),
-        (txn("t9", "u\x009"), "user_id", "control characters"),
-        (txn("t9", "u9", device="d\x01"), "device_id", "control characters"),
+        (txn("t9", "u9", card=""), "card_id", "must not be empty"),
+        (txn("t9", "u9", device="d" * 129), "device_id", "at most 128"),
+        (txn("", "u9"), "txn_id", "must not be empty"),
+        (txn("t9", "u\x009"), "user_id", "printable characters only"),
+        (txn("t9", "u9", device="d\x01"), "device_id", "printable characters only"),
+        (txn("t9", "u-1 "), "user_id", "whitespace"),
+        (txn("t9", " u-1"), "user_id", "whitespace"),
+        (txn("t9", "u9", merchant="m\u200b"), "merchant_id", "printable characters only"),
+        (txn("t9", "u9", card="4111.1111.1111.1111"), "card_id", "card number"),
+        (txn("4111111111111111", "u9"), "txn_id", "card number"),
         (TxnRecord("t9", T0, None, None, None, None, None, 1.0), "user_id", "required"),  # type: ignore[arg-type]
     ],
 )
@@ -123,10 +128,10 @@ def test_lookups_refuse_ids_the_store_cannot_take(store: CypherStore) -> None:
             src=EntityRef(kind="user", id="u1"), dst=EntityRef(kind="user", id="\x00")
         ),
     ):
-        with pytest.raises(InvalidGraphId, match="control characters") as info:
+        with pytest.raises(InvalidGraphId, match="printable characters only") as info:
             lookup()
         [error] = info.value.detail["errors"]
-        assert error["reason"] == "must not contain control characters"
+        assert error["reason"].startswith("must contain printable characters only")
 
 
 # --- labels -----------------------------------------------------------------------------------

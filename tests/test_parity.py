@@ -14,13 +14,8 @@ from redis.asyncio import Redis
 from gnn import features as offline
 from realtime import features as online
 from realtime.keys import Keys
-from realtime.velocity import TxnKeyInput, VelocityStore
-
-
-def test_feature_names_are_the_same_list() -> None:
-    assert offline.TABULAR_FEATURES == online.TABULAR_FEATURES
-    assert offline.GRAPH_FEATURES == online.GRAPH_FEATURES
-    assert offline.FEATURE_NAMES == online.FEATURE_NAMES
+from realtime.velocity import VelocityStore
+from tests.realtime_support import key_txn
 
 
 def _replay(url: str, prefix: str, txns: pd.DataFrame) -> np.ndarray:
@@ -35,7 +30,7 @@ def _replay(url: str, prefix: str, txns: pd.DataFrame) -> np.ndarray:
                 def opt(v: object) -> str | None:
                     return v if isinstance(v, str) else None
 
-                t = TxnKeyInput(
+                t = key_txn(
                     txn_id=r.txn_id,
                     ts=ts,
                     amount=float(r.amount),

@@ -303,3 +303,71 @@ def test_delete_prefix_removes_only_its_namespace(
     assert not list(redis_client.scan_iter(match=f"{redis_prefix}*"))
     assert redis_client.get(f"{redis_prefix[:-1]}-other:k") == b"1"
     redis_client.delete(f"{redis_prefix[:-1]}-other:k")
+
+
+# -- poison messages -------------------------------------------------------------------------
+def test_an_id_the_store_cannot_hold_is_deadlettered_and_the_store_survives(
+    pipe: Pipeline,
+) -> None:
+    """A user id with a trailing space crashed FalkorDB 4.16 (signal 11 in EnforceUniqueEntity)
+    when written, again after every restart: the stream contract refuses it, and the store
+    itself refuses it whoever calls it."""
+    keys = Keys(pipe.settings.redis_prefix)
+    good = small_world(users=3, txns=5)
+    poison = [decision("p1", user="u-1 ", ts=T0), decision("p2", user=" u-2", ts=T0)]
+    xadd_all(pipe.client, keys.decisions_stream, poison + good)
+    stats = drain_decisions(pipe, consumer="c1", max_seconds=30, block_ms=50)
+    assert stats.deadlettered == 2 and stats.ingested == 5
+    reasons = [e["reason"] for e in ops.deadletters(pipe.client, keys)]
+    assert all("txn.user_id" in r and "whitespace" in r for r in reasons)
+    assert pipe.store.is_empty() is False  # the store still answers
+    bad = to_record(parse_decision(Message("x", orjson.dumps(good[0])))).__class__(
+        "p3", T0, "u-1 ", None, None, None, None, 1.0
+    )
+    with pytest.raises(InvalidInput, match="user_id: must not start or end with whitespace"):
+        pipe.store.ingest([bad])
+
+
+class _PoisonedStore:
+    """The real store, except that writing txn 'poison' fails as a crashing server would."""
+
+    def __init__(self, store: object) -> None:
+        self.store = store
+        self.fail = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+    def ingest(self, records: list[object]) -> object:
+        if any(getattr(r, "txn_id", None) == "poison" for r in records):
+            self.fail += 1
+            from fraudring.errors import Unavailable
+
+            raise Unavailable("graph store unreachable: Connection closed by server.")
+        return self.store.ingest(records)  # type: ignore[attr-defined]
+
+
+def test_a_message_that_fails_twice_is_quarantined_not_retried_forever(
+    pipe: Pipeline, make_settings: Callable[..., Settings]
+) -> None:
+    import time
+
+    from fraudring.errors import Unavailable
+
+    keys = Keys(pipe.settings.redis_prefix)
+    s = make_settings(ingest_batch=100, ingest_claim_idle_ms=100, ingest_linger_ms=0)
+    poisoned = _PoisonedStore(pipe.store)
+    p = Pipeline(client=pipe.client, store=poisoned, settings=s, scorer=heuristic_scorer)  # type: ignore[arg-type]
+    xadd_all(pipe.client, keys.decisions_stream, [decision("poison", user="u9", ts=T0)])
+    xadd_all(pipe.client, keys.decisions_stream, small_world(users=3, txns=4))
+    for _ in range(2):  # delivered, fails; redelivered, fails
+        with pytest.raises(Unavailable):
+            drain_decisions(p, consumer="c1", max_seconds=5, block_ms=10)
+        time.sleep(0.15)
+    stats = drain_decisions(p, consumer="c1", max_seconds=5, block_ms=10)
+    assert stats.ingested == 4 and stats.deadlettered == 1
+    (entry,) = ops.deadletters(pipe.client, keys)
+    assert entry["reason"].startswith("quarantined after 3 deliveries")
+    assert ops.decision_lag(pipe.client, keys)["pending"] == 0
+    assert drain_decisions(p, consumer="c1", max_seconds=1, block_ms=10).messages == 0
+    assert poisoned.fail == 3

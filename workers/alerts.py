@@ -15,12 +15,12 @@ import httpx
 import orjson
 import redis
 
+from fraudring.contract.transaction import DecisionRecord
 from fraudring.errors import NotFound
 from fraudring.logs import get_logger
 from fraudring.settings import Settings
 from graph.schemas import Ring, RingUpdate
 from realtime.keys import Keys
-from workers.schemas import DecisionMessage
 
 log = get_logger(__name__)
 Severity = Literal["low", "medium", "high"]
@@ -58,7 +58,7 @@ def publish(
 
 
 def decision_alerts(
-    client: redis.Redis, keys: Keys, settings: Settings, decisions: Sequence[DecisionMessage]
+    client: redis.Redis, keys: Keys, settings: Settings, decisions: Sequence[DecisionRecord]
 ) -> list[str]:
     out = []
     for d in decisions:
