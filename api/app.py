@@ -92,6 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # An id may end in "/": a redirect to the id without it would be another entity.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     errors.install(app)

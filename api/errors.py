@@ -19,6 +19,9 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fraudring.errors import FraudringError, InvalidInput, validation_reason
+from fraudring.logs import get_logger
+
+log = get_logger(__name__)
 
 
 class RequestInvalid(InvalidInput):
@@ -56,7 +59,11 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
 }
 
 
-HTTP_CODES: dict[int, str] = {404: "not_found", 405: "method_not_allowed"}
+HTTP_CODES: dict[int, str] = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+}
 
 
 def documented(*codes: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
@@ -78,12 +85,23 @@ def _field(loc: Sequence[Any]) -> str:
 def _reason(err: Any) -> str:
     if err.get("type") == "json_invalid":
         return "body is not valid JSON"
+    if err.get("type") == "extra_forbidden":
+        return "unknown field (its name is not repeated: it could hold anything)"
     return validation_reason(str(err.get("msg", "invalid")))
+
+
+def _where(err: Any) -> str:
+    """The field's path; for an unknown field, the object that holds it (the name itself is
+    input too: a card number sent as a field name must not come back)."""
+    loc = tuple(err.get("loc", ()))
+    if err.get("type") == "extra_forbidden":
+        loc = loc[:-1]
+    return _field(loc)
 
 
 def invalid_from(errors: Sequence[Any]) -> RequestInvalid:
     """Field + reason for each error; the offending input is never included."""
-    items = [{"field": _field(e.get("loc", ())), "reason": _reason(e)} for e in errors]
+    items = [{"field": _where(e), "reason": _reason(e)} for e in errors]
     message = "; ".join(f"{i['field']}: {i['reason']}" for i in items[:5])
     return RequestInvalid(message, detail={"errors": items})
 
@@ -118,6 +136,14 @@ def install(app: FastAPI) -> None:
             media_type="application/json",
         )
 
+    async def on_unexpected(_: Request, exc: Exception) -> Response:
+        """A bug answers in the same shape as everything else (never plain text); the logs
+        carry the details, the client only that it was not its fault."""
+        log.error("api.unexpected_error", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+        body = {"error": "internal_error", "message": "internal error; the server logged it"}
+        return Response(orjson.dumps(body), status_code=500, media_type="application/json")
+
+    app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(FraudringError, on_fraudring)
     app.add_exception_handler(RequestValidationError, on_validation)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from api import metrics
@@ -35,11 +35,13 @@ def _graph_check(s: Settings) -> tuple[bool, str]:
 
 @router.get(
     "/readyz",
-    summary="Redis, model and graph each checked; 503 with details when one is down",
+    summary="Redis, model and graph each checked; 503 when one is down (details with a key)",
     responses={503: {"description": "a dependency is down (details in the body)"}},
 )
 async def readyz(
-    eng: Annotated[DecisionEngine, Depends(engine)], s: Annotated[Settings, Depends(settings)]
+    request: Request,
+    eng: Annotated[DecisionEngine, Depends(engine)],
+    s: Annotated[Settings, Depends(settings)],
 ) -> JSONResponse:
     checks: dict[str, dict[str, Any]] = {}
     ok, msg = await eng.ping()
@@ -57,6 +59,12 @@ async def readyz(
         gok, gmsg = False, "timed out after 3 s"
     checks["graph"] = {"ok": gok, "detail": gmsg}
     ready = all(c["ok"] for c in checks.values())
+    if s.scopes_for(request.headers.get("x-api-key") or "") is None:
+        # Details name internal hosts and ports: only for a caller with a key.
+        checks = {
+            name: {"ok": c["ok"], "detail": "ok" if c["ok"] else "down (details with an API key)"}
+            for name, c in checks.items()
+        }
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},
         status_code=200 if ready else 503,
