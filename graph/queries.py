@@ -111,6 +111,10 @@ RETURN count(r)
 NODE_LABEL_READ: Final = {
     k: f"MATCH (n:{lab} {{id: $id}}) RETURN n.fraud_label" for k, lab in LABELS.items()
 }
+#: Which of the given ids are nodes of the kind (label imports check before queueing).
+KNOWN_NODES: Final = {
+    k: f"UNWIND $ids AS eid MATCH (n:{lab} {{id: eid}}) RETURN n.id" for k, lab in LABELS.items()
+}
 NODE_LABEL_WRITE: Final = {
     k: f"""
 MATCH (n:{lab} {{id: $id}})

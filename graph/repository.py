@@ -93,6 +93,7 @@ class GraphStore(Protocol):
     def export(self, *, chunk_size: int = 200_000) -> GraphExport: ...
     def ledger_since(self, *, since: float) -> pl.DataFrame: ...
     def newest_ts(self) -> float | None: ...
+    def known(self, kind: str, ids: Collection[str]) -> set[str]: ...
 
 
 class CypherStore:
@@ -224,6 +225,16 @@ class CypherStore:
 
     def _known(self, ids: list[str]) -> set[str]:
         return {row[0] for row in self._read(q.KNOWN_TXNS, {"ids": ids})}
+
+    def known(self, kind: str, ids: Collection[str]) -> set[str]:
+        """Which of `ids` the graph holds as `kind` ("txn" or an entity kind)."""
+        wanted = [i for i in ids if require_id(i, field_name="id")]
+        query = q.KNOWN_TXNS if kind == "txn" else q.KNOWN_NODES[check_kind(kind)]
+        found: set[str] = set()
+        for start in range(0, len(wanted), 10_000):
+            rows = self._read(query, {"ids": wanted[start : start + 10_000]})
+            found |= {str(row[0]) for row in rows}
+        return found
 
     def ingest(self, records: Sequence[TxnRecord] | ing.Batch) -> IngestResult:
         """Write a batch; idempotent by txn_id and atomic (one statement, guarded by the ledger).

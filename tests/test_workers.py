@@ -125,6 +125,41 @@ def test_label_csv_bad_row_names_its_line(tmp_path: Path) -> None:
         list(read_label_csv(f, by="t"))
 
 
+def test_label_csv_reports_every_bad_row_and_takes_iso_times(tmp_path: Path) -> None:
+    f = tmp_path / "labels.csv"
+    f.write_text(
+        "kind,id,label,at\n"
+        "user,u1,fraud,2026-11-25T18:00:00Z\n"
+        "user,u2,maybe,\n"
+        "txn,t1,fraud,2026-11-25T19:00:00+01:00\n"
+        "card,c1,fraud,2026-11-25T18:00:00\n"
+        "user,u-1 ,fraud,1780000000\n"
+        "planet,p1,fraud,\n"
+        "device,d1,legitimate,yesterday\n"
+    )
+    with pytest.raises(InvalidInput) as info:
+        read_label_csv(f, by="t")
+    lines = info.value.message.splitlines()
+    assert [int(x.split(":")[1]) for x in lines[:-1]] == [3, 5, 6, 7, 8]
+    assert "needs its zone" in lines[1] and "whitespace" in lines[2]
+    assert lines[-1] == "5 bad row(s); nothing queued"
+    f.write_text("kind,id,label,at\nuser,u1,fraud,2026-11-25T18:00:00Z\ntxn,t1,fraud,1795629600\n")
+    rows = read_label_csv(f, by="t")
+    assert [(r.line, r.record.at) for r in rows] == [(2, 1795629600.0), (3, 1795629600.0)]
+
+
+def test_the_store_says_which_ids_it_holds(pipe: Pipeline) -> None:
+    keys = Keys(pipe.settings.redis_prefix)
+    xadd_all(pipe.client, keys.decisions_stream, small_world(users=3, txns=5))
+    drain_decisions(pipe, consumer="c1", max_seconds=30, block_ms=50)
+    store = cast(GraphStore, pipe.store)
+    assert store.known("txn", {"t000000", "t000004", "nope"}) == {"t000000", "t000004"}
+    assert store.known("user", {"u0", "u1", "u2", "ghost"}) <= {"u0", "u1", "u2"}
+    assert "ghost" not in store.known("user", {"ghost"})
+    with pytest.raises(InvalidInput):
+        store.known("planet", {"x"})
+
+
 @settings(max_examples=200, deadline=None)
 @given(data=st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
 def test_label_csv_takes_any_file_without_a_traceback(data: bytes) -> None:
@@ -133,14 +168,14 @@ def test_label_csv_takes_any_file_without_a_traceback(data: bytes) -> None:
         f = Path(tmp) / "any.csv"
         f.write_bytes(b"kind,id,label,at\n" + data)
         try:
-            records = list(read_label_csv(f, by="t"))
+            records = read_label_csv(f, by="t")
         except InvalidInput as exc:
             refused: str | None = str(exc)
             records = []
         else:
             refused = None
     assert refused is None or refused.startswith(str(f))
-    assert all(r.id.strip() and r.id.isprintable() for r in records)
+    assert all(r.record.id.strip() and r.record.id.isprintable() for r in records)
 
 
 # -- streams ---------------------------------------------------------------------------------
