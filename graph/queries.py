@@ -111,6 +111,13 @@ RETURN count(r)
 NODE_LABEL_READ: Final = {
     k: f"MATCH (n:{lab} {{id: $id}}) RETURN n.fraud_label" for k, lab in LABELS.items()
 }
+#: FalkorDB's constraints, and the ids its unique constraint cannot be built over (an outer
+#: space crashes the server creating it: see fraudring.contract.ids).
+FALKOR_CONSTRAINTS: Final = "CALL db.constraints()"
+OUTER_SPACE_IDS: Final = (
+    "MATCH (n:{label}) WHERE n.id STARTS WITH ' ' OR n.id ENDS WITH ' ' RETURN count(n)"
+)
+
 #: Which of the given ids are nodes of the kind (label imports check before queueing).
 KNOWN_NODES: Final = {
     k: f"UNWIND $ids AS eid MATCH (n:{lab} {{id: eid}}) RETURN n.id" for k, lab in LABELS.items()

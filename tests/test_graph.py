@@ -10,7 +10,9 @@ import math
 
 import pytest
 
+from fraudring.settings import load_settings
 from graph.repository import CypherStore
+from graph.service import open_store
 from graph.schemas import EntityRef, GraphNotFound, InvalidGraphId, RingParams, TxnRecord
 
 DAY = 86400.0
@@ -497,3 +499,18 @@ def test_drop_empties_only_this_graph(store: CypherStore) -> None:
     store.drop()  # a graph that is already gone
     assert store.is_empty() and not other.is_empty()
     other.drop()
+
+
+def test_schema_is_not_built_over_ids_that_crash_falkordb(falkor_url: str, graph_name: str) -> None:
+    """A graph written before ids were checked may hold 'u-1 ': FalkorDB 4.16 crashes creating
+    the unique constraint over it, so that label goes without one (logged) and the rest get
+    theirs."""
+    settings = load_settings(env="test", api_keys={})
+    with open_store(falkor_url, settings=settings, graph_name=graph_name) as s:
+        assert isinstance(s, CypherStore)
+        s._write("CREATE (:User {id: 'u-1 '}), (:User {id: 'ok'}), (:Card {id: 'c1'})")
+        s.ensure_schema()
+        s.ensure_schema()
+        labels = {row[1] for row in s._read("CALL db.constraints()")}
+        assert "Card" in labels and "Txn" in labels and "User" not in labels
+        assert s.is_empty() is False  # the server is alive
