@@ -12,8 +12,8 @@ import pytest
 
 from fraudring.settings import load_settings
 from graph.repository import CypherStore
-from graph.service import open_store
 from graph.schemas import EntityRef, GraphNotFound, InvalidGraphId, RingParams, TxnRecord
+from graph.service import open_store
 
 DAY = 86400.0
 T0 = 1_750_000_000.0
