@@ -15,7 +15,12 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from fraudring.contract.ids import DIGIT_PATTERN, FAST_ID_PATTERN, PAN_MIN_DIGITS, first_problems
+from fraudring.contract.ids import (
+    FAST_ID_PATTERN,
+    ID_FIELDS,
+    MANY_DIGITS_PATTERN,
+    first_problems,
+)
 from graph.schemas import LINKED_KINDS, InvalidGraphId, TxnRecord
 
 ID_COLUMNS = ("txn_id", "user_id", "card_id", "device_id", "ip", "merchant_id")
@@ -25,7 +30,7 @@ ID_COLUMNS = ("txn_id", "user_id", "card_id", "device_id", "ip", "merchant_id")
 #: per transaction than 50k ones; the price is that readers wait for one statement (a few
 #: seconds). The streaming workers keep small batches (FRAUDRING_INGEST_BATCH).
 BULK_BATCH = 100_000
-_ENTITY_COLUMN = {"card": "card_id", "device": "device_id", "ip": "ip", "merchant": "merchant_id"}
+_ENTITY_COLUMN = {k: ID_FIELDS[k] for k in LINKED_KINDS}
 
 
 @dataclass
@@ -86,9 +91,7 @@ def validate(frame: pl.DataFrame) -> None:
     for col in ID_COLUMNS:
         series = frame[col]
         required = col in ("txn_id", "user_id")
-        fast = series.str.contains(FAST_ID_PATTERN) & (
-            series.str.count_matches(DIGIT_PATTERN) < PAN_MIN_DIGITS
-        )
+        fast = series.str.contains(FAST_ID_PATTERN) & ~series.str.contains(MANY_DIGITS_PATTERN)
         suspect = (~fast).fill_null(False)
         problems = first_problems(series.filter(suspect).to_list()) if suspect.any() else {}
         bad = series.is_in(list(problems)).fill_null(False) if problems else suspect & False

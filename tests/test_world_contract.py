@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -201,3 +202,19 @@ def test_load_tokenizes_card_numbers_with_a_key_and_announces_defaults(tmp_path:
     run = _cli(*args, "--assume-tz", "Europe/Paris", cwd=tmp_path, FRAUDRING_CARD_TOKEN_KEY=key)
     assert run.returncode == 0 and "loaded 4 rows" in " ".join(run.stdout.split())
     _no_pan_under(tmp_path / "w")
+
+
+def test_training_refuses_a_world_holding_ids_the_contract_refuses(tmp_path: Path) -> None:
+    from gnn.dataset import load_frames
+    from world.simulate import generate
+
+    generate(out=tmp_path / "w", transactions=2000, seed=1, progress=False)
+    load_frames(tmp_path / "w")  # a generated world is clean
+    file = tmp_path / "w" / "transactions.parquet"
+    table = pq.read_table(file)
+    users = table.column("user_id").to_pylist()
+    users[7] = f"tok_{PAN}"
+    pq.write_table(table.set_column(2, "user_id", pa.array(users, pa.string())), file)
+    with pytest.raises(InvalidInput, match="column user_id holds 1 id") as info:
+        load_frames(tmp_path / "w")
+    assert PAN not in info.value.message

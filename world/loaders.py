@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from fraudring.contract.ids import ID_FIELDS, LINKED_KINDS
 from fraudring.errors import InvalidInput
 from fraudring.logs import get_logger
 from world import rowcheck, schema
@@ -41,7 +42,7 @@ FIELDS = (
     "category",
 )
 REQUIRED = ("user", "amount", "time")
-ENTITY_FIELDS = {"card": "card_id", "device": "device_id", "ip": "ip", "merchant": "merchant_id"}
+ENTITY_FIELDS = {k: ID_FIELDS[k] for k in LINKED_KINDS}
 FRAUD_WORDS = {"1", "1.0", "true", "t", "yes", "y", "fraud", "chargeback"}
 LEGIT_WORDS = {"0", "0.0", "false", "f", "no", "n", "legit", "legitimate", "genuine"}
 US_PER_DAY = 86_400_000_000

@@ -161,10 +161,11 @@ ID_SCHEMA: Final[dict[str, object]] = {
 }
 
 #: Ids this regex matches (RE2 and Rust regex syntax, for Arrow and polars) are printable ASCII,
-#: 1 to MAX_ID_LEN long, without an outer space; with fewer than PAN_MIN_DIGITS digits they are
-#: good without `id_problem`, which batch checks call only on the rest.
+#: 1 to MAX_ID_LEN long, without an outer space; unless MANY_DIGITS_PATTERN matches too (enough
+#: ASCII digits for a card number) they are good without `id_problem`, which batch checks call
+#: only on the rest.
 FAST_ID_PATTERN: Final = rf"^[!-~](?:[ -~]{{0,{MAX_ID_LEN - 2}}}[!-~])?$"
-DIGIT_PATTERN: Final = r"[0-9]"
+MANY_DIGITS_PATTERN: Final = rf"(?:[0-9][^0-9]*){{{PAN_MIN_DIGITS}}}"
 
 
 def first_problems(values: list[str | None]) -> dict[str, str]:
