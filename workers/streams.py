@@ -17,6 +17,7 @@ import orjson
 import redis
 from pydantic import ValidationError
 
+from fraudring.errors import validation_reason as reason_text
 from fraudring.logs import get_logger
 from realtime.keys import Keys
 
@@ -114,7 +115,8 @@ def validation_reason(exc: Exception) -> str:
     """One line naming each bad field, for the dead-letter record and the logs."""
     if isinstance(exc, ValidationError):
         return "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {reason_text(e['msg'])}"
+            for e in exc.errors()
         )
     if isinstance(exc, orjson.JSONDecodeError):
         return f"malformed JSON: {exc}"
