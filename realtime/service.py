@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -275,7 +276,12 @@ class DecisionEngine:
     # -- background upkeep ----------------------------------------------------------------------
     async def _send_spooled(self, entry: dict[str, Any]) -> bool:
         record = entry["record"]
-        txn = Transaction.model_validate(orjson.loads(record)["txn"])
+        # Accepted when it was decided: not checked again (a cap changed since must not stick
+        # the spool); only the fields the velocity script reads are used.
+        raw = orjson.loads(record)["txn"]
+        txn = Transaction.model_construct(
+            **{**raw, "ts": datetime.fromisoformat(raw["ts"]), "amount": float(raw["amount"])}
+        )
         return await self.store.replay(txn, stored=entry["stored"].encode(), record=record.encode())
 
     async def replay_spool(self) -> tuple[int, int]:
