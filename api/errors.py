@@ -16,9 +16,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fraudring.errors import FraudringError, InvalidInput, validation_reason
+from fraudring.errors import FraudringError, InvalidInput, Unavailable, validation_reason
 from fraudring.logs import get_logger
 
 log = get_logger(__name__)
@@ -144,6 +145,12 @@ def install(app: FastAPI) -> None:
         return Response(orjson.dumps(body), status_code=500, media_type="application/json")
 
     app.add_exception_handler(Exception, on_unexpected)
+
+    async def on_redis(_: Request, exc: Exception) -> Response:
+        """Redis down or slow for an investigator route (decisions degrade instead)."""
+        return error_response(Unavailable(f"Redis unavailable: {exc}"))
+
+    app.add_exception_handler(RedisError, on_redis)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(FraudringError, on_fraudring)
     app.add_exception_handler(RequestValidationError, on_validation)

@@ -49,6 +49,35 @@ METRICS = {
 }
 
 
+#: Below these counts of frauds a window's figures are noise: a PR-AUC on 20 positives moves by
+#: about 0.1 when one of them changes rank, and thresholds chosen on so few labels collapse.
+MIN_TEST_FRAUDS = 30
+MIN_VAL_FRAUDS = 20
+
+
+def thin_evidence(
+    *, test_frauds: int, val_known_frauds: int, thresholds: dict[str, dict[str, float]]
+) -> list[str]:
+    """Why the report's figures cannot be trusted, one sentence each (empty when they can)."""
+    out = []
+    if test_frauds < MIN_TEST_FRAUDS:
+        out.append(
+            f"the test window has {test_frauds} fraudulent transaction(s) (< {MIN_TEST_FRAUDS}): "
+            "its figures are noise; use a larger world or a longer test window"
+        )
+    if val_known_frauds < MIN_VAL_FRAUDS:
+        out.append(
+            f"the validation window has {val_known_frauds} known fraud label(s) "
+            f"(< {MIN_VAL_FRAUDS}): thresholds and early stopping rest on too few labels"
+        )
+    if thresholds and all(t["review"] >= 1.0 and t["decline"] >= 1.0 for t in thresholds.values()):
+        out.append(
+            "every model's thresholds are 1.0 (no score pays for a review on the validation "
+            "labels): the cost figures compare nothing"
+        )
+    return out
+
+
 def fmt(key: str, value: float) -> str:
     """A table cell: 3 decimals for scores, whole numbers for counts and money, n/a for NaN."""
     if math.isnan(value):
@@ -230,6 +259,11 @@ def evaluate_dataset(
     report.extra["test_frauds"] = int(y_test.sum())
     report.extra["val_known_frauds"] = int(known[val].sum())
     report.extra["fit_known_frauds"] = int(known[fit].sum())
+    report.extra["warnings"] = thin_evidence(
+        test_frauds=report.extra["test_frauds"],
+        val_known_frauds=report.extra["val_known_frauds"],
+        thresholds=report.thresholds,
+    )
     return report
 
 
@@ -288,6 +322,9 @@ def markdown(report: EvalReport) -> str:
     for k in keys:
         cells = " | ".join(fmt(k, report.metrics[c][k]) for c in cols)
         lines.append(f"| {METRICS.get(k, k)} | {cells} |")
+    warnings = report.extra.get("warnings") or []
+    if warnings:
+        lines += ["", "**Warning:** " + "; ".join(warnings) + "."]
     lines += ["", "Thresholds (validation, expected cost):", ""]
     lines += [
         f"- {MODELS[k]}: review at {v['review']:.4f}, decline at {v['decline']:.4f}"

@@ -142,7 +142,8 @@ class FalkorStore(CypherStore):
 
     # --- schema -------------------------------------------------------------------------------
     def ensure_schema(self) -> None:
-        """Range index + unique constraint on `id` of every label, and `Txn.ts`; safe to repeat.
+        """Range index + unique constraint on `id` of every label, `Txn.ts` and `Txn.user`; safe
+        to repeat.
 
         A label whose nodes include an id with an outer space (written before ids were
         checked) gets no constraint, with an error in the log: FalkorDB crashes building it."""
@@ -169,11 +170,13 @@ class FalkorStore(CypherStore):
             except redis.exceptions.ResponseError as exc:
                 if "already exists" not in str(exc).lower():
                     raise
-        try:  # the entity statistics read the ledger by time
-            self.graph.create_node_range_index("Txn", "ts")
-        except redis.exceptions.ResponseError as exc:
-            if "already indexed" not in str(exc):
-                raise
+        # the entity statistics read the ledger by time, investigators an account's history
+        for prop in ("ts", "user"):
+            try:
+                self.graph.create_node_range_index("Txn", prop)
+            except redis.exceptions.ResponseError as exc:
+                if "already indexed" not in str(exc):
+                    raise
 
     def describe(self) -> str:
         self._db.connection.ping()

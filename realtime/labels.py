@@ -21,7 +21,7 @@ import redis.asyncio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fraudring.errors import InvalidInput, validation_reason
-from realtime.keys import Keys
+from realtime.keys import LABELS_STREAM_CAP, Keys
 from realtime.schemas import EntityId
 
 LabelKind = Literal["txn", "user", "card", "device", "ip", "merchant"]
@@ -49,7 +49,12 @@ def publish_labels(client: redis.Redis, keys: Keys, records: Iterable[LabelRecor
     """XADD each record to the labels stream in one pipeline; returns the stream ids."""
     pipe = client.pipeline(transaction=False)
     for rec in records:
-        pipe.xadd(keys.labels_stream, {"d": orjson.dumps(rec.model_dump())})
+        pipe.xadd(
+            keys.labels_stream,
+            {"d": orjson.dumps(rec.model_dump())},
+            maxlen=LABELS_STREAM_CAP,
+            approximate=True,
+        )
     return _ids(pipe.execute()) if len(pipe) else []
 
 
@@ -59,7 +64,12 @@ async def publish_labels_async(
     """The same for the API's asyncio client."""
     pipe = client.pipeline(transaction=False)
     for rec in records:
-        pipe.xadd(keys.labels_stream, {"d": orjson.dumps(rec.model_dump())})
+        pipe.xadd(
+            keys.labels_stream,
+            {"d": orjson.dumps(rec.model_dump())},
+            maxlen=LABELS_STREAM_CAP,
+            approximate=True,
+        )
     return _ids(await pipe.execute()) if len(pipe) else []
 
 

@@ -32,7 +32,9 @@ class BatchRequest(BaseModel):
 
 class FiredRule(BaseModel):
     name: str
-    action: Literal["decline", "review", "add_score"]
+    action: Literal["decline", "review", "add_score", "approve"] = Field(
+        description="`approve` only for an allow list entry (name `allow_list:kind:id`)"
+    )
     score: float | None = None
 
 

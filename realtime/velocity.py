@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from redis.asyncio import Redis
@@ -36,6 +36,7 @@ from realtime.keys import (
     EntityStats,
     GraphRisk,
     Keys,
+    ListEntry,
 )
 from realtime.resp import RespScripts, sha1
 from realtime.velocity_lua import LUA_DECIDE, LUA_RECORD, LUA_REPLAY
@@ -62,6 +63,8 @@ class State:
     #: USER_WINDOW_FEATURES (30-day count and mean, spikes over 7 / 14 days)
     user_window: list[float] | None = None
     stored: bytes | None = None
+    #: block / allow / step-up entries of the transaction's entities (realtime.lists)
+    lists: list[ListEntry] = field(default_factory=list)
 
 
 def _num(raw: bytes) -> float:
@@ -136,20 +139,45 @@ class VelocityStore:
             EntityStats.loads(merchant, size=MERCHANT_STATS_SIZE) if merchant else None,
             EntityStats.loads(user, size=USER_STATS_SIZE) if user else None,
         )
-        window = [_num(v) for v in res[k + 2 : k + 2 + len(USER_WINDOW_FEATURES)]]
-        return State(status="ok", velocity=velocity, risks=risks, stats=stats, user_window=window)
+        w = k + 2 + len(USER_WINDOW_FEATURES)
+        window = [_num(v) for v in res[k + 2 : w]]
+        listed = [ListEntry.loads(v) for v in res[w : w + len(ENTITY_KINDS)] if v]
+        return State(
+            status="ok",
+            velocity=velocity,
+            risks=risks,
+            stats=stats,
+            user_window=window,
+            lists=[x for x in listed if x is not None],
+        )
 
-    async def record(self, *, txn_id: str, stored: bytes, record: bytes) -> bool:
-        """Store the final decision and append the stream record, atomically, once."""
+    def _queue(self, txn_id: str, review_at: float | None) -> list[Any]:
+        if review_at is None:
+            return ["", "", ""]
+        return [self.keys.review_queue, repr(review_at), txn_id]
+
+    async def record(
+        self, *, txn_id: str, stored: bytes, record: bytes, review_at: float | None = None
+    ) -> bool:
+        """Store the final decision and append the stream record, atomically, once; a
+        `review` (decided at `review_at`) also joins the review queue."""
         keys = [self.keys.decision(txn_id), self.keys.decisions_stream]
-        args: list[Any] = [stored, record, self.decision_ttl_s]
+        args: list[Any] = [stored, record, self.decision_ttl_s, *self._queue(txn_id, review_at)]
         if self.fast is not None:
             return bool(await self.fast.evalsha(LUA_RECORD, self._record_sha, keys, args))
         return bool(await self._record(keys=keys, args=args))
 
-    async def replay(self, t: Transaction, *, stored: bytes, record: bytes) -> bool:
+    async def replay(
+        self, t: Transaction, *, stored: bytes, record: bytes, review_at: float | None = None
+    ) -> bool:
         """Record a spooled decision once; applies its velocity if the decide script never ran."""
-        args = [*self._args(t), stored, record, self.decision_ttl_s]
+        args = [
+            *self._args(t),
+            stored,
+            record,
+            self.decision_ttl_s,
+            *self._queue(t.txn_id, review_at),
+        ]
         return bool(await self._replay(keys=self._keys(t), args=args))
 
     async def stored(self, txn_id: str) -> bytes | None:

@@ -4,7 +4,9 @@ Ingest: read the decision stream in batches with consumer group ``ingest``, vali
 message strictly (a bad one is dead-lettered with its reason and acknowledged), write the good
 ones to the graph (idempotent by txn_id), rescore the touched rings, then acknowledge. A crash
 anywhere before the acknowledgement means redelivery, never loss; redelivery is harmless
-because ingest is idempotent and scoring overwrites.
+because ingest is idempotent and scoring overwrites. After the acknowledgement the graph records
+how far it applied the stream, and a drain first replays what a graph server lost since
+(workers.replay).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol
 
 import orjson
 import redis
@@ -24,7 +26,7 @@ from fraudring.settings import Settings
 from graph.schemas import IngestResult, LabelResult, Neighbourhood, RingUpdate, TxnRecord
 from realtime.keys import DECISION_GROUP, LABEL_GROUP, Keys
 from realtime.labels import LabelRecord
-from workers import alerts
+from workers import alerts, replay
 from workers.scoring import (
     RingScorer,
     clear_removed,
@@ -32,13 +34,24 @@ from workers.scoring import (
     record_freshness,
     write_risks,
 )
-from workers.streams import Message, deadletter_messages, ensure_group, fetch, validation_reason
+from workers.streams import (
+    Message,
+    deadletter_messages,
+    ensure_group,
+    fetch,
+    to_messages,
+    validation_reason,
+)
 
 log = get_logger(__name__)
 
 
 class PipelineStore(Protocol):
     """The part of graph.repository.GraphStore the pipeline uses."""
+
+    def replay_point(self, stream: str) -> str | None: ...
+
+    def record_replay_point(self, stream: str, next_id: str) -> None: ...
 
     def ingest(self, records: Sequence[TxnRecord]) -> IngestResult: ...
 
@@ -53,6 +66,7 @@ class PipelineStore(Protocol):
     def neighbourhood(self, kind: str, id: str, *, hops: int, max_nodes: int) -> Neighbourhood: ...
 
     def is_empty(self) -> bool: ...
+    def txn_user(self, txn_id: str) -> str | None: ...
 
 
 @dataclass
@@ -63,6 +77,8 @@ class Pipeline:
     store: PipelineStore
     settings: Settings
     scorer: RingScorer
+    #: where the per-entity keys (risk, statistics) live: a cluster client, or None for `client`
+    state: redis.Redis | redis.RedisCluster | None = None
     keys: Keys = field(init=False)
 
     def __post_init__(self) -> None:
@@ -134,12 +150,13 @@ def rescore(pipe: Pipeline, users: Collection[str], *, now: float | None = None)
     """Re-examine the users' neighbourhoods, score the rings, write every entity's risk."""
     update = pipe.store.detect_rings(touched_users=users, now=now or event_time(pipe))
     if not update.rings:
-        clear_removed(pipe.client, pipe.keys, update.removed)
+        clear_removed(pipe.client, pipe.keys, update.removed, state=pipe.state)
         return Rescored(update, 0, [])
     scores, version = pipe.scorer(update.rings)
     plan = plan_risks(update.rings, scores, model_version=version, now=time.time())
-    written = write_risks(pipe.client, pipe.keys, plan)
-    clear_removed(pipe.client, pipe.keys, update.removed)  # after: no gap without a risk
+    written = write_risks(pipe.client, pipe.keys, plan, state=pipe.state)
+    # after: no gap without a risk
+    clear_removed(pipe.client, pipe.keys, update.removed, state=pipe.state)
     ids = alerts.ring_alerts(pipe.client, pipe.keys, pipe.settings, update=update, scores=scores)
     return Rescored(update, written, ids)
 
@@ -263,6 +280,9 @@ def process_decisions(pipe: Pipeline, messages: list[Message]) -> BatchStats:
             alerts.decision_alerts(pipe.client, pipe.keys, pipe.settings, [d for _, d in good])
         )
         pipe.client.xack(stream, DECISION_GROUP, *[m.id for m, _ in good])
+    if messages:  # acknowledged: the graph records how far it got, then the stream may shrink
+        point = replay.record_point(pipe)
+        replay.trim(pipe, graph_point=point)
     stats.seconds = time.perf_counter() - t0
     log.info(
         "graph.ingested",
@@ -274,6 +294,21 @@ def process_decisions(pipe: Pipeline, messages: list[Message]) -> BatchStats:
         seconds=round(stats.seconds, 3),
     )
     return stats
+
+
+def _replay_entries(pipe: Pipeline, entries: list[Any]) -> int:
+    """Ingest stream entries the graph lost (workers.replay); malformed ones were dead-lettered
+    when first read. Returns how many transactions were new to the graph."""
+    good = []
+    for msg in to_messages(entries):
+        try:
+            good.append((msg, parse_decision(msg)))
+        except (ValueError, orjson.JSONDecodeError):
+            continue
+    kept, done = ingest_records(pipe, good)
+    if done.ingested:
+        rescore(pipe, {d.txn.user_id for _, d in kept})
+    return done.ingested
 
 
 def drain_decisions(
@@ -288,6 +323,8 @@ def drain_decisions(
     """Process batches for `max_seconds` (or until one block finds nothing, if asked)."""
     stream = pipe.keys.decisions_stream
     ensure_group(pipe.client, stream, DECISION_GROUP)
+    # what the graph lost since its last recorded point, if anything
+    replay.recover(pipe, apply=lambda entries: _replay_entries(pipe, entries))
     total = BatchStats()
     deadline = time.monotonic() + max_seconds
     while time.monotonic() < deadline:
@@ -335,24 +372,12 @@ def rescore_pending(pipe: Pipeline, *, limit: int = 5000) -> int:
     return len(users)
 
 
-def _txn_user(store: PipelineStore, txn_id: str) -> str | None:
-    """The user of a transaction. The store has no public lookup yet (LabelResult names the
-    txn, not its user), so this reads the row the store's own label step reads."""
-    public = getattr(store, "txn_user", None)
-    if public is not None:
-        return cast(str | None, public(txn_id))
-    from graph import queries
-
-    rows = store._read(queries.TXN_LABEL_READ, {"id": txn_id})  # type: ignore[attr-defined]
-    return str(rows[0][0]) if rows and rows[0][0] else None
-
-
 def _label_users(pipe: Pipeline, rec: LabelRecord) -> set[str]:
     """Users whose ring a label can change: the user, the txn's user, or the entity's users."""
     if rec.kind == "user":
         return {rec.id}
     if rec.kind == "txn":
-        user = _txn_user(pipe.store, rec.id)
+        user = pipe.store.txn_user(rec.id)
         return {user} if user else set()
     hood = pipe.store.neighbourhood(rec.kind, rec.id, hops=1, max_nodes=500)
     return {n.id for n in hood.nodes if n.kind == "user"}

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from fraudring.errors import validation_reason as reason_text
 from fraudring.logs import get_logger
-from realtime.keys import Keys
+from realtime.keys import STREAM_CAP, Keys
 
 log = get_logger(__name__)
 RAW_LIMIT = 8192
@@ -50,7 +50,7 @@ def _decode_id(raw_id: Any) -> str:
     return raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
 
 
-def _to_messages(entries: list[Any]) -> list[Message]:
+def to_messages(entries: list[Any]) -> list[Message]:
     out = []
     for raw_id, fields in entries:
         value = (fields or {}).get(b"d")
@@ -93,7 +93,7 @@ def fetch(
         stream, group, consumer, min_idle_time=claim_idle_ms, start_id="0-0", count=count
     )
     claimed, deleted = res[1], (res[2] if len(res) > 2 else [])
-    messages.extend(_with_deliveries(client, stream, group, consumer, _to_messages(claimed)))
+    messages.extend(_with_deliveries(client, stream, group, consumer, to_messages(claimed)))
     if deleted:  # trimmed from the stream while pending: nothing left to process
         client.xack(stream, group, *deleted)
     if messages:
@@ -107,7 +107,7 @@ def fetch(
             block=None if messages or block_ms <= 0 else block_ms,
         )
         for _name, entries in got or []:
-            messages.extend(_to_messages(entries))
+            messages.extend(to_messages(entries))
     return messages
 
 
@@ -147,7 +147,7 @@ def deadletter_messages(
             "attempts": 1,
             "at": now,
         }
-        pipe.xadd(keys.deadletter, {"d": orjson.dumps(body)}, maxlen=100_000, approximate=True)
+        pipe.xadd(keys.deadletter, {"d": orjson.dumps(body)}, maxlen=STREAM_CAP, approximate=True)
     pipe.xack(stream, group, *[m.id for m, _ in bad])
     pipe.execute()
     for msg, reason in bad:

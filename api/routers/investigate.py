@@ -59,6 +59,13 @@ Ref = Annotated[
 guard = [Depends(require("investigate"))]
 
 
+def parse_follow(follow: str | None) -> list[EntityKind] | None:
+    """The `follow` parameter: comma-separated kinds, a 422 naming it for a wrong one."""
+    if not follow:
+        return None
+    return [check_kind(k.strip(), field="follow") for k in follow.split(",") if k.strip()]
+
+
 @router.get("/v1/rings", response_model=list[Ring], dependencies=guard, summary="Top rings by risk")
 async def top_rings(st: Store, top: Annotated[int, Query(ge=1, le=500)] = 20) -> list[Ring]:
     return await run_in_threadpool(st.top_rings, top)
@@ -90,11 +97,7 @@ async def neighbourhood(
     max_nodes: Annotated[int, Query(ge=1, le=2000)] = 200,
     follow: Annotated[str | None, Query(description=f"comma-separated kinds of {KINDS}")] = None,
 ) -> Neighbourhood:
-    kinds = (
-        [check_kind(k.strip(), field="follow") for k in follow.split(",") if k.strip()]
-        if follow
-        else None
-    )
+    kinds = parse_follow(follow)
     return await run_in_threadpool(
         lambda: st.neighbourhood(kind, entity_id, hops=hops, max_nodes=max_nodes, follow=kinds)
     )
