@@ -74,7 +74,7 @@ from graph.ringrule import (
     wide_device_users,
     with_flagged,
 )
-from graph.schemas import ENTITY_KINDS, KIND_OF_LABEL, EntityRef, Ring, RingParams, RingUpdate
+from graph.schemas import KIND_OF_LABEL, LINKED_KINDS, EntityRef, Ring, RingParams, RingUpdate
 
 if TYPE_CHECKING:
     from graph.repository import CypherStore
@@ -172,7 +172,7 @@ def _rule(kind: str, params: RingParams) -> dict[str, Any]:
 def _full_links(store: CypherStore, *, since: float, params: RingParams) -> Links:
     pages = list(store._pages("x", page_size=params.page_size))
     tasks = []
-    for kind in ENTITY_KINDS:
+    for kind in LINKED_KINDS:
         rule = _rule(kind, params)
         if rule["cap"] >= rule["min_deg"]:
             tasks += [(kind, pred, {**page, **rule, "since": since}) for pred, page in pages]
@@ -222,7 +222,7 @@ def _expand(
                     seen.add(key)
         checked |= seen
         todo = sorted(seen)
-        for kind in ENTITY_KINDS:
+        for kind in LINKED_KINDS:
             ents = [e for k, e in todo if k == kind]
             rule = _rule(kind, params)
             if rule["cap"] < rule["min_deg"]:

@@ -19,12 +19,13 @@ import httpx
 import orjson
 import redis
 
+from fraudring.contract.transaction import DecisionRecord
 from fraudring.errors import NotFound
 from fraudring.logs import get_logger
 from fraudring.settings import Settings
 from graph.schemas import Ring, RingUpdate
 from realtime.keys import ALERT_DEDUPE_TTL_S, STREAM_CAP, Keys
-from workers.schemas import Alert, AlertKind, DecisionMessage, Severity
+from workers.schemas import Alert, AlertKind, Severity
 
 log = get_logger(__name__)
 SIGNATURE_HEADER = "X-Fraudring-Signature"
@@ -61,7 +62,7 @@ def publish(
 
 
 def decision_alerts(
-    client: redis.Redis, keys: Keys, settings: Settings, decisions: Sequence[DecisionMessage]
+    client: redis.Redis, keys: Keys, settings: Settings, decisions: Sequence[DecisionRecord]
 ) -> list[str]:
     out = []
     for d in decisions:
