@@ -18,6 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
 from api import errors
+from api.examples import add_examples
 from api.metrics import TimingMiddleware
 from api.routers import (
     cases,
@@ -30,7 +31,6 @@ from api.routers import (
     rules,
     workbench,
 )
-from api.schemas import add_examples
 from fraudring import __version__
 from fraudring.logs import configure_logging, get_logger
 from fraudring.settings import Settings, SettingsError, get_settings
@@ -96,6 +96,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await engine.close()
+            wb = getattr(app.state, "workbench", None)
+            if wb is not None:
+                await wb.close()
             stack = getattr(app.state, "graph_stack", None)
             if stack is not None:
                 stack.close()

@@ -16,9 +16,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fraudring.errors import FraudringError, InvalidInput, validation_reason
+from fraudring.errors import FraudringError, InvalidInput, Unavailable, validation_reason
 
 
 class RequestInvalid(InvalidInput):
@@ -108,6 +109,11 @@ def install(app: FastAPI) -> None:
             media_type="application/json",
         )
 
+    async def on_redis(_: Request, exc: Exception) -> Response:
+        """Redis down or slow for an investigator route (decisions degrade instead)."""
+        return error_response(Unavailable(f"Redis unavailable: {exc}"))
+
+    app.add_exception_handler(RedisError, on_redis)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(FraudringError, on_fraudring)
     app.add_exception_handler(RequestValidationError, on_validation)

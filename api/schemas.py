@@ -1,10 +1,9 @@
 """What the API answers beyond the decision: response models, each with an example, so a
 generated client knows every body's shape and a reader of /docs sees one of each.
 
-Models defined in other packages (the graph's rings and neighbourhoods, the batch of decisions,
-the error body) get their examples here, in `EXAMPLES`, which the OpenAPI schema merges in;
-the tests validate every example against its model. FastAPI writes the OpenAPI document
-without null values, so a field an example shows as null must have a default.
+Models defined in other packages get their examples in `api.examples`. The tests validate every
+example against its model. FastAPI writes the OpenAPI document without null values, so a field an
+example shows as null must have a default.
 """
 
 from __future__ import annotations
@@ -12,10 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from api.errors import ErrorBody
-from graph.schemas import GraphPath, Neighbourhood, Ring
-from realtime.schemas import EXAMPLE_DECISION, BatchResponse
 
 VERSION = "20261125T174700000000Z"
 
@@ -165,71 +160,3 @@ class Trivial(BaseModel):
     model_config = _example({"ok": True})
 
     ok: bool
-
-
-# --- examples of the models defined in other packages -------------------------------------------
-EXAMPLE_RING: dict[str, Any] = {
-    "id": "r-5f1c2a9e",
-    "size": 9,
-    "suspicious": True,
-    "members": ["u-1042", "u-2231", "u-3310"],
-    "shared_entities": [{"kind": "device", "id": "d-77"}, {"kind": "card", "id": "tok_9f8e"}],
-    "density": 0.42,
-    "fraud_n": 4,
-    "fraud_rate": 0.44,
-    "amount": 18250.0,
-    "account_age_days": 6.5,
-    "first_activity": 1795000000.0,
-    "last_activity": 1795629600.0,
-    "risk": 0.81,
-    "created_at": 1795100000.0,
-    "updated_at": 1795629610.0,
-    "gcn_score": 0.9,
-}
-
-EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
-    Ring: EXAMPLE_RING,
-    Neighbourhood: {
-        "start": {"kind": "device", "id": "d-77"},
-        "hops": 1,
-        "nodes": [
-            {"kind": "device", "id": "d-77", "props": {"fraud_txn_n": 4, "legit_txn_n": 1}},
-            {"kind": "user", "id": "u-1042", "props": {"fraud_txn_n": 2, "legit_txn_n": 0}},
-        ],
-        "edges": [
-            {
-                "user_id": "u-1042",
-                "kind": "device",
-                "entity_id": "d-77",
-                "n": 3,
-                "amount_sum": 2400.0,
-                "fraud_n": 2,
-                "first_seen": 1795000000.0,
-                "last_seen": 1795629600.0,
-            }
-        ],
-        "truncated": False,
-    },
-    GraphPath: {
-        "nodes": [
-            {"kind": "user", "id": "u-1042"},
-            {"kind": "device", "id": "d-77"},
-            {"kind": "user", "id": "u-2231"},
-        ],
-        "length": 2,
-    },
-    BatchResponse: {"decisions": [EXAMPLE_DECISION]},
-    ErrorBody: {
-        "error": "invalid_input",
-        "message": "amount: must be greater than 0",
-        "detail": {"errors": [{"field": "amount", "reason": "must be greater than 0"}]},
-    },
-}
-
-
-def add_examples(schemas: dict[str, Any]) -> None:
-    """Put `EXAMPLES` into the OpenAPI components of their models (once, where none is set)."""
-    for model, example in EXAMPLES.items():
-        component = schemas.get(model.__name__)
-        if component is not None and "examples" not in component:
-            component["examples"] = [example]

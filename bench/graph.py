@@ -1,8 +1,9 @@
 """Graph store benchmark: ingest, 2-hop latency, ring detection, export, ring recall.
 
 For each size (100k, then the requested size, 1M by default) it generates a world with
-`world.simulate.generate` (hard difficulty, 30 days, seed `seed`), starts an embedded
-FalkorDB server in a temporary directory, and measures on graph `bench`:
+`world.simulate.generate` (hard difficulty, 30 days, seed `seed`), starts a fresh graph server
+in a temporary directory (`--store falkordb`: an embedded FalkorDB; `--store neo4j`: the local
+Neo4j Community server of tools/neo4j), and measures on graph `bench`:
 
 - ingest_txn_per_s: transactions.parquet in `graph.ingest.BULK_BATCH` batches through
   `ingest_many`;
@@ -21,7 +22,8 @@ FalkorDB server in a temporary directory, and measures on graph `bench`:
 - ring_recall: share of planted rings (truth.parquet, members per the world contract) of size
   >= 3 matched by a found ring with member Jaccard >= 0.5; found rings = suspicious rings of
   size >= 3;
-- ring_false_share: share of found rings with no planted ring member.
+- ring_false_share: share of found rings with no planted ring member;
+- snapshot_fork_ms (FalkorDB only): the fork of the snapshot after the load.
 
 The figures of the requested size are reported under the plain names; those of 100k under
 `*_100k`, and `*_growth` is the ratio (requested / 100k).
@@ -29,10 +31,12 @@ The figures of the requested size are reported under the plain names; those of 1
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +44,14 @@ import numpy as np
 import pyarrow.compute as pc
 from rich.console import Console
 
+from fraudring.errors import InvalidInput
+
 console = Console(stderr=True)
 TOUCHED = 1_000  # transactions of the incremental ring update (a worker's batch)
 SMALL = 100_000
+#: The local Neo4j server's JVM heap and page cache: the whole 1M graph fits in the page cache.
+NEO4J_HEAP = "3g"
+NEO4J_PAGECACHE_MB = 3072
 KEYS = (
     "ingest_txn_per_s",
     "ingest_txn_per_server_cpu_s",
@@ -89,7 +98,13 @@ def _snapshot(url: str) -> float:
 
 
 def _measure(
-    url: str, work: Path, *, transactions: int, seed: int, server_pid: int | None = None
+    url: str,
+    work: Path,
+    *,
+    transactions: int,
+    seed: int,
+    server_pid: int | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from tqdm import tqdm
 
@@ -106,9 +121,10 @@ def _measure(
     generate(out=world_dir, transactions=transactions, seed=seed, progress=True)
     world = read_world(world_dir)
     name = f"bench_{transactions}"
-    settings = load_settings(graph_name=name)
+    config = load_settings(graph_name=name, **(settings or {}))
     out: dict[str, Any] = {"transactions": transactions}
-    with open_store(url, settings=settings, graph_name=name) as store:
+    with open_store(url, settings=config, graph_name=name) as store:
+        out["store"] = store.backend
         assert isinstance(store, CypherStore)
         store.ensure_schema()
         bar = tqdm(total=transactions, unit="txn", unit_scale=True, desc="ingest")
@@ -142,7 +158,9 @@ def _measure(
         # The load is followed by a snapshot, as a deployment checkpoints after a bulk load;
         # its fork pauses the server (reported as snapshot_fork_ms), so wait for it to end
         # rather than time it as a neighbourhood query.
-        out["snapshot_fork_ms"] = _snapshot(url)
+        # (Neo4j has no fork: its checkpoints run beside the queries, so there is nothing to wait
+        # for and no figure.)
+        out["snapshot_fork_ms"] = _snapshot(url) if store.backend == "falkordb" else float("nan")
 
         users = world.transactions.column("user_id").unique().to_pylist()
         rng = np.random.default_rng(seed)
@@ -207,25 +225,24 @@ def _stats_refresh(store: Any) -> dict[str, float]:
     return {"ledger_read_s": read_s, "stats_compute_s": compute_s}
 
 
-def run(*, transactions: int | None = None, seed: int = 7) -> dict[str, float | int | str]:
-    from fraudring.runtime import EmbeddedServer
-
+def run(
+    *, transactions: int | None = None, seed: int = 7, store: str = "falkordb"
+) -> dict[str, float | int | str]:
+    """`store`: "falkordb" (an embedded server) or "neo4j" (the local Neo4j Community server of
+    tools/neo4j, see graph.neo4j_server); each size gets a fresh server."""
     size = transactions or 1_000_000
     sizes = [SMALL, size] if size > SMALL else [size]
     measured: dict[int, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="fraudring-bench-graph-") as tmp:
-        server = EmbeddedServer(Path(tmp) / "server").start()
-        try:
-            for n in sizes:
-                pid = server._proc.pid if server._proc is not None else None
+        for n in sizes:
+            with _server(store, Path(tmp) / f"server-{n}") as (url, pid, extra):
                 measured[n] = _measure(
-                    server.graph_url, Path(tmp), transactions=n, seed=seed, server_pid=pid
+                    url, Path(tmp), transactions=n, seed=seed, server_pid=pid, **extra
                 )
-        finally:
-            server.stop()
     main = measured[size]
     figures: dict[str, float | int | str] = {
         "data": f"world.simulate hard, seed {seed}, {size:,} transactions (30 days)",
+        "store": main["store"],
         **{
             k: main[k]
             for k in (*KEYS, "rings_found", "rings_planted", "graph_nodes", "graph_edges")
@@ -238,3 +255,30 @@ def run(*, transactions: int | None = None, seed: int = 7) -> dict[str, float | 
             if small[k]:
                 figures[f"{k}_growth"] = main[k] / small[k]
     return figures
+
+
+@contextlib.contextmanager
+def _server(store: str, directory: Path) -> Iterator[tuple[str, int | None, dict[str, Any]]]:
+    """(graph URL, server pid, settings overrides) of a fresh server of the given kind."""
+    if store == "falkordb":
+        from fraudring.runtime import EmbeddedServer
+
+        server = EmbeddedServer(directory).start()
+        try:
+            pid = server._proc.pid if server._proc is not None else None
+            yield server.graph_url, pid, {}
+        finally:
+            server.stop()
+    elif store == "neo4j":
+        from graph.neo4j_server import Neo4jServer
+
+        neo = Neo4jServer(directory, heap=NEO4J_HEAP, pagecache_mb=NEO4J_PAGECACHE_MB).start()
+        console.print(f"neo4j {neo.url} started in {neo.started_s:.1f} s")
+        try:
+            pid = neo._proc.pid if neo._proc is not None else None
+            creds = {"graph_user": neo.user, "graph_password": neo.password}
+            yield neo.url, pid, {"settings": creds}
+        finally:
+            neo.stop()
+    else:
+        raise InvalidInput(f"--store: one of falkordb, neo4j; got {store!r}")

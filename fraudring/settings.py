@@ -22,6 +22,7 @@ from fraudring.errors import validation_reason
 DEV_API_KEY = "dev-key"
 DEV_API_KEY_HASH = hashlib.sha256(DEV_API_KEY.encode()).hexdigest()
 DEV_GRAPH_PASSWORD = "fraudring-dev"  # noqa: S105 - the refused-outside-dev default
+DEV_WEBHOOK_SECRET = "fraudring-dev-webhook"  # noqa: S105 - the refused-outside-dev default
 
 SCOPES = frozenset({"score", "investigate", "admin"})
 
@@ -140,6 +141,8 @@ class Settings(BaseSettings):
     drift_psi_bound: Annotated[float, Field(gt=0)] = 0.25
     drift_recall_floor: Annotated[float, Field(ge=0, le=1)] = 0.3
     alert_webhook_url: str | None = None
+    #: Shared with the webhook's receiver, which checks each POST's HMAC (workers.alerts).
+    alert_webhook_secret: SecretStr = SecretStr(DEV_WEBHOOK_SECRET)
     alert_score: Annotated[float, Field(ge=0, le=1)] = 0.9
     alert_ring_size: Annotated[int, Field(ge=2)] = 8
 
@@ -182,6 +185,12 @@ class Settings(BaseSettings):
             neo4j = bool(self.graph_url and self.graph_url.startswith(("bolt", "neo4j")))
             if neo4j and self.graph_password.get_secret_value() == DEV_GRAPH_PASSWORD:
                 raise ValueError("graph_password: the default password is refused outside env=dev")
+            secret = self.alert_webhook_secret.get_secret_value()
+            if self.alert_webhook_url and (secret == DEV_WEBHOOK_SECRET or len(secret) < 16):
+                raise ValueError(
+                    "alert_webhook_secret: with a webhook URL, outside env=dev, set a secret of "
+                    "at least 16 characters shared with the receiver (the default is refused)"
+                )
         return self
 
     @property

@@ -12,6 +12,7 @@ import io
 from typing import TYPE_CHECKING, Literal
 from xml.sax.saxutils import escape
 
+from graph import evidence_queries as eq
 from graph import queries as q
 from graph.schemas import EntityRef, GraphEdge, GraphNode, Neighbourhood
 
@@ -53,18 +54,17 @@ def ring_subgraph(store: CypherStore, ring_id: str) -> Neighbourhood:
     nodes: dict[tuple[str, str], GraphNode] = {
         ("user", m): GraphNode(kind="user", id=m) for m in ring.members
     }
-    labels = {
-        r[0]: r[4] for r in store._read(q.USER_STATS, {"ids": ring.members}) if r[4] is not None
-    }
-    for m, lab in labels.items():
-        nodes[("user", m)].props["fraud_label"] = lab
+    for r in store._read(q.USER_STATS, {"ids": ring.members}):
+        props = nodes[("user", r[0])].props
+        props["fraud_label"] = r[5]
+        props["fraud_txn_n"] = int(r[6] or 0)
     edges: list[GraphEdge] = []
     by_kind: dict[str, list[str]] = {}
     for e in ring.shared_entities:
         by_kind.setdefault(e.kind, []).append(e.id)
     for kind, ids in by_kind.items():
         for eid, uid, first, last, n, fraud_n, amount, lab in store._read(
-            q.EVIDENCE_LINKS[kind], {"ids": ids}
+            eq.EVIDENCE_LINKS[kind], {"ids": ids}
         ):
             if uid not in members:
                 continue

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field
 
 from fraudring.errors import InvalidInput
+from graph import evidence_queries as eq
 from graph import queries as q
 from graph.schemas import GraphNotFound, Ring, check_id, check_kind
 
@@ -95,14 +96,16 @@ def transactions(
     else:
         if not store._read(q.NODE_LABEL_READ[kind], {"id": id}):
             raise GraphNotFound(f"{kind} {id!r} is not in the graph")
-        users = [r[0] for r in store._read(q.ENTITY_USER_IDS[kind], {"id": id, "limit": MAX_USERS})]
+        users = [
+            r[0] for r in store._read(eq.ENTITY_USER_IDS[kind], {"id": id, "limit": MAX_USERS})
+        ]
     params = {
         "users": users,
         "id": id,
         "before": 1e18 if before is None else float(before),
         "limit": limit,
     }
-    rows = store._read(q.txns_of(kind), params) if users else []
+    rows = store._read(eq.txns_of(kind), params) if users else []
     txns = [_txn(r) for r in rows]
     nxt = txns[-1].ts if len(txns) == limit else None
     return TxnPage(kind=kind, id=id, transactions=txns, next_before=nxt)
@@ -122,7 +125,7 @@ def timeline(store: CypherStore, ring: Ring, *, joined: dict[str, float]) -> Rin
     days: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0])
     for m in ring.members:
         params = {"users": [m], "id": m, "before": 1e18, "limit": 100_000}
-        for row in store._read(q.txns_of("user"), params):
+        for row in store._read(eq.txns_of("user"), params):
             d = days[datetime.fromtimestamp(float(row[1]), UTC).strftime("%Y-%m-%d")]
             d[0] += 1
             d[1] += float(row[7])
@@ -141,4 +144,4 @@ def txns_by_id(store: CypherStore, ids: list[str]) -> dict[str, LedgerTxn]:
     """Ledger rows of the given transactions (those not ingested yet are missing)."""
     for i in ids:
         check_id(i, field_name="txn_id")
-    return {r[0]: _txn(r) for r in store._read(q.TXN_BY_ID, {"ids": ids})} if ids else {}
+    return {r[0]: _txn(r) for r in store._read(eq.TXN_BY_ID, {"ids": ids})} if ids else {}

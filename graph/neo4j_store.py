@@ -27,7 +27,11 @@ class Neo4jStore(CypherStore):
     key_function = "elementId"
 
     def __init__(self, url: str, *, user: str, password: str, database: str | None) -> None:
-        self._driver = neo4j.GraphDatabase.driver(url, auth=(user, password))
+        # notifications off: the server would attach hints (e.g. nulls skipped by count) to
+        # replies, and the driver log each one as a warning
+        self._driver = neo4j.GraphDatabase.driver(
+            url, auth=(user, password), notifications_min_severity="OFF"
+        )
         self.database = database
 
     def _run(
@@ -58,7 +62,7 @@ class Neo4jStore(CypherStore):
     def _write_all(self, statements: Sequence[tuple[str, dict[str, Any]]]) -> None:
         def work(tx: neo4j.ManagedTransaction) -> None:
             for query, params in statements:
-                tx.run(neo4j.Query(query), params).consume()  # type: ignore[arg-type]
+                tx.run(query, params).consume()
 
         try:
             with self._driver.session(database=self.database) as session:

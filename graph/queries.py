@@ -350,91 +350,6 @@ USER_EXPORT_COLS: Final = (
 ENTITY_EXPORT_COLS: Final = ("n.fraud_txn_n", "n.legit_txn_n")
 EDGE_EXPORT_COLS: Final = ("r.n", "r.amount_sum", "r.fraud_n", "r.first_seen", "r.last_seen")
 
-# --- evidence and history (graph.evidence) ----------------------------------------------------
-
-#: Per kind: every user of the given entities with the edge's figures (members and others; the
-#: caller splits them), and the entity's own label.
-EVIDENCE_LINKS: Final[dict[str, str]] = {
-    k: f"""
-UNWIND $ids AS eid
-MATCH (x:{LABELS[k]} {{id: eid}})<-[r:USED]-(u:User)
-RETURN x.id, u.id, r.first_seen, r.last_seen, r.n, r.fraud_n, r.amount_sum, x.fraud_label
-"""
-    for k in ENTITY_KINDS
-}
-
-#: Per user: distinct entities used, by label (cards per account tells card testing apart).
-USER_KIND_COUNTS: Final = """
-UNWIND $ids AS uid
-MATCH (u:User {id: uid})-[r:USED]->(x)
-RETURN u.id, labels(x)[0], count(x)
-"""
-
-#: An entity with its edges' totals (users, transactions, first/last seen) and labels.
-ENTITY_SUMMARY: Final[dict[str, str]] = {
-    k: (
-        """
-MATCH (n:User {id: $id})
-OPTIONAL MATCH (n)-[a:ACTIVITY]->(n)
-OPTIONAL MATCH (n)-[r:USED]->()
-RETURN n.fraud_label, n.labelled_by, n.labelled_at, n.fraud_txn_n, n.legit_txn_n,
-  a.n, a.first_seen, a.last_seen, count(r)
-"""
-        if k == "user"
-        else f"""
-MATCH (n:{LABELS[k]} {{id: $id}})
-OPTIONAL MATCH (n)<-[r:USED]-(:User)
-RETURN n.fraud_label, n.labelled_by, n.labelled_at, n.fraud_txn_n, n.legit_txn_n,
-  sum(r.n), min(r.first_seen), max(r.last_seen), count(r)
-"""
-    )
-    for k in ("user", *ENTITY_KINDS)
-}
-
-#: Users of an entity (any kind but user), most active first: the way to its ledger rows.
-ENTITY_USER_IDS: Final[dict[str, str]] = {
-    k: f"""
-MATCH (x:{LABELS[k]} {{id: $id}})<-[r:USED]-(u:User)
-RETURN u.id ORDER BY r.n DESC, u.id LIMIT $limit
-"""
-    for k in ENTITY_KINDS
-}
-
-#: Ledger rows of users (index on Txn.user) before a time, newest first; `kind` filters by the
-#: entity's column (a constant per kind, never input).
-TXN_COLUMN: Final[dict[str, str]] = {
-    "user": "user",
-    "card": "card",
-    "device": "device",
-    "ip": "ip",
-    "merchant": "merchant",
-}
-
-
-def txns_of(kind: str) -> str:
-    """A page of the ledger of the given users that involve entity `$id` of `kind`."""
-    col = TXN_COLUMN[kind]
-    return f"""
-UNWIND $users AS uid
-MATCH (t:Txn {{user: uid}})
-WHERE t.{col} = $id AND t.ts < $before
-RETURN t.id, t.ts, t.user, t.card, t.device, t.ip, t.merchant, t.amount, t.fraud_label,
-  t.labelled_by, t.labelled_at
-ORDER BY t.ts DESC, t.id DESC
-LIMIT $limit
-"""
-
-
-#: Rings an entity ties (its `kind:id` among their shared entities): the ring nodes are few.
-RINGS_SHARING: Final = "MATCH (g:Ring) WHERE $ref IN g.shared RETURN g.id ORDER BY g.risk DESC"
-
-TXN_BY_ID: Final = """
-UNWIND $ids AS tid
-MATCH (t:Txn {id: tid})
-RETURN t.id, t.ts, t.user, t.card, t.device, t.ip, t.merchant, t.amount, t.fraud_label,
-  t.labelled_by, t.labelled_at
-"""
-
 # --- replay point -----------------------------------------------------------------------------
 # The first decision-stream entry the graph has not recorded as applied, as the two integers of
 # a stream id. Written after each batch, in the same store as the batch, so a store that loses
@@ -450,3 +365,63 @@ WHERE c.ms IS NULL OR c.ms < $ms OR (c.ms = $ms AND c.seq < $seq)
 SET c.ms = $ms, c.seq = $seq, c.at = $at
 RETURN count(c)
 """
+
+# --- rings grown from labels (graph.evidence) -------------------------------------------------
+#: A labelled user: a fraud label of its own or on one of its transactions.
+_BAD: Final = "(coalesce(u.fraud_txn_n, 0) > 0 OR coalesce(u.fraud_label, '') = 'fraud')"
+#: Which recent users an entity ties: a merchant its repeat customers, any other entity all.
+_ETIED: Final = {k: ("r.n >= 2" if k == "merchant" else "true") for k in ENTITY_KINDS}
+_EVIDENCE = """
+MATCH (x)<-[r:USED]-(:User)
+WHERE r.last_seen >= $since
+WITH x, count(r) AS degree
+WHERE degree >= 2 AND degree <= $cap
+MATCH (x)<-[r:USED]-(u:User)
+WHERE r.last_seen >= $since AND {tied}
+WITH x, collect(u.id) AS users, collect(CASE WHEN {bad} THEN u.id END) AS bad
+WHERE size(bad) >= 1
+RETURN x.id, users, bad
+"""
+
+
+def evidence_links(*, page: str) -> dict[str, str]:
+    """Per entity kind, one page of entities with 2..$cap recent users of which at least one
+    tied user is labelled: their tied users and the labelled ones."""
+    return {
+        k: f"MATCH (x:{LABELS[k]})\nWHERE {page}" + _EVIDENCE.format(tied=_ETIED[k], bad=_BAD)
+        for k in ENTITY_KINDS
+    }
+
+
+def evidence_totals(*, page: str) -> dict[str, str]:
+    """Per entity kind, one page of recent ties and the labelled ones among them: the population
+    an entity's labelled sharing is compared with (graph.ringrule.label_rates)."""
+    return {
+        k: f"MATCH (x:{LABELS[k]})\nWHERE {page}\nMATCH (x)<-[r:USED]-(u:User)\n"
+        f"WHERE r.last_seen >= $since AND {_ETIED[k]}\n"
+        f"RETURN count(r), sum(CASE WHEN {_BAD} THEN 1 ELSE 0 END)"
+        for k in ENTITY_KINDS
+    }
+
+
+#: The same per given entities (incremental runs).
+ENTITY_EVIDENCE: Final = {
+    k: f"UNWIND $ids AS eid\nMATCH (x:{LABELS[k]} {{id: eid}})"
+    + _EVIDENCE.format(tied=_ETIED[k], bad=_BAD)
+    for k in ENTITY_KINDS
+}
+
+#: Entities a set of users recently tied themselves to (see _ETIED).
+USER_TIES: Final = """
+UNWIND $ids AS uid
+MATCH (u:User {id: uid})-[r:USED]->(x)
+WHERE r.last_seen >= $since AND (NOT x:Merchant OR r.n >= 2)
+RETURN DISTINCT labels(x)[0], x.id
+"""
+
+#: The labelled share of each kind's ties, measured by the last full run, for incremental runs.
+RATES_WRITE: Final = """
+MERGE (s:RingRates {id: 'rates'})
+SET s.kinds = $kinds, s.rates = $rates, s.since = $since
+"""
+RATES_READ: Final = "MATCH (s:RingRates {id: 'rates'}) RETURN s.kinds, s.rates"

@@ -21,8 +21,8 @@ from fraudring.errors import Conflict, InvalidInput
 from fraudring.logs import get_logger
 from graph import ingest as ing
 from graph import queries as q
-from graph.evidence import EntityEvidence, RingEvidence
 from graph.history import LedgerTxn, RingTimeline, TxnPage
+from graph.investigation import EntityEvidence, RingEvidence
 from graph.schemas import (
     KIND_OF_LABEL,
     EntityKind,
@@ -452,13 +452,13 @@ class CypherStore:
 
     # --- evidence and history -----------------------------------------------------------------
     def ring_evidence(self, ring_id: str) -> RingEvidence:
-        """Links ranked by the risk they carry, risk parts, homes, typology (graph.evidence)."""
-        from graph.evidence import ring_evidence
+        """Links ranked by the risk they carry, risk parts, homes, typology."""
+        from graph.investigation import ring_evidence
 
         return ring_evidence(self, self.ring(ring_id))
 
     def entity_evidence(self, kind: str, id: str) -> EntityEvidence:
-        from graph.evidence import entity_evidence
+        from graph.investigation import entity_evidence
 
         return entity_evidence(self, kind, id)
 

@@ -48,6 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from fraudring.logs import get_logger
+from graph import evidence
 from graph import queries as q
 from graph.ringrule import (
     Component,
@@ -55,9 +56,11 @@ from graph.ringrule import (
     bounded,
     cores,
     density,
+    evidence_rings,
     pick_bases,
     risk,
     wide_device_users,
+    with_flagged,
 )
 from graph.schemas import ENTITY_KINDS, KIND_OF_LABEL, EntityRef, Ring, RingParams, RingUpdate
 
@@ -240,12 +243,23 @@ def detect(
     since = now - params.window_days * 86400
     if touched_users is None:
         links = _full_links(store, since=since, params=params)
+        elinks, rates = evidence.full(store, since=since, params=params)
         old: OldRings = {
             rid: (float(c or 0.0), list(m or [])) for rid, c, m in store._read(q.ALL_RINGS)
         }
         examined = len({u for users in links.values() for u in users})
     else:
-        links, visited, old = _expand(store, touched_users, since=since, params=params)
+        rates = evidence.stored_rates(store, params=params)
+        seeds = set(touched_users)
+        while True:  # closed under both kinds of links and current ring membership
+            links, visited, old = _expand(store, seeds, since=since, params=params)
+            elinks, evisited, eold = evidence.expand(
+                store, visited, since=since, params=params, rings_of=_rings_of
+            )
+            if evisited <= visited:
+                break
+            seeds = visited | evisited
+        old.update(eold)
         examined = len(visited)
     found, too_big = bounded(links, params=params)
     if too_big:
@@ -257,23 +271,18 @@ def detect(
         cap=params.hub_cap,
     )
     comps = cores(found, links, params=params, bases=bases)
+    for comp in comps:
+        comp.density = density(comp, links)
+    flagged = evidence_rings(elinks, rates=rates, params=params)
+    for comp in flagged:
+        comp.density = density(comp, {k: us for k, (us, _b) in elinks.items()})
+    comps = with_flagged(comps, flagged)
     ids = assign_ids(comps, old)
     stats = _user_stats(store, sorted({m for c in comps for m in c.members}))
     wall = time.time()
     rings: list[Ring] = []
     for rid, comp in zip(ids, comps, strict=True):
-        rings.append(
-            _ring(
-                rid,
-                comp,
-                links,
-                stats,
-                now=now,
-                wall=wall,
-                old=old,
-                household_max=params.household_max,
-            )
-        )
+        rings.append(_ring(rid, comp, stats, now=now, wall=wall, old=old))
     removed = sorted(set(old) - set(ids))
     _write(store, rings=rings, removed=removed, relink=[r.id for r in rings if r.id in old])
     update = RingUpdate(
@@ -299,23 +308,21 @@ def detect(
 def _ring(
     rid: str,
     comp: Component,
-    links: Links,
     stats: dict[str, list[Any]],
     *,
     now: float,
     wall: float,
     old: OldRings,
-    household_max: int,
 ) -> Ring:
     # stats row: first_seen, last_seen, n, amount_sum, fraud_label, fraud_txn_n
     rows = [stats.get(m) or [now, now, 0, 0.0, None, 0] for m in comp.members]
     fraud_n = sum(1 for r in rows if r[4] == "fraud" or (r[5] or 0) > 0)
     size = len(comp.members)
-    suspicious = size > household_max or comp.across_homes or fraud_n > 0
+    suspicious = comp.suspicious
     first = min(float(r[0]) for r in rows)
     last = max(float(r[1]) for r in rows)
     age = sum((now - float(r[0])) / 86400 for r in rows) / size
-    dens = density(comp, links)
+    dens = comp.density
     rate = fraud_n / size
     return Ring(
         id=rid,

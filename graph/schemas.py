@@ -151,6 +151,38 @@ class RingParams(BaseModel):
         description="a bigger component is split without its merchant links; what is still "
         "bigger is a community, not a ring (graph.ringrule.bounded)",
     )
+    evidence_cap: int = Field(
+        default=100,
+        ge=2,
+        description="an entity with more recent users is infrastructure, no evidence of a ring",
+    )
+    evidence_alpha: float = Field(
+        default=0.003,
+        gt=0,
+        le=1,
+        description="an entity ties labelled users into a suspicious ring when this many or "
+        "more labelled users among its own would be this unlikely for its kind (graph.rings)",
+    )
+    join_share: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="an unlabelled user joins through one such entity when labels are at least "
+        "this share of its users (or through two such entities)",
+    )
+    join_alpha: float = Field(
+        default=0.01,
+        gt=0,
+        le=1,
+        description="an unlabelled user tied to two labelled ones joins them when the evidence "
+        "of its ties multiplies to this or less (graph.ringrule.evidence_rings)",
+    )
+    label_prior: float = Field(
+        default=0.02,
+        gt=0,
+        lt=1,
+        description="labelled share of an entity kind's users before a full run has measured it",
+    )
     page_size: int = Field(default=250_000, ge=100, description="nodes per scan page")
 
 

@@ -85,6 +85,9 @@ class EntityStats:
         return cls(values) if len(values) == size else None
 
 
+LIST_ACTIONS: Final = ("block", "allow", "step_up")
+
+
 @dataclass(frozen=True, slots=True)
 class ListEntry:
     """A block / allow / step-up list entry of one entity (``{p}list:{kind}:{id}``, expiring at
@@ -111,9 +114,13 @@ class ListEntry:
     def loads(cls, raw: bytes | str) -> ListEntry | None:
         """None for a malformed entry (the decision then ignores it), never an error."""
         try:
-            return cls(**orjson.loads(raw))
+            e = cls(**orjson.loads(raw))
         except (ValueError, TypeError):
             return None
+        texts = (e.kind, e.id, e.reason, e.by)
+        ok = all(isinstance(v, str) for v in texts) and e.action in LIST_ACTIONS
+        times = all(isinstance(v, int | float) for v in (e.at, e.expires_at))
+        return e if ok and times else None
 
 
 MERCHANT_STATS_SIZE: Final = 7

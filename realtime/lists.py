@@ -18,12 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fraudring.errors import InvalidInput, NotFound
 from realtime.audit import audit
-from realtime.keys import Keys, ListEntry
+from realtime.keys import LIST_ACTIONS, Keys, ListEntry
 from realtime.schemas import EntityId
 
 ListAction = Literal["block", "allow", "step_up"]
 ListKind = Literal["user", "card", "device", "ip", "merchant"]
-ACTIONS: tuple[str, ...] = ("block", "allow", "step_up")
+ACTIONS: tuple[str, ...] = LIST_ACTIONS
 #: The longest a list entry may last (a year): lists are for incidents, not forever.
 MAX_TTL_S = 366 * 86400
 

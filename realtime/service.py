@@ -35,7 +35,7 @@ from fraudring.errors import Conflict, Unavailable
 from fraudring.logs import get_logger
 from fraudring.settings import Settings
 from realtime import lists, resp
-from realtime.cluster import ClusterVelocityStore, cluster_client
+from realtime.cluster import ClusterVelocityStore, cluster_client, router_for
 from realtime.features import assemble, ring_context
 from realtime.keys import DECISION_GROUP, ENTITY_KINDS, GraphRisk, Keys
 from realtime.outbox import Spool, SpoolUnwritable
@@ -428,6 +428,8 @@ class DecisionEngine:
         if self.store.fast is not None:
             self.store.fast.close()
         if isinstance(self.store, ClusterVelocityStore):
+            if self.store.router is not None:
+                self.store.router.close()
             with contextlib.suppress(*REDIS_ERRORS):
                 await self.store.cluster.aclose()
         with contextlib.suppress(*REDIS_ERRORS):
@@ -449,8 +451,10 @@ def _velocity_store(
     """Per-entity state on the cluster when one is configured (realtime.cluster), else here."""
     if settings.redis_cluster_url is None:
         return VelocityStore(client, keys, fast=fast)
-    cluster = cluster_client(settings.redis_cluster_url, timeout_ms=settings.redis_timeout_ms)
-    return ClusterVelocityStore(client, keys, cluster=cluster, fast=fast)
+    url, timeout_ms = settings.redis_cluster_url, settings.redis_timeout_ms
+    router = router_for(url, timeout_ms=timeout_ms) if fast is not None else None
+    cluster = cluster_client(url, timeout_ms=timeout_ms)
+    return ClusterVelocityStore(client, keys, cluster=cluster, fast=fast, router=router)
 
 
 def _ring(risks: list[GraphRisk | None]) -> tuple[str, GraphRisk] | None:

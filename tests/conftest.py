@@ -18,6 +18,7 @@ from hypothesis import settings as hypothesis_settings
 
 from fraudring.runtime import EmbeddedServer
 from fraudring.settings import Settings, load_settings
+from graph import neo4j_server
 from graph.repository import CypherStore
 from graph.service import open_store
 from realtime import ops
@@ -108,33 +109,80 @@ def make_settings(
     return make
 
 
-def neo4j_url() -> str | None:
-    return os.environ.get("NEO4J_URI")  # the one documented test switch, read here only
+def pytest_report_header() -> str:
+    """Say at the top of every run whether the Neo4j half of the suite can run, and why not."""
+    if os.environ.get("NEO4J_URI"):
+        return f"neo4j: the server at NEO4J_URI={os.environ['NEO4J_URI']}"
+    reason = neo4j_server.missing()
+    if reason is None:
+        return "neo4j: a local Neo4j server (tools/neo4j) starts for the tests that need it"
+    return f"neo4j: Neo4j tests SKIP: {reason}"
 
 
-def neo4j_auth() -> tuple[str, str]:
-    """Credentials of the NEO4J_URI server (NEO4J_USER / NEO4J_PASSWORD)."""
-    return os.environ.get("NEO4J_USER", "neo4j"), os.environ.get("NEO4J_PASSWORD", "")
+@pytest.fixture(scope="session")
+def neo4j_env() -> Iterator[dict[str, str]]:
+    """NEO4J_URI / NEO4J_USER / NEO4J_PASSWORD of a server: the one they name if set, else a
+    local server (tools/neo4j) started once for the session. Without Java or Maven the Neo4j
+    tests skip with that reason, except under CI, where every Neo4j test must run."""
+    if os.environ.get("NEO4J_URI"):  # the one documented test switch, read here only
+        yield {
+            "NEO4J_URI": os.environ["NEO4J_URI"],
+            "NEO4J_USER": os.environ.get("NEO4J_USER", "neo4j"),
+            "NEO4J_PASSWORD": os.environ.get("NEO4J_PASSWORD", ""),
+        }
+        return
+    reason = neo4j_server.missing()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the Neo4j tests: {reason}")
+        pytest.skip(f"no Neo4j server: {reason}")
+    with neo4j_server.running() as server:
+        saved = {k: os.environ.get(k) for k in server.env}
+        os.environ.update(server.env)  # child processes (workers) reach the same server
+        try:
+            yield server.env
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def neo4j_settings(env: dict[str, str], **overrides: Any) -> Settings:
+    """Settings pointing at the Neo4j server of `neo4j_env`."""
+    values: dict[str, Any] = {
+        "env": "test",
+        "api_keys": {},
+        "graph_url": env["NEO4J_URI"],
+        "graph_user": env["NEO4J_USER"],
+        "graph_password": env["NEO4J_PASSWORD"],
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@pytest.fixture
+def neo4j_clean(neo4j_env: dict[str, str]) -> dict[str, str]:
+    """The Neo4j server, emptied (one database: a test has it to itself)."""
+    with open_store(neo4j_env["NEO4J_URI"], settings=neo4j_settings(neo4j_env)) as s:
+        assert isinstance(s, CypherStore)
+        s._write("MATCH (n) DETACH DELETE n")
+    return neo4j_env
 
 
 @pytest.fixture(params=["falkordb", "neo4j"])
 def store(request: pytest.FixtureRequest) -> Iterator[CypherStore]:
-    """The graph store on every backend available (Neo4j only with NEO4J_URI, emptied first)."""
+    """The graph store on both backends (Neo4j emptied first)."""
     if request.param == "falkordb":
         url = request.getfixturevalue("falkor_url")
         name = request.getfixturevalue("graph_name")
         settings = load_settings(env="test", api_keys={})
     else:
-        url = neo4j_url()
-        if url is None:
-            pytest.skip("NEO4J_URI not set: no Neo4j server to test against")
-        user, password = neo4j_auth()
-        name = None
-        settings = load_settings(env="dev", graph_user=user, graph_password=password)
+        env = request.getfixturevalue("neo4j_clean")
+        url, name, settings = env["NEO4J_URI"], None, neo4j_settings(env)
     with open_store(url, settings=settings, graph_name=name) as s:
         assert isinstance(s, CypherStore)
-        if s.backend == "neo4j":
-            s._write("MATCH (n) DETACH DELETE n")
         s.ensure_schema()
         s.ensure_schema()  # idempotent
         yield s

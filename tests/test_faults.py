@@ -25,7 +25,7 @@ from fraudring.settings import Settings
 from realtime.keys import Keys
 from realtime.schemas import Transaction
 from realtime.service import DecisionEngine
-from tests.realtime_support import OwnRedis, stream_records, txn
+from tests.support.realtime import OwnRedis, stream_records, txn
 
 pytestmark = pytest.mark.faults
 
@@ -155,7 +155,7 @@ def test_full_disk_spools_to_the_fallback_and_readyz_says_so(
 
 @pytest.fixture
 def own_redis_server(tmp_path: Path) -> Iterator[OwnRedis]:
-    from tests.realtime_support import own_redis
+    from tests.support.realtime import own_redis
 
     with own_redis(tmp_path / f"own-{uuid.uuid4().hex[:6]}") as server:
         yield server
@@ -186,7 +186,7 @@ def test_no_redis_at_all_is_not_ready(engine_for: Callable[..., Engine]) -> None
 
 # -- signals --------------------------------------------------------------------------------------
 def _start_cli(args: list[str], settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    from tests.test_workers_support import ROOT, worker_env
+    from tests.support.workers import ROOT, worker_env
 
     return subprocess.Popen(
         [sys.executable, "-m", "fraudring.cli", *args],

@@ -25,7 +25,6 @@ from fraudring.logs import get_logger
 from realtime.keys import DECISION_GROUP
 from realtime.ops import frontiers
 from workers import alerts
-from workers.streams import Message, _to_messages
 
 log = get_logger(__name__)
 
@@ -58,10 +57,10 @@ class Recovery:
     gap: dict[str, Any] | None = None
 
 
-def recover(pipe: Any, *, apply: Callable[[list[Message]], int]) -> Recovery:
-    """Before a drain: re-apply the schema, then replay what the graph lost (if anything);
-    `apply` writes a chunk of already acknowledged entries again and returns how many were new
-    to the graph (the ingest step of workers.service, without dead-lettering or acking)."""
+def recover(pipe: Any, *, apply: Callable[[list[Any]], int]) -> Recovery:
+    """Before a drain: re-apply the schema, then replay what the graph lost (if anything).
+    `apply` ingests a batch of stream entries as the drain would and returns how many were new
+    (passed in: the drain's code calls this module, not the other way round)."""
     ensure = getattr(pipe.store, "ensure_schema", None)
     if ensure is not None:
         ensure()
@@ -80,7 +79,7 @@ def recover(pipe: Any, *, apply: Callable[[list[Message]], int]) -> Recovery:
         if not entries:
             break
         out.replayed += len(entries)
-        out.ingested += apply(_to_messages(entries))
+        out.ingested += apply(entries)
         last = _text(entries[-1][0])
         pipe.store.record_replay_point(stream, _after(last))
         start = _after(last)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -34,3 +34,19 @@ class DecisionMessage(_Strict):
     decided_at: Annotated[float, Field(gt=0, allow_inf_nan=False)]
     model_version: str | None
     degraded: bool
+
+
+AlertKind = Literal["high_risk_decision", "new_ring", "ring_grown", "replay_gap"]
+Severity = Literal["low", "medium", "high"]
+
+
+class Alert(_Strict):
+    """One alert: a record of ``{p}stream:alerts`` (field ``d``, without `id`) and, with `id`,
+    the body the webhook receives (docs/alerts.md)."""
+
+    id: str | None = Field(default=None, description="the alerts stream's entry id")
+    kind: AlertKind
+    severity: Severity
+    ring_id: str | None
+    evidence: dict[str, Any]
+    at: float = Field(description="when it was raised, Unix seconds")

@@ -52,8 +52,8 @@ def plan_risks(
 ) -> RiskPlan:
     """Every member's and shared entity's GraphRisk. Its `score` is the graph's ring risk even
     when a GCN scored the rings (`model_version` set): training reproduces that one
-    (`gnn.ringrisk`), and a model fed a score it never saw flags what it should not (the demo:
-    live PR-AUC 0.46 with GCN scores as features, 0.52 without). The GCN's goes to `gcn_score`."""
+    (`gnn.ringrisk`), and a model fed a score it never saw in training flags what it should not
+    (docs/learning.md). The GCN's goes to `gcn_score`."""
     plan = RiskPlan()
     for ring in rings:
         gcn = scores.get(ring.id) if model_version is not None else None

@@ -34,7 +34,14 @@ from workers.scoring import (
     record_freshness,
     write_risks,
 )
-from workers.streams import Message, deadletter_messages, ensure_group, fetch, validation_reason
+from workers.streams import (
+    Message,
+    deadletter_messages,
+    ensure_group,
+    fetch,
+    to_messages,
+    validation_reason,
+)
 
 log = get_logger(__name__)
 
@@ -233,11 +240,11 @@ def process_decisions(pipe: Pipeline, messages: list[Message]) -> BatchStats:
     return stats
 
 
-def reapply(pipe: Pipeline, messages: list[Message]) -> int:
-    """Write acknowledged messages to the graph again (a replay): the ones it lacks are added,
-    their rings rescored; a message that does not parse was dead-lettered when first read."""
-    good: list[tuple[Message, DecisionMessage]] = []
-    for msg in messages:
+def _replay_entries(pipe: Pipeline, entries: list[Any]) -> int:
+    """Ingest stream entries the graph lost (workers.replay); malformed ones were dead-lettered
+    when first read. Returns how many transactions were new to the graph."""
+    good = []
+    for msg in to_messages(entries):
         try:
             good.append((msg, parse_decision(msg)))
         except (ValueError, orjson.JSONDecodeError):
@@ -260,7 +267,8 @@ def drain_decisions(
     """Process batches for `max_seconds` (or until one block finds nothing, if asked)."""
     stream = pipe.keys.decisions_stream
     ensure_group(pipe.client, stream, DECISION_GROUP)
-    replay.recover(pipe, apply=lambda msgs: reapply(pipe, msgs))  # what the graph lost, if any
+    # what the graph lost since its last recorded point, if anything
+    replay.recover(pipe, apply=lambda entries: _replay_entries(pipe, entries))
     total = BatchStats()
     deadline = time.monotonic() + max_seconds
     while time.monotonic() < deadline:

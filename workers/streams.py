@@ -47,7 +47,7 @@ def _decode_id(raw_id: Any) -> str:
     return raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
 
 
-def _to_messages(entries: list[Any]) -> list[Message]:
+def to_messages(entries: list[Any]) -> list[Message]:
     out = []
     for raw_id, fields in entries:
         value = (fields or {}).get(b"d")
@@ -71,7 +71,7 @@ def fetch(
         stream, group, consumer, min_idle_time=claim_idle_ms, start_id="0-0", count=count
     )
     claimed, deleted = res[1], (res[2] if len(res) > 2 else [])
-    messages.extend(_to_messages(claimed))
+    messages.extend(to_messages(claimed))
     if deleted:  # trimmed from the stream while pending: nothing left to process
         client.xack(stream, group, *deleted)
     if messages:
@@ -85,7 +85,7 @@ def fetch(
             block=None if messages or block_ms <= 0 else block_ms,
         )
         for _name, entries in got or []:
-            messages.extend(_to_messages(entries))
+            messages.extend(to_messages(entries))
     return messages
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import caller, require
-from api.deps import engine
+from api.deps import Offset, Workbench, workbench
 from api.errors import documented
 from api.routers.investigate import Store
 from api.workbench import actions, queue
@@ -21,10 +21,9 @@ from realtime.audit import AuditEvent, recent
 from realtime.cases import Case, CasesPage, Disposition, Status, SubjectKind
 from realtime.lists import ListAction, ListEntryOut, ListKind, ListsPage, ListTarget
 from realtime.schemas import EntityId
-from realtime.service import DecisionEngine
 
 router = APIRouter(tags=["cases and actions"], responses=documented(401, 403, 422, 503))
-Engine = Annotated[DecisionEngine, Depends(engine)]
+Engine = Annotated[Workbench, Depends(workbench)]
 Who = Annotated[str, Depends(caller("investigate"))]
 Reason = Field(min_length=1, max_length=2000, description="why; kept in the audit trail")
 
@@ -104,7 +103,7 @@ async def list_cases(
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> CasesPage:
     return await cases.list_cases(
         eng.redis,
@@ -184,7 +183,7 @@ async def review(
     st: Store,
     eng: Engine,
     limit: Annotated[int, Query(ge=1, le=200)] = 25,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> queue.ReviewPage:
     return await queue.review_queue(st, eng, limit=limit, offset=offset)
 
@@ -248,7 +247,7 @@ async def get_lists(
     action: ListAction | None = None,
     kind: ListKind | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ListsPage:
     return await lists.entries(
         eng.redis, eng.keys, action=action, kind=kind, limit=limit, offset=offset

@@ -59,7 +59,7 @@ async def _replay_check(eng: DecisionEngine) -> dict[str, Any]:
     response_model=None,
     responses={
         200: {"model": Ready, "description": "every dependency answers"},
-        503: {"model": Ready, "description": "a dependency is down (details in the body)"},
+        503: {"model": Ready, "description": "a dependency is not ready (details in the body)"},
     },
 )
 async def readyz(

@@ -10,20 +10,19 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from api.auth import require
-from api.deps import engine
+from api.deps import Offset, Workbench, workbench
 from api.errors import documented
 from api.routers.investigate import Store, parse_follow
 from api.workbench import queue
-from graph.evidence import TYPOLOGIES, EntityEvidence, RingEvidence
 from graph.formats import MEDIA, render, ring_subgraph
 from graph.history import RingTimeline, TxnPage
+from graph.investigation import TYPOLOGIES, EntityEvidence, RingEvidence
 from graph.schemas import EntityKind
-from realtime.schemas import EntityId
-from realtime.service import DecisionEngine
+from realtime.schemas import Decision, EntityId
 
 router = APIRouter(tags=["workbench"], responses=documented(401, 403, 422, 503))
 guard = [Depends(require("investigate"))]
-Engine = Annotated[DecisionEngine, Depends(engine)]
+Engine = Annotated[Workbench, Depends(workbench)]
 Typology = Literal["synthetic_identity", "card_testing", "ato", "mule"]
 ExportFormat = Literal["csv", "json", "graphml", "png"]
 assert set(TYPOLOGIES) == set(Typology.__args__)  # type: ignore[attr-defined]
@@ -43,11 +42,11 @@ async def search_rings(
     min_risk: Annotated[float, Query(ge=0, le=1)] = 0.0,
     typology: Typology | None = None,
     new_since: Annotated[
-        float | None, Query(ge=0, description="created at or after (epoch s)")
+        float | None, Query(ge=0, le=1e12, description="created at or after (epoch s)")
     ] = None,
     suspicious: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 25,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> queue.RingsPage:
     return await queue.search_rings(
         st,
@@ -159,7 +158,7 @@ async def entity_transactions(
     entity_id: EntityId,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     before: Annotated[
-        float | None, Query(ge=0, description="next_before of the previous page")
+        float | None, Query(ge=0, le=1e12, description="next_before of the previous page")
     ] = None,
 ) -> TxnPage:
     return await run_in_threadpool(
@@ -171,7 +170,11 @@ async def entity_transactions(
     "/v1/decisions/{txn_id}",
     dependencies=guard,
     summary="A stored decision (kept 7 days) with its explanation",
-    responses=documented(404, e404="no decision for this txn_id"),
+    response_model=None,  # documented, not filtered: the stored body is returned as it was
+    responses={
+        **documented(404, e404="no decision for this txn_id"),
+        200: {"model": Decision, "description": "the decision as it was answered"},
+    },
 )
 async def get_decision(eng: Engine, txn_id: EntityId) -> dict[str, Any]:
     return await queue.decision(eng, txn_id)

@@ -8,13 +8,13 @@ from typing import Literal
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from api.deps import Workbench
 from fraudring.errors import Forbidden
 from graph.repository import GraphStore
 from realtime import cases, lists
 from realtime.keys import ListEntry
 from realtime.lists import ListAction, ListEntryOut, ListTarget
 from realtime.schemas import EntityId
-from realtime.service import DecisionEngine
 
 Scope = Literal["members", "members_and_shared", "shared"]
 #: List actions only an `admin` key may apply (an allow lets a transaction through).
@@ -64,7 +64,7 @@ class Applied(BaseModel):
     entries: list[ListEntryOut]
 
 
-async def preview(st: GraphStore, eng: DecisionEngine, body: ActionIn) -> Preview:
+async def preview(st: GraphStore, eng: Workbench, body: ActionIn) -> Preview:
     targets: list[ListTarget] = []
     collateral = 0
     accounts: list[str] = []
@@ -111,7 +111,7 @@ async def preview(st: GraphStore, eng: DecisionEngine, body: ActionIn) -> Previe
 
 
 async def apply(
-    st: GraphStore, eng: DecisionEngine, body: ActionIn, *, who: str, scopes: frozenset[str]
+    st: GraphStore, eng: Workbench, body: ActionIn, *, who: str, scopes: frozenset[str]
 ) -> Applied:
     if body.action in ADMIN_ACTIONS and "admin" not in scopes:
         raise Forbidden(f"a {body.action} list entry needs a key with the 'admin' scope")

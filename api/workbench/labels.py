@@ -16,13 +16,13 @@ import orjson
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.deps import Workbench
 from fraudring.errors import Conflict, InvalidInput, NotFound
 from graph.repository import GraphStore
 from graph.schemas import Ring, RingParams
 from realtime import cases
 from realtime.audit import audit
 from realtime.schemas import EntityId
-from realtime.service import DecisionEngine
 
 TargetKind = Literal["ring", "txn", "user", "card", "device", "ip", "merchant"]
 
@@ -78,7 +78,7 @@ async def _targets(st: GraphStore, body: LabelIn) -> tuple[list[tuple[str, str]]
     return [(body.kind, body.id)], []
 
 
-async def _rescore(st: GraphStore, eng: DecisionEngine, users: list[str]) -> list[Ring]:
+async def _rescore(st: GraphStore, eng: Workbench, users: list[str]) -> list[Ring]:
     if not users:
         return []
     update = await run_in_threadpool(lambda: st.detect_rings(touched_users=users))
@@ -86,7 +86,7 @@ async def _rescore(st: GraphStore, eng: DecisionEngine, users: list[str]) -> lis
     return update.rings
 
 
-async def label(st: GraphStore, eng: DecisionEngine, body: LabelIn, *, who: str) -> LabelOut:
+async def label(st: GraphStore, eng: Workbench, body: LabelIn, *, who: str) -> LabelOut:
     if body.case_id is not None:
         await cases.get_case(eng.redis, eng.keys, body.case_id)
     targets, users = await _targets(st, body)
@@ -124,9 +124,7 @@ async def label(st: GraphStore, eng: DecisionEngine, body: LabelIn, *, who: str)
     return LabelOut(event_id=event, who=who, changed=len(done), targets=done, rings=rings)
 
 
-async def undo(
-    st: GraphStore, eng: DecisionEngine, event_id: str, *, who: str, reason: str
-) -> LabelOut:
+async def undo(st: GraphStore, eng: Workbench, event_id: str, *, who: str, reason: str) -> LabelOut:
     """Put back the labels an event changed; an event is undone once."""
     rows: list[Any] = await eng.redis.xrange(eng.keys.audit_stream, event_id, event_id)  # type: ignore[assignment]
     if not rows:

@@ -11,12 +11,12 @@ import orjson
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from api.deps import Workbench
 from api.workbench.labels import LabelIn, LabelOut, label
 from fraudring.errors import NotFound
 from graph.history import LedgerTxn
 from graph.repository import GraphStore
 from graph.schemas import Ring
-from realtime.service import DecisionEngine
 
 
 class ReviewItem(BaseModel):
@@ -32,8 +32,8 @@ class ReviewPage(BaseModel):
     total: int
 
 
-async def decision(eng: DecisionEngine, txn_id: str) -> dict[str, Any]:
-    raw = await eng.store.stored(txn_id)
+async def decision(eng: Workbench, txn_id: str) -> dict[str, Any]:
+    raw = await eng.stored(txn_id)
     if raw is None:
         raise NotFound(f"no decision for txn {txn_id!r} (unknown, or older than 7 days)")
     body: dict[str, Any] = orjson.loads(raw)
@@ -41,7 +41,7 @@ async def decision(eng: DecisionEngine, txn_id: str) -> dict[str, Any]:
 
 
 async def review_queue(
-    st: GraphStore | None, eng: DecisionEngine, *, limit: int, offset: int
+    st: GraphStore | None, eng: Workbench, *, limit: int, offset: int
 ) -> ReviewPage:
     total = await eng.redis.zcard(eng.keys.review_queue)
     rows: list[Any] = await eng.redis.zrange(
@@ -68,7 +68,7 @@ async def review_queue(
 
 
 async def resolve(
-    st: GraphStore, eng: DecisionEngine, txn_id: str, body: LabelIn, *, who: str
+    st: GraphStore, eng: Workbench, txn_id: str, body: LabelIn, *, who: str
 ) -> LabelOut:
     """Label the reviewed transaction and take it off the queue."""
     if await eng.redis.zscore(eng.keys.review_queue, txn_id) is None:
@@ -88,11 +88,14 @@ class RingsPage(BaseModel):
     total: int
 
 
+#: The typology a ring resembles, per version of the ring (its evidence takes a few queries).
 _TYPOLOGY: dict[tuple[str, float], str] = {}
 
 
 async def _typology(st: GraphStore, ring: Ring) -> str:
     key = (ring.id, ring.updated_at)
+    if len(_TYPOLOGY) > 20_000:  # rings rescored many times: start over rather than grow
+        _TYPOLOGY.clear()
     if key not in _TYPOLOGY:
         ev = await run_in_threadpool(st.ring_evidence, ring.id)
         _TYPOLOGY[key] = ev.typology

@@ -14,7 +14,18 @@ from rich.table import Table
 from fraudring.errors import InvalidInput
 
 console = Console()
-BENCHMARKS = ("world", "graph", "decisions", "detection", "stream", "scale", "faults")
+BENCHMARKS = (
+    "world",
+    "graph",
+    "decisions",
+    "detection",
+    "stream",
+    "scale",
+    "cluster",
+    "knee",
+    "faults",
+    "rings",
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -28,12 +39,21 @@ def register(app: typer.Typer) -> None:
             int | None, typer.Option(help="World size, where the benchmark takes one.")
         ] = None,
         seed: Annotated[int, typer.Option(help="Seed of every random step.")] = 7,
+        store: Annotated[
+            str | None,
+            typer.Option(help="Graph store of `bench graph`: falkordb (default) or neo4j."),
+        ] = None,
     ) -> None:
         """Run a benchmark under bench/ and print its figures."""
         if name not in BENCHMARKS:
             raise InvalidInput(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}")
+        if store is not None and name != "graph":
+            raise InvalidInput("--store: only `bench graph` takes a graph store")
         module = importlib.import_module(f"bench.{name}")
-        figures: dict[str, float | int | str] = module.run(transactions=transactions, seed=seed)
+        extra = {"store": store} if store is not None else {}
+        figures: dict[str, float | int | str] = module.run(
+            transactions=transactions, seed=seed, **extra
+        )
         table = Table(title=f"bench {name}")
         table.add_column("figure")
         table.add_column("value", justify="right")

@@ -81,6 +81,16 @@ def register(app: typer.Typer) -> None:
         fraud_rate: Annotated[
             float, typer.Option(help="Share of fraudulent transactions.")
         ] = 0.002,
+        topology: Annotated[
+            str,
+            typer.Option(
+                help="Ring shape: dense (each typology's own), chain, star, bipartite, mule, or "
+                "mix; any but dense adds the legitimate look-alikes (world.topology)."
+            ),
+        ] = "dense",
+        false_label_rate: Annotated[
+            float, typer.Option(help="Share of legitimate transactions labelled fraud anyway.")
+        ] = 0.0,
         label_delay_days: Annotated[
             float, typer.Option(help="Minimum days before a chargeback arrives.")
         ] = 7.0,
@@ -105,6 +115,8 @@ def register(app: typer.Typer) -> None:
             fraud_rate=fraud_rate,
             label_delay_days=label_delay_days,
             label_spread_days=label_spread_days,
+            topology=topology,
+            false_label_rate=false_label_rate,
             progress=progress,
         )
         console.print(
@@ -144,12 +156,25 @@ def register(app: typer.Typer) -> None:
             float,
             typer.Option(help="Days from a transaction until its label is known (no label_time)."),
         ] = 7.0,
+        amlsim: Annotated[
+            Path | None,
+            typer.Option(help="Load an AMLSim sample folder (nodes.csv, transactions.csv)."),
+        ] = None,
         summary: Annotated[bool, typer.Option(help="Print the figures of the result.")] = True,
     ) -> None:
-        """Turn real data (CSV/Parquet, or the handbook benchmark) into a world directory."""
+        """Turn real data (CSV/Parquet, the handbook or an AMLSim sample) into a world directory."""
         from world.io import read_meta
         from world.simulate import WorldSummary
 
+        if amlsim is not None:
+            from world.amlsim import load_amlsim
+
+            counts = load_amlsim(src=amlsim, out=out, label_delay_days=label_delay_days)
+            console.print(
+                f"loaded {counts['transactions']:,} transfers ({counts['rings']} laundering "
+                f"patterns) into {out}"
+            )
+            return
         if handbook:
             from world.handbook import load_handbook
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +35,13 @@ def register(app: typer.Typer) -> None:
         fraud_rate: Annotated[
             float, typer.Option(help="Share of fraudulent transactions in the world.")
         ] = 0.01,
+        graph: Annotated[
+            str,
+            typer.Option(
+                help="Graph store: embedded (FalkorDB, or FRAUDRING_GRAPH_URL when set) or "
+                "neo4j (a local Neo4j Community server, tools/neo4j, started for the run)."
+            ),
+        ] = "embedded",
     ) -> None:
         """Simulate, load history, retrain, serve, replay the live days, and report."""
         from fraudring.cli.demo.run import DemoOptions, only_demo_in, run
@@ -41,6 +50,8 @@ def register(app: typer.Typer) -> None:
 
         if transactions < 20_000:
             raise InvalidInput("--transactions: at least 20,000 so that rings and labels exist")
+        if graph not in ("embedded", "neo4j"):
+            raise InvalidInput(f"--graph: one of embedded, neo4j; got {graph!r}")
         if not 0 < fraud_rate <= 0.05:
             raise InvalidInput("--fraud-rate: must be in (0, 0.05]")
         if live_days <= 0 or warmup_days < 0 or live_days + warmup_days >= 25:
@@ -51,7 +62,9 @@ def register(app: typer.Typer) -> None:
             transactions=transactions, seed=seed, live_days=live_days, warmup_days=warmup_days,
             out=out, port=port, keep_serving=keep_serving, fraud_rate=fraud_rate,
         )  # fmt: skip
-        with only_demo_in(out):
+        with only_demo_in(out), contextlib.ExitStack() as stack:
+            if graph == "neo4j":
+                stack.enter_context(_neo4j())
             # The demo's own namespace: its embedded server, models and spool under --out, and a
             # key prefix and graph of its own on configured servers, all cleared at each start.
             shutil.rmtree(out / "data", ignore_errors=True)
@@ -61,3 +74,27 @@ def register(app: typer.Typer) -> None:
                 get_settings.cache_clear()
                 settings = load_settings()  # now with the resolved server URLs
                 run(opts, settings, ep)
+
+
+@contextlib.contextmanager
+def _neo4j() -> Iterator[None]:
+    """A local Neo4j server for the run: its URL and a fresh password go to the environment, so
+    the API and the worker the demo starts use it too."""
+    from graph import neo4j_server
+
+    reason = neo4j_server.missing()
+    if reason is not None:
+        raise InvalidInput(f"--graph neo4j: {reason}")
+    with neo4j_server.running(heap="2g", pagecache_mb=1024) as server:
+        typer.echo(f"neo4j: {server.url} (tools/neo4j, started in {server.started_s:.0f} s)")
+        names = ("FRAUDRING_GRAPH_URL", "FRAUDRING_GRAPH_USER", "FRAUDRING_GRAPH_PASSWORD")
+        saved = {k: os.environ.get(k) for k in names}
+        os.environ.update(dict(zip(names, (server.url, server.user, server.password), strict=True)))
+        try:
+            yield
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
