@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from typing import Annotated, Any
 
+import orjson
 from fastapi import Query, Request
 
 from fraudring.settings import Settings
@@ -37,12 +39,23 @@ class Workbench:
         self.keys = Keys(settings.redis_prefix)
         self.redis = redis_client(settings.redis_url, timeout_ms=self.TIMEOUT_MS)
 
-    async def stored(self, txn_id: str) -> bytes | None:
-        """A stored decision (None: unknown, expired, or still being made)."""
-        raw = await self.redis.get(self.keys.decision(txn_id))
+    async def stored(self, txn_id: str) -> dict[str, Any] | None:
+        """A decision: the idempotency record (decision, score, model, time), with the
+        explanation when it was a review still kept for the queue; None when unknown."""
+        from realtime.idempotency import Remembered
+
+        raw, full = await asyncio.gather(
+            self.redis.get(self.keys.decision(txn_id)),
+            self.redis.hget(self.keys.review_bodies, txn_id),
+        )
+        if full:
+            body: dict[str, Any] = orjson.loads(full)
+            return body
         if raw is None or raw == b"pending":
             return None
-        return raw.encode() if isinstance(raw, str) else raw
+        record = Remembered.loads(raw.encode() if isinstance(raw, str) else raw)
+        body = orjson.loads(record.body(txn_id, review_means=None))
+        return body
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -21,8 +21,9 @@ per-entity script (realtime.cluster) touches one slot per entity.
 - ``{p}stream:audit``: who did what, when and why (labels, list changes, case changes).
 - ``{p}case:{id}``: hash of a case; ``{p}case:{id}:events`` its stream of notes, labels,
   actions; ``{p}cases`` zset of case ids by creation; ``{p}meta:case_seq`` the id counter.
-- ``{p}queue:review``: zset of txn ids decided `review`, by decision time (the review queue);
-  ``{p}queue:resolved`` hash of the resolved ones -> resolution JSON.
+- ``{p}queue:review``: zset of txn ids decided `review`, by decision time (the review queue;
+  a resolution is in the audit stream); ``{p}queue:review:body`` hash of their answers with the
+  explanation (the idempotency record keeps none).
 - ``{p}meta:{name}``: small bookkeeping values of the workers.
 
 Every family is bounded by a TTL or a size: `KEY_BOUNDS` lists how (docs/scaling.md prints it).
@@ -177,6 +178,15 @@ KEY_BOUNDS: Final[dict[str, tuple[str, str]]] = {
     "meta:queued:* / lease:*": ("main", "TTL (a few lease periods)"),
     "meta:* (figures)": ("main", "a fixed set of single values (retrain, drift, stats_at, ...)"),
     "{queue} (Celery)": ("main", "drained by the workers; single-flight tasks, at most one waits"),
+    "list:{kind}:{id}": ("main", "TTL: the entry's expiry, at most 366 d"),
+    "lists": ("main", "one member per live list entry; the expired pruned when listed"),
+    "stream:audit": ("main", "MAXLEN ~1,000,000"),
+    "queue:review": ("main", "reviews leave when resolved; older than 30 d pruned when read"),
+    "queue:review:body": ("main", "the answer of each review in the queue; leaves with it"),
+    "case:{id}, case:{id}:events, cases": (
+        "main",
+        "kept: a case is a record (a hash and a short stream each, made by hand)",
+    ),
 }
 
 
@@ -242,8 +252,8 @@ class Keys:
         return f"{self.prefix}queue:review"
 
     @property
-    def review_resolved(self) -> str:
-        return f"{self.prefix}queue:resolved"
+    def review_bodies(self) -> str:
+        return f"{self.prefix}queue:review:body"
 
     def meta(self, name: str) -> str:
         """Small bookkeeping values (last retrain, freshness samples, drift figures)."""

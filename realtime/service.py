@@ -268,7 +268,12 @@ class DecisionEngine:
             }
         )
         review_at = decided_at if outcome == "review" else None
-        if not await self._record(txn, stored, record, applied=not degraded, review_at=review_at):
+        recorded = await self._record(
+            txn, stored, record, applied=not degraded, review_at=review_at
+        )
+        if recorded and review_at is not None:
+            await self._keep_review(txn.txn_id, answer)
+        if not recorded:
             entry = {"stored": stored.decode(), "record": record.decode()}
             try:
                 await asyncio.to_thread(self.spool.append, entry)
@@ -288,6 +293,14 @@ class DecisionEngine:
             degraded=degraded,
             rules=[r.name for r in fired] + [r["name"].split(":", 1)[0] for r in list_rules],
         )
+
+    async def _keep_review(self, txn_id: str, answer: bytes) -> None:
+        """The review queue shows a review's explanation, which the idempotency record does not
+        keep: one more write for reviews only, best effort (the queue still lists the txn)."""
+        try:
+            await self.redis.hset(self.keys.review_bodies, txn_id, answer)
+        except REDIS_ERRORS as exc:
+            log.warning("decision.review_body_unsaved", txn_id=txn_id, error=repr(exc))
 
     async def _record(
         self,

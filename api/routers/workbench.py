@@ -172,7 +172,7 @@ async def entity_transactions(
 @router.get(
     "/v1/decisions/{txn_id}",
     dependencies=guard,
-    summary="A stored decision (kept 7 days) with its explanation",
+    summary="A decision (the idempotency window); reviews in the queue keep their explanation",
     response_model=None,  # documented, not filtered: the stored body is returned as it was
     responses={
         **documented(404, e404="no decision for this txn_id"),

@@ -7,7 +7,6 @@ import contextlib
 import time
 from typing import Any
 
-import orjson
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
@@ -17,6 +16,9 @@ from fraudring.errors import NotFound
 from graph.history import LedgerTxn
 from graph.repository import GraphStore
 from graph.schemas import Ring
+
+#: Reviews older than this leave the queue unresolved (their stored decision is long gone).
+REVIEW_KEEP_S = 30 * 86400
 
 
 class ReviewItem(BaseModel):
@@ -33,27 +35,33 @@ class ReviewPage(BaseModel):
 
 
 async def decision(eng: Workbench, txn_id: str) -> dict[str, Any]:
-    raw = await eng.stored(txn_id)
-    if raw is None:
-        raise NotFound(f"no decision for txn {txn_id!r} (unknown, or older than 7 days)")
-    body: dict[str, Any] = orjson.loads(raw)
+    body = await eng.stored(txn_id)
+    if body is None:
+        raise NotFound(f"no decision for txn {txn_id!r} (unknown, or past the idempotency window)")
     return body
 
 
 async def review_queue(
     st: GraphStore | None, eng: Workbench, *, limit: int, offset: int
 ) -> ReviewPage:
+    old: list[Any] = await eng.redis.zrangebyscore(
+        eng.keys.review_queue, "-inf", time.time() - REVIEW_KEEP_S
+    )
+    if old:
+        pipe = eng.redis.pipeline(transaction=True)
+        pipe.zrem(eng.keys.review_queue, *old)
+        pipe.hdel(eng.keys.review_bodies, *old)
+        await pipe.execute()
     total = await eng.redis.zcard(eng.keys.review_queue)
     rows: list[Any] = await eng.redis.zrange(
         eng.keys.review_queue, offset, offset + limit - 1, withscores=True
     )
     ids = [(r[0].decode() if isinstance(r[0], bytes) else r[0], float(r[1])) for r in rows]
-    raws = await eng.redis.mget([eng.keys.decision(i) for i, _ in ids]) if ids else []
+    bodies = [await eng.stored(i) for i, _ in ids]
     txns = await run_in_threadpool(st.txns_by_id, [i for i, _ in ids]) if st and ids else {}
     rings: dict[str, Ring] = {}
     items = []
-    for (tid, at), raw in zip(ids, raws, strict=True):
-        body = orjson.loads(raw) if raw and raw != b"pending" else None
+    for (tid, at), body in zip(ids, bodies, strict=True):
         ring = None
         rid = ((body or {}).get("explanation") or {}).get("ring") or {}
         if st is not None and rid.get("ring_id"):
@@ -74,10 +82,9 @@ async def resolve(
     if await eng.redis.zscore(eng.keys.review_queue, txn_id) is None:
         raise NotFound(f"txn {txn_id!r} is not in the review queue")
     out = await label(st, eng, body.model_copy(update={"kind": "txn", "id": txn_id}), who=who)
-    note = {"label": body.label, "by": who, "at": time.time(), "reason": body.reason}
-    pipe = eng.redis.pipeline(transaction=True)
+    pipe = eng.redis.pipeline(transaction=True)  # the label's audit event says how
     pipe.zrem(eng.keys.review_queue, txn_id)
-    pipe.hset(eng.keys.review_resolved, txn_id, orjson.dumps(note))
+    pipe.hdel(eng.keys.review_bodies, txn_id)
     await pipe.execute()
     return out
 

@@ -55,7 +55,7 @@ def test_a_malformed_cache_entry_is_ignored_never_an_error(raw: bytes) -> None:
 @given(
     st.dictionaries(
         st.sampled_from(["kind", "id", "action", "reason", "by", "at", "expires_at"]),
-        st.one_of(st.text(max_size=5), st.floats(), st.integers(), st.none()),
+        st.one_of(st.text(max_size=5), st.floats(), st.integers(-(2**53), 2**53), st.none()),
     )
 )
 def test_a_wrong_typed_entry_is_ignored_by_the_decision(fields: dict[str, object]) -> None:
