@@ -5,12 +5,13 @@ not depend on the transport) against a fresh embedded Redis, over a fixed popula
 users, each with its own card, one of DEVICES devices, IPS ips and MERCHANTS merchants). Event
 times are SPACING_S apart, so the warm-up spans 31 days: every window (the longest is the
 user's 30 days) is full and each further decision drops as much old state as it adds. A
-consumer group reads and acknowledges every record as the workers would. Memory is taken after
-WARMUP decisions and again after as many more: the difference per decision is the marginal
-cost at steady state, split by key family (MEMORY USAGE over the family's keys). Figures name
-their family so it is plain which mechanism bounds which part (realtime.keys KEY_BOUNDS): the
-decision stream is bounded by its trim, the decision records by the idempotency retry window;
-velocity grows with active entities, not with decisions.
+consumer group reads and acknowledges every record as the workers would, and the stream is
+trimmed behind the acknowledgements as the workers' trim does once the graph's replay point has
+passed (its retention floor is reported as a stock: entries at 1,000 decisions/s). Memory is
+taken after WARMUP decisions and again after as many more: the difference per decision is the
+marginal cost at steady state, split by key family (MEMORY USAGE over the family's keys). The
+decision records are bounded by the idempotency window (they are the marginal cost within
+it); velocity grows with active entities, not with decisions.
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ def _transactions(n: int, *, start: int, seed: int) -> list[Any]:
     return out
 
 
-async def _decide_all(engine: Any, txns: list[Any], client: redis.Redis, stream: str) -> None:
+async def _decide_all(
+    engine: Any, txns: list[Any], client: redis.Redis, stream: str, *, trim: bool
+) -> None:
     sem = asyncio.Semaphore(64)
 
     async def one(t: Any) -> None:
@@ -88,21 +91,23 @@ async def _decide_all(engine: Any, txns: list[Any], client: redis.Redis, stream:
 
     for i in range(0, len(txns), 2000):
         await asyncio.gather(*(one(t) for t in txns[i : i + 2000]))
-        _consume(client, stream)
+        last = _consume(client, stream)
+        if trim and last is not None:
+            client.xtrim(stream, minid=last, approximate=False)
 
 
-def _consume(client: redis.Redis, stream: str) -> None:
-    """Read and acknowledge everything, as the workers' consumer group does."""
+def _consume(client: redis.Redis, stream: str) -> Any:
+    """Read and acknowledge everything, as the workers' consumer group does; the last id."""
     from realtime.keys import DECISION_GROUP
 
+    last = None
     while True:
         got: Any = client.xreadgroup(DECISION_GROUP, "bench", {stream: ">"}, count=5000)
-        if not got:
-            return
-        ids = [mid for _, msgs in got for mid, _ in msgs]
+        ids = [mid for _, msgs in got or [] for mid, _ in msgs]
         if not ids:
-            return
+            return last
         client.xack(stream, DECISION_GROUP, *ids)
+        last = ids[-1]
 
 
 def run_redis(*, seed: int) -> dict[str, float | int | str]:
@@ -133,15 +138,29 @@ def run_redis(*, seed: int) -> dict[str, float | int | str]:
             stream = keys.decisions_stream
             console.print(f"redis: {WARMUP:,} decisions over {USERS:,} users (warm-up) ...")
             loop.run_until_complete(
-                _decide_all(engine, _transactions(WARMUP, start=0, seed=seed), client, stream)
+                _decide_all(
+                    engine, _transactions(WARMUP, start=0, seed=seed), client, stream, trim=False
+                )
             )
+            # one stream entry's size, then the stream trimmed behind the acknowledgements as the
+            # workers' trim does once the graph's replay point has passed (retention floor aside)
+            entry_bytes = _family_bytes(client, prefix)["stream:decisions"] / max(
+                1, int(client.xlen(stream))
+            )
+            last = _consume(client, stream)
+            info: Any = client.xinfo_stream(stream)
+            client.xtrim(stream, minid=last or info["last-generated-id"], approximate=False)
             used0 = int(client.info("memory")["used_memory"])
             fam0 = _family_bytes(client, prefix)
             console.print(f"redis: {MEASURED:,} more ...")
             t0 = time.perf_counter()
             loop.run_until_complete(
                 _decide_all(
-                    engine, _transactions(MEASURED, start=WARMUP, seed=seed), client, stream
+                    engine,
+                    _transactions(MEASURED, start=WARMUP, seed=seed),
+                    client,
+                    stream,
+                    trim=True,
                 )
             )
             rate = MEASURED / (time.perf_counter() - t0)
@@ -157,16 +176,21 @@ def run_redis(*, seed: int) -> dict[str, float | int | str]:
         "redis_data": (
             f"{WARMUP:,} + {MEASURED:,} decisions (engine, no HTTP) over {USERS:,} users, "
             f"{entities:,} entities, {SPACING_S:.0f} s of event time apart, seed {seed}; "
-            "stream read and acknowledged as workers do"
+            "stream read, acknowledged and trimmed behind the acknowledgements as workers do"
         ),
         "redis_bytes_per_decision": (used1 - used0) / MEASURED,
         "redis_decisions_per_s_in_process": rate,
     }
     for fam in FAMILIES:
         out[f"redis_bytes_per_decision[{fam.rstrip(':')}]"] = (fam1[fam] - fam0[fam]) / MEASURED
-    # what remains once the stream is trimmed behind the acknowledgements (its own mechanism)
-    stream_bytes = (fam1["stream:decisions"] - fam0["stream:decisions"]) / MEASURED
-    out["redis_bytes_per_decision_without_stream"] = (used1 - used0) / MEASURED - stream_bytes
+    # the trimmed stream is a stock, not a marginal cost: entries of the retention floor (and
+    # of whatever the graph has not yet replayed) at a given rate
+    retention = settings.stream_retention_s
+    out["redis_stream_entry_bytes"] = entry_bytes
+    out[f"redis_stream_stock_mb_at_1000_per_s[{retention:g}s floor]"] = (
+        1000 * retention * entry_bytes / 1e6
+    )
+    out["redis_idempotency_window_h"] = settings.idempotency_ttl_s / 3600
     out["redis_bytes_per_active_entity[vel+risk+stats]"] = (
         fam1["vel:"] + fam1["risk:"] + fam1["stats:"]
     ) / entities
