@@ -27,7 +27,7 @@ LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 
 # `make test` and CI draw the same examples on every run, so a red CI run fails the same way
 # locally; `pytest --hypothesis-profile=explore` searches further with fresh random examples.
-hypothesis_settings.register_profile("repro", derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("repro", derandomize=True, database=None, print_blob=True)
 hypothesis_settings.register_profile("explore", max_examples=1000, derandomize=False)
 hypothesis_settings.load_profile("repro")
 
