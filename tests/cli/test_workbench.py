@@ -107,7 +107,7 @@ def test_rings_export_ring_and_neighbourhood(configured: str, tmp_path: Path) ->
     assert res.exit_code == 0, res.output
     assert png.read_bytes()[:4] == b"\x89PNG"
     # `rings` alone is still the table
-    assert configured in runner.invoke(app, ["rings", "--top", "3"]).output
+    assert configured in runner.invoke(app, ["rings", "--all", "--top", "3"]).output
 
 
 def test_ttl_parsing() -> None:
