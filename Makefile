@@ -19,6 +19,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/python -m graph.neo4j_server  # the Neo4j test server (tools/neo4j), built once
 	$(VENV)/bin/pytest -q
 
 lint: $(STAMP)

@@ -108,6 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # An id may end in "/": a redirect to the id without it would be another entity.
+        redirect_slashes=False,
         docs_url=None,  # served by api.routers.docs from vendored assets, no CDN
         redoc_url=None,
     )

@@ -7,15 +7,24 @@ value fails at start with the setting's name instead of deep inside a request.
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    AwareDatetime,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fraudring.contract.transaction import context
 from fraudring.errors import validation_reason
 
 #: The dev API key, usable only when ``env == dev``; its sha256 is what the settings hold.
@@ -23,6 +32,9 @@ DEV_API_KEY = "dev-key"
 DEV_API_KEY_HASH = hashlib.sha256(DEV_API_KEY.encode()).hexdigest()
 DEV_GRAPH_PASSWORD = "fraudring-dev"  # noqa: S105 - the refused-outside-dev default
 DEV_WEBHOOK_SECRET = "fraudring-dev-webhook"  # noqa: S105 - the refused-outside-dev default
+
+#: Never a production graph password: empty, or Neo4j's factory default.
+WEAK_GRAPH_PASSWORDS = frozenset({"", "neo4j", "password"})
 
 SCOPES = frozenset({"score", "investigate", "admin"})
 
@@ -95,6 +107,13 @@ class Settings(BaseSettings):
     rules_path: Path | None = None
     redis_timeout_ms: Annotated[int, Field(ge=1, le=10_000)] = 25
     max_future_skew_s: Annotated[int, Field(ge=0)] = 300
+    #: Transactions older than this are refused (API, loaders, stream): a typo'd year, not data.
+    earliest_txn_time: AwareDatetime = datetime(2000, 1, 1, tzinfo=UTC)
+    #: How long a txn_id's decision is remembered: a retry within it gets the same answer (and
+    #: another body under the id a 409); after it the id may be decided afresh.
+    idempotency_ttl_s: Annotated[int, Field(ge=60, le=90 * 86400)] = 48 * 3600
+    #: Request bodies larger than this are refused (413) before they are parsed.
+    max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     #: Each API process keeps the decisions it recorded this long in memory, and records them
     #: again (once each) when Redis restarts: the seconds an append-only file may lose.
     redis_recover_window_s: Annotated[float, Field(ge=0, le=600)] = 10.0
@@ -109,6 +128,9 @@ class Settings(BaseSettings):
     api_keys: dict[str, str] = Field(
         default_factory=lambda: {DEV_API_KEY_HASH: "dev:score,investigate,admin"}
     )
+
+    #: Key of the keyed hash `fraudring load --tokenize-cards` puts in place of card numbers.
+    card_token_key: SecretStr | None = Field(default=None, min_length=32)
 
     # Learning.
     seed: int = 7
@@ -183,8 +205,13 @@ class Settings(BaseSettings):
                     "api_keys: the dev key is refused outside env=dev; set FRAUDRING_API_KEYS"
                 )
             neo4j = bool(self.graph_url and self.graph_url.startswith(("bolt", "neo4j")))
-            if neo4j and self.graph_password.get_secret_value() == DEV_GRAPH_PASSWORD:
+            password = self.graph_password.get_secret_value()
+            if neo4j and password == DEV_GRAPH_PASSWORD:
                 raise ValueError("graph_password: the default password is refused outside env=dev")
+            if neo4j and self.env is Env.prod and password in WEAK_GRAPH_PASSWORDS:
+                raise ValueError(
+                    "graph_password: empty or Neo4j's factory password is refused in prod"
+                )
             secret = self.alert_webhook_secret.get_secret_value()
             if self.alert_webhook_url and (secret == DEV_WEBHOOK_SECRET or len(secret) < 16):
                 raise ValueError(
@@ -192,6 +219,14 @@ class Settings(BaseSettings):
                     "at least 16 characters shared with the receiver (the default is refused)"
                 )
         return self
+
+    def contract_context(self) -> dict[str, Any]:
+        """This deployment's caps, as the contract's validators read them."""
+        return context(
+            amount_cap=self.amount_cap,
+            max_future_skew_s=self.max_future_skew_s,
+            min_ts=self.earliest_txn_time.timestamp(),
+        )
 
     @property
     def models_path(self) -> Path:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from graph import queries as q
 from graph.ringrule import EvidenceLinks, label_rates
-from graph.schemas import ENTITY_KINDS, KIND_OF_LABEL, RingParams
+from graph.schemas import KIND_OF_LABEL, LINKED_KINDS, RingParams
 
 if TYPE_CHECKING:
     from graph.repository import CypherStore
@@ -30,7 +30,7 @@ def _scan(
     tasks = [
         (kind, pred, {**page, **args})
         for pred, page in store._pages("x", page_size=page_size)
-        for kind in ENTITY_KINDS
+        for kind in LINKED_KINDS
     ]
 
     def fetch(task: tuple[str, str, dict[str, Any]]) -> list[list[Any]]:
@@ -45,7 +45,7 @@ def full(
     store: CypherStore, *, since: float, params: RingParams
 ) -> tuple[EvidenceLinks, dict[str, float]]:
     """Every evidence entity and the rates, which are stored for incremental runs."""
-    totals: dict[str, tuple[float, float]] = {k: (0.0, 0.0) for k in ENTITY_KINDS}
+    totals: dict[str, tuple[float, float]] = {k: (0.0, 0.0) for k in LINKED_KINDS}
     for kind, rows in _scan(store, q.evidence_totals, {"since": since}, params.page_size):
         for n, bad in rows:
             t = totals[kind]
@@ -76,7 +76,7 @@ def stored_rates(store: CypherStore, *, params: RingParams) -> dict[str, float]:
     rows = store._read(q.RATES_READ)
     if rows and rows[0][0]:
         return {str(k): float(v) for k, v in zip(rows[0][0], rows[0][1], strict=True)}
-    return {k: params.label_prior for k in ENTITY_KINDS}
+    return {k: params.label_prior for k in LINKED_KINDS}
 
 
 def expand(
@@ -110,7 +110,7 @@ def expand(
                 if key not in checked:
                     seen.add(key)
         checked |= seen
-        for kind in ENTITY_KINDS:
+        for kind in LINKED_KINDS:
             ents = sorted(e for k, e in seen if k == kind)
             for i in range(0, len(ents), _CHUNK):
                 rows = store._read(q.ENTITY_EVIDENCE[kind], {"ids": ents[i : i + _CHUNK], **args})

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from graph.schemas import ENTITY_KINDS, LABELS
+from graph.schemas import LABELS, LINKED_KINDS
 
 # --- evidence and history (graph.investigation) ---------------------------------------------
 
@@ -18,7 +18,7 @@ UNWIND $ids AS eid
 MATCH (x:{LABELS[k]} {{id: eid}})<-[r:USED]-(u:User)
 RETURN x.id, u.id, r.first_seen, r.last_seen, r.n, r.fraud_n, r.amount_sum, x.fraud_label
 """
-    for k in ENTITY_KINDS
+    for k in LINKED_KINDS
 }
 
 #: Per user: distinct entities used, by label (cards per account tells card testing apart).
@@ -46,7 +46,7 @@ RETURN n.fraud_label, n.labelled_by, n.labelled_at, n.fraud_txn_n, n.legit_txn_n
   sum(r.n), min(r.first_seen), max(r.last_seen), count(r)
 """
     )
-    for k in ("user", *ENTITY_KINDS)
+    for k in ("user", *LINKED_KINDS)
 }
 
 #: Users of an entity (any kind but user), most active first: the way to its ledger rows.
@@ -55,7 +55,7 @@ ENTITY_USER_IDS: Final[dict[str, str]] = {
 MATCH (x:{LABELS[k]} {{id: $id}})<-[r:USED]-(u:User)
 RETURN u.id ORDER BY r.n DESC, u.id LIMIT $limit
 """
-    for k in ENTITY_KINDS
+    for k in LINKED_KINDS
 }
 
 #: Ledger rows of users (index on Txn.user) before a time, newest first; `kind` filters by the

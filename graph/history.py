@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from fraudring.errors import InvalidInput
 from graph import evidence_queries as eq
 from graph import queries as q
-from graph.schemas import GraphNotFound, Ring, check_id, check_kind
+from graph.schemas import GraphNotFound, Ring, check_kind, require_id
 
 if TYPE_CHECKING:
     from graph.repository import CypherStore
@@ -86,7 +86,7 @@ def transactions(
     store: CypherStore, kind: str, id: str, *, limit: int = 50, before: float | None = None
 ) -> TxnPage:
     kind = check_kind(kind)
-    check_id(id, field_name="id")
+    require_id(id, field_name="id")
     if not 1 <= limit <= 1000:
         raise InvalidInput.on("limit", "must be between 1 and 1000")
     if kind == "user":
@@ -143,5 +143,5 @@ def timeline(store: CypherStore, ring: Ring, *, joined: dict[str, float]) -> Rin
 def txns_by_id(store: CypherStore, ids: list[str]) -> dict[str, LedgerTxn]:
     """Ledger rows of the given transactions (those not ingested yet are missing)."""
     for i in ids:
-        check_id(i, field_name="txn_id")
+        require_id(i, field_name="txn_id")
     return {r[0]: _txn(r) for r in store._read(eq.TXN_BY_ID, {"ids": ids})} if ids else {}

@@ -20,14 +20,14 @@ from graph import evidence_queries as eq
 from graph import queries as q
 from graph.ringrule import Component, Links, components, density, risk_terms
 from graph.schemas import (
-    ENTITY_KINDS,
     KIND_OF_LABEL,
+    LINKED_KINDS,
     EntityKind,
     GraphNotFound,
     Ring,
     RingParams,
-    check_id,
     check_kind,
+    require_id,
 )
 
 if TYPE_CHECKING:
@@ -265,7 +265,7 @@ def typology_scores(
     `shops`: (merchant, members who paid there, all its customers) for merchants two or more
     members paid: a shell merchant is one whose customers are mostly the ring."""
     n = max(len(links), 1)
-    share = {k: sum(1 for kk, _ in links if kk == k) / n for k in ENTITY_KINDS}
+    share = {k: sum(1 for kk, _ in links if kk == k) / n for k in LINKED_KINDS}
     size = max(ring.size, 1)
     cards = sum(c.get("card", 0) for c in counts.values()) / size
     young = math.exp(-max(ring.account_age_days, 0.0) / 30)
@@ -354,7 +354,7 @@ def narrative(ev: RingEvidence) -> str:
 
 def entity_evidence(store: CypherStore, kind: str, id: str) -> EntityEvidence:
     kind = check_kind(kind)
-    check_id(id, field_name="id")
+    require_id(id, field_name="id")
     rows = store._read(eq.ENTITY_SUMMARY[kind], {"id": id})
     if not rows:
         raise GraphNotFound(f"{kind} {id!r} is not in the graph")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from graph.schemas import ENTITY_KINDS, LABELS
+from graph.schemas import LABELS, LINKED_KINDS
 
 # --- ingest -----------------------------------------------------------------------------------
 # One statement per batch, so the batch is atomic on FalkorDB (one query) and on Neo4j (one
@@ -68,7 +68,7 @@ RETURN count(*) AS written
 INGEST: Final = (
     _GUARD
     + _USERS
-    + "".join(_EDGES.format(pos=5 + i, label=LABELS[k]) for i, k in enumerate(ENTITY_KINDS))
+    + "".join(_EDGES.format(pos=5 + i, label=LABELS[k]) for i, k in enumerate(LINKED_KINDS))
     + _LEDGER
 )
 
@@ -115,6 +115,17 @@ RETURN count(r)
 
 NODE_LABEL_READ: Final = {
     k: f"MATCH (n:{lab} {{id: $id}}) RETURN n.fraud_label" for k, lab in LABELS.items()
+}
+#: FalkorDB's constraints, and the ids its unique constraint cannot be built over (an outer
+#: space crashes the server creating it: see fraudring.contract.ids).
+FALKOR_CONSTRAINTS: Final = "CALL db.constraints()"
+OUTER_SPACE_IDS: Final = (
+    "MATCH (n:{label}) WHERE n.id STARTS WITH ' ' OR n.id ENDS WITH ' ' RETURN count(n)"
+)
+
+#: Which of the given ids are nodes of the kind (label imports check before queueing).
+KNOWN_NODES: Final = {
+    k: f"UNWIND $ids AS eid MATCH (n:{lab} {{id: eid}}) RETURN n.id" for k, lab in LABELS.items()
 }
 NODE_LABEL_WRITE: Final = {
     k: f"""
@@ -168,7 +179,7 @@ def _link(kind: str) -> str:
 def ring_links(*, page: str) -> dict[str, str]:
     """Per entity kind, one page of linking entities and the users they tie; `page` is the
     backend's paging predicate on `x` (a constant of the backend module)."""
-    return {k: f"MATCH (x:{LABELS[k]})\nWHERE {page}" + _link(k) for k in ENTITY_KINDS}
+    return {k: f"MATCH (x:{LABELS[k]})\nWHERE {page}" + _link(k) for k in LINKED_KINDS}
 
 
 #: Entities a set of users is recently tied to (whether they link is ENTITY_USERS' call).
@@ -185,7 +196,7 @@ RETURN DISTINCT labels(x)[0], x.id
 #: Per kind (separate queries: FalkorDB plans a label scan for one branch of a UNION), the same
 #: linking rule as ring_links for given entities.
 ENTITY_USERS: Final = {
-    k: f"UNWIND $ids AS eid\nMATCH (x:{LABELS[k]} {{id: eid}})" + _link(k) for k in ENTITY_KINDS
+    k: f"UNWIND $ids AS eid\nMATCH (x:{LABELS[k]} {{id: eid}})" + _link(k) for k in LINKED_KINDS
 }
 
 #: Candidates for each user's home (graph.ringrule.pick_bases chooses): its recent IPs, with the
@@ -370,7 +381,7 @@ RETURN count(c)
 #: A labelled user: a fraud label of its own or on one of its transactions.
 _BAD: Final = "(coalesce(u.fraud_txn_n, 0) > 0 OR coalesce(u.fraud_label, '') = 'fraud')"
 #: Which recent users an entity ties: a merchant its repeat customers, any other entity all.
-_ETIED: Final = {k: ("r.n >= 2" if k == "merchant" else "true") for k in ENTITY_KINDS}
+_ETIED: Final = {k: ("r.n >= 2" if k == "merchant" else "true") for k in LINKED_KINDS}
 _EVIDENCE = """
 MATCH (x)<-[r:USED]-(:User)
 WHERE r.last_seen >= $since
@@ -389,7 +400,7 @@ def evidence_links(*, page: str) -> dict[str, str]:
     tied user is labelled: their tied users and the labelled ones."""
     return {
         k: f"MATCH (x:{LABELS[k]})\nWHERE {page}" + _EVIDENCE.format(tied=_ETIED[k], bad=_BAD)
-        for k in ENTITY_KINDS
+        for k in LINKED_KINDS
     }
 
 
@@ -400,7 +411,7 @@ def evidence_totals(*, page: str) -> dict[str, str]:
         k: f"MATCH (x:{LABELS[k]})\nWHERE {page}\nMATCH (x)<-[r:USED]-(u:User)\n"
         f"WHERE r.last_seen >= $since AND {_ETIED[k]}\n"
         f"RETURN count(r), sum(CASE WHEN {_BAD} THEN 1 ELSE 0 END)"
-        for k in ENTITY_KINDS
+        for k in LINKED_KINDS
     }
 
 
@@ -408,7 +419,7 @@ def evidence_totals(*, page: str) -> dict[str, str]:
 ENTITY_EVIDENCE: Final = {
     k: f"UNWIND $ids AS eid\nMATCH (x:{LABELS[k]} {{id: eid}})"
     + _EVIDENCE.format(tied=_ETIED[k], bad=_BAD)
-    for k in ENTITY_KINDS
+    for k in LINKED_KINDS
 }
 
 #: Entities a set of users recently tied themselves to (see _ETIED).

@@ -38,8 +38,8 @@ from graph.schemas import (
     RingParams,
     RingUpdate,
     TxnRecord,
-    check_id,
     check_kind,
+    require_id,
 )
 
 log = get_logger(__name__)
@@ -99,6 +99,7 @@ class GraphStore(Protocol):
     def export(self, *, chunk_size: int = 200_000) -> GraphExport: ...
     def ledger_since(self, *, since: float) -> pl.DataFrame: ...
     def newest_ts(self) -> float | None: ...
+    def known(self, kind: str, ids: Collection[str]) -> set[str]: ...
     def ring_evidence(self, ring_id: str) -> RingEvidence: ...
     def entity_evidence(self, kind: str, id: str) -> EntityEvidence: ...
     def transactions(
@@ -240,6 +241,16 @@ class CypherStore:
     def _known(self, ids: list[str]) -> set[str]:
         return {row[0] for row in self._read(q.KNOWN_TXNS, {"ids": ids})}
 
+    def known(self, kind: str, ids: Collection[str]) -> set[str]:
+        """Which of `ids` the graph holds as `kind` ("txn" or an entity kind)."""
+        wanted = [i for i in ids if require_id(i, field_name="id")]
+        query = q.KNOWN_TXNS if kind == "txn" else q.KNOWN_NODES[check_kind(kind)]
+        found: set[str] = set()
+        for start in range(0, len(wanted), 10_000):
+            rows = self._read(query, {"ids": wanted[start : start + 10_000]})
+            found |= {str(row[0]) for row in rows}
+        return found
+
     def ingest(self, records: Sequence[TxnRecord] | ing.Batch) -> IngestResult:
         """Write a batch; idempotent by txn_id and atomic (one statement, guarded by the ledger).
 
@@ -277,7 +288,7 @@ class CypherStore:
     def txn_user(self, txn_id: str) -> str | None:
         """The user of a transaction, None when it is not in the graph: a transaction's label
         changes that user's ring, and a label names only the transaction."""
-        check_id(txn_id, field_name="txn_id")
+        require_id(txn_id, field_name="txn_id")
         rows = self._read(q.TXN_USER, {"id": txn_id})
         return str(rows[0][0]) if rows and rows[0][0] is not None else None
 
@@ -297,7 +308,7 @@ class CypherStore:
 
     def current_label(self, *, kind: str, id: str) -> str | None:
         """The label a transaction or node carries now (None: none), 404 when not there."""
-        check_id(id, field_name="id")
+        require_id(id, field_name="id")
         if kind == "txn":
             rows = self._read(q.TXN_LABEL_READ, {"id": id})
             if not rows:
@@ -312,8 +323,8 @@ class CypherStore:
     def _relabel(
         self, *, kind: str, id: str, label: LabelValue | None, by: str, at: float
     ) -> LabelResult:
-        check_id(id, field_name="id")
-        check_id(by, field_name="by")
+        require_id(id, field_name="id")
+        require_id(by, field_name="by")
         if kind == "txn":
             rows = self._read(q.TXN_LABEL_READ, {"id": id})
             if not rows:
@@ -361,7 +372,7 @@ class CypherStore:
     def ring(self, ring_id: str) -> Ring:
         from graph.rings import ring_from_props
 
-        check_id(ring_id, field_name="ring_id")
+        require_id(ring_id, field_name="ring_id")
         rows = self._read(q.RING_BY_ID, {"id": ring_id})
         if not rows:
             raise GraphNotFound(f"ring {ring_id!r} not found")
@@ -400,8 +411,8 @@ class CypherStore:
 
     def path(self, *, src: EntityRef, dst: EntityRef) -> GraphPath:
         """A shortest path of USED edges (at most `queries.PATH_MAX_HOPS`), empty if none."""
-        check_id(src.id, field_name="src")
-        check_id(dst.id, field_name="dst")
+        require_id(src.id, field_name="src")
+        require_id(dst.id, field_name="dst")
         rows = self._read(self._path_query(src.kind, dst.kind), {"a": src.id, "b": dst.id})
         if not rows or rows[0][0] is None:
             return GraphPath(nodes=[], length=0)

@@ -25,6 +25,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
+from fraudring.contract.transaction import Transaction
 from realtime.keys import (
     ENTITY_KINDS,
     MERCHANT_STATS_SIZE,
@@ -34,7 +35,7 @@ from realtime.keys import (
     ListEntry,
 )
 from realtime.resp import RespScripts, sha1, supports
-from realtime.velocity import PENDING_TTL_S, State, TxnKeyInput, VelocityStore, _num, _risk
+from realtime.velocity import DECISION_TTL_S, PENDING_TTL_S, State, VelocityStore, _num, _risk
 from realtime.velocity_lua import _LUA_BOUNDS, LUA_WINDOWS
 
 #: per entity: 6 sums, 3 seen counts, last, 3 first uses, risk, stats, 4 user windows
@@ -204,15 +205,16 @@ class ClusterVelocityStore(VelocityStore):
         cluster: RedisCluster,
         fast: RespScripts | None = None,
         router: SlotRouter | None = None,
+        decision_ttl_s: int = DECISION_TTL_S,
     ) -> None:
-        super().__init__(client, keys, fast=fast)
+        super().__init__(client, keys, fast=fast, decision_ttl_s=decision_ttl_s)
         self.cluster = cluster
         self.router = router
         self._claim = client.register_script(LUA_CLAIM)
         self._entity = cluster.register_script(LUA_ENTITY)
         self._claim_sha, self._entity_sha = sha1(LUA_CLAIM), sha1(LUA_ENTITY)
 
-    def _entity_call(self, e: int, t: TxnKeyInput) -> Any:
+    def _entity_call(self, e: int, t: Transaction) -> Any:
         kind, ids = ENTITY_KINDS[e], t.ids
         k = self.keys
         seen = [k.velocity(kind, ids[e], w) for w in _SEEN[kind]]
@@ -229,7 +231,7 @@ class ClusterVelocityStore(VelocityStore):
         ]
         # the user's devices, cards, ips; a card's, device's or ip's users
         members = (ids[2], ids[1], ids[3]) if e == 0 else (ids[0], "", "")
-        ts = t.ts
+        ts = t.epoch
         fields = (
             str(e + 1),
             repr(ts),
@@ -246,7 +248,7 @@ class ClusterVelocityStore(VelocityStore):
             return self.router.evalsha(LUA_ENTITY, self._entity_sha, keys, args)
         return self._entity(keys=keys, args=args)
 
-    async def _entities(self, t: TxnKeyInput) -> list[list[bytes] | None]:
+    async def _entities(self, t: Transaction) -> list[list[bytes] | None]:
         present = [e for e, i in enumerate(t.ids) if i]
         res = await asyncio.gather(*(self._entity_call(e, t) for e in present))
         out: list[list[bytes] | None] = [None] * len(ENTITY_KINDS)
@@ -254,7 +256,7 @@ class ClusterVelocityStore(VelocityStore):
             out[e] = list(r)
         return out
 
-    async def decide(self, t: TxnKeyInput) -> State:
+    async def decide(self, t: Transaction) -> State:
         keys, args = [self.keys.decision(t.txn_id)], [PENDING_TTL_S]
         if self.fast is not None:
             claim = await self.fast.evalsha(LUA_CLAIM, self._claim_sha, keys, args)
@@ -268,7 +270,7 @@ class ClusterVelocityStore(VelocityStore):
         per_entity, listed = await asyncio.gather(self._entities(t), self._lists(t))
         return dataclasses.replace(state_of(per_entity), lists=listed)
 
-    async def _lists(self, t: TxnKeyInput) -> list[ListEntry]:
+    async def _lists(self, t: Transaction) -> list[ListEntry]:
         """Block / allow / step-up entries live on the main Redis (few, written by people)."""
         ids = (t.user_id, t.card_id, t.device_id, t.ip, t.merchant_id)
         keys = [self.keys.list_entry(k, i) for k, i in zip(ENTITY_KINDS, ids, strict=True) if i]
@@ -279,7 +281,7 @@ class ClusterVelocityStore(VelocityStore):
         return [x for x in listed if x is not None]
 
     async def replay(
-        self, t: TxnKeyInput, *, stored: bytes, record: bytes, review_at: float | None = None
+        self, t: Transaction, *, stored: bytes, record: bytes, review_at: float | None = None
     ) -> bool:
         """As the standalone replay, in steps: velocity is applied only if no decide ran."""
         cur = await self.client.get(self.keys.decision(t.txn_id))

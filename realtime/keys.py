@@ -9,7 +9,8 @@ per-entity script (realtime.cluster) touches one slot per entity.
 - ``{p}stats:{kind:id}``: string, `EntityStats.dumps` of a merchant or user (written by the
   workers' statistics refresh, read in the decision's Lua call).
 - ``{p}vel:{kind:id}:{window}``: velocity state per entity (owned by realtime.velocity).
-- ``{p}decision:{txn_id}``: the stored decision, for idempotent retries.
+- ``{p}decision:{txn_id}``: the idempotency record (realtime.idempotency; TTL the setting
+  ``idempotency_ttl_s``, 48 h by default).
 - ``{p}stream:decisions``: Redis stream the API appends each decision to; field ``d`` holds the
   JSON of the decision record. Workers read it with consumer group ``ingest``.
 - ``{p}stream:labels``: labels posted through the API or imported, field ``d`` JSON.
@@ -36,7 +37,10 @@ from typing import Final
 
 import orjson
 
-ENTITY_KINDS: Final = ("user", "card", "device", "ip", "merchant")
+from fraudring.contract.ids import ENTITY_KINDS
+
+__all__ = ["DECISION_GROUP", "ENTITY_KINDS", "LABEL_GROUP", "EntityStats", "GraphRisk", "Keys"]
+
 DECISION_GROUP: Final = "ingest"
 LABEL_GROUP: Final = "labels"
 

@@ -16,13 +16,14 @@ from typing import Any, Literal
 import redis.asyncio
 from pydantic import BaseModel, ConfigDict, Field
 
+from fraudring.contract.ids import EntityKind
 from fraudring.errors import InvalidInput, NotFound
 from realtime.audit import audit
 from realtime.keys import LIST_ACTIONS, Keys, ListEntry
 from realtime.schemas import EntityId
 
 ListAction = Literal["block", "allow", "step_up"]
-ListKind = Literal["user", "card", "device", "ip", "merchant"]
+ListKind = EntityKind
 ACTIONS: tuple[str, ...] = LIST_ACTIONS
 #: The longest a list entry may last (a year): lists are for incidents, not forever.
 MAX_TTL_S = 366 * 86400

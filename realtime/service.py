@@ -22,6 +22,7 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -37,13 +38,14 @@ from fraudring.settings import Settings
 from realtime import lists, resp
 from realtime.cluster import ClusterVelocityStore, cluster_client, router_for
 from realtime.features import assemble, ring_context
+from realtime.idempotency import Remembered
 from realtime.keys import DECISION_GROUP, ENTITY_KINDS, GraphRisk, Keys
 from realtime.outbox import Spool, SpoolUnwritable
 from realtime.policy import Thresholds, decide
 from realtime.rules import RulesHolder
 from realtime.schemas import Transaction
 from realtime.scorer import Scorer
-from realtime.velocity import State, TxnKeyInput, VelocityStore
+from realtime.velocity import State, VelocityStore
 
 log = get_logger(__name__)
 
@@ -77,34 +79,6 @@ class Outcome:
     rules: list[str] = field(default_factory=list)
 
 
-def _txn_input(t: Transaction) -> TxnKeyInput:
-    return TxnKeyInput(
-        txn_id=t.txn_id,
-        ts=t.epoch,
-        amount=t.amount,
-        user_id=t.user_id,
-        card_id=t.card_id,
-        device_id=t.device_id,
-        ip=t.ip,
-        merchant_id=t.merchant_id,
-    )
-
-
-def _txn_input_from_record(txn: dict[str, Any]) -> TxnKeyInput:
-    from datetime import datetime
-
-    return TxnKeyInput(
-        txn_id=txn["txn_id"],
-        ts=datetime.fromisoformat(txn["ts"]).timestamp(),
-        amount=float(txn["amount"]),
-        user_id=txn["user_id"],
-        card_id=txn.get("card_id"),
-        device_id=txn.get("device_id"),
-        ip=txn.get("ip"),
-        merchant_id=txn.get("merchant_id"),
-    )
-
-
 def redis_client(url: str, *, timeout_ms: int) -> Redis:
     """Short timeouts; one immediate retry on a broken connection (a pooled one after a restart)."""
     t = timeout_ms / 1000
@@ -134,8 +108,8 @@ class DecisionEngine:
         self.spool = Spool(settings.data_dir / "spool", fallback=settings.spool_fallback_dir)
         self._skip_redis_until = 0.0
         self._group_ready = False
-        #: (monotonic time, key input, stored, record) of recent recorded decisions
-        self._recent: deque[tuple[float, TxnKeyInput, bytes, bytes, float | None]] = deque()
+        #: (monotonic time, transaction, stored, record, review_at) of recent recorded decisions
+        self._recent: deque[tuple[float, Transaction, bytes, bytes, float | None]] = deque()
         self._run_id: str | None = None
         #: the last recovery after a Redis restart (for logs, /readyz and tests)
         self.last_recovery: dict[str, Any] | None = None
@@ -168,21 +142,22 @@ class DecisionEngine:
 
     # -- deciding -----------------------------------------------------------------------------
     async def decide(self, txn: Transaction) -> Outcome:
-        key_input = _txn_input(txn)
         state: State | None = None
         if self.redis_usable():
             try:
-                state = await self.store.decide(key_input)
+                state = await self.store.decide(txn)
             except REDIS_ERRORS as exc:
                 self._redis_failed(exc, "decide")
             except Exception as exc:  # a bug must cost velocity, not the caller's answer
                 log.error("decision.redis_step_failed", error=repr(exc))
                 self._redis_failed(exc, "decide")
         if state is not None and state.status != "ok":
-            return await self._existing(txn.txn_id, state)
-        return await self._fresh(txn, key_input, state)
+            return await self._existing(txn, state)
+        return await self._fresh(txn, state)
 
-    async def _existing(self, txn_id: str, state: State) -> Outcome:
+    async def _existing(self, txn: Transaction, state: State) -> Outcome:
+        """The remembered decision for a retry with the same body; 409 for another body."""
+        txn_id = txn.txn_id
         stored = state.stored
         deadline = time.monotonic() + 0.2
         while stored is None and time.monotonic() < deadline:
@@ -196,21 +171,19 @@ class DecisionEngine:
             raise DecisionInProgress(
                 f"a decision for transaction {txn_id!r} is being made; retry shortly"
             )
-        body = orjson.loads(stored)
-        return Outcome(
-            body=stored, decision=body["decision"], degraded=body["degraded"], replayed=True
-        )
+        memo = Remembered.loads(stored)
+        memo.check(txn_id, txn.body_hash())
+        body = memo.body(txn_id, review_means=self.settings.review_means.value)
+        return Outcome(body=body, decision=memo.decision, degraded=memo.degraded, replayed=True)
 
-    async def _fresh(
-        self, txn: Transaction, key_input: TxnKeyInput, state: State | None
-    ) -> Outcome:
+    async def _fresh(self, txn: Transaction, state: State | None) -> Outcome:
         degraded = state is None
         risks: list[GraphRisk | None] = (
             state.risks if state is not None and state.risks is not None else [None] * 5
         )
         row = assemble(
             amount=txn.amount,
-            ts=key_input.ts,
+            ts=txn.epoch,
             velocity=state.velocity if state is not None else None,
             risks=risks,
             stats=state.stats if state is not None else (None, None),
@@ -275,7 +248,15 @@ class DecisionEngine:
                 "notes": notes,
             },
         }
-        stored = orjson.dumps(body)
+        answer = orjson.dumps(body)
+        stored = Remembered(
+            body_hash=txn.body_hash(),
+            decision=outcome,
+            score=verdict.score,
+            model_version=version,
+            decided_at=decided_at,
+            degraded=degraded,
+        ).dumps()
         record = orjson.dumps(
             {
                 "txn": txn.record(),
@@ -287,9 +268,7 @@ class DecisionEngine:
             }
         )
         review_at = decided_at if outcome == "review" else None
-        if not await self._record(
-            key_input, stored, record, applied=not degraded, review_at=review_at
-        ):
+        if not await self._record(txn, stored, record, applied=not degraded, review_at=review_at):
             entry = {"stored": stored.decode(), "record": record.decode()}
             try:
                 await asyncio.to_thread(self.spool.append, entry)
@@ -304,7 +283,7 @@ class DecisionEngine:
                     ) from None
         log.debug("decision.made", txn_id=txn.txn_id, decision=outcome, degraded=degraded)
         return Outcome(
-            body=stored,
+            body=answer,
             decision=outcome,
             degraded=degraded,
             rules=[r.name for r in fired] + [r["name"].split(":", 1)[0] for r in list_rules],
@@ -312,7 +291,7 @@ class DecisionEngine:
 
     async def _record(
         self,
-        key_input: TxnKeyInput,
+        txn: Transaction,
         stored: bytes,
         record: bytes,
         *,
@@ -324,7 +303,7 @@ class DecisionEngine:
             return False
         try:
             await self.store.record(
-                txn_id=key_input.txn_id, stored=stored, record=record, review_at=review_at
+                txn_id=txn.txn_id, stored=stored, record=record, review_at=review_at
             )
         except REDIS_ERRORS as exc:
             self._redis_failed(exc, "record")
@@ -334,7 +313,7 @@ class DecisionEngine:
             self._redis_failed(exc, "record")
             return False
         if self.settings.redis_recover_window_s > 0:
-            self._recent.append((time.monotonic(), key_input, stored, record, review_at))
+            self._recent.append((time.monotonic(), txn, stored, record, review_at))
         return True
 
     # -- background upkeep ----------------------------------------------------------------------
@@ -342,12 +321,19 @@ class DecisionEngine:
         record = entry["record"]
         body = orjson.loads(record)
         review_at = body["decided_at"] if body.get("decision") == "review" else None
+        # Accepted when it was decided: not checked again (a cap changed since must not stick
+        # the spool); only the fields the velocity script reads are used.
+        raw = body["txn"]
+        txn = Transaction.model_construct(
+            **{**raw, "ts": datetime.fromisoformat(raw["ts"]), "amount": float(raw["amount"])}
+        )
         return await self.store.replay(
-            _txn_input_from_record(body["txn"]),
+            txn,
             stored=entry["stored"].encode(),
             record=record.encode(),
             review_at=review_at,
         )
+        return await self.store.replay(txn, stored=entry["stored"].encode(), record=record.encode())
 
     async def replay_spool(self) -> tuple[int, int]:
         """Replay spooled decisions into the stream (each once); (0, 0) if Redis is still down."""
@@ -376,9 +362,9 @@ class DecisionEngine:
             return 0
         recent = list(self._recent)
         missing = 0
-        for _, key_input, stored, record, review_at in recent:
+        for _, txn, stored, record, review_at in recent:
             missing += await self.store.replay(
-                key_input, stored=stored, record=record, review_at=review_at
+                txn, stored=stored, record=record, review_at=review_at
             )
         self._run_id = run_id  # only once every recent decision is back
         self.last_recovery = {
@@ -449,12 +435,15 @@ def _velocity_store(
     settings: Settings, client: Redis, keys: Keys, *, fast: resp.RespScripts | None
 ) -> VelocityStore:
     """Per-entity state on the cluster when one is configured (realtime.cluster), else here."""
+    ttl = settings.idempotency_ttl_s
     if settings.redis_cluster_url is None:
-        return VelocityStore(client, keys, fast=fast)
+        return VelocityStore(client, keys, fast=fast, decision_ttl_s=ttl)
     url, timeout_ms = settings.redis_cluster_url, settings.redis_timeout_ms
     router = router_for(url, timeout_ms=timeout_ms) if fast is not None else None
     cluster = cluster_client(url, timeout_ms=timeout_ms)
-    return ClusterVelocityStore(client, keys, cluster=cluster, fast=fast, router=router)
+    return ClusterVelocityStore(
+        client, keys, cluster=cluster, fast=fast, router=router, decision_ttl_s=ttl
+    )
 
 
 def _ring(risks: list[GraphRisk | None]) -> tuple[str, GraphRisk] | None:

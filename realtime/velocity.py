@@ -27,6 +27,7 @@ from typing import Any, Final
 
 from redis.asyncio import Redis
 
+from fraudring.contract.transaction import Transaction
 from realtime.features import USER_WINDOW_FEATURES, VELOCITY_FEATURES
 from realtime.keys import (
     ENTITY_KINDS,
@@ -40,37 +41,14 @@ from realtime.keys import (
 from realtime.resp import RespScripts, sha1
 from realtime.velocity_lua import LUA_DECIDE, LUA_RECORD, LUA_REPLAY
 
-DECISION_TTL_S: Final = 7 * 86400
+#: The idempotency window when none is given (settings.idempotency_ttl_s).
+DECISION_TTL_S: Final = 48 * 3600
 #: A decision being computed; long enough to outlive a Redis outage, so a spool replay can tell
 #: "velocity already applied" (pending) from "never applied" (missing).
 PENDING_TTL_S: Final = 3600
 PENDING: Final = b"pending"
 SEEN_DAYS: Final = 30
 SEEN_MAX: Final = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class TxnKeyInput:
-    """What the scripts need of a transaction (also rebuilt from a spooled record)."""
-
-    txn_id: str
-    ts: float
-    amount: float
-    user_id: str
-    card_id: str | None
-    device_id: str | None
-    ip: str | None
-    merchant_id: str | None
-
-    @property
-    def ids(self) -> tuple[str, str, str, str, str]:
-        return (
-            self.user_id,
-            self.card_id or "",
-            self.device_id or "",
-            self.ip or "",
-            self.merchant_id or "",
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +83,16 @@ def _risk(raw: bytes) -> GraphRisk | None:
 class VelocityStore:
     """The three scripts over one async Redis client (the two hot ones over `fast` if given)."""
 
-    def __init__(self, client: Redis, keys: Keys, *, fast: RespScripts | None = None) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        keys: Keys,
+        *,
+        fast: RespScripts | None = None,
+        decision_ttl_s: int = DECISION_TTL_S,
+    ) -> None:
         self.client = client
+        self.decision_ttl_s = decision_ttl_s
         self.keys = keys
         self.fast = fast
         self._decide = client.register_script(LUA_DECIDE)
@@ -114,11 +100,11 @@ class VelocityStore:
         self._record = client.register_script(LUA_RECORD)
         self._decide_sha, self._record_sha = sha1(LUA_DECIDE), sha1(LUA_RECORD)
 
-    def _keys(self, t: TxnKeyInput) -> list[str]:
+    def _keys(self, t: Transaction) -> list[str]:
         return [self.keys.decision(t.txn_id), self.keys.decisions_stream]
 
-    def _args(self, t: TxnKeyInput) -> list[Any]:
-        ts = t.ts
+    def _args(self, t: Transaction) -> list[Any]:
+        ts = t.epoch
         fields = (
             repr(ts),
             repr(t.amount),
@@ -132,7 +118,7 @@ class VelocityStore:
         )
         return ["\t".join(fields)]
 
-    async def decide(self, t: TxnKeyInput) -> State:
+    async def decide(self, t: Transaction) -> State:
         keys, args = self._keys(t), self._args(t)
         res: Sequence[bytes]
         if self.fast is not None:
@@ -176,16 +162,22 @@ class VelocityStore:
         """Store the final decision and append the stream record, atomically, once; a
         `review` (decided at `review_at`) also joins the review queue."""
         keys = [self.keys.decision(txn_id), self.keys.decisions_stream]
-        args: list[Any] = [stored, record, DECISION_TTL_S, *self._queue(txn_id, review_at)]
+        args: list[Any] = [stored, record, self.decision_ttl_s, *self._queue(txn_id, review_at)]
         if self.fast is not None:
             return bool(await self.fast.evalsha(LUA_RECORD, self._record_sha, keys, args))
         return bool(await self._record(keys=keys, args=args))
 
     async def replay(
-        self, t: TxnKeyInput, *, stored: bytes, record: bytes, review_at: float | None = None
+        self, t: Transaction, *, stored: bytes, record: bytes, review_at: float | None = None
     ) -> bool:
         """Record a spooled decision once; applies its velocity if the decide script never ran."""
-        args = [*self._args(t), stored, record, DECISION_TTL_S, *self._queue(t.txn_id, review_at)]
+        args = [
+            *self._args(t),
+            stored,
+            record,
+            self.decision_ttl_s,
+            *self._queue(t.txn_id, review_at),
+        ]
         return bool(await self._replay(keys=self._keys(t), args=args))
 
     async def stored(self, txn_id: str) -> bytes | None:

@@ -19,12 +19,13 @@ import httpx
 import orjson
 import redis
 
+from fraudring.contract.transaction import DecisionRecord
 from fraudring.errors import NotFound
 from fraudring.logs import get_logger
 from fraudring.settings import Settings
 from graph.schemas import Ring, RingUpdate
 from realtime.keys import ALERT_DEDUPE_TTL_S, STREAM_CAP, Keys
-from workers.schemas import Alert, AlertKind, DecisionMessage, Severity
+from workers.schemas import Alert, AlertKind, Severity
 
 log = get_logger(__name__)
 SIGNATURE_HEADER = "X-Fraudring-Signature"
@@ -32,8 +33,8 @@ ALERT_ID_HEADER = "X-Fraudring-Alert-Id"
 #: A signature older (or newer) than this is refused: a captured POST cannot be replayed later.
 SIGNATURE_TOLERANCE_S = 300
 EVIDENCE_LIMIT = 25
-#: A household sharing a router is a ring too; news are suspicious rings (graph.rings: bigger
-#: than a household or with a fraud member) and rings scoring at least this.
+#: A household sharing a router is a ring too; news are suspicious rings (graph.rings: grown
+#: from labels on evidence) and rings scoring at least this.
 NEW_RING_MIN_SCORE = 0.4
 
 
@@ -61,7 +62,7 @@ def publish(
 
 
 def decision_alerts(
-    client: redis.Redis, keys: Keys, settings: Settings, decisions: Sequence[DecisionMessage]
+    client: redis.Redis, keys: Keys, settings: Settings, decisions: Sequence[DecisionRecord]
 ) -> list[str]:
     out = []
     for d in decisions:

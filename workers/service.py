@@ -19,14 +19,14 @@ from typing import Any, Literal, Protocol
 import orjson
 import redis
 
-from fraudring.errors import InvalidInput, NotFound
+from fraudring.contract.transaction import DecisionRecord
+from fraudring.errors import InvalidInput, NotFound, Unavailable
 from fraudring.logs import get_logger
 from fraudring.settings import Settings
 from graph.schemas import IngestResult, LabelResult, Neighbourhood, RingUpdate, TxnRecord
 from realtime.keys import DECISION_GROUP, LABEL_GROUP, Keys
 from realtime.labels import LabelRecord
 from workers import alerts, replay
-from workers.schemas import DecisionMessage
 from workers.scoring import (
     RingScorer,
     clear_removed,
@@ -39,7 +39,6 @@ from workers.streams import (
     deadletter_messages,
     ensure_group,
     fetch,
-    to_messages,
     validation_reason,
 )
 
@@ -65,6 +64,7 @@ class PipelineStore(Protocol):
 
     def neighbourhood(self, kind: str, id: str, *, hops: int, max_nodes: int) -> Neighbourhood: ...
 
+    def is_empty(self) -> bool: ...
     def txn_user(self, txn_id: str) -> str | None: ...
 
 
@@ -103,17 +103,19 @@ class BatchStats:
         self.alert_ids.extend(other.alert_ids)
 
 
-def parse_decision(msg: Message) -> DecisionMessage:
+def parse_decision(msg: Message, *, settings: Settings | None = None) -> DecisionRecord:
+    """The stream record checked by the contract, with this deployment's caps if given."""
     if msg.raw is None:
         raise ValueError("entry has no field 'd'")
-    return DecisionMessage.model_validate(orjson.loads(msg.raw))
+    ctx = settings.contract_context() if settings is not None else None
+    return DecisionRecord.model_validate(orjson.loads(msg.raw), context=ctx)
 
 
-def to_record(d: DecisionMessage) -> TxnRecord:
+def to_record(d: DecisionRecord) -> TxnRecord:
     t = d.txn
     return TxnRecord(
         txn_id=t.txn_id,
-        ts=t.ts.timestamp(),
+        ts=t.epoch,
         user_id=t.user_id,
         card_id=t.card_id,
         device_id=t.device_id,
@@ -163,20 +165,73 @@ class Ingested:
     ingested: int
     duplicates: int
     bad: list[tuple[Message, str]]
+    done: list[tuple[Message, DecisionRecord]] = field(default_factory=list)
+
+
+#: A message delivered this many times has failed (or its reader died) twice: it is written
+#: alone, and quarantined if the store fails on it while it answered just before.
+QUARANTINE_DELIVERIES = 3
+
+
+def _store_answers(store: PipelineStore) -> bool:
+    try:
+        store.is_empty()
+    except Exception:  # anything: the question is only whether it answers
+        return False
+    return True
+
+
+def quarantine(
+    pipe: Pipeline, good: list[tuple[Message, DecisionRecord]]
+) -> tuple[list[tuple[Message, DecisionRecord]], Ingested]:
+    """Write each twice-failed message alone; one the store fails on (while it answered just
+    before) is set aside with the reason, so a poison message cannot take the store down again
+    after every restart. If the store does not answer at all, nothing is judged: raise.
+
+    Returns the messages still to write and what the lone writes did (their kept messages are
+    `done`)."""
+    rest: list[tuple[Message, DecisionRecord]] = []
+    out = Ingested(0, 0, [])
+    for msg, d in good:
+        if msg.deliveries < QUARANTINE_DELIVERIES:
+            rest.append((msg, d))
+            continue
+        if not _store_answers(pipe.store):
+            raise Unavailable("graph store unreachable; retried messages not judged")
+        try:
+            one = pipe.store.ingest([to_record(d)])
+        except InvalidInput as exc:
+            out.bad.append((msg, f"graph refused: {exc.message}"))
+        except Exception as exc:
+            reason = (
+                f"quarantined after {msg.deliveries} deliveries: the graph store failed writing "
+                f"it ({type(exc).__name__}: {exc})"
+            )
+            log.error("graph.message_quarantined", msg_id=msg.id, reason=reason)
+            out.bad.append((msg, reason))
+        else:
+            out.done.append((msg, d))
+            out.ingested += one.ingested
+            out.duplicates += one.duplicates
+    return rest, out
 
 
 def ingest_records(
-    pipe: Pipeline, good: list[tuple[Message, DecisionMessage]]
-) -> tuple[list[tuple[Message, DecisionMessage]], Ingested]:
+    pipe: Pipeline, good: list[tuple[Message, DecisionRecord]]
+) -> tuple[list[tuple[Message, DecisionRecord]], Ingested]:
     """Ingest the batch; if the graph refuses it, find the refused records one by one."""
+    rest, out = quarantine(pipe, good)
+    kept = list(out.done)
+    if not rest:
+        return kept, out
     try:
-        result = pipe.store.ingest([to_record(d) for _, d in good])
-        return good, Ingested(result.ingested, result.duplicates, [])
+        result = pipe.store.ingest([to_record(d) for _, d in rest])
+        out.ingested += result.ingested
+        out.duplicates += result.duplicates
+        return kept + rest, out
     except InvalidInput:
-        log.warning("graph.batch_refused", n=len(good))
-    kept: list[tuple[Message, DecisionMessage]] = []
-    out = Ingested(0, 0, [])
-    for msg, d in good:
+        log.warning("graph.batch_refused", n=len(rest))
+    for msg, d in rest:
         try:
             one = pipe.store.ingest([to_record(d)])
         except InvalidInput as exc:
@@ -192,11 +247,11 @@ def process_decisions(pipe: Pipeline, messages: list[Message]) -> BatchStats:
     """Validate, ingest, rescore, acknowledge one batch (acknowledgement last)."""
     t0 = time.perf_counter()
     stream = pipe.keys.decisions_stream
-    good: list[tuple[Message, DecisionMessage]] = []
+    good: list[tuple[Message, DecisionRecord]] = []
     bad: list[tuple[Message, str]] = []
     for msg in messages:
         try:
-            good.append((msg, parse_decision(msg)))
+            good.append((msg, parse_decision(msg, settings=pipe.settings)))
         except (ValueError, orjson.JSONDecodeError) as exc:  # ValidationError is a ValueError
             bad.append((msg, validation_reason(exc)))
     stats = BatchStats(messages=len(messages), deadlettered=len(bad))
@@ -240,11 +295,11 @@ def process_decisions(pipe: Pipeline, messages: list[Message]) -> BatchStats:
     return stats
 
 
-def _replay_entries(pipe: Pipeline, entries: list[Any]) -> int:
-    """Ingest stream entries the graph lost (workers.replay); malformed ones were dead-lettered
-    when first read. Returns how many transactions were new to the graph."""
-    good = []
-    for msg in to_messages(entries):
+def reapply(pipe: Pipeline, messages: list[Message]) -> int:
+    """Write acknowledged messages to the graph again (a replay): the ones it lacks are added,
+    their rings rescored; a message that does not parse was dead-lettered when first read."""
+    good: list[tuple[Message, DecisionRecord]] = []
+    for msg in messages:
         try:
             good.append((msg, parse_decision(msg)))
         except (ValueError, orjson.JSONDecodeError):
@@ -267,8 +322,7 @@ def drain_decisions(
     """Process batches for `max_seconds` (or until one block finds nothing, if asked)."""
     stream = pipe.keys.decisions_stream
     ensure_group(pipe.client, stream, DECISION_GROUP)
-    # what the graph lost since its last recorded point, if anything
-    replay.recover(pipe, apply=lambda entries: _replay_entries(pipe, entries))
+    replay.recover(pipe, apply=lambda msgs: reapply(pipe, msgs))  # what the graph lost, if any
     total = BatchStats()
     deadline = time.monotonic() + max_seconds
     while time.monotonic() < deadline:

@@ -7,7 +7,7 @@ import asyncio
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from api import metrics
@@ -54,8 +54,8 @@ async def _replay_check(eng: DecisionEngine) -> dict[str, Any]:
 
 @router.get(
     "/readyz",
-    summary="Redis (a write), spool, graph replay, model and graph each checked; 503 with "
-    "details when one is not ready",
+    summary="Redis (a write), spool, graph replay, model and graph each checked; 503 when one "
+    "is not ready (details only with an API key)",
     response_model=None,
     responses={
         200: {"model": Ready, "description": "every dependency answers"},
@@ -63,7 +63,9 @@ async def _replay_check(eng: DecisionEngine) -> dict[str, Any]:
     },
 )
 async def readyz(
-    eng: Annotated[DecisionEngine, Depends(engine)], s: Annotated[Settings, Depends(settings)]
+    request: Request,
+    eng: Annotated[DecisionEngine, Depends(engine)],
+    s: Annotated[Settings, Depends(settings)],
 ) -> JSONResponse:
     checks: dict[str, dict[str, Any]] = {}
     ok, msg = await eng.ping()
@@ -84,6 +86,12 @@ async def readyz(
         gok, gmsg = False, "timed out after 3 s"
     checks["graph"] = {"ok": gok, "detail": gmsg}
     ready = all(c["ok"] for c in checks.values())
+    if s.scopes_for(request.headers.get("x-api-key") or "") is None:
+        # Details name internal hosts and ports: only for a caller with a key.
+        checks = {
+            name: {"ok": c["ok"], "detail": "ok" if c["ok"] else "down (details with an API key)"}
+            for name, c in checks.items()
+        }
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},
         status_code=200 if ready else 503,

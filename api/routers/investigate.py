@@ -18,16 +18,17 @@ from fastapi.responses import HTMLResponse
 from api.auth import require
 from api.deps import settings
 from api.errors import RequestInvalid, documented
+from fraudring.contract.ids import ENTITY_KINDS, check_id
 from fraudring.errors import Unavailable
 from fraudring.settings import Settings
 from graph.repository import GraphStore
 from graph.schemas import EntityKind, EntityRef, GraphPath, Neighbourhood, Ring, check_kind
 from graph.service import open_store
-from realtime.schemas import EntityId, check_id
+from realtime.schemas import EntityId
 
 router = APIRouter(tags=["investigate"], responses=documented(401, 403, 422, 503))
 _lock = threading.Lock()
-KINDS = "user, card, device, ip, merchant"
+KINDS = ", ".join(ENTITY_KINDS)
 
 
 def store(request: Request, s: Annotated[Settings, Depends(settings)]) -> GraphStore:

@@ -14,6 +14,7 @@ from api.deps import Offset, Workbench, workbench
 from api.errors import documented
 from api.routers.investigate import Store, parse_follow
 from api.workbench import queue
+from fraudring.contract.ids import MAX_ID_LEN
 from graph.formats import MEDIA, render, ring_subgraph
 from graph.history import RingTimeline, TxnPage
 from graph.investigation import TYPOLOGIES, EntityEvidence, RingEvidence
@@ -36,7 +37,9 @@ assert set(TYPOLOGIES) == set(Typology.__args__)  # type: ignore[attr-defined]
 )
 async def search_rings(
     st: Store,
-    q: Annotated[str | None, Query(max_length=128, description="ring, member or entity id")] = None,
+    q: Annotated[
+        str | None, Query(max_length=MAX_ID_LEN, description="ring, member or entity id")
+    ] = None,
     min_size: Annotated[int, Query(ge=1, le=10_000)] = 1,
     max_size: Annotated[int | None, Query(ge=1, le=10_000)] = None,
     min_risk: Annotated[float, Query(ge=0, le=1)] = 0.0,

@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.deps import Workbench
+from fraudring.contract.ids import EntityKind
 from fraudring.errors import Forbidden
 from graph.repository import GraphStore
 from realtime import cases, lists
@@ -26,7 +27,7 @@ class ActionIn(BaseModel):
 
     action: ListAction
     ring_id: EntityId | None = Field(default=None, description="a ring, or kind + id")
-    kind: Literal["user", "card", "device", "ip", "merchant"] | None = None
+    kind: EntityKind | None = None
     id: EntityId | None = None
     scope: Scope = Field(
         default="members_and_shared",

@@ -6,6 +6,7 @@ lazy inside the commands so `fraudring --help` is fast and the API process never
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import signal
@@ -79,6 +80,12 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"fraudring.cli.{_name}").register(app)
 
 
+#: A data directory that cannot be written: one line, not a traceback.
+UNWRITABLE = frozenset(
+    {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR}
+)
+
+
 def _terminate(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -107,6 +114,17 @@ def main() -> None:
     except (SettingsError, FraudringError) as exc:
         Console(stderr=True, soft_wrap=True).print(  # one line, whatever the terminal's width
             f"[red]error:[/red] {escape(str(exc))}", highlight=False, markup=True
+        )
+        sys.exit(2)
+    except OSError as exc:
+        if exc.errno not in UNWRITABLE:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        Console(stderr=True, soft_wrap=True).print(
+            f"[red]error:[/red] cannot write{escape(where)}: {exc.strerror} (check "
+            "FRAUDRING_DATA_DIR, its permissions and free space)",
+            highlight=False,
+            markup=True,
         )
         sys.exit(2)
 

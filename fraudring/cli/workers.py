@@ -239,22 +239,49 @@ def register(app: typer.Typer) -> None:
 
     @labels.command("import")
     def labels_import(
-        file: Annotated[Path, typer.Argument(help="CSV with columns kind,id,label[,at].")],
+        file: Annotated[
+            Path,
+            typer.Argument(
+                help="CSV with columns kind,id,label[,at] (at: ISO 8601 with a zone, or epoch "
+                "seconds; now when empty)."
+            ),
+        ],
         by: Annotated[str, typer.Option(help="Who labelled (recorded on the graph).")] = "import",
     ) -> None:
-        """Queue labels from a CSV; the workers apply them and rescore the affected rings."""
+        """Queue labels from a CSV; the workers apply them and rescore the affected rings.
+
+        The whole file is checked first (every bad row reported with its line, nothing queued);
+        labels for ids the graph does not hold are reported and not queued."""
         import redis
 
         from fraudring.runtime import services
+        from graph.service import open_store
         from realtime.keys import Keys
         from realtime.labels import publish_labels, read_label_csv
 
         settings = get_settings()
-        records = list(read_label_csv(file, by=by))  # validate the whole file first
-        if not records:
+        rows = read_label_csv(file, by=by)  # validate the whole file first
+        if not rows:
             raise InvalidInput(f"{file}: no label rows")
         with services(settings) as ep:
+            with open_store(ep.graph_url, settings=settings) as store:
+                kinds = {r.record.kind for r in rows}
+                known = {
+                    k: store.known(k, {r.record.id for r in rows if r.record.kind == k})
+                    for k in kinds
+                }
+            unknown = [r for r in rows if r.record.id not in known[r.record.kind]]
+            good = [r.record for r in rows if r.record.id in known[r.record.kind]]
             client = redis.Redis.from_url(ep.redis_url)
-            ids = publish_labels(client, Keys(settings.redis_prefix), records)
-            _celery(ep.redis_url, settings).send_task("fraudring.labels.kick", queue="score")
+            ids = publish_labels(client, Keys(settings.redis_prefix), good)
+            if ids:
+                _celery(ep.redis_url, settings).send_task("fraudring.labels.kick", queue="score")
             console.print(f"{len(ids)} label(s) queued on the labels stream")
+            for r in unknown[:50]:
+                typer.echo(
+                    f"{file}:{r.line}: {r.record.kind} {r.record.id!r} is not in the graph "
+                    "(not ingested yet?): not queued",
+                    err=True,
+                )
+            if unknown:
+                typer.echo(f"{len(unknown)} label(s) for unknown ids not queued", err=True)

@@ -141,7 +141,8 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 help="Mapping field=COLUMN, comma-separated. Fields: user, card, device, ip, "
-                "merchant, amount, time, label, label_time, txn, currency, category (user, "
+                "merchant, amount, time, label, label_time, txn, currency, category, ring (a "
+                "confirmed ring per row, for evaluate; user, "
                 "amount and time required)."
             ),
         ] = None,
@@ -161,8 +162,28 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Load an AMLSim sample folder (nodes.csv, transactions.csv)."),
         ] = None,
         summary: Annotated[bool, typer.Option(help="Print the figures of the result.")] = True,
+        assume_tz: Annotated[
+            str | None,
+            typer.Option(
+                help="Time zone (e.g. UTC, Europe/Paris) of times written without one; "
+                "without it such rows are refused."
+            ),
+        ] = None,
+        currency: Annotated[
+            str, typer.Option(help="Currency of rows without one (announced).")
+        ] = "USD",
+        tokenize_cards: Annotated[
+            bool,
+            typer.Option(
+                help="Replace card numbers in the card column by a keyed hash "
+                "(FRAUDRING_CARD_TOKEN_KEY); without it a file holding one is refused."
+            ),
+        ] = False,
     ) -> None:
-        """Turn real data (CSV/Parquet, the handbook or an AMLSim sample) into a world directory."""
+        """Turn real data (CSV/Parquet, the handbook or an AMLSim sample) into a world directory.
+
+        Rows are checked by the same contract as the API's requests (ids, card numbers, IP
+        addresses, the amount cap, time bounds and zones, currencies)."""
         from world.io import read_meta
         from world.simulate import WorldSummary
 
@@ -183,19 +204,38 @@ def register(app: typer.Typer) -> None:
         else:
             if input is None or columns is None:
                 raise InvalidInput("load needs --input FILE and --columns (or --handbook)")
+            from fraudring.settings import get_settings
             from world.loaders import load_table, parse_columns
+            from world.rowcheck import Rules
 
+            settings = get_settings()
+            key = settings.card_token_key
+            if tokenize_cards and key is None:
+                raise InvalidInput(
+                    "--tokenize-cards needs FRAUDRING_CARD_TOKEN_KEY (a secret of 32+ characters)"
+                )
+            rules = Rules(
+                amount_cap=settings.amount_cap,
+                max_future_skew_s=settings.max_future_skew_s,
+                min_ts=settings.earliest_txn_time.timestamp(),
+                assume_tz=assume_tz,
+                currency=currency,
+                card_key=key.get_secret_value().encode() if tokenize_cards and key else None,
+            )
             report = load_table(
                 src=input,
                 out=out,
                 columns=parse_columns(columns),
                 label_delay_days=label_delay_days,
+                rules=rules,
             )
         console.print(
             f"loaded {report.loaded:,} rows into {out}; rejected {report.rejected:,} malformed rows"
             + (f" (listed with row numbers in {report.rejected_file})" if report.rejected else "")
         )
         for reason, n in sorted(report.reasons.items()):
-            console.print(f"  rejected: {n:,} × {reason}")
+            console.print(f"  rejected: {n:,} × {reason}", markup=False)
+        for name, what in sorted(report.defaults.items()):
+            console.print(f"  assumed {name}: {what}", markup=False)
         if summary:
             print_summary(WorldSummary.from_meta(out, read_meta(out)), title=f"world {out}")

@@ -18,13 +18,14 @@ from redis.asyncio import Redis
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
+from fraudring.contract.transaction import Transaction
 from fraudring.embedded_cluster import EmbeddedCluster
 from realtime import ops
 from realtime.cluster import ClusterVelocityStore, cluster_client, router_for
 from realtime.keys import ENTITY_KINDS, EntityStats, GraphRisk, Keys
 from realtime.resp import RespScripts
-from realtime.velocity import State, TxnKeyInput, VelocityStore
-from tests.support.realtime import T0
+from realtime.velocity import State, VelocityStore
+from tests.support.realtime import T0, key_txn
 
 DAY = 86400.0
 
@@ -36,7 +37,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCluste
     c.stop()
 
 
-def _sequence(seed: int, n: int) -> list[TxnKeyInput]:
+def _sequence(seed: int, n: int) -> list[Transaction]:
     """Bursts and quiet gaps over 40 days; some ids absent, shared cards / devices / ips."""
     rng = np.random.default_rng(seed)
     ts = T0 + np.cumsum(rng.choice([5.0, 60.0, 900.0, 4 * 3600.0, 2 * DAY], size=n))
@@ -47,7 +48,7 @@ def _sequence(seed: int, n: int) -> list[TxnKeyInput]:
             return None if rng.random() < absent else f"{prefix}{rng.integers(k)}"
 
         out.append(
-            TxnKeyInput(
+            key_txn(
                 txn_id=f"t{i}",
                 ts=float(ts[i]),
                 amount=float(rng.choice([5.0, 20.0, 80.0, 900.0])),
@@ -165,9 +166,9 @@ def test_replay_applies_velocity_once(
         # a spooled decision whose decide never ran: replay applies its velocity, once
         assert loop.run_until_complete(store.replay(t1, stored=b"{}", record=b"{}"))
         assert not loop.run_until_complete(store.replay(t1, stored=b"{}", record=b"{}"))
-        later = TxnKeyInput(
+        later = key_txn(
             txn_id="later",
-            ts=t1.ts + 10,
+            ts=t1.epoch + 10,
             amount=1.0,
             user_id=t1.user_id,
             card_id=None,

@@ -17,6 +17,7 @@ import redis
 
 from fraudring.registry import ModelRegistry
 from fraudring.settings import Settings
+from realtime.idempotency import NOTE_REPLAY, IdempotencyConflict
 from realtime.keys import DECISION_GROUP, GraphRisk, Keys
 from realtime.schemas import Transaction
 from realtime.service import NOTE_DEGRADED, NOTE_NO_MODEL, DecisionEngine
@@ -67,8 +68,22 @@ def test_rules_only_without_model_and_idempotent_retry(
     body, replayed = h.decide(1)
     assert body["decision"] == "approve" and body["score"] is None and not replayed
     assert NOTE_NO_MODEL in body["explanation"]["notes"] and not body["degraded"]
-    again, replayed = h.decide(1, amount=99999.0)  # same id, other content: the stored answer
-    assert replayed and again == body
+    again, replayed = h.decide(1)  # a retry: the remembered decision, without explanation
+    kept = ("txn_id", "decision", "score", "review_means", "degraded", "model_version")
+    assert replayed and {k: again[k] for k in kept} == {k: body[k] for k in kept}
+    assert again["decided_at"] == pytest.approx(body["decided_at"], abs=1e-3)
+    assert again["explanation"]["notes"] == [NOTE_REPLAY]
+    # the same id with another body (amount, user, card, currency): a conflict naming the id
+    for other in ({"amount": 999.0}, {"user_id": "u2"}, {"card_id": "tok_9"}, {"currency": "USD"}):
+        with pytest.raises(IdempotencyConflict, match="'t1'"):
+            h.decide(1, **other)
+    # the same body written otherwise (another zone, field order) is a retry
+    _, replayed = h.decide(1, ts="2026-11-25T19:00:00+01:00")
+    assert replayed
+    # the idempotency record is compact and kept for the retry window (48 h by default)
+    key = Keys(redis_prefix).decision("t1")
+    assert len(redis_client.get(key) or b"") < 100
+    assert 47 * 3600 < redis_client.ttl(key) <= 48 * 3600
     records = stream_records(redis_client, Keys(redis_prefix).decisions_stream)
     assert len(records) == 1
     rec = records[0]

@@ -19,17 +19,10 @@ import redis
 from redis.asyncio import Redis
 
 from gnn import features as offline
-from realtime import features as served
 from realtime.features import TABULAR_FEATURES, VELOCITY_FEATURES, request_features
 from realtime.keys import Keys
-from realtime.velocity import TxnKeyInput, VelocityStore
-from tests.support.realtime import T0
-
-
-def test_feature_names_are_the_same_list() -> None:
-    assert offline.TABULAR_FEATURES == served.TABULAR_FEATURES
-    assert offline.GRAPH_FEATURES == served.GRAPH_FEATURES
-    assert offline.FEATURE_NAMES == served.FEATURE_NAMES
+from realtime.velocity import VelocityStore
+from tests.support.realtime import T0, key_txn
 
 
 def small_world(n: int, seed: int) -> pd.DataFrame:
@@ -70,7 +63,7 @@ def online(df: pd.DataFrame, url: str, prefix: str) -> pd.DataFrame:
                 v if isinstance(v, str) else None
                 for v in (r.card_id, r.device_id, r.ip, r.merchant_id)
             )
-            t = TxnKeyInput(r.txn_id, ts, r.amount, r.user_id, card, device, ip, merchant)
+            t = key_txn(r.txn_id, ts, r.amount, r.user_id, card, device, ip, merchant)
             state = await store.decide(t)
             assert state.velocity is not None
             rows.append(request_features(amount=r.amount, ts=ts) + state.velocity)
@@ -141,7 +134,7 @@ def test_online_user_windows_match_offline(redis_url: str, redis_prefix: str) ->
         store = VelocityStore(Redis.from_url(redis_url), keys)
         rows = []
         for r in df.itertuples():
-            t = TxnKeyInput(r.txn_id, r.ts.value / 1e9, r.amount, r.user_id, None, None, None, None)
+            t = key_txn(r.txn_id, r.ts.value / 1e9, r.amount, r.user_id, None, None, None, None)
             state = await store.decide(t)
             assert state.user_window is not None
             rows.append(state.user_window)

@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 
 from realtime.features import VELOCITY_FEATURES
 from realtime.keys import GraphRisk, Keys
-from realtime.velocity import TxnKeyInput, VelocityStore
-from tests.support.realtime import T0
+from realtime.velocity import VelocityStore
+from tests.support.realtime import T0, key_txn
 
 DAY = 86400
 
@@ -38,7 +38,7 @@ class Runner:
             "merchant_id": None,
         }
         base.update(ids)
-        t = TxnKeyInput(txn_id=f"v{self.n}", ts=ts, amount=amount, **base)
+        t = key_txn(txn_id=f"v{self.n}", ts=ts, amount=amount, **base)
         state = self.loop.run_until_complete(self.store.decide(t))
         assert state.status == "ok" and state.velocity is not None
         self.last_risks = state.risks
@@ -157,7 +157,7 @@ def test_risk_comes_back_from_the_same_call(
 def test_idempotency_states(redis_url: str, redis_prefix: str) -> None:
     async def go() -> None:
         store = VelocityStore(Redis.from_url(redis_url), Keys(redis_prefix))
-        t = TxnKeyInput("same", T0, 5.0, "u", None, None, None, None)
+        t = key_txn("same", T0, 5.0, "u", None, None, None, None)
         assert (await store.decide(t)).status == "ok"
         assert (await store.decide(t)).status == "pending"
         assert await store.record(txn_id="same", stored=b'{"x":1}', record=b"{}")

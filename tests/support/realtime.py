@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import redis
 
+from fraudring.contract.transaction import Transaction
 from fraudring.registry import ModelRegistry
 from fraudring.runtime import _free_port
 from realtime.features import FEATURE_NAMES
@@ -192,3 +193,30 @@ def serving(env: dict[str, str]) -> Iterator[str]:
         os.killpg(proc.pid, signal.SIGINT)
         code_ = proc.wait(timeout=20)
     assert code_ == 0, f"serve exited with {code_}"
+
+
+def key_txn(
+    txn_id: str,
+    ts: float,
+    amount: float,
+    user_id: str,
+    card_id: str | None = None,
+    device_id: str | None = None,
+    ip: str | None = None,
+    merchant_id: str | None = None,
+) -> Transaction:
+    """A transaction for the velocity scripts at any epoch (unvalidated: tests replay 1970)."""
+    from datetime import UTC, datetime
+
+    return Transaction.model_construct(
+        txn_id=txn_id,
+        ts=datetime.fromtimestamp(ts, tz=UTC),
+        amount=amount,
+        user_id=user_id,
+        card_id=card_id,
+        device_id=device_id,
+        ip=ip,
+        merchant_id=merchant_id,
+        currency="EUR",
+        merchant_category=None,
+    )

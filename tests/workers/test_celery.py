@@ -202,12 +202,14 @@ def test_a_chargeback_reaches_the_merchants_served_statistics(
         xadd_all(redis_client, keys.decisions_stream, world)
         wait_for(_drained(redis_client, keys, 20), timeout=60, what="the drain", log=log)
         csv = tmp_path / "labels.csv"
-        csv.write_text(f"kind,id,label,at\ntxn,s003,fraud,{T0 + 600.0}\n")
+        csv.write_text(f"kind,id,label,at\ntxn,s003,fraud,{T0 + 600.0}\ntxn,ghost,fraud,\n")
         out = subprocess.run(
             [sys.executable, "-m", "fraudring.cli", "labels", "import", str(csv)],
             cwd=ROOT, env=worker_env(s), capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert out.returncode == 0, out.stderr
+        assert "1 label(s) queued" in out.stdout
+        assert f"{csv}:3: txn 'ghost' is not in the graph" in out.stderr
 
         def counted() -> bool:
             raw = redis_client.get(keys.stats("merchant", "m1"))
@@ -224,3 +226,4 @@ def test_a_chargeback_reaches_the_merchants_served_statistics(
     # label delay and unlabelled, so their outcome is not known yet
     assert rate_28d == 1.0 and first == T0 + 180.0 and cpp == 1.0
     assert redis_client.get(keys.stats("user", "u3")) is not None
+    assert not ops.deadletters(redis_client, keys)  # the unknown id was never queued

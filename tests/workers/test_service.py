@@ -125,6 +125,41 @@ def test_label_csv_bad_row_names_its_line(tmp_path: Path) -> None:
         list(read_label_csv(f, by="t"))
 
 
+def test_label_csv_reports_every_bad_row_and_takes_iso_times(tmp_path: Path) -> None:
+    f = tmp_path / "labels.csv"
+    f.write_text(
+        "kind,id,label,at\n"
+        "user,u1,fraud,2026-11-25T18:00:00Z\n"
+        "user,u2,maybe,\n"
+        "txn,t1,fraud,2026-11-25T19:00:00+01:00\n"
+        "card,c1,fraud,2026-11-25T18:00:00\n"
+        "user,u-1 ,fraud,1780000000\n"
+        "planet,p1,fraud,\n"
+        "device,d1,legitimate,yesterday\n"
+    )
+    with pytest.raises(InvalidInput) as info:
+        read_label_csv(f, by="t")
+    lines = info.value.message.splitlines()
+    assert [int(x.split(":")[1]) for x in lines[:-1]] == [3, 5, 6, 7, 8]
+    assert "needs its zone" in lines[1] and "whitespace" in lines[2]
+    assert lines[-1] == "5 bad row(s); nothing queued"
+    f.write_text("kind,id,label,at\nuser,u1,fraud,2026-11-25T18:00:00Z\ntxn,t1,fraud,1795629600\n")
+    rows = read_label_csv(f, by="t")
+    assert [(r.line, r.record.at) for r in rows] == [(2, 1795629600.0), (3, 1795629600.0)]
+
+
+def test_the_store_says_which_ids_it_holds(pipe: Pipeline) -> None:
+    keys = Keys(pipe.settings.redis_prefix)
+    xadd_all(pipe.client, keys.decisions_stream, small_world(users=3, txns=5))
+    drain_decisions(pipe, consumer="c1", max_seconds=30, block_ms=50)
+    store = cast(GraphStore, pipe.store)
+    assert store.known("txn", {"t000000", "t000004", "nope"}) == {"t000000", "t000004"}
+    assert store.known("user", {"u0", "u1", "u2", "ghost"}) <= {"u0", "u1", "u2"}
+    assert "ghost" not in store.known("user", {"ghost"})
+    with pytest.raises(InvalidInput):
+        store.known("planet", {"x"})
+
+
 @settings(max_examples=200, deadline=None)
 @given(data=st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
 def test_label_csv_takes_any_file_without_a_traceback(data: bytes) -> None:
@@ -133,14 +168,14 @@ def test_label_csv_takes_any_file_without_a_traceback(data: bytes) -> None:
         f = Path(tmp) / "any.csv"
         f.write_bytes(b"kind,id,label,at\n" + data)
         try:
-            records = list(read_label_csv(f, by="t"))
+            records = read_label_csv(f, by="t")
         except InvalidInput as exc:
             refused: str | None = str(exc)
             records = []
         else:
             refused = None
     assert refused is None or refused.startswith(str(f))
-    assert all(r.id.strip() and r.id.isprintable() for r in records)
+    assert all(r.record.id.strip() and r.record.id.isprintable() for r in records)
 
 
 # -- streams ---------------------------------------------------------------------------------
@@ -310,3 +345,71 @@ def test_delete_prefix_removes_only_its_namespace(
     assert not list(redis_client.scan_iter(match=f"{redis_prefix}*"))
     assert redis_client.get(f"{redis_prefix[:-1]}-other:k") == b"1"
     redis_client.delete(f"{redis_prefix[:-1]}-other:k")
+
+
+# -- poison messages -------------------------------------------------------------------------
+def test_an_id_the_store_cannot_hold_is_deadlettered_and_the_store_survives(
+    pipe: Pipeline,
+) -> None:
+    """A user id with a trailing space crashed FalkorDB 4.16 (signal 11 in EnforceUniqueEntity)
+    when written, again after every restart: the stream contract refuses it, and the store
+    itself refuses it whoever calls it."""
+    keys = Keys(pipe.settings.redis_prefix)
+    good = small_world(users=3, txns=5)
+    poison = [decision("p1", user="u-1 ", ts=T0), decision("p2", user=" u-2", ts=T0)]
+    xadd_all(pipe.client, keys.decisions_stream, poison + good)
+    stats = drain_decisions(pipe, consumer="c1", max_seconds=30, block_ms=50)
+    assert stats.deadlettered == 2 and stats.ingested == 5
+    reasons = [e["reason"] for e in ops.deadletters(pipe.client, keys)]
+    assert all("txn.user_id" in r and "whitespace" in r for r in reasons)
+    assert pipe.store.is_empty() is False  # the store still answers
+    bad = to_record(parse_decision(Message("x", orjson.dumps(good[0])))).__class__(
+        "p3", T0, "u-1 ", None, None, None, None, 1.0
+    )
+    with pytest.raises(InvalidInput, match="user_id: must not start or end with whitespace"):
+        pipe.store.ingest([bad])
+
+
+class _PoisonedStore:
+    """The real store, except that writing txn 'poison' fails as a crashing server would."""
+
+    def __init__(self, store: object) -> None:
+        self.store = store
+        self.fail = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+    def ingest(self, records: list[object]) -> object:
+        if any(getattr(r, "txn_id", None) == "poison" for r in records):
+            self.fail += 1
+            from fraudring.errors import Unavailable
+
+            raise Unavailable("graph store unreachable: Connection closed by server.")
+        return self.store.ingest(records)  # type: ignore[attr-defined]
+
+
+def test_a_message_that_fails_twice_is_quarantined_not_retried_forever(
+    pipe: Pipeline, make_settings: Callable[..., Settings]
+) -> None:
+    import time
+
+    from fraudring.errors import Unavailable
+
+    keys = Keys(pipe.settings.redis_prefix)
+    s = make_settings(ingest_batch=100, ingest_claim_idle_ms=100, ingest_linger_ms=0)
+    poisoned = _PoisonedStore(pipe.store)
+    p = Pipeline(client=pipe.client, store=poisoned, settings=s, scorer=heuristic_scorer)  # type: ignore[arg-type]
+    xadd_all(pipe.client, keys.decisions_stream, [decision("poison", user="u9", ts=T0)])
+    xadd_all(pipe.client, keys.decisions_stream, small_world(users=3, txns=4))
+    for _ in range(2):  # delivered, fails; redelivered, fails
+        with pytest.raises(Unavailable):
+            drain_decisions(p, consumer="c1", max_seconds=5, block_ms=10)
+        time.sleep(0.15)
+    stats = drain_decisions(p, consumer="c1", max_seconds=5, block_ms=10)
+    assert stats.ingested == 4 and stats.deadlettered == 1
+    (entry,) = ops.deadletters(pipe.client, keys)
+    assert entry["reason"].startswith("quarantined after 3 deliveries")
+    assert ops.decision_lag(pipe.client, keys)["pending"] == 0
+    assert drain_decisions(p, consumer="c1", max_seconds=1, block_ms=10).messages == 0
+    assert poisoned.fail == 3

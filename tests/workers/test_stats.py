@@ -24,7 +24,8 @@ from graph.repository import CypherStore
 from graph.schemas import TxnRecord
 from realtime.features import STATS_FEATURES, stats_features
 from realtime.keys import MERCHANT_STATS_SIZE, EntityStats, Keys
-from realtime.velocity import TxnKeyInput, VelocityStore
+from realtime.velocity import VelocityStore
+from tests.support.realtime import key_txn
 from workers.stats import refresh_stats
 
 DAY = 86_400.0
@@ -121,7 +122,7 @@ def test_served_statistics_equal_the_trainers(
     async def decide() -> list[float]:
         vs = VelocityStore(Redis.from_url(redis_url), keys)
         ts = at + 3600.0
-        state = await vs.decide(TxnKeyInput("new-1", ts, 80.0, "u1", "c1", None, None, "m0"))
+        state = await vs.decide(key_txn("new-1", ts, 80.0, "u1", "c1", None, None, "m0"))
         await vs.client.aclose()
         assert state.stats[0] is not None and state.stats[1] is not None
         return stats_features(

@@ -18,8 +18,11 @@ from hypothesis import strategies as st
 from fraudring.errors import InvalidInput
 from world import schema
 from world.handbook import load_handbook
-from world.io import read_world
+from world.io import read_meta, read_world, ring_members
 from world.loaders import FIELDS, REQUIRED, load_table, parse_columns, validate
+from world.rowcheck import Rules, time_reason
+
+TIME_REASON = time_reason(Rules())
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDBOOK = ROOT / "../shared/datasets/fraud-detection-handbook/transactions.parquet"
@@ -51,11 +54,11 @@ def test_csv_malformed_rows_are_reported_with_line_numbers(tmp_path: Path) -> No
     assert (report.loaded, report.rejected) == (3, 7)
     rejected = _rejected(tmp_path / "w")
     assert rejected == {
-        3: "bad amount (not a non-negative number)",
+        3: "bad amount (not a positive number)",
         4: "missing user",
-        5: "bad time (not a timestamp, ISO 8601 or epoch seconds)",
+        5: TIME_REASON,
         7: "expected 7 fields, got 3",
-        8: "bad amount (not a non-negative number)",
+        8: "bad amount (not a positive number)",
         9: "bad label",
         10: "duplicate txn id",
     }
@@ -91,7 +94,11 @@ def test_parquet_typed_columns_label_time_and_null_user(tmp_path: Path) -> None:
         src,
     )
     cols = "user=uid,amount=value,time=at,label=cb,label_time=cb_at,device=dev"
-    report = load_table(src=src, out=tmp_path / "w", columns=parse_columns(cols))
+    naive = load_table(src=src, out=tmp_path / "w", columns=parse_columns(cols))
+    assert naive.loaded == 0 and any("without a timezone" in r for r in naive.reasons)
+    report = load_table(
+        src=src, out=tmp_path / "w", columns=parse_columns(cols), rules=Rules(assume_tz="UTC")
+    )
     assert _rejected(tmp_path / "w") == {2: "missing user", 4: "label time before the transaction"}
     assert report.loaded == 2
     w = read_world(tmp_path / "w")
@@ -127,8 +134,8 @@ def test_bad_inputs_raise_clear_errors(tmp_path: Path) -> None:
     )
     assert (report.loaded, report.rejected) == (1, 2)
     assert _rejected(tmp_path / "w2") == {
-        3: "bad user id (over 128 characters or a control character)",
-        4: "bad card id (over 128 characters or a control character)",
+        3: "bad user id: must contain printable characters only (no control or format characters)",
+        4: "bad card id: must be at most 128 characters",
     }
     latin = tmp_path / "latin1.csv"
     latin.write_bytes(b"user,amt,when\nu\xe9,5,2026-01-01T00:00:00Z\n")
@@ -296,3 +303,21 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
         "simulate", "--transactions", "5000", "--out", "w", "--difficulty", "x", cwd=tmp_path
     )
     assert run.returncode == 2 and "difficulty" in run.stderr
+
+
+def test_ring_column_becomes_ring_truth(tmp_path: Path) -> None:
+    src = tmp_path / "cases.csv"
+    src.write_text(
+        "user,amount,time,case\n"
+        "u1,10,2026-01-01T00:00:00Z,case-7\n"
+        "u2,11,2026-01-01T01:00:00Z,case-7\n"
+        "u3,12,2026-01-01T02:00:00Z,\n"
+        "u1,13,2026-01-02T00:00:00Z,case-7\n"
+    )
+    out = tmp_path / "w"
+    load_table(
+        src=src, out=out, columns=parse_columns("user=user,amount=amount,time=time,ring=case")
+    )
+    w = read_world(out)
+    assert ring_members(w.truth, w.transactions) == {"case-7": {"u1", "u2"}}
+    assert read_meta(out)["counts"]["rings"] == 1
