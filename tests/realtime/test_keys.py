@@ -39,7 +39,7 @@ def test_every_key_family_is_bounded_and_documented() -> None:
 
     from realtime.keys import KEY_BOUNDS
 
-    page = (Path(__file__).resolve().parents[1] / "docs" / "scaling.md").read_text()
+    page = (Path(__file__).resolve().parents[2] / "docs" / "scaling.md").read_text()
     for family, (where, bound) in KEY_BOUNDS.items():
         assert where in {"state", "main"} and bound
         assert f"| `{family}` | {where} | {bound} |" in page, family
