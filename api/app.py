@@ -18,8 +18,19 @@ from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
 from api import errors
+from api.examples import add_examples
 from api.metrics import TimingMiddleware
-from api.routers import decisions, health, investigate, labels, models, rules
+from api.routers import (
+    cases,
+    decisions,
+    docs,
+    health,
+    investigate,
+    labels,
+    models,
+    rules,
+    workbench,
+)
 from fraudring import __version__
 from fraudring.logs import configure_logging, get_logger
 from fraudring.settings import Settings, SettingsError, get_settings
@@ -30,7 +41,8 @@ log = get_logger(__name__)
 
 DESCRIPTION = """Real-time fraud decisions: velocity features in Redis, cached graph ring risk,
 XGBoost and declarative rules. Send the API key in the `X-API-Key` header; scopes are `score`
-(decisions), `investigate` (models, rules) and `admin` (rules reload)."""
+(decisions), `investigate` (models, rules, rings, evidence, cases, labels, the review queue,
+step-up lists) and `admin` (rules reload, block and allow lists)."""
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -46,6 +58,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     )
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(defs.get("$defs", {}))
+    add_examples(schemas)
     # The amount cap is a setting: the schema states this deployment's.
     cap = app.state.settings.amount_cap
     schemas["Transaction"]["properties"]["amount"]["exclusiveMaximum"] = cap
@@ -83,6 +96,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await engine.close()
+            wb = getattr(app.state, "workbench", None)
+            if wb is not None:
+                await wb.close()
             stack = getattr(app.state, "graph_stack", None)
             if stack is not None:
                 stack.close()
@@ -92,12 +108,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # An id may end in "/": a redirect to the id without it would be another entity.
+        redirect_slashes=False,
+        docs_url=None,  # served by api.routers.docs from vendored assets, no CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     errors.install(app)
-    routers = (decisions, models, rules, health, labels, investigate)
+    # workbench before investigate: /v1/rings/search must not be read as a ring id
+    routers = (decisions, models, rules, health, labels, workbench, cases, investigate, docs)
     for router in (r.router for r in routers):
         app.include_router(router)
+    docs.mount_static(app)
     app.add_middleware(TimingMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -39,3 +39,14 @@ def require(scope: str) -> Callable[..., Awaitable[frozenset[str]]]:
         return settings.scopes_for(key or "") or frozenset()
 
     return check
+
+
+def caller(scope: str) -> Callable[..., Awaitable[str]]:
+    """A dependency like `require`, giving the key's name: who labels, acts and writes cases."""
+
+    async def check(request: Request, key: str | None = Security(API_KEY_HEADER)) -> str:
+        settings: Settings = request.app.state.settings
+        check_key(settings, key, scope)
+        return settings.key_name(key or "")
+
+    return check

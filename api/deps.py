@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Query, Request
 
 from fraudring.settings import Settings
 from realtime.service import DecisionEngine
+
+#: Where a page starts: bounded so offset + limit stays a 64-bit integer for Redis (ZRANGE).
+Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="rows to skip")]
 
 
 def engine(request: Request) -> DecisionEngine:
@@ -16,3 +21,35 @@ def engine(request: Request) -> DecisionEngine:
 def settings(request: Request) -> Settings:
     s: Settings = request.app.state.settings
     return s
+
+
+class Workbench:
+    """Redis for the investigator routes: the keys, and a client with a human's patience (the
+    decision engine's client gives up after `redis_timeout_ms`, a few milliseconds)."""
+
+    TIMEOUT_MS = 5000
+
+    def __init__(self, settings: Settings) -> None:
+        from realtime.keys import Keys
+        from realtime.service import redis_client
+
+        assert settings.redis_url is not None
+        self.keys = Keys(settings.redis_prefix)
+        self.redis = redis_client(settings.redis_url, timeout_ms=self.TIMEOUT_MS)
+
+    async def stored(self, txn_id: str) -> bytes | None:
+        """A stored decision (None: unknown, expired, or still being made)."""
+        raw = await self.redis.get(self.keys.decision(txn_id))
+        if raw is None or raw == b"pending":
+            return None
+        return raw.encode() if isinstance(raw, str) else raw
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+def workbench(request: Request) -> Workbench:
+    wb: Workbench | None = getattr(request.app.state, "workbench", None)
+    if wb is None:
+        wb = request.app.state.workbench = Workbench(request.app.state.settings)
+    return wb

@@ -16,13 +16,26 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fraudring.errors import FraudringError, InvalidInput, validation_reason
+from fraudring.errors import FraudringError, InvalidInput, Unavailable, validation_reason
+from fraudring.logs import get_logger
+
+log = get_logger(__name__)
 
 
 class RequestInvalid(InvalidInput):
     code = "invalid_input"
+
+
+class BodyTooLarge(FraudringError):
+    status_code = 413
+    code = "body_too_large"
+
+    @classmethod
+    def limit(cls, limit: int) -> BodyTooLarge:
+        return cls(f"request body larger than {limit} bytes (setting max_body_bytes)")
 
 
 class ErrorBody(BaseModel):
@@ -40,13 +53,18 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     401: "missing or unknown API key",
     403: "the API key lacks this route's scope",
     404: "no such resource",
-    409: "the same txn_id is being decided right now; retry",
+    409: "the txn_id is being decided right now (retry), or was decided for another body",
+    413: "request body larger than the max_body_bytes setting",
     422: "invalid input: each error names the field and the reason",
     503: "a dependency (graph store, Redis) is not available",
 }
 
 
-HTTP_CODES: dict[int, str] = {404: "not_found", 405: "method_not_allowed"}
+HTTP_CODES: dict[int, str] = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+}
 
 
 def documented(*codes: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
@@ -68,12 +86,23 @@ def _field(loc: Sequence[Any]) -> str:
 def _reason(err: Any) -> str:
     if err.get("type") == "json_invalid":
         return "body is not valid JSON"
+    if err.get("type") == "extra_forbidden":
+        return "unknown field (its name is not repeated: it could hold anything)"
     return validation_reason(str(err.get("msg", "invalid")))
+
+
+def _where(err: Any) -> str:
+    """The field's path; for an unknown field, the object that holds it (the name itself is
+    input too: a card number sent as a field name must not come back)."""
+    loc = tuple(err.get("loc", ()))
+    if err.get("type") == "extra_forbidden":
+        loc = loc[:-1]
+    return _field(loc)
 
 
 def invalid_from(errors: Sequence[Any]) -> RequestInvalid:
     """Field + reason for each error; the offending input is never included."""
-    items = [{"field": _field(e.get("loc", ())), "reason": _reason(e)} for e in errors]
+    items = [{"field": _where(e), "reason": _reason(e)} for e in errors]
     message = "; ".join(f"{i['field']}: {i['reason']}" for i in items[:5])
     return RequestInvalid(message, detail={"errors": items})
 
@@ -108,6 +137,20 @@ def install(app: FastAPI) -> None:
             media_type="application/json",
         )
 
+    async def on_unexpected(_: Request, exc: Exception) -> Response:
+        """A bug answers in the same shape as everything else (never plain text); the logs
+        carry the details, the client only that it was not its fault."""
+        log.error("api.unexpected_error", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+        body = {"error": "internal_error", "message": "internal error; the server logged it"}
+        return Response(orjson.dumps(body), status_code=500, media_type="application/json")
+
+    app.add_exception_handler(Exception, on_unexpected)
+
+    async def on_redis(_: Request, exc: Exception) -> Response:
+        """Redis down or slow for an investigator route (decisions degrade instead)."""
+        return error_response(Unavailable(f"Redis unavailable: {exc}"))
+
+    app.add_exception_handler(RedisError, on_redis)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(FraudringError, on_fraudring)
     app.add_exception_handler(RequestValidationError, on_validation)

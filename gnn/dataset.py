@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow.parquet as pq
 
+from fraudring.contract.ids import ID_FIELDS
 from fraudring.errors import InvalidInput
 from gnn.features import (
     DAY_US,
@@ -33,6 +35,7 @@ from gnn.graphdata import TxnArrays, txn_arrays
 from gnn.pit import PitConfig, PitResult, graph_risk_features
 from world import schema
 from world.io import parquet_errors
+from world.rowcheck import refuse_bad_ids
 
 
 @dataclass
@@ -54,11 +57,15 @@ def load_frames(data_dir: Path) -> WorldFrames:
     tx = data_dir / schema.TRANSACTIONS_FILE
     if not tx.is_file():
         raise InvalidInput(f"--data {data_dir}: no {schema.TRANSACTIONS_FILE} (not a world dir)")
-    txns = _parquet(tx)
+    with parquet_errors(tx):
+        table = pq.read_table(tx)
+    txns = table.to_pandas()
     missing = {f.name for f in schema.TRANSACTIONS if not f.nullable} - set(txns.columns)
     if missing:
         raise InvalidInput(f"--data {data_dir}: transactions lack columns {sorted(missing)}")
     txns = txns.sort_values(["ts", "txn_id"], kind="mergesort").reset_index(drop=True)
+    id_columns = ["txn_id", *(c for c in ID_FIELDS.values() if c in txns.columns)]
+    refuse_bad_ids(f"--data {data_dir}", table, id_columns)
     lp = data_dir / schema.LABELS_FILE
     labels = (
         _parquet(lp)

@@ -27,7 +27,7 @@ buckets and a sorted set of spikes, judged against the cached median).
   the earliest / latest transaction among the merchant's known frauds of the last
   ``delay + AGE_WINDOW_DAYS``. A breached terminal stays breached for a spell and is then fixed;
   the rates above stay high for a label delay after the fix, and the age of the spell is what
-  tells the two apart (handbook chapter-5 folds: about +0.01 AP).
+  tells the two apart.
 - ``merchant_cpp_frauds_28d`` / ``merchant_cpp_rate_28d``: common point of purchase. Known frauds
   at the merchant (in the 28-day settled window) whose card has no known fraud at another
   merchant within ``CARD_SPELL_DAYS`` of it: the merchant explains them, not a stolen card that
@@ -38,8 +38,8 @@ buckets and a sorted set of spikes, judged against the cached median).
   calendar days ``d-29 .. d`` before the row (continuous, like the velocity windows).
 - ``user_spikes_{7,14}d``: the user's earlier transactions in the last 7 / 14 days whose amount
   was over ``SPIKE_RATIO`` times the user's median as known then. A compromised card is used
-  again and again at inflated amounts; one big purchase is not a pattern (handbook folds: about
-  +0.015 AP and the best Card Precision@100, since it lifts the whole card, not one row).
+  again and again at inflated amounts; one big purchase is not a pattern, and the count lifts
+  the whole card, not one row.
 
 They are cheap (a few bincounts and one group-by per call), so `gnn.pit` refreshes them every
 ``PitConfig.stats_period_days`` (6 h by default), more often than the graph snapshots; online

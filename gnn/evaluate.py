@@ -49,6 +49,35 @@ METRICS = {
 }
 
 
+#: Below these counts of frauds a window's figures are noise: a PR-AUC on 20 positives moves by
+#: about 0.1 when one of them changes rank, and thresholds chosen on so few labels collapse.
+MIN_TEST_FRAUDS = 30
+MIN_VAL_FRAUDS = 20
+
+
+def thin_evidence(
+    *, test_frauds: int, val_known_frauds: int, thresholds: dict[str, dict[str, float]]
+) -> list[str]:
+    """Why the report's figures cannot be trusted, one sentence each (empty when they can)."""
+    out = []
+    if test_frauds < MIN_TEST_FRAUDS:
+        out.append(
+            f"the test window has {test_frauds} fraudulent transaction(s) (< {MIN_TEST_FRAUDS}): "
+            "its figures are noise; use a larger world or a longer test window"
+        )
+    if val_known_frauds < MIN_VAL_FRAUDS:
+        out.append(
+            f"the validation window has {val_known_frauds} known fraud label(s) "
+            f"(< {MIN_VAL_FRAUDS}): thresholds and early stopping rest on too few labels"
+        )
+    if thresholds and all(t["review"] >= 1.0 and t["decline"] >= 1.0 for t in thresholds.values()):
+        out.append(
+            "every model's thresholds are 1.0 (no score pays for a review on the validation "
+            "labels): the cost figures compare nothing"
+        )
+    return out
+
+
 def fmt(key: str, value: float) -> str:
     """A table cell: 3 decimals for scores, whole numbers for counts and money, n/a for NaN."""
     if math.isnan(value):
@@ -91,6 +120,36 @@ def ring_truth(ds: Dataset, *, start: int, end: int) -> RingTruth | None:
     first = df[df["is_fraud"]].groupby("ring_id")["_t"].min()
     first = first[(first >= start) & (first < end)]
     return RingTruth({str(k): v / US for k, v in first.items()}, members)
+
+
+def ring_detection(ds: Dataset, *, at: int) -> dict[str, float]:
+    """The rings `graph.rings` would flag at ``at`` (labels known by then) against the world's
+    ring truth (planted, or confirmed cases loaded with a `ring` column): recall of rings of 3
+    or more active before ``at`` (Jaccard >= 0.5) and the share of flagged rings of 3 or more
+    without any of their members. Empty without ring truth."""
+    from gnn.graphdata import txn_arrays
+    from gnn.ringrisk import ring_groups
+    from graph.schemas import RingParams
+    from world.io import match_rings
+
+    truth = ring_truth(ds, start=0, end=at)
+    if truth is None or not truth.members:
+        return {}
+    a = txn_arrays(ds.frames.txns, ds.frames.labels)
+    names = a.node_ids[0]
+    found = [
+        {str(names[int(u)]) for u in c.members}
+        for c in ring_groups(a, at, params=RingParams())
+        if c.suspicious and len(c.members) >= 3
+    ]
+    planted = {r: truth.members[r] for r in truth.first_fraud if r in truth.members}
+    hit, targets, false = match_rings(planted, found)
+    return {
+        "ring_recall": hit / targets if targets else float("nan"),
+        "ring_false_share": false / len(found) if found else 0.0,
+        "rings_confirmed": float(targets),
+        "rings_flagged": float(len(found)),
+    }
 
 
 def score_metrics(
@@ -230,6 +289,12 @@ def evaluate_dataset(
     report.extra["test_frauds"] = int(y_test.sum())
     report.extra["val_known_frauds"] = int(known[val].sum())
     report.extra["fit_known_frauds"] = int(known[fit].sum())
+    report.extra["warnings"] = thin_evidence(
+        test_frauds=report.extra["test_frauds"],
+        val_known_frauds=report.extra["val_known_frauds"],
+        thresholds=report.thresholds,
+    )
+    report.extra["rings_at_test_end"] = ring_detection(ds, at=sp.test_end)
     return report
 
 
@@ -288,6 +353,18 @@ def markdown(report: EvalReport) -> str:
     for k in keys:
         cells = " | ".join(fmt(k, report.metrics[c][k]) for c in cols)
         lines.append(f"| {METRICS.get(k, k)} | {cells} |")
+    warnings = report.extra.get("warnings") or []
+    if warnings:
+        lines += ["", "**Warning:** " + "; ".join(warnings) + "."]
+    rd = report.extra.get("rings_at_test_end") or {}
+    if rd:
+        lines += [
+            "",
+            f"Ring detection at the test end (labels known then): {rd['ring_recall']:.3f} of "
+            f"{rd['rings_confirmed']:.0f} rings of 3 or more found (Jaccard >= 0.5); "
+            f"{rd['ring_false_share']:.3f} of {rd['rings_flagged']:.0f} flagged rings have none "
+            "of their members.",
+        ]
     lines += ["", "Thresholds (validation, expected cost):", ""]
     lines += [
         f"- {MODELS[k]}: review at {v['review']:.4f}, decline at {v['decline']:.4f}"

@@ -20,76 +20,18 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-TABULAR_FEATURES: Final[tuple[str, ...]] = (
-    "amount",
-    "log_amount",
-    "hour",
-    "weekday",
-    "user_n_1h",
-    "user_n_24h",
-    "user_n_7d",
-    "user_amt_1h",
-    "user_amt_24h",
-    "user_amt_7d",
-    "card_n_1h",
-    "card_n_24h",
-    "card_n_7d",
-    "card_amt_24h",
-    "device_n_1h",
-    "device_n_24h",
-    "device_amt_24h",
-    "ip_n_1h",
-    "ip_n_24h",
-    "ip_amt_24h",
-    "merchant_n_1h",
-    "merchant_n_24h",
-    "user_devices_7d",
-    "user_cards_7d",
-    "user_ips_7d",
-    "device_users_7d",
-    "ip_users_7d",
-    "card_users_7d",
-    "user_secs_since_last",
-    "user_new_device",
-    "user_new_card",
-    "user_new_ip",
+from fraudring.contract.features import (
+    FEATURE_NAMES,
+    GRAPH_FEATURES,
+    STATS_FEATURES,
+    TABULAR_FEATURES,
 )
-GRAPH_FEATURES: Final[tuple[str, ...]] = (
-    "user_risk",
-    "card_risk",
-    "device_risk",
-    "ip_risk",
-    "merchant_risk",
-    "ring_size",
-    "ring_fraud_rate",
-)
-#: The merchant's known fraud and the user's usual amount and spikes (`gnn.entitystats`), served
-#: from the workers' cached statistics and the velocity script.
-STATS_FEATURES: Final[tuple[str, ...]] = (
-    "merchant_fraud_rate_1d",
-    "merchant_fraud_rate_7d",
-    "merchant_fraud_rate_28d",
-    "merchant_fraud_first_age_days",
-    "merchant_fraud_last_age_days",
-    "merchant_cpp_frauds_28d",
-    "merchant_cpp_rate_28d",
-    "user_median_amount_30d",
-    "amount_to_user_median",
-    "user_n_30d",
-    "user_mean_amount_30d",
-    "user_spikes_7d",
-    "user_spikes_14d",
-)
-FEATURE_NAMES: Final[tuple[str, ...]] = TABULAR_FEATURES + GRAPH_FEATURES + STATS_FEATURES
+from fraudring.contract.ids import ID_FIELDS
+
+__all__ = ["FEATURE_NAMES", "GRAPH_FEATURES", "STATS_FEATURES", "TABULAR_FEATURES"]
 
 #: Entity kind -> column of the transactions table.
-ENTITY_COLUMNS: Final[dict[str, str]] = {
-    "user": "user_id",
-    "card": "card_id",
-    "device": "device_id",
-    "ip": "ip",
-    "merchant": "merchant_id",
-}
+ENTITY_COLUMNS: Final[dict[str, str]] = dict(ID_FIELDS)
 
 US: Final = 1_000_000  # microseconds per second
 DAY_US: Final = 86_400 * US

@@ -25,9 +25,11 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from fraudring.contract.ids import ENTITY_KINDS
 from gnn.features import DAY_US, ENTITY_COLUMNS, ts_micros
 
-KINDS: Final = ("user", "card", "device", "ip", "merchant")
+#: Node kinds in their index order (the contract's entity kinds).
+KINDS: Final[tuple[str, ...]] = ENTITY_KINDS
 NODE_FEATURES: Final = (
     "is_user",
     "is_card",

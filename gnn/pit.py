@@ -5,7 +5,7 @@ get the graph risk of snapshot S, which is built from transactions with ``ts < S
 ``label_ts < S`` only (`gnn.graphdata.build_snapshot`), scored by a GCN that was itself trained
 at a snapshot S' <= S under the same rule. Hence every input of a transaction's graph features
 existed strictly before the transaction: no later transaction, and no label that arrived after
-S, can change them (tests/test_gnn_pit.py checks both). The price is staleness of up to one
+S, can change them (tests/gnn/test_pit.py checks both). The price is staleness of up to one
 period, which is conservative: online, the workers refresh risk continuously. Ring risk, the
 served features, is refreshed every ``ring_period_days`` (6 h) under the same rule, from a
 `RingIndex` built once, so a refresh costs a count per group, not a sort.
@@ -15,9 +15,8 @@ and labelled fraud rate of the ring an entity belongs to, by the graph's own rin
 (`gnn.ringrisk`), NaN outside rings. Training on another meaning (a label rate for every
 entity, say) teaches the served model features it never receives. The GCN's prior-corrected
 probability goes to the ``gcn_score`` column (model (c) of the evaluation).
-"label", "gcn" and "blend" remain for experiments, with no online counterpart; measured on a
-1M-transaction hard world, GCN-valued risk hurt XGBoost (test PR-AUC 0.06 vs 0.22 without
-graph features): each weekly refit changes what the score means.
+"label", "gcn" and "blend" remain for experiments, with no online counterpart; GCN-valued risk
+makes a poor feature, since each weekly refit changes what the score means (docs/learning.md).
 """
 
 from __future__ import annotations

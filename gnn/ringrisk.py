@@ -30,12 +30,18 @@ import numpy.typing as npt
 from gnn.features import DAY_US
 from gnn.graphdata import KINDS, TxnArrays
 from graph.ringrule import (
+    Component,
+    EvidenceLinks,
     Links,
     bounded,
     cores,
     density,
+    evidence_rings,
+    label_rates,
     risk,
+    size_flagged,
     wide_device_users,
+    with_flagged,
 )
 from graph.schemas import RingParams
 
@@ -168,6 +174,52 @@ def snapshot_links(
     return links
 
 
+def evidence_links(
+    a: TxnArrays,
+    hi: int,
+    *,
+    since: int,
+    params: RingParams,
+    index: RingIndex,
+    labelled: set[str],
+) -> tuple[EvidenceLinks, dict[str, tuple[float, float]]]:
+    """`graph.queries.EVIDENCE` on the rows before ``hi``: entities with 2..`evidence_cap` recent
+    users and at least one labelled tied one (a merchant ties its repeat customers, any other
+    entity every recent user), and per kind the recent tied pairs and the labelled ones among
+    them (`graph.ringrule.label_rates`)."""
+    n_nodes = np.int64(index.n_nodes)
+    bad = np.zeros(index.n_nodes, dtype=bool)
+    if labelled:
+        bad[np.fromiter((int(u) for u in labelled), dtype=np.int64, count=len(labelled))] = True
+    out: EvidenceLinks = {}
+    totals: dict[str, tuple[float, float]] = {}
+    for kind in KINDS[1:]:
+        pair, n, last = index.pairs[kind].before(hi, a.t)
+        ent, users = pair // n_nodes, pair % n_nodes
+        recent = last >= since
+        degree = np.bincount(ent[recent], minlength=index.n_nodes)
+        tied = recent & ((n >= 2) if kind == "merchant" else True)
+        totals[kind] = (float(tied.sum()), float((tied & bad[users]).sum()))
+        sel = tied & (degree[ent] >= 2) & (degree[ent] <= params.evidence_cap)
+        ents, members = ent[sel], users[sel]
+        flagged = bad[members]
+        n_bad = np.bincount(ents[flagged], minlength=index.n_nodes)
+        pick = n_bad[ents] >= 1
+        ents, members, flagged = ents[pick], members[pick], flagged[pick]
+        if len(ents) == 0:
+            continue
+        bounds = np.flatnonzero(np.diff(ents)) + 1
+        starts = np.r_[0, bounds]
+        for group, flags, e in zip(
+            np.split(members, bounds), np.split(flagged, bounds), ents[starts], strict=True
+        ):
+            out[(kind, str(int(e)))] = (
+                [str(int(u)) for u in group],
+                [str(int(u)) for u in group[flags]],
+            )
+    return out, totals
+
+
 def user_bases(
     a: TxnArrays, hi: int, *, since: int, cap: int, index: RingIndex, users: set[str]
 ) -> dict[str, str]:
@@ -189,6 +241,45 @@ def user_bases(
     return {str(int(x)): str(int(y)) for x, y in zip(u[first], i[first], strict=True)}
 
 
+def fraud_users(a: TxnArrays, at: int) -> set[str]:
+    """Users (node ids as strings) with a fraud label known before ``at``."""
+    hi = int(np.searchsorted(a.t, at, side="left"))
+    user = a.node[:hi, USER]
+    rows = (user >= 0) & (a.label[:hi] == 1) & (a.label_ts[:hi] < at)
+    return {str(int(u)) for u in np.unique(user[rows])}
+
+
+def ring_groups(
+    a: TxnArrays,
+    at: int,
+    *,
+    params: RingParams,
+    index: RingIndex | None = None,
+    labelled: set[str] | None = None,
+) -> list[Component]:
+    """The rings `graph.rings.detect` would find at ``at`` (members as node-id strings;
+    ``labelled``: users with a known fraud label, by default those known before ``at``)."""
+    index = index or RingIndex.of(a)
+    hi = int(np.searchsorted(a.t, at, side="left"))
+    user_n, _first, _last = _activity(a, hi, index)
+    since = at - int(params.window_days * DAY_US)
+    links = snapshot_links(a, hi, since=since, params=params, index=index, user_n=user_n)
+    found, _ = bounded(links, params=params)
+    wide = wide_device_users(found, links, cross_homes=params.cross_homes)
+    bases = user_bases(a, hi, since=since, cap=params.hub_cap, index=index, users=wide)
+    comps = cores(found, links, params=params, bases=bases)
+    known = fraud_users(a, at) if labelled is None else labelled
+    for comp in comps:
+        comp.density = density(comp, links)
+        comp.suspicious = size_flagged(comp, params)
+    elinks, totals = evidence_links(a, hi, since=since, params=params, index=index, labelled=known)
+    rates = label_rates(totals, prior=params.label_prior)
+    flagged = evidence_rings(elinks, rates=rates, params=params)
+    for comp in flagged:
+        comp.density = density(comp, {k: us for k, (us, _b) in elinks.items()})
+    return with_flagged(comps, flagged)
+
+
 def ring_risk(
     a: TxnArrays, at: int, *, params: RingParams, index: RingIndex | None = None
 ) -> RingRisk:
@@ -199,27 +290,19 @@ def ring_risk(
     size = np.full(a.n_nodes, np.nan)
     rate = np.full(a.n_nodes, np.nan)
     hi = int(np.searchsorted(a.t, at, side="left"))
-    user_n, first, last = _activity(a, hi, index)
-    since = at - int(params.window_days * DAY_US)
-    links = snapshot_links(a, hi, since=since, params=params, index=index, user_n=user_n)
-    found, _ = bounded(links, params=params)
-    wide = wide_device_users(found, links, cross_homes=params.cross_homes)
-    bases = user_bases(a, hi, since=since, cap=params.hub_cap, index=index, users=wide)
-    comps = cores(found, links, params=params, bases=bases)
+    _n, first, last = _activity(a, hi, index)
+    known = fraud_users(a, at)
+    comps = ring_groups(a, at, params=params, index=index, labelled=known)
     if not comps:
         return RingRisk(at, score, size, rate, 0)
-    user = a.node[:hi, USER]
-    fraud_row = (user >= 0) & (a.label[:hi] == 1) & (a.label_ts[:hi] < at)
-    fraud_user = np.zeros(a.n_nodes, dtype=bool)
-    fraud_user[user[fraud_row]] = True
     for comp in comps:
         m = np.array([int(u) for u in comp.members], dtype=np.int64)
         n_members = len(m)
-        fraud_rate = float(fraud_user[m].sum()) / n_members
+        fraud_rate = sum(u in known for u in comp.members) / n_members
         value = risk(
             fraud_rate=fraud_rate,
             size=n_members,
-            dens=density(comp, links),
+            dens=comp.density,
             age_days=float(np.mean(at - first[m])) / DAY_US,
             idle_days=(at - int(last[m].max())) / DAY_US,
         )

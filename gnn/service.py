@@ -1,8 +1,6 @@
-"""What the CLI and the workers call: train, score, load, and the whole training pipeline.
+"""What the CLI and the workers call: score, load, and the whole training pipeline.
 
-- `train_gcn` fits the GCN on a graph (a `Snapshot` built from a world, or the store's export).
-- `score_nodes(model, export)` gives a risk per node of a `graph.schemas.GraphExport`;
-  `score_subgraph` does the same for a neighbourhood (incremental scoring by the workers).
+- `score_nodes(model, export)` gives a risk per node of a `graph.schemas.GraphExport`.
 - `load_gcn(registry, version)` loads a registered GCN; `live_ring_scorer` scores rings with
   the live one (member risk and labelled fraud rate combined, see `ring_score`).
 - `train_pipeline(settings=..., data_dir=...)` builds point-in-time features, trains GCN +
@@ -29,7 +27,7 @@ from fraudring.registry import ModelNotFound, ModelRegistry
 from fraudring.settings import Settings
 from gnn import metrics as m
 from gnn.graphdata import NODE_FEATURES
-from gnn.model import FitInfo, FraudGCN, GcnConfig, fit_gcn, predict_proba
+from gnn.model import FraudGCN, predict_proba
 from gnn.pit import PitConfig
 
 if TYPE_CHECKING:
@@ -41,36 +39,6 @@ GCN_STATE, GCN_CONFIG, XGB_FILE = "gcn.pt", "gcn.json", "xgb.json"
 
 class NoTrainingData(Unavailable):
     code = "no_training_data"
-
-
-def train_gcn(
-    *,
-    x: npt.NDArray[np.float32],
-    edge_index: npt.NDArray[np.int64],
-    y: npt.NDArray[np.float32],
-    mask: npt.NDArray[np.bool_],
-    cfg: GcnConfig | None = None,
-    init: FraudGCN | None = None,
-) -> tuple[FraudGCN, FitInfo]:
-    """Fit on nodes in `mask` with targets `y` in [0, 1] (e.g. an export's y >= 0)."""
-    if x.shape[1] != len(NODE_FEATURES):
-        raise InvalidInput(f"node features: expected {len(NODE_FEATURES)} columns, got {x.shape}")
-    return fit_gcn(x, edge_index, y, mask, cfg=cfg or GcnConfig(), init=init)
-
-
-def train_gcn_on_export(
-    export: GraphExport, *, cfg: GcnConfig | None = None
-) -> tuple[FraudGCN, FitInfo]:
-    """Fit on the live graph's export: nodes with a known label (y >= 0) are the targets."""
-    _check_export(export)
-    mask = export.y >= 0
-    return train_gcn(
-        x=export.x,
-        edge_index=export.edge_index,
-        y=(export.y == 1).astype(np.float32),
-        mask=mask,
-        cfg=cfg,
-    )
 
 
 def _check_export(export: GraphExport) -> None:
@@ -86,21 +54,6 @@ def score_nodes(model: FraudGCN, export: GraphExport) -> npt.NDArray[np.float64]
     if export.num_nodes == 0:
         return np.empty(0)
     return predict_proba(model, export.x, export.edge_index)
-
-
-def score_subgraph(
-    model: FraudGCN,
-    *,
-    x: npt.NDArray[np.float32],
-    edge_index: npt.NDArray[np.int64],
-    nodes: Sequence[int] | None = None,
-) -> npt.NDArray[np.float64]:
-    """Risk of the nodes of a neighbourhood (all, or those listed). Include two hops around the
-    nodes you need: a two-layer GCN's score of a node depends on exactly that."""
-    if len(x) == 0:
-        return np.empty(0)
-    risk = predict_proba(model, x, edge_index)
-    return risk if nodes is None else risk[np.asarray(nodes, dtype=np.int64)]
 
 
 def ring_score(member_risk: Sequence[float], fraud_rate: float) -> float:
@@ -198,16 +151,18 @@ def train_pipeline(
     *,
     settings: Settings,
     data_dir: Path | None = None,
-    store: Any = None,
     progress: bool = False,
     promote: bool = True,
     pit: PitConfig | None = None,
 ) -> dict[str, Any]:
     """Train GCN + XGBoost on a world directory, register, promote if better; returns the report
-    (version, live, promoted, metrics, data_window, timings)."""
+    (version, live, promoted, metrics, data_window, timings).
+
+    Transactions come from a world directory, not the graph: the graph keeps no per-transaction
+    history to rebuild point-in-time features from. `pit` sizes the point-in-time features and
+    the GCN (the default: `PitConfig()`)."""
     from gnn.pipeline import run_training
 
-    del store  # transactions come from the world directory; the store has no per-txn history
     data_dir = data_dir or settings.data_dir / "world"
     if not (data_dir / "transactions.parquet").is_file():
         raise NoTrainingData(
@@ -223,6 +178,7 @@ def train_pipeline(
             promote=promote,
             live_score=_live_val_pr_auc,
             save_gcn=save_gcn,
+            pit=pit,
         )
     result["seconds"] = round(time.perf_counter() - t0, 2)
     log.info("gnn.trained", version=result["version"], promoted=result["promoted"])

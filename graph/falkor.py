@@ -18,9 +18,12 @@ import numpy.typing as npt
 import redis
 
 from fraudring.errors import Unavailable
+from fraudring.logs import get_logger
 from graph import queries as q
 from graph.repository import CypherStore, Rows
 from graph.schemas import LABELS
+
+log = get_logger(__name__)
 
 #: Client errors that mean the server is not there (redis-py's TimeoutError is no ConnectionError).
 UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
@@ -139,23 +142,41 @@ class FalkorStore(CypherStore):
 
     # --- schema -------------------------------------------------------------------------------
     def ensure_schema(self) -> None:
-        """Range index + unique constraint on `id` of every label, and `Txn.ts`; safe to repeat."""
+        """Range index + unique constraint on `id` of every label, `Txn.ts` and `Txn.user`; safe
+        to repeat.
+
+        A label whose nodes include an id with an outer space (written before ids were
+        checked) gets no constraint, with an error in the log: FalkorDB crashes building it."""
+        constrained = {row[1] for row in self._read(q.FALKOR_CONSTRAINTS) if row[0] == "UNIQUE"}
         for label in [*LABELS.values(), "Txn", "Ring"]:
             try:
                 self.graph.create_node_range_index(label, "id")
             except redis.exceptions.ResponseError as exc:
                 if "already indexed" not in str(exc):
                     raise
+            if label in constrained:
+                continue
+            bad = self._read(q.OUTER_SPACE_IDS.format(label=label))
+            if bad and bad[0][0]:
+                log.error(
+                    "graph.constraint_skipped",
+                    label=label,
+                    ids_with_outer_spaces=int(bad[0][0]),
+                    fix="remove or rename those nodes, then restart",
+                )
+                continue
             try:
                 self.graph._create_constraint("UNIQUE", "NODE", label, "id")
             except redis.exceptions.ResponseError as exc:
                 if "already exists" not in str(exc).lower():
                     raise
-        try:  # the entity statistics read the ledger by time
-            self.graph.create_node_range_index("Txn", "ts")
-        except redis.exceptions.ResponseError as exc:
-            if "already indexed" not in str(exc):
-                raise
+        # the entity statistics read the ledger by time, investigators an account's history
+        for prop in ("ts", "user"):
+            try:
+                self.graph.create_node_range_index("Txn", prop)
+            except redis.exceptions.ResponseError as exc:
+                if "already indexed" not in str(exc):
+                    raise
 
     def describe(self) -> str:
         self._db.connection.ping()

@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any, cast
 from fraudring.errors import InvalidInput
 from graph import queries as q
 from graph.schemas import (
-    ENTITY_KINDS,
     KIND_OF_LABEL,
     LABELS,
+    LINKED_KINDS,
     EntityKind,
     EntityRef,
     GraphEdge,
     GraphNode,
     GraphNotFound,
     Neighbourhood,
-    check_id,
     check_kind,
+    require_id,
 )
 
 if TYPE_CHECKING:
@@ -49,14 +49,14 @@ def neighbourhood(
     since every edge runs between a user and an entity.
     """
     kind = check_kind(kind)
-    check_id(id, field_name="id")
+    require_id(id, field_name="id")
     if not 1 <= hops <= 6:
         raise InvalidInput("hops: must be between 1 and 6")
     if not 1 <= max_nodes <= 10_000:
         raise InvalidInput("max_nodes: must be between 1 and 10000")
-    kinds = set(ENTITY_KINDS) if follow is None else {check_kind(k) for k in follow}
+    kinds = set(LINKED_KINDS) if follow is None else {check_kind(k) for k in follow}
     kinds.discard("user")
-    labels = [LABELS[k] for k in ENTITY_KINDS if k in kinds]
+    labels = [LABELS[k] for k in LINKED_KINDS if k in kinds]
     first = store._read_scalars(
         q.first_hop(kind, store.key_function), {"id": id, "labels": labels, "limit": max_nodes}
     )
@@ -148,7 +148,7 @@ def _expand(
     return found
 
 
-_ORDER: dict[str, int] = {k: i for i, k in enumerate(ENTITY_KINDS)}
+_ORDER: dict[str, int] = {k: i for i, k in enumerate(LINKED_KINDS)}
 
 
 def _rank(node: tuple[str, str, Any]) -> int:

@@ -85,6 +85,7 @@ class Neo4jStore(CypherStore):
                 f"CREATE CONSTRAINT {name} IF NOT EXISTS FOR (n:{label}) REQUIRE n.id IS UNIQUE"
             )
         self._write("CREATE INDEX fraudring_txn_ts IF NOT EXISTS FOR (t:Txn) ON (t.ts)")
+        self._write("CREATE INDEX fraudring_txn_user IF NOT EXISTS FOR (t:Txn) ON (t.user)")
 
     def describe(self) -> str:
         info = self._driver.get_server_info()

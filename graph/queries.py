@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from graph.schemas import ENTITY_KINDS, LABELS
+from graph.schemas import LABELS, LINKED_KINDS
 
 # --- ingest -----------------------------------------------------------------------------------
 # One statement per batch, so the batch is atomic on FalkorDB (one query) and on Neo4j (one
@@ -68,7 +68,7 @@ RETURN count(*) AS written
 INGEST: Final = (
     _GUARD
     + _USERS
-    + "".join(_EDGES.format(pos=5 + i, label=LABELS[k]) for i, k in enumerate(ENTITY_KINDS))
+    + "".join(_EDGES.format(pos=5 + i, label=LABELS[k]) for i, k in enumerate(LINKED_KINDS))
     + _LEDGER
 )
 
@@ -83,6 +83,11 @@ RETURN t.id, t.user, t.card, t.merchant, t.ts, t.amount, t.fraud_label, t.labell
 """
 
 # --- labels -----------------------------------------------------------------------------------
+
+TXN_USER: Final = """
+MATCH (t:Txn {id: $id})
+RETURN t.user
+"""
 
 TXN_LABEL_READ: Final = """
 MATCH (t:Txn {id: $id})
@@ -110,6 +115,17 @@ RETURN count(r)
 
 NODE_LABEL_READ: Final = {
     k: f"MATCH (n:{lab} {{id: $id}}) RETURN n.fraud_label" for k, lab in LABELS.items()
+}
+#: FalkorDB's constraints, and the ids its unique constraint cannot be built over (an outer
+#: space crashes the server creating it: see fraudring.contract.ids).
+FALKOR_CONSTRAINTS: Final = "CALL db.constraints()"
+OUTER_SPACE_IDS: Final = (
+    "MATCH (n:{label}) WHERE n.id STARTS WITH ' ' OR n.id ENDS WITH ' ' RETURN count(n)"
+)
+
+#: Which of the given ids are nodes of the kind (label imports check before queueing).
+KNOWN_NODES: Final = {
+    k: f"UNWIND $ids AS eid MATCH (n:{lab} {{id: eid}}) RETURN n.id" for k, lab in LABELS.items()
 }
 NODE_LABEL_WRITE: Final = {
     k: f"""
@@ -163,7 +179,7 @@ def _link(kind: str) -> str:
 def ring_links(*, page: str) -> dict[str, str]:
     """Per entity kind, one page of linking entities and the users they tie; `page` is the
     backend's paging predicate on `x` (a constant of the backend module)."""
-    return {k: f"MATCH (x:{LABELS[k]})\nWHERE {page}" + _link(k) for k in ENTITY_KINDS}
+    return {k: f"MATCH (x:{LABELS[k]})\nWHERE {page}" + _link(k) for k in LINKED_KINDS}
 
 
 #: Entities a set of users is recently tied to (whether they link is ENTITY_USERS' call).
@@ -180,7 +196,7 @@ RETURN DISTINCT labels(x)[0], x.id
 #: Per kind (separate queries: FalkorDB plans a label scan for one branch of a UNION), the same
 #: linking rule as ring_links for given entities.
 ENTITY_USERS: Final = {
-    k: f"UNWIND $ids AS eid\nMATCH (x:{LABELS[k]} {{id: eid}})" + _link(k) for k in ENTITY_KINDS
+    k: f"UNWIND $ids AS eid\nMATCH (x:{LABELS[k]} {{id: eid}})" + _link(k) for k in LINKED_KINDS
 }
 
 #: Candidates for each user's home (graph.ringrule.pick_bases chooses): its recent IPs, with the
@@ -344,3 +360,79 @@ USER_EXPORT_COLS: Final = (
 )
 ENTITY_EXPORT_COLS: Final = ("n.fraud_txn_n", "n.legit_txn_n")
 EDGE_EXPORT_COLS: Final = ("r.n", "r.amount_sum", "r.fraud_n", "r.first_seen", "r.last_seen")
+
+# --- replay point -----------------------------------------------------------------------------
+# The first decision-stream entry the graph has not recorded as applied, as the two integers of
+# a stream id. Written after each batch, in the same store as the batch, so a store that loses
+# its newest writes loses the point with them and the workers replay from there.
+
+REPLAY_POINT_READ: Final = "MATCH (c:Checkpoint {id: $stream}) RETURN c.ms, c.seq"
+#: Only ever moves forward (two writers, or a stream whose server lost its tail, never move it
+#: back).
+REPLAY_POINT_WRITE: Final = """
+MERGE (c:Checkpoint {id: $stream})
+WITH c
+WHERE c.ms IS NULL OR c.ms < $ms OR (c.ms = $ms AND c.seq < $seq)
+SET c.ms = $ms, c.seq = $seq, c.at = $at
+RETURN count(c)
+"""
+
+# --- rings grown from labels (graph.evidence) -------------------------------------------------
+#: A labelled user: a fraud label of its own or on one of its transactions.
+_BAD: Final = "(coalesce(u.fraud_txn_n, 0) > 0 OR coalesce(u.fraud_label, '') = 'fraud')"
+#: Which recent users an entity ties: a merchant its repeat customers, any other entity all.
+_ETIED: Final = {k: ("r.n >= 2" if k == "merchant" else "true") for k in LINKED_KINDS}
+_EVIDENCE = """
+MATCH (x)<-[r:USED]-(:User)
+WHERE r.last_seen >= $since
+WITH x, count(r) AS degree
+WHERE degree >= 2 AND degree <= $cap
+MATCH (x)<-[r:USED]-(u:User)
+WHERE r.last_seen >= $since AND {tied}
+WITH x, collect(u.id) AS users, collect(CASE WHEN {bad} THEN u.id END) AS bad
+WHERE size(bad) >= 1
+RETURN x.id, users, bad
+"""
+
+
+def evidence_links(*, page: str) -> dict[str, str]:
+    """Per entity kind, one page of entities with 2..$cap recent users of which at least one
+    tied user is labelled: their tied users and the labelled ones."""
+    return {
+        k: f"MATCH (x:{LABELS[k]})\nWHERE {page}" + _EVIDENCE.format(tied=_ETIED[k], bad=_BAD)
+        for k in LINKED_KINDS
+    }
+
+
+def evidence_totals(*, page: str) -> dict[str, str]:
+    """Per entity kind, one page of recent ties and the labelled ones among them: the population
+    an entity's labelled sharing is compared with (graph.ringrule.label_rates)."""
+    return {
+        k: f"MATCH (x:{LABELS[k]})\nWHERE {page}\nMATCH (x)<-[r:USED]-(u:User)\n"
+        f"WHERE r.last_seen >= $since AND {_ETIED[k]}\n"
+        f"RETURN count(r), sum(CASE WHEN {_BAD} THEN 1 ELSE 0 END)"
+        for k in LINKED_KINDS
+    }
+
+
+#: The same per given entities (incremental runs).
+ENTITY_EVIDENCE: Final = {
+    k: f"UNWIND $ids AS eid\nMATCH (x:{LABELS[k]} {{id: eid}})"
+    + _EVIDENCE.format(tied=_ETIED[k], bad=_BAD)
+    for k in LINKED_KINDS
+}
+
+#: Entities a set of users recently tied themselves to (see _ETIED).
+USER_TIES: Final = """
+UNWIND $ids AS uid
+MATCH (u:User {id: uid})-[r:USED]->(x)
+WHERE r.last_seen >= $since AND (NOT x:Merchant OR r.n >= 2)
+RETURN DISTINCT labels(x)[0], x.id
+"""
+
+#: The labelled share of each kind's ties, measured by the last full run, for incremental runs.
+RATES_WRITE: Final = """
+MERGE (s:RingRates {id: 'rates'})
+SET s.kinds = $kinds, s.rates = $rates, s.since = $since
+"""
+RATES_READ: Final = "MATCH (s:RingRates {id: 'rates'}) RETURN s.kinds, s.rates"

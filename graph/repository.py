@@ -16,10 +16,13 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from fraudring import streamids
 from fraudring.errors import Conflict, InvalidInput
 from fraudring.logs import get_logger
 from graph import ingest as ing
 from graph import queries as q
+from graph.history import LedgerTxn, RingTimeline, TxnPage
+from graph.investigation import EntityEvidence, RingEvidence
 from graph.schemas import (
     KIND_OF_LABEL,
     EntityKind,
@@ -35,8 +38,8 @@ from graph.schemas import (
     RingParams,
     RingUpdate,
     TxnRecord,
-    check_id,
     check_kind,
+    require_id,
 )
 
 log = get_logger(__name__)
@@ -76,6 +79,9 @@ class GraphStore(Protocol):
         params: RingParams | None = None,
         now: float | None = None,
     ) -> RingUpdate: ...
+    def txn_user(self, txn_id: str) -> str | None: ...
+    def unlabel(self, *, kind: str, id: str, by: str, at: float) -> LabelResult: ...
+    def current_label(self, *, kind: str, id: str) -> str | None: ...
     def ring(self, ring_id: str) -> Ring: ...
     def top_rings(self, n: int = 20) -> list[Ring]: ...
     def all_rings(self, *, min_size: int = 1) -> list[Ring]: ...
@@ -93,6 +99,16 @@ class GraphStore(Protocol):
     def export(self, *, chunk_size: int = 200_000) -> GraphExport: ...
     def ledger_since(self, *, since: float) -> pl.DataFrame: ...
     def newest_ts(self) -> float | None: ...
+    def known(self, kind: str, ids: Collection[str]) -> set[str]: ...
+    def ring_evidence(self, ring_id: str) -> RingEvidence: ...
+    def entity_evidence(self, kind: str, id: str) -> EntityEvidence: ...
+    def transactions(
+        self, kind: str, id: str, *, limit: int = 50, before: float | None = None
+    ) -> TxnPage: ...
+    def ring_timeline(self, ring_id: str) -> RingTimeline: ...
+    def txns_by_id(self, ids: list[str]) -> dict[str, LedgerTxn]: ...
+    def replay_point(self, stream: str) -> str | None: ...
+    def record_replay_point(self, stream: str, next_id: str) -> None: ...
 
 
 class CypherStore:
@@ -225,6 +241,16 @@ class CypherStore:
     def _known(self, ids: list[str]) -> set[str]:
         return {row[0] for row in self._read(q.KNOWN_TXNS, {"ids": ids})}
 
+    def known(self, kind: str, ids: Collection[str]) -> set[str]:
+        """Which of `ids` the graph holds as `kind` ("txn" or an entity kind)."""
+        wanted = [i for i in ids if require_id(i, field_name="id")]
+        query = q.KNOWN_TXNS if kind == "txn" else q.KNOWN_NODES[check_kind(kind)]
+        found: set[str] = set()
+        for start in range(0, len(wanted), 10_000):
+            rows = self._read(query, {"ids": wanted[start : start + 10_000]})
+            found |= {str(row[0]) for row in rows}
+        return found
+
     def ingest(self, records: Sequence[TxnRecord] | ing.Batch) -> IngestResult:
         """Write a batch; idempotent by txn_id and atomic (one statement, guarded by the ledger).
 
@@ -259,6 +285,13 @@ class CypherStore:
         return res
 
     # --- labels -------------------------------------------------------------------------------
+    def txn_user(self, txn_id: str) -> str | None:
+        """The user of a transaction, None when it is not in the graph: a transaction's label
+        changes that user's ring, and a label names only the transaction."""
+        require_id(txn_id, field_name="txn_id")
+        rows = self._read(q.TXN_USER, {"id": txn_id})
+        return str(rows[0][0]) if rows and rows[0][0] is not None else None
+
     def label(self, *, kind: str, id: str, label: LabelValue, by: str, at: float) -> LabelResult:
         """Mark a transaction or a node fraud / legitimate; the same label twice changes nothing.
 
@@ -267,8 +300,31 @@ class CypherStore:
         """
         if label not in ("fraud", "legitimate"):
             raise InvalidInput(f"label: must be fraud or legitimate, got {label!r}")
-        check_id(id, field_name="id")
-        check_id(by, field_name="by")
+        return self._relabel(kind=kind, id=id, label=label, by=by, at=at)
+
+    def unlabel(self, *, kind: str, id: str, by: str, at: float) -> LabelResult:
+        """Take a label back (an investigator's undo): the counts move back as they came."""
+        return self._relabel(kind=kind, id=id, label=None, by=by, at=at)
+
+    def current_label(self, *, kind: str, id: str) -> str | None:
+        """The label a transaction or node carries now (None: none), 404 when not there."""
+        require_id(id, field_name="id")
+        if kind == "txn":
+            rows = self._read(q.TXN_LABEL_READ, {"id": id})
+            if not rows:
+                raise GraphNotFound(f"txn {id!r} is not in the graph (not ingested yet?)")
+            return rows[0][5] or None
+        kind = check_kind(kind)
+        rows = self._read(q.NODE_LABEL_READ[kind], {"id": id})
+        if not rows:
+            raise GraphNotFound(f"{kind} {id!r} is not in the graph")
+        return rows[0][0] or None
+
+    def _relabel(
+        self, *, kind: str, id: str, label: LabelValue | None, by: str, at: float
+    ) -> LabelResult:
+        require_id(id, field_name="id")
+        require_id(by, field_name="by")
         if kind == "txn":
             rows = self._read(q.TXN_LABEL_READ, {"id": id})
             if not rows:
@@ -281,7 +337,7 @@ class CypherStore:
                 raise GraphNotFound(f"{kind} {id!r} is not in the graph")
             old = rows[0][0] or ""
         node_kind: EntityKind = "user" if kind == "txn" else kind  # type: ignore[assignment]
-        if old == label:
+        if old == (label or ""):
             return LabelResult(kind=node_kind, id=id, label=label, changed=False)
         params = {"id": id, "old": old, "label": label, "by": by, "at": float(at)}
         if kind == "txn":
@@ -316,7 +372,7 @@ class CypherStore:
     def ring(self, ring_id: str) -> Ring:
         from graph.rings import ring_from_props
 
-        check_id(ring_id, field_name="ring_id")
+        require_id(ring_id, field_name="ring_id")
         rows = self._read(q.RING_BY_ID, {"id": ring_id})
         if not rows:
             raise GraphNotFound(f"ring {ring_id!r} not found")
@@ -355,8 +411,8 @@ class CypherStore:
 
     def path(self, *, src: EntityRef, dst: EntityRef) -> GraphPath:
         """A shortest path of USED edges (at most `queries.PATH_MAX_HOPS`), empty if none."""
-        check_id(src.id, field_name="src")
-        check_id(dst.id, field_name="dst")
+        require_id(src.id, field_name="src")
+        require_id(dst.id, field_name="dst")
         rows = self._read(self._path_query(src.kind, dst.kind), {"a": src.id, "b": dst.id})
         if not rows or rows[0][0] is None:
             return GraphPath(nodes=[], length=0)
@@ -404,3 +460,51 @@ class CypherStore:
         """The newest transaction's ts (epoch s): the stream's clock, None on an empty graph."""
         rows = self._read(q.NEWEST_TS)
         return float(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    # --- evidence and history -----------------------------------------------------------------
+    def ring_evidence(self, ring_id: str) -> RingEvidence:
+        """Links ranked by the risk they carry, risk parts, homes, typology."""
+        from graph.investigation import ring_evidence
+
+        return ring_evidence(self, self.ring(ring_id))
+
+    def entity_evidence(self, kind: str, id: str) -> EntityEvidence:
+        from graph.investigation import entity_evidence
+
+        return entity_evidence(self, kind, id)
+
+    def transactions(
+        self, kind: str, id: str, *, limit: int = 50, before: float | None = None
+    ) -> TxnPage:
+        """The ledger rows of an entity, newest first, a page at a time (graph.history)."""
+        from graph.history import transactions
+
+        return transactions(self, kind, id, limit=limit, before=before)
+
+    def ring_timeline(self, ring_id: str) -> RingTimeline:
+        from graph.history import timeline
+
+        ev = self.ring_evidence(ring_id)
+        joined = {m.id: m.joined for m in ev.members if m.joined is not None}
+        return timeline(self, ev.ring, joined=joined)
+
+    def txns_by_id(self, ids: list[str]) -> dict[str, LedgerTxn]:
+        from graph.history import txns_by_id
+
+        return txns_by_id(self, ids)
+
+    # --- replay point -------------------------------------------------------------------------
+    def replay_point(self, stream: str) -> str | None:
+        """The first entry of `stream` not recorded as applied (every entry with a smaller id
+        is in the graph), None when the graph never recorded one."""
+        rows = self._read(q.REPLAY_POINT_READ, {"stream": stream})
+        if not rows or rows[0][0] is None:
+            return None
+        return f"{int(rows[0][0])}-{int(rows[0][1])}"
+
+    def record_replay_point(self, stream: str, next_id: str) -> None:
+        """Record that every entry of `stream` before `next_id` is applied (never moves back)."""
+        ms, seq = streamids.parse(next_id)
+        self._write(
+            q.REPLAY_POINT_WRITE, {"stream": stream, "ms": ms, "seq": seq, "at": time.time()}
+        )

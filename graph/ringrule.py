@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+from scipy.stats import binom
 
 from graph.schemas import RingParams
 
@@ -24,6 +25,8 @@ class Component:
     members: list[str]
     entities: list[tuple[str, str]]
     across_homes: bool = False  # tied by a device several homes use (see `core`)
+    suspicious: bool = False  # set by the caller once labels are known
+    density: float = 0.0
 
 
 def components(links: Links, *, min_size: int = 2) -> list[Component]:
@@ -160,8 +163,112 @@ def density(comp: Component, links: Links) -> float:
     return len(pairs) / (size * (size - 1) / 2)
 
 
+def risk_terms(*, fraud_rate: float, size: int, dens: float, age_days: float) -> dict[str, float]:
+    """The weighted terms of `risk` (the evidence shows them): risk = recency x their sum."""
+    return {
+        "fraud_rate": 0.55 * fraud_rate,
+        "size": 0.20 * (1 - math.exp(-max(size - 2, 0) / 4)),
+        "density": 0.15 * dens,
+        "youth": 0.10 * math.exp(-max(age_days, 0.0) / 30),
+    }
+
+
 def risk(*, fraud_rate: float, size: int, dens: float, age_days: float, idle_days: float) -> float:
-    size_term = 1 - math.exp(-max(size - 2, 0) / 4)
-    youth = math.exp(-max(age_days, 0.0) / 30)
     recency = math.exp(-max(idle_days, 0.0) / 14)
-    return recency * (0.55 * fraud_rate + 0.20 * size_term + 0.15 * dens + 0.10 * youth)
+    terms = risk_terms(fraud_rate=fraud_rate, size=size, dens=dens, age_days=age_days)
+    return recency * sum(terms.values())
+
+
+#: (kind, entity id) -> (its recent tied users, those of them labelled fraud)
+EvidenceLinks = dict[tuple[str, str], tuple[list[str], list[str]]]
+
+
+def label_rates(totals: Mapping[str, tuple[float, float]], *, prior: float) -> dict[str, float]:
+    """Per entity kind, the share of labelled users among all recent user-entity ties of that
+    kind (`totals`: kind -> (ties, labelled ones)); `prior` where a kind has none yet. This is
+    the population a shared entity is compared with."""
+    out = {}
+    for kind, (users, bad) in totals.items():
+        out[kind] = min(max(bad / users if users else prior, 1e-4), 0.5)
+    return out
+
+
+def evidence(users: int, bad: int, rate: float) -> float:
+    """P(at least `bad` labelled among `users` drawn at the kind's `rate`): how unusual the
+    labelled sharing of one entity is (small is unusual)."""
+    if bad <= 0:
+        return 1.0
+    return float(binom.sf(bad - 1, users, rate))
+
+
+def evidence_rings(
+    elinks: EvidenceLinks, *, rates: Mapping[str, float], params: RingParams
+) -> list[Component]:
+    """Rings grown from labels (see `graph.rings`).
+
+    An entity whose labelled sharing is unusual for its kind (two or more labelled users, at
+    least ``params.evidence_share`` of its users, `evidence` <= ``params.evidence_alpha``: a
+    shop where two crews cashed out is a common point of purchase, not one ring) ties its
+    labelled users, and its unlabelled ones
+    where labels are at least ``params.join_share`` of its users or where the user is tied by
+    two such entities. Labels then propagate one step: an unlabelled user tied to two or more
+    labelled users through entities whose `evidence` multiplies to ``params.join_alpha`` or less
+    joins them (one relay member whose label has not arrived; a family hanging on to one victim
+    through its home IP and tablet ties one labelled user, however many entities). A group of
+    at least `min_size` with two labelled members is a suspicious ring."""
+    strong: dict[tuple[str, str], list[str]] = {}
+    joined: set[str] = set()
+    seen: dict[str, int] = {}
+    labelled = {u for _users, bad in elinks.values() for u in bad}
+    weak: dict[str, list[tuple[tuple[str, str], float]]] = {}
+    for key in sorted(elinks):
+        users, bad = elinks[key]
+        p = evidence(len(users), len(bad), rates.get(key[0], 1.0))
+        for u in users:
+            if u not in labelled:
+                weak.setdefault(u, []).append((key, p))
+        if len(bad) < max(2, params.evidence_share * len(users)) or p > params.evidence_alpha:
+            continue
+        strong[key] = users
+        for u in users:
+            seen[u] = seen.get(u, 0) + 1
+        if len(bad) >= params.join_share * len(users):
+            joined.update(users)
+    keep = labelled | joined | {u for u, n in seen.items() if n >= 2}
+    links = {k: [u for u in us if u in keep] for k, us in strong.items()}
+    for u, ties in weak.items():
+        if u in keep:
+            continue
+        best: dict[str, tuple[float, tuple[str, str]]] = {}  # labelled partner -> closest tie
+        for key, p in ties:
+            for b in elinks[key][1]:
+                if b not in best or p < best[b][0]:
+                    best[b] = (p, key)
+        two = sorted(best.items(), key=lambda x: (x[1][0], x[0]))[:2]
+        if (
+            len(two) == 2
+            and two[0][1][1] != two[1][1][1]
+            and math.prod(p for _b, (p, _k) in two) <= params.join_alpha
+        ):
+            for b, (_p, key) in two:
+                links[key] = sorted(set(links.get(key, [])) | {u, b})
+    out = []
+    for comp in components({k: us for k, us in links.items() if len(us) >= 2}):
+        if len(comp.members) >= params.min_size and len(labelled.intersection(comp.members)) >= 2:
+            comp.suspicious = True
+            out.append(comp)
+    return out
+
+
+def size_flagged(comp: Component, params: RingParams) -> bool:
+    """The label-free flag `params.size_flag` opts into (see its description)."""
+    if not params.size_flag:
+        return False
+    return len(comp.members) > params.size_flag or comp.across_homes
+
+
+def with_flagged(groups: list[Component], flagged: list[Component]) -> list[Component]:
+    """The structural groups not contained in a suspicious ring, then the suspicious rings: one
+    ring per set of members, the suspicious one where both find it."""
+    covers = [set(f.members) for f in flagged]
+    return [g for g in groups if not any(c.issuperset(g.members) for c in covers)] + flagged

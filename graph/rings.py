@@ -1,4 +1,4 @@
-"""Ring detection: connected components of users over shared, recent, non-hub entities.
+"""Ring detection: groups of users over shared, recent, non-hub entities, flagged on evidence.
 
 Two users are linked when they both used the same device or IP within the window
 (`RingParams.window_days`, counted back from the newest data, not the wall clock), provided that
@@ -23,9 +23,20 @@ IPs that are not hubs (`bases`); a device used from `cross_homes` or more homes 
 tablet but, say, a takeover crew's phone (users with no such IP are not counted). A component
 bigger than a household keeps as members only the users tied in through an entity shared by
 more than `household_max` users or a device used across homes; the family of a taken-over
-account hanging on through its home IP is not part of the ring. A ring is `suspicious` when it
-is bigger than a household, is tied across homes, or has a member labelled fraud (or with a
-fraud-labelled transaction).
+account hanging on through its home IP is not part of the ring. These structural groups give
+ring risk to unlabelled accounts; size alone flags none of them (`size_flag` opts back in):
+dorms, offices, extended families and a shop's regulars share as much as rings do.
+
+Suspicious rings are grown from labels (`graph.evidence`, `graph.ringrule.evidence_rings`): an
+entity with at most `evidence_cap` recent users ties its labelled users into a ring when its
+labelled sharing is unusual for its kind: two or more labelled users, at least `evidence_share`
+of its users, and a binomial tail at the kind's labelled rate (measured over all recent ties of
+that kind in the last full run) of at most `evidence_alpha`. Unlabelled users come along where
+labels are at least `join_share` of such an entity or two such entities tie them, and one step
+of propagation lets an unlabelled user join the two labelled users it is most unusually tied to
+through two different entities (`join_alpha`). A group of two or more labelled members is a
+suspicious ring; a structural group it contains is dropped in its favour. The parameters were
+chosen on validation worlds of every topology (docs/rings.md).
 
 Stable ids: each new component takes the id of the previous ring it shares most members with
 (ties: the oldest ring, then the smaller id), each old id at most once; otherwise a new id
@@ -48,6 +59,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from fraudring.logs import get_logger
+from graph import evidence
 from graph import queries as q
 from graph.ringrule import (
     Component,
@@ -55,11 +67,14 @@ from graph.ringrule import (
     bounded,
     cores,
     density,
+    evidence_rings,
     pick_bases,
     risk,
+    size_flagged,
     wide_device_users,
+    with_flagged,
 )
-from graph.schemas import ENTITY_KINDS, KIND_OF_LABEL, EntityRef, Ring, RingParams, RingUpdate
+from graph.schemas import KIND_OF_LABEL, LINKED_KINDS, EntityRef, Ring, RingParams, RingUpdate
 
 if TYPE_CHECKING:
     from graph.repository import CypherStore
@@ -157,7 +172,7 @@ def _rule(kind: str, params: RingParams) -> dict[str, Any]:
 def _full_links(store: CypherStore, *, since: float, params: RingParams) -> Links:
     pages = list(store._pages("x", page_size=params.page_size))
     tasks = []
-    for kind in ENTITY_KINDS:
+    for kind in LINKED_KINDS:
         rule = _rule(kind, params)
         if rule["cap"] >= rule["min_deg"]:
             tasks += [(kind, pred, {**page, **rule, "since": since}) for pred, page in pages]
@@ -207,7 +222,7 @@ def _expand(
                     seen.add(key)
         checked |= seen
         todo = sorted(seen)
-        for kind in ENTITY_KINDS:
+        for kind in LINKED_KINDS:
             ents = [e for k, e in todo if k == kind]
             rule = _rule(kind, params)
             if rule["cap"] < rule["min_deg"]:
@@ -240,12 +255,23 @@ def detect(
     since = now - params.window_days * 86400
     if touched_users is None:
         links = _full_links(store, since=since, params=params)
+        elinks, rates = evidence.full(store, since=since, params=params)
         old: OldRings = {
             rid: (float(c or 0.0), list(m or [])) for rid, c, m in store._read(q.ALL_RINGS)
         }
         examined = len({u for users in links.values() for u in users})
     else:
-        links, visited, old = _expand(store, touched_users, since=since, params=params)
+        rates = evidence.stored_rates(store, params=params)
+        seeds = set(touched_users)
+        while True:  # closed under both kinds of links and current ring membership
+            links, visited, old = _expand(store, seeds, since=since, params=params)
+            elinks, evisited, eold = evidence.expand(
+                store, visited, since=since, params=params, rings_of=_rings_of
+            )
+            if evisited <= visited:
+                break
+            seeds = visited | evisited
+        old.update(eold)
         examined = len(visited)
     found, too_big = bounded(links, params=params)
     if too_big:
@@ -257,23 +283,19 @@ def detect(
         cap=params.hub_cap,
     )
     comps = cores(found, links, params=params, bases=bases)
+    for comp in comps:
+        comp.density = density(comp, links)
+        comp.suspicious = size_flagged(comp, params)
+    flagged = evidence_rings(elinks, rates=rates, params=params)
+    for comp in flagged:
+        comp.density = density(comp, {k: us for k, (us, _b) in elinks.items()})
+    comps = with_flagged(comps, flagged)
     ids = assign_ids(comps, old)
     stats = _user_stats(store, sorted({m for c in comps for m in c.members}))
     wall = time.time()
     rings: list[Ring] = []
     for rid, comp in zip(ids, comps, strict=True):
-        rings.append(
-            _ring(
-                rid,
-                comp,
-                links,
-                stats,
-                now=now,
-                wall=wall,
-                old=old,
-                household_max=params.household_max,
-            )
-        )
+        rings.append(_ring(rid, comp, stats, now=now, wall=wall, old=old))
     removed = sorted(set(old) - set(ids))
     _write(store, rings=rings, removed=removed, relink=[r.id for r in rings if r.id in old])
     update = RingUpdate(
@@ -299,23 +321,21 @@ def detect(
 def _ring(
     rid: str,
     comp: Component,
-    links: Links,
     stats: dict[str, list[Any]],
     *,
     now: float,
     wall: float,
     old: OldRings,
-    household_max: int,
 ) -> Ring:
     # stats row: first_seen, last_seen, n, amount_sum, fraud_label, fraud_txn_n
     rows = [stats.get(m) or [now, now, 0, 0.0, None, 0] for m in comp.members]
     fraud_n = sum(1 for r in rows if r[4] == "fraud" or (r[5] or 0) > 0)
     size = len(comp.members)
-    suspicious = size > household_max or comp.across_homes or fraud_n > 0
+    suspicious = comp.suspicious
     first = min(float(r[0]) for r in rows)
     last = max(float(r[1]) for r in rows)
     age = sum((now - float(r[0])) / 86400 for r in rows) / size
-    dens = density(comp, links)
+    dens = comp.density
     rate = fraud_n / size
     return Ring(
         id=rid,

@@ -7,7 +7,6 @@ field and the reason. Everything an API returns is a pydantic model.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -15,14 +14,14 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, Field
 
+from fraudring.contract.ids import ENTITY_KINDS as KINDS
+from fraudring.contract.ids import LINKED_KINDS, MAX_ID_LEN, EntityKind, id_problem
 from fraudring.errors import InvalidInput, NotFound
 
-EntityKind = Literal["user", "card", "device", "ip", "merchant"]
+__all__ = ["KINDS", "LINKED_KINDS", "MAX_ID_LEN", "EntityKind"]
+
 LabelValue = Literal["fraud", "legitimate"]
 
-KINDS: Final[tuple[EntityKind, ...]] = ("user", "card", "device", "ip", "merchant")
-#: Kinds a user is linked to (the other end of every USED edge).
-ENTITY_KINDS: Final[tuple[EntityKind, ...]] = ("card", "device", "ip", "merchant")
 #: Node label of each kind; labels are constants, never built from input.
 LABELS: Final[dict[str, str]] = {
     "user": "User",
@@ -32,13 +31,11 @@ LABELS: Final[dict[str, str]] = {
     "merchant": "Merchant",
 }
 KIND_OF_LABEL: Final[dict[str, EntityKind]] = {v: k for k, v in LABELS.items()}  # type: ignore[misc]
-#: The longest id accepted for a transaction or an entity.
-MAX_ID_LEN: Final = 128
 
 
 class InvalidGraphId(InvalidInput):
-    """An id the store cannot take (missing, empty, over `MAX_ID_LEN`, control characters), in
-    the API's 422 shape: `detail.errors` names the field and why."""
+    """An id the store cannot take (fraudring.contract.ids), in the API's 422 shape:
+    `detail.errors` names the field and why."""
 
     code = "invalid_graph_id"
 
@@ -47,36 +44,23 @@ class GraphNotFound(NotFound):
     code = "graph_not_found"
 
 
-#: Control characters (Unicode Cc) are refused in ids by the store itself, whoever calls it: a
-#: NUL ends FalkorDB's query text (a syntax error), and FalkorDB 4.16 crashes (the whole server)
-#: enforcing a unique constraint on a string holding \x01. None belongs in an id; the API
-#: refuses them earlier. The same pattern checks whole batches in polars (graph.ingest).
-CONTROL_PATTERN: Final = r"[\x00-\x1f\x7f-\x9f]"
-CONTROL: Final = re.compile(CONTROL_PATTERN)
-
-
-def check_id(value: object, *, field_name: str, optional: bool = False) -> str | None:
-    """The id itself, or `InvalidGraphId` saying which field is wrong and why."""
+def require_id(value: object, *, field_name: str, optional: bool = False) -> str | None:
+    """The id itself, or `InvalidGraphId` naming the field and why (fraudring.contract's rule:
+    the store refuses what it cannot hold whoever calls it)."""
     if value is None:
         if optional:
             return None
         raise InvalidGraphId.on(field_name, "required")
-    if not isinstance(value, str):
-        raise InvalidGraphId.on(field_name, f"must be a string, got {type(value).__name__}")
-    if not value:
-        raise InvalidGraphId.on(field_name, "empty id")
-    if len(value) > MAX_ID_LEN:
-        reason = f"id longer than {MAX_ID_LEN} characters ({len(value)})"
-        raise InvalidGraphId.on(field_name, reason)
-    if CONTROL.search(value):
-        raise InvalidGraphId.on(field_name, "must not contain control characters")
-    return value
+    problem = id_problem(value)
+    if problem is not None:
+        raise InvalidGraphId.on(field_name, problem)
+    return value  # type: ignore[return-value]
 
 
 def check_kind(kind: str, *, field: str = "kind") -> EntityKind:
     """The 422 names ``field`` (the parameter the kind came in) as request validation does."""
     if kind not in LABELS:
-        raise InvalidInput.on(field, f"must be one of {', '.join(KINDS)}, got {kind!r}")
+        raise InvalidInput.on(field, f"must be one of {', '.join(KINDS)}")
     return kind  # type: ignore[return-value]
 
 
@@ -105,7 +89,7 @@ class IngestResult(BaseModel):
 class LabelResult(BaseModel):
     kind: EntityKind
     id: str
-    label: LabelValue
+    label: LabelValue | None = Field(description="None when a label was taken back")
     changed: bool = Field(description="False when the same label was already there")
     edges_updated: int = 0
 
@@ -150,6 +134,51 @@ class RingParams(BaseModel):
         ge=2,
         description="a bigger component is split without its merchant links; what is still "
         "bigger is a community, not a ring (graph.ringrule.bounded)",
+    )
+    evidence_cap: int = Field(
+        default=100,
+        ge=2,
+        description="an entity with more recent users is infrastructure, no evidence of a ring",
+    )
+    evidence_alpha: float = Field(
+        default=0.003,
+        gt=0,
+        le=1,
+        description="an entity ties labelled users into a suspicious ring when this many or "
+        "more labelled users among its own would be this unlikely for its kind (graph.rings)",
+    )
+    evidence_share: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="... and when labelled users are at least this share of its users",
+    )
+    join_share: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="an unlabelled user joins through one such entity when labels are at least "
+        "this share of its users (or through two such entities)",
+    )
+    join_alpha: float = Field(
+        default=0.01,
+        gt=0,
+        le=1,
+        description="an unlabelled user tied to two labelled ones joins them when the evidence "
+        "of its ties multiplies to this or less (graph.ringrule.evidence_rings)",
+    )
+    size_flag: int = Field(
+        default=0,
+        ge=0,
+        description="a group without two labelled members is suspicious when bigger than this "
+        "or tied across homes (0: never; only for populations without dorms, offices or "
+        "extended families, see docs/rings.md)",
+    )
+    label_prior: float = Field(
+        default=0.02,
+        gt=0,
+        lt=1,
+        description="labelled share of an entity kind's users before a full run has measured it",
     )
     page_size: int = Field(default=250_000, ge=100, description="nodes per scan page")
 

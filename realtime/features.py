@@ -1,4 +1,4 @@
-"""The model's feature vector: fixed names and order, shared with the offline trainer.
+"""The model's feature vector (names and order: fraudring.contract.features) filled online.
 
 The online engine fills the velocity part from one Lua call (realtime.velocity) and the graph part
 from cached risk; the trainer reproduces the same values point-in-time, and a parity test compares.
@@ -14,40 +14,30 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from realtime.keys import ENTITY_KINDS, EntityStats, GraphRisk
+from fraudring.contract.features import (
+    FEATURE_NAMES,
+    GRAPH_FEATURES,
+    INDEX,
+    STATS_FEATURES,
+    TABULAR_FEATURES,
+    USER_WINDOW_FEATURES,
+    VELOCITY_FEATURES,
+)
+from fraudring.contract.ids import ENTITY_KINDS
+from realtime.keys import EntityStats, GraphRisk
 
-TABULAR_FEATURES: Final[tuple[str, ...]] = (
-    "amount", "log_amount", "hour", "weekday",
-    "user_n_1h", "user_n_24h", "user_n_7d", "user_amt_1h", "user_amt_24h", "user_amt_7d",
-    "card_n_1h", "card_n_24h", "card_n_7d", "card_amt_24h",
-    "device_n_1h", "device_n_24h", "device_amt_24h",
-    "ip_n_1h", "ip_n_24h", "ip_amt_24h",
-    "merchant_n_1h", "merchant_n_24h",
-    "user_devices_7d", "user_cards_7d", "user_ips_7d",
-    "device_users_7d", "ip_users_7d", "card_users_7d",
-    "user_secs_since_last", "user_new_device", "user_new_card", "user_new_ip",
-)  # fmt: skip
-GRAPH_FEATURES: Final[tuple[str, ...]] = (
-    "user_risk", "card_risk", "device_risk", "ip_risk", "merchant_risk",
-    "ring_size", "ring_fraud_rate",
-)  # fmt: skip
-#: From the workers' cached statistics (realtime.keys.EntityStats; ages and the ratio use the
-#: request's own ts and amount), and the user's 30-day and spike windows (the velocity script).
-STATS_FEATURES: Final[tuple[str, ...]] = (
-    "merchant_fraud_rate_1d", "merchant_fraud_rate_7d", "merchant_fraud_rate_28d",
-    "merchant_fraud_first_age_days", "merchant_fraud_last_age_days",
-    "merchant_cpp_frauds_28d", "merchant_cpp_rate_28d",
-    "user_median_amount_30d", "amount_to_user_median",
-    "user_n_30d", "user_mean_amount_30d", "user_spikes_7d", "user_spikes_14d",
-)  # fmt: skip
-#: The last four, from the velocity script (the user's calendar days and spikes).
-USER_WINDOW_FEATURES: Final[tuple[str, ...]] = STATS_FEATURES[-4:]
+__all__ = [
+    "FEATURE_NAMES",
+    "GRAPH_FEATURES",
+    "INDEX",
+    "STATS_FEATURES",
+    "TABULAR_FEATURES",
+    "USER_WINDOW_FEATURES",
+    "VELOCITY_FEATURES",
+]
+
 #: A spike: an amount over this many times the user's median (gnn.entitystats.SPIKE_RATIO).
 SPIKE_RATIO: Final = 3.0
-FEATURE_NAMES: Final[tuple[str, ...]] = TABULAR_FEATURES + GRAPH_FEATURES + STATS_FEATURES
-#: What the velocity Lua script returns, in this order (everything after the request's own four).
-VELOCITY_FEATURES: Final[tuple[str, ...]] = TABULAR_FEATURES[4:]
-INDEX: Final[dict[str, int]] = {name: i for i, name in enumerate(FEATURE_NAMES)}
 NAN = float("nan")
 
 Row = npt.NDArray[np.float32]

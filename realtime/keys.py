@@ -1,18 +1,33 @@
 """The Redis key layout shared by the API (reads, writes velocity) and the workers (write risk).
 
 Every key starts with the settings' ``redis_prefix`` (``fraudring:`` by default). Entity kinds are
-``user``, ``card``, ``device``, ``ip``, ``merchant``.
+``user``, ``card``, ``device``, ``ip``, ``merchant``. The keys of one entity carry the hash tag
+``{kind:id}``, so on Redis Cluster all of an entity's state shares one slot and the decision's
+per-entity script (realtime.cluster) touches one slot per entity.
 
-- ``{p}risk:{kind}:{id}``: string, JSON of `GraphRisk` (written by workers, read with one MGET).
-- ``{p}stats:{kind}:{id}``: string, `EntityStats.dumps` of a merchant or user (written by the
+- ``{p}risk:{kind:id}``: string, JSON of `GraphRisk` (written by workers, read with one MGET).
+- ``{p}stats:{kind:id}``: string, `EntityStats.dumps` of a merchant or user (written by the
   workers' statistics refresh, read in the decision's Lua call).
-- ``{p}vel:{kind}:{id}:{window}``: velocity state per entity (owned by realtime.velocity).
-- ``{p}decision:{txn_id}``: the stored decision, for idempotent retries (JSON, TTL 7 days).
+- ``{p}vel:{kind:id}:{window}``: velocity state per entity (owned by realtime.velocity).
+- ``{p}decision:{txn_id}``: the idempotency record (realtime.idempotency; TTL the setting
+  ``idempotency_ttl_s``, 48 h by default).
 - ``{p}stream:decisions``: Redis stream the API appends each decision to; field ``d`` holds the
   JSON of the decision record. Workers read it with consumer group ``ingest``.
 - ``{p}stream:labels``: labels posted through the API or imported, field ``d`` JSON.
 - ``{p}stream:alerts``: alerts for case tools (field ``d`` JSON).
 - ``{p}deadletter``: stream of messages or tasks that kept failing, with their reason.
+- ``{p}list:{kind}:{id}``: string, JSON of a block / allow / step-up list entry, expiring with
+  it (read in the decision's Lua call); ``{p}lists`` zset of ``kind:id`` by expiry (listing).
+- ``{p}stream:audit``: who did what, when and why (labels, list changes, case changes).
+- ``{p}case:{id}``: hash of a case; ``{p}case:{id}:events`` its stream of notes, labels,
+  actions; ``{p}cases`` zset of case ids by creation; ``{p}meta:case_seq`` the id counter.
+- ``{p}queue:review``: zset of txn ids decided `review`, by decision time (the review queue);
+  ``{p}queue:resolved`` hash of the resolved ones -> resolution JSON.
+- ``{p}meta:{name}``: small bookkeeping values of the workers.
+
+Every family is bounded by a TTL or a size: `KEY_BOUNDS` lists how (docs/scaling.md prints it).
+Per-entity families live on `Settings.redis_cluster_url` when set, everything else on
+`Settings.redis_url` (one Redis: streams, idempotency, the Celery broker).
 """
 
 from __future__ import annotations
@@ -22,7 +37,10 @@ from typing import Final
 
 import orjson
 
-ENTITY_KINDS: Final = ("user", "card", "device", "ip", "merchant")
+from fraudring.contract.ids import ENTITY_KINDS
+
+__all__ = ["DECISION_GROUP", "ENTITY_KINDS", "LABEL_GROUP", "EntityStats", "GraphRisk", "Keys"]
+
 DECISION_GROUP: Final = "ingest"
 LABEL_GROUP: Final = "labels"
 
@@ -71,8 +89,95 @@ class EntityStats:
         return cls(values) if len(values) == size else None
 
 
+LIST_ACTIONS: Final = ("block", "allow", "step_up")
+
+
+@dataclass(frozen=True, slots=True)
+class ListEntry:
+    """A block / allow / step-up list entry of one entity (``{p}list:{kind}:{id}``, expiring at
+    `expires_at`): the decision honours it on the next transaction (realtime.lists)."""
+
+    kind: str
+    id: str
+    action: str  # block | allow | step_up
+    reason: str
+    by: str
+    at: float
+    expires_at: float
+    case_id: str | None = None
+    ring_id: str | None = None
+
+    @property
+    def list_name(self) -> str:
+        return f"{self.action}_list"
+
+    def dumps(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def loads(cls, raw: bytes | str) -> ListEntry | None:
+        """None for a malformed entry (the decision then ignores it), never an error."""
+        try:
+            e = cls(**orjson.loads(raw))
+        except (ValueError, TypeError):
+            return None
+        texts = (e.kind, e.id, e.reason, e.by)
+        ok = all(isinstance(v, str) for v in texts) and e.action in LIST_ACTIONS
+        times = all(isinstance(v, int | float) for v in (e.at, e.expires_at))
+        return e if ok and times else None
+
+
 MERCHANT_STATS_SIZE: Final = 7
 USER_STATS_SIZE: Final = 1
+
+# -- bounds: every key family has a TTL or a size cap (one place; Lua and workers import these) --
+#: cached graph risk: the nightly full rescore rewrites every ring's; older has aged out anyway
+RISK_TTL_S: Final = 35 * 86_400
+#: cached statistics: the refresh rewrites them every few minutes
+STATS_TTL_S: Final = 2 * 86_400
+#: velocity windows: minute buckets (1 h window), hour buckets (7 d for user and card, 24 h for
+#: the others), seen sets (30 d), the user's last ts, day buckets (30 d) and spikes (14 d)
+VEL_MIN_TTL_S: Final = 2 * 3600
+VEL_HOUR_TTL_LONG_S: Final = 8 * 86_400
+VEL_HOUR_TTL_SHORT_S: Final = 2 * 86_400
+VEL_SEEN_TTL_S: Final = 31 * 86_400
+VEL_SEEN_MAX: Final = 1000
+VEL_LAST_TTL_S: Final = 90 * 86_400
+VEL_DAY_TTL_S: Final = 32 * 86_400
+VEL_SPIKE_TTL_S: Final = 15 * 86_400
+#: alert dedupe markers
+ALERT_DEDUPE_TTL_S: Final = 30 * 86_400
+#: capped streams (approximate MAXLEN): a label backlog this long means the workers are down
+STREAM_CAP: Final = 100_000
+LABELS_STREAM_CAP: Final = 1_000_000
+FRESHNESS_SAMPLES: Final = 20_000
+
+#: family -> (where it lives, what bounds it); docs/scaling.md lists this table
+KEY_BOUNDS: Final[dict[str, tuple[str, str]]] = {
+    "risk:{kind:id}": ("state", f"TTL {RISK_TTL_S // 86_400} d; one per entity in a ring"),
+    "stats:{kind:id}": ("state", f"TTL {STATS_TTL_S // 86_400} d; one per merchant and user"),
+    "vel:{kind:id}:min": ("state", "60 buckets x 2 fields; TTL 2 h"),
+    "vel:{kind:id}:hour": ("state", "168 buckets (user, card) or 24; TTL 8 d or 2 d"),
+    "vel:{kind:id}:seen:{kind}": ("state", f"30 d and {VEL_SEEN_MAX} newest members; TTL 31 d"),
+    "vel:{user:id}:last": ("state", "one timestamp; TTL 90 d"),
+    "vel:{user:id}:day": ("state", "30 buckets x 2 fields; TTL 32 d"),
+    "vel:{user:id}:spike": ("state", "the user's spikes of 14 days; TTL 15 d"),
+    "decision:{txn_id}": ("main", "TTL: the idempotency retry window (pending: 1 h)"),
+    "stream:decisions": (
+        "main",
+        "trimmed (XTRIM MINID) behind every consumer group and the graph's replay point",
+    ),
+    "stream:labels": ("main", f"MAXLEN ~{LABELS_STREAM_CAP:,}"),
+    "stream:alerts": ("main", f"MAXLEN {STREAM_CAP:,}"),
+    "deadletter": ("main", f"MAXLEN ~{STREAM_CAP:,}"),
+    "meta:freshness": ("main", f"LTRIM to {FRESHNESS_SAMPLES:,} samples"),
+    "meta:ring:{ring_id}": ("main", f"TTL {RISK_TTL_S // 86_400} d; deleted with its ring"),
+    "meta:alerted:{key}": ("main", f"TTL {ALERT_DEDUPE_TTL_S // 86_400} d"),
+    "meta:rescore": ("main", "set of users, popped by the workers (at most every user)"),
+    "meta:queued:* / lease:*": ("main", "TTL (a few lease periods)"),
+    "meta:* (figures)": ("main", "a fixed set of single values (retrain, drift, stats_at, ...)"),
+    "{queue} (Celery)": ("main", "drained by the workers; single-flight tasks, at most one waits"),
+}
 
 
 class Keys:
@@ -84,13 +189,13 @@ class Keys:
         self.prefix = prefix
 
     def risk(self, kind: str, entity_id: str) -> str:
-        return f"{self.prefix}risk:{kind}:{entity_id}"
+        return f"{self.prefix}risk:{{{kind}:{entity_id}}}"
 
     def stats(self, kind: str, entity_id: str) -> str:
-        return f"{self.prefix}stats:{kind}:{entity_id}"
+        return f"{self.prefix}stats:{{{kind}:{entity_id}}}"
 
     def velocity(self, kind: str, entity_id: str, window: str) -> str:
-        return f"{self.prefix}vel:{kind}:{entity_id}:{window}"
+        return f"{self.prefix}vel:{{{kind}:{entity_id}}}:{window}"
 
     def decision(self, txn_id: str) -> str:
         return f"{self.prefix}decision:{txn_id}"
@@ -110,6 +215,35 @@ class Keys:
     @property
     def deadletter(self) -> str:
         return f"{self.prefix}deadletter"
+
+    def list_entry(self, kind: str, entity_id: str) -> str:
+        return f"{self.prefix}list:{kind}:{entity_id}"
+
+    @property
+    def lists_index(self) -> str:
+        return f"{self.prefix}lists"
+
+    @property
+    def audit_stream(self) -> str:
+        return f"{self.prefix}stream:audit"
+
+    def case(self, case_id: str) -> str:
+        return f"{self.prefix}case:{case_id}"
+
+    def case_events(self, case_id: str) -> str:
+        return f"{self.prefix}case:{case_id}:events"
+
+    @property
+    def cases_index(self) -> str:
+        return f"{self.prefix}cases"
+
+    @property
+    def review_queue(self) -> str:
+        return f"{self.prefix}queue:review"
+
+    @property
+    def review_resolved(self) -> str:
+        return f"{self.prefix}queue:resolved"
 
     def meta(self, name: str) -> str:
         """Small bookkeeping values (last retrain, freshness samples, drift figures)."""

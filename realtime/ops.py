@@ -12,6 +12,7 @@ import numpy as np
 import orjson
 import redis
 
+from fraudring import streamids
 from realtime.keys import DECISION_GROUP, Keys
 
 QUEUES = ("ingest", "score", "train")
@@ -57,6 +58,31 @@ def stream_lag(client: redis.Redis, stream: str, group: str) -> dict[str, int]:
                 "consumers": int(g["consumers"]),
             }
     return {"length": length, "pending": 0, "undelivered": length, "consumers": 0}
+
+
+def frontiers(client: redis.Redis, stream: str) -> dict[str, str]:
+    """Per consumer group, the first entry it has not acknowledged: its oldest pending entry,
+    else the one after the last delivered. Read in one transaction, so an entry delivered
+    between the two reads cannot be counted as acknowledged."""
+    try:
+        names = [_text(g["name"]) for g in client.xinfo_groups(stream)]
+    except redis.ResponseError:  # no stream yet
+        return {}
+    pipe = client.pipeline(transaction=True)
+    pipe.xinfo_groups(stream)
+    for name in names:
+        pipe.xpending(stream, name)
+    groups, *pending = pipe.execute()
+    delivered = {_text(g["name"]): _text(g["last-delivered-id"]) for g in groups}
+    return {
+        name: _text(p["min"]) if p["pending"] else streamids.after(delivered[name])
+        for name, p in zip(names, pending, strict=True)
+        if name in delivered
+    }
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def decision_lag(client: redis.Redis, keys: Keys) -> dict[str, int]:
@@ -118,3 +144,9 @@ def metrics(client: redis.Redis, keys: Keys) -> dict[str, float]:
 def _num(value: Any) -> float:
     """JSON null (orjson writes NaN as null) and absent values are NaN for a gauge."""
     return float("nan") if value is None else float(value)
+
+
+def replay_gap(client: redis.Redis, keys: Keys) -> dict[str, Any] | None:
+    """Decision-stream entries the graph needed but the stream no longer held (workers.replay),
+    until an operator accepts the gap (`fraudring status --accept-gap`)."""
+    return read_json(client, keys.meta("replay_gap"))

@@ -127,6 +127,17 @@ class RespScripts:
         except OSError as exc:
             raise RedisConnectionError(str(exc)) from None
 
+    async def execute(self, *args: Any) -> Any:
+        """Any other command over the same connection (the cluster router's CLUSTER SLOTS)."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                proto = await self._conn()
+                return await self._send(proto, hiredis.pack_command(args))
+        except TimeoutError:
+            raise RedisTimeoutError(f"no answer within {self._timeout * 1000:.0f} ms") from None
+        except OSError as exc:
+            raise RedisConnectionError(str(exc)) from None
+
     def close(self) -> None:
         if self._proto is not None and self._proto.transport is not None:
             self._proto.transport.close()

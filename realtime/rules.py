@@ -96,8 +96,11 @@ def _compile(node: ast.AST) -> Expr:
     if isinstance(node, ast.Constant):
         value = node.value
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"only numbers are allowed as constants, got {value!r}")
-        const = float(value)
+            raise ValueError(f"only numbers are allowed as constants, got {type(value).__name__}")
+        try:
+            const = float(value)
+        except OverflowError:
+            raise ValueError("a number too large for a float (over 1.8e308)") from None
         return lambda f: const
     if isinstance(node, ast.Name):
         if node.id not in INDEX:
@@ -115,9 +118,11 @@ def parse_condition(text: str) -> Expr:
         raise ValueError("condition longer than 1000 characters")
     try:
         tree = ast.parse(text.strip(), mode="eval")
+        return _compile(tree)
     except SyntaxError as exc:
         raise ValueError(f"syntax error: {exc.msg}") from None
-    return _compile(tree)
+    except (RecursionError, MemoryError):
+        raise ValueError("nested too deeply") from None
 
 
 @dataclass(frozen=True)

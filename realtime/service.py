@@ -6,14 +6,23 @@ atomically. Any Redis failure or timeout (settings.redis_timeout_ms) degrades in
 the decision uses the request's own features, the model and the rules, says `degraded: true`, and
 goes to the local spool, replayed into the stream once each when Redis answers again. After a
 failure Redis is skipped for 250 ms, so an outage costs one timeout, not one per request.
+
+Redis keeps its writes in an append-only file synced every second, so a crash of Redis may take
+the last second of recorded decisions with it: each process keeps what it recorded for
+`redis_recover_window_s` and, when Redis comes back as a new process (another run id), records
+those again (once each, by txn_id) and reports how many were missing. A decision that neither
+Redis nor the spool (nor its fallback) could record is never answered `approve`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
+from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -23,18 +32,20 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
-from fraudring.errors import Conflict
+from fraudring.errors import Conflict, Unavailable
 from fraudring.logs import get_logger
 from fraudring.settings import Settings
-from realtime import resp
+from realtime import lists, resp
+from realtime.cluster import ClusterVelocityStore, cluster_client, router_for
 from realtime.features import assemble, ring_context
+from realtime.idempotency import Remembered
 from realtime.keys import DECISION_GROUP, ENTITY_KINDS, GraphRisk, Keys
-from realtime.outbox import Spool
+from realtime.outbox import Spool, SpoolUnwritable
 from realtime.policy import Thresholds, decide
 from realtime.rules import RulesHolder
 from realtime.schemas import Transaction
 from realtime.scorer import Scorer
-from realtime.velocity import State, TxnKeyInput, VelocityStore
+from realtime.velocity import State, VelocityStore
 
 log = get_logger(__name__)
 
@@ -51,6 +62,12 @@ class DecisionInProgress(Conflict):
     code = "decision_in_progress"
 
 
+class DecisionUnrecorded(Unavailable):
+    """An approval that could be recorded nowhere: the caller's own fallback decides."""
+
+    code = "decision_unrecorded"
+
+
 @dataclass(slots=True)
 class Outcome:
     """What the API needs: the JSON body and what the metrics count."""
@@ -60,34 +77,6 @@ class Outcome:
     degraded: bool
     replayed: bool = False
     rules: list[str] = field(default_factory=list)
-
-
-def _txn_input(t: Transaction) -> TxnKeyInput:
-    return TxnKeyInput(
-        txn_id=t.txn_id,
-        ts=t.epoch,
-        amount=t.amount,
-        user_id=t.user_id,
-        card_id=t.card_id,
-        device_id=t.device_id,
-        ip=t.ip,
-        merchant_id=t.merchant_id,
-    )
-
-
-def _txn_input_from_record(txn: dict[str, Any]) -> TxnKeyInput:
-    from datetime import datetime
-
-    return TxnKeyInput(
-        txn_id=txn["txn_id"],
-        ts=datetime.fromisoformat(txn["ts"]).timestamp(),
-        amount=float(txn["amount"]),
-        user_id=txn["user_id"],
-        card_id=txn.get("card_id"),
-        device_id=txn.get("device_id"),
-        ip=txn.get("ip"),
-        merchant_id=txn.get("merchant_id"),
-    )
 
 
 def redis_client(url: str, *, timeout_ms: int) -> Redis:
@@ -113,12 +102,17 @@ class DecisionEngine:
         fast = None
         if client is None and resp.supports(settings.redis_url):
             fast = resp.RespScripts(settings.redis_url, timeout_s=settings.redis_timeout_ms / 1000)
-        self.store = VelocityStore(self.redis, self.keys, fast=fast)
+        self.store = _velocity_store(settings, self.redis, self.keys, fast=fast)
         self.scorer = Scorer(settings.models_path)
         self.rules = RulesHolder(settings.rules_path)
-        self.spool = Spool(settings.data_dir / "spool")
+        self.spool = Spool(settings.data_dir / "spool", fallback=settings.spool_fallback_dir)
         self._skip_redis_until = 0.0
         self._group_ready = False
+        #: (monotonic time, transaction, stored, record, review_at) of recent recorded decisions
+        self._recent: deque[tuple[float, Transaction, bytes, bytes, float | None]] = deque()
+        self._run_id: str | None = None
+        #: the last recovery after a Redis restart (for logs, /readyz and tests)
+        self.last_recovery: dict[str, Any] | None = None
 
     # -- Redis availability -------------------------------------------------------------------
     def redis_usable(self) -> bool:
@@ -148,21 +142,22 @@ class DecisionEngine:
 
     # -- deciding -----------------------------------------------------------------------------
     async def decide(self, txn: Transaction) -> Outcome:
-        key_input = _txn_input(txn)
         state: State | None = None
         if self.redis_usable():
             try:
-                state = await self.store.decide(key_input)
+                state = await self.store.decide(txn)
             except REDIS_ERRORS as exc:
                 self._redis_failed(exc, "decide")
             except Exception as exc:  # a bug must cost velocity, not the caller's answer
                 log.error("decision.redis_step_failed", error=repr(exc))
                 self._redis_failed(exc, "decide")
         if state is not None and state.status != "ok":
-            return await self._existing(txn.txn_id, state)
-        return await self._fresh(txn, key_input, state)
+            return await self._existing(txn, state)
+        return await self._fresh(txn, state)
 
-    async def _existing(self, txn_id: str, state: State) -> Outcome:
+    async def _existing(self, txn: Transaction, state: State) -> Outcome:
+        """The remembered decision for a retry with the same body; 409 for another body."""
+        txn_id = txn.txn_id
         stored = state.stored
         deadline = time.monotonic() + 0.2
         while stored is None and time.monotonic() < deadline:
@@ -176,21 +171,19 @@ class DecisionEngine:
             raise DecisionInProgress(
                 f"a decision for transaction {txn_id!r} is being made; retry shortly"
             )
-        body = orjson.loads(stored)
-        return Outcome(
-            body=stored, decision=body["decision"], degraded=body["degraded"], replayed=True
-        )
+        memo = Remembered.loads(stored)
+        memo.check(txn_id, txn.body_hash())
+        body = memo.body(txn_id, review_means=self.settings.review_means.value)
+        return Outcome(body=body, decision=memo.decision, degraded=memo.degraded, replayed=True)
 
-    async def _fresh(
-        self, txn: Transaction, key_input: TxnKeyInput, state: State | None
-    ) -> Outcome:
+    async def _fresh(self, txn: Transaction, state: State | None) -> Outcome:
         degraded = state is None
         risks: list[GraphRisk | None] = (
             state.risks if state is not None and state.risks is not None else [None] * 5
         )
         row = assemble(
             amount=txn.amount,
-            ts=key_input.ts,
+            ts=txn.epoch,
             velocity=state.velocity if state is not None else None,
             risks=risks,
             stats=state.stats if state is not None else (None, None),
@@ -220,6 +213,10 @@ class DecisionEngine:
             decline=s.decline_threshold,
         )
         verdict = decide(model_score=model_score, fired=fired, thresholds=thresholds)
+        outcome, list_rules, list_notes = lists.apply(
+            verdict.decision, state.lists if state is not None else []
+        )
+        notes += list_notes
         ring = None
         best = _ring(risks)
         if best is not None:
@@ -235,52 +232,79 @@ class DecisionEngine:
         version = model.version if model else None
         body = {
             "txn_id": txn.txn_id,
-            "decision": verdict.decision,
+            "decision": outcome,
             "score": verdict.score,
-            "review_means": s.review_means.value if verdict.decision == "review" else None,
+            "review_means": _review_means(outcome, list_rules, s.review_means.value),
             "degraded": degraded,
             "model_version": version,
             "decided_at": decided_at,
             "explanation": {
-                "rules": [{"name": r.name, "action": r.action, "score": r.score} for r in fired],
+                "rules": [
+                    *({"name": r.name, "action": r.action, "score": r.score} for r in fired),
+                    *list_rules,
+                ],
                 "contributions": contributions,
                 "ring": ring,
                 "notes": notes,
             },
         }
-        stored = orjson.dumps(body)
+        answer = orjson.dumps(body)
+        stored = Remembered(
+            body_hash=txn.body_hash(),
+            decision=outcome,
+            score=verdict.score,
+            model_version=version,
+            decided_at=decided_at,
+            degraded=degraded,
+        ).dumps()
         record = orjson.dumps(
             {
                 "txn": txn.record(),
-                "decision": verdict.decision,
+                "decision": outcome,
                 "score": verdict.score,
                 "decided_at": decided_at,
                 "model_version": version,
                 "degraded": degraded,
             }
         )
-        if not await self._record(txn.txn_id, stored, record, applied=not degraded):
+        review_at = decided_at if outcome == "review" else None
+        if not await self._record(txn, stored, record, applied=not degraded, review_at=review_at):
             entry = {"stored": stored.decode(), "record": record.decode()}
             try:
                 await asyncio.to_thread(self.spool.append, entry)
-            except OSError as exc:
-                # Neither Redis nor the disk takes it: answer anyway (the caller must not get a
-                # 5xx for a valid request) and say so loudly; the log line carries the record.
-                log.error("decision.unrecorded", error=repr(exc), record=entry["record"])
-        log.debug("decision.made", txn_id=txn.txn_id, decision=verdict.decision, degraded=degraded)
+            except SpoolUnwritable as exc:
+                # Neither Redis nor a disk takes it: a decline or review is still the safer
+                # answer, but an approval nobody can find later is refused (503).
+                log.error("decision.unrecorded", error=str(exc), record=entry["record"])
+                if outcome == "approve":
+                    raise DecisionUnrecorded(
+                        "the decision could not be recorded (Redis and the spool are both "
+                        "unavailable); apply your fallback policy and retry"
+                    ) from None
+        log.debug("decision.made", txn_id=txn.txn_id, decision=outcome, degraded=degraded)
         return Outcome(
-            body=stored,
-            decision=verdict.decision,
+            body=answer,
+            decision=outcome,
             degraded=degraded,
-            rules=[r.name for r in fired],
+            rules=[r.name for r in fired] + [r["name"].split(":", 1)[0] for r in list_rules],
         )
 
-    async def _record(self, txn_id: str, stored: bytes, record: bytes, *, applied: bool) -> bool:
+    async def _record(
+        self,
+        txn: Transaction,
+        stored: bytes,
+        record: bytes,
+        *,
+        applied: bool,
+        review_at: float | None = None,
+    ) -> bool:
         """Store + stream the decision; False means "spool it" (Redis down or was skipped)."""
         if not applied or not self.redis_usable():
             return False
         try:
-            await self.store.record(txn_id=txn_id, stored=stored, record=record)
+            await self.store.record(
+                txn_id=txn.txn_id, stored=stored, record=record, review_at=review_at
+            )
         except REDIS_ERRORS as exc:
             self._redis_failed(exc, "record")
             return False
@@ -288,15 +312,28 @@ class DecisionEngine:
             log.error("decision.record_failed", error=repr(exc))
             self._redis_failed(exc, "record")
             return False
+        if self.settings.redis_recover_window_s > 0:
+            self._recent.append((time.monotonic(), txn, stored, record, review_at))
         return True
 
     # -- background upkeep ----------------------------------------------------------------------
     async def _send_spooled(self, entry: dict[str, Any]) -> bool:
         record = entry["record"]
-        txn = orjson.loads(record)["txn"]
-        return await self.store.replay(
-            _txn_input_from_record(txn), stored=entry["stored"].encode(), record=record.encode()
+        body = orjson.loads(record)
+        review_at = body["decided_at"] if body.get("decision") == "review" else None
+        # Accepted when it was decided: not checked again (a cap changed since must not stick
+        # the spool); only the fields the velocity script reads are used.
+        raw = body["txn"]
+        txn = Transaction.model_construct(
+            **{**raw, "ts": datetime.fromisoformat(raw["ts"]), "amount": float(raw["amount"])}
         )
+        return await self.store.replay(
+            txn,
+            stored=entry["stored"].encode(),
+            record=record.encode(),
+            review_at=review_at,
+        )
+        return await self.store.replay(txn, stored=entry["stored"].encode(), record=record.encode())
 
     async def replay_spool(self) -> tuple[int, int]:
         """Replay spooled decisions into the stream (each once); (0, 0) if Redis is still down."""
@@ -308,12 +345,47 @@ class DecisionEngine:
             self._redis_failed(exc, "replay")
             return 0, 0
 
+    async def recover_after_restart(self) -> int:
+        """If Redis is a new process since the last look, record the recent decisions again
+        (each once); returns how many it was missing."""
+        horizon = time.monotonic() - self.settings.redis_recover_window_s
+        while self._recent and self._recent[0][0] < horizon:
+            self._recent.popleft()
+        try:
+            info: Any = await self.redis.info("server")
+        except REDIS_ERRORS as exc:
+            self._redis_failed(exc, "info")
+            return 0
+        run_id, previous = str(info.get("run_id")), self._run_id
+        if previous is None or run_id == previous:
+            self._run_id = run_id
+            return 0
+        recent = list(self._recent)
+        missing = 0
+        for _, txn, stored, record, review_at in recent:
+            missing += await self.store.replay(
+                txn, stored=stored, record=record, review_at=review_at
+            )
+        self._run_id = run_id  # only once every recent decision is back
+        self.last_recovery = {
+            "at": time.time(), "run_id": run_id, "recent": len(recent), "missing": missing,
+        }  # fmt: skip
+        log.warning("decision.redis_restarted", **self.last_recovery)
+        if missing:
+            with contextlib.suppress(*REDIS_ERRORS):
+                await self.redis.set(
+                    self.keys.meta("redis_recovery"), orjson.dumps(self.last_recovery)
+                )
+        return missing
+
     async def upkeep(self) -> None:
-        """Every second: reload model / rules when changed, make the group, replay the spool."""
+        """Every second: reload model / rules when changed, make the group, re-record what a
+        restarted Redis lost, replay the spool."""
         await asyncio.to_thread(self.scorer.refresh)
         self.rules.reload_if_changed()
         if self.redis_usable():
             await self.ensure_group()
+            await self.recover_after_restart()
             await self.replay_spool()
 
     async def run_upkeep(self, interval_s: float = 1.0) -> None:
@@ -325,18 +397,53 @@ class DecisionEngine:
             await asyncio.sleep(interval_s)
 
     async def ping(self) -> tuple[bool, str]:
+        """A write and its read back (a Redis that answers PING may still refuse writes: a
+        full disk, out of memory, a replica)."""
+        key = self.keys.meta(f"probe:{os.getpid()}")
         try:
             t0 = time.perf_counter()
-            await self.redis.ping()
+            token = repr(time.time()).encode()
+            await self.redis.set(key, token, px=60_000)
+            if await self.redis.get(key) != token:
+                return False, "a probe write did not read back"
         except REDIS_ERRORS as exc:
-            return False, f"unreachable: {exc!r}"
-        return True, f"ping {(time.perf_counter() - t0) * 1000:.1f} ms"
+            return False, f"unreachable or refusing writes: {type(exc).__name__}: {exc}"
+        return True, f"write + read {(time.perf_counter() - t0) * 1000:.1f} ms"
 
     async def close(self) -> None:
         if self.store.fast is not None:
             self.store.fast.close()
+        if isinstance(self.store, ClusterVelocityStore):
+            if self.store.router is not None:
+                self.store.router.close()
+            with contextlib.suppress(*REDIS_ERRORS):
+                await self.store.cluster.aclose()
         with contextlib.suppress(*REDIS_ERRORS):
             await self.redis.aclose()
+
+
+def _review_means(outcome: str, list_rules: list[dict[str, Any]], default: str) -> str | None:
+    """A step-up list asks the customer to authenticate, whatever the deployment's default."""
+    if outcome != "review":
+        return None
+    if any(r["name"].startswith("step_up_list:") for r in list_rules):
+        return "step_up"
+    return default
+
+
+def _velocity_store(
+    settings: Settings, client: Redis, keys: Keys, *, fast: resp.RespScripts | None
+) -> VelocityStore:
+    """Per-entity state on the cluster when one is configured (realtime.cluster), else here."""
+    ttl = settings.idempotency_ttl_s
+    if settings.redis_cluster_url is None:
+        return VelocityStore(client, keys, fast=fast, decision_ttl_s=ttl)
+    url, timeout_ms = settings.redis_cluster_url, settings.redis_timeout_ms
+    router = router_for(url, timeout_ms=timeout_ms) if fast is not None else None
+    cluster = cluster_client(url, timeout_ms=timeout_ms)
+    return ClusterVelocityStore(
+        client, keys, cluster=cluster, fast=fast, router=router, decision_ttl_s=ttl
+    )
 
 
 def _ring(risks: list[GraphRisk | None]) -> tuple[str, GraphRisk] | None:

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from redis.asyncio import Redis
 
+from fraudring.contract.transaction import Transaction
 from realtime.features import USER_WINDOW_FEATURES, VELOCITY_FEATURES
 from realtime.keys import (
     ENTITY_KINDS,
@@ -35,41 +36,19 @@ from realtime.keys import (
     EntityStats,
     GraphRisk,
     Keys,
+    ListEntry,
 )
 from realtime.resp import RespScripts, sha1
 from realtime.velocity_lua import LUA_DECIDE, LUA_RECORD, LUA_REPLAY
 
-DECISION_TTL_S: Final = 7 * 86400
+#: The idempotency window when none is given (settings.idempotency_ttl_s).
+DECISION_TTL_S: Final = 48 * 3600
 #: A decision being computed; long enough to outlive a Redis outage, so a spool replay can tell
 #: "velocity already applied" (pending) from "never applied" (missing).
 PENDING_TTL_S: Final = 3600
 PENDING: Final = b"pending"
 SEEN_DAYS: Final = 30
 SEEN_MAX: Final = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class TxnKeyInput:
-    """What the scripts need of a transaction (also rebuilt from a spooled record)."""
-
-    txn_id: str
-    ts: float
-    amount: float
-    user_id: str
-    card_id: str | None
-    device_id: str | None
-    ip: str | None
-    merchant_id: str | None
-
-    @property
-    def ids(self) -> tuple[str, str, str, str, str]:
-        return (
-            self.user_id,
-            self.card_id or "",
-            self.device_id or "",
-            self.ip or "",
-            self.merchant_id or "",
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +63,8 @@ class State:
     #: USER_WINDOW_FEATURES (30-day count and mean, spikes over 7 / 14 days)
     user_window: list[float] | None = None
     stored: bytes | None = None
+    #: block / allow / step-up entries of the transaction's entities (realtime.lists)
+    lists: list[ListEntry] = field(default_factory=list)
 
 
 def _num(raw: bytes) -> float:
@@ -102,8 +83,16 @@ def _risk(raw: bytes) -> GraphRisk | None:
 class VelocityStore:
     """The three scripts over one async Redis client (the two hot ones over `fast` if given)."""
 
-    def __init__(self, client: Redis, keys: Keys, *, fast: RespScripts | None = None) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        keys: Keys,
+        *,
+        fast: RespScripts | None = None,
+        decision_ttl_s: int = DECISION_TTL_S,
+    ) -> None:
         self.client = client
+        self.decision_ttl_s = decision_ttl_s
         self.keys = keys
         self.fast = fast
         self._decide = client.register_script(LUA_DECIDE)
@@ -111,11 +100,11 @@ class VelocityStore:
         self._record = client.register_script(LUA_RECORD)
         self._decide_sha, self._record_sha = sha1(LUA_DECIDE), sha1(LUA_RECORD)
 
-    def _keys(self, t: TxnKeyInput) -> list[str]:
+    def _keys(self, t: Transaction) -> list[str]:
         return [self.keys.decision(t.txn_id), self.keys.decisions_stream]
 
-    def _args(self, t: TxnKeyInput) -> list[Any]:
-        ts = t.ts
+    def _args(self, t: Transaction) -> list[Any]:
+        ts = t.epoch
         fields = (
             repr(ts),
             repr(t.amount),
@@ -129,7 +118,7 @@ class VelocityStore:
         )
         return ["\t".join(fields)]
 
-    async def decide(self, t: TxnKeyInput) -> State:
+    async def decide(self, t: Transaction) -> State:
         keys, args = self._keys(t), self._args(t)
         res: Sequence[bytes]
         if self.fast is not None:
@@ -150,20 +139,45 @@ class VelocityStore:
             EntityStats.loads(merchant, size=MERCHANT_STATS_SIZE) if merchant else None,
             EntityStats.loads(user, size=USER_STATS_SIZE) if user else None,
         )
-        window = [_num(v) for v in res[k + 2 : k + 2 + len(USER_WINDOW_FEATURES)]]
-        return State(status="ok", velocity=velocity, risks=risks, stats=stats, user_window=window)
+        w = k + 2 + len(USER_WINDOW_FEATURES)
+        window = [_num(v) for v in res[k + 2 : w]]
+        listed = [ListEntry.loads(v) for v in res[w : w + len(ENTITY_KINDS)] if v]
+        return State(
+            status="ok",
+            velocity=velocity,
+            risks=risks,
+            stats=stats,
+            user_window=window,
+            lists=[x for x in listed if x is not None],
+        )
 
-    async def record(self, *, txn_id: str, stored: bytes, record: bytes) -> bool:
-        """Store the final decision and append the stream record, atomically, once."""
+    def _queue(self, txn_id: str, review_at: float | None) -> list[Any]:
+        if review_at is None:
+            return ["", "", ""]
+        return [self.keys.review_queue, repr(review_at), txn_id]
+
+    async def record(
+        self, *, txn_id: str, stored: bytes, record: bytes, review_at: float | None = None
+    ) -> bool:
+        """Store the final decision and append the stream record, atomically, once; a
+        `review` (decided at `review_at`) also joins the review queue."""
         keys = [self.keys.decision(txn_id), self.keys.decisions_stream]
-        args: list[Any] = [stored, record, DECISION_TTL_S]
+        args: list[Any] = [stored, record, self.decision_ttl_s, *self._queue(txn_id, review_at)]
         if self.fast is not None:
             return bool(await self.fast.evalsha(LUA_RECORD, self._record_sha, keys, args))
         return bool(await self._record(keys=keys, args=args))
 
-    async def replay(self, t: TxnKeyInput, *, stored: bytes, record: bytes) -> bool:
+    async def replay(
+        self, t: Transaction, *, stored: bytes, record: bytes, review_at: float | None = None
+    ) -> bool:
         """Record a spooled decision once; applies its velocity if the decide script never ran."""
-        args = [*self._args(t), stored, record, DECISION_TTL_S]
+        args = [
+            *self._args(t),
+            stored,
+            record,
+            self.decision_ttl_s,
+            *self._queue(t.txn_id, review_at),
+        ]
         return bool(await self._replay(keys=self._keys(t), args=args))
 
     async def stored(self, txn_id: str) -> bytes | None:

@@ -8,10 +8,26 @@ store a decision and append it to the stream, once.
 from __future__ import annotations
 
 from realtime.features import SPIKE_RATIO
+from realtime.keys import (
+    VEL_DAY_TTL_S,
+    VEL_HOUR_TTL_LONG_S,
+    VEL_HOUR_TTL_SHORT_S,
+    VEL_LAST_TTL_S,
+    VEL_MIN_TTL_S,
+    VEL_SEEN_MAX,
+    VEL_SEEN_TTL_S,
+    VEL_SPIKE_TTL_S,
+)
 
-_LUA_COMMON = (
+#: the bounds of realtime.keys, as Lua locals
+_LUA_BOUNDS = (
     f"local SPIKE_RATIO = {SPIKE_RATIO!r}\n"
-    + r"""
+    f"local TTL_MIN, TTL_SEEN, SEEN_MAX = {VEL_MIN_TTL_S}, {VEL_SEEN_TTL_S}, {VEL_SEEN_MAX}\n"
+    f"local TTL_LAST, TTL_DAY, TTL_SPIKE = {VEL_LAST_TTL_S}, {VEL_DAY_TTL_S}, {VEL_SPIKE_TTL_S}\n"
+    f"local TTL_HOUR_LONG, TTL_HOUR_SHORT = {VEL_HOUR_TTL_LONG_S}, {VEL_HOUR_TTL_SHORT_S}\n"
+)
+
+_LUA_ARGS = r"""
 -- ARGV[1] packs the fields, tab-separated (ids are printable, so never contain a tab): one
 -- argument to encode instead of thirteen.
 local A = {}
@@ -26,22 +42,24 @@ local since7 = A[6]
 local since30 = A[7]
 local ids = {A[8], A[9], A[10], A[11], A[12]}
 -- Keys are built here from the prefix (A[13]) with realtime.keys' layout, which saves encoding
--- 22 arguments per call. Standalone Redis only (not Redis Cluster).
+-- 22 arguments per call. Standalone Redis only: Redis Cluster runs realtime.cluster's script,
+-- one call per entity, instead.
 local p = A[13]
 local kinds = {'user', 'card', 'device', 'ip', 'merchant'}
-local K = {KEYS[1], KEYS[2]}
-for e = 1, 5 do
+local function tag(e)
   local id = ids[e]
   if id == '' then id = '-' end
-  local v = p .. 'vel:' .. kinds[e] .. ':' .. id .. ':'
-  K[2 + e] = p .. 'risk:' .. kinds[e] .. ':' .. id
+  return '{' .. kinds[e] .. ':' .. id .. '}'
+end
+local K = {KEYS[1], KEYS[2]}
+for e = 1, 5 do
+  local v = p .. 'vel:' .. tag(e) .. ':'
+  K[2 + e] = p .. 'risk:' .. tag(e)
   K[6 + 2 * e] = v .. 'min'
   K[7 + 2 * e] = v .. 'hour'
 end
 local function vk(e, window)
-  local id = ids[e]
-  if id == '' then id = '-' end
-  return p .. 'vel:' .. kinds[e] .. ':' .. id .. ':' .. window
+  return p .. 'vel:' .. tag(e) .. ':' .. window
 end
 K[18] = vk(1, 'last')
 K[19] = vk(1, 'seen:device')
@@ -54,7 +72,12 @@ K[24] = vk(2, 'seen:user')
 local min_amt = {true, false, false, false, false}
 local hour_amt = {true, true, true, true, false}
 local hour_keep = {167, 167, 23, 23, 23}
-local hour_ttl = {691200, 691200, 172800, 172800, 172800}
+local hour_ttl = {TTL_HOUR_LONG, TTL_HOUR_LONG, TTL_HOUR_SHORT, TTL_HOUR_SHORT, TTL_HOUR_SHORT}
+"""
+
+# The window helpers (sum_hash, bump, seen_write, fmt), shared with realtime.cluster's script;
+# they read `amount`, `ts`, `ts_s`, `bh` and `since30` from the script's locals.
+LUA_WINDOWS = r"""
 
 local function sum_hash(key, lo, hi, lo2)
   local flat = redis.call('HGETALL', key)
@@ -91,14 +114,37 @@ end
 local function seen_write(key, member)
   redis.call('ZADD', key, 'GT', ts_s, member)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. since30)
-  redis.call('ZREMRANGEBYRANK', key, 0, -1001)
-  redis.call('EXPIRE', key, 2678400)
+  redis.call('ZREMRANGEBYRANK', key, 0, -(SEEN_MAX + 1))
+  redis.call('EXPIRE', key, TTL_SEEN)
 end
 
 local function fmt(x)
   if x == nil then return '' end
   return string.format('%.17g', x)
 end
+
+-- The user's last 30 calendar days (count, mean amount) and amount spikes over 7 / 14 days,
+-- appended to `out` (state before this transaction), then this transaction applied: a spike is
+-- a transaction over SPIKE_RATIO times the user's cached median (`median_raw`) as known then.
+-- `dk` / `sk`: the user's day and spike keys; `member`: the spike's member (its decision key).
+local function user_windows_at(out, median_raw, dk, sk, member)
+  local bd = math.floor(ts / 86400)
+  local n30, a30, _, _, stale_day = sum_hash(dk, bd - 29, bd, bd - 29)
+  out[#out + 1] = fmt(n30)
+  if n30 > 0 then out[#out + 1] = fmt(a30 / n30) else out[#out + 1] = '' end
+  out[#out + 1] = fmt(redis.call('ZCOUNT', sk, (bh - 167) * 3600, ts_s))
+  out[#out + 1] = fmt(redis.call('ZCOUNT', sk, (bh - 335) * 3600, ts_s))
+  bump(dk, bd, true, TTL_DAY, stale_day)
+  local median = tonumber(median_raw or '')
+  if median and median > 0 and tonumber(amount) > SPIKE_RATIO * median then
+    redis.call('ZADD', sk, ts_s, member)
+  end
+  redis.call('ZREMRANGEBYSCORE', sk, '-inf', '(' .. ((bh - 335) * 3600))
+  redis.call('EXPIRE', sk, TTL_SPIKE)
+end
+"""
+
+_LUA_VELOCITY = r"""
 
 -- Reads every window (state before this transaction), then applies it. Returns the feature
 -- strings in realtime.features.VELOCITY_FEATURES order ('' = missing).
@@ -155,7 +201,7 @@ local function velocity()
   -- apply this transaction
   for e = 1, 5 do
     if ids[e] ~= '' then
-      bump(K[6 + 2 * e], bm, min_amt[e], 7200, stale_min[e])
+      bump(K[6 + 2 * e], bm, min_amt[e], TTL_MIN, stale_min[e])
       bump(K[7 + 2 * e], bh, hour_amt[e], hour_ttl[e], stale_hour[e])
     end
   end
@@ -165,33 +211,17 @@ local function velocity()
     end
   end
   if (not last) or ts > tonumber(last) then
-    redis.call('SET', K[18], ts_s, 'EX', 7776000)
+    redis.call('SET', K[18], ts_s, 'EX', TTL_LAST)
   end
   return out
 end
 
--- The user's last 30 calendar days (count, mean amount) and amount spikes over 7 / 14 days,
--- appended to `out` (state before this transaction), then this transaction applied: a spike is
--- a transaction over SPIKE_RATIO times the user's cached median (`median_raw`) as known then.
 local function user_windows(out, median_raw)
-  local bd = math.floor(ts / 86400)
-  local dk = vk(1, 'day')
-  local n30, a30, _, _, stale_day = sum_hash(dk, bd - 29, bd, bd - 29)
-  out[#out + 1] = fmt(n30)
-  if n30 > 0 then out[#out + 1] = fmt(a30 / n30) else out[#out + 1] = '' end
-  local sk = vk(1, 'spike')
-  out[#out + 1] = fmt(redis.call('ZCOUNT', sk, (bh - 167) * 3600, ts_s))
-  out[#out + 1] = fmt(redis.call('ZCOUNT', sk, (bh - 335) * 3600, ts_s))
-  bump(dk, bd, true, 2764800, stale_day)
-  local median = tonumber(median_raw or '')
-  if median and median > 0 and tonumber(amount) > SPIKE_RATIO * median then
-    redis.call('ZADD', sk, ts_s, KEYS[1])
-  end
-  redis.call('ZREMRANGEBYSCORE', sk, '-inf', '(' .. ((bh - 335) * 3600))
-  redis.call('EXPIRE', sk, 1296000)
+  user_windows_at(out, median_raw, vk(1, 'day'), vk(1, 'spike'), KEYS[1])
 end
 """
-)
+
+_LUA_COMMON = _LUA_BOUNDS + _LUA_ARGS + LUA_WINDOWS + _LUA_VELOCITY
 
 # KEYS: 1 decision, 2 stream. The script derives K 3..7 risk, 8..17 min/hour per kind, 18 last,
 # 19..24 seen sets from the prefix.
@@ -222,18 +252,28 @@ for e = 1, 5 do
     out[#out + 1] = ''
   end
 end
-local m = ids[5]
-if m == '' then m = '-' end
-local st = redis.call('MGET', p .. 'stats:merchant:' .. m, p .. 'stats:user:' .. ids[1])
+local st = redis.call('MGET', p .. 'stats:' .. tag(5), p .. 'stats:' .. tag(1))
 out[#out + 1] = st[1] or ''
 out[#out + 1] = st[2] or ''
 user_windows(out, st[2])
+-- block / allow / step-up list entries of the five entities (realtime.lists), expiring keys
+local lk = {}
+for e = 1, 5 do
+  local id = ids[e]
+  if id == '' then id = '-' end
+  lk[e] = p .. 'list:' .. kinds[e] .. ':' .. id
+end
+local ls = redis.call('MGET', unpack(lk))
+for e = 1, 5 do
+  if ids[e] ~= '' then out[#out + 1] = ls[e] or '' else out[#out + 1] = '' end
+end
 table.insert(out, 1, 'ok')
 return out
 """
 )
 
-# Same KEYS/ARGV[1] as decide, plus ARGV 2 stored decision, 3 stream record, 4 decision ttl.
+# Same KEYS/ARGV[1] as decide, plus ARGV 2 stored decision, 3 stream record, 4 decision ttl,
+# 5-7 the review queue as in LUA_RECORD.
 # Applies velocity and the user's windows only when the decision key is missing (the decide
 # script never ran).
 LUA_REPLAY = (
@@ -242,19 +282,22 @@ LUA_REPLAY = (
 local cur = redis.call('GET', KEYS[1])
 if cur and cur ~= 'pending' then return 0 end
 if not cur then
-  user_windows(velocity(), redis.call('GET', p .. 'stats:user:' .. ids[1]))
+  user_windows(velocity(), redis.call('GET', p .. 'stats:' .. tag(1)))
 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[4])
 redis.call('XADD', KEYS[2], '*', 'd', ARGV[3])
+if ARGV[5] and ARGV[5] ~= '' then redis.call('ZADD', ARGV[5], ARGV[6], ARGV[7]) end
 return 1
 """
 )
 
-# KEYS: 1 decision, 2 stream. ARGV: 1 stored decision, 2 stream record, 3 ttl.
+# KEYS: 1 decision, 2 stream. ARGV: 1 stored decision, 2 stream record, 3 ttl, then for a
+# `review` the review queue's key, the decision time and the txn id ('' otherwise).
 LUA_RECORD = r"""
 local cur = redis.call('GET', KEYS[1])
 if cur and cur ~= 'pending' then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 redis.call('XADD', KEYS[2], '*', 'd', ARGV[2])
+if ARGV[4] and ARGV[4] ~= '' then redis.call('ZADD', ARGV[4], ARGV[5], ARGV[6]) end
 return 1
 """

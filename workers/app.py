@@ -19,7 +19,7 @@ from celery.signals import worker_ready
 from fraudring.errors import InvalidInput, NotFound
 from fraudring.logs import get_logger
 from fraudring.settings import Settings, SettingsError, get_settings
-from realtime.keys import Keys
+from realtime.keys import STREAM_CAP, Keys
 
 log = get_logger(__name__)
 
@@ -150,7 +150,12 @@ def record_task_failure(
     assert settings.redis_url is not None
     client = redis.Redis.from_url(settings.redis_url)
     try:
-        client.xadd(Keys(settings.redis_prefix).deadletter, {"d": orjson.dumps(body)})
+        client.xadd(
+            Keys(settings.redis_prefix).deadletter,
+            {"d": orjson.dumps(body)},
+            maxlen=STREAM_CAP,
+            approximate=True,
+        )
     finally:
         client.close()
     log.error("task.deadlettered", task=task, error=error, attempts=attempts)

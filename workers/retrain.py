@@ -1,14 +1,12 @@
 """The nightly retrain: export, train GCN + XGBoost, evaluate, promote or keep, rescore, report.
 
-Training and evaluation belong to gnn.service (the learning package); this module runs it on
-the live graph, rescores every ring with whatever model is live afterwards, and writes the run
-report (JSON + Markdown under ``data_dir/reports``) and ``{p}meta:retrain:last`` for
-`fraudring status`.
+Training and evaluation belong to gnn.service (the learning package); this module runs it,
+rescores every ring with whatever model is live afterwards, and writes the run report (JSON +
+Markdown under ``data_dir/reports``) and ``{p}meta:retrain:last`` for `fraudring status`.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from collections.abc import Callable
@@ -16,36 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fraudring.errors import FraudringError, Unavailable
+from fraudring.errors import FraudringError
 from fraudring.logs import get_logger
 from workers import drift
 from workers.scoring import RingScorer, clear_removed, plan_risks, write_risks
 from workers.service import Pipeline, event_time
 
 log = get_logger(__name__)
-#: Names under which gnn.service may expose its training pipeline, in order of preference.
-PIPELINE_NAMES = ("train_pipeline", "retrain", "run_pipeline")
 REFERENCE_S = 7 * 86_400.0
-
-
-class TrainingUnavailable(Unavailable):
-    code = "training_unavailable"
-
-
-def training_pipeline() -> Callable[..., dict[str, Any]]:
-    try:
-        module = importlib.import_module("gnn.service")
-    except ImportError as exc:
-        raise TrainingUnavailable(
-            f"retrain: the learning package has no gnn.service yet ({exc}); nothing was trained"
-        ) from None
-    for name in PIPELINE_NAMES:
-        fn = getattr(module, name, None)
-        if callable(fn):
-            return fn  # type: ignore[no-any-return]
-    raise TrainingUnavailable(
-        f"retrain: gnn.service exposes none of {', '.join(PIPELINE_NAMES)}; nothing was trained"
-    )
 
 
 def rescore_all(pipe: Pipeline) -> dict[str, int]:
@@ -56,8 +32,8 @@ def rescore_all(pipe: Pipeline) -> dict[str, int]:
     for i in range(0, len(update.rings), 2000):
         chunk = update.rings[i : i + 2000]
         plan = plan_risks(chunk, scores, model_version=version, now=time.time())
-        written += write_risks(pipe.client, pipe.keys, plan)
-    cleared = clear_removed(pipe.client, pipe.keys, update.removed)
+        written += write_risks(pipe.client, pipe.keys, plan, state=pipe.state)
+    cleared = clear_removed(pipe.client, pipe.keys, update.removed, state=pipe.state)
     return {"rings": len(update.rings), "risks_written": written, "risks_cleared": cleared}
 
 
@@ -65,8 +41,10 @@ def run(pipe: Pipeline, *, reload_scorer: Callable[[], RingScorer]) -> dict[str,
     """One retrain; returns the report (also written to disk and Redis)."""
     started = time.time()
     report: dict[str, Any] = {"started_at": started, "seed": pipe.settings.seed}
+    from gnn.service import train_pipeline  # torch: loaded by the retrain task only
+
     try:
-        result = training_pipeline()(settings=pipe.settings, store=pipe.store)
+        result = train_pipeline(settings=pipe.settings)
         report.update(
             outcome="promoted" if result.get("promoted") else "kept production",
             version=result.get("version"),
@@ -75,7 +53,7 @@ def run(pipe: Pipeline, *, reload_scorer: Callable[[], RingScorer]) -> dict[str,
             data_window=result.get("data_window"),
             training=result,
         )
-    except FraudringError as exc:  # no pipeline, no training data, ...: reported, not retried
+    except FraudringError as exc:  # no training data, ...: reported, not retried
         report.update(outcome="not trained", error=exc.message, metrics={})
     pipe.scorer = reload_scorer()
     report["rescore"] = rescore_all(pipe)

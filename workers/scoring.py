@@ -8,7 +8,6 @@ features read the graph's ring risk (`GraphRisk.score`), which is what the model
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,12 +18,9 @@ import redis
 from fraudring.errors import FraudringError
 from fraudring.logs import get_logger
 from graph.schemas import Ring
-from realtime.keys import GraphRisk, Keys
+from realtime.keys import FRESHNESS_SAMPLES, RISK_TTL_S, GraphRisk, Keys
 
 log = get_logger(__name__)
-
-FRESHNESS_SAMPLES = 20_000
-RISK_TTL_S = 35 * 86_400
 
 
 class RingScorer(Protocol):
@@ -56,8 +52,8 @@ def plan_risks(
 ) -> RiskPlan:
     """Every member's and shared entity's GraphRisk. Its `score` is the graph's ring risk even
     when a GCN scored the rings (`model_version` set): training reproduces that one
-    (`gnn.ringrisk`), and a model fed a score it never saw flags what it should not (the demo:
-    live PR-AUC 0.46 with GCN scores as features, 0.52 without). The GCN's goes to `gcn_score`."""
+    (`gnn.ringrisk`), and a model fed a score it never saw in training flags what it should not
+    (docs/learning.md). The GCN's goes to `gcn_score`."""
     plan = RiskPlan()
     for ring in rings:
         gcn = scores.get(ring.id) if model_version is not None else None
@@ -77,15 +73,22 @@ def plan_risks(
     return plan
 
 
-def write_risks(client: redis.Redis, keys: Keys, plan: RiskPlan) -> int:
-    """One pipeline of SETs (plus each ring's entity index); returns how many keys were written.
+def write_risks(
+    client: redis.Redis,
+    keys: Keys,
+    plan: RiskPlan,
+    *,
+    state: redis.Redis | redis.RedisCluster | None = None,
+) -> int:
+    """One pipeline of SETs on `state` (a cluster's pipeline splits per node), each ring's
+    entity index on `client`; returns how many keys were written.
 
     Risks expire after RISK_TTL_S: the nightly full rescore rewrites every ring's, and a ring
     untouched that long has aged out of the ring window anyway.
     """
     if not plan.risks:
         return 0
-    pipe = client.pipeline(transaction=False)
+    pipe = (state or client).pipeline(transaction=False)
     dumped: dict[int, bytes] = {}  # the members of a ring share one GraphRisk: serialise once
     index: dict[str, list[str]] = {}
     for (kind, entity_id), risk in plan.risks.items():
@@ -95,6 +98,8 @@ def write_risks(client: redis.Redis, keys: Keys, plan: RiskPlan) -> int:
         pipe.set(keys.risk(kind, entity_id), raw, ex=RISK_TTL_S)
         if risk.ring_id is not None:
             index.setdefault(risk.ring_id, []).append(f"{kind}:{entity_id}")
+    pipe.execute()
+    pipe = client.pipeline(transaction=False)
     for ring_id, refs in index.items():
         pipe.sadd(keys.meta(f"ring:{ring_id}"), *refs)
         pipe.expire(keys.meta(f"ring:{ring_id}"), RISK_TTL_S)
@@ -102,8 +107,16 @@ def write_risks(client: redis.Redis, keys: Keys, plan: RiskPlan) -> int:
     return len(plan.risks)
 
 
-def clear_removed(client: redis.Redis, keys: Keys, ring_ids: Sequence[str]) -> int:
-    """Delete the risk of entities whose cached ring no longer exists; returns how many."""
+def clear_removed(
+    client: redis.Redis,
+    keys: Keys,
+    ring_ids: Sequence[str],
+    *,
+    state: redis.Redis | redis.RedisCluster | None = None,
+) -> int:
+    """Delete the risk (on `state`, else `client`) of entities whose cached ring no longer
+    exists; returns how many."""
+    store = state or client
     cleared = 0
     for ring_id in ring_ids:
         index = keys.meta(f"ring:{ring_id}")
@@ -111,13 +124,22 @@ def clear_removed(client: redis.Redis, keys: Keys, ring_ids: Sequence[str]) -> i
         risk_keys = [keys.risk(*ref.split(":", 1)) for ref in refs]
         stale = [
             k
-            for k, raw in zip(risk_keys, client.mget(risk_keys) if risk_keys else [], strict=True)
+            for k, raw in zip(risk_keys, _mget(store, risk_keys), strict=True)
             if raw is not None and GraphRisk.loads(raw).ring_id == ring_id
         ]
         if stale:
-            cleared += int(client.delete(*stale))
+            cleared += int(store.delete(*stale))
         client.delete(index)
     return cleared
+
+
+def _mget(client: redis.Redis | redis.RedisCluster, keys: list[str]) -> list[Any]:
+    """MGET, split per slot on a cluster (its keys span slots)."""
+    if not keys:
+        return []
+    if isinstance(client, redis.RedisCluster):
+        return list(client.mget_nonatomic(keys))
+    return list(client.mget(keys))
 
 
 def record_freshness(client: redis.Redis, keys: Keys, decided_at: Sequence[float]) -> None:
@@ -135,15 +157,10 @@ def record_freshness(client: redis.Redis, keys: Keys, decided_at: Sequence[float
 def load_ring_scorer(settings: Any, *, store: Any = None) -> tuple[RingScorer, str]:
     """The live GCN's ring scorer (its member risks refreshed from `store`'s export) when the
     live model has a GCN, else the graph's ring risk; the second value says which and why."""
+    from gnn.service import live_ring_scorer  # torch: loaded when a scorer is (re)loaded
+
     try:
-        gnn_service = importlib.import_module("gnn.service")
-    except ImportError as exc:
-        return heuristic_scorer, f"heuristic (gnn.service not importable: {exc})"
-    make = getattr(gnn_service, "live_ring_scorer", None)
-    if make is None:
-        return heuristic_scorer, "heuristic (gnn.service has no live_ring_scorer)"
-    try:
-        scorer = make(settings=settings, store=store)
+        scorer = live_ring_scorer(settings=settings, store=store)
     except FraudringError as exc:  # e.g. a live GCN trained on other node features
         log.error("score.gcn_unusable", error=exc.message)
         return heuristic_scorer, f"heuristic (live GCN unusable: {exc.message})"

@@ -4,7 +4,9 @@ Ingest: read the decision stream in batches with consumer group ``ingest``, vali
 message strictly (a bad one is dead-lettered with its reason and acknowledged), write the good
 ones to the graph (idempotent by txn_id), rescore the touched rings, then acknowledge. A crash
 anywhere before the acknowledgement means redelivery, never loss; redelivery is harmless
-because ingest is idempotent and scoring overwrites.
+because ingest is idempotent and scoring overwrites. After the acknowledgement the graph records
+how far it applied the stream, and a drain first replays what a graph server lost since
+(workers.replay).
 """
 
 from __future__ import annotations
@@ -12,19 +14,19 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol
 
 import orjson
 import redis
 
-from fraudring.errors import InvalidInput, NotFound
+from fraudring.contract.transaction import DecisionRecord
+from fraudring.errors import InvalidInput, NotFound, Unavailable
 from fraudring.logs import get_logger
 from fraudring.settings import Settings
 from graph.schemas import IngestResult, LabelResult, Neighbourhood, RingUpdate, TxnRecord
 from realtime.keys import DECISION_GROUP, LABEL_GROUP, Keys
 from realtime.labels import LabelRecord
-from workers import alerts
-from workers.schemas import DecisionMessage
+from workers import alerts, replay
 from workers.scoring import (
     RingScorer,
     clear_removed,
@@ -32,13 +34,23 @@ from workers.scoring import (
     record_freshness,
     write_risks,
 )
-from workers.streams import Message, deadletter_messages, ensure_group, fetch, validation_reason
+from workers.streams import (
+    Message,
+    deadletter_messages,
+    ensure_group,
+    fetch,
+    validation_reason,
+)
 
 log = get_logger(__name__)
 
 
 class PipelineStore(Protocol):
     """The part of graph.repository.GraphStore the pipeline uses."""
+
+    def replay_point(self, stream: str) -> str | None: ...
+
+    def record_replay_point(self, stream: str, next_id: str) -> None: ...
 
     def ingest(self, records: Sequence[TxnRecord]) -> IngestResult: ...
 
@@ -52,6 +64,9 @@ class PipelineStore(Protocol):
 
     def neighbourhood(self, kind: str, id: str, *, hops: int, max_nodes: int) -> Neighbourhood: ...
 
+    def is_empty(self) -> bool: ...
+    def txn_user(self, txn_id: str) -> str | None: ...
+
 
 @dataclass
 class Pipeline:
@@ -61,6 +76,8 @@ class Pipeline:
     store: PipelineStore
     settings: Settings
     scorer: RingScorer
+    #: where the per-entity keys (risk, statistics) live: a cluster client, or None for `client`
+    state: redis.Redis | redis.RedisCluster | None = None
     keys: Keys = field(init=False)
 
     def __post_init__(self) -> None:
@@ -86,17 +103,19 @@ class BatchStats:
         self.alert_ids.extend(other.alert_ids)
 
 
-def parse_decision(msg: Message) -> DecisionMessage:
+def parse_decision(msg: Message, *, settings: Settings | None = None) -> DecisionRecord:
+    """The stream record checked by the contract, with this deployment's caps if given."""
     if msg.raw is None:
         raise ValueError("entry has no field 'd'")
-    return DecisionMessage.model_validate(orjson.loads(msg.raw))
+    ctx = settings.contract_context() if settings is not None else None
+    return DecisionRecord.model_validate(orjson.loads(msg.raw), context=ctx)
 
 
-def to_record(d: DecisionMessage) -> TxnRecord:
+def to_record(d: DecisionRecord) -> TxnRecord:
     t = d.txn
     return TxnRecord(
         txn_id=t.txn_id,
-        ts=t.ts.timestamp(),
+        ts=t.epoch,
         user_id=t.user_id,
         card_id=t.card_id,
         device_id=t.device_id,
@@ -130,12 +149,13 @@ def rescore(pipe: Pipeline, users: Collection[str], *, now: float | None = None)
     """Re-examine the users' neighbourhoods, score the rings, write every entity's risk."""
     update = pipe.store.detect_rings(touched_users=users, now=now or event_time(pipe))
     if not update.rings:
-        clear_removed(pipe.client, pipe.keys, update.removed)
+        clear_removed(pipe.client, pipe.keys, update.removed, state=pipe.state)
         return Rescored(update, 0, [])
     scores, version = pipe.scorer(update.rings)
     plan = plan_risks(update.rings, scores, model_version=version, now=time.time())
-    written = write_risks(pipe.client, pipe.keys, plan)
-    clear_removed(pipe.client, pipe.keys, update.removed)  # after: no gap without a risk
+    written = write_risks(pipe.client, pipe.keys, plan, state=pipe.state)
+    # after: no gap without a risk
+    clear_removed(pipe.client, pipe.keys, update.removed, state=pipe.state)
     ids = alerts.ring_alerts(pipe.client, pipe.keys, pipe.settings, update=update, scores=scores)
     return Rescored(update, written, ids)
 
@@ -145,20 +165,73 @@ class Ingested:
     ingested: int
     duplicates: int
     bad: list[tuple[Message, str]]
+    done: list[tuple[Message, DecisionRecord]] = field(default_factory=list)
+
+
+#: A message delivered this many times has failed (or its reader died) twice: it is written
+#: alone, and quarantined if the store fails on it while it answered just before.
+QUARANTINE_DELIVERIES = 3
+
+
+def _store_answers(store: PipelineStore) -> bool:
+    try:
+        store.is_empty()
+    except Exception:  # anything: the question is only whether it answers
+        return False
+    return True
+
+
+def quarantine(
+    pipe: Pipeline, good: list[tuple[Message, DecisionRecord]]
+) -> tuple[list[tuple[Message, DecisionRecord]], Ingested]:
+    """Write each twice-failed message alone; one the store fails on (while it answered just
+    before) is set aside with the reason, so a poison message cannot take the store down again
+    after every restart. If the store does not answer at all, nothing is judged: raise.
+
+    Returns the messages still to write and what the lone writes did (their kept messages are
+    `done`)."""
+    rest: list[tuple[Message, DecisionRecord]] = []
+    out = Ingested(0, 0, [])
+    for msg, d in good:
+        if msg.deliveries < QUARANTINE_DELIVERIES:
+            rest.append((msg, d))
+            continue
+        if not _store_answers(pipe.store):
+            raise Unavailable("graph store unreachable; retried messages not judged")
+        try:
+            one = pipe.store.ingest([to_record(d)])
+        except InvalidInput as exc:
+            out.bad.append((msg, f"graph refused: {exc.message}"))
+        except Exception as exc:
+            reason = (
+                f"quarantined after {msg.deliveries} deliveries: the graph store failed writing "
+                f"it ({type(exc).__name__}: {exc})"
+            )
+            log.error("graph.message_quarantined", msg_id=msg.id, reason=reason)
+            out.bad.append((msg, reason))
+        else:
+            out.done.append((msg, d))
+            out.ingested += one.ingested
+            out.duplicates += one.duplicates
+    return rest, out
 
 
 def ingest_records(
-    pipe: Pipeline, good: list[tuple[Message, DecisionMessage]]
-) -> tuple[list[tuple[Message, DecisionMessage]], Ingested]:
+    pipe: Pipeline, good: list[tuple[Message, DecisionRecord]]
+) -> tuple[list[tuple[Message, DecisionRecord]], Ingested]:
     """Ingest the batch; if the graph refuses it, find the refused records one by one."""
+    rest, out = quarantine(pipe, good)
+    kept = list(out.done)
+    if not rest:
+        return kept, out
     try:
-        result = pipe.store.ingest([to_record(d) for _, d in good])
-        return good, Ingested(result.ingested, result.duplicates, [])
+        result = pipe.store.ingest([to_record(d) for _, d in rest])
+        out.ingested += result.ingested
+        out.duplicates += result.duplicates
+        return kept + rest, out
     except InvalidInput:
-        log.warning("graph.batch_refused", n=len(good))
-    kept: list[tuple[Message, DecisionMessage]] = []
-    out = Ingested(0, 0, [])
-    for msg, d in good:
+        log.warning("graph.batch_refused", n=len(rest))
+    for msg, d in rest:
         try:
             one = pipe.store.ingest([to_record(d)])
         except InvalidInput as exc:
@@ -174,11 +247,11 @@ def process_decisions(pipe: Pipeline, messages: list[Message]) -> BatchStats:
     """Validate, ingest, rescore, acknowledge one batch (acknowledgement last)."""
     t0 = time.perf_counter()
     stream = pipe.keys.decisions_stream
-    good: list[tuple[Message, DecisionMessage]] = []
+    good: list[tuple[Message, DecisionRecord]] = []
     bad: list[tuple[Message, str]] = []
     for msg in messages:
         try:
-            good.append((msg, parse_decision(msg)))
+            good.append((msg, parse_decision(msg, settings=pipe.settings)))
         except (ValueError, orjson.JSONDecodeError) as exc:  # ValidationError is a ValueError
             bad.append((msg, validation_reason(exc)))
     stats = BatchStats(messages=len(messages), deadlettered=len(bad))
@@ -206,6 +279,9 @@ def process_decisions(pipe: Pipeline, messages: list[Message]) -> BatchStats:
             alerts.decision_alerts(pipe.client, pipe.keys, pipe.settings, [d for _, d in good])
         )
         pipe.client.xack(stream, DECISION_GROUP, *[m.id for m, _ in good])
+    if messages:  # acknowledged: the graph records how far it got, then the stream may shrink
+        point = replay.record_point(pipe)
+        replay.trim(pipe, graph_point=point)
     stats.seconds = time.perf_counter() - t0
     log.info(
         "graph.ingested",
@@ -217,6 +293,21 @@ def process_decisions(pipe: Pipeline, messages: list[Message]) -> BatchStats:
         seconds=round(stats.seconds, 3),
     )
     return stats
+
+
+def reapply(pipe: Pipeline, messages: list[Message]) -> int:
+    """Write acknowledged messages to the graph again (a replay): the ones it lacks are added,
+    their rings rescored; a message that does not parse was dead-lettered when first read."""
+    good: list[tuple[Message, DecisionRecord]] = []
+    for msg in messages:
+        try:
+            good.append((msg, parse_decision(msg)))
+        except (ValueError, orjson.JSONDecodeError):
+            continue
+    kept, done = ingest_records(pipe, good)
+    if done.ingested:
+        rescore(pipe, {d.txn.user_id for _, d in kept})
+    return done.ingested
 
 
 def drain_decisions(
@@ -231,6 +322,7 @@ def drain_decisions(
     """Process batches for `max_seconds` (or until one block finds nothing, if asked)."""
     stream = pipe.keys.decisions_stream
     ensure_group(pipe.client, stream, DECISION_GROUP)
+    replay.recover(pipe, apply=lambda msgs: reapply(pipe, msgs))  # what the graph lost, if any
     total = BatchStats()
     deadline = time.monotonic() + max_seconds
     while time.monotonic() < deadline:
@@ -278,24 +370,12 @@ def rescore_pending(pipe: Pipeline, *, limit: int = 5000) -> int:
     return len(users)
 
 
-def _txn_user(store: PipelineStore, txn_id: str) -> str | None:
-    """The user of a transaction. The store has no public lookup yet (LabelResult names the
-    txn, not its user), so this reads the row the store's own label step reads."""
-    public = getattr(store, "txn_user", None)
-    if public is not None:
-        return cast(str | None, public(txn_id))
-    from graph import queries
-
-    rows = store._read(queries.TXN_LABEL_READ, {"id": txn_id})  # type: ignore[attr-defined]
-    return str(rows[0][0]) if rows and rows[0][0] else None
-
-
 def _label_users(pipe: Pipeline, rec: LabelRecord) -> set[str]:
     """Users whose ring a label can change: the user, the txn's user, or the entity's users."""
     if rec.kind == "user":
         return {rec.id}
     if rec.kind == "txn":
-        user = _txn_user(pipe.store, rec.id)
+        user = pipe.store.txn_user(rec.id)
         return {user} if user else set()
     hood = pipe.store.neighbourhood(rec.kind, rec.id, hops=1, max_nodes=500)
     return {n.id for n in hood.nodes if n.kind == "user"}

@@ -19,11 +19,10 @@ from fraudring.registry import ModelRegistry
 from fraudring.settings import Settings
 from gnn.entitystats import CPP_LOOKBACK_DAYS, current_stats
 from graph.repository import GraphStore
-from realtime.keys import EntityStats, Keys
+from realtime.keys import STATS_TTL_S, EntityStats, Keys
 
 log = get_logger(__name__)
 #: An entry outlives a stopped refresher by this much, then reads as unknown.
-STATS_TTL_S = 2 * 86_400
 DAY_S = 86_400.0
 
 
@@ -36,7 +35,12 @@ def label_delay_days(settings: Settings) -> float:
 
 
 def refresh_stats(
-    client: redis.Redis, keys: Keys, store: GraphStore, *, label_delay_days: float
+    client: redis.Redis,
+    keys: Keys,
+    store: GraphStore,
+    *,
+    label_delay_days: float,
+    state: redis.Redis | redis.RedisCluster | None = None,
 ) -> dict[str, Any]:
     """Recompute and cache every merchant's and user's statistics; returns what it wrote."""
     t0 = time.perf_counter()
@@ -46,13 +50,15 @@ def refresh_stats(
     at = newest + 1e-6  # strictly after the newest transaction, as a training moment
     ledger = store.ledger_since(since=at - (label_delay_days + CPP_LOOKBACK_DAYS) * DAY_S)
     stats = current_stats(ledger.to_pandas(), at=at, label_delay_days=label_delay_days)
-    pipe = client.pipeline(transaction=False)
+    pipe = (state or client).pipeline(transaction=False)
     for kind, entries in (
         ("merchant", {k: EntityStats(v) for k, v in stats.merchants.items()}),
         ("user", {k: EntityStats((v,)) for k, v in stats.users.items()}),
     ):
         for entity_id, entry in entries.items():
             pipe.set(keys.stats(kind, entity_id), entry.dumps(), ex=STATS_TTL_S)
+    pipe.execute()
+    pipe = client.pipeline(transaction=False)
     pipe.set(keys.meta("stats_at"), repr(at))
     pipe.incr(keys.meta("stats_refreshes"))
     pipe.execute()

@@ -17,8 +17,9 @@ import orjson
 import redis
 from pydantic import ValidationError
 
+from fraudring.errors import validation_reason as reason_text
 from fraudring.logs import get_logger
-from realtime.keys import Keys
+from realtime.keys import STREAM_CAP, Keys
 
 log = get_logger(__name__)
 RAW_LIMIT = 8192
@@ -28,6 +29,8 @@ RAW_LIMIT = 8192
 class Message:
     id: str
     raw: bytes | None  # the ``d`` field; None when the entry lacks it
+    #: times the group delivered it (more than 1: an earlier reader failed or died on it)
+    deliveries: int = 1
 
 
 def consumer_name() -> str:
@@ -47,12 +50,31 @@ def _decode_id(raw_id: Any) -> str:
     return raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
 
 
-def _to_messages(entries: list[Any]) -> list[Message]:
+def to_messages(entries: list[Any]) -> list[Message]:
     out = []
     for raw_id, fields in entries:
         value = (fields or {}).get(b"d")
         out.append(Message(id=_decode_id(raw_id), raw=value))
     return out
+
+
+def _with_deliveries(
+    client: redis.Redis, stream: str, group: str, consumer: str, messages: list[Message]
+) -> list[Message]:
+    """Reclaimed messages with their delivery counts (only reclaims need them: a message that
+    keeps failing is quarantined instead of retried forever)."""
+    if not messages:
+        return messages
+    rows = client.xpending_range(
+        stream,
+        group,
+        min=messages[0].id,
+        max=messages[-1].id,
+        count=len(messages),
+        consumername=consumer,
+    )
+    counts = {_decode_id(r["message_id"]): int(r["times_delivered"]) for r in rows}
+    return [Message(m.id, m.raw, counts.get(m.id, 1)) for m in messages]
 
 
 def fetch(
@@ -71,7 +93,7 @@ def fetch(
         stream, group, consumer, min_idle_time=claim_idle_ms, start_id="0-0", count=count
     )
     claimed, deleted = res[1], (res[2] if len(res) > 2 else [])
-    messages.extend(_to_messages(claimed))
+    messages.extend(_with_deliveries(client, stream, group, consumer, to_messages(claimed)))
     if deleted:  # trimmed from the stream while pending: nothing left to process
         client.xack(stream, group, *deleted)
     if messages:
@@ -85,7 +107,7 @@ def fetch(
             block=None if messages or block_ms <= 0 else block_ms,
         )
         for _name, entries in got or []:
-            messages.extend(_to_messages(entries))
+            messages.extend(to_messages(entries))
     return messages
 
 
@@ -93,7 +115,8 @@ def validation_reason(exc: Exception) -> str:
     """One line naming each bad field, for the dead-letter record and the logs."""
     if isinstance(exc, ValidationError):
         return "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {reason_text(e['msg'])}"
+            for e in exc.errors()
         )
     if isinstance(exc, orjson.JSONDecodeError):
         return f"malformed JSON: {exc}"
@@ -124,7 +147,7 @@ def deadletter_messages(
             "attempts": 1,
             "at": now,
         }
-        pipe.xadd(keys.deadletter, {"d": orjson.dumps(body)}, maxlen=100_000, approximate=True)
+        pipe.xadd(keys.deadletter, {"d": orjson.dumps(body)}, maxlen=STREAM_CAP, approximate=True)
     pipe.xack(stream, group, *[m.id for m, _ in bad])
     pipe.execute()
     for msg, reason in bad:

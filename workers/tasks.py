@@ -47,10 +47,16 @@ class Resources:
     live: str | None = None
     live_checked: float = 0.0
     refreshed: float = 0.0
+    #: the Redis Cluster of the per-entity keys, when configured
+    state: redis.Redis | redis.RedisCluster | None = None
 
     def pipeline(self) -> Pipeline:
         return Pipeline(
-            client=self.client, store=self.store, settings=self.settings, scorer=self.scorer
+            client=self.client,
+            store=self.store,
+            settings=self.settings,
+            scorer=self.scorer,
+            state=self.state,
         )
 
 
@@ -85,6 +91,11 @@ def resources() -> Resources:
                 scorer_kind=kind,
                 live=live,
                 refreshed=time.monotonic(),
+                state=(
+                    redis.RedisCluster.from_url(settings.redis_cluster_url)
+                    if settings.redis_cluster_url
+                    else None
+                ),
             )
         return _resources
 
@@ -220,7 +231,9 @@ def stats_refresh(self: Task) -> dict[str, Any]:
             return {"outcome": "skipped: a refresh is running"}
         lease.extend(3600)
         delay = stats.label_delay_days(res.settings)
-        return stats.refresh_stats(res.client, res.keys, res.store, label_delay_days=delay)
+        return stats.refresh_stats(
+            res.client, res.keys, res.store, label_delay_days=delay, state=res.state
+        )
 
 
 @app.task(base=FraudringTask, bind=True, name="fraudring.alerts.webhook")  # type: ignore[untyped-decorator]

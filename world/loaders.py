@@ -2,7 +2,8 @@
 
 Every row either becomes a transaction or is listed in ``DIR/rejected.csv`` with its row number
 (CSV: the line in the file, the header being line 1; Parquet: the 1-based row) and the reasons,
-so nothing is dropped silently. Loaded data has no planted rings: truth holds the labels.
+so nothing is dropped silently. Truth holds the labels, and the confirmed ring of each row when
+a `ring` column is mapped.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from fraudring.contract.ids import ID_FIELDS, LINKED_KINDS
 from fraudring.errors import InvalidInput
 from fraudring.logs import get_logger
-from graph.schemas import CONTROL_PATTERN, MAX_ID_LEN
-from world import schema
+from world import rowcheck, schema
 from world.io import parquet_errors, write_world
 
 log = get_logger(__name__)
@@ -40,13 +41,13 @@ FIELDS = (
     "label_time",
     "currency",
     "category",
+    "ring",
 )
 REQUIRED = ("user", "amount", "time")
-ENTITY_FIELDS = {"card": "card_id", "device": "device_id", "ip": "ip", "merchant": "merchant_id"}
+ENTITY_FIELDS = {k: ID_FIELDS[k] for k in LINKED_KINDS}
 FRAUD_WORDS = {"1", "1.0", "true", "t", "yes", "y", "fraud", "chargeback"}
 LEGIT_WORDS = {"0", "0.0", "false", "f", "no", "n", "legit", "legitimate", "genuine"}
 US_PER_DAY = 86_400_000_000
-MAX_TS_US = 4_102_444_800_000_000  # 2100-01-01
 
 
 @dataclass
@@ -55,6 +56,8 @@ class LoadReport:
     rejected: int
     reasons: dict[str, int] = field(default_factory=dict)
     rejected_file: Path | None = None
+    #: What the load assumed where the input said nothing (field -> what and for how many rows).
+    defaults: dict[str, str] = field(default_factory=dict)
 
 
 def parse_columns(text: str) -> dict[str, str]:
@@ -116,10 +119,7 @@ def read_source(src: Path) -> tuple[pa.Table, np.ndarray, list[tuple[int, str]]]
 
 
 def _trimmed(table: pa.Table, column: str) -> pa.ChunkedArray:
-    values = table.column(column)
-    if not pa.types.is_string(values.type) and not pa.types.is_large_string(values.type):
-        values = pc.cast(values, pa.string())
-    return pc.utf8_trim_whitespace(values)
+    return pc.utf8_trim_whitespace(rowcheck.text(table.column(column)))
 
 
 def _text(table: pa.Table, column: str) -> pd.Series:
@@ -127,47 +127,27 @@ def _text(table: pa.Table, column: str) -> pd.Series:
     return pd.Series(_trimmed(table, column).to_pylist(), dtype=object)
 
 
-def _bad_ids(table: pa.Table, column: str) -> np.ndarray:
-    """Ids (as `_text` trims them) too long or holding a control character, in Arrow."""
-    values = _trimmed(table, column)
-    wrong = pc.or_(
-        pc.greater(pc.utf8_length(values), MAX_ID_LEN),
-        pc.match_substring_regex(values, CONTROL_PATTERN),
-    )
-    return np.asarray(pc.fill_null(wrong, False).to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def parse_times(table: pa.Table, column: str) -> tuple[np.ndarray, np.ndarray]:
-    """Epoch microseconds and a bad-value mask; accepts timestamps, epoch seconds, ISO 8601."""
-    col = table.column(column)
-    n = table.num_rows
-    if pa.types.is_timestamp(col.type):
-        us = pc.cast(pc.cast(col, pa.timestamp("us", tz=col.type.tz)), pa.int64())
-        arr = us.to_numpy(zero_copy_only=False).astype("float64")
-        bad = np.isnan(arr) if arr.dtype.kind == "f" else np.zeros(n, dtype=bool)
-        ts = np.nan_to_num(arr).astype(np.int64)
-    else:
-        text = _text(table, column)
-        secs = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64")
-        ts = np.zeros(n, dtype=np.int64)
-        numeric = np.isfinite(secs)
-        ts[numeric] = np.round(secs[numeric] * 1e6).astype(np.int64)
-        iso = pd.to_datetime(text[~numeric], errors="coerce", utc=True, format="ISO8601")
-        ok = iso.notna().to_numpy()
-        rest = np.flatnonzero(~numeric)
-        naive = iso[ok].dt.tz_convert("UTC").dt.tz_localize(None)
-        ts[rest[ok]] = naive.to_numpy().astype("datetime64[us]").astype(np.int64)
-        bad = np.ones(n, dtype=bool)
-        bad[numeric] = False
-        bad[rest[ok]] = False
-    bad |= (ts < 0) | (ts >= MAX_TS_US)
-    return ts, bad
+def _cells(table: pa.Table, column: str) -> list[str | None]:
+    """An id column as written (ids are not trimmed: the contract refuses outer whitespace),
+    a blank cell meaning "absent"."""
+    values = rowcheck.text(table.column(column))
+    blank = pc.equal(pc.utf8_trim_whitespace(values), "")
+    cells: list[str | None] = pc.if_else(blank, pa.scalar(None, pa.string()), values).to_pylist()
+    return cells
 
 
 def validate(
-    table: pa.Table, columns: dict[str, str], *, label_delay_days: float, currency: str = "USD"
+    table: pa.Table,
+    columns: dict[str, str],
+    *,
+    label_delay_days: float,
+    rules: rowcheck.Rules | None = None,
+    rows: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray, dict[int, list[str]]]:
-    """Normalised rows, a keep mask, and per-row reasons for the rejected ones."""
+    """Normalised rows, a keep mask, and per-row reasons for the rejected ones. Card numbers
+    anywhere (row numbers from `rows`) stop the load with one error, before anything is
+    written, unless the rules hold a key to replace those of the card column."""
+    rules = rules or rowcheck.Rules()
     if not label_delay_days >= 0:
         raise InvalidInput(f"label_delay_days must be >= 0, got {label_delay_days}")
     absent = [f"{c!r} (for {f})" for f, c in columns.items() if c not in table.column_names]
@@ -177,29 +157,70 @@ def validate(
             f"it has: {', '.join(table.column_names)}"
         )
     n = table.num_rows
+    numbers = rows if rows is not None else np.arange(1, n + 1)
     reasons: dict[int, list[str]] = {}
 
     def flag(mask: np.ndarray, reason: str) -> None:
         for i in np.flatnonzero(mask).tolist():
             reasons.setdefault(i, []).append(reason)
 
-    user = _text(table, columns["user"])
-    flag(user.isna().to_numpy() | (user == "").to_numpy(), "missing user")
+    ids: dict[str, list[str | None]] = {}
+    pans: dict[str, np.ndarray] = {}
+    for name in ("txn", "user", *ENTITY_FIELDS, "category", "ring"):
+        if name not in columns or name == "ip":
+            continue
+        cells = _cells(table, columns[name])
+        problems = rowcheck.id_problems(cells)
+        is_pan = np.array([p == rowcheck.PAN_REASON for p in problems], dtype=bool)
+        if is_pan.any() and name == "card" and rules.card_key is not None:
+            key = rules.card_key
+            cells = [
+                rowcheck.card_token(key, c) if c is not None and pan else c
+                for c, pan in zip(cells, is_pan, strict=True)
+            ]
+            problems = rowcheck.id_problems(cells)
+        elif is_pan.any():
+            pans[columns[name]] = is_pan
+        for problem in set(problems) - {None, rowcheck.PAN_REASON}:
+            flag(np.array([p == problem for p in problems]), f"bad {name} id: {problem}")
+        ids[name] = cells
+    rowcheck.refuse_pans(pans, numbers, tokenize=rules.card_key is not None)
+
+    user = pd.Series(ids["user"], dtype=object)
+    flag(user.isna().to_numpy(), "missing user")
     amount_raw = table.column(columns["amount"])
     if pa.types.is_integer(amount_raw.type) or pa.types.is_floating(amount_raw.type):
         amount = pc.cast(amount_raw, pa.float64()).to_numpy(zero_copy_only=False)
     else:
         amount = pd.to_numeric(_text(table, columns["amount"]), errors="coerce").to_numpy("float64")
-    flag(~np.isfinite(amount) | (amount < 0), "bad amount (not a non-negative number)")
-    ts, bad_ts = parse_times(table, columns["time"])
-    flag(bad_ts, "bad time (not a timestamp, ISO 8601 or epoch seconds)")
+    flag(~np.isfinite(amount) | ~(amount > 0), "bad amount (not a positive number)")
+    flag(np.isfinite(amount) & (amount >= rules.amount_cap), "amount at or above the cap")
+    ts, bad_ts, naive = rowcheck.parse_times(table.column(columns["time"]), rules)
+    flag(bad_ts, rowcheck.time_reason(rules))
+    flag(naive, rowcheck.NAIVE_REASON)
     df = pd.DataFrame({"user_id": user, "amount": amount, "ts": ts})
     for f, out_col in ENTITY_FIELDS.items():
-        df[out_col] = _text(table, columns[f]).replace("", None) if f in columns else None
-    df["currency"] = (
-        _text(table, columns["currency"]).fillna(currency) if "currency" in columns else currency
+        df[out_col] = pd.Series(ids[f], dtype=object) if f in ids else None
+    if "ip" in columns:
+        ips, bad_ip = rowcheck.check_ips(_cells(table, columns["ip"]))
+        df["ip"] = pd.Series(ips, dtype=object)
+        flag(bad_ip, "bad ip (not an IPv4 or IPv6 address)")
+    given = _cells(table, columns["currency"]) if "currency" in columns else [None] * n
+    codes, bad_currency, defaulted = rowcheck.currencies(
+        [None if c is None else c.strip() for c in given], rules.currency
     )
-    df["merchant_category"] = _text(table, columns["category"]) if "category" in columns else None
+    df["currency"] = pd.Series(codes, dtype=object)
+    flag(bad_currency, "bad currency (not an ISO 4217 code)")
+    df.attrs["defaults"] = (
+        {"currency": f"{rules.currency} for {defaulted:,} rows without one (--currency)"}
+        if defaulted
+        else {}
+    )
+    df["merchant_category"] = (
+        pd.Series(ids["category"], dtype=object) if "category" in ids else None
+    )
+    # A confirmed ring (a case id) per row: ring truth for `evaluate`, never a feature.
+    df["ring_id"] = pd.Series(ids["ring"], dtype=object) if "ring" in ids else None
     df["label"] = -1
     if "label" in columns:
         word = _text(table, columns["label"]).map(
@@ -210,22 +231,16 @@ def validate(
         flag((word.notna() & ~word.isin(FRAUD_WORDS | LEGIT_WORDS)).to_numpy(), "bad label")
     df["label_ts"] = df["ts"] + int(label_delay_days * US_PER_DAY)
     if "label_time" in columns:
-        lts, bad_lts = parse_times(table, columns["label_time"])
-        given = _text(table, columns["label_time"]).fillna("").to_numpy() != ""
-        flag(given & bad_lts, "bad label time")
-        flag(given & ~bad_lts & (lts < ts), "label time before the transaction")
-        df.loc[given & ~bad_lts, "label_ts"] = lts[given & ~bad_lts]
-    txn = _text(table, columns["txn"]) if "txn" in columns else pd.Series([None] * n, dtype=object)
-    df["txn_id"] = txn.where(txn.notna() & (txn != ""), None)
+        lts, bad_lts, naive_lts = rowcheck.parse_times(table.column(columns["label_time"]), rules)
+        bad_lts |= naive_lts
+        given_lt = _text(table, columns["label_time"]).fillna("").to_numpy() != ""
+        flag(given_lt & bad_lts, "bad label time")
+        flag(given_lt & ~bad_lts & (lts < ts), "label time before the transaction")
+        df.loc[given_lt & ~bad_lts, "label_ts"] = lts[given_lt & ~bad_lts]
+    txn = pd.Series(ids["txn"] if "txn" in ids else [None] * n, dtype=object)
+    df["txn_id"] = txn
     dup = df["txn_id"].notna().to_numpy() & df["txn_id"].duplicated().to_numpy()
     flag(dup, "duplicate txn id")
-    # The graph store's id contract: such an id could be neither stored nor decided on.
-    for name in ("user", *ENTITY_FIELDS, "txn"):
-        if name in columns:
-            flag(
-                _bad_ids(table, columns[name]),
-                f"bad {name} id (over {MAX_ID_LEN} characters or a control character)",
-            )
     keep = np.ones(n, dtype=bool)
     keep[list(reasons)] = False
     return df, keep, reasons
@@ -244,6 +259,7 @@ def finish(
 ) -> LoadReport:
     """Write the kept rows as a world and the rejected ones to DIR/rejected.csv."""
     out.mkdir(parents=True, exist_ok=True)
+    defaults = dict(df.attrs.get("defaults", {}))
     df = df.assign(row=rows)
     missing_id = df["txn_id"].isna()
     df.loc[missing_id, "txn_id"] = "row-" + df.loc[missing_id, "row"].astype(str)
@@ -276,13 +292,14 @@ def finish(
         schema=schema.LABELS,
     )
     typ = good["typology"].to_numpy() if "typology" in good else np.full(len(good), None)
+    ring = good["ring_id"] if "ring_id" in good else pd.Series([None] * len(good), dtype=object)
     truth = pa.Table.from_arrays(
         [
             ids,
             pa.array((good["label"] == 1).to_numpy()),
-            pa.nulls(len(good), pa.string()),
+            pa.array(ring.to_numpy(), type=pa.string(), from_pandas=True),
             pa.array(typ, type=pa.string(), from_pandas=True),
-            pa.array(np.zeros(len(good), dtype=bool)),
+            pa.array(ring.notna().to_numpy()),
         ],
         schema=schema.TRUTH,
     )
@@ -309,8 +326,12 @@ def finish(
         "users": int(good["user_id"].nunique()),
         **{f"{k}s": int(good[c].nunique()) for k, c in ENTITY_FIELDS.items()},
         "rejected": len(rejected),
-        "rings": 0,
-        "ring_members": 0,
+        "rings": int(ring.nunique()),
+        "ring_members": int(
+            good.loc[ring.notna().to_numpy(), ["ring_id", "user_id"]].drop_duplicates().shape[0]
+        )
+        if ring.notna().any()
+        else 0,
     }
     write_world(
         out,
@@ -325,6 +346,7 @@ def finish(
         rejected=len(rejected),
         reasons=counter,
         rejected_file=rej_file if rejected else None,
+        defaults=defaults,
     )
 
 
@@ -334,18 +356,24 @@ def load_table(
     out: Path,
     columns: dict[str, str],
     label_delay_days: float = 7.0,
-    currency: str = "USD",
+    rules: rowcheck.Rules | None = None,
 ) -> LoadReport:
     """A CSV or Parquet file with the given column mapping into a world directory."""
+    rules = rules or rowcheck.Rules()
     table, rows, bad_rows = read_source(src)
     df, keep, reasons = validate(
-        table, columns, label_delay_days=label_delay_days, currency=currency
+        table, columns, label_delay_days=label_delay_days, rules=rules, rows=rows
     )
     meta = {
         "kind": "loaded",
         "source": src.name,
         "columns": columns,
-        "params": {"label_delay_days": label_delay_days},
+        "params": {
+            "label_delay_days": label_delay_days,
+            "currency": rules.currency,
+            "assume_tz": rules.assume_tz,
+            "cards_tokenized": rules.card_key is not None,
+        },
     }
     return finish(
         out=out, df=df, keep=keep, reasons=reasons, rows=rows, bad_rows=bad_rows, meta=meta

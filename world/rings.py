@@ -34,6 +34,8 @@ from world.population import (
     add_merchants,
     draw_rates,
 )
+from world.topology import SHAPES, plant
+from world.topology import TYPOLOGY_OF as TOPOLOGY_TYPOLOGY
 
 TYPOLOGIES = ("synthetic_identity", "card_testing", "ato", "mule")
 #: Accounts per shared entity of a hard ring, as many as a household shares a device with.
@@ -71,6 +73,7 @@ class Ring:
     cards: list[int] = field(default_factory=list)
     merchants: list[int] = field(default_factory=list)
     fraud_txns: int = 0
+    topology: str = "dense"
 
     def as_meta(self) -> dict[str, object]:
         return {
@@ -82,6 +85,7 @@ class Ring:
             "cards": len(self.cards),
             "merchants": len(self.merchants),
             "fraud_txns": self.fraud_txns,
+            "topology": self.topology,
         }
 
 
@@ -106,9 +110,16 @@ class Planner:
     """Plans rings until the fraud budget is spent; new ring accounts are appended at the end."""
 
     def __init__(
-        self, rng: np.random.Generator, pop: Population, *, days: int, difficulty: str
+        self,
+        rng: np.random.Generator,
+        pop: Population,
+        *,
+        days: int,
+        difficulty: str,
+        topology: str = "dense",
     ) -> None:
         self.rng, self.pop, self.days, self.easy = rng, pop, days, difficulty == "easy"
+        self.topology = topology
         self.rings: list[Ring] = []
         self.planted = Planted()
         self.new_users: list[dict[str, np.ndarray]] = []
@@ -193,6 +204,27 @@ class Planner:
             }
         )
         return users
+
+    def take_over(self, k: int) -> np.ndarray:
+        """Up to k established, active accounts not taken over before (marked ring members)."""
+        pop = self.pop
+        rate = pop.rate[: self.base]
+        free = np.flatnonzero(
+            ~self.taken & (pop.created_day[: self.base] == 0) & (rate > np.median(rate))
+        )
+        victims = self.rng.choice(free, size=min(k, free.shape[0]), replace=False)
+        self.taken[victims] = True
+        pop.member[victims] = True
+        return victims
+
+    def pending(self, name: str, user: int) -> int:
+        """Attribute `name` of a new ring account not yet appended to the population."""
+        at = user - self.base
+        for block in self.new_users:
+            if at < block[name].shape[0]:
+                return int(block[name][at])
+            at -= block[name].shape[0]
+        raise IndexError(user)
 
     def _set(self, users: np.ndarray, name: str, values: np.ndarray) -> None:
         block = self.new_users[-1]
@@ -303,13 +335,7 @@ class Planner:
         """Established accounts suddenly used from the ring's devices and IPs."""
         rng, ent, ring, d, pop = self.rng, self.pop.entities, self.rings[r], self.days, self.pop
         # Established, active accounts: worth taking over, with a history of their own.
-        rate = pop.rate[: self.base]
-        free = np.flatnonzero(
-            ~self.taken & (pop.created_day[: self.base] == 0) & (rate > np.median(rate))
-        )
-        victims = rng.choice(free, size=min(k, free.shape[0]), replace=False)
-        self.taken[victims] = True
-        pop.member[victims] = True
+        victims = self.take_over(k)
         n = victims.shape[0]
         if self.easy:
             devs = ent.new("devices", 1 + int(k > 8) + int(k > 20))
@@ -377,6 +403,14 @@ class Planner:
                 )
 
     # -- driver --------------------------------------------------------------------------
+    def _shape(self) -> str | None:
+        """The topology of the next ring (None: the dense planner of each typology)."""
+        if self.topology == "dense":
+            return None
+        if self.topology == "mix":
+            return SHAPES[int(self.rng.integers(0, len(SHAPES)))]
+        return self.topology
+
     def plan(self, budget: int) -> None:
         rng = self.rng
         order: list[int] = []
@@ -384,14 +418,20 @@ class Planner:
             if not order:  # rounds of every typology in a random order: balanced counts
                 order = [int(i) for i in rng.permutation(len(TYPOLOGIES))]
             t = order.pop(0)
-            typ = TYPOLOGIES[t]
+            shape = self._shape()
+            typ = TOPOLOGY_TYPOLOGY[shape] if shape else TYPOLOGIES[t]
             # Mostly 3-30 members; in small worlds no ring takes more than a quarter of the fraud.
             cap = min(30, max(3, round(budget / (4 * FRAUD_PER_MEMBER[typ]))))
             size = int(np.clip(round(rng.lognormal(np.log(8.0), 0.6)), 3, cap))
             room = (budget - len(self.planted)) / FRAUD_PER_MEMBER[typ]
             size = max(3, min(size, round(room)))
             r = len(self.rings)
-            self.rings.append(Ring(ring_id=f"ring-{r:05d}", typology=typ, members=[]))
+            self.rings.append(
+                Ring(ring_id=f"ring-{r:05d}", typology=typ, members=[], topology=shape or "dense")
+            )
+            if shape:
+                plant(self, r, size, shape)
+                continue
             getattr(self, typ)(r, size)
             if typ != "ato":
                 self.rings[r].members = list(

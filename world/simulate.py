@@ -37,6 +37,7 @@ from world.population import (
     user_count,
 )
 from world.rings import TYPOLOGIES, Planner, Ring
+from world.topology import TOPOLOGIES, add_lookalikes
 
 log = get_logger(__name__)
 
@@ -184,13 +185,22 @@ def generate(
     label_spread_days: float = 3.0,
     report_rate: float = 0.93,
     legit_label_rate: float = 0.002,
+    topology: str = "dense",
+    false_label_rate: float = 0.0,
     progress: bool = True,
 ) -> WorldSummary:
     """Write a world directory (see world/schema.py) and return its figures.
 
     A chargeback arrives ``label_delay_days`` (the minimum) plus an exponential spread of mean
     ``label_spread_days`` after its transaction; ``report_rate`` of fraud is ever reported.
+    ``topology`` shapes the rings (`world.topology`; any but ``dense`` also adds the legitimate
+    look-alikes); ``false_label_rate`` of legitimate transactions get a fraud label anyway
+    (friendly fraud, mistaken chargebacks), so that a label is evidence, not proof.
     """
+    if topology not in TOPOLOGIES:
+        raise InvalidInput(f"topology must be one of {TOPOLOGIES}, got {topology!r}")
+    if not 0.0 <= false_label_rate <= 0.05:
+        raise InvalidInput(f"false_label_rate must be between 0 and 0.05, got {false_label_rate}")
     _check(
         transactions=transactions,
         difficulty=difficulty,
@@ -206,7 +216,8 @@ def generate(
 
     setup = child(0)
     pop = build_population(setup, n_users=user_count(transactions, days), days=days)
-    planner = Planner(child(1), pop, days=days, difficulty=difficulty)
+    lookalikes = add_lookalikes(child(4), pop) if topology != "dense" else {}
+    planner = Planner(child(1), pop, days=days, difficulty=difficulty, topology=topology)
     planner.plan(round(fraud_rate * transactions))
     planted = _planted_arrays(planner)
     n_fraud = int(planted["ts"].shape[0])
@@ -292,10 +303,14 @@ def generate(
                 fraud, rng.random(n) < report_rate, rng.random(n) < legit_label_rate
             )
             delay = (label_delay_days + rng.exponential(label_spread_days, n)) * US_PER_DAY
+            mistaken = np.zeros(n, dtype=bool)
+            if false_label_rate > 0:
+                mistaken = ~fraud & (child(5, day).random(n) < false_label_rate)
+                labelled |= mistaken
             label_parts.append(
                 (
                     gidx[labelled],
-                    fraud[labelled],
+                    (fraud | mistaken)[labelled],
                     ts_us[labelled] + delay[labelled].astype(np.int64),
                 )
             )
@@ -333,6 +348,11 @@ def generate(
             "label_spread_days": label_spread_days,
             "report_rate": report_rate,
             "legit_label_rate": legit_label_rate,
+            **(
+                {"topology": topology, "false_label_rate": false_label_rate}
+                if topology != "dense" or false_label_rate
+                else {}
+            ),
         },
         counts={
             "transactions": written,
@@ -342,6 +362,8 @@ def generate(
             **{f"{k}s" if k != "ip" else "ips": int(v.sum()) for k, v in seen.items()},
         },
     )
+    if lookalikes:
+        meta["lookalikes"] = lookalikes
     write_meta(out, meta)
     seconds = time.perf_counter() - t0
     log.info(
@@ -361,7 +383,7 @@ def _meta(
     seed: int,
     difficulty: str,
     days: int,
-    params: dict[str, float],
+    params: dict[str, Any],
     counts: dict[str, int],
 ) -> dict[str, Any]:
     by_typ = {t: sum(r.typology == t for r in rings) for t in TYPOLOGIES}

@@ -18,16 +18,17 @@ from fastapi.responses import HTMLResponse
 from api.auth import require
 from api.deps import settings
 from api.errors import RequestInvalid, documented
+from fraudring.contract.ids import ENTITY_KINDS, check_id
 from fraudring.errors import Unavailable
 from fraudring.settings import Settings
 from graph.repository import GraphStore
 from graph.schemas import EntityKind, EntityRef, GraphPath, Neighbourhood, Ring, check_kind
 from graph.service import open_store
-from realtime.schemas import EntityId, check_id
+from realtime.schemas import EntityId
 
 router = APIRouter(tags=["investigate"], responses=documented(401, 403, 422, 503))
 _lock = threading.Lock()
-KINDS = "user, card, device, ip, merchant"
+KINDS = ", ".join(ENTITY_KINDS)
 
 
 def store(request: Request, s: Annotated[Settings, Depends(settings)]) -> GraphStore:
@@ -56,6 +57,13 @@ Ref = Annotated[
     ),
 ]
 guard = [Depends(require("investigate"))]
+
+
+def parse_follow(follow: str | None) -> list[EntityKind] | None:
+    """The `follow` parameter: comma-separated kinds, a 422 naming it for a wrong one."""
+    if not follow:
+        return None
+    return [check_kind(k.strip(), field="follow") for k in follow.split(",") if k.strip()]
 
 
 @router.get("/v1/rings", response_model=list[Ring], dependencies=guard, summary="Top rings by risk")
@@ -89,11 +97,7 @@ async def neighbourhood(
     max_nodes: Annotated[int, Query(ge=1, le=2000)] = 200,
     follow: Annotated[str | None, Query(description=f"comma-separated kinds of {KINDS}")] = None,
 ) -> Neighbourhood:
-    kinds = (
-        [check_kind(k.strip(), field="follow") for k in follow.split(",") if k.strip()]
-        if follow
-        else None
-    )
+    kinds = parse_follow(follow)
     return await run_in_threadpool(
         lambda: st.neighbourhood(kind, entity_id, hops=hops, max_nodes=max_nodes, follow=kinds)
     )

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import require
 from api.deps import engine
 from api.errors import documented
+from api.schemas import LabelsQueued
 from realtime.labels import LabelKind, LabelRecord, publish_labels_async
 from realtime.schemas import EntityId
 from realtime.service import DecisionEngine
@@ -41,6 +42,7 @@ class LabelsIn(BaseModel):
 @router.post(
     "",
     status_code=202,
+    response_model=LabelsQueued,
     summary="Queue labels; the workers update the graph and rescore the rings they touch",
     dependencies=[Depends(require("investigate"))],
 )

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from api.auth import require
 from api.deps import settings
 from api.errors import documented
+from api.schemas import ModelList, ModelManifest
 from fraudring.registry import ModelRegistry
 from fraudring.settings import Settings
 
@@ -17,7 +18,10 @@ SUMMARY_FIELDS = ("version", "created_at", "kind", "metrics", "thresholds", "dat
 
 
 @router.get(
-    "", summary="Model versions, newest first", dependencies=[Depends(require("investigate"))]
+    "",
+    response_model=ModelList,
+    summary="Model versions, newest first",
+    dependencies=[Depends(require("investigate"))],
 )
 async def list_models(s: Annotated[Settings, Depends(settings)]) -> dict[str, Any]:
     reg = ModelRegistry(s.models_path)
@@ -32,6 +36,7 @@ async def list_models(s: Annotated[Settings, Depends(settings)]) -> dict[str, An
 
 @router.get(
     "/{version}",
+    response_model=ModelManifest,
     summary="One model's manifest: metrics, features, thresholds, whether it is live",
     dependencies=[Depends(require("investigate"))],
     responses=documented(404, e404="no such version"),

@@ -1,0 +1,131 @@
+"""The worlds `bench rings` scores: one per ring topology and seed, and the AMLSim samples.
+
+Each world is loaded as arrays (`gnn.graphdata.TxnArrays`, the offline ring rule's input) with
+its planted rings (members of size >= 3, as `world.io.match_rings` counts them) and, per user,
+when its first fraud label arrived. AMLSim transfers get one extra row per transfer, the payee
+using its own counterparty node, so that a payee account is tied to the node its payers share
+(transfers are not first-class yet; `world.amlsim`).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gnn.dataset import load_frames
+from gnn.graphdata import KINDS, NEVER, TxnArrays, txn_arrays
+from gnn.ringrisk import RingIndex
+
+AMLSIM = Path(__file__).resolve().parents[1] / "../shared/datasets/amlsim"
+USER = KINDS.index("user")
+
+
+@dataclass
+class BenchWorld:
+    name: str
+    topology: str
+    seed: int
+    split: str  # "validation" (parameters are chosen here) or "test"
+    a: TxnArrays
+    index: RingIndex
+    planted: dict[str, set[str]]  # ring -> member user node ids (as strings)
+    fraud_at: dict[str, int]  # user node id -> arrival of its first fraud label
+    end: int  # just after the last transaction
+
+    def labelled(self, at: int) -> set[str]:
+        """Users with a fraud label known before `at`."""
+        return {u for u, t in self.fraud_at.items() if t < at}
+
+    def first_label(self) -> dict[str, int]:
+        """Per planted ring, when the first fraud label of one of its members arrived."""
+        out = {}
+        for rid, members in self.planted.items():
+            times = [self.fraud_at[m] for m in members if m in self.fraud_at]
+            if times:
+                out[rid] = min(times)
+        return out
+
+
+def _arrays(
+    txns: pd.DataFrame, labels: pd.DataFrame, truth: pd.DataFrame | None
+) -> tuple[TxnArrays, dict[str, set[str]], dict[str, int]]:
+    a = txn_arrays(txns, labels)
+    users = a.node[:, USER]
+    planted: dict[str, set[str]] = {}
+    if truth is not None:
+        t = truth.set_index("txn_id").reindex(txns["txn_id"])
+        ring = t["ring_id"].to_numpy(dtype=object)
+        member = t["user_is_ring_member"].fillna(False).to_numpy(dtype=bool)
+        for r, u in zip(ring[member], users[member], strict=True):
+            if isinstance(r, str):
+                planted.setdefault(r, set()).add(str(int(u)))
+    planted = {r: m for r, m in planted.items() if len(m) >= 3}
+    fraud = np.flatnonzero((a.label == 1) & (users >= 0))
+    fraud_at: dict[str, int] = {}
+    for u, lt in zip(users[fraud].tolist(), a.label_ts[fraud].tolist(), strict=True):
+        key = str(u)
+        if lt < fraud_at.get(key, NEVER):
+            fraud_at[key] = lt
+    return a, planted, fraud_at
+
+
+def synthetic(topology: str, seed: int, split: str, *, transactions: int) -> BenchWorld:
+    from world.simulate import generate
+
+    with tempfile.TemporaryDirectory(prefix="fraudring-bench-rings-") as tmp:
+        out = Path(tmp) / "w"
+        generate(
+            out=out,
+            transactions=transactions,
+            seed=seed,
+            days=30,
+            fraud_rate=0.005,
+            topology=topology,
+            false_label_rate=0.0002,
+            progress=False,
+        )
+        f = load_frames(out)
+    a, planted, fraud_at = _arrays(f.txns, f.labels, f.truth)
+    return BenchWorld(
+        f"{topology} seed {seed}",
+        topology,
+        seed,
+        split,
+        a,
+        RingIndex.of(a),
+        planted,
+        fraud_at,
+        int(a.t[-1]) + 1,
+    )
+
+
+def amlsim(sample: str, *, seed: int) -> BenchWorld:
+    from world.amlsim import load_amlsim
+
+    with tempfile.TemporaryDirectory(prefix="fraudring-bench-aml-") as tmp:
+        out = Path(tmp) / "w"
+        load_amlsim(src=AMLSIM / sample, out=out, seed=seed)
+        f = load_frames(out)
+    own = f.txns.assign(
+        txn_id="r" + f.txns["txn_id"].str[1:],
+        user_id=f.txns["merchant_id"],
+        amount=0.0,
+    )
+    txns = pd.concat([f.txns, own], ignore_index=True)
+    txns = txns.sort_values(["ts", "txn_id"], kind="mergesort").reset_index(drop=True)
+    a, planted, fraud_at = _arrays(txns, f.labels, f.truth)
+    return BenchWorld(
+        f"AMLSim {sample}",
+        "amlsim_" + sample.split("_")[-1].rstrip("0123456789"),
+        seed,
+        "test",
+        a,
+        RingIndex.of(a),
+        planted,
+        fraud_at,
+        int(a.t[-1]) + 1,
+    )

@@ -1,0 +1,66 @@
+"""`fraudring bench NAME [--json PATH]`: run `bench/NAME.py`, print its table, save its figures."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fraudring.errors import InvalidInput
+
+console = Console()
+BENCHMARKS = (
+    "world",
+    "graph",
+    "decisions",
+    "detection",
+    "stream",
+    "scale",
+    "cluster",
+    "knee",
+    "faults",
+    "rings",
+)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def bench(
+        name: Annotated[str, typer.Argument(help=f"One of: {', '.join(BENCHMARKS)}.")],
+        json_path: Annotated[
+            Path | None, typer.Option("--json", help="Write the figures as one flat JSON object.")
+        ] = None,
+        transactions: Annotated[
+            int | None, typer.Option(help="World size, where the benchmark takes one.")
+        ] = None,
+        seed: Annotated[int, typer.Option(help="Seed of every random step.")] = 7,
+        store: Annotated[
+            str | None,
+            typer.Option(help="Graph store of `bench graph`: falkordb (default) or neo4j."),
+        ] = None,
+    ) -> None:
+        """Run a benchmark under bench/ and print its figures."""
+        if name not in BENCHMARKS:
+            raise InvalidInput(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}")
+        if store is not None and name != "graph":
+            raise InvalidInput("--store: only `bench graph` takes a graph store")
+        module = importlib.import_module(f"bench.{name}")
+        extra = {"store": store} if store is not None else {}
+        figures: dict[str, float | int | str] = module.run(
+            transactions=transactions, seed=seed, **extra
+        )
+        table = Table(title=f"bench {name}")
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        for key, value in figures.items():
+            table.add_row(key, f"{value:,.4g}" if isinstance(value, float) else str(value))
+        console.print(table)
+        if json_path is not None:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+            console.print(f"figures written to {json_path}")

@@ -1,0 +1,123 @@
+"""`fraudring rings` and `fraudring neighbourhood`: the graph store for investigators."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fraudring.cli.tables import compact
+
+console = Console()
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def rings(
+        top: Annotated[int, typer.Option(help="How many rings, by risk.", min=1, max=10_000)] = 20,
+        detect: Annotated[
+            bool, typer.Option("--detect", help="Run a full ring detection first.")
+        ] = False,
+        everything: Annotated[
+            bool, typer.Option("--all", help="Also list groups that are not suspicious.")
+        ] = False,
+    ) -> None:
+        """List the top rings by risk: size, labelled fraud, shared entities, activity."""
+        from fraudring.runtime import services
+        from fraudring.settings import get_settings
+        from graph.service import open_store
+
+        settings = get_settings()
+        with services(settings) as ep, open_store(ep.graph_url, settings=settings) as store:
+            if detect:
+                up = store.detect_rings()
+                console.print(
+                    f"detected {len(up.rings)} rings in {up.seconds:.2f} s "
+                    f"({len(up.created)} new, {len(up.removed)} removed)"
+                )
+            stored = store.top_rings(top)
+            found = [r for r in stored if everything or r.suspicious]
+        # Ring ids are what the next command takes: never cut, even in 80 columns.
+        table = compact(
+            f"top {len(found)} rings by risk",
+            caption="fraud: members with a fraud label; shared: the entities that tie them, by "
+            "kind (`fraudring neighbourhood` lists them); age: the members' mean account age "
+            "in days; last: last activity (UTC)",
+        )
+        for col in ("ring", "risk", "fraud", "shared", "amount", "age", "last"):
+            left = col in ("ring", "shared")
+            table.add_column(col, justify="left" if left else "right", no_wrap=True)
+        for r in found:
+            kinds = Counter(e.kind for e in r.shared_entities)
+            table.add_row(
+                r.id,
+                f"{r.risk:.2f}",
+                f"{r.fraud_n} of {r.size}",
+                "\n".join(f"{n} {kind}" for kind, n in sorted(kinds.items())),
+                f"{r.amount:,.0f}",
+                f"{r.account_age_days:.1f}",
+                _when(r.last_activity).replace(" ", "\n"),
+            )
+        console.print(table)
+        if not stored:
+            console.print("no rings stored: run `fraudring rings --detect` after ingesting")
+        elif not found:
+            console.print(
+                f"none of the top {len(stored)} groups is suspicious (household-sized, one home, "
+                "no fraud label): `--all` lists them"
+            )
+
+    @app.command()
+    def neighbourhood(
+        kind: Annotated[str, typer.Argument(help="user, card, device, ip or merchant.")],
+        id: Annotated[str, typer.Argument(help="The entity id.")],
+        hops: Annotated[int, typer.Option(help="How far to expand (1-6).")] = 2,
+        max_nodes: Annotated[int, typer.Option(help="Stop after this many nodes.")] = 200,
+        follow: Annotated[
+            str | None,
+            typer.Option(help="Comma-separated entity kinds to traverse (default: all)."),
+        ] = None,
+    ) -> None:
+        """Show the k-hop neighbourhood of an entity: nodes, then the user-entity edges."""
+        from fraudring.runtime import services
+        from fraudring.settings import get_settings
+        from graph.service import open_store
+
+        kinds = [k.strip() for k in follow.split(",") if k.strip()] if follow else None
+        settings = get_settings()
+        with services(settings) as ep, open_store(ep.graph_url, settings=settings) as store:
+            nb = store.neighbourhood(kind, id, hops=hops, max_nodes=max_nodes, follow=kinds)
+        nodes = Table(title=f"{kind} {id}: {len(nb.nodes)} nodes within {hops} hops")
+        for col in ("kind", "id", "fraud label", "fraud txns"):
+            nodes.add_column(col)
+        for n in nb.nodes:
+            nodes.add_row(
+                n.kind,
+                n.id,
+                str(n.props.get("fraud_label") or ""),
+                str(n.props.get("fraud_txn_n") or 0),
+            )
+        console.print(nodes)
+        edges = Table(title=f"{len(nb.edges)} edges")
+        for col in ("user", "entity", "txns", "amount", "fraud", "last seen"):
+            edges.add_column(col)
+        for e in nb.edges:
+            edges.add_row(
+                e.user_id,
+                f"{e.kind}:{e.entity_id}",
+                str(e.n),
+                f"{e.amount_sum:,.2f}",
+                str(e.fraud_n),
+                _when(e.last_seen),
+            )
+        console.print(edges)
+        if nb.truncated:
+            console.print(f"[yellow]stopped at {max_nodes} nodes (--max-nodes)[/yellow]")

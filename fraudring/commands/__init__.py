@@ -1,1 +1,0 @@
-"""Subcommands of the `fraudring` CLI, one module per capability."""

@@ -1,0 +1,121 @@
+"""Suspicious rings grown from labels, read from the store (`graph.ringrule.evidence_rings`).
+
+A full run measures, per entity kind, the labelled share of all recent user-entity ties (the
+population an entity is compared with), keeps it on a `RingRates` node for incremental runs,
+and reads every entity within `evidence_cap` users that ties two labelled users. An incremental
+run expands from the touched users over such entities (and the members of their current
+rings) to the closure a full run would group them in, and decides with the stored rates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from graph import queries as q
+from graph.ringrule import EvidenceLinks, label_rates
+from graph.schemas import KIND_OF_LABEL, LINKED_KINDS, RingParams
+
+if TYPE_CHECKING:
+    from graph.repository import CypherStore
+
+_CHUNK = 10_000
+OldRings = dict[str, tuple[float, list[str]]]
+
+
+def _scan(
+    store: CypherStore, build: Any, args: dict[str, Any], page_size: int
+) -> list[tuple[str, list[list[Any]]]]:
+    tasks = [
+        (kind, pred, {**page, **args})
+        for pred, page in store._pages("x", page_size=page_size)
+        for kind in LINKED_KINDS
+    ]
+
+    def fetch(task: tuple[str, str, dict[str, Any]]) -> list[list[Any]]:
+        kind, pred, a = task
+        return store._read(build(page=pred)[kind], a)
+
+    with ThreadPoolExecutor(max_workers=store.read_parallelism) as pool:
+        return [(t[0], rows) for t, rows in zip(tasks, pool.map(fetch, tasks), strict=True)]
+
+
+def full(
+    store: CypherStore, *, since: float, params: RingParams
+) -> tuple[EvidenceLinks, dict[str, float]]:
+    """Every evidence entity and the rates, which are stored for incremental runs."""
+    totals: dict[str, tuple[float, float]] = {k: (0.0, 0.0) for k in LINKED_KINDS}
+    for kind, rows in _scan(store, q.evidence_totals, {"since": since}, params.page_size):
+        for n, bad in rows:
+            t = totals[kind]
+            totals[kind] = (t[0] + float(n or 0), t[1] + float(bad or 0))
+    rates = label_rates(totals, prior=params.label_prior)
+    store._write_all(
+        [
+            (
+                q.RATES_WRITE,
+                {
+                    "kinds": list(rates),
+                    "rates": [rates[k] for k in rates],
+                    "since": since,
+                },
+            )
+        ]
+    )
+    links: EvidenceLinks = {}
+    args = {"since": since, "cap": params.evidence_cap}
+    for kind, rows in _scan(store, q.evidence_links, args, params.page_size):
+        for eid, users, bad in rows:
+            links[(kind, eid)] = (list(users), list(bad))
+    return links, rates
+
+
+def stored_rates(store: CypherStore, *, params: RingParams) -> dict[str, float]:
+    """The rates of the last full run (the prior before any)."""
+    rows = store._read(q.RATES_READ)
+    if rows and rows[0][0]:
+        return {str(k): float(v) for k, v in zip(rows[0][0], rows[0][1], strict=True)}
+    return {k: params.label_prior for k in LINKED_KINDS}
+
+
+def expand(
+    store: CypherStore,
+    users: Collection[str],
+    *,
+    since: float,
+    params: RingParams,
+    rings_of: Any,
+) -> tuple[EvidenceLinks, set[str], OldRings]:
+    """Evidence entities around `users`, closed under them and under current ring membership
+    (`rings_of(store, users)` -> the rings of those users)."""
+    links: EvidenceLinks = {}
+    old: OldRings = {}
+    visited: set[str] = set()
+    checked: set[tuple[str, str]] = set()
+    frontier = set(users)
+    args = {"since": since, "cap": params.evidence_cap}
+    while frontier:
+        visited |= frontier
+        rings = rings_of(store, frontier)
+        old.update(rings)
+        grow = {m for _, members in rings.values() for m in members} - visited
+        ids = sorted(frontier)
+        seen: set[tuple[str, str]] = set()
+        for i in range(0, len(ids), _CHUNK):
+            for label, eid in store._read(
+                q.USER_TIES, {"ids": ids[i : i + _CHUNK], "since": since}
+            ):
+                key = (KIND_OF_LABEL[label], eid)
+                if key not in checked:
+                    seen.add(key)
+        checked |= seen
+        for kind in LINKED_KINDS:
+            ents = sorted(e for k, e in seen if k == kind)
+            for i in range(0, len(ents), _CHUNK):
+                rows = store._read(q.ENTITY_EVIDENCE[kind], {"ids": ents[i : i + _CHUNK], **args})
+                for eid, us, bad in rows:
+                    links[(kind, eid)] = (list(us), list(bad))
+                    grow.update(u for u in us if u not in visited)
+        frontier = grow
+    return links, visited, old

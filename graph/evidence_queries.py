@@ -1,0 +1,105 @@
+"""The Cypher of the investigator's reads (graph.investigation, graph.history, graph.formats):
+evidence, an entity's ledger rows, rings sharing an entity. Values travel as parameters; labels
+come from `schemas.LABELS`, constants."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from graph.schemas import LABELS, LINKED_KINDS
+
+# --- evidence and history (graph.investigation) ---------------------------------------------
+
+#: Per kind: every user of the given entities with the edge's figures (members and others; the
+#: caller splits them), and the entity's own label.
+EVIDENCE_LINKS: Final[dict[str, str]] = {
+    k: f"""
+UNWIND $ids AS eid
+MATCH (x:{LABELS[k]} {{id: eid}})<-[r:USED]-(u:User)
+RETURN x.id, u.id, r.first_seen, r.last_seen, r.n, r.fraud_n, r.amount_sum, x.fraud_label
+"""
+    for k in LINKED_KINDS
+}
+
+#: Per user: distinct entities used, by label (cards per account tells card testing apart).
+USER_KIND_COUNTS: Final = """
+UNWIND $ids AS uid
+MATCH (u:User {id: uid})-[r:USED]->(x)
+RETURN u.id, labels(x)[0], count(x)
+"""
+
+#: An entity with its edges' totals (users, transactions, first/last seen) and labels.
+ENTITY_SUMMARY: Final[dict[str, str]] = {
+    k: (
+        """
+MATCH (n:User {id: $id})
+OPTIONAL MATCH (n)-[a:ACTIVITY]->(n)
+OPTIONAL MATCH (n)-[r:USED]->()
+RETURN n.fraud_label, n.labelled_by, n.labelled_at, n.fraud_txn_n, n.legit_txn_n,
+  a.n, a.first_seen, a.last_seen, count(r)
+"""
+        if k == "user"
+        else f"""
+MATCH (n:{LABELS[k]} {{id: $id}})
+OPTIONAL MATCH (n)<-[r:USED]-(:User)
+RETURN n.fraud_label, n.labelled_by, n.labelled_at, n.fraud_txn_n, n.legit_txn_n,
+  sum(r.n), min(r.first_seen), max(r.last_seen), count(r)
+"""
+    )
+    for k in ("user", *LINKED_KINDS)
+}
+
+#: Users of an entity (any kind but user), most active first: the way to its ledger rows.
+ENTITY_USER_IDS: Final[dict[str, str]] = {
+    k: f"""
+MATCH (x:{LABELS[k]} {{id: $id}})<-[r:USED]-(u:User)
+RETURN u.id ORDER BY r.n DESC, u.id LIMIT $limit
+"""
+    for k in LINKED_KINDS
+}
+
+#: Ledger rows of users (index on Txn.user) before a time, newest first; `kind` filters by the
+#: entity's column (a constant per kind, never input).
+TXN_COLUMN: Final[dict[str, str]] = {
+    "user": "user",
+    "card": "card",
+    "device": "device",
+    "ip": "ip",
+    "merchant": "merchant",
+}
+
+
+def txns_of(kind: str) -> str:
+    """A page of the ledger of the given users that involve entity `$id` of `kind`."""
+    col = TXN_COLUMN[kind]
+    return f"""
+UNWIND $users AS uid
+MATCH (t:Txn {{user: uid}})
+WHERE t.{col} = $id AND t.ts < $before
+RETURN t.id, t.ts, t.user, t.card, t.device, t.ip, t.merchant, t.amount, t.fraud_label,
+  t.labelled_by, t.labelled_at
+ORDER BY t.ts DESC, t.id DESC
+LIMIT $limit
+"""
+
+
+#: Rings an entity ties (its `kind:id` among their shared entities): the ring nodes are few.
+RINGS_SHARING: Final = "MATCH (g:Ring) WHERE $ref IN g.shared RETURN g.id ORDER BY g.risk DESC"
+
+TXN_BY_ID: Final = """
+UNWIND $ids AS tid
+MATCH (t:Txn {id: tid})
+RETURN t.id, t.ts, t.user, t.card, t.device, t.ip, t.merchant, t.amount, t.fraud_label,
+  t.labelled_by, t.labelled_at
+"""
+
+#: Merchants the given users paid, with how many of them did and how many users the merchant
+#: has in all (a mule ring's shell merchant lives off the ring).
+MEMBER_MERCHANTS: Final = """
+UNWIND $ids AS uid
+MATCH (u:User {id: uid})-[:USED]->(x:Merchant)
+WITH x, count(u) AS members
+WHERE members >= 2
+MATCH (x)<-[r:USED]-(:User)
+RETURN x.id, members, count(r)
+"""

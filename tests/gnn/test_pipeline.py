@@ -1,0 +1,198 @@
+"""The training pipeline on a small world: registry versions, promotion rule, rollback, loading;
+the evaluation report; thresholds by expected cost; the CLI's clear error on bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fraudring.registry import ModelRegistry
+from fraudring.settings import Settings, load_settings
+from gnn.features import FEATURE_NAMES
+from gnn.metrics import average_precision
+from gnn.model import GcnConfig
+from gnn.pit import PitConfig
+from gnn.tabular import XgbModel, choose_thresholds
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from world.simulate import generate
+
+    out = tmp_path_factory.mktemp("world") / "w"
+    generate(out=out, transactions=12_000, seed=5, days=22, fraud_rate=0.01, progress=False)
+    return out
+
+
+FAST = PitConfig(gcn=GcnConfig(hidden_channels=8, epochs=8, patience=8), retrain_every=10)
+
+
+def _settings(tmp_path: Path, **kw: object) -> Settings:
+    return load_settings(env="dev", data_dir=tmp_path / "data", **kw)
+
+
+def test_train_register_promote_rollback(tmp_path: Path, small_world: Path) -> None:
+    from gnn.service import load_gcn, train_pipeline
+
+    settings = _settings(tmp_path)
+    first = train_pipeline(settings=settings, data_dir=small_world, pit=FAST)
+    reg = ModelRegistry(settings.models_path)
+    assert first["promoted"] and reg.live_version() == first["version"]
+    man = reg.manifest(first["version"])
+    assert man["kind"] == "fraud-model" and man["features"][0] == "amount"
+    assert (
+        man["features"] == list(FEATURE_NAMES)
+        and man["label_delay_days"] == 7.0
+        and 0 <= man["thresholds"]["review"] <= man["thresholds"]["decline"] <= 1
+    )
+    assert "val_pr_auc" in man["metrics"] and man["data_window"]["name"] == "w"
+    booster = XgbModel.load(reg.artifact(first["version"], "xgb.json"))
+    assert booster.features == man["features"]
+    assert load_gcn(reg).in_channels == 12
+    # the configuration passed is the one trained (FAST's 8 hidden channels, not the default)
+    assert load_gcn(reg).hidden_channels == FAST.gcn.hidden_channels != GcnConfig().hidden_channels
+    # same data again: the candidate does not beat production by the margin -> kept
+    strict = _settings(tmp_path, promote_margin=0.5)
+    second = train_pipeline(settings=strict, data_dir=small_world, pit=FAST)
+    assert not second["promoted"] and reg.live_version() == first["version"]
+    assert second["live_val_pr_auc_same_window"] == pytest.approx(first["metrics"]["val_pr_auc"])
+    # rollback to any version, then back
+    assert reg.promote(second["version"], metric="val_pr_auc", force=True)
+    assert reg.rollback() == first["version"] and reg.live_version() == first["version"]
+
+
+def test_evaluate_writes_report_and_plot(tmp_path: Path, small_world: Path) -> None:
+    from gnn.dataset import build_dataset, load_frames
+    from gnn.evaluate import evaluate_dataset, write_report
+
+    out = tmp_path / "rep"
+    ds = build_dataset(load_frames(small_world), pit=FAST, progress=False)
+    write_report(evaluate_dataset(ds, seed=1, cost_fp=100, cost_fn=550), out)
+    rep = json.loads((out / "report.json").read_text())
+    assert set(rep["metrics"]) == {"a_rules", "b_xgb_tabular", "c_gcn", "d_xgb_graph"}
+    for vals in rep["metrics"].values():
+        assert 0.0 <= vals["pr_auc"] <= 1.0 and "ring_recall_24h" in vals
+    assert rep["split"]["train_end"] < rep["split"]["test_start"]
+    rings = rep["extra"]["rings_at_test_end"]  # the small world's planted rings, flagged as served
+    assert rings["rings_confirmed"] > 0 and 0.0 <= rings["ring_recall"] <= 1.0
+    assert 0.0 <= rings["ring_false_share"] <= 1.0
+    assert (out / "pr_curve.png").stat().st_size > 10_000
+    md = (out / "report.md").read_text()
+    assert "| metric | (a) rules only | (b) XGBoost, tabular features |" in md
+    pr_row = next(line for line in md.splitlines() if line.startswith("| PR-AUC |"))
+    d_pr = rep["metrics"]["d_xgb_graph"]["pr_auc"]
+    assert pr_row.rstrip(" |").endswith(f"{d_pr:.3f}")
+
+
+def test_evaluate_warns_when_the_windows_hold_too_few_frauds() -> None:
+    from gnn.evaluate import MIN_TEST_FRAUDS, MIN_VAL_FRAUDS, thin_evidence
+
+    fine = {"a": {"review": 0.3, "decline": 0.8}, "b": {"review": 1.0, "decline": 1.0}}
+    assert (
+        thin_evidence(test_frauds=MIN_TEST_FRAUDS, val_known_frauds=MIN_VAL_FRAUDS, thresholds=fine)
+        == []
+    )
+    [test_only] = thin_evidence(test_frauds=3, val_known_frauds=500, thresholds=fine)
+    assert "test window has 3 fraudulent" in test_only
+    [val_only] = thin_evidence(test_frauds=500, val_known_frauds=2, thresholds=fine)
+    assert "validation window has 2 known fraud" in val_only
+    flat = {k: {"review": 1.0, "decline": 1.0} for k in "ab"}
+    [ones] = thin_evidence(test_frauds=500, val_known_frauds=500, thresholds=flat)
+    assert "thresholds are 1.0" in ones
+
+
+def test_evaluate_on_a_tiny_world_says_its_figures_mean_nothing(tmp_path: Path) -> None:
+    """A world this small has a handful of frauds in its test window: the CLI says so."""
+    import subprocess
+    import sys
+
+    from world.simulate import generate
+
+    world = tmp_path / "tiny"
+    generate(out=world, transactions=3000, seed=3, days=22, fraud_rate=0.002, progress=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "fraudring.cli", "evaluate", "--data", str(world),
+         "--out", str(tmp_path / "rep")],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "250"},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "warning: the test window has" in out.stdout
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert rep["extra"]["warnings"] and rep["extra"]["test_frauds"] < 30
+    assert "**Warning:**" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_report_cells_read_as_numbers() -> None:
+    from gnn.evaluate import fmt
+
+    assert fmt("pr_auc", 0.5) == "0.500" and fmt("roc_auc", 1.0) == "1.000"
+    assert fmt("cost_per_1000", 4922.4) == "$4,922" and fmt("rings_in_test", 8.0) == "8"
+    assert fmt("ring_recall_24h", float("nan")) == "n/a"
+
+
+def test_bad_data_dir_is_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    from fraudring import cli
+
+    monkeypatch.setattr(sys, "argv", ["fraudring", "evaluate", "--data", str(tmp_path / "nope")])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "not a world dir" in err and "Traceback" not in err
+    (tmp_path / "transactions.parquet").write_bytes(b"not parquet")
+    monkeypatch.setattr(sys, "argv", ["fraudring", "evaluate", "--data", str(tmp_path)])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "not a readable Parquet file" in err and "Traceback" not in err
+
+
+def test_thresholds_by_expected_cost() -> None:
+    y = np.array([1, 1, 0, 1, 0, 0, 0, 0, 0, 0])
+    s = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+    thr = choose_thresholds(y, s, cost_fp=100, cost_fn=550)
+    # declining >= 0.6 costs one FP (100) vs missing the fraud at 0.6 (550)
+    assert thr.decline == pytest.approx(0.6)
+    assert thr.review == pytest.approx(0.6)  # nothing below 0.6 is worth a $20 review
+    cheap = choose_thresholds(np.r_[y, 1], np.r_[s, 0.01], cost_fp=100, cost_fn=550)
+    assert cheap.review < cheap.decline  # a fraud at the bottom: reviewing all pays ($200 < $550)
+
+
+def test_settings_are_used_for_costs(make_settings: Callable[..., Settings]) -> None:
+    s = make_settings(cost_fp=1.0, cost_fn=1000.0)
+    y = np.array([1, 0, 0, 0, 1])
+    sc = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    thr = choose_thresholds(y, sc, cost_fp=s.cost_fp, cost_fn=s.cost_fn)
+    assert thr.decline == pytest.approx(0.5)  # misses are so costly that all are declined
+
+
+def test_live_model_of_an_older_contract_is_scored_on_its_own_columns(tmp_path: Path) -> None:
+    """After the contract grew (STATS_FEATURES), the live model still competes on the same
+    validation rows, reading only the columns it knows; one reading an unknown one does not."""
+    from gnn.service import _live_val_pr_auc
+    from gnn.tabular import fit_xgb
+
+    rng = np.random.default_rng(0)
+    names = list(FEATURE_NAMES)
+    x = rng.normal(size=(600, len(names)))
+    y = (x[:, 0] + 0.5 * rng.normal(size=600) > 1.0).astype(np.int64)
+    old = names[:5]  # an older, smaller contract
+    model = fit_xgb(x[:, :5], y, None, None, features=old, seed=1)
+    reg = ModelRegistry(tmp_path / "models")
+    model.save(tmp_path / "xgb.json")
+    version = reg.register(artifacts={"xgb.json": tmp_path / "xgb.json"}, manifest={"metrics": {}})
+    reg.promote(version, metric="val_pr_auc", force=True)
+    ap = _live_val_pr_auc(reg, x, y, names)
+    assert ap is not None and ap == pytest.approx(average_precision(y, model.predict(x[:, :5])))
+    assert ap > 0.5
+    assert _live_val_pr_auc(reg, x[:, 1:], y, names[1:]) is None  # "amount" unknown here

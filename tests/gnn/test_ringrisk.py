@@ -1,0 +1,192 @@
+"""Offline ring risk equals what the workers serve: the same tiny graph, both ways."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fraudring.settings import load_settings
+from gnn.features import US
+from gnn.graphdata import KINDS, txn_arrays
+from gnn.pit import PitConfig, graph_risk_features
+from gnn.ringrisk import RingIndex, ring_risk, user_bases
+from graph.repository import CypherStore
+from graph.ringrule import pick_bases
+from graph.rings import _bases
+from graph.schemas import RingParams, TxnRecord
+from graph.service import open_store
+from workers.scoring import plan_risks
+
+DAY = 86_400.0
+T0 = 1_750_000_000.0
+# (user, card, device, ip, merchant, days after T0)
+ROWS = [
+    # a chain of five accounts over two devices (each shared by three: household-sized)
+    *[(f"a{i}", f"ca{i}", "dA1", f"ia{i}", "m1", 1.0 + i / 10) for i in (1, 2, 3)],
+    *[(f"a{i}", f"ca{i}", "dA2", f"ia{i}", "m2", 2.0 + i / 10) for i in (3, 4, 5)],
+    # a household: two users on one tablet
+    ("h1", "ch1", "dH", "iH", "m1", 3.0),
+    ("h2", "ch2", "dH", "iH", "m2", 3.1),
+    # a couple on one card: two users do not make a card link (card_min_users = 3)
+    ("p1", "cP", "dp1", "ip1", "m1", 3.2),
+    ("p2", "cP", "dp2", "ip2", "m1", 3.3),
+    # one visit to the ring's IP is not being based there (ip_min_txns = 2)
+    ("x1", "cx1", "dx1", "ia1", "m2", 3.4),
+    # a device shared 40 days before the end: outside the 30-day window
+    ("o1", "co1", "dOld", "io1", "m1", -30.0),
+    ("o2", "co2", "dOld", "io2", "m1", -29.9),
+    ("o1", "co1", "do1", "io1", "m1", 9.0),
+    # a shell merchant living off three repeat customers
+    *[(f"s{i}", f"cs{i}", f"ds{i}", f"is{i}", "mShell", 4.0 + i / 10 + k) for i in (1, 2, 3) for k in (0, 1)],
+    ("a1", "ca1", "dA1", "ia1", "m1", 5.0),
+    ("a1", "ca1", "dA1", "ia1", "m1", 10.0),
+]  # fmt: skip
+LABEL_AT = T0 + 8 * DAY
+
+
+def frames(labelled: tuple[str, ...] = ("a2",)) -> tuple[pd.DataFrame, pd.DataFrame]:
+    df = pd.DataFrame(ROWS, columns=["user_id", "card_id", "device_id", "ip", "merchant_id", "d"])
+    df["ts"] = pd.to_datetime(T0 + df.pop("d") * DAY, unit="s", utc=True)
+    df = df.sort_values("ts", kind="mergesort").reset_index(drop=True)
+    df["txn_id"] = [f"t{i:03d}" for i in range(len(df))]
+    df["amount"] = 10.0
+    # labelled fraud on day 8: the first transaction of each labelled user
+    fraud = [df.loc[df["user_id"] == u, "txn_id"].iloc[0] for u in labelled]
+    at = pd.Timestamp(LABEL_AT, unit="s", tz="UTC")
+    labels = pd.DataFrame(
+        {"txn_id": fraud, "label": [np.int8(1)] * len(fraud), "label_ts": [at] * len(fraud)}
+    )
+    return df, labels
+
+
+@pytest.fixture
+def store(falkor_url: str, graph_name: str) -> Iterator[CypherStore]:
+    settings = load_settings(env="test", api_keys={})
+    with open_store(falkor_url, settings=settings, graph_name=graph_name) as s:
+        assert isinstance(s, CypherStore)
+        s.ensure_schema()
+        yield s
+
+
+def served_and_offline(
+    store: CypherStore, params: RingParams, labelled: tuple[str, ...] = ("a2",)
+) -> dict[tuple[str, str], Any]:
+    """Each entity's (score, ring size, fraud rate) from the workers' ring pass on the store,
+    after checking that the offline `ring_risk` at the newest transaction gives the same."""
+    txns, labels = frames(labelled)
+    store.ingest(
+        [
+            TxnRecord(r.txn_id, r.ts.timestamp(), r.user_id, r.card_id, r.device_id, r.ip,
+                      r.merchant_id, r.amount)
+            for r in txns.itertuples()
+        ]
+    )  # fmt: skip
+    for tid in labels["txn_id"]:
+        store.label(kind="txn", id=tid, label="fraud", by="test", at=LABEL_AT)
+    update = store.detect_rings(params=params)
+    served = plan_risks(update.rings, {}, model_version=None, now=0.0).risks
+
+    a = txn_arrays(txns, labels)
+    newest = int(a.t[-1])
+    rr = ring_risk(a, newest + 1, params=params)  # everything the store holds
+    offline = {}
+    for k, kind in enumerate(KINDS):
+        for code, eid in enumerate(a.node_ids[k]):
+            g = int(a.offsets[k]) + code
+            if not np.isnan(rr.score[g]):
+                offline[(kind, str(eid))] = (rr.score[g], rr.ring_size[g], rr.ring_fraud_rate[g])
+    assert set(offline) == set(served)
+    for key, risk in served.items():
+        score, size, rate = offline[key]
+        assert size == risk.ring_size and rate == pytest.approx(risk.ring_fraud_rate), key
+        assert score == pytest.approx(risk.score, rel=1e-6), key
+    return dict(served)
+
+
+def test_offline_ring_risk_is_what_the_workers_serve(store: CypherStore) -> None:
+    served = served_and_offline(store, RingParams())
+    members = {k[1] for k in served if k[0] == "user"}
+    assert {"a1", "a5", "h1", "s3"} <= members
+    assert not members & {"p1", "x1", "o2"}  # the couple, the visitor, the stale link
+    assert served[("user", "a4")].ring_fraud_rate == pytest.approx(1 / 5)
+
+
+def test_offline_and_served_grow_the_same_rings_from_labels(store: CypherStore) -> None:
+    """Labels on a1, a2 and s1, s2 (in so small a world only a loose `evidence_alpha` calls
+    their sharing unusual): the suspicious rings, and the risk they give, agree offline."""
+    loose = RingParams(evidence_alpha=0.5, join_alpha=0.5, join_share=0.6)
+    served = served_and_offline(store, loose, labelled=("a1", "a2", "s1", "s2"))
+    flagged = [r for r in store.all_rings() if r.suspicious]
+    assert sorted(r.members for r in flagged) == [["a1", "a2", "a3"], ["s1", "s2", "s3"]]
+    assert served[("user", "a1")].ring_fraud_rate == pytest.approx(2 / 3)
+
+
+def test_offline_and_served_give_up_the_same_oversized_components(store: CypherStore) -> None:
+    served = served_and_offline(store, RingParams(max_size=4))
+    members = {k[1] for k in served if k[0] == "user"}
+    assert {"h1", "s3"} <= members
+    assert not members & {"a1", "a4"}  # the chain of five, tied by devices: above max_size
+
+
+def test_ring_features_are_point_in_time() -> None:
+    txns, labels = frames()
+    a = txn_arrays(txns, labels)
+    cfg = PitConfig(use_gcn=False)
+    f = graph_risk_features(a, cfg=cfg, progress=False).features
+    day = (a.t - int(T0 * US)) // int(DAY * US)
+    a1 = (txns["user_id"] == "a1").to_numpy()
+    # day 5: the chain (days 1-2) is a ring, its fraud label (day 8) not yet known
+    (d5,) = np.flatnonzero(a1 & (day == 5))
+    assert f.loc[d5, "ring_size"] == 5 and f.loc[d5, "ring_fraud_rate"] == 0
+    # day 10: the label is known
+    (d10,) = np.flatnonzero(a1 & (day == 10))
+    assert f.loc[d10, "ring_fraud_rate"] == pytest.approx(0.2)
+    assert f.loc[d10, "user_risk"] > f.loc[d5, "user_risk"]
+    # the shell merchant's first customers: no ring before their second visits
+    first_visit = (txns["merchant_id"] == "mShell").to_numpy() & (day == 4)
+    assert f.loc[first_visit, "merchant_risk"].isna().all()
+    assert np.isnan(f.loc[(txns["user_id"] == "p2").to_numpy(), "card_risk"]).all()
+
+
+def test_pick_bases_most_transactions_then_smallest_id_in_any_order() -> None:
+    rows = [("u1", "ip-b", 3), ("u1", "ip-a", 3), ("u1", "ip-c", 2), ("u2", "ip-z", 1)]
+    assert pick_bases(rows) == pick_bases(rows[::-1]) == {"u1": "ip-a", "u2": "ip-z"}
+
+
+def test_offline_homes_are_the_stores(store: CypherStore) -> None:
+    """Each user's home IP, online (a query and `pick_bases`) and offline (`user_bases`): ties
+    go to the smaller id, hub IPs (more than `hub_cap` recent users) and old edges do not count."""
+    rows: list[tuple[str, str, float]] = []
+    rows += [("t1", ip, 1.0 + k / 10) for k, ip in enumerate(["ip-b", "ip-b", "ip-a", "ip-a"])]
+    rows += [(f"n{k}", "nat", 1.0) for k in range(5)]  # a hub at hub_cap = 4
+    rows += [("h1", "nat", 1.0 + k / 10) for k in range(3)] + [("h1", "ip-h", 1.5)]
+    rows += [("o1", "ip-old", -40.0), ("o1", "ip-old", -39.0), ("o1", "ip-new", 2.0)]
+    df = pd.DataFrame(rows, columns=["user_id", "ip", "d"])
+    df["ts"] = pd.to_datetime(T0 + df.pop("d") * DAY, unit="s", utc=True)
+    df = df.sort_values("ts", kind="mergesort").reset_index(drop=True)
+    df["txn_id"] = [f"b{i:03d}" for i in range(len(df))]
+    for col in ("card_id", "device_id", "merchant_id"):
+        df[col] = None
+    df["amount"] = 1.0
+    store.ingest(
+        [
+            TxnRecord(r.txn_id, r.ts.timestamp(), r.user_id, None, None, r.ip, None, r.amount)
+            for r in df.itertuples()
+        ]
+    )
+    users = sorted(set(df["user_id"]))
+    since = T0 - 30 * DAY + 3 * DAY  # the window as of day 3
+    online = _bases(store, users, since=since, cap=4)
+    assert online == {"t1": "ip-a", "h1": "ip-h", "o1": "ip-new"}
+
+    a = txn_arrays(df, None)
+    index = RingIndex.of(a)
+    name = {str(int(a.offsets[0]) + i): u for i, u in enumerate(a.node_ids[0])}
+    ips = a.node_ids[KINDS.index("ip")]
+    ip_name = {str(int(a.offsets[KINDS.index("ip")]) + i): ip for i, ip in enumerate(ips)}
+    got = user_bases(a, len(a.t), since=int(since * US), cap=4, index=index, users=set(name))
+    assert {name[u]: ip_name[ip] for u, ip in got.items()} == online

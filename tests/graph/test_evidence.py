@@ -1,0 +1,100 @@
+"""Ring evidence, entity evidence and history over tiny hand-built graphs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from fraudring.errors import InvalidInput
+from graph.repository import CypherStore
+from graph.ringrule import risk, risk_terms
+from graph.schemas import GraphNotFound, TxnRecord
+
+T0 = 1_750_000_000.0
+
+
+def rec(
+    i: int, user: str, *, device: str, ip: str | None = None, card: str | None = None
+) -> TxnRecord:
+    return TxnRecord(
+        f"t{i}", T0 + i * 60, user, card or f"card-{user}", device, ip, f"m{i % 2}", 10.0 + i
+    )
+
+
+@pytest.fixture
+def ring_store(store: CypherStore) -> CypherStore:
+    # a1..a3 share device dA; a3 and a4 share device dB: dA carries most of the ring.
+    store.ingest(
+        [
+            rec(1, "a1", device="dA"),
+            rec(2, "a2", device="dA"),
+            rec(3, "a3", device="dA"),
+            rec(4, "a3", device="dB"),
+            rec(5, "a4", device="dB"),
+            rec(6, "a4", device="dB"),
+            rec(7, "b1", device="dZ"),
+        ]
+    )
+    store.label(kind="txn", id="t1", label="fraud", by="test", at=T0 + 3600)
+    store.detect_rings()
+    return store
+
+
+def test_links_are_ranked_by_the_risk_they_carry(ring_store: CypherStore) -> None:
+    (ring,) = ring_store.top_rings(5)
+    ev = ring_store.ring_evidence(ring.id)
+    assert [(x.kind, x.id) for x in ev.links] == [("device", "dA"), ("device", "dB")]
+    top, second = ev.links
+    assert top.members == ["a1", "a2", "a3"] and top.left_apart == 2
+    assert second.members == ["a3", "a4"] and second.left_apart == 1
+    assert top.risk_drop > second.risk_drop > 0
+    assert top.fraud_txn_n == 1 and top.others == 0
+    assert top.first_seen == T0 + 60 and top.last_seen == T0 + 180
+    # the parts add up to the stored risk
+    c = ev.components
+    assert math.isclose(c.fraud_rate + c.size + c.density + c.youth, ring.risk, abs_tol=1e-3)
+    assert "dA" in ev.narrative and ring.id in ev.narrative
+    assert {m.id for m in ev.members} == {"a1", "a2", "a3", "a4"}
+    assert next(m for m in ev.members if m.id == "a1").fraud
+    assert ev.typology in {"synthetic_identity", "card_testing", "ato", "mule"}
+
+
+def test_risk_is_recency_times_its_terms() -> None:
+    terms = risk_terms(fraud_rate=0.5, size=7, dens=0.3, age_days=12.0)
+    whole = risk(fraud_rate=0.5, size=7, dens=0.3, age_days=12.0, idle_days=3.0)
+    assert whole == math.exp(-3 / 14) * sum(terms.values())
+
+
+def test_entity_evidence_and_unknown_ids(ring_store: CypherStore) -> None:
+    ev = ring_store.entity_evidence("device", "dA")
+    assert ev.degree == 3 and ev.txn_n == 3 and len(ev.rings) == 1
+    user = ring_store.entity_evidence("user", "a1")
+    assert user.rings == ev.rings and user.fraud_txn_n == 1
+    assert ring_store.entity_evidence("user", "b1").rings == []
+    with pytest.raises(GraphNotFound, match="nope"):
+        ring_store.entity_evidence("device", "nope")
+    with pytest.raises(GraphNotFound, match="ring-nope"):
+        ring_store.ring_evidence("ring-nope")
+
+
+def test_transactions_page_newest_first(ring_store: CypherStore) -> None:
+    page = ring_store.transactions("device", "dB", limit=2)
+    assert [t.txn_id for t in page.transactions] == ["t6", "t5"]
+    assert page.next_before == T0 + 300
+    rest = ring_store.transactions("device", "dB", limit=2, before=page.next_before)
+    assert [t.txn_id for t in rest.transactions] == ["t4"] and rest.next_before is None
+    mine = ring_store.transactions("user", "a1")
+    assert [t.label for t in mine.transactions] == ["fraud"]
+    with pytest.raises(GraphNotFound, match="zz"):
+        ring_store.transactions("user", "zz")
+    with pytest.raises(InvalidInput):
+        ring_store.transactions("user", "a1", limit=0)
+
+
+def test_ring_timeline(ring_store: CypherStore) -> None:
+    (ring,) = ring_store.top_rings(5)
+    tl = ring_store.ring_timeline(ring.id)
+    joined = {e.member: e.ts for e in tl.events if e.event == "joined"}
+    assert joined == {"a1": T0 + 60, "a2": T0 + 120, "a3": T0 + 180, "a4": T0 + 300}
+    assert sum(d.txn_n for d in tl.days) == 6 and sum(d.fraud_txn_n for d in tl.days) == 1
