@@ -136,7 +136,7 @@ class RingParams(BaseModel):
         "bigger is a community, not a ring (graph.ringrule.bounded)",
     )
     evidence_cap: int = Field(
-        default=100,
+        default=50,
         ge=2,
         description="an entity with more recent users is infrastructure, no evidence of a ring",
     )
@@ -161,7 +161,7 @@ class RingParams(BaseModel):
         "this share of its users (or through two such entities)",
     )
     join_alpha: float = Field(
-        default=0.01,
+        default=1e-6,
         gt=0,
         le=1,
         description="an unlabelled user tied to two labelled ones joins them when the evidence "

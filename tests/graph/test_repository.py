@@ -424,10 +424,11 @@ def test_labelled_relay_is_one_ring_without_the_families(store: CypherStore) -> 
     for u in members:
         if u != "v3":
             store.label(kind="user", id=u, label="fraud", by="ana", at=T0)
-    inc = store.detect_rings(touched_users=["v0"])
+    relay = RingParams(join_alpha=0.01)  # propagation on (the default keeps it nearly off)
+    inc = store.detect_rings(touched_users=["v0"], params=relay)
     flagged = {frozenset(r.members) for r in inc.rings if r.suspicious}
     assert flagged == {frozenset(members)}  # v3 joins through two relay devices
-    full = store.detect_rings()
+    full = store.detect_rings(params=relay)
     assert {frozenset(r.members) for r in full.rings if r.suspicious} == flagged
     assert full.created == [] and full.removed == []
     strict = RingParams(evidence_alpha=1e-9, join_alpha=1e-9)

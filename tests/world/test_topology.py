@@ -131,7 +131,7 @@ def test_one_label_or_a_hub_flags_nobody_and_families_stay_out() -> None:
 
 
 def test_labels_propagate_one_step_along_a_relay() -> None:
-    p = RingParams()
+    p = RingParams(join_alpha=0.01)
     relay = {
         ("device", "d1"): (["a", "b"], ["a", "b"]),
         ("card", "c2"): (["b", "x"], ["b"]),  # x: the member whose label has not arrived
