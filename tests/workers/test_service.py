@@ -258,7 +258,9 @@ def test_drain_ingests_once_scores_rings_and_deadletters_bad(pipe: Pipeline) -> 
     kinds = Counter(
         orjson.loads(f[b"d"])["kind"] for _, f in stream_entries(pipe.client, keys.alerts_stream)
     )
-    assert kinds["new_ring"] >= 1 and kinds["ring_grown"] >= 1
+    # The groups are big enough to alert on their size, but with no label yet nothing makes them
+    # suspicious (flags come from labels, graph.evidence): no new-ring alert.
+    assert kinds["ring_grown"] >= 1 and kinds["new_ring"] == 0
 
 
 def test_labels_apply_to_graph_and_rescore_the_ring(pipe: Pipeline) -> None:
