@@ -17,12 +17,15 @@ from fraudring.errors import NotFound
 from graph.history import LedgerTxn
 from graph.repository import GraphStore
 from graph.schemas import Ring
+from realtime.idempotency import Remembered
 
 
 class ReviewItem(BaseModel):
     txn_id: str
     decided_at: float
-    decision: dict[str, Any] | None = Field(description="the stored decision (7 days)")
+    decision: dict[str, Any] | None = Field(
+        description="the stored decision (kept for the idempotency window, 48 h by default)"
+    )
     txn: LedgerTxn | None = Field(description="from the graph's ledger, once ingested")
     ring: Ring | None = None
 
@@ -35,9 +38,15 @@ class ReviewPage(BaseModel):
 async def decision(eng: Workbench, txn_id: str) -> dict[str, Any]:
     raw = await eng.stored(txn_id)
     if raw is None:
-        raise NotFound(f"no decision for txn {txn_id!r} (unknown, or older than 7 days)")
-    body: dict[str, Any] = orjson.loads(raw)
+        raise NotFound(
+            f"no decision for txn {txn_id!r} (unknown, or older than the idempotency window)"
+        )
+    body: dict[str, Any] = orjson.loads(Remembered.loads(raw).answer(txn_id, review_means=None))
     return body
+
+
+def _bytes(raw: bytes | str) -> bytes:
+    return raw.encode() if isinstance(raw, str) else raw
 
 
 async def review_queue(
@@ -53,7 +62,11 @@ async def review_queue(
     rings: dict[str, Ring] = {}
     items = []
     for (tid, at), raw in zip(ids, raws, strict=True):
-        body = orjson.loads(raw) if raw and raw != b"pending" else None
+        body = (
+            orjson.loads(Remembered.loads(_bytes(raw)).answer(tid, review_means=None))
+            if raw and raw != b"pending"
+            else None
+        )
         ring = None
         rid = ((body or {}).get("explanation") or {}).get("ring") or {}
         if st is not None and rid.get("ring_id"):
