@@ -19,6 +19,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/python -m graph.neo4j_server  # the Neo4j test server (tools/neo4j), built once
 	$(VENV)/bin/pytest -q
 
 lint: $(STAMP)
@@ -26,7 +27,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
-# Debian's chromium and chromedriver for tests/test_browser.py (root; .ci/run does the same).
+# Debian's chromium and chromedriver for tests/api/test_browser.py (root; .ci/run does the same).
 browser:
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver)

@@ -143,7 +143,9 @@ class Ready(BaseModel):
         {
             "status": "ready",
             "checks": {
-                "redis": {"ok": True, "detail": "ping 0.2 ms"},
+                "redis": {"ok": True, "detail": "write + read 0.2 ms"},
+                "spool": {"ok": True, "detail": "var/spool writable"},
+                "replay": {"ok": True, "detail": "no gap"},
                 "model": {"ok": True, "detail": f"live {VERSION}"},
                 "graph": {"ok": True, "detail": "falkordb 4.4, graph fraudring: 10240 nodes"},
             },

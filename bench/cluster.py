@@ -6,9 +6,11 @@ seeded transactions (20k users, as `bench decisions`) CONCURRENCY at a time, fir
 key on one embedded Redis, then with the per-entity state on a 3-node embedded Redis Cluster
 (`fraudring.embedded_cluster`, loopback) and the claim, record and stream on the one Redis.
 Per-decision latency is the time around `engine.decide`; p50 / p99 over MEASURED decisions
-after WARMUP. The Redis budget is 250 ms (as `bench stream`: the load generator, Redis and the
-cluster share the cores), so a scheduling hiccup shows in p99 rather than as a degraded,
-Redis-less (and faster) decision; degraded decisions are counted.
+after WARMUP, and the CPU time per decision of this process (the engine) and of the Redis
+servers, which does not depend on the machine's other load. The Redis budget is 250 ms (as
+`bench stream`: the load generator, Redis and the cluster share the cores), so a scheduling
+hiccup shows in p99 rather than as a degraded, Redis-less (and faster) decision; degraded
+decisions are counted.
 """
 
 from __future__ import annotations
@@ -72,18 +74,23 @@ async def _drive(engine: Any, txns: list[Any]) -> tuple[list[float], int, float]
     return lat, degraded, len(txns) / (time.perf_counter() - t0)
 
 
-def _measure(settings: Any, *, seed: int, tag: str) -> dict[str, float]:
+def _measure(settings: Any, *, seed: int, tag: str, pids: list[int]) -> dict[str, float]:
+    from bench.graph import _cpu_seconds
     from realtime.service import DecisionEngine
 
     async def go() -> dict[str, float]:
         engine = DecisionEngine(settings)
         await engine.ensure_group()
         await _drive(engine, _transactions(WARMUP, seed=seed, tag=f"{tag}w"))
-        lat, degraded, rate = await _drive(
-            engine, _transactions(MEASURED, seed=seed + 1, tag=f"{tag}m")
-        )
+        txns = _transactions(MEASURED, seed=seed + 1, tag=f"{tag}m")
+        cpu0, srv0 = time.process_time(), sum(_cpu_seconds(p) for p in pids)
+        lat, degraded, rate = await _drive(engine, txns)
+        cpu, srv = time.process_time() - cpu0, sum(_cpu_seconds(p) for p in pids) - srv0
         await engine.close()
         return {
+            # CPU per decision does not depend on what else runs on the machine; latency does
+            f"{tag}_engine_cpu_ms": cpu / MEASURED * 1000,
+            f"{tag}_redis_cpu_ms": srv / MEASURED * 1000,
             f"{tag}_p50_ms": float(np.percentile(lat, 50)),
             f"{tag}_p99_ms": float(np.percentile(lat, 99)),
             f"{tag}_decisions_per_s": rate,
@@ -121,7 +128,8 @@ def run(*, transactions: int | None = None, seed: int = 7) -> dict[str, float | 
                 common = {"data_dir": root, "env": "test", "api_keys": {}, "redis_timeout_ms": 250}
                 one = load_settings(redis_url=server.url, redis_prefix="one:", **common)
                 console.print("decisions on one Redis ...")
-                out.update(_measure(one, seed=seed, tag="one_redis"))
+                pid = server._proc.pid if server._proc is not None else 0
+                out.update(_measure(one, seed=seed, tag="one_redis", pids=[pid]))
                 split = load_settings(
                     redis_url=server.url,
                     redis_cluster_url=cluster.url,
@@ -129,7 +137,8 @@ def run(*, transactions: int | None = None, seed: int = 7) -> dict[str, float | 
                     **common,
                 )
                 console.print("decisions through the 3-node cluster ...")
-                out.update(_measure(split, seed=seed, tag="cluster"))
+                pids = [pid, *(p.pid for p in cluster._procs)]
+                out.update(_measure(split, seed=seed, tag="cluster", pids=pids))
         finally:
             server.stop()
     return out

@@ -170,27 +170,37 @@ def _measure(
         gc.collect()
         gc.freeze()
         lat = []
+        cpu0 = _cpu_seconds(server_pid)
         for u in sample:
             t0 = time.perf_counter()
             store.neighbourhood("user", u, hops=2, max_nodes=200)
             lat.append((time.perf_counter() - t0) * 1000)
         out["two_hop_p99_ms"] = float(np.percentile(lat, 99))
         out["two_hop_p50_ms"] = float(np.percentile(lat, 50))
+        # server CPU per phase: what a phase costs whatever else shares the machine
+        out["two_hop_server_cpu_ms"] = (_cpu_seconds(server_pid) - cpu0) / len(sample) * 1000
         gc.unfreeze()
 
-        t0 = time.perf_counter()
+        t0, cpu0, own0 = time.perf_counter(), _cpu_seconds(server_pid), time.process_time()
         update = store.detect_rings()
         out["ring_detection_s"] = time.perf_counter() - t0
+        out["ring_detection_server_cpu_s"] = _cpu_seconds(server_pid) - cpu0
+        out["ring_detection_client_cpu_s"] = time.process_time() - own0
         t0 = time.perf_counter()
         tail = world.transactions.slice(world.transactions.num_rows - TOUCHED)
         store.detect_rings(touched_users=set(tail.column("user_id").to_pylist()))
         out["ring_incremental_s"] = time.perf_counter() - t0
 
-        t0 = time.perf_counter()
+        t0, cpu0, own0 = time.perf_counter(), _cpu_seconds(server_pid), time.process_time()
         exported = store.export()
         out["export_s"] = time.perf_counter() - t0
+        out["export_server_cpu_s"] = _cpu_seconds(server_pid) - cpu0
+        out["export_client_cpu_s"] = time.process_time() - own0
 
+        cpu0, own0 = _cpu_seconds(server_pid), time.process_time()
         out.update(_stats_refresh(store))
+        out["stats_server_cpu_s"] = _cpu_seconds(server_pid) - cpu0
+        out["stats_client_cpu_s"] = time.process_time() - own0
 
         found = [set(r.members) for r in update.rings if r.size >= 3 and r.suspicious]
         planted = ring_members(world.truth, world.transactions)

@@ -43,10 +43,17 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
     "components": [dict(zip(_CAPS, v, strict=True)) for v in itertools.product(*_CAPS.values())],
     "label propagation": [{"cap": c, "merchants": m} for c in (10, 20, 50) for m in (False, True)],
     "fraudring": [
-        {"evidence_alpha": a, "join_share": j, "join_alpha": ja, "evidence_cap": c}
+        {
+            "evidence_alpha": a,
+            "evidence_share": es,
+            "join_share": j,
+            "join_alpha": ja,
+            "evidence_cap": c,
+        }
         for a in (0.001, 0.003, 0.01)
+        for es in (0.0, 0.5)
         for j in (0.5, 0.67)
-        for ja in (0.003, 0.01, 0.03)
+        for ja in (1e-6, 1e-4, 1e-3, 1e-2)
         for c in (50, 100)
     ],
 }

@@ -24,6 +24,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,6 +96,7 @@ class EmbeddedServer:
     port: int | None = None
     owned: bool = False
     _proc: subprocess.Popen[bytes] | None = None
+    _unwatch: threading.Event | None = None
 
     @property
     def pid_file(self) -> Path:
@@ -232,8 +234,34 @@ class EmbeddedServer:
                 return
             time.sleep(0.05)
 
+    def supervise(self, *, every_s: float = 0.5) -> None:
+        """While this process owns the server, restart it on its port if it dies (a crash, a
+        kill -9): clients keep their URL and reconnect, the append-only file brings the data
+        back, and the workers replay what the graph lacks."""
+        if not self.owned or self._unwatch is not None:
+            return
+        unwatch = self._unwatch = threading.Event()
+
+        def watch() -> None:
+            while not unwatch.wait(every_s):
+                proc = self._proc
+                if proc is None or proc.poll() is None:
+                    continue
+                log.error("embedded.died", port=self.port, code=proc.returncode)
+                try:
+                    self.owned = False
+                    self.start(port=self.port)
+                    log.warning("embedded.restarted", port=self.port)
+                except Exception as exc:  # the next round tries again
+                    log.error("embedded.restart_failed", port=self.port, error=str(exc))
+
+        threading.Thread(target=watch, name=f"embedded-{self.port}", daemon=True).start()
+
     def stop(self, *, timeout_s: float = 30.0) -> None:
         """Compact and shut down (the append-only file is flushed), if this process started it."""
+        if self._unwatch is not None:
+            self._unwatch.set()
+            self._unwatch = None
         if not self.owned or self.port is None:
             return
         try:
@@ -275,6 +303,7 @@ def services(settings: Settings) -> Iterator[Endpoints]:
             graph_server = EmbeddedServer(
                 settings.data_dir / "embedded", appendfsync=settings.embedded_appendfsync
             ).start()
+            graph_server.supervise()
             started.callback(graph_server.stop)
             graph_url = graph_server.graph_url
         if redis_url is None:
@@ -285,6 +314,7 @@ def services(settings: Settings) -> Iterator[Endpoints]:
                 graph=False,
                 appendfsync=settings.embedded_appendfsync,
             ).start()
+            plain.supervise()
             started.callback(plain.stop)
             redis_url = plain.url
         embedded = settings.redis_url is None or settings.graph_url is None

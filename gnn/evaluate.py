@@ -122,6 +122,36 @@ def ring_truth(ds: Dataset, *, start: int, end: int) -> RingTruth | None:
     return RingTruth({str(k): v / US for k, v in first.items()}, members)
 
 
+def ring_detection(ds: Dataset, *, at: int) -> dict[str, float]:
+    """The rings `graph.rings` would flag at ``at`` (labels known by then) against the world's
+    ring truth (planted, or confirmed cases loaded with a `ring` column): recall of rings of 3
+    or more active before ``at`` (Jaccard >= 0.5) and the share of flagged rings of 3 or more
+    without any of their members. Empty without ring truth."""
+    from gnn.graphdata import txn_arrays
+    from gnn.ringrisk import ring_groups
+    from graph.schemas import RingParams
+    from world.io import match_rings
+
+    truth = ring_truth(ds, start=0, end=at)
+    if truth is None or not truth.members:
+        return {}
+    a = txn_arrays(ds.frames.txns, ds.frames.labels)
+    names = a.node_ids[0]
+    found = [
+        {str(names[int(u)]) for u in c.members}
+        for c in ring_groups(a, at, params=RingParams())
+        if c.suspicious and len(c.members) >= 3
+    ]
+    planted = {r: truth.members[r] for r in truth.first_fraud if r in truth.members}
+    hit, targets, false = match_rings(planted, found)
+    return {
+        "ring_recall": hit / targets if targets else float("nan"),
+        "ring_false_share": false / len(found) if found else 0.0,
+        "rings_confirmed": float(targets),
+        "rings_flagged": float(len(found)),
+    }
+
+
 def score_metrics(
     *,
     y: npt.NDArray[np.int64],
@@ -264,6 +294,7 @@ def evaluate_dataset(
         val_known_frauds=report.extra["val_known_frauds"],
         thresholds=report.thresholds,
     )
+    report.extra["rings_at_test_end"] = ring_detection(ds, at=sp.test_end)
     return report
 
 
@@ -325,6 +356,15 @@ def markdown(report: EvalReport) -> str:
     warnings = report.extra.get("warnings") or []
     if warnings:
         lines += ["", "**Warning:** " + "; ".join(warnings) + "."]
+    rd = report.extra.get("rings_at_test_end") or {}
+    if rd:
+        lines += [
+            "",
+            f"Ring detection at the test end (labels known then): {rd['ring_recall']:.3f} of "
+            f"{rd['rings_confirmed']:.0f} rings of 3 or more found (Jaccard >= 0.5); "
+            f"{rd['ring_false_share']:.3f} of {rd['rings_flagged']:.0f} flagged rings have none "
+            "of their members.",
+        ]
     lines += ["", "Thresholds (validation, expected cost):", ""]
     lines += [
         f"- {MODELS[k]}: review at {v['review']:.4f}, decline at {v['decline']:.4f}"

@@ -155,3 +155,22 @@ def running(*, heap: str = "1g", pagecache_mb: int = 512) -> Iterator[Neo4jServe
             yield server
         finally:
             server.stop()
+
+
+def main() -> int:
+    """`python -m graph.neo4j_server`: build the jar ahead of the tests (`make test`), so a
+    first build's downloads do not count against a test's timeout; says why when it cannot."""
+    reason = missing()
+    if reason is not None:
+        print(f"neo4j server: not built, the Neo4j tests will skip: {reason}")
+        return 0
+    t0 = time.monotonic()
+    fresh = up_to_date()
+    build()
+    state = "up to date" if fresh else f"built in {time.monotonic() - t0:.0f} s"
+    print(f"neo4j server: {JAR.relative_to(TOOL_DIR.parents[1])} {state}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

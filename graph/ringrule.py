@@ -206,8 +206,10 @@ def evidence_rings(
 ) -> list[Component]:
     """Rings grown from labels (see `graph.rings`).
 
-    An entity whose labelled sharing is unusual for its kind (two or more labelled users,
-    `evidence` <= ``params.evidence_alpha``) ties its labelled users, and its unlabelled ones
+    An entity whose labelled sharing is unusual for its kind (two or more labelled users, at
+    least ``params.evidence_share`` of its users, `evidence` <= ``params.evidence_alpha``: a
+    shop where two crews cashed out is a common point of purchase, not one ring) ties its
+    labelled users, and its unlabelled ones
     where labels are at least ``params.join_share`` of its users or where the user is tied by
     two such entities. Labels then propagate one step: an unlabelled user tied to two or more
     labelled users through entities whose `evidence` multiplies to ``params.join_alpha`` or less
@@ -225,7 +227,7 @@ def evidence_rings(
         for u in users:
             if u not in labelled:
                 weak.setdefault(u, []).append((key, p))
-        if len(bad) < 2 or p > params.evidence_alpha:
+        if len(bad) < max(2, params.evidence_share * len(users)) or p > params.evidence_alpha:
             continue
         strong[key] = users
         for u in users:
@@ -237,17 +239,32 @@ def evidence_rings(
     for u, ties in weak.items():
         if u in keep:
             continue
-        partners = {b for key, _p in ties for b in elinks[key][1]}
-        if len(partners) >= 2 and math.prod(p for _k, p in ties) <= params.join_alpha:
-            for key, _p in ties:
-                links.setdefault(key, [])
-                links[key] = sorted(set(links[key]) | {u} | set(elinks[key][1]))
+        best: dict[str, tuple[float, tuple[str, str]]] = {}  # labelled partner -> closest tie
+        for key, p in ties:
+            for b in elinks[key][1]:
+                if b not in best or p < best[b][0]:
+                    best[b] = (p, key)
+        two = sorted(best.items(), key=lambda x: (x[1][0], x[0]))[:2]
+        if (
+            len(two) == 2
+            and two[0][1][1] != two[1][1][1]
+            and math.prod(p for _b, (p, _k) in two) <= params.join_alpha
+        ):
+            for b, (_p, key) in two:
+                links[key] = sorted(set(links.get(key, [])) | {u, b})
     out = []
     for comp in components({k: us for k, us in links.items() if len(us) >= 2}):
         if len(comp.members) >= params.min_size and len(labelled.intersection(comp.members)) >= 2:
             comp.suspicious = True
             out.append(comp)
     return out
+
+
+def size_flagged(comp: Component, params: RingParams) -> bool:
+    """The label-free flag `params.size_flag` opts into (see its description)."""
+    if not params.size_flag:
+        return False
+    return len(comp.members) > params.size_flag or comp.across_homes
 
 
 def with_flagged(groups: list[Component], flagged: list[Component]) -> list[Component]:

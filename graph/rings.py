@@ -1,4 +1,4 @@
-"""Ring detection: connected components of users over shared, recent, non-hub entities.
+"""Ring detection: groups of users over shared, recent, non-hub entities, flagged on evidence.
 
 Two users are linked when they both used the same device or IP within the window
 (`RingParams.window_days`, counted back from the newest data, not the wall clock), provided that
@@ -23,9 +23,20 @@ IPs that are not hubs (`bases`); a device used from `cross_homes` or more homes 
 tablet but, say, a takeover crew's phone (users with no such IP are not counted). A component
 bigger than a household keeps as members only the users tied in through an entity shared by
 more than `household_max` users or a device used across homes; the family of a taken-over
-account hanging on through its home IP is not part of the ring. A ring is `suspicious` when it
-is bigger than a household, is tied across homes, or has a member labelled fraud (or with a
-fraud-labelled transaction).
+account hanging on through its home IP is not part of the ring. These structural groups give
+ring risk to unlabelled accounts; size alone flags none of them (`size_flag` opts back in):
+dorms, offices, extended families and a shop's regulars share as much as rings do.
+
+Suspicious rings are grown from labels (`graph.evidence`, `graph.ringrule.evidence_rings`): an
+entity with at most `evidence_cap` recent users ties its labelled users into a ring when its
+labelled sharing is unusual for its kind: two or more labelled users, at least `evidence_share`
+of its users, and a binomial tail at the kind's labelled rate (measured over all recent ties of
+that kind in the last full run) of at most `evidence_alpha`. Unlabelled users come along where
+labels are at least `join_share` of such an entity or two such entities tie them, and one step
+of propagation lets an unlabelled user join the two labelled users it is most unusually tied to
+through two different entities (`join_alpha`). A group of two or more labelled members is a
+suspicious ring; a structural group it contains is dropped in its favour. The parameters were
+chosen on validation worlds of every topology (docs/rings.md).
 
 Stable ids: each new component takes the id of the previous ring it shares most members with
 (ties: the oldest ring, then the smaller id), each old id at most once; otherwise a new id
@@ -59,6 +70,7 @@ from graph.ringrule import (
     evidence_rings,
     pick_bases,
     risk,
+    size_flagged,
     wide_device_users,
     with_flagged,
 )
@@ -273,6 +285,7 @@ def detect(
     comps = cores(found, links, params=params, bases=bases)
     for comp in comps:
         comp.density = density(comp, links)
+        comp.suspicious = size_flagged(comp, params)
     flagged = evidence_rings(elinks, rates=rates, params=params)
     for comp in flagged:
         comp.density = density(comp, {k: us for k, (us, _b) in elinks.items()})

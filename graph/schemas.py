@@ -147,6 +147,12 @@ class RingParams(BaseModel):
         description="an entity ties labelled users into a suspicious ring when this many or "
         "more labelled users among its own would be this unlikely for its kind (graph.rings)",
     )
+    evidence_share: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="... and when labelled users are at least this share of its users",
+    )
     join_share: float = Field(
         default=0.5,
         ge=0,
@@ -160,6 +166,13 @@ class RingParams(BaseModel):
         le=1,
         description="an unlabelled user tied to two labelled ones joins them when the evidence "
         "of its ties multiplies to this or less (graph.ringrule.evidence_rings)",
+    )
+    size_flag: int = Field(
+        default=0,
+        ge=0,
+        description="a group without two labelled members is suspicious when bigger than this "
+        "or tied across homes (0: never; only for populations without dorms, offices or "
+        "extended families, see docs/rings.md)",
     )
     label_prior: float = Field(
         default=0.02,

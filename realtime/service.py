@@ -108,7 +108,7 @@ class DecisionEngine:
         self.spool = Spool(settings.data_dir / "spool", fallback=settings.spool_fallback_dir)
         self._skip_redis_until = 0.0
         self._group_ready = False
-        #: (monotonic time, key input, stored, record) of recent recorded decisions
+        #: (monotonic time, transaction, stored, record, review_at) of recent recorded decisions
         self._recent: deque[tuple[float, Transaction, bytes, bytes, float | None]] = deque()
         self._run_id: str | None = None
         #: the last recovery after a Redis restart (for logs, /readyz and tests)

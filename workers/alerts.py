@@ -33,8 +33,8 @@ ALERT_ID_HEADER = "X-Fraudring-Alert-Id"
 #: A signature older (or newer) than this is refused: a captured POST cannot be replayed later.
 SIGNATURE_TOLERANCE_S = 300
 EVIDENCE_LIMIT = 25
-#: A household sharing a router is a ring too; news are suspicious rings (graph.rings: bigger
-#: than a household or with a fraud member) and rings scoring at least this.
+#: A household sharing a router is a ring too; news are suspicious rings (graph.rings: grown
+#: from labels on evidence) and rings scoring at least this.
 NEW_RING_MIN_SCORE = 0.4
 
 

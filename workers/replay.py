@@ -25,6 +25,7 @@ from fraudring.logs import get_logger
 from realtime.keys import DECISION_GROUP
 from realtime.ops import frontiers
 from workers import alerts
+from workers.streams import Message, to_messages
 
 log = get_logger(__name__)
 
@@ -57,10 +58,10 @@ class Recovery:
     gap: dict[str, Any] | None = None
 
 
-def recover(pipe: Any, *, apply: Callable[[list[Any]], int]) -> Recovery:
-    """Before a drain: re-apply the schema, then replay what the graph lost (if anything).
-    `apply` ingests a batch of stream entries as the drain would and returns how many were new
-    (passed in: the drain's code calls this module, not the other way round)."""
+def recover(pipe: Any, *, apply: Callable[[list[Message]], int]) -> Recovery:
+    """Before a drain: re-apply the schema, then replay what the graph lost (if anything);
+    `apply` writes a chunk of already acknowledged entries again and returns how many were new
+    to the graph (the ingest step of workers.service, without dead-lettering or acking)."""
     ensure = getattr(pipe.store, "ensure_schema", None)
     if ensure is not None:
         ensure()
@@ -79,7 +80,7 @@ def recover(pipe: Any, *, apply: Callable[[list[Any]], int]) -> Recovery:
         if not entries:
             break
         out.replayed += len(entries)
-        out.ingested += apply(entries)
+        out.ingested += apply(to_messages(entries))
         last = _text(entries[-1][0])
         pipe.store.record_replay_point(stream, _after(last))
         start = _after(last)

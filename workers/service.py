@@ -39,7 +39,6 @@ from workers.streams import (
     deadletter_messages,
     ensure_group,
     fetch,
-    to_messages,
     validation_reason,
 )
 
@@ -296,11 +295,11 @@ def process_decisions(pipe: Pipeline, messages: list[Message]) -> BatchStats:
     return stats
 
 
-def _replay_entries(pipe: Pipeline, entries: list[Any]) -> int:
-    """Ingest stream entries the graph lost (workers.replay); malformed ones were dead-lettered
-    when first read. Returns how many transactions were new to the graph."""
-    good = []
-    for msg in to_messages(entries):
+def reapply(pipe: Pipeline, messages: list[Message]) -> int:
+    """Write acknowledged messages to the graph again (a replay): the ones it lacks are added,
+    their rings rescored; a message that does not parse was dead-lettered when first read."""
+    good: list[tuple[Message, DecisionRecord]] = []
+    for msg in messages:
         try:
             good.append((msg, parse_decision(msg)))
         except (ValueError, orjson.JSONDecodeError):
@@ -323,8 +322,7 @@ def drain_decisions(
     """Process batches for `max_seconds` (or until one block finds nothing, if asked)."""
     stream = pipe.keys.decisions_stream
     ensure_group(pipe.client, stream, DECISION_GROUP)
-    # what the graph lost since its last recorded point, if anything
-    replay.recover(pipe, apply=lambda entries: _replay_entries(pipe, entries))
+    replay.recover(pipe, apply=lambda msgs: reapply(pipe, msgs))  # what the graph lost, if any
     total = BatchStats()
     deadline = time.monotonic() + max_seconds
     while time.monotonic() < deadline:

@@ -2,7 +2,8 @@
 
 Every row either becomes a transaction or is listed in ``DIR/rejected.csv`` with its row number
 (CSV: the line in the file, the header being line 1; Parquet: the 1-based row) and the reasons,
-so nothing is dropped silently. Loaded data has no planted rings: truth holds the labels.
+so nothing is dropped silently. Truth holds the labels, and the confirmed ring of each row when
+a `ring` column is mapped.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ FIELDS = (
     "label_time",
     "currency",
     "category",
+    "ring",
 )
 REQUIRED = ("user", "amount", "time")
 ENTITY_FIELDS = {k: ID_FIELDS[k] for k in LINKED_KINDS}
@@ -164,7 +166,7 @@ def validate(
 
     ids: dict[str, list[str | None]] = {}
     pans: dict[str, np.ndarray] = {}
-    for name in ("txn", "user", *ENTITY_FIELDS, "category"):
+    for name in ("txn", "user", *ENTITY_FIELDS, "category", "ring"):
         if name not in columns or name == "ip":
             continue
         cells = _cells(table, columns[name])
@@ -217,6 +219,8 @@ def validate(
     df["merchant_category"] = (
         pd.Series(ids["category"], dtype=object) if "category" in ids else None
     )
+    # A confirmed ring (a case id) per row: ring truth for `evaluate`, never a feature.
+    df["ring_id"] = pd.Series(ids["ring"], dtype=object) if "ring" in ids else None
     df["label"] = -1
     if "label" in columns:
         word = _text(table, columns["label"]).map(
@@ -288,13 +292,14 @@ def finish(
         schema=schema.LABELS,
     )
     typ = good["typology"].to_numpy() if "typology" in good else np.full(len(good), None)
+    ring = good["ring_id"] if "ring_id" in good else pd.Series([None] * len(good), dtype=object)
     truth = pa.Table.from_arrays(
         [
             ids,
             pa.array((good["label"] == 1).to_numpy()),
-            pa.nulls(len(good), pa.string()),
+            pa.array(ring.to_numpy(), type=pa.string(), from_pandas=True),
             pa.array(typ, type=pa.string(), from_pandas=True),
-            pa.array(np.zeros(len(good), dtype=bool)),
+            pa.array(ring.notna().to_numpy()),
         ],
         schema=schema.TRUTH,
     )
@@ -321,8 +326,12 @@ def finish(
         "users": int(good["user_id"].nunique()),
         **{f"{k}s": int(good[c].nunique()) for k, c in ENTITY_FIELDS.items()},
         "rejected": len(rejected),
-        "rings": 0,
-        "ring_members": 0,
+        "rings": int(ring.nunique()),
+        "ring_members": int(
+            good.loc[ring.notna().to_numpy(), ["ring_id", "user_id"]].drop_duplicates().shape[0]
+        )
+        if ring.notna().any()
+        else 0,
     }
     write_world(
         out,

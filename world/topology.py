@@ -40,7 +40,9 @@ TYPOLOGY_OF = {
 TAKEN_OVER = 0.3
 
 
-def _groups(rng: np.random.Generator, free: np.ndarray, *, share: float, lo: int, hi: int):  # type: ignore[no-untyped-def]
+def _groups(
+    rng: np.random.Generator, free: np.ndarray, *, share: float, lo: int, hi: int
+) -> tuple[list[np.ndarray], np.ndarray]:
     """Disjoint groups of sizes in [lo, hi] drawn from `free` users, about `share` of them."""
     want = int(free.shape[0] * share)
     pool = rng.permutation(free)
@@ -74,10 +76,10 @@ def add_lookalikes(rng: np.random.Generator, pop: Population) -> dict[str, int]:
     for g in pcs:  # an office or library PC many people pay from
         pop.shared_device[g] = ent.new("devices", 1)[0]
     counts["shared_pcs"] = len(pcs)
-    cards, free = _groups(rng, free, share=0.02, lo=3, hi=6)
-    for g in cards:  # a family card in the hands of relatives living apart
+    relatives, free = _groups(rng, free, share=0.02, lo=3, hi=6)
+    for g in relatives:  # a family card in the hands of relatives living apart
         pop.card2[g] = ent.new("cards", 1)[0]
-    counts["family_cards"] = len(cards)
+    counts["family_cards"] = len(relatives)
     shops, free = _groups(rng, free, share=0.03, lo=10, hi=30)
     cats = rng.choice(CAT_SHARE.shape[0], size=len(shops), p=CAT_SHARE / CAT_SHARE.sum())
     ids = add_merchants(pop, cats=cats, weight=0.005) if shops else np.zeros(0, np.int64)

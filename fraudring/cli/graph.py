@@ -43,7 +43,8 @@ def register(app: typer.Typer) -> None:
                     f"detected {len(up.rings)} rings in {up.seconds:.2f} s "
                     f"({len(up.created)} new, {len(up.removed)} removed)"
                 )
-            found = [r for r in store.top_rings(top) if everything or r.suspicious]
+            stored = store.top_rings(top)
+            found = [r for r in stored if everything or r.suspicious]
         # Ring ids are what the next command takes: never cut, even in 80 columns.
         table = compact(
             f"top {len(found)} rings by risk",
@@ -66,8 +67,13 @@ def register(app: typer.Typer) -> None:
                 _when(r.last_activity).replace(" ", "\n"),
             )
         console.print(table)
-        if not found:
+        if not stored:
             console.print("no rings stored: run `fraudring rings --detect` after ingesting")
+        elif not found:
+            console.print(
+                f"none of the top {len(stored)} groups is suspicious (household-sized, one home, "
+                "no fraud label): `--all` lists them"
+            )
 
     @app.command()
     def neighbourhood(

@@ -91,6 +91,13 @@ def register(app: typer.Typer) -> None:
         console.print(table)
         for warning in report.extra.get("warnings", []):
             console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        rd = report.extra.get("rings_at_test_end") or {}
+        if rd:
+            console.print(
+                f"rings at the test end: recall {rd['ring_recall']:.3f} of "
+                f"{rd['rings_confirmed']:.0f} (Jaccard >= 0.5), false share "
+                f"{rd['ring_false_share']:.3f} of {rd['rings_flagged']:.0f} flagged"
+            )
         paths = write_report(report, out)
         console.print("report: " + ", ".join(str(p) for p in paths.values()))
 

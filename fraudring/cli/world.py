@@ -141,7 +141,8 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 help="Mapping field=COLUMN, comma-separated. Fields: user, card, device, ip, "
-                "merchant, amount, time, label, label_time, txn, currency, category (user, "
+                "merchant, amount, time, label, label_time, txn, currency, category, ring (a "
+                "confirmed ring per row, for evaluate; user, "
                 "amount and time required)."
             ),
         ] = None,

@@ -19,3 +19,17 @@ def test_a_second_demo_in_the_same_out_is_refused(tmp_path: Path) -> None:
             pass
     with only_demo_in(tmp_path):  # released when the first run ends
         pass
+
+
+def test_the_demo_ends_by_saying_how_to_reach_its_data(capsys: pytest.CaptureFixture[str]) -> None:
+    from fraudring.cli.demo.run import reach_the_data
+
+    reach_the_data(Path("var/demo"))
+    out = capsys.readouterr().out
+    assert "fraudring --demo rings" in out
+    assert (
+        "FRAUDRING_GRAPH_NAME=fraudring_demo" in out and "FRAUDRING_DATA_DIR=var/demo/data" in out
+    )
+    reach_the_data(Path("elsewhere"))
+    out = capsys.readouterr().out
+    assert "--demo" not in out and "FRAUDRING_DATA_DIR=elsewhere/data" in out

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from fraudring.registry import ModelRegistry
 from fraudring.runtime import EmbeddedServer, _free_port, services
 from fraudring.settings import DEV_API_KEY, SettingsError, hash_api_key, load_settings
+from tests.support.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -145,32 +146,14 @@ def test_services_uses_configured_urls_without_starting(tmp_path: Path) -> None:
     assert not (tmp_path / "embedded").exists()
 
 
-def _cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    full_env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("FRAUDRING_") and k not in {"REDIS_URL", "GRAPH_URL"}
-    }
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "fraudring.cli", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-    )
-
-
 def test_cli_version_and_help() -> None:
-    out = _cli("--version")
+    out = run_cli("--version")
     assert out.returncode == 0 and out.stdout.startswith("fraudring ")
-    assert _cli("doctor", "--help").returncode == 0
+    assert run_cli("doctor", "--help").returncode == 0
 
 
 def test_doctor_starts_embedded_and_leaves_nothing(tmp_path: Path) -> None:
-    out = _cli("doctor", env={"FRAUDRING_DATA_DIR": str(tmp_path)})
+    out = run_cli("doctor", env={"FRAUDRING_DATA_DIR": str(tmp_path)})
     assert out.returncode == 0, out.stdout + out.stderr
     assert "embedded" in out.stdout and "falkordb" in out.stdout
     for sub in ("embedded", "embedded-redis"):  # the graph server and the plain Redis
@@ -200,7 +183,7 @@ def test_embedded_redis_and_graph_are_separate_processes(tmp_path: Path) -> None
 
 
 def test_doctor_reports_unreachable_redis(tmp_path: Path) -> None:
-    out = _cli(
+    out = run_cli(
         "doctor",
         env={
             "FRAUDRING_DATA_DIR": str(tmp_path),
@@ -213,7 +196,7 @@ def test_doctor_reports_unreachable_redis(tmp_path: Path) -> None:
 
 
 def test_cli_bad_setting_is_one_line_not_traceback(tmp_path: Path) -> None:
-    out = _cli("doctor", env={"FRAUDRING_AMOUNT_CAP": "zero"})
+    out = run_cli("doctor", env={"FRAUDRING_AMOUNT_CAP": "zero"})
     assert out.returncode == 2
     assert "FRAUDRING_AMOUNT_CAP" in out.stderr and "Traceback" not in out.stderr
 
@@ -244,7 +227,7 @@ def test_sigterm_unwinds_like_ctrl_c() -> None:
 
 
 def test_demo_refuses_bad_options_before_starting_anything(tmp_path: Path) -> None:
-    out = _cli("demo", "--fraud-rate", "0.5", "--out", str(tmp_path / "demo"))
+    out = run_cli("demo", "--fraud-rate", "0.5", "--out", str(tmp_path / "demo"))
     assert out.returncode == 2 and "--fraud-rate" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "demo").exists()
 
@@ -283,7 +266,7 @@ def test_registry_promote_only_when_better_and_rollback(tmp_path: Path) -> None:
         },
         version="20260104T094147820866Z",
     )
-    out = _cli("models", "list", env={"FRAUDRING_DATA_DIR": str(tmp_path), "COLUMNS": "80"})
+    out = run_cli("models", "list", env={"FRAUDRING_DATA_DIR": str(tmp_path), "COLUMNS": "80"})
     assert out.returncode == 0, out.stderr
     assert all(v in out.stdout for v in (v1, v2, v3, v4)), out.stdout
 

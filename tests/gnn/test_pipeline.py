@@ -78,6 +78,9 @@ def test_evaluate_writes_report_and_plot(tmp_path: Path, small_world: Path) -> N
     for vals in rep["metrics"].values():
         assert 0.0 <= vals["pr_auc"] <= 1.0 and "ring_recall_24h" in vals
     assert rep["split"]["train_end"] < rep["split"]["test_start"]
+    rings = rep["extra"]["rings_at_test_end"]  # the small world's planted rings, flagged as served
+    assert rings["rings_confirmed"] > 0 and 0.0 <= rings["ring_recall"] <= 1.0
+    assert 0.0 <= rings["ring_false_share"] <= 1.0
     assert (out / "pr_curve.png").stat().st_size > 10_000
     md = (out / "report.md").read_text()
     assert "| metric | (a) rules only | (b) XGBoost, tabular features |" in md

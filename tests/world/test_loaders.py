@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from fraudring.errors import InvalidInput
 from world import schema
 from world.handbook import load_handbook
-from world.io import read_world
+from world.io import read_meta, read_world, ring_members
 from world.loaders import FIELDS, REQUIRED, load_table, parse_columns, validate
 from world.rowcheck import Rules, time_reason
 
@@ -303,3 +303,21 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
         "simulate", "--transactions", "5000", "--out", "w", "--difficulty", "x", cwd=tmp_path
     )
     assert run.returncode == 2 and "difficulty" in run.stderr
+
+
+def test_ring_column_becomes_ring_truth(tmp_path: Path) -> None:
+    src = tmp_path / "cases.csv"
+    src.write_text(
+        "user,amount,time,case\n"
+        "u1,10,2026-01-01T00:00:00Z,case-7\n"
+        "u2,11,2026-01-01T01:00:00Z,case-7\n"
+        "u3,12,2026-01-01T02:00:00Z,\n"
+        "u1,13,2026-01-02T00:00:00Z,case-7\n"
+    )
+    out = tmp_path / "w"
+    load_table(
+        src=src, out=out, columns=parse_columns("user=user,amount=amount,time=time,ring=case")
+    )
+    w = read_world(out)
+    assert ring_members(w.truth, w.transactions) == {"case-7": {"u1", "u2"}}
+    assert read_meta(out)["counts"]["rings"] == 1

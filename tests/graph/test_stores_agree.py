@@ -1,5 +1,5 @@
 """FalkorDB and Neo4j give the same answers on one simulated world: the same rings under the same
-ids, the same export, ledger, neighbourhoods and paths. (tests/test_graph.py checks each store
+ids, the same export, ledger, neighbourhoods and paths. (tests/graph/test_repository.py checks each store
 against hand-built expectations; this checks them against each other on a realistic graph.)"""
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import yaml
 from fraudring.cli import app
 from fraudring.settings import DEV_API_KEY_HASH, Settings, load_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SERVICES = {"neo4j", "redis", "api", "worker", "beat"}
 FRAUDRING = ("api", "worker", "beat")
 SECRETS = {

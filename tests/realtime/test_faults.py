@@ -143,8 +143,10 @@ def test_full_disk_spools_to_the_fallback_and_readyz_says_so(
         assert all(b["degraded"] for b in bodies)
         assert (tmp_path / "fallback" / "decisions.jsonl").exists()
         own_redis_server.start()
-        time.sleep(0.3)  # the engine skips Redis for 250 ms after a failure
-        recorded, _ = e.run(e.engine.replay_spool())
+        recorded, deadline = 0, time.monotonic() + 10
+        while recorded < 30 and time.monotonic() < deadline:
+            time.sleep(0.3)  # the engine skips Redis for 250 ms after a failure
+            recorded += e.run(e.engine.replay_spool())[0]
         assert recorded == 30
         keys = Keys(e.engine.keys.prefix)
         records = stream_records(own_redis_server.client(), keys.decisions_stream)
@@ -276,3 +278,29 @@ def test_no_answered_decision_is_lost_under_a_fault(
         assert out[figure] == 0, out
     if fault in ("redis_kill", "full_disk"):
         assert out["readyz_503"] > 0, out  # the fault was visible while it lasted
+
+
+def test_an_embedded_server_killed_is_restarted_on_its_port(tmp_path: Path) -> None:
+    """The process that started the embedded runtime brings a killed server back, same URL."""
+    import redis
+
+    from fraudring.runtime import EmbeddedServer
+
+    server = EmbeddedServer(tmp_path / "plain", graph=False).start()
+    try:
+        server.supervise(every_s=0.1)
+        client = redis.Redis.from_url(server.url)
+        client.set("k", "v")
+        assert server._proc is not None
+        first = server._proc.pid
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.RedisError):
+                if server._proc is not None and server._proc.pid != first and client.ping():
+                    break
+            time.sleep(0.1)
+        assert server._proc is not None and server._proc.pid != first
+        assert client.get("k") == b"v"  # the append-only file kept it
+    finally:
+        server.stop()
