@@ -54,7 +54,7 @@ class Workbench:
         if raw is None or raw == b"pending":
             return None
         record = Remembered.loads(raw.encode() if isinstance(raw, str) else raw)
-        body = orjson.loads(record.body(txn_id, review_means=None))
+        body = orjson.loads(record.answer(txn_id, review_means=None))
         return body
 
     async def close(self) -> None:

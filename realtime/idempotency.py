@@ -2,8 +2,10 @@
 
 It keeps what a retry needs and nothing more (well under 100 bytes, so a 48-hour window of
 decisions stays small): the hash of the canonical request body, the decision, score, model
-version, decision time and the degraded flag. A retry with the same body gets the decision back
-(without its explanation, which is not kept); another body under the same txn_id is a conflict.
+version, decision time and the degraded flag. A `review` also keeps its whole answer (the review
+queue shows its explanation; reviews are a few percent of decisions). A retry with the same body
+gets the decision back (an approve or decline without its explanation); another body under the
+same txn_id is a conflict.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ class Remembered:
     model_version: str | None
     decided_at: float
     degraded: bool
-    legacy_body: bytes | None = None
+    #: the whole answer: kept for a review, and in records written before the compact form
+    full: bytes | None = None
 
     def dumps(self) -> bytes:
         score = "" if self.score is None else f"{self.score:.6g}"
@@ -46,7 +49,8 @@ class Remembered:
             f"{self.decided_at:.3f}",
             "1" if self.degraded else "0",
         )
-        return SEP.join(parts).encode()
+        head = SEP.join(parts).encode()
+        return head + SEP.encode() + self.full if self.full is not None else head
 
     @classmethod
     def loads(cls, raw: bytes) -> Remembered:
@@ -59,10 +63,12 @@ class Remembered:
                 model_version=body.get("model_version"),
                 decided_at=float(body.get("decided_at", 0.0)),
                 degraded=bool(body.get("degraded")),
-                legacy_body=raw,
+                full=raw,
             )
-        h, d, score, version, at, degraded = raw.decode().split(SEP)
+        parts = raw.split(SEP.encode(), 6)
+        h, d, score, version, at, degraded = (p.decode() for p in parts[:6])
         return cls(
+            full=parts[6] if len(parts) > 6 else None,
             body_hash=h or None,
             decision=DECISIONS[d],
             score=float(score) if score else None,
@@ -80,10 +86,10 @@ class Remembered:
                 detail={"errors": [{"field": "txn_id", "reason": "already used for another body"}]},
             )
 
-    def body(self, txn_id: str, *, review_means: str | None) -> bytes:
-        """The answer to a retry."""
-        if self.legacy_body is not None:
-            return self.legacy_body
+    def answer(self, txn_id: str, *, review_means: str | None) -> bytes:
+        """The answer to a retry: the whole one when kept, else rebuilt without explanation."""
+        if self.full is not None:
+            return self.full
         answer: dict[str, Any] = {
             "txn_id": txn_id,
             "decision": self.decision,

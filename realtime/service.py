@@ -173,7 +173,7 @@ class DecisionEngine:
             )
         memo = Remembered.loads(stored)
         memo.check(txn_id, txn.body_hash())
-        body = memo.body(txn_id, review_means=self.settings.review_means.value)
+        body = memo.answer(txn_id, review_means=self.settings.review_means.value)
         return Outcome(body=body, decision=memo.decision, degraded=memo.degraded, replayed=True)
 
     async def _fresh(self, txn: Transaction, state: State | None) -> Outcome:
@@ -256,6 +256,7 @@ class DecisionEngine:
             model_version=version,
             decided_at=decided_at,
             degraded=degraded,
+            full=answer if outcome == "review" else None,
         ).dumps()
         record = orjson.dumps(
             {

@@ -24,7 +24,9 @@ REVIEW_KEEP_S = 30 * 86400
 class ReviewItem(BaseModel):
     txn_id: str
     decided_at: float
-    decision: dict[str, Any] | None = Field(description="the stored decision (7 days)")
+    decision: dict[str, Any] | None = Field(
+        description="the stored decision (kept for the idempotency window, 48 h by default)"
+    )
     txn: LedgerTxn | None = Field(description="from the graph's ledger, once ingested")
     ring: Ring | None = None
 
@@ -39,6 +41,10 @@ async def decision(eng: Workbench, txn_id: str) -> dict[str, Any]:
     if body is None:
         raise NotFound(f"no decision for txn {txn_id!r} (unknown, or past the idempotency window)")
     return body
+
+
+def _bytes(raw: bytes | str) -> bytes:
+    return raw.encode() if isinstance(raw, str) else raw
 
 
 async def review_queue(

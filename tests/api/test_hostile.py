@@ -112,6 +112,7 @@ def test_another_body_under_a_used_txn_id_is_409_single_and_batch(
     assert again.status_code == 200 and again.headers["idempotent-replay"] == "true"
     assert again.json()["decision"] == first.json()["decision"]
     key = Keys(client.app.state.settings.redis_prefix).decision("t5")  # type: ignore[attr-defined]
+    assert first.json()["decision"] == "approve"  # a review keeps its whole answer (the queue)
     assert len(redis.Redis.from_url(redis_url).get(key) or b"") < 100
 
 
