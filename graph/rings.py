@@ -90,10 +90,15 @@ def new_ring_id(members: Iterable[str]) -> str:
 
 def assign_ids(comps: list[Component], old: OldRings) -> list[str]:
     """Stable ids: most shared members wins, ties go to the oldest ring (then smaller id)."""
-    owner = {m: rid for rid, (_, members) in old.items() for m in members}
+    # A user can be in two rings (a flagged ring inside its label-free component): count every
+    # ring of each member, so the answer does not depend on the order the store read them in.
+    owners: dict[str, list[str]] = {}
+    for rid, (_, members) in old.items():
+        for m in members:
+            owners.setdefault(m, []).append(rid)
     candidates = []
     for ci, comp in enumerate(comps):
-        counts = Counter(owner[m] for m in comp.members if m in owner)
+        counts = Counter(rid for m in comp.members for rid in owners.get(m, ()))
         candidates += [(-c, old[rid][0], rid, ci) for rid, c in counts.items()]
     candidates.sort()
     ids: list[str | None] = [None] * len(comps)
