@@ -341,10 +341,38 @@ def die_with_parent() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def run_child(cmd: list[str], *, grace_s: float = 60.0) -> int:
+#: A child that crashes this soon after its start counts towards giving up on restarts.
+EARLY_CRASH_S = 10.0
+#: Early crashes in a row after which `run_child` stops restarting (a broken configuration).
+MAX_EARLY_CRASHES = 5
+
+
+def run_child(
+    cmd: list[str], *, grace_s: float = 60.0, restart: bool = False, backoff_s: float = 1.0
+) -> int:
     """Run a child in the foreground until it exits. SIGTERM or Ctrl-C to this process is passed
     on as SIGTERM (a warm shutdown), and this process waits for the child (killing it after
-    `grace_s`) before unwinding: a child never outlives the command that started it."""
+    `grace_s`) before unwinding: a child never outlives the command that started it.
+
+    With `restart`, a child that exits with an error is started again: a Celery worker dies
+    with "Unrecoverable error" when its broker drops while it restores unacknowledged tasks
+    (kombu), and a stopped worker would leave the stream unread. Repeated crashes right after
+    start (a configuration no restart mends) end it with the child's exit code."""
+    early = 0
+    while True:
+        started = time.monotonic()
+        code = _run_once(cmd, grace_s=grace_s)
+        if not restart or code == 0:
+            return code
+        early = early + 1 if time.monotonic() - started < EARLY_CRASH_S else 0
+        if early >= MAX_EARLY_CRASHES:
+            log.error("child.gave_up", cmd=cmd[:6], exit_code=code, crashes=early)
+            return code
+        log.warning("child.restarted", cmd=cmd[:6], exit_code=code)
+        time.sleep(backoff_s)
+
+
+def _run_once(cmd: list[str], *, grace_s: float) -> int:
     proc = subprocess.Popen(cmd, preexec_fn=die_with_parent)
     try:
         return proc.wait()

@@ -288,3 +288,25 @@ def test_ci_runs_the_readme_test_command() -> None:
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make test" in ci
+
+
+def test_a_crashed_child_is_restarted_and_a_broken_one_given_up(tmp_path: Path) -> None:
+    import sys
+
+    from fraudring.runtime import MAX_EARLY_CRASHES, run_child
+
+    marker = tmp_path / "ran"
+    once = (
+        "import pathlib, sys; p = pathlib.Path(sys.argv[1]); "
+        "sys.exit(0) if p.exists() else (p.write_text('x'), sys.exit(3))"
+    )
+    assert run_child([sys.executable, "-c", once, str(marker)], restart=True, backoff_s=0) == 0
+    assert marker.exists()
+    count = tmp_path / "count"
+    always = (
+        "import pathlib, sys; p = pathlib.Path(sys.argv[1]); "
+        "p.write_text(p.read_text() + 'x' if p.exists() else 'x'); sys.exit(3)"
+    )
+    assert run_child([sys.executable, "-c", always, str(count)], restart=True, backoff_s=0) == 3
+    assert count.read_text() == "x" * MAX_EARLY_CRASHES
+    assert run_child([sys.executable, "-c", "raise SystemExit(4)"]) == 4  # no restart asked
