@@ -50,8 +50,8 @@ def register(app: typer.Typer) -> None:
 
         from fraudring.runtime import services
         from fraudring.settings import get_settings
-        from graph.bulkload import load_world
         from graph.service import open_store
+        from world.bulkload import load_world
 
         at = _as_of(as_of)
         settings = get_settings()

@@ -1,4 +1,4 @@
-"""`graph.bulkload.load_world`: a world into the store as of a moment, then rings."""
+"""`world.bulkload.load_world`: a world into the store as of a moment, then rings."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
-from graph.bulkload import load_world
 from graph.repository import CypherStore
+from world.bulkload import load_world
 from world.io import read_world
 from world.simulate import generate
 
