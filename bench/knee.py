@@ -15,7 +15,6 @@ records the workers have drained.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import sys
@@ -28,7 +27,7 @@ from typing import Any
 import redis
 
 from bench import BenchError
-from bench.stream import _backlog, _growth, _process, _worker_cmd
+from bench.stream import _backlog, _growth, _process, _worker_cmd, push_paced
 from bench.stream_support import wait, world_requests
 from fraudring.runtime import services
 from fraudring.settings import load_settings
@@ -47,24 +46,7 @@ def _step(
     client: redis.Redis, keys: Keys, txns: list[dict[str, Any]], rate: float
 ) -> dict[str, Any]:
     client.delete(keys.meta("freshness"))
-    samples: list[tuple[float, int]] = []
-    t0 = time.monotonic()
-    next_sample = t0
-    for i in range(0, len(txns), BATCH):
-        delay = t0 + i / rate - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        pipe = client.pipeline(transaction=False)
-        now = time.time()
-        for t in txns[i : i + BATCH]:
-            rec = {"txn": t, "decision": "approve", "score": 0.05, "decided_at": now,
-                   "model_version": None, "degraded": False}  # fmt: skip
-            pipe.xadd(keys.decisions_stream, {"d": json.dumps(rec).encode()})
-        pipe.execute()
-        if time.monotonic() >= next_sample:
-            samples.append((time.monotonic(), _backlog(client, keys)))
-            next_sample += 1.0
-    elapsed = time.monotonic() - t0
+    t0, elapsed, samples = push_paced(client, keys, txns, rate=rate, batch=BATCH)
     time.sleep(1.0)  # the last decisions' freshness samples
     fresh = ops.freshness_stats(client, keys)
     offered = len(txns) / elapsed

@@ -182,18 +182,21 @@ def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _push(client: redis.Redis, keys: Keys, txns: list[dict[str, Any]]) -> tuple[float, float, int]:
-    """Decision records straight onto the stream at RATE; (elapsed, backlog slope, max)."""
+def push_paced(
+    client: redis.Redis, keys: Keys, txns: list[dict[str, Any]], *, rate: float, batch: int = BATCH
+) -> tuple[float, float, list[tuple[float, int]]]:
+    """Decision records straight onto the stream at `rate` a second, `batch` per write; (start,
+    elapsed, backlog samples once a second)."""
     samples: list[tuple[float, int]] = []
     t0 = time.monotonic()
     next_sample = t0
-    for i in range(0, len(txns), BATCH):
-        delay = t0 + i / RATE - time.monotonic()
+    for i in range(0, len(txns), batch):
+        delay = t0 + i / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         pipe = client.pipeline(transaction=False)
         now = time.time()
-        for t in txns[i : i + BATCH]:
+        for t in txns[i : i + batch]:
             rec = {"txn": t, "decision": "approve", "score": 0.05, "decided_at": now,
                    "model_version": None, "degraded": False}  # fmt: skip
             pipe.xadd(keys.decisions_stream, {"d": json.dumps(rec).encode()})
@@ -201,7 +204,12 @@ def _push(client: redis.Redis, keys: Keys, txns: list[dict[str, Any]]) -> tuple[
         if time.monotonic() >= next_sample:
             samples.append((time.monotonic(), _backlog(client, keys)))
             next_sample += 1.0
-    elapsed = time.monotonic() - t0
+    return t0, time.monotonic() - t0, samples
+
+
+def _push(client: redis.Redis, keys: Keys, txns: list[dict[str, Any]]) -> tuple[float, float, int]:
+    """Decision records straight onto the stream at RATE; (elapsed, backlog slope, max)."""
+    t0, elapsed, samples = push_paced(client, keys, txns, rate=RATE)
     slope = _growth(samples, t0=t0, elapsed=elapsed)
     return elapsed, slope, max((b for _, b in samples), default=0)
 
