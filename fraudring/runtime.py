@@ -27,7 +27,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,8 @@ class EmbeddedServer:
     owned: bool = False
     _proc: subprocess.Popen[bytes] | None = None
     _unwatch: threading.Event | None = None
+    #: held by `stop` and by the watcher's restart, so a server being stopped is never restarted
+    _lifecycle: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def pid_file(self) -> Path:
@@ -247,21 +249,25 @@ class EmbeddedServer:
                 proc = self._proc
                 if proc is None or proc.poll() is None:
                     continue
-                log.error("embedded.died", port=self.port, code=proc.returncode)
-                try:
-                    self.owned = False
-                    self.start(port=self.port)
-                    log.warning("embedded.restarted", port=self.port)
-                except Exception as exc:  # the next round tries again
-                    log.error("embedded.restart_failed", port=self.port, error=str(exc))
+                with self._lifecycle:
+                    if unwatch.is_set():  # stopped meanwhile: its death was the stop
+                        return
+                    log.error("embedded.died", port=self.port, code=proc.returncode)
+                    try:
+                        self.owned = False
+                        self.start(port=self.port)
+                        log.warning("embedded.restarted", port=self.port)
+                    except Exception as exc:  # the next round tries again
+                        log.error("embedded.restart_failed", port=self.port, error=str(exc))
 
         threading.Thread(target=watch, name=f"embedded-{self.port}", daemon=True).start()
 
     def stop(self, *, timeout_s: float = 30.0) -> None:
         """Compact and shut down (the append-only file is flushed), if this process started it."""
-        if self._unwatch is not None:
-            self._unwatch.set()
-            self._unwatch = None
+        with self._lifecycle:
+            if self._unwatch is not None:
+                self._unwatch.set()
+                self._unwatch = None
         if not self.owned or self.port is None:
             return
         try:
