@@ -38,6 +38,8 @@ from realtime.schemas import BatchRequest, Transaction
 from realtime.service import DecisionEngine
 
 log = get_logger(__name__)
+#: How long a stopping API process waits for its upkeep task and its open connections.
+SHUTDOWN_WAIT_S = 10.0
 
 DESCRIPTION = """Real-time fraud decisions: velocity features in Redis, cached graph ring risk,
 XGBoost and declarative rules. Send the API key in the `X-API-Key` header; scopes are `score`
@@ -93,8 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Bounded: an upkeep step blocked in a thread (a hung Redis call) must not keep a
+            # stopping process alive.
+            await asyncio.wait({task}, timeout=SHUTDOWN_WAIT_S)
             await engine.close()
             wb = getattr(app.state, "workbench", None)
             if wb is not None:

@@ -59,6 +59,7 @@ def register(app: typer.Typer) -> None:
                 http="httptools",
                 access_log=False,
                 log_level="warning",
+                timeout_graceful_shutdown=10,  # a SIGTERM'd API exits in bounded time
             )
 
     apikey = typer.Typer(help="API keys.", no_args_is_help=True)
