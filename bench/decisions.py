@@ -267,11 +267,12 @@ def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _wait_ready(base: str, *, version: str, timeout_s: float = 60) -> None:
+def _wait_ready(base: str, *, key: str, version: str, timeout_s: float = 60) -> None:
+    """Until /readyz names the live model (its details need a key)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            r = httpx.get(f"{base}/readyz", timeout=5)
+            r = httpx.get(f"{base}/readyz", headers={"X-API-Key": key}, timeout=5)
             if r.status_code == 200 and version in r.text:
                 return
         except httpx.HTTPError:
@@ -291,7 +292,7 @@ def _measure(
     prefix: str,
     server_pid: int,
 ) -> dict[str, Any]:
-    _wait_ready(base, version=version)
+    _wait_ready(base, key=key, version=version)
     r = httpx.post(
         f"{base}/v1/decisions",
         headers={"X-API-Key": key},
