@@ -28,7 +28,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -46,7 +45,7 @@ import redis
 
 from bench import BenchError
 from bench.stream_support import check_graph, ring_end_to_end, wait, world_requests
-from fraudring.runtime import celery_client, services
+from fraudring.runtime import celery_client, services, stop_group
 from fraudring.settings import hash_api_key, load_settings
 from realtime import ops
 from realtime.keys import LABEL_GROUP, Keys
@@ -75,13 +74,7 @@ def _process(
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_group(proc, grace_s=20)
 
 
 async def _feed(

@@ -347,6 +347,19 @@ def die_with_parent() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def stop_group(proc: subprocess.Popen[Any], *, grace_s: float) -> None:
+    """SIGTERM a child started in its own session, with its whole process group; SIGKILL what
+    is left after `grace_s`."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
 #: A child that crashes this soon after its start counts towards giving up on restarts.
 EARLY_CRASH_S = 10.0
 #: Early crashes in a row after which `run_child` stops restarting (a broken configuration).

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -36,7 +35,7 @@ from fraudring.cli.demo.namespace import DEMO_OUT, demo_environment
 from fraudring.cli.demo.replay import DemoError, Pacer, replay
 from fraudring.errors import InvalidInput, Unavailable
 from fraudring.logs import get_logger
-from fraudring.runtime import Endpoints, _free_port, die_with_parent
+from fraudring.runtime import Endpoints, _free_port, die_with_parent, stop_group
 from fraudring.settings import DEV_API_KEY, Settings
 
 log = get_logger(__name__)
@@ -104,13 +103,7 @@ def process(args: list[str], *, name: str, log_path: Path) -> Iterator[subproces
         try:
             yield proc
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=10)
+            stop_group(proc, grace_s=30)
             log.info("demo.process_stopped", name=name, code=proc.returncode)
 
 
