@@ -208,7 +208,10 @@ def test_an_investigators_afternoon(
     # the top ring and its evidence
     click(".tabs button[data-tab=rings]")
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#rings tr.row"))
-    top = browser.find_element(By.CSS_SELECTOR, "#rings tr.row").get_attribute("data-id")
+    # read inside the wait: the list may re-render between finding the row and reading it
+    top = wait.until(
+        lambda d: d.find_element(By.CSS_SELECTOR, "#rings tr.row").get_attribute("data-id")
+    )
     click("#rings tr.row")
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#evidence-links tbody tr"))
     links = browser.find_elements(By.CSS_SELECTOR, "#evidence-links tbody tr")
