@@ -17,10 +17,9 @@ taken-over accounts, and only the takeover transactions carry the ring id.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
+from world.planted import Planted, Ring
 from world.population import (
     CAT,
     CAT_IN_STORE,
@@ -61,49 +60,6 @@ def chain(k: int, group: int = HOUSEHOLD) -> tuple[np.ndarray, np.ndarray]:
 def n_chain(k: int, group: int = HOUSEHOLD) -> int:
     """Entities a chain of k members uses: k // group, at least one."""
     return max(1, k // group)
-
-
-@dataclass
-class Ring:
-    ring_id: str
-    typology: str
-    members: list[int]
-    devices: list[int] = field(default_factory=list)
-    ips: list[int] = field(default_factory=list)
-    cards: list[int] = field(default_factory=list)
-    merchants: list[int] = field(default_factory=list)
-    fraud_txns: int = 0
-    topology: str = "dense"
-
-    def as_meta(self) -> dict[str, object]:
-        return {
-            "ring_id": self.ring_id,
-            "typology": self.typology,
-            "size": len(self.members),
-            "devices": len(self.devices),
-            "ips": len(self.ips),
-            "cards": len(self.cards),
-            "merchants": len(self.merchants),
-            "fraud_txns": self.fraud_txns,
-            "topology": self.topology,
-        }
-
-
-@dataclass
-class Planted:
-    """Fraudulent transactions as columns; `ts` in microseconds since the world's start."""
-
-    ts: list[int] = field(default_factory=list)
-    user: list[int] = field(default_factory=list)
-    card: list[int] = field(default_factory=list)
-    device: list[int] = field(default_factory=list)
-    ip: list[int] = field(default_factory=list)
-    merchant: list[int] = field(default_factory=list)
-    amount: list[float] = field(default_factory=list)
-    ring: list[int] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.ts)
 
 
 class Planner:

@@ -23,6 +23,7 @@ from fraudring.errors import InvalidInput
 from fraudring.logs import get_logger
 from world import schema
 from world.io import PARQUET_OPTIONS, write_meta
+from world.planted import Ring
 from world.population import (
     CAT_IN_STORE,
     CATEGORY_NAMES,
@@ -36,7 +37,7 @@ from world.population import (
     ip_strings,
     user_count,
 )
-from world.rings import TYPOLOGIES, Planner, Ring
+from world.rings import TYPOLOGIES, Planner
 from world.topology import TOPOLOGIES, add_lookalikes
 
 log = get_logger(__name__)

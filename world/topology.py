@@ -18,14 +18,12 @@ along in the graph). `dense` is the historical planner (`world.rings.Planner`), 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
+from world.planted import Ring
 from world.population import CAT_SHARE, Population, add_merchants
-
-if TYPE_CHECKING:
-    from world.rings import Planner
 
 TOPOLOGIES = ("dense", "chain", "star", "bipartite", "mule", "mix")
 SHAPES = ("chain", "star", "bipartite", "mule")
@@ -38,6 +36,42 @@ TYPOLOGY_OF = {
 }
 #: Share of taken-over established accounts among chain and star ring members.
 TAKEN_OVER = 0.3
+
+
+class Planner(Protocol):
+    """What planting a shape needs of the world's planner (`world.rings.Planner`)."""
+
+    rng: np.random.Generator
+    pop: Population
+    days: int
+    base: int
+    rings: list[Ring]
+
+    def take_over(self, k: int) -> np.ndarray: ...
+
+    def pending(self, name: str, user: int) -> int: ...
+
+    def _accounts(self, k: int, ring: int, *, created_max: int) -> np.ndarray: ...
+
+    def _merchant(self) -> int: ...
+
+    def _ts(self, day: int, *, night: bool = False, anchor: int | None = None) -> int: ...
+
+    def _amount(self, merchant: int, scale: float = 1.0) -> float: ...
+
+    def _add(
+        self,
+        *,
+        ts: int,
+        user: int,
+        card: int,
+        device: int,
+        ip: int,
+        merchant: int,
+        amount: float,
+        ring: int,
+        online: bool = False,
+    ) -> None: ...
 
 
 def _groups(
