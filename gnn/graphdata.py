@@ -27,23 +27,12 @@ from scipy.sparse.csgraph import connected_components
 
 from fraudring.contract.ids import ENTITY_KINDS
 from gnn.features import DAY_US, ENTITY_COLUMNS, ts_micros
+from graph.schemas import EXPORT_FEATURES
 
 #: Node kinds in their index order (the contract's entity kinds).
 KINDS: Final[tuple[str, ...]] = ENTITY_KINDS
-NODE_FEATURES: Final = (
-    "is_user",
-    "is_card",
-    "is_device",
-    "is_ip",
-    "is_merchant",
-    "log_degree",
-    "log_n",
-    "log_amount",
-    "fraud_txn_n",
-    "legit_txn_n",
-    "age_days",
-    "idle_days",
-)
+#: Node feature columns: the graph store's export columns, so both build the same matrix.
+NODE_FEATURES: Final = EXPORT_FEATURES
 #: Columns that arrive as raw counts/days and are log-scaled before the GCN.
 LOG_COLUMNS: Final = (8, 9, 10, 11)
 NEVER: Final = np.iinfo(np.int64).max
