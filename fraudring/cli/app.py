@@ -42,7 +42,8 @@ COMMAND_MODULES: list[str] = [
     "graph",
     "learn",
     "demo",
-    "workbench",  # after "graph": it turns `rings` into a group for `rings export`
+    "rings",
+    "workbench",
 ]
 
 

@@ -1,8 +1,7 @@
-"""`fraudring rings`, `fraudring neighbourhood` and `fraudring graph load`: the graph store."""
+"""`fraudring neighbourhood` and `fraudring graph load`: the graph store."""
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -10,8 +9,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-
-from fraudring.cli.tables import compact
 
 console = Console()
 
@@ -71,61 +68,6 @@ def register(app: typer.Typer) -> None:
             f"loaded {res.transactions:,} transactions ({res.ingested:,} new) and "
             f"{res.labels:,} labels; {res.rings:,} rings, {res.suspicious:,} suspicious"
         )
-
-    @app.command()
-    def rings(
-        top: Annotated[int, typer.Option(help="How many rings, by risk.", min=1, max=10_000)] = 20,
-        detect: Annotated[
-            bool, typer.Option("--detect", help="Run a full ring detection first.")
-        ] = False,
-        everything: Annotated[
-            bool, typer.Option("--all", help="Also list groups that are not suspicious.")
-        ] = False,
-    ) -> None:
-        """List the top rings by risk: size, labelled fraud, shared entities, activity."""
-        from fraudring.runtime import services
-        from fraudring.settings import get_settings
-        from graph.service import open_store
-
-        settings = get_settings()
-        with services(settings) as ep, open_store(ep.graph_url, settings=settings) as store:
-            if detect:
-                up = store.detect_rings()
-                console.print(
-                    f"detected {len(up.rings)} rings in {up.seconds:.2f} s "
-                    f"({len(up.created)} new, {len(up.removed)} removed)"
-                )
-            stored = store.top_rings(top)
-            found = [r for r in stored if everything or r.suspicious]
-        # Ring ids are what the next command takes: never cut, even in 80 columns.
-        table = compact(
-            f"top {len(found)} rings by risk",
-            caption="fraud: members with a fraud label; shared: the entities that tie them, by "
-            "kind (`fraudring neighbourhood` lists them); age: the members' mean account age "
-            "in days; last: last activity (UTC)",
-        )
-        for col in ("ring", "risk", "fraud", "shared", "amount", "age", "last"):
-            left = col in ("ring", "shared")
-            table.add_column(col, justify="left" if left else "right", no_wrap=True)
-        for r in found:
-            kinds = Counter(e.kind for e in r.shared_entities)
-            table.add_row(
-                r.id,
-                f"{r.risk:.2f}",
-                f"{r.fraud_n} of {r.size}",
-                "\n".join(f"{n} {kind}" for kind, n in sorted(kinds.items())),
-                f"{r.amount:,.0f}",
-                f"{r.account_age_days:.1f}",
-                _when(r.last_activity).replace(" ", "\n"),
-            )
-        console.print(table)
-        if not stored:
-            console.print("no rings stored: run `fraudring rings --detect` after ingesting")
-        elif not found:
-            console.print(
-                f"none of the top {len(stored)} groups is suspicious (household-sized, one home, "
-                "no fraud label): `--all` lists them"
-            )
 
     @app.command()
     def neighbourhood(

@@ -1,15 +1,10 @@
-"""`fraudring lists ...` (block / allow / step-up lists) and `fraudring rings export` (a ring or a
-neighbourhood as CSV, JSON, GraphML or PNG for a case file).
-
-`rings` stays the top-rings table when called alone; this module turns it into a group so that
-`rings export` can sit under it (the table's options are the group's)."""
+"""`fraudring lists ...`: the block / allow / step-up lists the decision engine honours."""
 
 from __future__ import annotations
 
 import asyncio
 import getpass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any, cast
 
 import typer
@@ -129,75 +124,5 @@ def _register_lists(app: typer.Typer) -> None:
         console.print(f"removed {kind}:{id} from the {e.list_name}")
 
 
-def _register_export(app: typer.Typer) -> None:
-    """Replace the `rings` command by a group running it when called alone."""
-    table_cmd = next(
-        c
-        for c in app.registered_commands
-        if c.name == "rings"
-        or (c.name is None and c.callback is not None and c.callback.__name__ == "rings")
-    )
-    app.registered_commands.remove(table_cmd)
-    original = table_cmd.callback
-    assert original is not None
-    rings_app = typer.Typer(help="The top rings by risk, and `rings export`.")
-    app.add_typer(rings_app, name="rings")
-
-    @rings_app.callback(invoke_without_command=True)
-    def rings(
-        ctx: typer.Context,
-        top: Annotated[int, typer.Option(help="How many rings, by risk.", min=1, max=10_000)] = 20,
-        detect: Annotated[
-            bool, typer.Option("--detect", help="Run a full ring detection first.")
-        ] = False,
-        everything: Annotated[
-            bool, typer.Option("--all", help="Also list groups that are not suspicious.")
-        ] = False,
-    ) -> None:
-        """List the top rings by risk: size, labelled fraud, shared entities, activity."""
-        if ctx.invoked_subcommand is None:
-            original(top=top, detect=detect, everything=everything)
-
-    @rings_app.command("export")
-    def export(
-        ring_id: Annotated[str | None, typer.Argument(help="The ring's id.")] = None,
-        around: Annotated[
-            str | None, typer.Option(help="A neighbourhood instead: kind:id, e.g. user:u42.")
-        ] = None,
-        hops: Annotated[int, typer.Option(help="Neighbourhood hops (1-4).")] = 2,
-        max_nodes: Annotated[int, typer.Option(help="Neighbourhood node cap.")] = 200,
-        format: Annotated[str, typer.Option(help="csv, json, graphml or png.")] = "csv",
-        out: Annotated[
-            Path | None, typer.Option(help="File to write (default: NAME.FORMAT).")
-        ] = None,
-    ) -> None:
-        """Write a ring (or a neighbourhood) to a file for a case."""
-        from fraudring.runtime import services
-        from fraudring.settings import get_settings
-        from graph.formats import FORMATS, render, ring_subgraph
-        from graph.repository import CypherStore
-        from graph.service import open_store
-
-        if format not in FORMATS:
-            raise InvalidInput(f"--format: must be one of {', '.join(FORMATS)}")
-        if (ring_id is None) == (around is None):
-            raise InvalidInput("give a ring id or --around kind:id, not both")
-        settings = get_settings()
-        with services(settings) as ep, open_store(ep.graph_url, settings=settings) as store:
-            assert isinstance(store, CypherStore)
-            if ring_id is not None:
-                sub, name = ring_subgraph(store, ring_id), ring_id
-            else:
-                assert around is not None
-                kind, _, ident = around.partition(":")
-                sub = store.neighbourhood(kind, ident, hops=hops, max_nodes=max_nodes)
-                name = f"{kind}-{ident}"
-            body = render(sub, format, title=name)
-        path = out or Path(f"{name}.{format}")
-        path.write_bytes(body)
-        console.print(f"wrote {path} ({len(sub.nodes)} nodes, {len(sub.edges)} edges)")
-
-
 def register(app: typer.Typer) -> None:
     _register_lists(app)
-    _register_export(app)
