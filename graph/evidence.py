@@ -18,14 +18,14 @@ from graph.ringrule import EvidenceLinks, label_rates
 from graph.schemas import KIND_OF_LABEL, LINKED_KINDS, RingParams
 
 if TYPE_CHECKING:
-    from graph.repository import CypherStore
+    from graph.cypher import CypherBackend
 
 _CHUNK = 10_000
 OldRings = dict[str, tuple[float, list[str]]]
 
 
 def _scan(
-    store: CypherStore, build: Any, args: dict[str, Any], page_size: int
+    store: CypherBackend, build: Any, args: dict[str, Any], page_size: int
 ) -> list[tuple[str, list[list[Any]]]]:
     tasks = [
         (kind, pred, {**page, **args})
@@ -42,7 +42,7 @@ def _scan(
 
 
 def full(
-    store: CypherStore, *, since: float, params: RingParams
+    store: CypherBackend, *, since: float, params: RingParams
 ) -> tuple[EvidenceLinks, dict[str, float]]:
     """Every evidence entity and the rates, which are stored for incremental runs."""
     totals: dict[str, tuple[float, float]] = {k: (0.0, 0.0) for k in LINKED_KINDS}
@@ -71,7 +71,7 @@ def full(
     return links, rates
 
 
-def stored_rates(store: CypherStore, *, params: RingParams) -> dict[str, float]:
+def stored_rates(store: CypherBackend, *, params: RingParams) -> dict[str, float]:
     """The rates of the last full run (the prior before any)."""
     rows = store._read(q.RATES_READ)
     if rows and rows[0][0]:
@@ -80,7 +80,7 @@ def stored_rates(store: CypherStore, *, params: RingParams) -> dict[str, float]:
 
 
 def expand(
-    store: CypherStore,
+    store: CypherBackend,
     users: Collection[str],
     *,
     since: float,

@@ -19,7 +19,7 @@ from graph import queries as q
 from graph.schemas import EXPORT_FEATURES, KINDS, LABELS, GraphExport
 
 if TYPE_CHECKING:
-    from graph.repository import CypherStore
+    from graph.cypher import CypherBackend
 
 log = get_logger(__name__)
 F64 = npt.NDArray[np.float64]
@@ -30,7 +30,7 @@ def _cat(parts: list[F64]) -> F64:
     return np.concatenate(parts) if parts else np.empty(0)
 
 
-def export(store: CypherStore, *, chunk_size: int = 200_000) -> GraphExport:
+def export(store: CypherBackend, *, chunk_size: int = 200_000) -> GraphExport:
     t0 = time.perf_counter()
     rows = store._read(q.NEWEST_TS)
     now = float(rows[0][0]) if rows and rows[0][0] is not None else 0.0

@@ -20,7 +20,8 @@ import redis
 from fraudring.errors import Unavailable
 from fraudring.logs import get_logger
 from graph import queries as q
-from graph.repository import CypherStore, Rows
+from graph.cypher import Rows
+from graph.repository import CypherStore
 from graph.schemas import LABELS
 
 log = get_logger(__name__)

@@ -19,7 +19,7 @@ from graph import queries as q
 from graph.schemas import GraphNotFound, Ring, check_kind, require_id
 
 if TYPE_CHECKING:
-    from graph.repository import CypherStore
+    from graph.cypher import CypherBackend
 
 #: Users through which a card, device, IP or merchant's transactions are read.
 MAX_USERS = 500
@@ -83,7 +83,7 @@ def _txn(row: list[Any]) -> LedgerTxn:
 
 
 def transactions(
-    store: CypherStore, kind: str, id: str, *, limit: int = 50, before: float | None = None
+    store: CypherBackend, kind: str, id: str, *, limit: int = 50, before: float | None = None
 ) -> TxnPage:
     kind = check_kind(kind)
     require_id(id, field_name="id")
@@ -111,7 +111,7 @@ def transactions(
     return TxnPage(kind=kind, id=id, transactions=txns, next_before=nxt)
 
 
-def timeline(store: CypherStore, ring: Ring, *, joined: dict[str, float]) -> RingTimeline:
+def timeline(store: CypherBackend, ring: Ring, *, joined: dict[str, float]) -> RingTimeline:
     """Who joined when (first use of a tying entity), when the ring was detected and last
     updated, and the members' transactions per day."""
     events = [
@@ -140,7 +140,7 @@ def timeline(store: CypherStore, ring: Ring, *, joined: dict[str, float]) -> Rin
     )
 
 
-def txns_by_id(store: CypherStore, ids: list[str]) -> dict[str, LedgerTxn]:
+def txns_by_id(store: CypherBackend, ids: list[str]) -> dict[str, LedgerTxn]:
     """Ledger rows of the given transactions (those not ingested yet are missing)."""
     for i in ids:
         require_id(i, field_name="txn_id")

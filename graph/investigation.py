@@ -31,7 +31,7 @@ from graph.schemas import (
 )
 
 if TYPE_CHECKING:
-    from graph.repository import CypherStore
+    from graph.cypher import CypherBackend
 
 TYPOLOGIES = ("synthetic_identity", "card_testing", "ato", "mule")
 
@@ -114,7 +114,7 @@ def _f(v: Any) -> float | None:
 
 
 def ring_evidence(
-    store: CypherStore, ring: Ring, *, params: RingParams | None = None
+    store: CypherBackend, ring: Ring, *, params: RingParams | None = None
 ) -> RingEvidence:
     params = params or RingParams()
     members = set(ring.members)
@@ -239,14 +239,14 @@ def _base(comp: Component | None, links: Links, fraud: set[str], ring: Ring) -> 
     return sum(terms.values())
 
 
-def _kind_counts(store: CypherStore, users: list[str]) -> dict[str, dict[str, int]]:
+def _kind_counts(store: CypherBackend, users: list[str]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = defaultdict(dict)
     for uid, label, n in store._read(eq.USER_KIND_COUNTS, {"ids": users}):
         out[uid][KIND_OF_LABEL[label]] = int(n)
     return out
 
 
-def _homes(store: CypherStore, users: list[str], *, params: RingParams) -> dict[str, str]:
+def _homes(store: CypherBackend, users: list[str], *, params: RingParams) -> dict[str, str]:
     from graph.rings import _bases
 
     rows = store._read(q.NEWEST_TS)
@@ -352,7 +352,7 @@ def narrative(ev: RingEvidence) -> str:
     return "\n".join(lines)
 
 
-def entity_evidence(store: CypherStore, kind: str, id: str) -> EntityEvidence:
+def entity_evidence(store: CypherBackend, kind: str, id: str) -> EntityEvidence:
     kind = check_kind(kind)
     require_id(id, field_name="id")
     rows = store._read(eq.ENTITY_SUMMARY[kind], {"id": id})

@@ -31,11 +31,11 @@ from graph.schemas import (
 )
 
 if TYPE_CHECKING:
-    from graph.repository import CypherStore, Rows
+    from graph.cypher import CypherBackend, Rows
 
 
 def neighbourhood(
-    store: CypherStore,
+    store: CypherBackend,
     kind: str,
     id: str,
     *,
@@ -124,7 +124,7 @@ def neighbourhood(
 
 
 def _expand(
-    store: CypherStore,
+    store: CypherBackend,
     frontier: list[tuple[str, str, Any]],
     *,
     labels: list[str],

@@ -17,7 +17,8 @@ from neo4j.exceptions import ConstraintError, ServiceUnavailable
 
 from fraudring.errors import Unavailable
 from graph import queries as q
-from graph.repository import CypherStore, Rows
+from graph.cypher import Rows
+from graph.repository import CypherStore
 from graph.schemas import LABELS
 
 

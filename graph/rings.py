@@ -77,7 +77,7 @@ from graph.ringrule import (
 from graph.schemas import KIND_OF_LABEL, LINKED_KINDS, EntityRef, Ring, RingParams, RingUpdate
 
 if TYPE_CHECKING:
-    from graph.repository import CypherStore
+    from graph.cypher import CypherBackend
 
 log = get_logger(__name__)
 OldRings = dict[str, tuple[float, list[str]]]  # ring id -> (created_at, members)
@@ -140,7 +140,7 @@ def ring_from_props(p: dict[str, Any]) -> Ring:
     )
 
 
-def _user_stats(store: CypherStore, users: list[str]) -> dict[str, list[Any]]:
+def _user_stats(store: CypherBackend, users: list[str]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     for i in range(0, len(users), _CHUNK):
         for row in store._read(q.USER_STATS, {"ids": users[i : i + _CHUNK]}):
@@ -148,7 +148,9 @@ def _user_stats(store: CypherStore, users: list[str]) -> dict[str, list[Any]]:
     return out
 
 
-def _bases(store: CypherStore, users: Collection[str], *, since: float, cap: int) -> dict[str, str]:
+def _bases(
+    store: CypherBackend, users: Collection[str], *, since: float, cap: int
+) -> dict[str, str]:
     """Home IP of each of `users` (see `pick_bases`); an IP with more than `cap` recent users
     is a hub, nobody's home."""
     ids = sorted(users)
@@ -174,7 +176,7 @@ def _rule(kind: str, params: RingParams) -> dict[str, Any]:
     return rule
 
 
-def _full_links(store: CypherStore, *, since: float, params: RingParams) -> Links:
+def _full_links(store: CypherBackend, *, since: float, params: RingParams) -> Links:
     pages = list(store._pages("x", page_size=params.page_size))
     tasks = []
     for kind in LINKED_KINDS:
@@ -194,7 +196,7 @@ def _full_links(store: CypherStore, *, since: float, params: RingParams) -> Link
     return links
 
 
-def _rings_of(store: CypherStore, users: Collection[str]) -> OldRings:
+def _rings_of(store: CypherBackend, users: Collection[str]) -> OldRings:
     out: OldRings = {}
     ids = list(users)
     for i in range(0, len(ids), _CHUNK):
@@ -204,7 +206,7 @@ def _rings_of(store: CypherStore, users: Collection[str]) -> OldRings:
 
 
 def _expand(
-    store: CypherStore, touched: Collection[str], *, since: float, params: RingParams
+    store: CypherBackend, touched: Collection[str], *, since: float, params: RingParams
 ) -> tuple[Links, set[str], OldRings]:
     """Links among the closure of `touched` under shared entities and current ring membership."""
     links: Links = {}
@@ -244,7 +246,7 @@ def _expand(
 
 
 def detect(
-    store: CypherStore,
+    store: CypherBackend,
     *,
     touched_users: Collection[str] | None,
     params: RingParams,
@@ -363,7 +365,9 @@ def _ring(
     )
 
 
-def _write(store: CypherStore, *, rings: list[Ring], removed: list[str], relink: list[str]) -> None:
+def _write(
+    store: CypherBackend, *, rings: list[Ring], removed: list[str], relink: list[str]
+) -> None:
     """Replace the rings in scope (one transaction on Neo4j; a re-run converges on FalkorDB)."""
     statements: list[tuple[str, dict[str, Any]]] = []
     if removed:
