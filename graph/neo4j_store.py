@@ -1,10 +1,11 @@
 """Neo4j backend (production), through the official driver.
 
 Each statement runs in a managed transaction (`execute_query`, retried by the driver on
-transient errors); several ring writes share one `session.execute_write` transaction. The
-ingest statement is one transaction per batch; the unique constraint on `Txn.id` turns a race
-between two writers of the same transaction into a `ConstraintError`, after which the batch is
-re-read against the ledger and retried (see `CypherStore.ingest`).
+transient errors); several ring writes share one `session.execute_write` transaction. An ingest
+batch is the statements of `graph.neo4j_ingest` in one transaction; the unique constraint on
+`Txn.id` turns a transaction already stored (a retry, or a race between two writers) into a
+`ConstraintError` that rolls the batch back, after which it is re-read against the ledger and
+retried (see `CypherStore.ingest`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import neo4j
 from neo4j.exceptions import ConstraintError, ServiceUnavailable
 
 from fraudring.errors import Unavailable
+from graph import ingest as ing
+from graph import neo4j_ingest
 from graph import queries as q
 from graph.repository import CypherStore, Rows
 from graph.schemas import LABELS
@@ -52,12 +55,21 @@ class Neo4jStore(CypherStore):
         return self._run(query, params, neo4j.RoutingControl.READ)
 
     def _write(self, query: str, params: dict[str, Any] | None = None) -> Rows:
+        return self._run(query, params, neo4j.RoutingControl.WRITE)
+
+    def _ingest_prepare(self, fresh: ing.Batch) -> tuple[Any, int]:
+        plan = neo4j_ingest.plan(fresh)
+        return plan, plan.edges
+
+    def _ingest_send(self, prepared: Any) -> int:
+        """The batch's statements in one transaction; a transaction already stored violates
+        the unique `Txn.id` and rolls the batch back (0: the caller re-reads and retries)."""
+        plan: neo4j_ingest.Plan = prepared
         try:
-            return self._run(query, params, neo4j.RoutingControl.WRITE)
+            self._write_all(plan.statements)
         except ConstraintError:
-            if query == q.INGEST:
-                return []  # another writer stored part of the batch: re-read and retry
-            raise
+            return 0
+        return plan.txns
 
     def _write_all(self, statements: Sequence[tuple[str, dict[str, Any]]]) -> None:
         def work(tx: neo4j.ManagedTransaction) -> None:
