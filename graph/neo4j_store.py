@@ -17,11 +17,14 @@ import neo4j
 from neo4j.exceptions import ConstraintError, ServiceUnavailable
 
 from fraudring.errors import Unavailable
+from fraudring.logs import get_logger
+from graph import gds, neo4j_ingest
 from graph import ingest as ing
-from graph import neo4j_ingest
 from graph import queries as q
 from graph.repository import CypherStore, Rows
 from graph.schemas import LABELS
+
+log = get_logger(__name__)
 
 
 class Neo4jStore(CypherStore):
@@ -36,6 +39,9 @@ class Neo4jStore(CypherStore):
             url, auth=(user, password), notifications_min_severity="OFF"
         )
         self.database = database
+        #: Ring components by GDS WCC where the server has it (False: in Python, as FalkorDB).
+        self.use_gds = True
+        self._gds: bool | None = None
 
     def _run(
         self, query: str, params: dict[str, Any] | None, routing: neo4j.RoutingControl
@@ -81,6 +87,14 @@ class Neo4jStore(CypherStore):
                 session.execute_write(work)
         except ServiceUnavailable as exc:
             raise Unavailable(f"graph store unreachable: {exc}") from None
+
+    def in_db_components(self) -> bool:
+        """With Graph Data Science on the server (and `use_gds`), components run there."""
+        if self._gds is None:
+            rows = self._read(gds.AVAILABLE)
+            self._gds = bool(rows and rows[0][0])
+            log.info("graph.gds", available=self._gds)
+        return self.use_gds and self._gds
 
     def _pages(self, var: str, *, page_size: int) -> Iterator[tuple[str, dict[str, Any]]]:
         """One page: the driver already streams results in fetch-size chunks."""
