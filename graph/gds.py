@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from neo4j.exceptions import ClientError
+
 from fraudring.logs import get_logger
 from graph import queries as q
 from graph.schemas import LABELS, LINKED_KINDS
@@ -66,9 +68,21 @@ DROP: Final = "CALL gds.graph.drop($graph, false) YIELD graphName RETURN graphNa
 
 def components(
     store: CypherStore, *, since: float, rules: dict[str, dict[str, Any]]
-) -> dict[str, int]:
+) -> dict[str, int] | None:
     """Component label of every linked user (WCC over the projected links); `rules` are the
-    linking rule's parameters per kind (`graph.rings._rule`), kinds without links left out."""
+    linking rule's parameters per kind (`graph.rings._rule`), kinds without links left out.
+    None when the server refuses the procedures (e.g. GDS installed but not allowed): the
+    caller computes the components itself."""
+    try:
+        return _components(store, since=since, rules=rules)
+    except ClientError as exc:
+        log.warning("graph.gds_failed", error=str(exc)[:300], fallback="python")
+        return None
+
+
+def _components(
+    store: CypherStore, *, since: float, rules: dict[str, dict[str, Any]]
+) -> dict[str, int]:
     kinds = [k for k in LINKED_KINDS if k in rules]
     if not kinds:
         return {}

@@ -32,7 +32,9 @@ class Neo4jStore(CypherStore):
     numeric_keys = False
     key_function = "elementId"
 
-    def __init__(self, url: str, *, user: str, password: str, database: str | None) -> None:
+    def __init__(
+        self, url: str, *, user: str, password: str, database: str | None, use_gds: bool = False
+    ) -> None:
         # notifications off: the server would attach hints (e.g. nulls skipped by count) to
         # replies, and the driver log each one as a warning
         self._driver = neo4j.GraphDatabase.driver(
@@ -40,7 +42,7 @@ class Neo4jStore(CypherStore):
         )
         self.database = database
         #: Ring components by GDS WCC where the server has it (False: in Python, as FalkorDB).
-        self.use_gds = True
+        self.use_gds = use_gds
         self._gds: bool | None = None
 
     def _run(
@@ -89,12 +91,15 @@ class Neo4jStore(CypherStore):
             raise Unavailable(f"graph store unreachable: {exc}") from None
 
     def in_db_components(self) -> bool:
-        """With Graph Data Science on the server (and `use_gds`), components run there."""
+        """With `use_gds` (setting `graph_gds`) and Graph Data Science on the server,
+        components run there."""
+        if not self.use_gds:
+            return False
         if self._gds is None:
             rows = self._read(gds.AVAILABLE)
             self._gds = bool(rows and rows[0][0])
             log.info("graph.gds", available=self._gds)
-        return self.use_gds and self._gds
+        return self._gds
 
     def _pages(self, var: str, *, page_size: int) -> Iterator[tuple[str, dict[str, Any]]]:
         """One page: the driver already streams results in fetch-size chunks."""
