@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     graph_name: str = Field(default="fraudring", pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
     graph_user: str = "neo4j"
     graph_password: SecretStr = SecretStr(DEV_GRAPH_PASSWORD)
+    #: Neo4j with Graph Data Science: full ring detection takes its components from GDS WCC in
+    #: the database (graph.gds) instead of Python; off by default (docs/neo4j.md says why).
+    graph_gds: bool = False
     #: Prefix of every Redis key the project writes (tests use their own).
     redis_prefix: str = Field(default="fraudring:", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
 

@@ -39,6 +39,10 @@ class CypherBackend:
         """(predicate on `var`, its parameters) covering all nodes, one page at a time."""
         raise NotImplementedError
 
+    def in_db_components(self) -> bool:
+        """Whether full ring detection takes its components from the database (`graph.gds`)."""
+        return False
+
     #: Concurrent read queries for scans (export, full ring detection).
     read_parallelism = 1
     #: Whether `node_key` is an integer (FalkorDB id) or a string (Neo4j elementId).

@@ -46,11 +46,11 @@ def missing() -> str | None:
 
 
 def _sources() -> list[Path]:
-    return [TOOL_DIR / "pom.xml", *sorted((TOOL_DIR / "src").rglob("*.java"))]
+    return [TOOL_DIR / "pom.xml", *sorted(p for p in (TOOL_DIR / "src").rglob("*") if p.is_file())]
 
 
 def up_to_date() -> bool:
-    if not JAR.is_file() or not (JAR.parent / "lib").is_dir():
+    if not JAR.is_file() or not all((JAR.parent / d).is_dir() for d in ("lib", "plugins")):
         return False
     built = JAR.stat().st_mtime
     return all(p.stat().st_mtime <= built for p in _sources())

@@ -1,10 +1,11 @@
 """Neo4j backend (production), through the official driver.
 
 Each statement runs in a managed transaction (`execute_query`, retried by the driver on
-transient errors); several ring writes share one `session.execute_write` transaction. The
-ingest statement is one transaction per batch; the unique constraint on `Txn.id` turns a race
-between two writers of the same transaction into a `ConstraintError`, after which the batch is
-re-read against the ledger and retried (see `CypherStore.ingest`).
+transient errors); several ring writes share one `session.execute_write` transaction. An ingest
+batch is the statements of `graph.neo4j_ingest` in one transaction; the unique constraint on
+`Txn.id` turns a transaction already stored (a retry, or a race between two writers) into a
+`ConstraintError` that rolls the batch back, after which it is re-read against the ledger and
+retried (see `CypherStore.ingest`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,15 @@ import neo4j
 from neo4j.exceptions import ConstraintError, ServiceUnavailable
 
 from fraudring.errors import Unavailable
+from fraudring.logs import get_logger
+from graph import gds, neo4j_ingest
+from graph import ingest as ing
 from graph import queries as q
 from graph.cypher import Rows
 from graph.repository import CypherStore
 from graph.schemas import LABELS
+
+log = get_logger(__name__)
 
 
 class Neo4jStore(CypherStore):
@@ -27,13 +33,18 @@ class Neo4jStore(CypherStore):
     numeric_keys = False
     key_function = "elementId"
 
-    def __init__(self, url: str, *, user: str, password: str, database: str | None) -> None:
+    def __init__(
+        self, url: str, *, user: str, password: str, database: str | None, use_gds: bool = False
+    ) -> None:
         # notifications off: the server would attach hints (e.g. nulls skipped by count) to
         # replies, and the driver log each one as a warning
         self._driver = neo4j.GraphDatabase.driver(
             url, auth=(user, password), notifications_min_severity="OFF"
         )
         self.database = database
+        #: Ring components by GDS WCC where the server has it (False: in Python, as FalkorDB).
+        self.use_gds = use_gds
+        self._gds: bool | None = None
 
     def _run(
         self, query: str, params: dict[str, Any] | None, routing: neo4j.RoutingControl
@@ -53,12 +64,21 @@ class Neo4jStore(CypherStore):
         return self._run(query, params, neo4j.RoutingControl.READ)
 
     def _write(self, query: str, params: dict[str, Any] | None = None) -> Rows:
+        return self._run(query, params, neo4j.RoutingControl.WRITE)
+
+    def _ingest_prepare(self, fresh: ing.Batch) -> tuple[Any, int]:
+        plan = neo4j_ingest.plan(fresh)
+        return plan, plan.edges
+
+    def _ingest_send(self, prepared: Any) -> int:
+        """The batch's statements in one transaction; a transaction already stored violates
+        the unique `Txn.id` and rolls the batch back (0: the caller re-reads and retries)."""
+        plan: neo4j_ingest.Plan = prepared
         try:
-            return self._run(query, params, neo4j.RoutingControl.WRITE)
+            self._write_all(plan.statements)
         except ConstraintError:
-            if query == q.INGEST:
-                return []  # another writer stored part of the batch: re-read and retry
-            raise
+            return 0
+        return plan.txns
 
     def _write_all(self, statements: Sequence[tuple[str, dict[str, Any]]]) -> None:
         def work(tx: neo4j.ManagedTransaction) -> None:
@@ -70,6 +90,17 @@ class Neo4jStore(CypherStore):
                 session.execute_write(work)
         except ServiceUnavailable as exc:
             raise Unavailable(f"graph store unreachable: {exc}") from None
+
+    def in_db_components(self) -> bool:
+        """With `use_gds` (setting `graph_gds`) and Graph Data Science on the server,
+        components run there."""
+        if not self.use_gds:
+            return False
+        if self._gds is None:
+            rows = self._read(gds.AVAILABLE)
+            self._gds = bool(rows and rows[0][0])
+            log.info("graph.gds", available=self._gds)
+        return self._gds
 
     def _pages(self, var: str, *, page_size: int) -> Iterator[tuple[str, dict[str, Any]]]:
         """One page: the driver already streams results in fetch-size chunks."""

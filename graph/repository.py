@@ -115,6 +115,17 @@ class CypherStore(CypherBackend):
     #: Reading the ledger and writing a batch race only with another writer of the same rows.
     ingest_retries = 5
 
+    def _ingest_prepare(self, fresh: ing.Batch) -> tuple[Any, int]:
+        """A batch of new transactions ready to send, and the distinct edges it writes."""
+        params, edges = ing.parameters(fresh)
+        return self._prepare(q.INGEST, params), edges
+
+    def _ingest_send(self, prepared: Any) -> int:
+        """Write a prepared batch atomically: the transactions written, 0 when any of them was
+        already stored (then nothing of the batch is written)."""
+        rows = self._send(prepared)
+        return int(rows[0][0]) if rows else 0
+
     # --- ingest -------------------------------------------------------------------------------
     def ingest_many(
         self, batches: Iterable[Sequence[TxnRecord] | ing.Batch], *, on_batch: Any = None
@@ -135,8 +146,8 @@ class CypherStore(CypherBackend):
             fresh = ing.dedupe(batch)
             if len(fresh) == 0:
                 return batch, None, 0
-            params, edges = ing.parameters(fresh)
-            return batch, self._prepare(q.INGEST, params), edges
+            prepared, edges = self._ingest_prepare(fresh)
+            return batch, prepared, edges
 
         with ThreadPoolExecutor(max_workers=1) as pool:
             it = iter(batches)
@@ -147,8 +158,7 @@ class CypherStore(CypherBackend):
                 nxt = next(it, None)
                 pending = pool.submit(prepare, nxt) if nxt is not None else None
                 t1 = time.perf_counter()
-                rows = self._send(prepared) if prepared is not None else None
-                written = int(rows[0][0]) if rows else 0
+                written = self._ingest_send(prepared) if prepared is not None else 0
                 if prepared is None or written:
                     res = IngestResult(
                         received=len(batch),
@@ -197,9 +207,8 @@ class CypherStore(CypherBackend):
             fresh = ing.without(batch, self._known(batch.txn_ids))
             if len(fresh) == 0:
                 break
-            params, edges = ing.parameters(fresh)
-            rows = self._write(q.INGEST, params)
-            written = int(rows[0][0]) if rows else 0
+            prepared, edges = self._ingest_prepare(fresh)
+            written = self._ingest_send(prepared)
             if written:
                 break
         else:

@@ -62,17 +62,45 @@ def components(links: Links, *, min_size: int = 2) -> list[Component]:
     return out
 
 
-def bounded(links: Links, *, params: RingParams) -> tuple[list[Component], list[int]]:
+def labelled(links: Links, comp_of: Mapping[str, int], *, min_size: int = 2) -> list[Component]:
+    """`components`, from each user's component label computed elsewhere (GDS WCC in the
+    database) over the same links: the same groups, in the same order."""
+    by_label: dict[int, Component] = {}
+    seen: set[str] = set()
+    for users in links.values():
+        for u in users:
+            if u not in seen:
+                seen.add(u)
+                by_label.setdefault(comp_of[u], Component([], [])).members.append(u)
+    for key, users in links.items():
+        if users:
+            by_label[comp_of[users[0]]].entities.append(key)
+    out = [c for c in by_label.values() if len(c.members) >= min_size]
+    for c in out:
+        c.members.sort()
+        c.entities.sort()
+    return out
+
+
+def bounded(
+    links: Links, *, params: RingParams, comp_of: Mapping[str, int] | None = None
+) -> tuple[list[Component], list[int]]:
     """`components` of at most ``params.max_size`` users, and the sizes of those given up.
 
     A crew is tens of accounts. A component of thousands is a neighbourhood's regulars chained
     from one small shop to the next (every terminal of the handbook benchmark), not a ring: its
     "fraud rate" would only count the town's victims. It is split without its merchant links,
     the weakest evidence, so a crew tied by devices, IPs or cards inside it stays a ring; what
-    is still too big is not one."""
+    is still too big is not one. `comp_of`: users' component labels where the database
+    computed them (`graph.gds`)."""
     kept: list[Component] = []
     dropped: list[int] = []
-    for comp in components(links, min_size=params.min_size):
+    whole = (
+        components(links, min_size=params.min_size)
+        if comp_of is None
+        else labelled(links, comp_of, min_size=params.min_size)
+    )
+    for comp in whole:
         if len(comp.members) <= params.max_size:
             kept.append(comp)
             continue

@@ -280,7 +280,15 @@ def detect(
             seeds = visited | evisited
         old.update(eold)
         examined = len(visited)
-    found, too_big = bounded(links, params=params)
+    comp_of = None
+    if full and store.in_db_components():
+        from graph import gds
+
+        rules: dict[str, dict[str, Any]] = {
+            k: r for k in LINKED_KINDS if (r := _rule(k, params))["cap"] >= r["min_deg"]
+        }
+        comp_of = gds.components(store, since=since, rules=rules)
+    found, too_big = bounded(links, params=params, comp_of=comp_of)
     if too_big:
         log.info("graph.community_skipped", sizes=sorted(too_big)[-5:], count=len(too_big))
     bases = _bases(

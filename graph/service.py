@@ -30,6 +30,7 @@ def open_store(
             user=settings.graph_user,
             password=settings.graph_password.get_secret_value(),
             database=None,
+            use_gds=settings.graph_gds,
         )
     try:
         yield store

@@ -542,3 +542,29 @@ def test_schema_is_not_built_over_ids_that_crash_falkordb(falkor_url: str, graph
         labels = {row[1] for row in s._read("CALL db.constraints()")}
         assert "Card" in labels and "Txn" in labels and "User" not in labels
         assert s.is_empty() is False  # the server is alive
+
+
+def test_neo4j_rings_from_gds_and_without_it(
+    neo4j_clean: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Components by GDS WCC in the database give the rings the Python path gives; a server
+    that refuses the procedures falls back to the Python path."""
+    from graph import gds
+    from graph.neo4j_store import Neo4jStore
+    from tests.conftest import neo4j_settings
+
+    with open_store(neo4j_clean["NEO4J_URI"], settings=neo4j_settings(neo4j_clean)) as s:
+        assert isinstance(s, Neo4jStore)
+        s.ensure_schema()
+        world(s)
+        assert not s.in_db_components(), "off unless the setting graph_gds asks for it"
+        s.use_gds = True
+        assert s.in_db_components(), "the test server carries Graph Data Science"
+        rules = {"device": {"min_deg": 2, "cap": 30}, "card": {"min_deg": 2, "cap": 30}}
+        labels = gds.components(s, since=T0 - DAY, rules=rules)
+        assert labels is not None and labels["a1"] == labels["a3"] != labels["b1"]
+        want = [["a1", "a2", "a3"], [f"b{k}" for k in range(1, 7)]]
+        assert sorted(r.members for r in s.detect_rings().rings) == want
+        monkeypatch.setattr(gds, "WCC", "CALL gds.no_such_procedure($graph)")
+        assert gds.components(s, since=T0 - DAY, rules=rules) is None
+        assert sorted(r.members for r in s.detect_rings().rings) == want

@@ -16,6 +16,7 @@ from polars.testing import assert_frame_equal
 
 from fraudring.settings import load_settings
 from graph import ingest as ing
+from graph.neo4j_store import Neo4jStore
 from graph.repository import CypherStore
 from graph.schemas import EntityRef, GraphExport, LabelValue
 from graph.service import open_store
@@ -103,10 +104,19 @@ def test_the_two_stores_find_the_same_rings_and_read_the_same_graph(
     from world.io import read_world
 
     falkor, neo = both
+    assert isinstance(neo, Neo4jStore)
+    neo.use_gds = True
     full = [s.detect_rings() for s in (falkor, neo)]
     assert len(full[0].rings) > 10, "the world should hold rings"
     assert sorted(r.id for r in full[0].rings) == sorted(r.id for r in full[1].rings)
     assert _same(_rings(falkor), _rings(neo))
+    # Neo4j took its components from GDS WCC in the database, FalkorDB from Python; and on
+    # Neo4j itself the Python path finds the same rings again
+    assert neo.in_db_components(), "the test server carries Graph Data Science"
+    neo.use_gds = False
+    in_python = neo.detect_rings()
+    assert [r.members for r in in_python.rings] == [r.members for r in full[1].rings]
+    assert not in_python.created and not in_python.removed
 
     txns = read_world(world_dir).transactions
     tail = txns.slice(txns.num_rows - 500)

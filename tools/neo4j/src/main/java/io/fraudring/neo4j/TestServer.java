@@ -5,6 +5,7 @@ import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import org.neo4j.configuration.GraphDatabaseSettings;
@@ -45,11 +46,17 @@ public final class TestServer {
     long pagecacheMb = args.length > 1 ? Long.parseLong(args[1]) : 512L;
     Files.createDirectories(dir);
     int port = freePort();
+    // Graph Data Science, when built in: its jars sit in plugins/ beside this jar
+    Path plugins =
+        Path.of(TestServer.class.getProtectionDomain().getCodeSource().getLocation().toURI())
+            .resolveSibling("plugins");
     Neo4j neo4j =
         Neo4jBuilders.newInProcessBuilder(dir)
             .withDisabledServer()
             .withConfig(GraphDatabaseSettings.auth_enabled, true)
             .withConfig(GraphDatabaseSettings.pagecache_memory, pagecacheMb * 1024L * 1024L)
+            .withConfig(GraphDatabaseSettings.plugin_dir, plugins)
+            .withConfig(GraphDatabaseSettings.procedure_unrestricted, List.of("gds.*"))
             .withConfig(BoltConnector.enabled, true)
             .withConfig(BoltConnector.listen_address, new SocketAddress("127.0.0.1", port))
             .withConfig(BoltConnector.advertised_address, new SocketAddress("127.0.0.1", port))
