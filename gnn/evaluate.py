@@ -152,6 +152,15 @@ def ring_detection(ds: Dataset, *, at: int) -> dict[str, float]:
     }
 
 
+def flagged(s: npt.NDArray[np.float64], threshold: float) -> npt.NDArray[np.bool_]:
+    """Scores at or above a chosen threshold; 1.0 is `choose_thresholds`' "flag nothing", so a
+    score saturated at exactly 1.0 (a GCN's float sigmoid) is not flagged by it."""
+    if threshold >= 1.0:
+        return np.zeros(s.shape, dtype=bool)
+    out: npt.NDArray[np.bool_] = s >= threshold
+    return out
+
+
 def score_metrics(
     *,
     y: npt.NDArray[np.int64],
@@ -173,7 +182,7 @@ def score_metrics(
         "recall_at_1pct_fpr": m.recall_at_fpr(y, s, 0.01),
         "recall_at_90pct_precision": m.recall_at_precision(y, s, 0.9),
         "cost_per_1000": m.expected_cost_per_1000(
-            y, s >= thr.decline, cost_fp=cost_fp, cost_fn=cost_fn
+            y, flagged(s, thr.decline), cost_fp=cost_fp, cost_fn=cost_fn
         ),
         "card_precision_at_100": m.card_precision_at_k(day=day, card=card, y=y, s=s, k=100),
     }
@@ -183,7 +192,7 @@ def score_metrics(
             ring_members=rings.members,
             user=tx["user_id"].to_numpy(),
             ts=ds.t[rows] / US,
-            flagged=s >= thr.review,
+            flagged=flagged(s, thr.review),
         )
         out["rings_in_test"] = float(len(rings.first_fraud))
     return out
