@@ -24,8 +24,8 @@ import pandas as pd
 
 from gnn import metrics as m
 from gnn.dataset import Dataset, Split, label_delay_days, temporal_split
-from gnn.entitystats import MERCHANT_FEATURES
-from gnn.features import DAY_US, GRAPH_FEATURES, US
+from gnn.features import DAY_US, US
+from gnn.hedge import LABEL_DERIVED
 from gnn.tabular import Thresholds, XgbConfig, XgbModel, choose_thresholds, fit_xgb
 
 MODELS = {
@@ -247,8 +247,7 @@ def evaluate_dataset(
     # (b) gets every feature of the transaction's own history (velocity, the user's usual
     # amount); (d) adds what other entities' labels and the graph say (graph risk, the merchant's
     # known fraud).
-    label_derived = set(GRAPH_FEATURES) | set(MERCHANT_FEATURES)
-    tab = np.asarray([i for i, n in enumerate(names) if n not in label_derived], dtype=np.intp)
+    tab = np.asarray([i for i, n in enumerate(names) if n not in LABEL_DERIVED], dtype=np.intp)
     scores_val: dict[str, npt.NDArray[np.float64]] = {}
     scores_test: dict[str, npt.NDArray[np.float64]] = {}
     models: dict[str, XgbModel] = {}

@@ -10,10 +10,16 @@ below what the transaction's own history says. Three hedges, all fitted on train
 - ``monotone``: the score may only rise with a graph feature's risk, so "no known fraud here"
   cannot be learned as evidence of innocence beyond what the tabular features say;
 - ``blend``: the mean logit of the tabular model and the graph model.
+
+And a guard for the nightly job (`gnn.pipeline`): it also fits the tabular model in the served
+contract (graph columns missing in training, so its trees never read them) and registers that
+one instead when it ranks the newest labels (the validation window) better: once a shift's
+labels arrive, the graph model has to earn its place again.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Final
 
@@ -21,7 +27,13 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import expit, logit
 
-HEDGES: Final = ("none", "dropout", "monotone", "blend")
+from gnn.entitystats import MERCHANT_FEATURES
+from gnn.features import GRAPH_FEATURES
+
+#: What other entities' labels and the graph say (ring risk, the merchant's known fraud): what
+#: model (d) adds to (b), and what the hedges guard.
+LABEL_DERIVED: Final[tuple[str, ...]] = tuple(GRAPH_FEATURES) + tuple(MERCHANT_FEATURES)
+HEDGES: Final = ("none", "dropout", "monotone", "blend", "guard")
 #: Graph features whose risk only rises with their value (ages and counts of rows are not).
 RISING_SUFFIXES: Final = (
     "_risk",
@@ -47,13 +59,32 @@ def rising(features: Sequence[str], graph: Sequence[str]) -> tuple[str, ...]:
     return tuple(f for f in features if f in g and f.endswith(RISING_SUFFIXES))
 
 
+def graph_columns(features: Sequence[str], graph: Sequence[str]) -> npt.NDArray[np.intp]:
+    """Positions of the graph features among `features`."""
+    g = set(graph)
+    return np.asarray([i for i, f in enumerate(features) if f in g], dtype=np.intp)
+
+
+def without(x: npt.NDArray[np.float64], cols: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+    """A copy of `x` with `cols` missing (NaN)."""
+    out = x.copy()
+    out[:, cols] = np.nan
+    return out
+
+
+def guard(*, graph_ap: float, tabular_ap: float) -> str:
+    """ "tabular" when the tabular model ranks the newest labels strictly better, else "graph"
+    (a NaN figure never wins)."""
+    if math.isnan(tabular_ap):
+        return "graph"
+    return "tabular" if math.isnan(graph_ap) or tabular_ap > graph_ap else "graph"
+
+
 def with_dropout(
     x: npt.NDArray[np.float64], y: npt.NDArray[np.int64], cols: npt.NDArray[np.intp]
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
     """Rows [2n, f]: `x` as is, then a copy with `cols` missing (NaN); labels repeated."""
-    masked = x.copy()
-    masked[:, cols] = np.nan
-    return np.vstack([x, masked]), np.concatenate([y, y])
+    return np.vstack([x, without(x, cols)]), np.concatenate([y, y])
 
 
 def blend(

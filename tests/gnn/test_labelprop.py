@@ -10,7 +10,17 @@ from hypothesis import strategies as st
 
 from gnn.evaluate import flagged
 from gnn.graphdata import NODE_FEATURES, Snapshot
-from gnn.hedge import HEDGES, blend, check_hedge, rising, with_dropout
+from gnn.hedge import (
+    HEDGES,
+    LABEL_DERIVED,
+    blend,
+    check_hedge,
+    graph_columns,
+    guard,
+    rising,
+    with_dropout,
+    without,
+)
 from gnn.labelprop import FRAUD_N, FraudLabelPropagation, propagate
 from gnn.tabular import XgbConfig, fit_xgb
 
@@ -114,3 +124,22 @@ def test_monotone_constraint_keeps_the_score_rising() -> None:
     assert np.all(np.diff(s) >= -1e-9)
     free = fit_xgb(x, y, None, None, features=["f"], seed=0, cfg=XgbConfig(n_estimators=30))
     assert np.any(np.diff(free.predict(grid)) < 0)
+
+
+def test_guard_keeps_the_graph_model_unless_the_tabular_one_ranks_better() -> None:
+    assert guard(graph_ap=0.5, tabular_ap=0.4) == "graph"
+    assert guard(graph_ap=0.5, tabular_ap=0.5) == "graph"
+    assert guard(graph_ap=0.4, tabular_ap=0.5) == "tabular"
+    assert guard(graph_ap=0.4, tabular_ap=float("nan")) == "graph"
+    assert guard(graph_ap=float("nan"), tabular_ap=0.1) == "tabular"
+
+
+def test_a_model_fitted_without_graph_columns_never_reads_them() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.random((1500, 3))
+    y = ((x[:, 0] + x[:, 2]) > 1.2).astype(np.int64)
+    cols = graph_columns(["a", "ring_fraud_rate", "user_risk"], LABEL_DERIVED)
+    assert cols.tolist() == [1, 2]
+    cfg = XgbConfig(n_estimators=20, max_bin=64)
+    model = fit_xgb(without(x, cols), y, None, None, features=["a", "b", "c"], seed=0, cfg=cfg)
+    assert np.array_equal(model.predict(x), model.predict(without(x, cols)))

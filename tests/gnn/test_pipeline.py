@@ -51,6 +51,11 @@ def test_train_register_promote_rollback(tmp_path: Path, small_world: Path) -> N
         and 0 <= man["thresholds"]["review"] <= man["thresholds"]["decline"] <= 1
     )
     assert "val_pr_auc" in man["metrics"] and man["data_window"]["name"] == "w"
+    # the guard registered whichever of the graph and the tabular model ranked validation better
+    met = man["metrics"]
+    best = max(met["val_pr_auc_graph_model"], met["val_pr_auc_tabular_model"])
+    assert man["guard"]["chosen"] == first["guard"] in ("graph", "tabular")
+    assert met["val_pr_auc"] == pytest.approx(best)
     booster = XgbModel.load(reg.artifact(first["version"], "xgb.json"))
     assert booster.features == man["features"]
     assert load_gcn(reg).in_channels == 12
