@@ -161,6 +161,8 @@ def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
             r = compare(build(topology, s, transactions=n, shift=False), seed=s, hedges=True)
             per.setdefault(topology, []).append(r)
             print(f"learning: {_row(f'{topology} {s}', r)}", flush=True)
+            hedged = ", ".join(f"{h} {r[f'h_{h}'] - r['b']:+.3f}" for h in HEDGES[1:])
+            print(f"learning:   {topology} {s}: hedged (d) - (b): {hedged}", flush=True)
             for k, v in r.items():
                 figures[f"{topology}_{s}_{k}"] = v
     val: dict[str, list[float]] = {h: [] for h in HEDGES}
@@ -184,6 +186,8 @@ def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
             for k, v in r.items():
                 figures[f"shift_{topology}_{s}_{k}"] = v
     for topology, rows in per.items():
+        figures[f"{topology}_min_d_minus_b"] = min(r["d"] - r["b"] for r in rows)
+        figures[f"{topology}_min_e_minus_d"] = min(r["e"] - r["d"] for r in rows)
         for h in HEDGES[1:]:
             figures[f"{topology}_hedge_{h}_minus_b_min"] = min(r[f"h_{h}"] - r["b"] for r in rows)
     figures["seconds"] = time.perf_counter() - t0
