@@ -50,6 +50,14 @@ class ReviewMeaning(StrEnum):
     manual_review = "manual_review"
 
 
+class TrainHedge(StrEnum):
+    """How nightly training hedges its graph features (gnn.hedge); the guard always runs."""
+
+    none = "none"
+    dropout = "dropout"
+    monotone = "monotone"
+
+
 class SettingsError(Exception):
     """Raised with a readable message naming the offending setting(s)."""
 
@@ -138,6 +146,7 @@ class Settings(BaseSettings):
     # Learning.
     seed: int = 7
     promote_margin: Annotated[float, Field(ge=0)] = 0.0
+    train_hedge: TrainHedge = TrainHedge.none
 
     # Workers (Celery pipeline). Cron strings are "minute hour day month weekday" (UTC).
     #: Messages per graph write + ring pass at most; big batches amortise ring detection.

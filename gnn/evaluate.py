@@ -24,8 +24,8 @@ import pandas as pd
 
 from gnn import metrics as m
 from gnn.dataset import Dataset, Split, label_delay_days, temporal_split
-from gnn.entitystats import MERCHANT_FEATURES
-from gnn.features import DAY_US, GRAPH_FEATURES, US
+from gnn.features import DAY_US, US
+from gnn.hedge import LABEL_DERIVED
 from gnn.tabular import Thresholds, XgbConfig, XgbModel, choose_thresholds, fit_xgb
 
 MODELS = {
@@ -152,6 +152,15 @@ def ring_detection(ds: Dataset, *, at: int) -> dict[str, float]:
     }
 
 
+def flagged(s: npt.NDArray[np.float64], threshold: float) -> npt.NDArray[np.bool_]:
+    """Scores at or above a chosen threshold; 1.0 is `choose_thresholds`' "flag nothing", so a
+    score saturated at exactly 1.0 (a GCN's float sigmoid) is not flagged by it."""
+    if threshold >= 1.0:
+        return np.zeros(s.shape, dtype=bool)
+    out: npt.NDArray[np.bool_] = s >= threshold
+    return out
+
+
 def score_metrics(
     *,
     y: npt.NDArray[np.int64],
@@ -173,7 +182,7 @@ def score_metrics(
         "recall_at_1pct_fpr": m.recall_at_fpr(y, s, 0.01),
         "recall_at_90pct_precision": m.recall_at_precision(y, s, 0.9),
         "cost_per_1000": m.expected_cost_per_1000(
-            y, s >= thr.decline, cost_fp=cost_fp, cost_fn=cost_fn
+            y, flagged(s, thr.decline), cost_fp=cost_fp, cost_fn=cost_fn
         ),
         "card_precision_at_100": m.card_precision_at_k(day=day, card=card, y=y, s=s, k=100),
     }
@@ -183,7 +192,7 @@ def score_metrics(
             ring_members=rings.members,
             user=tx["user_id"].to_numpy(),
             ts=ds.t[rows] / US,
-            flagged=s >= thr.review,
+            flagged=flagged(s, thr.review),
         )
         out["rings_in_test"] = float(len(rings.first_fraud))
     return out
@@ -238,8 +247,7 @@ def evaluate_dataset(
     # (b) gets every feature of the transaction's own history (velocity, the user's usual
     # amount); (d) adds what other entities' labels and the graph say (graph risk, the merchant's
     # known fraud).
-    label_derived = set(GRAPH_FEATURES) | set(MERCHANT_FEATURES)
-    tab = np.asarray([i for i, n in enumerate(names) if n not in label_derived], dtype=np.intp)
+    tab = np.asarray([i for i, n in enumerate(names) if n not in LABEL_DERIVED], dtype=np.intp)
     scores_val: dict[str, npt.NDArray[np.float64]] = {}
     scores_test: dict[str, npt.NDArray[np.float64]] = {}
     models: dict[str, XgbModel] = {}

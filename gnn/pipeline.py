@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from fraudring.settings import Settings
 from gnn import metrics as m
 from gnn.dataset import build_dataset, label_delay_days, load_frames, temporal_split
 from gnn.features import FEATURE_NAMES
+from gnn.hedge import LABEL_DERIVED, graph_columns, guard, rising, with_dropout, without
 from gnn.model import FraudGCN
 from gnn.pit import PitConfig
 from gnn.tabular import REVIEW_COST_FRACTION, XgbConfig, choose_thresholds, fit_xgb
@@ -58,15 +60,33 @@ def run_training(
     val = np.flatnonzero((t >= sp.val_start) & (t < sp.train_end))
     x = ds.x.to_numpy(dtype=np.float64)
     steps.set_postfix_str("XGBoost")
+    cfg = xgb_cfg or XgbConfig()
+    tab = graph_columns(FEATURE_NAMES, LABEL_DERIVED)
+    x_fit, y_fit = x[fit], known[fit]
+    hedge = str(settings.train_hedge)
+    if hedge == "dropout":
+        x_fit, y_fit = with_dropout(x_fit, y_fit, tab)
+    elif hedge == "monotone":
+        cfg = replace(cfg, monotone=rising(FEATURE_NAMES, LABEL_DERIVED))
     model = fit_xgb(
-        x[fit],
+        x_fit, y_fit, x[val], known[val], features=list(FEATURE_NAMES), seed=settings.seed, cfg=cfg
+    )
+    # The guard (gnn.hedge): the tabular model in the same contract, kept when it ranks the
+    # newest labels better than the model that reads the graph.
+    tab_model = fit_xgb(
+        without(x[fit], tab),
         known[fit],
-        x[val],
+        without(x[val], tab),
         known[val],
         features=list(FEATURE_NAMES),
         seed=settings.seed,
         cfg=xgb_cfg,
     )
+    graph_ap = m.average_precision(known[val], model.predict(x[val]))
+    tabular_ap = m.average_precision(known[val], tab_model.predict(x[val]))
+    chosen = guard(graph_ap=graph_ap, tabular_ap=tabular_ap)
+    if chosen == "tabular":
+        model = tab_model
     s_val = model.predict(x[val])
     thr = choose_thresholds(known[val], s_val, cost_fp=settings.cost_fp, cost_fn=settings.cost_fn)
     steps.update()
@@ -79,6 +99,8 @@ def run_training(
         "val_cost_per_1000": m.expected_cost_per_1000(
             known[val], s_val >= thr.decline, cost_fp=settings.cost_fp, cost_fn=settings.cost_fn
         ),
+        "val_pr_auc_graph_model": graph_ap,
+        "val_pr_auc_tabular_model": tabular_ap,
         "val_known_frauds": float(known[val].sum()),
         "val_rows": float(len(val)),
         "fit_rows": float(len(fit)),
@@ -111,6 +133,8 @@ def run_training(
             "labels_known_at": _iso(cutoff),
         },
         "xgb": {"best_iteration": model.best_iteration, "params": model.params},
+        "guard": {"chosen": chosen, "rule": "the tabular model when it ranks validation better"},
+        "hedge": hedge,
         "gcn": {"fits": len(gcn_fits), "trained": ds.pit.model is not None},
         "seed": settings.seed,
         # the settled-outcome rule of the merchant statistics (STATS_FEATURES) it was trained on
@@ -130,6 +154,7 @@ def run_training(
         "promoted": promoted,
         "live_val_pr_auc_same_window": live_ap,
         "metrics": metrics,
+        "guard": chosen,
         "thresholds": thr.as_dict(),
         "data_window": manifest["data_window"],
         "timings": {k: round(v, 2) for k, v in ds.timings.items()},

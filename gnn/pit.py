@@ -39,6 +39,7 @@ from gnn.entitystats import (
 )
 from gnn.features import DAY_US, GRAPH_FEATURES
 from gnn.graphdata import KINDS, GraphConfig, Snapshot, TxnArrays, build_snapshot
+from gnn.labelprop import GCN_FEATURES, LP_FEATURES, propagate
 from gnn.model import FitInfo, FraudGCN, GcnConfig, fit_gcn, predict_proba
 from gnn.ringrisk import RingIndex, fill_ring_rows, ring_risk
 from graph.schemas import RingParams
@@ -65,6 +66,9 @@ class PitConfig:
     #: ENTITY_FEATURES are refreshed this often inside each period (cheap; labels that arrive
     #: during the day count sooner).
     stats_period_days: float = 0.25
+    #: also write the graph model's per-entity features (`gnn.labelprop`: GCN_FEATURES and
+    #: LP_FEATURES) to the result's frame; the served contract does not take them.
+    gnn_features: bool = False
 
 
 @dataclass
@@ -154,6 +158,7 @@ def graph_risk_features(
     n = len(a.t)
     out = np.full((n, len(GRAPH_FEATURES)), np.nan)
     gcn_out = np.full((n, len(GRAPH_FEATURES)), np.nan)
+    lp_out = np.full((n, len(GRAPH_FEATURES)), np.nan)
     stats_out = np.full((n, len(ENTITY_FEATURES)), np.nan)
     fits: list[tuple[int, FitInfo]] = []
     model: FraudGCN | None = None
@@ -201,7 +206,7 @@ def graph_risk_features(
         rows = slice(lo, hi)
         if ring_index is not None:
             rings += fill_ring(out, a, lo, hi, cfg=cfg, index=ring_index)
-            if model is None:
+            if model is None and not cfg.gnn_features:
                 continue  # the snapshot below only feeds the GCN's column
         snap = build_snapshot(a, at, cfg=cfg.graph)
         if len(snap.nodes) == 0:
@@ -217,11 +222,16 @@ def graph_risk_features(
             fill_rows(out, rows, a.node[rows], snap, risk)
         if gcn is not None:
             fill_rows(gcn_out, rows, a.node[rows], snap, gcn)
+        if cfg.gnn_features:
+            fill_rows(lp_out, rows, a.node[rows], snap, propagate(snap))
     frame = pd.DataFrame(out, columns=list(GRAPH_FEATURES))
     risks = np.where(np.isnan(gcn_out[:, :5]), -np.inf, gcn_out[:, :5])
     frame["gcn_score"] = risks.max(axis=1)
     frame.loc[np.isneginf(frame["gcn_score"]), "gcn_score"] = np.nan
     frame[list(ENTITY_FEATURES)] = stats_out
+    if cfg.gnn_features:
+        frame[list(GCN_FEATURES)] = gcn_out[:, : len(GCN_FEATURES)]
+        frame[list(LP_FEATURES)] = lp_out[:, : len(LP_FEATURES)]
     summary = {
         "snapshots": len(starts),
         "fits": len(fits),

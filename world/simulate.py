@@ -38,6 +38,7 @@ from world.population import (
     user_count,
 )
 from world.rings import TYPOLOGIES, Planner
+from world.shift import SHIFT_DAYS, Shift
 from world.topology import TOPOLOGIES, add_lookalikes
 
 log = get_logger(__name__)
@@ -188,6 +189,7 @@ def generate(
     legit_label_rate: float = 0.002,
     topology: str = "dense",
     false_label_rate: float = 0.0,
+    shift: bool = False,
     progress: bool = True,
 ) -> WorldSummary:
     """Write a world directory (see world/schema.py) and return its figures.
@@ -196,12 +198,16 @@ def generate(
     ``label_spread_days`` after its transaction; ``report_rate`` of fraud is ever reported.
     ``topology`` shapes the rings (`world.topology`; any but ``dense`` also adds the legitimate
     look-alikes); ``false_label_rate`` of legitimate transactions get a fraud label anyway
-    (friendly fraud, mistaken chargebacks), so that a label is evidence, not proof.
+    (friendly fraud, mistaken chargebacks), so that a label is evidence, not proof. ``shift``
+    changes the regime in the last `SHIFT_DAYS` days (`world.shift`): a burst of fraud at
+    merchants with no fraud history, and a new device for every device.
     """
     if topology not in TOPOLOGIES:
         raise InvalidInput(f"topology must be one of {TOPOLOGIES}, got {topology!r}")
     if not 0.0 <= false_label_rate <= 0.05:
         raise InvalidInput(f"false_label_rate must be between 0 and 0.05, got {false_label_rate}")
+    if shift and days < 2 * SHIFT_DAYS:
+        raise InvalidInput(f"shift needs a world of at least {2 * SHIFT_DAYS} days, got {days}")
     _check(
         transactions=transactions,
         difficulty=difficulty,
@@ -231,6 +237,11 @@ def generate(
 
     names = child(2)
     ent = pop.entities
+    regime = (
+        Shift.plan(child(6), pop, planted_merchants=planted["merchant"], days=days)
+        if shift
+        else None
+    )
     ids = {
         "user": id_strings(names, "u", pop.n_users),
         "card": id_strings(names, "c", ent.cards),
@@ -261,6 +272,8 @@ def generate(
             cols = {k: np.concatenate([legit[k], planted[k][lo:hi]]) for k in legit}
             order = np.argsort(cols["ts"], kind="stable")
             cols = {k: v[order] for k, v in cols.items()}
+            if regime is not None and day >= regime.from_day:
+                regime.apply(child(7, day), cols, fraud_rate=fraud_rate)
             n = int(order.shape[0])
             gidx = np.arange(written, written + n, dtype=np.int64)
             txn_id = pc.binary_join_element_wise(
@@ -322,6 +335,8 @@ def generate(
         txw.close()
         trw.close()
 
+    if regime is not None:
+        n_fraud += regime.burst_frauds
     lab_idx = np.concatenate([p[0] for p in label_parts])
     lab_val = np.concatenate([p[1] for p in label_parts])
     lab_ts = np.concatenate([p[2] for p in label_parts])
@@ -354,6 +369,7 @@ def generate(
                 if topology != "dense" or false_label_rate
                 else {}
             ),
+            **({"shift": regime.as_meta()} if regime is not None else {}),
         },
         counts={
             "transactions": written,

@@ -25,6 +25,7 @@ BENCHMARKS = (
     "knee",
     "faults",
     "rings",
+    "learning",
 )
 
 

@@ -97,6 +97,13 @@ def register(app: typer.Typer) -> None:
         label_spread_days: Annotated[
             float, typer.Option(help="Mean extra days (exponential) on top of the minimum.")
         ] = 3.0,
+        shift: Annotated[
+            bool,
+            typer.Option(
+                help="Regime change in the last 7 days: a fraud burst at merchants without "
+                "fraud history, and new devices everywhere (world.shift)."
+            ),
+        ] = False,
         summary: Annotated[bool, typer.Option(help="Print counts and rings by typology.")] = False,
         picture: Annotated[
             Path | None, typer.Option(help="Save a PNG of one ring per typology.")
@@ -117,6 +124,7 @@ def register(app: typer.Typer) -> None:
             label_spread_days=label_spread_days,
             topology=topology,
             false_label_rate=false_label_rate,
+            shift=shift,
             progress=progress,
         )
         console.print(

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fraudring.registry import ModelRegistry
-from fraudring.settings import Settings, load_settings
+from fraudring.settings import Settings, SettingsError, load_settings
 from gnn.features import FEATURE_NAMES
 from gnn.metrics import average_precision
 from gnn.model import GcnConfig
@@ -51,6 +53,11 @@ def test_train_register_promote_rollback(tmp_path: Path, small_world: Path) -> N
         and 0 <= man["thresholds"]["review"] <= man["thresholds"]["decline"] <= 1
     )
     assert "val_pr_auc" in man["metrics"] and man["data_window"]["name"] == "w"
+    # the guard registered whichever of the graph and the tabular model ranked validation better
+    met = man["metrics"]
+    best = max(met["val_pr_auc_graph_model"], met["val_pr_auc_tabular_model"])
+    assert man["guard"]["chosen"] == first["guard"] in ("graph", "tabular")
+    assert met["val_pr_auc"] == pytest.approx(best)
     booster = XgbModel.load(reg.artifact(first["version"], "xgb.json"))
     assert booster.features == man["features"]
     assert load_gcn(reg).in_channels == 12
@@ -196,3 +203,21 @@ def test_live_model_of_an_older_contract_is_scored_on_its_own_columns(tmp_path: 
     assert ap is not None and ap == pytest.approx(average_precision(y, model.predict(x[:, :5])))
     assert ap > 0.5
     assert _live_val_pr_auc(reg, x[:, 1:], y, names[1:]) is None  # "amount" unknown here
+
+
+def test_a_hedged_training_is_recorded(tmp_path: Path, small_world: Path) -> None:
+    from gnn.service import train_pipeline
+
+    settings = _settings(tmp_path, train_hedge="monotone")
+    result = train_pipeline(settings=settings, data_dir=small_world, pit=FAST, promote=False)
+    man = ModelRegistry(settings.models_path).manifest(result["version"])
+    assert man["hedge"] == "monotone" and man["guard"]["chosen"] in ("graph", "tabular")
+
+
+@given(st.text(max_size=10))
+def test_train_hedge_setting_names_its_choices(value: str) -> None:
+    if value in ("none", "dropout", "monotone"):
+        assert load_settings(env="dev", train_hedge=value).train_hedge == value
+    else:
+        with pytest.raises(SettingsError, match="FRAUDRING_TRAIN_HEDGE: Input should be"):
+            load_settings(env="dev", train_hedge=value)

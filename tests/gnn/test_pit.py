@@ -7,6 +7,7 @@ import pandas as pd
 
 from gnn.features import GRAPH_FEATURES
 from gnn.graphdata import GraphConfig, build_snapshot, txn_arrays
+from gnn.labelprop import LP_FEATURES
 from gnn.model import GcnConfig
 from gnn.pit import PitConfig, graph_risk_features
 
@@ -55,6 +56,7 @@ CFG = PitConfig(
     graph=GraphConfig(target_days=2.0, label_delay_days=1.5, min_ring=2),
     gcn=GcnConfig(hidden_channels=8, epochs=15, patience=15, min_positives=1, seed=1),
     retrain_every=1,
+    gnn_features=True,  # the graph model's per-entity features are held to the same rule
 )
 
 
@@ -116,10 +118,10 @@ def test_a_label_known_before_the_snapshot_does_change_features() -> None:
     )
     changed = features(txns, pd.concat([labels, early], ignore_index=True))
     after = (txns["ts"] >= T0 + 2 * DAY).to_numpy()
-    assert not np.allclose(
-        changed.loc[after, list(GRAPH_FEATURES)].fillna(-1),
-        base.loc[after, list(GRAPH_FEATURES)].fillna(-1),
-    )
+    for cols in (GRAPH_FEATURES, LP_FEATURES):
+        assert not np.allclose(
+            changed.loc[after, list(cols)].fillna(-1), base.loc[after, list(cols)].fillna(-1)
+        )
 
 
 def test_snapshot_sees_only_the_past() -> None:
