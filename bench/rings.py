@@ -45,15 +45,17 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
     "fraudring": [
         {
             "evidence_alpha": a,
+            "chain_alpha": ca,
             "evidence_share": es,
             "join_share": j,
             "join_alpha": ja,
             "evidence_cap": c,
         }
         for a in (0.001, 0.003, 0.01)
+        for ca in (0.01, 0.05)
         for es in (0.0, 0.5)
         for j in (0.5, 0.67)
-        for ja in (1e-6, 1e-4, 1e-3, 1e-2)
+        for ja in (1e-6, 1e-3)
         for c in (50, 100)
     ],
 }

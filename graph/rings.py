@@ -28,15 +28,18 @@ ring risk to unlabelled accounts; size alone flags none of them (`size_flag` opt
 dorms, offices, extended families and a shop's regulars share as much as rings do.
 
 Suspicious rings are grown from labels (`graph.evidence`, `graph.ringrule.evidence_rings`): an
-entity with at most `evidence_cap` recent users ties its labelled users into a ring when its
-labelled sharing is unusual for its kind: two or more labelled users, at least `evidence_share`
-of its users, and a binomial tail at the kind's labelled rate (measured over all recent ties of
-that kind in the last full run) of at most `evidence_alpha`. Unlabelled users come along where
-labels are at least `join_share` of such an entity or two such entities tie them, and one step
-of propagation lets an unlabelled user join the two labelled users it is most unusually tied to
-through two different entities (`join_alpha`). A group of two or more labelled members is a
-suspicious ring; a structural group it contains is dropped in its favour. The parameters were
-chosen on validation worlds of every topology (docs/rings.md).
+entity with at most `evidence_cap` recent users is a candidate when its labelled sharing is
+unusual for its kind: two or more labelled users, at least `evidence_share` of its users, and a
+binomial tail at the kind's labelled rate (measured over all recent ties of that kind in the
+last full run) of at most `chain_alpha`. Candidates group labelled users and their tails
+multiply along the group (`graph.ringrule.chained`: a relay of pairs is as strong as its chain);
+a group whose evidence is at most `evidence_alpha` stands, and two standing groups join only
+through ties as strong as their own (a stolen card two crews tested joins nobody). Unlabelled
+users come along where labels are at least `join_share` of such an entity or two such entities
+tie them, and one step of propagation lets an unlabelled user join the two labelled users it is
+most unusually tied to through two different entities (`join_alpha`). A group of two or more
+labelled members is a suspicious ring; a structural group it contains is dropped in its favour.
+The parameters were chosen on validation worlds of every topology (docs/rings.md).
 
 Stable ids: each new component takes the id of the previous ring it shares most members with
 (ties: the oldest ring, then the smaller id), each old id at most once; otherwise a new id

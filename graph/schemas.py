@@ -144,14 +144,23 @@ class RingParams(BaseModel):
         default=0.003,
         gt=0,
         le=1,
-        description="an entity ties labelled users into a suspicious ring when this many or "
-        "more labelled users among its own would be this unlikely for its kind (graph.rings)",
+        description="entities tie labelled users into a suspicious ring when their labelled "
+        "sharing, multiplied along the group, would be this unlikely for their kinds "
+        "(graph.rings)",
+    )
+    chain_alpha: float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description="an entity too weak alone still adds its evidence to a group of such "
+        "entities (a relay) when its tail is at most this (graph.ringrule.chained)",
     )
     evidence_share: float = Field(
-        default=0.5,
+        default=0.0,
         ge=0,
         le=1,
-        description="... and when labelled users are at least this share of its users",
+        description="an entity is a candidate only when labelled users are at least this "
+        "share of its users",
     )
     join_share: float = Field(
         default=0.5,

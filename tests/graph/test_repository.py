@@ -12,7 +12,9 @@ import math
 import pytest
 
 from fraudring.settings import load_settings
+from graph.evidence import stored_rates
 from graph.repository import CypherStore
+from graph.ringrule import evidence
 from graph.schemas import EntityRef, GraphNotFound, InvalidGraphId, RingParams, TxnRecord
 from graph.service import open_store
 
@@ -433,6 +435,15 @@ def test_labelled_relay_is_one_ring_without_the_families(store: CypherStore) -> 
     assert full.created == [] and full.removed == []
     strict = RingParams(evidence_alpha=1e-9, join_alpha=1e-9)
     assert not any(r.suspicious for r in store.detect_rings(params=strict).rings)
+    # every member labelled, and a threshold no single pair meets: the chain of pairs does
+    store.label(kind="user", id="v3", label="fraud", by="ana", at=T0)
+    store.detect_rings()
+    pair = evidence(2, 2, stored_rates(store, params=relay)["device"])
+    chain = RingParams(evidence_alpha=pair / 2)
+    inc = store.detect_rings(touched_users=["v5"], params=chain)
+    assert {frozenset(r.members) for r in inc.rings if r.suspicious} == {frozenset(members)}
+    full = store.detect_rings(params=chain)
+    assert {frozenset(r.members) for r in full.rings if r.suspicious} == {frozenset(members)}
 
 
 def test_merchant_links_only_repeat_customers_of_a_shell(store: CypherStore) -> None:

@@ -1,0 +1,87 @@
+"""How evidence adds up along a group of entities (`graph.ringrule.chained`), on hand-built
+links: no store, the pure rule both the workers and the offline features run."""
+
+from __future__ import annotations
+
+import pytest
+
+from graph.ringrule import EvidenceLinks, evidence, evidence_rings
+from graph.schemas import RingParams
+
+RATES = {"device": 0.05, "ip": 0.05, "card": 0.05, "merchant": 0.05}
+STRICT = RingParams(evidence_alpha=0.001)  # a labelled pair alone (0.05 ** 2) is not enough
+
+
+def members(elinks: EvidenceLinks, params: RingParams) -> list[list[str]]:
+    return sorted(r.members for r in evidence_rings(elinks, rates=RATES, params=params))
+
+
+def relay(n: int) -> EvidenceLinks:
+    """n labelled members, each consecutive pair on its own device."""
+    return {
+        ("device", f"d{k}"): ([f"v{k}", f"v{k + 1}"], [f"v{k}", f"v{k + 1}"]) for k in range(n - 1)
+    }
+
+
+def test_a_relay_is_as_strong_as_its_chain_not_its_weakest_pair() -> None:
+    assert evidence(2, 2, RATES["device"]) > STRICT.evidence_alpha
+    assert members(relay(2), STRICT) == []  # one labelled pair: not unusual enough
+    assert members(relay(5), STRICT) == [[f"v{k}" for k in range(5)]]
+    # ... and no entity joins the chain if it is no candidate at all
+    assert members(relay(5), STRICT.model_copy(update={"chain_alpha": 1e-9})) == []
+
+
+def test_the_same_pair_tied_twice_is_one_coincidence() -> None:
+    pair = {
+        ("device", "d"): (["a", "b"], ["a", "b"]),
+        ("card", "c"): (["a", "b"], ["a", "b"]),
+        ("ip", "i"): (["a", "b", "x"], ["a", "b"]),
+    }
+    assert members(pair, STRICT) == []
+
+
+def crews(*bridges: tuple[str, list[str], list[str]]) -> EvidenceLinks:
+    """Two crews of three, each on its own device, and `bridges` between them."""
+    out: EvidenceLinks = {
+        ("device", "d1"): (["a1", "a2", "a3"], ["a1", "a2", "a3"]),
+        ("device", "d2"): (["b1", "b2", "b3"], ["b1", "b2", "b3"]),
+    }
+    for key, users, bad in bridges:
+        out[("card", key)] = (users, bad)
+    return out
+
+
+A = ["a1", "a2", "a3"]
+B = ["b1", "b2", "b3"]
+LOOSE = RingParams(evidence_alpha=0.01)  # the stolen card alone would pass
+
+
+def test_a_stolen_card_two_crews_tested_does_not_merge_them() -> None:
+    """The card's owner still uses it (unlabelled): one such card between two crews that stand
+    on their own is weaker than the ties that hold either together."""
+    card = evidence(3, 2, RATES["card"])
+    assert card <= LOOSE.evidence_alpha
+    one = crews(("c1", ["a1", "b1", "owner"], ["a1", "b1"]))
+    assert members(one, LOOSE) == [A, B]
+
+
+def test_parallel_ties_or_a_pair_nobody_else_uses_join_two_groups() -> None:
+    two = crews(
+        ("c1", ["a1", "b1", "owner1"], ["a1", "b1"]),
+        ("c2", ["a2", "b2", "owner2"], ["a2", "b2"]),
+    )
+    [ring] = members(two, LOOSE)
+    assert set(A + B) <= set(ring)  # (the owners come along: labels are 2/3 of each card)
+    pair = crews(("c1", ["a1", "b1"], ["a1", "b1"]))  # a relay's pair: only the two use it
+    assert members(pair, LOOSE) == [sorted(A + B)]
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_the_result_does_not_depend_on_the_order_links_come_in(order: int) -> None:
+    links = crews(
+        ("c1", ["a1", "b1", "owner1"], ["a1", "b1"]),
+        ("c2", ["a2", "b2", "owner2"], ["a2", "b2"]),
+    )
+    links.update({("ip", k[1]): v for k, v in relay(4).items()})
+    shuffled = dict(list(links.items())[::order])
+    assert members(shuffled, LOOSE) == members(links, LOOSE)
