@@ -92,7 +92,13 @@ def profile(logs: list[Path]) -> dict[str, float]:
 
 
 def _run(
-    *, tmp: Path, txns: list[dict[str, Any]], processes: int, redis_url: str, graph_url: str
+    *,
+    tmp: Path,
+    txns: list[dict[str, Any]],
+    processes: int,
+    partitions: int,
+    redis_url: str,
+    graph_url: str,
 ) -> list[dict[str, Any]]:
     prefix = f"knee-{uuid.uuid4().hex[:8]}:"
     env = {
@@ -104,8 +110,9 @@ def _run(
         "FRAUDRING_GRAPH_NAME": f"knee_{uuid.uuid4().hex[:8]}",
         "FRAUDRING_REDIS_PREFIX": prefix,
         "FRAUDRING_API_KEYS": "{}",
+        "FRAUDRING_STREAM_PARTITIONS": str(partitions),
     }
-    keys = Keys(prefix)
+    keys = Keys(prefix, partitions=partitions)
     client = redis.Redis.from_url(redis_url)
     steps: list[dict[str, Any]] = []
     try:
@@ -154,12 +161,14 @@ def run(*, transactions: int | None = None, seed: int = 7) -> dict[str, float | 
         generate(out=tmp / "world", transactions=n, seed=seed, progress=False)
         txns = world_requests(tmp / "world")
         settings = load_settings(data_dir=tmp / "data", env="test", api_keys={})
+        out["stream_partitions"] = settings.stream_partitions
         with services(settings) as ep:
             for processes in (1, 2):
                 steps = _run(
                     tmp=tmp,
                     txns=txns,
                     processes=processes,
+                    partitions=settings.stream_partitions,
                     redis_url=ep.redis_url,
                     graph_url=ep.graph_url,
                 )

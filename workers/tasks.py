@@ -84,7 +84,7 @@ def resources() -> Resources:
             _resources = Resources(
                 settings=settings,
                 client=redis.Redis.from_url(settings.redis_url),
-                keys=Keys(settings.redis_prefix),
+                keys=Keys(settings.redis_prefix, partitions=settings.stream_partitions),
                 store=store,
                 stack=stack,
                 scorer=scorer,
@@ -146,11 +146,6 @@ def _lease(res: Resources, name: str) -> Iterator[Any]:
             lock.release()
 
 
-def _continue(res: Resources, name: str, task: Task, *, countdown: float = 0) -> None:
-    if _request(res, name):
-        task.apply_async(countdown=countdown)
-
-
 def _send_webhooks(res: Resources, alert_ids: list[str]) -> None:
     if res.settings.alert_webhook_url:
         for alert_id in alert_ids:
@@ -158,34 +153,50 @@ def _send_webhooks(res: Resources, alert_ids: list[str]) -> None:
 
 
 # -- ingest ------------------------------------------------------------------------------------
+def _ingest(partition: int) -> str:
+    """The single-flight name of a partition's drain (the first keeps the unpartitioned name)."""
+    return "ingest" if partition == 0 else f"ingest:{partition}"
+
+
 @app.task(name="fraudring.ingest.kick", ignore_result=True)  # type: ignore[untyped-decorator]
-def ingest_kick(force: bool = False) -> bool:
-    """Watchdog (beat, worker start): enqueue a drain unless one is waiting."""
+def ingest_kick(force: bool = False) -> int:
+    """Watchdog (beat, worker start): enqueue each partition's drain unless one is waiting;
+    returns how many were enqueued."""
     res = resources()
-    if _request(res, "ingest", force=force):
-        drain.apply_async()
-        return True
-    return False
+    sent = 0
+    for partition in range(res.keys.partitions):
+        if _request(res, _ingest(partition), force=force):
+            drain.apply_async(args=(partition,))
+            sent += 1
+    return sent
 
 
 @app.task(base=FraudringTask, bind=True, name="fraudring.ingest.drain")  # type: ignore[untyped-decorator]
-def drain(self: Task) -> dict[str, int]:
+def drain(self: Task, partition: int = 0) -> dict[str, int]:
+    """One partition for DRAIN_SECONDS under its lease, then the next drain of it is queued:
+    partitions are drained in parallel, each by one drain at a time."""
     res = resources()
-    res.client.delete(res.keys.meta("queued:ingest"))
+    name = _ingest(partition)
+    res.client.delete(res.keys.meta(f"queued:{name}"))
+    if not 0 <= partition < res.keys.partitions:  # queued before the setting shrank
+        return {"skipped": 1}
     _follow_live_model(res)
-    with _lease(res, "ingest") as lease:
+    with _lease(res, name) as lease:
         if lease is None:  # another drain runs: come back when its lease may have lapsed
-            _continue(res, "ingest", drain, countdown=1.0)
+            if _request(res, name):
+                drain.apply_async(args=(partition,), countdown=1.0)
             return {"skipped": 1}
         stats = drain_decisions(
             res.pipeline(),
             consumer=consumer_name(),
+            partition=partition,
             max_seconds=DRAIN_SECONDS,
             stop_when_idle=False,
             heartbeat=lease.reacquire,
         )
     _send_webhooks(res, stats.alert_ids)
-    _continue(res, "ingest", drain)
+    if _request(res, name):
+        drain.apply_async(args=(partition,))
     return {"messages": stats.messages, "ingested": stats.ingested, "rings": stats.rings}
 
 
