@@ -179,6 +179,10 @@ KEY_BOUNDS: Final[dict[str, tuple[str, str]]] = {
     "meta:ring:{ring_id}": ("main", f"TTL {RISK_TTL_S // 86_400} d; deleted with its ring"),
     "meta:alerted:{key}": ("main", f"TTL {ALERT_DEDUPE_TTL_S // 86_400} d"),
     "meta:rescore": ("main", "set of users, popped by the workers (at most every user)"),
+    "meta:rings:waiting / in_flight": (
+        "main",
+        "users waiting for the ring pass; every pass empties them",
+    ),
     "meta:queued:* / lease:*": ("main", "TTL (a few lease periods)"),
     "meta:* (figures)": ("main", "a fixed set of single values (retrain, drift, stats_at, ...)"),
     "{queue} (Celery)": ("main", "drained by the workers; single-flight tasks, at most one waits"),

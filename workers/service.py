@@ -9,24 +9,22 @@ acknowledgement the graph records how far it applied the partition, and a drain 
 what a graph server lost since (workers.replay).
 
 Partitions are drained in parallel (each by one drain at a time, so a user's decisions, all in
-one partition, stay in order); the ring pass is one at a time across them (`ring_pass`), since
-two passes over one ring would each rewrite it from what it was before the other.
+one partition, stay in order); the ring pass is one at a time across them, shared by the drains
+waiting for it (workers.ringpass).
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import orjson
 import redis
-from redis.exceptions import LockError
 
 from fraudring.contract.transaction import DecisionRecord
-from fraudring.errors import InvalidInput, NotFound, Unavailable
+from fraudring.errors import InvalidInput, NotFound
 from fraudring.logs import get_logger
 from fraudring.settings import Settings
 from graph.schemas import IngestResult, LabelResult, Neighbourhood, RingUpdate, TxnRecord
@@ -34,6 +32,7 @@ from realtime.keys import DECISION_GROUP, LABEL_GROUP, Keys
 from realtime.labels import LabelRecord
 from workers import alerts, replay
 from workers.ingest import ingest_records, parse_decision
+from workers.ringpass import shared_pass
 from workers.scoring import (
     RingScorer,
     clear_removed,
@@ -137,30 +136,15 @@ def event_time(pipe: Pipeline, batch_max_ts: float | None = None) -> float | Non
     return float(cur) if cur is not None else None
 
 
-@contextlib.contextmanager
-def ring_pass(pipe: Pipeline) -> Iterator[None]:
-    """One ring pass at a time across drains, label drains and rescoring: held for the pass
-    (at most the lease period, so a killed holder is replaced), waited for up to a third of it
-    (a drain's own lease is renewed between batches); Unavailable if it stays taken."""
-    s = pipe.settings
-    lock = pipe.client.lock(
-        pipe.keys.meta("lease:rings"),
-        timeout=s.ingest_lease_s,
-        blocking_timeout=max(1.0, s.ingest_lease_s / 3),
-    )
-    if not lock.acquire():
-        raise Unavailable("the ring pass is taken by another drain")
-    try:
-        yield
-    finally:
-        with contextlib.suppress(LockError):
-            lock.release()
-
-
 def rescore(pipe: Pipeline, users: Collection[str], *, now: float | None = None) -> Rescored:
-    """Re-examine the users' neighbourhoods, score the rings, write every entity's risk."""
-    with ring_pass(pipe):
-        return _rescore(pipe, users, now=now)
+    """Re-examine the users' neighbourhoods, score the rings, write every entity's risk: in one
+    pass with whatever other drains are waiting with (workers.ringpass)."""
+    return shared_pass(
+        pipe,
+        users,
+        lambda taken: _rescore(pipe, taken, now=now),
+        empty=Rescored(RingUpdate(full=False, examined_users=0, rings=[]), 0, []),
+    )
 
 
 def _rescore(pipe: Pipeline, users: Collection[str], *, now: float | None) -> Rescored:

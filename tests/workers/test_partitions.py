@@ -7,6 +7,7 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -28,6 +29,7 @@ from tests.support.workers import (
 )
 from workers import replay
 from workers.ingest import parse_decision, to_record
+from workers.ringpass import shared_pass
 from workers.scoring import heuristic_scorer
 from workers.service import Pipeline, drain_decisions
 from workers.streams import Message
@@ -161,3 +163,32 @@ def test_two_workers_drain_partitions_and_a_kill_loses_and_doubles_nothing(
             hood = store.neighbourhood("user", user, hops=1, max_nodes=50, follow=["card"])
             counted = sum(e.n for e in hood.edges if e.kind == "card")
             assert counted == n, f"{user}: graph counts {counted} transactions, stream has {n}"
+
+
+def test_the_ring_pass_is_shared_and_redone_after_a_failed_holder(
+    make_settings: Callable[..., Settings], redis_client: redis.Redis
+) -> None:
+    s = make_settings()
+    pipe = SimpleNamespace(settings=s, keys=Keys(s.redis_prefix), client=redis_client)
+    # drain B's users wait while A's pass is due: A's pass takes both, B's finds nothing left
+    redis_client.sadd(pipe.keys.meta("rings:waiting"), "b1", "b2")
+    seen: list[set[str]] = []
+
+    def note(users: set[str]) -> int:
+        seen.append(users)
+        return 1
+
+    assert shared_pass(pipe, {"a1"}, note, empty=0) == 1
+    assert seen == [{"a1", "b1", "b2"}]
+    assert shared_pass(pipe, set(), note, empty=0) == 0
+    assert len(seen) == 1
+
+    # a holder whose pass fails (or dies) leaves its users in flight: the next pass redoes them
+    def fail(users: set[str]) -> int:
+        raise RuntimeError("graph went away")
+
+    with pytest.raises(RuntimeError):
+        shared_pass(pipe, {"c1"}, fail, empty=0)
+    assert shared_pass(pipe, {"d1"}, note, empty=0) == 1
+    assert seen[-1] == {"c1", "d1"}
+    assert not redis_client.exists(pipe.keys.meta("rings:in_flight"))
