@@ -8,6 +8,7 @@ after a failure in the middle.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +28,10 @@ log = get_logger(__name__)
 
 #: Client errors that mean the server is not there (redis-py's TimeoutError is no ConnectionError).
 UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+#: How long a write waits out a server that answers BUSY (preparing the fork of a snapshot or an
+#: AOF rewrite, which takes seconds on a graph of gigabytes; or a long script): BUSY means the
+#: command did not run, so sending it again is safe.
+BUSY_WAIT_S = 120.0
 
 
 @contextlib.contextmanager
@@ -84,10 +89,18 @@ class FalkorStore(CypherStore):
         return []
 
     def _write(self, query: str, params: dict[str, Any] | None = None) -> Rows:
-        try:
-            return self.graph.query(query, params).result_set  # type: ignore[no-any-return]
-        except UNREACHABLE as exc:
-            raise Unavailable(f"graph store unreachable: {exc}") from None
+        deadline, pause = time.monotonic() + BUSY_WAIT_S, 0.05
+        while True:
+            try:
+                return self.graph.query(query, params).result_set  # type: ignore[no-any-return]
+            except UNREACHABLE as exc:
+                raise Unavailable(f"graph store unreachable: {exc}") from None
+            except redis.exceptions.ResponseError as exc:  # BusyLoadingError is not BUSY
+                if not str(exc).startswith("BUSY ") or time.monotonic() > deadline:
+                    raise
+                log.warning("graph.write_busy", error=str(exc), retry_in_s=pause)
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
     def _write_all(self, statements: Sequence[tuple[str, dict[str, Any]]]) -> None:
         for query, params in statements:
