@@ -39,6 +39,7 @@ def ring_lease(pipe: Any) -> Iterator[None]:
         pipe.keys.meta("lease:rings"),
         timeout=s.ingest_lease_s,
         blocking_timeout=max(1.0, s.ingest_lease_s / 3),
+        sleep=0.01,  # the default polls every 100 ms: a pass is often shorter than that
     )
     if not lock.acquire():
         raise Unavailable("the ring pass is taken by another drain")
