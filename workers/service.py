@@ -16,12 +16,13 @@ waiting for it (workers.ringpass).
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import orjson
 import redis
+from redis.exceptions import LockError
 
 from fraudring.contract.transaction import DecisionRecord
 from fraudring.errors import InvalidInput, NotFound
@@ -229,6 +230,17 @@ def reapply(pipe: Pipeline, messages: list[Message]) -> int:
     return done.ingested
 
 
+def renew_lease(lease: Any, name: str) -> bool:
+    """Renew a drain's lease; False once it lapsed (a batch outlasted it), so the drain stops
+    and hands over rather than failing the task (which would end the chain of drains)."""
+    try:
+        lease.reacquire()
+    except LockError:
+        log.warning("ingest.lease_lost", drain=name)
+        return False
+    return True
+
+
 def drain_decisions(
     pipe: Pipeline,
     *,
@@ -237,10 +249,10 @@ def drain_decisions(
     max_seconds: float,
     block_ms: int = 1000,
     stop_when_idle: bool = True,
-    heartbeat: Any = None,
+    heartbeat: Callable[[], bool | None] | None = None,
 ) -> BatchStats:
     """Process batches of one partition for `max_seconds` (or until one block finds nothing,
-    if asked)."""
+    if asked); `heartbeat` renews the drain's lease after each batch (False: it was lost)."""
     stream = pipe.keys.decisions_partition(partition)
     ensure_group(pipe.client, stream, DECISION_GROUP)
     # what the graph lost of this partition, if anything
@@ -273,8 +285,8 @@ def drain_decisions(
             total.add(process_decisions(pipe, messages, partition=partition))
         elif stop_when_idle:
             break
-        if heartbeat is not None:
-            heartbeat()
+        if heartbeat is not None and heartbeat() is False:
+            break  # the lease lapsed (a batch outlasted it): stop, the next drain goes on
     return total
 
 

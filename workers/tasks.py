@@ -8,6 +8,7 @@ watchdog kicks, worker restarts and self-continuation never pile up.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +26,13 @@ from realtime.keys import Keys
 from workers import alerts
 from workers.app import FraudringTask, app
 from workers.scoring import RingScorer, load_ring_scorer
-from workers.service import Pipeline, drain_decisions, drain_labels, rescore_pending
+from workers.service import (
+    Pipeline,
+    drain_decisions,
+    drain_labels,
+    renew_lease,
+    rescore_pending,
+)
 from workers.streams import consumer_name
 
 log = get_logger(__name__)
@@ -192,7 +199,7 @@ def drain(self: Task, partition: int = 0) -> dict[str, int]:
             partition=partition,
             max_seconds=DRAIN_SECONDS,
             stop_when_idle=False,
-            heartbeat=lease.reacquire,
+            heartbeat=functools.partial(renew_lease, lease, name),
         )
     _send_webhooks(res, stats.alert_ids)
     if _request(res, name):

@@ -4,6 +4,7 @@ transactions applied in order, and a killed worker costs neither a write nor a d
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,7 +32,7 @@ from workers import replay
 from workers.ingest import parse_decision, to_record
 from workers.ringpass import shared_pass
 from workers.scoring import heuristic_scorer
-from workers.service import Pipeline, drain_decisions
+from workers.service import Pipeline, drain_decisions, renew_lease
 from workers.streams import Message
 
 
@@ -192,3 +193,26 @@ def test_the_ring_pass_is_shared_and_redone_after_a_failed_holder(
     assert shared_pass(pipe, {"d1"}, note, empty=0) == 1
     assert seen[-1] == {"c1", "d1"}
     assert not redis_client.exists(pipe.keys.meta("rings:in_flight"))
+
+
+def test_a_drain_whose_lease_lapsed_stops_instead_of_failing(
+    make_settings: Callable[..., Settings], redis_client: redis.Redis
+) -> None:
+    """Before: a batch that outlasted the drain's lease made the renewal raise, the task failed
+    and, its retries spent, no drain of that partition was queued again."""
+    lock = redis_client.lock(f"{make_settings().redis_prefix}lease-test", timeout=0.2)
+    assert lock.acquire(blocking=False)
+    assert renew_lease(lock, "ingest") is True
+    time.sleep(0.4)  # the batch outlasted the lease; another drain may hold it now
+    redis_client.set(f"{make_settings().redis_prefix}lease-test", b"another drain")
+    assert renew_lease(lock, "ingest") is False
+
+    s = make_settings(ingest_batch=10, ingest_linger_ms=0)
+    keys = Keys(s.redis_prefix)
+    xadd_all(redis_client, keys.decisions_stream, small_world(users=5, txns=50))
+    assert s.graph_url is not None
+    with open_store(s.graph_url, settings=s) as store:
+        store.ensure_schema()
+        pipe = Pipeline(client=redis_client, store=store, settings=s, scorer=heuristic_scorer)
+        stats = drain_decisions(pipe, consumer="c", max_seconds=60, heartbeat=lambda: False)
+    assert stats.messages == 10  # one batch, then it handed over
