@@ -161,7 +161,7 @@ def test_stopped_worker_loses_nothing(
     h = harness()
     for i in range(25):
         h.decide(i, user_id=f"u{i}")
-    streams = {s: ">" for s in h.engine.keys.decision_streams}
+    streams: dict[Any, Any] = {s: ">" for s in h.engine.keys.decision_streams}
     assert len(streams) > 1  # the default partitions, users spread over them
     got: Any = redis_client.xreadgroup(DECISION_GROUP, "late-worker", streams, count=100)
     ids = [orjson.loads(f[b"d"])["txn"]["txn_id"] for _, entries in got for _, f in entries]
