@@ -1,8 +1,9 @@
 """Thin Celery tasks: each passes ids or nothing and calls a library function.
 
 The stream drains are self-continuing: a drain runs for a bounded time, then asks for the next
-one. At most one drain waits in the queue (a request flag) and one runs (a lease), so beat's
-watchdog kicks, worker restarts and self-continuation never pile up.
+one. Per partition of the decision stream, at most one drain waits in the queue (a request
+flag) and one runs (a lease), so beat's watchdog kicks, worker restarts and self-continuation
+never pile up, and the partitions drain in parallel.
 """
 
 from __future__ import annotations
