@@ -36,7 +36,7 @@ class Workbench:
         from realtime.service import redis_client
 
         assert settings.redis_url is not None
-        self.keys = Keys(settings.redis_prefix)
+        self.keys = Keys(settings.redis_prefix, partitions=settings.stream_partitions)
         self.redis = redis_client(settings.redis_url, timeout_ms=self.TIMEOUT_MS)
 
     async def stored(self, txn_id: str) -> dict[str, Any] | None:

@@ -7,10 +7,12 @@ varied transactions (fresh txn ids, 20k users) from a Lua script over loopback f
 then hits the trivial endpoint of the same server the same way. Server-side p50 / p99 are read from
 the API's own latency histogram (/metrics, difference before / after each run, linear
 interpolation inside 0.25 ms buckets). wrk shares the machine's cores with the server and Redis.
+`--cluster` runs it a second time with the per-entity state on a 3-node Redis Cluster.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -31,6 +33,7 @@ import numpy as np
 import redis
 
 from bench import BenchError
+from bench.measure import histogram, quantiles, redis_cpu_s, tree_cpu_s, wrk
 from fraudring.registry import ModelRegistry
 from fraudring.runtime import services
 from fraudring.settings import hash_api_key, load_settings
@@ -103,10 +106,10 @@ def _train_model(root: Path, *, seed: int) -> str:
     return version
 
 
-def _seed_risk(url: str, keys: Keys, *, seed: int) -> None:
+def _seed_risk(url: str, keys: Keys, *, seed: int, cluster: bool = False) -> None:
     """Cached risk for a tenth of devices and IPs; some in rings (the MGET then has hits)."""
     rng = np.random.default_rng(seed)
-    client = redis.Redis.from_url(url)
+    client: Any = redis.RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url)
     pipe = client.pipeline(transaction=False)
     now = time.time()
     for kind, n in (("device", 15_000), ("ip", 250)):
@@ -126,96 +129,13 @@ def _seed_risk(url: str, keys: Keys, *, seed: int) -> None:
     client.close()
 
 
-def _tree_cpu_s(root: int) -> float:
-    """utime + stime of a process and all its descendants (the API's workers), from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    parent: dict[int, int] = {}
-    cpu: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(entry.name)
-        parent[pid] = int(fields[1])
-        cpu[pid] = (int(fields[11]) + int(fields[12])) / tick
-    total, todo = 0.0, [root]
-    while todo:
-        pid = todo.pop()
-        total += cpu.get(pid, 0.0)
-        todo.extend(c for c, p in parent.items() if p == pid)
-    return total
-
-
-def _redis_cpu_s(url: str) -> float:
-    client = redis.Redis.from_url(url)
-    info = client.info("cpu")
-    client.close()
-    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
-
-
-def _histogram(base: str, route: str) -> dict[float, float]:
-    text = httpx.get(f"{base}/metrics", timeout=10).text
-    out: dict[float, float] = {}
-    pat = re.compile(r"^fraudring_request_seconds_bucket\{(.*)\} ([0-9.e+]+)$")
-    for line in text.splitlines():
-        m = pat.match(line)
-        if not m or f'route="{route}"' not in m.group(1):
-            continue
-        le = re.search(r'le="([^"]+)"', m.group(1))
-        assert le is not None
-        out[float(le.group(1))] = out.get(float(le.group(1)), 0.0) + float(m.group(2))
-    return out
-
-
-def _quantiles(before: dict[float, float], after: dict[float, float]) -> tuple[float, float, int]:
-    bounds = sorted(after)
-    cum = [after[b] - before.get(b, 0.0) for b in bounds]
-    total = cum[-1] if cum else 0.0
-
-    def q(p: float) -> float:
-        target, prev_b, prev_c = p * total, 0.0, 0.0
-        for b, c in zip(bounds, cum, strict=True):
-            if c >= target:
-                if b == float("inf"):
-                    return prev_b * 1000
-                frac = (target - prev_c) / (c - prev_c) if c > prev_c else 1.0
-                return (prev_b + frac * (b - prev_b)) * 1000
-            prev_b, prev_c = b, c
-        return float("nan")
-
-    return q(0.5), q(0.99), int(total)
-
-
-def _wrk(url: str, *, script: Path | None, duration: int) -> dict[str, float]:
-    cmd = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency"]
-    if script is not None:
-        cmd += ["-s", str(script)]
-    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))  # type: ignore[union-attr]
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errors = re.search(r"Socket errors:.*", out)
-
-    def pct(p: str) -> float:
-        m = re.search(rf"^\s+{p}%\s+([0-9.]+)(us|ms|s)\s*$", out, re.M)
-        if m is None:
-            return float("nan")
-        scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
-        return float(m.group(1)) * scale
-
-    return {
-        "rps": rps,
-        "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
-        "socket_errors": 1.0 if errors else 0.0,
-        "client_p50_ms": pct("50"),
-        "client_p99_ms": pct("99"),
-    }
-
-
-def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
-    """`transactions` is unused (the run is time-bound: 15 s per target)."""
+def run(
+    *, transactions: int | None, seed: int, cluster: bool = False
+) -> dict[str, float | int | str]:
+    """`transactions` is unused (the run is time-bound: 15 s per target). With `cluster`, the
+    same measurement runs again with the per-entity state on a 3-node Redis Cluster
+    (`FRAUDRING_REDIS_CLUSTER_URL`, fraudring.embedded_cluster), its figures beside the
+    single-Redis ones under `*[cluster]`."""
     if shutil.which("wrk") is None:
         raise BenchError("wrk not found: the benchmark drives the API with it (apt install wrk)")
     tmp = Path(tempfile.mkdtemp(prefix="fraudring-bench-"))
@@ -224,47 +144,88 @@ def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
         with services(settings) as ep:
             print(f"redis {ep.redis_url}; training a {TREES}-tree model ...", flush=True)
             version = _train_model(tmp, seed=seed)
-            prefix = f"bench-{uuid.uuid4().hex[:8]}:"
-            _seed_risk(ep.redis_url, Keys(prefix), seed=seed)
-            key = "bench-" + secrets.token_hex(8)
-            port = _free_port()
-            env = {
-                **os.environ,
-                "FRAUDRING_DATA_DIR": str(tmp),
-                "FRAUDRING_MODEL_DIR": str(tmp / "models"),
-                "FRAUDRING_REDIS_URL": ep.redis_url,
-                "FRAUDRING_GRAPH_URL": ep.graph_url,
-                "FRAUDRING_REDIS_PREFIX": prefix,
-                "FRAUDRING_API_KEYS": json.dumps({hash_api_key(key): "score"}),
-                "FRAUDRING_ENV": "test",
-            }
-            code = "from fraudring.cli import main; main()"
-            cmd = [sys.executable, "-c", code, "serve", "--port", str(port)]
-            server = subprocess.Popen(
-                [*cmd, "--workers", str(WORKERS)], env=env, start_new_session=True
-            )
-            try:
-                return _measure(
-                    base=f"http://127.0.0.1:{port}",
-                    key=key,
-                    tmp=tmp,
-                    seed=seed,
-                    version=version,
-                    redis_url=ep.redis_url,
-                    prefix=prefix,
-                    server_pid=server.pid,
-                )
-            finally:
-                os.killpg(server.pid, signal.SIGINT)
-                try:
-                    server.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(server.pid, signal.SIGKILL)
-                client = redis.Redis.from_url(ep.redis_url)
-                ops.delete_prefix(client, prefix)
-                client.close()
+            measure = functools.partial(
+                _serve_and_measure, tmp=tmp, seed=seed, version=version,
+                redis_url=ep.redis_url, graph_url=ep.graph_url,
+                partitions=settings.stream_partitions,
+            )  # fmt: skip
+            out: dict[str, float | int | str] = dict(measure())
+            if cluster:
+                from fraudring.embedded_cluster import embedded_cluster
+
+                with embedded_cluster(tmp / "cluster", nodes=3) as nodes:
+                    print(f"redis cluster {nodes.url} (3 nodes) ...", flush=True)
+                    urls = [f"redis://127.0.0.1:{port}/0" for port in nodes.ports]
+                    through = measure(cluster_url=nodes.url, node_urls=urls)
+                for k, v in through.items():
+                    if k in CLUSTER_KEYS:
+                        out[f"{k}[cluster]"] = v
+                out["cluster"] = "3 masters on loopback, per-entity state (velocity, risk)"
+            return out
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+#: the figures repeated for the cluster run
+CLUSTER_KEYS = (
+    "decisions_per_s", "p50_ms", "p99_ms", "client_p50_ms", "client_p99_ms",
+    "decisions_measured", "api_cpu_ms_per_decision", "redis_cpu_ms_per_decision",
+    "load_avg_1m_at_end", "non_2xx", "degraded_decisions", "stream_length",
+)  # fmt: skip
+
+
+def _serve_and_measure(
+    *,
+    tmp: Path,
+    seed: int,
+    version: str,
+    redis_url: str,
+    graph_url: str,
+    partitions: int,
+    cluster_url: str | None = None,
+    node_urls: list[str] | None = None,
+) -> dict[str, Any]:
+    """`fraudring serve` on a fresh key prefix (and the cluster, if given), measured."""
+    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+    _seed_risk(cluster_url or redis_url, Keys(prefix), seed=seed, cluster=cluster_url is not None)
+    key = "bench-" + secrets.token_hex(8)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "FRAUDRING_DATA_DIR": str(tmp),
+        "FRAUDRING_MODEL_DIR": str(tmp / "models"),
+        "FRAUDRING_REDIS_URL": redis_url,
+        "FRAUDRING_GRAPH_URL": graph_url,
+        "FRAUDRING_REDIS_PREFIX": prefix,
+        "FRAUDRING_API_KEYS": json.dumps({hash_api_key(key): "score"}),
+        "FRAUDRING_ENV": "test",
+    }
+    if cluster_url is not None:
+        env["FRAUDRING_REDIS_CLUSTER_URL"] = cluster_url
+    code = "from fraudring.cli import main; main()"
+    cmd = [sys.executable, "-c", code, "serve", "--port", str(port)]
+    server = subprocess.Popen([*cmd, "--workers", str(WORKERS)], env=env, start_new_session=True)
+    try:
+        return _measure(
+            base=f"http://127.0.0.1:{port}",
+            key=key,
+            tmp=tmp,
+            seed=seed,
+            version=version,
+            redis_urls=[redis_url, *(node_urls or [])],
+            prefix=prefix,
+            partitions=partitions,
+            server_pid=server.pid,
+        )
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+        client = redis.Redis.from_url(redis_url)
+        ops.delete_prefix(client, prefix)
+        client.close()
 
 
 def _wait_ready(base: str, *, key: str, version: str, timeout_s: float = 60) -> None:
@@ -288,10 +249,12 @@ def _measure(
     tmp: Path,
     seed: int,
     version: str,
-    redis_url: str,
+    redis_urls: list[str],
     prefix: str,
+    partitions: int,
     server_pid: int,
 ) -> dict[str, Any]:
+    redis_url = redis_urls[0]
     _wait_ready(base, key=key, version=version)
     r = httpx.post(
         f"{base}/v1/decisions",
@@ -318,12 +281,12 @@ def _measure(
         script.write_text(
             WRK_LUA % {"seed": seed, "key": key, "users": USERS, "run": f"{prefix}{run_id}"}
         )
-        before = _histogram(base, "decision")
-        cpu0, rcpu0 = _tree_cpu_s(server_pid), _redis_cpu_s(redis_url)
+        before = histogram(base, "decision")
+        cpu0, rcpu0 = tree_cpu_s(server_pid), redis_cpu_s(redis_urls)
         print(f"wrk {name}: {duration} s, {CONNECTIONS} connections ...", flush=True)
-        res = _wrk(f"{base}/v1/decisions", script=script, duration=duration)
-        cpu1, rcpu1 = _tree_cpu_s(server_pid), _redis_cpu_s(redis_url)
-        p50, p99, n = _quantiles(before, _histogram(base, "decision"))
+        res = wrk(f"{base}/v1/decisions", script=script, duration=duration, connections=CONNECTIONS)
+        cpu1, rcpu1 = tree_cpu_s(server_pid), redis_cpu_s(redis_urls)
+        p50, p99, n = quantiles(before, histogram(base, "decision"))
         results[name] = {
             **res,
             "p50_ms": p50,
@@ -332,15 +295,15 @@ def _measure(
             "api_cpu_ms": (cpu1 - cpu0) * 1000 / max(n, 1),
             "redis_cpu_ms": (rcpu1 - rcpu0) * 1000 / max(n, 1),
         }
-    before = _histogram(base, "trivial")
+    before = histogram(base, "trivial")
     print(f"wrk trivial: {DURATION_S} s ...", flush=True)
-    cpu0 = _tree_cpu_s(server_pid)
-    res = _wrk(f"{base}/v1/trivial", script=None, duration=DURATION_S)
-    cpu1 = _tree_cpu_s(server_pid)
-    tp50, tp99, tn = _quantiles(before, _histogram(base, "trivial"))
+    cpu0 = tree_cpu_s(server_pid)
+    res = wrk(f"{base}/v1/trivial", script=None, duration=DURATION_S, connections=CONNECTIONS)
+    cpu1 = tree_cpu_s(server_pid)
+    tp50, tp99, tn = quantiles(before, histogram(base, "trivial"))
     d = results["decision"]
     client = redis.Redis.from_url(redis_url)
-    stream_len = int(client.xlen(Keys(prefix).decisions_stream))
+    stream_len = ops.decision_lag(client, Keys(prefix, partitions=partitions))["length"]
     client.close()
     metrics = httpx.get(f"{base}/metrics").text
     degraded = re.search(r"^fraudring_degraded_decisions_total ([0-9.e+]+)$", metrics, re.M)

@@ -175,7 +175,7 @@ def _load(
     settings = load_settings(
         **{k.removeprefix("FRAUDRING_").lower(): v for k, v in env_vals.items()}, api_keys={}
     )
-    keys = Keys(prefix)
+    keys = Keys(prefix, partitions=settings.stream_partitions)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     cli = [sys.executable, "-m", "fraudring.cli"]
@@ -245,23 +245,28 @@ def _settled(client: redis.Redis, keys: Keys, store: Any, answered: set[str]) ->
         lag = ops.decision_lag(client, keys)
         if lag["length"] < len(answered) or lag["pending"] + lag["undelivered"]:
             return False
-        frontier = ops.frontiers(client, keys.decisions_stream).get(DECISION_GROUP)
-        return frontier is not None and store.replay_point(keys.decisions_stream) == frontier
+        for stream in keys.decision_streams:
+            frontier = ops.frontiers(client, stream).get(DECISION_GROUP)
+            if frontier is not None and store.replay_point(stream) != frontier:
+                return False
+        return True
     except (redis.RedisError, FraudringError):
         return False
 
 
 def _stream_txn_ids(client: redis.Redis, keys: Keys) -> list[str]:
     out: list[str] = []
-    start = "-"
-    while True:
-        entries: Any = client.xrange(keys.decisions_stream, min=start, count=5000)
-        if not entries:
-            return out
-        out.extend(orjson.loads(f[b"d"])["txn"]["txn_id"] for _, f in entries)
-        last = entries[-1][0].decode()
-        ms, seq = last.split("-")
-        start = f"{ms}-{int(seq) + 1}"
+    for stream in keys.decision_streams:
+        start = "-"
+        while True:
+            entries: Any = client.xrange(stream, min=start, count=5000)
+            if not entries:
+                break
+            out.extend(orjson.loads(f[b"d"])["txn"]["txn_id"] for _, f in entries)
+            last = entries[-1][0].decode()
+            ms, seq = last.split("-")
+            start = f"{ms}-{int(seq) + 1}"
+    return out
 
 
 async def _feed(

@@ -9,7 +9,8 @@ sustained when the backlog stays flat (growth under 5% of the rate) and freshnes
 the knee is the highest sustained step. The run stops at the first step not sustained. Each
 worker process is a Celery worker (threads pool, 4 threads) as `fraudring worker` starts, with
 `fraudring beat` beside them (its 5 s watchdog kicks the drains), after a warm-up of WARMUP
-records the workers have drained.
+records the workers have drained. Each step also reports the CPU time per decision of the
+worker processes, the graph server and Redis, which does not depend on what else runs.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 import redis
 
 from bench import BenchError
+from bench.measure import redis_cpu_s, tree_cpu_s
 from bench.stream import _backlog, _growth, _process, _worker_cmd, push_paced
 from bench.stream_support import wait, world_requests
 from fraudring.runtime import services
@@ -42,12 +44,27 @@ FLAT = 0.05  # backlog growth per second under this share of the rate is flat
 FRESH_P95_S = 2.0
 
 
+def _cpu(workers: list[int], servers: list[str]) -> tuple[float, float, float]:
+    """CPU seconds so far of the worker processes, the graph server and Redis."""
+    return (sum(tree_cpu_s(pid) for pid in workers), redis_cpu_s(servers[1:]),
+            redis_cpu_s(servers[:1]))  # fmt: skip
+
+
 def _step(
-    client: redis.Redis, keys: Keys, txns: list[dict[str, Any]], rate: float
+    client: redis.Redis,
+    keys: Keys,
+    txns: list[dict[str, Any]],
+    rate: float,
+    *,
+    workers: list[int] | None = None,
+    servers: list[str] | None = None,
 ) -> dict[str, Any]:
     client.delete(keys.meta("freshness"))
+    cpu0 = _cpu(workers or [], servers or [])
     t0, elapsed, samples = push_paced(client, keys, txns, rate=rate, batch=BATCH)
     time.sleep(1.0)  # the last decisions' freshness samples
+    cpu1 = _cpu(workers or [], servers or [])
+    cpu = [(b - a) * 1000 / len(txns) for a, b in zip(cpu0, cpu1, strict=True)]
     fresh = ops.freshness_stats(client, keys)
     offered = len(txns) / elapsed
     growth = _growth(samples, t0=t0, elapsed=elapsed)
@@ -58,6 +75,11 @@ def _step(
         "backlog_end": samples[-1][1] if samples else 0,
         "fresh_p95_s": round(fresh["p95_s"], 3),
         "sustained": bool(growth < FLAT * offered and fresh["p95_s"] < FRESH_P95_S),
+        # CPU per decision offered: what the step cost whatever else shared the machine
+        "worker_cpu_ms": round(cpu[0], 3),
+        "graph_cpu_ms": round(cpu[1], 3),
+        "redis_cpu_ms": round(cpu[2], 3),
+        "load_1m": round(os.getloadavg()[0], 1),
     }
 
 
@@ -92,7 +114,13 @@ def profile(logs: list[Path]) -> dict[str, float]:
 
 
 def _run(
-    *, tmp: Path, txns: list[dict[str, Any]], processes: int, redis_url: str, graph_url: str
+    *,
+    tmp: Path,
+    txns: list[dict[str, Any]],
+    processes: int,
+    partitions: int,
+    redis_url: str,
+    graph_url: str,
 ) -> list[dict[str, Any]]:
     prefix = f"knee-{uuid.uuid4().hex[:8]}:"
     env = {
@@ -104,10 +132,12 @@ def _run(
         "FRAUDRING_GRAPH_NAME": f"knee_{uuid.uuid4().hex[:8]}",
         "FRAUDRING_REDIS_PREFIX": prefix,
         "FRAUDRING_API_KEYS": "{}",
+        "FRAUDRING_STREAM_PARTITIONS": str(partitions),
     }
-    keys = Keys(prefix)
+    keys = Keys(prefix, partitions=partitions)
     client = redis.Redis.from_url(redis_url)
     steps: list[dict[str, Any]] = []
+    pids: list[int] = []
     try:
         with contextlib.ExitStack() as stack:
             beat = [sys.executable, "-m", "celery", "-A", "workers.app", "beat", "-l", "INFO",
@@ -117,18 +147,21 @@ def _run(
                 cmd = [*_worker_cmd(), "-n", f"knee{i}-{prefix.strip(':')}@%h"]
                 log = tmp / f"worker-{processes}-{i}.log"
                 proc = stack.enter_context(_process(cmd, env=env, log=log))
+                pids.append(proc.pid)
                 time.sleep(3)
                 if proc.poll() is not None:
                     raise BenchError(f"a worker exited; see {log}")
             # warm-up: the workers are up and draining before the first step is timed
             _step(client, keys, txns[:WARMUP], 500.0)
+            servers = [redis_url, graph_url.replace("falkordb://", "redis://", 1)]
             wait(lambda: _backlog(client, keys) == 0, timeout=300, what="the warm-up drain")
             used = WARMUP
             for rate in RATES:
                 n = int(rate * STEP_S)
                 if used + n > len(txns):
                     break
-                step = _step(client, keys, txns[used : used + n], rate)
+                step = _step(client, keys, txns[used : used + n], rate, workers=pids,
+                             servers=servers)  # fmt: skip
                 used += n
                 steps.append(step)
                 print(f"  {processes} process(es): {step}", flush=True)
@@ -154,12 +187,14 @@ def run(*, transactions: int | None = None, seed: int = 7) -> dict[str, float | 
         generate(out=tmp / "world", transactions=n, seed=seed, progress=False)
         txns = world_requests(tmp / "world")
         settings = load_settings(data_dir=tmp / "data", env="test", api_keys={})
+        out["stream_partitions"] = settings.stream_partitions
         with services(settings) as ep:
             for processes in (1, 2):
                 steps = _run(
                     tmp=tmp,
                     txns=txns,
                     processes=processes,
+                    partitions=settings.stream_partitions,
                     redis_url=ep.redis_url,
                     graph_url=ep.graph_url,
                 )
@@ -172,6 +207,8 @@ def run(*, transactions: int | None = None, seed: int = 7) -> dict[str, float | 
                     out[f"offered[{tag}]"] = s["offered"]
                     out[f"backlog_growth_per_s[{tag}]"] = s["growth_per_s"]
                     out[f"fresh_p95_s[{tag}]"] = s["fresh_p95_s"]
+                    for k in ("worker_cpu_ms", "graph_cpu_ms", "redis_cpu_ms", "load_1m"):
+                        out[f"{k}[{tag}]"] = s[k]
         for f in tmp.glob("worker-*.log"):
             logs = Path("var/bench")
             logs.mkdir(parents=True, exist_ok=True)

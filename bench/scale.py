@@ -30,6 +30,8 @@ from typing import Any
 
 from rich.console import Console
 
+from fraudring.errors import InvalidInput
+
 console = Console(stderr=True)
 SIZES = (1_000_000, 5_000_000, 10_000_000)
 GRAPH_KEYS = (
@@ -71,6 +73,19 @@ def _log(entry: dict[str, Any]) -> None:
 
 
 def graph_sizes(transactions: int) -> list[int]:
+    """The standard sizes up to `transactions`; ``FRAUDRING_BENCH_SCALE_SIZES`` (comma-separated
+    counts) picks them instead, e.g. to run one large size alone after the others."""
+    chosen = os.environ.get("FRAUDRING_BENCH_SCALE_SIZES")
+    if chosen:
+        try:
+            picked = sorted({int(n) for n in chosen.split(",") if n.strip()})
+        except ValueError:
+            picked = []
+        if not picked or picked[0] < 1:
+            raise InvalidInput(
+                f"FRAUDRING_BENCH_SCALE_SIZES: positive counts separated by commas; got {chosen!r}"
+            )
+        return picked
     sizes = [n for n in SIZES if n < transactions]
     return [*sizes, transactions]
 
@@ -123,8 +138,8 @@ def _rmtree(path: Path) -> None:
 def run(*, transactions: int | None = None, seed: int = 7) -> dict[str, float | int | str]:
     from bench.scale_redis import run_redis
 
-    figures: dict[str, float | int | str] = dict(run_redis(seed=seed))
     parts = os.environ.get("FRAUDRING_BENCH_SCALE_PARTS", "redis,graph").split(",")
+    figures: dict[str, float | int | str] = dict(run_redis(seed=seed)) if "redis" in parts else {}
     if "graph" in parts:
         figures.update(run_graph(transactions=transactions or SIZES[-1], seed=seed))
     return figures

@@ -129,6 +129,8 @@ def run_redis(*, seed: int) -> dict[str, float | int | str]:
                 env="test",
                 redis_timeout_ms=1000,
                 api_keys={},
+                # one stream: the per-decision bytes do not depend on how it is partitioned
+                stream_partitions=1,
             )
             keys = Keys(prefix)
             client = redis.Redis.from_url(server.url)

@@ -192,7 +192,7 @@ def push_paced(
         for t in txns[i : i + batch]:
             rec = {"txn": t, "decision": "approve", "score": 0.05, "decided_at": now,
                    "model_version": None, "degraded": False}  # fmt: skip
-            pipe.xadd(keys.decisions_stream, {"d": json.dumps(rec).encode()})
+            pipe.xadd(keys.decisions_stream_for(t["user_id"]), {"d": json.dumps(rec).encode()})
         pipe.execute()
         if time.monotonic() >= next_sample:
             samples.append((time.monotonic(), _backlog(client, keys)))
@@ -228,7 +228,7 @@ def _direct(
     settings = load_settings(
         **{k.removeprefix("FRAUDRING_").lower(): v for k, v in env_vals.items()}, api_keys={}
     )
-    keys = Keys(prefix)
+    keys = Keys(prefix, partitions=settings.stream_partitions)
     client = redis.Redis.from_url(redis_url)
     try:
         with _process(_worker_cmd(), env=env, log=tmp / "worker-direct.log") as worker:
@@ -289,7 +289,7 @@ def _run(
         },
         api_keys={},
     )
-    keys = Keys(prefix)
+    keys = Keys(prefix, partitions=settings.stream_partitions)
     client = redis.Redis.from_url(redis_url)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
@@ -318,7 +318,7 @@ def _run(
                 flush=True,
             )
             spool_s = wait(  # decisions spooled while Redis was slow are replayed by the API
-                lambda: client.xlen(keys.decisions_stream) >= fed["answered"], timeout=300,
+                lambda: ops.decision_lag(client, keys)["length"] >= fed["answered"], timeout=300,
                 what="spooled decisions to reach the stream",
             )  # fmt: skip
             drain_s = wait(

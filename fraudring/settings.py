@@ -156,6 +156,10 @@ class Settings(BaseSettings):
     ingest_lease_s: Annotated[int, Field(ge=1)] = 30
     #: A small read waits this long for more messages: fewer, larger graph writes.
     ingest_linger_ms: Annotated[int, Field(ge=0, le=5000)] = 100
+    #: The decision stream is this many streams, a user's decisions always in the same one (a
+    #: hash of the user id), each drained under its own lease: the ingest workers that run in
+    #: parallel. Change it only with the stream drained (a user's next decisions may move).
+    stream_partitions: Annotated[int, Field(ge=1, le=64)] = 4
     #: The decision stream keeps at least this much history (by the entries' stream ids); older
     #: entries go once every consumer group acknowledged them and the graph recorded them.
     stream_retention_s: Annotated[float, Field(ge=0)] = 60.0

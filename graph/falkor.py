@@ -8,8 +8,9 @@ after a failure in the middle.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import falkordb
@@ -28,6 +29,25 @@ log = get_logger(__name__)
 
 #: Client errors that mean the server is not there (redis-py's TimeoutError is no ConnectionError).
 UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+#: How long a query waits out a server that answers BUSY (preparing the fork of a snapshot or an
+#: AOF rewrite, which takes seconds on a graph of gigabytes; or a long script): BUSY means the
+#: command did not run, so sending it again is safe.
+BUSY_WAIT_S = 120.0
+T = TypeVar("T")
+
+
+def _unbusy(call: Callable[[], T]) -> T:
+    """`call`, sent again while the server answers BUSY (for at most BUSY_WAIT_S)."""
+    deadline, pause = time.monotonic() + BUSY_WAIT_S, 0.05
+    while True:
+        try:
+            return call()
+        except redis.exceptions.ResponseError as exc:  # BusyLoadingError is not BUSY
+            if not str(exc).startswith("BUSY ") or time.monotonic() > deadline:
+                raise
+            log.warning("graph.server_busy", error=str(exc), retry_in_s=pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
 
 @contextlib.contextmanager
@@ -68,7 +88,7 @@ class FalkorStore(CypherStore):
     # --- primitives ---------------------------------------------------------------------------
     def _read(self, query: str, params: dict[str, Any] | None = None) -> Rows:
         with _reading():
-            return self.graph.ro_query(query, params).result_set  # type: ignore[no-any-return]
+            return _unbusy(lambda: self.graph.ro_query(query, params).result_set)
         return []  # the graph does not exist yet: nothing to read
 
     def _read_scalars(self, query: str, params: dict[str, Any]) -> Rows:
@@ -78,15 +98,17 @@ class FalkorStore(CypherStore):
         11 values: about 1.5 ms of 3)."""
         header = self.graph._build_params_header(params)
         with _reading():
-            reply = self._db.connection.execute_command(
-                "GRAPH.RO_QUERY", self.graph_name, header + query
+            reply = _unbusy(
+                lambda: self._db.connection.execute_command(
+                    "GRAPH.RO_QUERY", self.graph_name, header + query
+                )
             )
             return reply[1]  # type: ignore[no-any-return]
         return []
 
     def _write(self, query: str, params: dict[str, Any] | None = None) -> Rows:
         try:
-            return self.graph.query(query, params).result_set  # type: ignore[no-any-return]
+            return _unbusy(lambda: self.graph.query(query, params).result_set)
         except UNREACHABLE as exc:
             raise Unavailable(f"graph store unreachable: {exc}") from None
 

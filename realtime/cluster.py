@@ -289,7 +289,9 @@ class ClusterVelocityStore(VelocityStore):
             return False
         if cur is None:
             await self._entities(t)
-        return await self.record(txn_id=t.txn_id, stored=stored, record=record, review_at=review_at)
+        return await self.record(
+            txn_id=t.txn_id, user_id=t.user_id, stored=stored, record=record, review_at=review_at
+        )
 
 
 def state_of(per_entity: list[list[bytes] | None]) -> State:

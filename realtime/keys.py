@@ -12,7 +12,10 @@ per-entity script (realtime.cluster) touches one slot per entity.
 - ``{p}decision:{txn_id}``: the idempotency record (realtime.idempotency; TTL the setting
   ``idempotency_ttl_s``, 48 h by default).
 - ``{p}stream:decisions``: Redis stream the API appends each decision to; field ``d`` holds the
-  JSON of the decision record. Workers read it with consumer group ``ingest``.
+  JSON of the decision record. Workers read it with consumer group ``ingest``. It is
+  `Settings.stream_partitions` streams (``stream:decisions``, ``stream:decisions:1``, ...), a
+  user's decisions always in the same one (`Keys.decisions_stream_for`), so each is drained on
+  its own and a user's transactions stay in order.
 - ``{p}stream:labels``: labels posted through the API or imported, field ``d`` JSON.
 - ``{p}stream:alerts``: alerts for case tools (field ``d`` JSON).
 - ``{p}deadletter``: stream of messages or tasks that kept failing, with their reason.
@@ -33,6 +36,7 @@ Per-entity families live on `Settings.redis_cluster_url` when set, everything el
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import asdict, dataclass
 from typing import Final
 
@@ -164,7 +168,7 @@ KEY_BOUNDS: Final[dict[str, tuple[str, str]]] = {
     "vel:{user:id}:day": ("state", "30 buckets x 2 fields; TTL 32 d"),
     "vel:{user:id}:spike": ("state", "the user's spikes of 14 days; TTL 15 d"),
     "decision:{txn_id}": ("main", "TTL: the idempotency retry window (pending: 1 h)"),
-    "stream:decisions": (
+    "stream:decisions[:{n}]": (
         "main",
         "trimmed (XTRIM MINID) behind every consumer group and the graph's replay point",
     ),
@@ -175,6 +179,10 @@ KEY_BOUNDS: Final[dict[str, tuple[str, str]]] = {
     "meta:ring:{ring_id}": ("main", f"TTL {RISK_TTL_S // 86_400} d; deleted with its ring"),
     "meta:alerted:{key}": ("main", f"TTL {ALERT_DEDUPE_TTL_S // 86_400} d"),
     "meta:rescore": ("main", "set of users, popped by the workers (at most every user)"),
+    "meta:rings:waiting / in_flight": (
+        "main",
+        "users waiting for the ring pass; every pass empties them",
+    ),
     "meta:queued:* / lease:*": ("main", "TTL (a few lease periods)"),
     "meta:* (figures)": ("main", "a fixed set of single values (retrain, drift, stats_at, ...)"),
     "{queue} (Celery)": ("main", "drained by the workers; single-flight tasks, at most one waits"),
@@ -193,10 +201,12 @@ KEY_BOUNDS: Final[dict[str, tuple[str, str]]] = {
 class Keys:
     """Builds keys for one prefix; cheap to create, hold one per process."""
 
-    __slots__ = ("prefix",)
+    __slots__ = ("partitions", "prefix")
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, *, partitions: int = 1) -> None:
         self.prefix = prefix
+        #: how many streams the decision stream is (`Settings.stream_partitions`)
+        self.partitions = max(1, partitions)
 
     def risk(self, kind: str, entity_id: str) -> str:
         return f"{self.prefix}risk:{{{kind}:{entity_id}}}"
@@ -212,7 +222,30 @@ class Keys:
 
     @property
     def decisions_stream(self) -> str:
+        """The first partition (the only one with the default of one)."""
         return f"{self.prefix}stream:decisions"
+
+    def decisions_partition(self, partition: int) -> str:
+        base = f"{self.prefix}stream:decisions"
+        return base if partition == 0 else f"{base}:{partition}"
+
+    @property
+    def decision_streams(self) -> list[str]:
+        """Every partition of the decision stream, in partition order."""
+        return [self.decisions_partition(i) for i in range(self.partitions)]
+
+    def partition_of(self, user_id: str) -> int:
+        """A user's partition: stable across processes and restarts (CRC-32, not `hash`)."""
+        if self.partitions == 1:
+            return 0
+        return zlib.crc32(user_id.encode()) % self.partitions
+
+    def decisions_stream_for(self, user_id: str) -> str:
+        return self.decisions_partition(self.partition_of(user_id))
+
+    def partition_meta(self, name: str, partition: int) -> str:
+        """A workers' value kept per partition (the first partition's is the plain name)."""
+        return self.meta(name if partition == 0 else f"{name}:{partition}")
 
     @property
     def labels_stream(self) -> str:

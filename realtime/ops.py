@@ -86,7 +86,14 @@ def _text(value: Any) -> str:
 
 
 def decision_lag(client: redis.Redis, keys: Keys) -> dict[str, int]:
-    return stream_lag(client, keys.decisions_stream, DECISION_GROUP)
+    """The decision stream's lag, summed over its partitions (`consumers`: the most on one)."""
+    total = {"length": 0, "pending": 0, "undelivered": 0, "consumers": 0}
+    for stream in keys.decision_streams:
+        lag = stream_lag(client, stream, DECISION_GROUP)
+        for name in ("length", "pending", "undelivered"):
+            total[name] += lag[name]
+        total["consumers"] = max(total["consumers"], lag["consumers"])
+    return total
 
 
 def queue_lengths(client: redis.Redis, keys: Keys) -> dict[str, int]:

@@ -22,7 +22,6 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -30,7 +29,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from fraudring.errors import Conflict, Unavailable
 from fraudring.logs import get_logger
@@ -42,6 +41,7 @@ from realtime.idempotency import Remembered
 from realtime.keys import DECISION_GROUP, ENTITY_KINDS, GraphRisk, Keys
 from realtime.outbox import Spool, SpoolUnwritable
 from realtime.policy import Thresholds, decide
+from realtime.recovery import REDIS_ERRORS, RedisRecovery
 from realtime.rules import RulesHolder
 from realtime.schemas import Transaction
 from realtime.scorer import Scorer
@@ -49,8 +49,6 @@ from realtime.velocity import State, VelocityStore
 
 log = get_logger(__name__)
 
-REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
-RETRY_REDIS_AFTER_S = 0.25
 NOTE_DEGRADED = (
     "degraded: Redis unavailable; decided from the request's own features, the model and the "
     "rules (no velocity, no graph risk)"
@@ -91,11 +89,11 @@ def redis_client(url: str, *, timeout_ms: int) -> Redis:
     )
 
 
-class DecisionEngine:
+class DecisionEngine(RedisRecovery):
     def __init__(self, settings: Settings, *, client: Redis | None = None) -> None:
         assert settings.redis_url is not None, "the engine needs a Redis URL (see runtime)"
         self.settings = settings
-        self.keys = Keys(settings.redis_prefix)
+        self.keys = Keys(settings.redis_prefix, partitions=settings.stream_partitions)
         self.redis = client or redis_client(
             settings.redis_url, timeout_ms=settings.redis_timeout_ms
         )
@@ -114,29 +112,20 @@ class DecisionEngine:
         #: the last recovery after a Redis restart (for logs, /readyz and tests)
         self.last_recovery: dict[str, Any] | None = None
 
-    # -- Redis availability -------------------------------------------------------------------
-    def redis_usable(self) -> bool:
-        return time.monotonic() >= self._skip_redis_until
-
-    def _redis_failed(self, exc: BaseException, where: str) -> None:
-        if self.redis_usable():
-            log.warning("decision.redis_unavailable", where=where, error=repr(exc))
-        self._skip_redis_until = time.monotonic() + RETRY_REDIS_AFTER_S
-
     async def ensure_group(self) -> bool:
-        """Create the workers' consumer group from the stream's start, so nothing is missed."""
+        """Create the workers' consumer group on every partition from the stream's start, so
+        nothing is missed."""
         if self._group_ready:
             return True
-        try:
-            await self.redis.xgroup_create(
-                self.keys.decisions_stream, DECISION_GROUP, id="0", mkstream=True
-            )
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-        except REDIS_ERRORS as exc:
-            self._redis_failed(exc, "ensure_group")
-            return False
+        for stream in self.keys.decision_streams:
+            try:
+                await self.redis.xgroup_create(stream, DECISION_GROUP, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+            except REDIS_ERRORS as exc:
+                self._redis_failed(exc, "ensure_group")
+                return False
         self._group_ready = True
         return True
 
@@ -317,7 +306,11 @@ class DecisionEngine:
             return False
         try:
             await self.store.record(
-                txn_id=txn.txn_id, stored=stored, record=record, review_at=review_at
+                txn_id=txn.txn_id,
+                user_id=txn.user_id,
+                stored=stored,
+                record=record,
+                review_at=review_at,
             )
         except REDIS_ERRORS as exc:
             self._redis_failed(exc, "record")
@@ -331,67 +324,6 @@ class DecisionEngine:
         return True
 
     # -- background upkeep ----------------------------------------------------------------------
-    async def _send_spooled(self, entry: dict[str, Any]) -> bool:
-        record = entry["record"]
-        body = orjson.loads(record)
-        review_at = body["decided_at"] if body.get("decision") == "review" else None
-        # Accepted when it was decided: not checked again (a cap changed since must not stick
-        # the spool); only the fields the velocity script reads are used.
-        raw = body["txn"]
-        txn = Transaction.model_construct(
-            **{**raw, "ts": datetime.fromisoformat(raw["ts"]), "amount": float(raw["amount"])}
-        )
-        return await self.store.replay(
-            txn,
-            stored=entry["stored"].encode(),
-            record=record.encode(),
-            review_at=review_at,
-        )
-        return await self.store.replay(txn, stored=entry["stored"].encode(), record=record.encode())
-
-    async def replay_spool(self) -> tuple[int, int]:
-        """Replay spooled decisions into the stream (each once); (0, 0) if Redis is still down."""
-        if not self.spool.has_entries() or not self.redis_usable():
-            return 0, 0
-        try:
-            return await self.spool.replay(self._send_spooled)
-        except REDIS_ERRORS as exc:
-            self._redis_failed(exc, "replay")
-            return 0, 0
-
-    async def recover_after_restart(self) -> int:
-        """If Redis is a new process since the last look, record the recent decisions again
-        (each once); returns how many it was missing."""
-        horizon = time.monotonic() - self.settings.redis_recover_window_s
-        while self._recent and self._recent[0][0] < horizon:
-            self._recent.popleft()
-        try:
-            info: Any = await self.redis.info("server")
-        except REDIS_ERRORS as exc:
-            self._redis_failed(exc, "info")
-            return 0
-        run_id, previous = str(info.get("run_id")), self._run_id
-        if previous is None or run_id == previous:
-            self._run_id = run_id
-            return 0
-        recent = list(self._recent)
-        missing = 0
-        for _, txn, stored, record, review_at in recent:
-            missing += await self.store.replay(
-                txn, stored=stored, record=record, review_at=review_at
-            )
-        self._run_id = run_id  # only once every recent decision is back
-        self.last_recovery = {
-            "at": time.time(), "run_id": run_id, "recent": len(recent), "missing": missing,
-        }  # fmt: skip
-        log.warning("decision.redis_restarted", **self.last_recovery)
-        if missing:
-            with contextlib.suppress(*REDIS_ERRORS):
-                await self.redis.set(
-                    self.keys.meta("redis_recovery"), orjson.dumps(self.last_recovery)
-                )
-        return missing
-
     async def upkeep(self) -> None:
         """Every second: reload model / rules when changed, make the group, re-record what a
         restarted Redis lost, replay the spool."""

@@ -101,7 +101,7 @@ class VelocityStore:
         self._decide_sha, self._record_sha = sha1(LUA_DECIDE), sha1(LUA_RECORD)
 
     def _keys(self, t: Transaction) -> list[str]:
-        return [self.keys.decision(t.txn_id), self.keys.decisions_stream]
+        return [self.keys.decision(t.txn_id), self.keys.decisions_stream_for(t.user_id)]
 
     def _args(self, t: Transaction) -> list[Any]:
         ts = t.epoch
@@ -157,11 +157,17 @@ class VelocityStore:
         return [self.keys.review_queue, repr(review_at), txn_id]
 
     async def record(
-        self, *, txn_id: str, stored: bytes, record: bytes, review_at: float | None = None
+        self,
+        *,
+        txn_id: str,
+        user_id: str,
+        stored: bytes,
+        record: bytes,
+        review_at: float | None = None,
     ) -> bool:
-        """Store the final decision and append the stream record, atomically, once; a
-        `review` (decided at `review_at`) also joins the review queue."""
-        keys = [self.keys.decision(txn_id), self.keys.decisions_stream]
+        """Store the final decision and append the stream record (to the user's partition),
+        atomically, once; a `review` (decided at `review_at`) also joins the review queue."""
+        keys = [self.keys.decision(txn_id), self.keys.decisions_stream_for(user_id)]
         args: list[Any] = [stored, record, self.decision_ttl_s, *self._queue(txn_id, review_at)]
         if self.fast is not None:
             return bool(await self.fast.evalsha(LUA_RECORD, self._record_sha, keys, args))

@@ -151,7 +151,7 @@ def record_task_failure(
     client = redis.Redis.from_url(settings.redis_url)
     try:
         client.xadd(
-            Keys(settings.redis_prefix).deadletter,
+            Keys(settings.redis_prefix, partitions=settings.stream_partitions).deadletter,
             {"d": orjson.dumps(body)},
             maxlen=STREAM_CAP,
             approximate=True,

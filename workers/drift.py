@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,34 +58,44 @@ class Window:
         return len(self.decisions)
 
 
+def _records(client: redis.Redis, keys: Keys, *, start: float, hi: str) -> Iterator[Any]:
+    """The fields of every record from `start` to `hi`, partition after partition (at most
+    MAX_ROWS of each)."""
+    for stream in keys.decision_streams:
+        lo, seen = f"{int(start * 1000)}-0", 0
+        while seen < MAX_ROWS:
+            chunk = client.xrange(stream, min=lo, max=hi, count=10_000) or []
+            seen += len(chunk)
+            for _raw_id, fields in chunk:
+                yield fields
+            if len(chunk) < 10_000:
+                break
+            last = chunk[-1][0]
+            lo = "(" + (last.decode() if isinstance(last, bytes) else str(last))
+
+
 def read_window(client: redis.Redis, keys: Keys, *, start: float, end: float) -> Window:
     """Decision records appended between `start` and `end` (epoch seconds), as feature columns."""
     cols: dict[str, list[float]] = {f: [] for f in DRIFT_FEATURES}
     decisions: dict[str, str] = {}
-    lo = f"{int(start * 1000)}-0"
     hi = f"{int(end * 1000)}-{2**63 - 1}"
-    while len(decisions) < MAX_ROWS:
-        chunk = client.xrange(keys.decisions_stream, min=lo, max=hi, count=10_000) or []
-        for _raw_id, fields in chunk:
-            try:
-                d = orjson.loads((fields or {})[b"d"])
-                txn = d["txn"]
-                amount = float(txn["amount"])
-                ts = time.strptime(txn["ts"][:19], "%Y-%m-%dT%H:%M:%S")
-            except (KeyError, ValueError, TypeError, orjson.JSONDecodeError):
-                continue  # the ingest dead-letters these; drift just skips them
-            cols["log_amount"].append(math.log1p(max(amount, 0.0)))
-            cols["hour"].append(float(ts.tm_hour))
-            cols["weekday"].append(float(ts.tm_wday))
-            cols["has_device"].append(float(txn.get("device_id") is not None))
-            score = d.get("score")
-            cols["score"].append(float(score) if score is not None else float("nan"))
-            decisions[str(txn["txn_id"])] = str(d.get("decision"))
-        if len(chunk) < 10_000:
+    for fields in _records(client, keys, start=start, hi=hi):
+        if len(decisions) >= MAX_ROWS:
             break
-        last = chunk[-1][0]
-        last = last.decode() if isinstance(last, bytes) else str(last)
-        lo = "(" + last
+        try:
+            d = orjson.loads((fields or {})[b"d"])
+            txn = d["txn"]
+            amount = float(txn["amount"])
+            ts = time.strptime(txn["ts"][:19], "%Y-%m-%dT%H:%M:%S")
+        except (KeyError, ValueError, TypeError, orjson.JSONDecodeError):
+            continue  # the ingest dead-letters these; drift just skips them
+        cols["log_amount"].append(math.log1p(max(amount, 0.0)))
+        cols["hour"].append(float(ts.tm_hour))
+        cols["weekday"].append(float(ts.tm_wday))
+        cols["has_device"].append(float(txn.get("device_id") is not None))
+        score = d.get("score")
+        cols["score"].append(float(score) if score is not None else float("nan"))
+        decisions[str(txn["txn_id"])] = str(d.get("decision"))
     return Window(
         rows={k: np.asarray(v, dtype=np.float64) for k, v in cols.items()},
         decisions=decisions,

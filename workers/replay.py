@@ -41,9 +41,9 @@ def ingest_frontier(client: redis.Redis, stream: str) -> str | None:
     return frontiers(client, stream).get(DECISION_GROUP)
 
 
-def record_point(pipe: Any) -> str | None:
-    """After a batch was acknowledged: the graph records how far it has applied the stream."""
-    stream = pipe.keys.decisions_stream
+def record_point(pipe: Any, *, partition: int = 0) -> str | None:
+    """After a batch was acknowledged: the graph records how far it has applied the partition."""
+    stream = pipe.keys.decisions_partition(partition)
     point = ingest_frontier(pipe.client, stream)
     if point is not None:
         pipe.store.record_replay_point(stream, point)
@@ -58,20 +58,21 @@ class Recovery:
     gap: dict[str, Any] | None = None
 
 
-def recover(pipe: Any, *, apply: Callable[[list[Message]], int]) -> Recovery:
-    """Before a drain: re-apply the schema, then replay what the graph lost (if anything);
-    `apply` writes a chunk of already acknowledged entries again and returns how many were new
-    to the graph (the ingest step of workers.service, without dead-lettering or acking)."""
+def recover(pipe: Any, *, apply: Callable[[list[Message]], int], partition: int = 0) -> Recovery:
+    """Before a drain of a partition: re-apply the schema, then replay what the graph lost of it
+    (if anything); `apply` writes a chunk of already acknowledged entries again and returns how
+    many were new to the graph (the ingest step of workers.service, without dead-lettering or
+    acking). Each partition has its own replay point (the graph keeps one per stream name)."""
     ensure = getattr(pipe.store, "ensure_schema", None)
     if ensure is not None:
         ensure()
-    stream = pipe.keys.decisions_stream
+    stream = pipe.keys.decisions_partition(partition)
     point = pipe.store.replay_point(stream) or "0-0"
     frontier = ingest_frontier(pipe.client, stream)
     out = Recovery(point=point)
     if frontier is None or _key(point) >= _key(frontier):
         return out
-    out.gap = check_gap(pipe, point)
+    out.gap = check_gap(pipe, point, partition=partition)
     start = point
     while True:
         entries = pipe.client.xrange(
@@ -94,11 +95,12 @@ def recover(pipe: Any, *, apply: Callable[[list[Message]], int]) -> Recovery:
     return out
 
 
-def check_gap(pipe: Any, point: str) -> dict[str, Any] | None:
+def check_gap(pipe: Any, point: str, *, partition: int = 0) -> dict[str, Any] | None:
     """A gap: an entry at or after the graph's replay point was trimmed (XTRIM does not say
-    what it removed, so `trim` records the newest entry it removes, `meta:stream_trimmed_to`)."""
-    stream = pipe.keys.decisions_stream
-    raw = pipe.client.get(pipe.keys.meta("stream_trimmed_to"))
+    what it removed, so `trim` records the newest entry it removes, `meta:stream_trimmed_to`,
+    per partition). The last gap found, of any partition, is `meta:replay_gap`."""
+    stream = pipe.keys.decisions_partition(partition)
+    raw = pipe.client.get(pipe.keys.partition_meta("stream_trimmed_to", partition))
     if raw is None or _key(_text(raw)) < _key(point):
         return None
     first = pipe.client.xrange(stream, count=1)
@@ -118,17 +120,19 @@ def check_gap(pipe: Any, point: str) -> dict[str, Any] | None:
     return gap
 
 
-def trim(pipe: Any, *, graph_point: str | None, now: float | None = None) -> int:
-    """XTRIM MINID below every group's frontier, the graph's replay point and the retention
-    floor; at most once per `stream_trim_every_s` across all workers. Returns entries removed."""
+def trim(
+    pipe: Any, *, graph_point: str | None, partition: int = 0, now: float | None = None
+) -> int:
+    """XTRIM MINID a partition below every group's frontier, the graph's replay point of it and
+    the retention floor; at most once per `stream_trim_every_s` across all workers. Returns
+    entries removed."""
     s = pipe.settings
     if graph_point is None:
         return 0
-    if not pipe.client.set(
-        pipe.keys.meta("stream_trimmed"), b"1", nx=True, px=int(s.stream_trim_every_s * 1000)
-    ):
+    throttle = pipe.keys.partition_meta("stream_trimmed", partition)
+    if not pipe.client.set(throttle, b"1", nx=True, px=int(s.stream_trim_every_s * 1000)):
         return 0
-    stream = pipe.keys.decisions_stream
+    stream = pipe.keys.decisions_partition(partition)
     floor_ms = int(((now if now is not None else time.time()) - s.stream_retention_s) * 1000)
     bounds = [*frontiers(pipe.client, stream).values(), graph_point, f"{max(floor_ms, 0)}-0"]
     minid = min(bounds, key=_key)
@@ -137,7 +141,7 @@ def trim(pipe: Any, *, graph_point: str | None, now: float | None = None) -> int
         return 0
     # the newest entry removed, recorded first (only forward): a crash between the two
     # over-reports a gap, never hides one
-    mark = pipe.keys.meta("stream_trimmed_to")
+    mark = pipe.keys.partition_meta("stream_trimmed_to", partition)
     old = pipe.client.get(mark)
     if old is None or _key(_text(old)) < _key(_text(last[0][0])):
         pipe.client.set(mark, last[0][0])

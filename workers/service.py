@@ -1,32 +1,39 @@
 """The pipeline as library functions (Celery-free, so tests call them directly).
 
-Ingest: read the decision stream in batches with consumer group ``ingest``, validate each
-message strictly (a bad one is dead-lettered with its reason and acknowledged), write the good
-ones to the graph (idempotent by txn_id), rescore the touched rings, then acknowledge. A crash
-anywhere before the acknowledgement means redelivery, never loss; redelivery is harmless
-because ingest is idempotent and scoring overwrites. After the acknowledgement the graph records
-how far it applied the stream, and a drain first replays what a graph server lost since
-(workers.replay).
+Ingest: read a partition of the decision stream in batches with consumer group ``ingest``,
+validate each message strictly (a bad one is dead-lettered with its reason and acknowledged),
+write the good ones to the graph (idempotent by txn_id), rescore the touched rings, then
+acknowledge. A crash anywhere before the acknowledgement means redelivery, never loss;
+redelivery is harmless because ingest is idempotent and scoring overwrites. After the
+acknowledgement the graph records how far it applied the partition, and a drain first replays
+what a graph server lost since (workers.replay).
+
+Partitions are drained in parallel (each by one drain at a time, so a user's decisions, all in
+one partition, stay in order); the ring pass is one at a time across them, shared by the drains
+waiting for it (workers.ringpass).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import orjson
 import redis
+from redis.exceptions import LockError
 
 from fraudring.contract.transaction import DecisionRecord
-from fraudring.errors import InvalidInput, NotFound, Unavailable
+from fraudring.errors import InvalidInput, NotFound
 from fraudring.logs import get_logger
 from fraudring.settings import Settings
 from graph.schemas import IngestResult, LabelResult, Neighbourhood, RingUpdate, TxnRecord
 from realtime.keys import DECISION_GROUP, LABEL_GROUP, Keys
 from realtime.labels import LabelRecord
 from workers import alerts, replay
+from workers.ingest import ingest_records, parse_decision
+from workers.ringpass import shared_pass
 from workers.scoring import (
     RingScorer,
     clear_removed,
@@ -81,7 +88,7 @@ class Pipeline:
     keys: Keys = field(init=False)
 
     def __post_init__(self) -> None:
-        self.keys = Keys(self.settings.redis_prefix)
+        self.keys = Keys(self.settings.redis_prefix, partitions=self.settings.stream_partitions)
 
 
 @dataclass
@@ -103,28 +110,6 @@ class BatchStats:
         self.alert_ids.extend(other.alert_ids)
 
 
-def parse_decision(msg: Message, *, settings: Settings | None = None) -> DecisionRecord:
-    """The stream record checked by the contract, with this deployment's caps if given."""
-    if msg.raw is None:
-        raise ValueError("entry has no field 'd'")
-    ctx = settings.contract_context() if settings is not None else None
-    return DecisionRecord.model_validate(orjson.loads(msg.raw), context=ctx)
-
-
-def to_record(d: DecisionRecord) -> TxnRecord:
-    t = d.txn
-    return TxnRecord(
-        txn_id=t.txn_id,
-        ts=t.epoch,
-        user_id=t.user_id,
-        card_id=t.card_id,
-        device_id=t.device_id,
-        ip=t.ip,
-        merchant_id=t.merchant_id,
-        amount=float(t.amount),
-    )
-
-
 @dataclass
 class Rescored:
     update: RingUpdate
@@ -132,21 +117,38 @@ class Rescored:
     alert_ids: list[str]
 
 
+#: the newest of the stored value and ARGV[1], stored and returned (atomic: drains race)
+_LUA_MAX = """
+local cur = redis.call('GET', KEYS[1])
+if (not cur) or tonumber(cur) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return ARGV[1]
+end
+return cur
+"""
+
+
 def event_time(pipe: Pipeline, batch_max_ts: float | None = None) -> float | None:
     """The stream's clock: the newest transaction time ingested (rings age by event time)."""
     key = pipe.keys.meta("event_time")
     if batch_max_ts is not None:
-        cur = pipe.client.get(key)
-        if cur is None or float(cur) < batch_max_ts:
-            pipe.client.set(key, repr(batch_max_ts))
-            return batch_max_ts
-        return float(cur)
+        return float(pipe.client.eval(_LUA_MAX, 1, key, repr(batch_max_ts)))
     cur = pipe.client.get(key)
     return float(cur) if cur is not None else None
 
 
 def rescore(pipe: Pipeline, users: Collection[str], *, now: float | None = None) -> Rescored:
-    """Re-examine the users' neighbourhoods, score the rings, write every entity's risk."""
+    """Re-examine the users' neighbourhoods, score the rings, write every entity's risk: in one
+    pass with whatever other drains are waiting with (workers.ringpass)."""
+    return shared_pass(
+        pipe,
+        users,
+        lambda taken: _rescore(pipe, taken, now=now),
+        empty=Rescored(RingUpdate(full=False, examined_users=0, rings=[]), 0, []),
+    )
+
+
+def _rescore(pipe: Pipeline, users: Collection[str], *, now: float | None) -> Rescored:
     update = pipe.store.detect_rings(touched_users=users, now=now or event_time(pipe))
     if not update.rings:
         clear_removed(pipe.client, pipe.keys, update.removed, state=pipe.state)
@@ -160,93 +162,10 @@ def rescore(pipe: Pipeline, users: Collection[str], *, now: float | None = None)
     return Rescored(update, written, ids)
 
 
-@dataclass
-class Ingested:
-    ingested: int
-    duplicates: int
-    bad: list[tuple[Message, str]]
-    done: list[tuple[Message, DecisionRecord]] = field(default_factory=list)
-
-
-#: A message delivered this many times has failed (or its reader died) twice: it is written
-#: alone, and quarantined if the store fails on it while it answered just before.
-QUARANTINE_DELIVERIES = 3
-
-
-def _store_answers(store: PipelineStore) -> bool:
-    try:
-        store.is_empty()
-    except Exception:  # anything: the question is only whether it answers
-        return False
-    return True
-
-
-def quarantine(
-    pipe: Pipeline, good: list[tuple[Message, DecisionRecord]]
-) -> tuple[list[tuple[Message, DecisionRecord]], Ingested]:
-    """Write each twice-failed message alone; one the store fails on (while it answered just
-    before) is set aside with the reason, so a poison message cannot take the store down again
-    after every restart. If the store does not answer at all, nothing is judged: raise.
-
-    Returns the messages still to write and what the lone writes did (their kept messages are
-    `done`)."""
-    rest: list[tuple[Message, DecisionRecord]] = []
-    out = Ingested(0, 0, [])
-    for msg, d in good:
-        if msg.deliveries < QUARANTINE_DELIVERIES:
-            rest.append((msg, d))
-            continue
-        if not _store_answers(pipe.store):
-            raise Unavailable("graph store unreachable; retried messages not judged")
-        try:
-            one = pipe.store.ingest([to_record(d)])
-        except InvalidInput as exc:
-            out.bad.append((msg, f"graph refused: {exc.message}"))
-        except Exception as exc:
-            reason = (
-                f"quarantined after {msg.deliveries} deliveries: the graph store failed writing "
-                f"it ({type(exc).__name__}: {exc})"
-            )
-            log.error("graph.message_quarantined", msg_id=msg.id, reason=reason)
-            out.bad.append((msg, reason))
-        else:
-            out.done.append((msg, d))
-            out.ingested += one.ingested
-            out.duplicates += one.duplicates
-    return rest, out
-
-
-def ingest_records(
-    pipe: Pipeline, good: list[tuple[Message, DecisionRecord]]
-) -> tuple[list[tuple[Message, DecisionRecord]], Ingested]:
-    """Ingest the batch; if the graph refuses it, find the refused records one by one."""
-    rest, out = quarantine(pipe, good)
-    kept = list(out.done)
-    if not rest:
-        return kept, out
-    try:
-        result = pipe.store.ingest([to_record(d) for _, d in rest])
-        out.ingested += result.ingested
-        out.duplicates += result.duplicates
-        return kept + rest, out
-    except InvalidInput:
-        log.warning("graph.batch_refused", n=len(rest))
-    for msg, d in rest:
-        try:
-            one = pipe.store.ingest([to_record(d)])
-        except InvalidInput as exc:
-            out.bad.append((msg, f"graph refused: {exc.message}"))
-            continue
-        kept.append((msg, d))
-        out.ingested += one.ingested
-        out.duplicates += one.duplicates
-    return kept, out
-
-
-def process_decisions(pipe: Pipeline, messages: list[Message]) -> BatchStats:
-    """Validate, ingest, rescore, acknowledge one batch (acknowledgement last)."""
+def process_decisions(pipe: Pipeline, messages: list[Message], *, partition: int = 0) -> BatchStats:
+    """Validate, ingest, rescore, acknowledge one batch of a partition (acknowledgement last)."""
     t0 = time.perf_counter()
-    stream = pipe.keys.decisions_stream
+    stream = pipe.keys.decisions_partition(partition)
     good: list[tuple[Message, DecisionRecord]] = []
     bad: list[tuple[Message, str]] = []
     for msg in messages:
@@ -257,7 +176,7 @@ def process_decisions(pipe: Pipeline, messages: list[Message]) -> BatchStats:
     stats = BatchStats(messages=len(messages), deadlettered=len(bad))
     deadletter_messages(pipe.client, pipe.keys, stream=stream, group=DECISION_GROUP, bad=bad)
     if good:
-        good, rejected = ingest_records(pipe, good)
+        good, rejected = ingest_records(pipe.store, good)
         stats.ingested, stats.duplicates = rejected.ingested, rejected.duplicates
         stats.deadlettered += len(rejected.bad)
         deadletter_messages(
@@ -280,11 +199,12 @@ def process_decisions(pipe: Pipeline, messages: list[Message]) -> BatchStats:
         )
         pipe.client.xack(stream, DECISION_GROUP, *[m.id for m, _ in good])
     if messages:  # acknowledged: the graph records how far it got, then the stream may shrink
-        point = replay.record_point(pipe)
-        replay.trim(pipe, graph_point=point)
+        point = replay.record_point(pipe, partition=partition)
+        replay.trim(pipe, graph_point=point, partition=partition)
     stats.seconds = time.perf_counter() - t0
     log.info(
         "graph.ingested",
+        partition=partition,
         messages=stats.messages,
         ingested=stats.ingested,
         duplicates=stats.duplicates,
@@ -304,25 +224,39 @@ def reapply(pipe: Pipeline, messages: list[Message]) -> int:
             good.append((msg, parse_decision(msg)))
         except (ValueError, orjson.JSONDecodeError):
             continue
-    kept, done = ingest_records(pipe, good)
+    kept, done = ingest_records(pipe.store, good)
     if done.ingested:
         rescore(pipe, {d.txn.user_id for _, d in kept})
     return done.ingested
+
+
+def renew_lease(lease: Any, name: str) -> bool:
+    """Renew a drain's lease; False once it lapsed (a batch outlasted it), so the drain stops
+    and hands over rather than failing the task (which would end the chain of drains)."""
+    try:
+        lease.reacquire()
+    except LockError:
+        log.warning("ingest.lease_lost", drain=name)
+        return False
+    return True
 
 
 def drain_decisions(
     pipe: Pipeline,
     *,
     consumer: str,
+    partition: int = 0,
     max_seconds: float,
     block_ms: int = 1000,
     stop_when_idle: bool = True,
-    heartbeat: Any = None,
+    heartbeat: Callable[[], bool | None] | None = None,
 ) -> BatchStats:
-    """Process batches for `max_seconds` (or until one block finds nothing, if asked)."""
-    stream = pipe.keys.decisions_stream
+    """Process batches of one partition for `max_seconds` (or until one block finds nothing,
+    if asked); `heartbeat` renews the drain's lease after each batch (False: it was lost)."""
+    stream = pipe.keys.decisions_partition(partition)
     ensure_group(pipe.client, stream, DECISION_GROUP)
-    replay.recover(pipe, apply=lambda msgs: reapply(pipe, msgs))  # what the graph lost, if any
+    # what the graph lost of this partition, if anything
+    replay.recover(pipe, apply=lambda msgs: reapply(pipe, msgs), partition=partition)
     total = BatchStats()
     deadline = time.monotonic() + max_seconds
     while time.monotonic() < deadline:
@@ -348,11 +282,11 @@ def drain_decisions(
                 claim_idle_ms=pipe.settings.ingest_claim_idle_ms,
             )
         if messages:
-            total.add(process_decisions(pipe, messages))
+            total.add(process_decisions(pipe, messages, partition=partition))
         elif stop_when_idle:
             break
-        if heartbeat is not None:
-            heartbeat()
+        if heartbeat is not None and heartbeat() is False:
+            break  # the lease lapsed (a batch outlasted it): stop, the next drain goes on
     return total
 
 

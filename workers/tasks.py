@@ -1,13 +1,15 @@
 """Thin Celery tasks: each passes ids or nothing and calls a library function.
 
 The stream drains are self-continuing: a drain runs for a bounded time, then asks for the next
-one. At most one drain waits in the queue (a request flag) and one runs (a lease), so beat's
-watchdog kicks, worker restarts and self-continuation never pile up.
+one. Per partition of the decision stream, at most one drain waits in the queue (a request
+flag) and one runs (a lease), so beat's watchdog kicks, worker restarts and self-continuation
+never pile up, and the partitions drain in parallel.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +27,13 @@ from realtime.keys import Keys
 from workers import alerts
 from workers.app import FraudringTask, app
 from workers.scoring import RingScorer, load_ring_scorer
-from workers.service import Pipeline, drain_decisions, drain_labels, rescore_pending
+from workers.service import (
+    Pipeline,
+    drain_decisions,
+    drain_labels,
+    renew_lease,
+    rescore_pending,
+)
 from workers.streams import consumer_name
 
 log = get_logger(__name__)
@@ -84,7 +92,7 @@ def resources() -> Resources:
             _resources = Resources(
                 settings=settings,
                 client=redis.Redis.from_url(settings.redis_url),
-                keys=Keys(settings.redis_prefix),
+                keys=Keys(settings.redis_prefix, partitions=settings.stream_partitions),
                 store=store,
                 stack=stack,
                 scorer=scorer,
@@ -146,11 +154,6 @@ def _lease(res: Resources, name: str) -> Iterator[Any]:
             lock.release()
 
 
-def _continue(res: Resources, name: str, task: Task, *, countdown: float = 0) -> None:
-    if _request(res, name):
-        task.apply_async(countdown=countdown)
-
-
 def _send_webhooks(res: Resources, alert_ids: list[str]) -> None:
     if res.settings.alert_webhook_url:
         for alert_id in alert_ids:
@@ -158,34 +161,50 @@ def _send_webhooks(res: Resources, alert_ids: list[str]) -> None:
 
 
 # -- ingest ------------------------------------------------------------------------------------
+def _ingest(partition: int) -> str:
+    """The single-flight name of a partition's drain (the first keeps the unpartitioned name)."""
+    return "ingest" if partition == 0 else f"ingest:{partition}"
+
+
 @app.task(name="fraudring.ingest.kick", ignore_result=True)  # type: ignore[untyped-decorator]
-def ingest_kick(force: bool = False) -> bool:
-    """Watchdog (beat, worker start): enqueue a drain unless one is waiting."""
+def ingest_kick(force: bool = False) -> int:
+    """Watchdog (beat, worker start): enqueue each partition's drain unless one is waiting;
+    returns how many were enqueued."""
     res = resources()
-    if _request(res, "ingest", force=force):
-        drain.apply_async()
-        return True
-    return False
+    sent = 0
+    for partition in range(res.keys.partitions):
+        if _request(res, _ingest(partition), force=force):
+            drain.apply_async(args=(partition,))
+            sent += 1
+    return sent
 
 
 @app.task(base=FraudringTask, bind=True, name="fraudring.ingest.drain")  # type: ignore[untyped-decorator]
-def drain(self: Task) -> dict[str, int]:
+def drain(self: Task, partition: int = 0) -> dict[str, int]:
+    """One partition for DRAIN_SECONDS under its lease, then the next drain of it is queued:
+    partitions are drained in parallel, each by one drain at a time."""
     res = resources()
-    res.client.delete(res.keys.meta("queued:ingest"))
+    name = _ingest(partition)
+    res.client.delete(res.keys.meta(f"queued:{name}"))
+    if not 0 <= partition < res.keys.partitions:  # queued before the setting shrank
+        return {"skipped": 1}
     _follow_live_model(res)
-    with _lease(res, "ingest") as lease:
+    with _lease(res, name) as lease:
         if lease is None:  # another drain runs: come back when its lease may have lapsed
-            _continue(res, "ingest", drain, countdown=1.0)
+            if _request(res, name):
+                drain.apply_async(args=(partition,), countdown=1.0)
             return {"skipped": 1}
         stats = drain_decisions(
             res.pipeline(),
             consumer=consumer_name(),
+            partition=partition,
             max_seconds=DRAIN_SECONDS,
             stop_when_idle=False,
-            heartbeat=lease.reacquire,
+            heartbeat=functools.partial(renew_lease, lease, name),
         )
     _send_webhooks(res, stats.alert_ids)
-    _continue(res, "ingest", drain)
+    if _request(res, name):
+        drain.apply_async(args=(partition,))
     return {"messages": stats.messages, "ingested": stats.ingested, "rings": stats.rings}
 
 

@@ -44,14 +44,25 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(help="Graph store of `bench graph`: falkordb (default) or neo4j."),
         ] = None,
+        cluster: Annotated[
+            bool,
+            typer.Option(
+                "--cluster",
+                help="`bench decisions`: measure again through a 3-node Redis Cluster.",
+            ),
+        ] = False,
     ) -> None:
         """Run a benchmark under bench/ and print its figures."""
         if name not in BENCHMARKS:
             raise InvalidInput(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}")
         if store is not None and name != "graph":
             raise InvalidInput("--store: only `bench graph` takes a graph store")
+        if cluster and name != "decisions":
+            raise InvalidInput("--cluster: only `bench decisions` takes it")
         module = importlib.import_module(f"bench.{name}")
-        extra = {"store": store} if store is not None else {}
+        extra: dict[str, object] = {"store": store} if store is not None else {}
+        if cluster:
+            extra["cluster"] = True
         figures: dict[str, float | int | str] = module.run(
             transactions=transactions, seed=seed, **extra
         )

@@ -46,7 +46,9 @@ def _run(coro_fn: Any) -> Any:
     async def go(url: str) -> Any:
         client = redis.asyncio.Redis.from_url(url)
         try:
-            return await coro_fn(client, Keys(settings.redis_prefix))
+            return await coro_fn(
+                client, Keys(settings.redis_prefix, partitions=settings.stream_partitions)
+            )
         finally:
             await client.aclose()
 

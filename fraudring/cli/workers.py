@@ -103,7 +103,7 @@ def register(app: typer.Typer) -> None:
         settings = get_settings()
         with services(settings) as ep:
             client = redis.Redis.from_url(ep.redis_url)
-            keys = Keys(settings.redis_prefix)
+            keys = Keys(settings.redis_prefix, partitions=settings.stream_partitions)
             table = Table(title="fraudring status")
             table.add_column("figure")
             table.add_column("value", justify="right")
@@ -189,7 +189,11 @@ def register(app: typer.Typer) -> None:
         settings = get_settings()
         with services(settings) as ep:
             client = redis.Redis.from_url(ep.redis_url)
-            entries = ops.deadletters(client, Keys(settings.redis_prefix), count=count)
+            entries = ops.deadletters(
+                client,
+                Keys(settings.redis_prefix, partitions=settings.stream_partitions),
+                count=count,
+            )
             table = Table(title=f"dead letters ({len(entries)} shown)")
             for col in ("id", "kind", "what", "attempts", "reason"):
                 table.add_column(col, overflow="fold")
@@ -214,7 +218,7 @@ def register(app: typer.Typer) -> None:
                 "`fraudring deadletter list` shows them)"
             )
         settings = get_settings()
-        keys = Keys(settings.redis_prefix)
+        keys = Keys(settings.redis_prefix, partitions=settings.stream_partitions)
         with services(settings) as ep:
             client = redis.Redis.from_url(ep.redis_url)
             found = client.xrange(keys.deadletter, min=entry_id, max=entry_id)
@@ -274,7 +278,9 @@ def register(app: typer.Typer) -> None:
             unknown = [r for r in rows if r.record.id not in known[r.record.kind]]
             good = [r.record for r in rows if r.record.id in known[r.record.kind]]
             client = redis.Redis.from_url(ep.redis_url)
-            ids = publish_labels(client, Keys(settings.redis_prefix), good)
+            ids = publish_labels(
+                client, Keys(settings.redis_prefix, partitions=settings.stream_partitions), good
+            )
             if ids:
                 _celery(ep.redis_url, settings).send_task("fraudring.labels.kick", queue="score")
             console.print(f"{len(ids)} label(s) queued on the labels stream")

@@ -8,6 +8,7 @@ import pytest
 
 from bench.knee import profile
 from bench.scale import graph_sizes
+from fraudring.errors import InvalidInput
 
 
 def test_graph_sizes_stop_at_the_requested_size() -> None:
@@ -32,3 +33,11 @@ def test_profile_splits_batch_time(tmp_path: Path) -> None:
     assert out["graph_write_s_per_1k"] == pytest.approx(0.4)
     assert out["ring_pass_s_per_1k"] == pytest.approx(1.0)
     assert out["other_s_per_1k"] == pytest.approx(0.6)
+
+
+def test_graph_sizes_can_be_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRAUDRING_BENCH_SCALE_SIZES", "10000000, 1000000")
+    assert graph_sizes(5_000_000) == [1_000_000, 10_000_000]
+    monkeypatch.setenv("FRAUDRING_BENCH_SCALE_SIZES", "ten")
+    with pytest.raises(InvalidInput, match="FRAUDRING_BENCH_SCALE_SIZES"):
+        graph_sizes(5_000_000)

@@ -127,7 +127,9 @@ def test_cluster_split_matches_the_single_script(
         # a retry is claimed once: in flight, then the stored decision, and never counted again
         t = _sequence(seed=3, n=1)[0]
         assert loop.run_until_complete(split.decide(t)).status == "pending"
-        assert loop.run_until_complete(split.record(txn_id=t.txn_id, stored=b"{}", record=b"{}"))
+        assert loop.run_until_complete(
+            split.record(txn_id=t.txn_id, user_id=t.user_id, stored=b"{}", record=b"{}")
+        )
         dup = loop.run_until_complete(split.decide(t))
         assert dup.status == "dup" and dup.stored == b"{}"
         # the state really is spread over the three nodes

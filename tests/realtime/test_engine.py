@@ -21,7 +21,7 @@ from realtime.idempotency import NOTE_REPLAY, IdempotencyConflict
 from realtime.keys import DECISION_GROUP, GraphRisk, Keys
 from realtime.schemas import Transaction
 from realtime.service import NOTE_DEGRADED, NOTE_NO_MODEL, DecisionEngine
-from tests.support.realtime import OwnRedis, own_redis, stream_records, tiny_model, txn
+from tests.support.realtime import OwnRedis, decision_records, own_redis, tiny_model, txn
 
 R = TypeVar("R")
 
@@ -84,7 +84,7 @@ def test_rules_only_without_model_and_idempotent_retry(
     key = Keys(redis_prefix).decision("t1")
     assert len(redis_client.get(key) or b"") < 100
     assert 47 * 3600 < redis_client.ttl(key) <= 48 * 3600
-    records = stream_records(redis_client, Keys(redis_prefix).decisions_stream)
+    records = decision_records(redis_client, h.engine.keys)
     assert len(records) == 1
     rec = records[0]
     assert rec["txn"]["txn_id"] == "t1" and rec["decision"] == "approve"
@@ -161,9 +161,10 @@ def test_stopped_worker_loses_nothing(
     h = harness()
     for i in range(25):
         h.decide(i, user_id=f"u{i}")
-    stream = Keys(redis_prefix).decisions_stream
-    got: Any = redis_client.xreadgroup(DECISION_GROUP, "late-worker", {stream: ">"}, count=100)
-    ids = [orjson.loads(f[b"d"])["txn"]["txn_id"] for _, f in got[0][1]]
+    streams: dict[Any, Any] = {s: ">" for s in h.engine.keys.decision_streams}
+    assert len(streams) > 1  # the default partitions, users spread over them
+    got: Any = redis_client.xreadgroup(DECISION_GROUP, "late-worker", streams, count=100)
+    ids = [orjson.loads(f[b"d"])["txn"]["txn_id"] for _, entries in got for _, f in entries]
     assert sorted(ids) == sorted(f"t{i}" for i in range(25))
 
 
@@ -204,7 +205,7 @@ def test_redis_down_degrades_spools_and_replays_once(
     assert h.run(h.engine.replay_spool()) == (0, 0)
     assert not spool.has_entries()
     client = own.client()
-    records = stream_records(client, Keys(h.engine.keys.prefix).decisions_stream)
+    records = decision_records(client, h.engine.keys)
     assert sorted(r["txn"]["txn_id"] for r in records) == ["t0", "t1", "t2"]
     assert [r["degraded"] for r in records] == [False, True, True]
     # replay applied the spooled transactions to velocity, once
@@ -235,9 +236,9 @@ def test_slow_redis_degrades_within_budget_and_is_not_double_counted(
     time.sleep(0.5)  # the paused script runs now: velocity applied, decision key pending
     _wait_redis_retry()
     assert h.run(h.engine.replay_spool()) == (1, 0)
-    keys = Keys(h.engine.keys.prefix)
+    keys = h.engine.keys
     assert int(client.hget(keys.velocity("user", "u1", "min"), _minute_field(1)) or 0) == 1
-    assert len(stream_records(client, keys.decisions_stream)) == 1
+    assert len(decision_records(client, keys)) == 1
 
 
 def test_spool_replay_skips_what_the_stream_already_has(
@@ -246,15 +247,15 @@ def test_spool_replay_skips_what_the_stream_already_has(
     """A record that reached Redis although the client saw a timeout is not appended twice."""
     h = harness(redis_url=own.url)
     h.decide(1)
-    keys = Keys(h.engine.keys.prefix)
+    keys = h.engine.keys
     client = own.client()
     stored = client.get(keys.decision("t1"))
-    (record,) = stream_records(client, keys.decisions_stream)
+    (record,) = decision_records(client, keys)
     entry = {"stored": stored.decode(), "record": orjson.dumps(record).decode()}  # type: ignore[union-attr]
     h.engine.spool.append(entry)
     h.engine.spool.append(entry)
     assert h.run(h.engine.replay_spool()) == (0, 2)
-    assert len(stream_records(client, keys.decisions_stream)) == 1
+    assert len(decision_records(client, keys)) == 1
 
 
 def test_torn_spool_line_is_kept_aside_not_dropped(

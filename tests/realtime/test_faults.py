@@ -22,10 +22,9 @@ import psutil
 import pytest
 
 from fraudring.settings import Settings
-from realtime.keys import Keys
 from realtime.schemas import Transaction
 from realtime.service import DecisionEngine
-from tests.support.realtime import OwnRedis, stream_records, txn
+from tests.support.realtime import OwnRedis, decision_records, txn
 
 pytestmark = pytest.mark.faults
 
@@ -90,13 +89,13 @@ def test_decisions_a_restarted_redis_lost_are_recorded_again(
     _kill9(volatile_redis)
     volatile_redis.start()  # same port, nothing kept
     assert e.run(e.engine.recover_after_restart()) == 20
-    keys = Keys(e.engine.keys.prefix)
-    records = stream_records(volatile_redis.client(), keys.decisions_stream)
+    keys = e.engine.keys
+    records = decision_records(volatile_redis.client(), keys)
     ids = [r["txn"]["txn_id"] for r in records]
     assert sorted(ids) == sorted(f"t{i}" for i in range(20)), ids
     assert e.run(e.engine.recover_after_restart()) == 0  # once
     assert e.decide(3)["txn_id"] == "t3"  # the retry finds the re-recorded decision
-    assert len(stream_records(volatile_redis.client(), keys.decisions_stream)) == 20
+    assert len(decision_records(volatile_redis.client(), keys)) == 20
     report = volatile_redis.client().get(keys.meta("redis_recovery"))
     assert report is not None and orjson.loads(report)["missing"] == 20
 
@@ -148,8 +147,8 @@ def test_full_disk_spools_to_the_fallback_and_readyz_says_so(
             time.sleep(0.3)  # the engine skips Redis for 250 ms after a failure
             recorded += e.run(e.engine.replay_spool())[0]
         assert recorded == 30
-        keys = Keys(e.engine.keys.prefix)
-        records = stream_records(own_redis_server.client(), keys.decisions_stream)
+        keys = e.engine.keys
+        records = decision_records(own_redis_server.client(), keys)
         assert len({r["txn"]["txn_id"] for r in records}) == 30 == len(records)
 
 

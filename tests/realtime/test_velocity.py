@@ -160,10 +160,10 @@ def test_idempotency_states(redis_url: str, redis_prefix: str) -> None:
         t = key_txn("same", T0, 5.0, "u", None, None, None, None)
         assert (await store.decide(t)).status == "ok"
         assert (await store.decide(t)).status == "pending"
-        assert await store.record(txn_id="same", stored=b'{"x":1}', record=b"{}")
+        assert await store.record(txn_id="same", user_id="u", stored=b'{"x":1}', record=b"{}")
         again = await store.decide(t)
         assert again.status == "dup" and again.stored == b'{"x":1}'
-        assert not await store.record(txn_id="same", stored=b'{"x":2}', record=b"{}")
+        assert not await store.record(txn_id="same", user_id="u", stored=b'{"x":2}', record=b"{}")
         await store.client.aclose()
 
     asyncio.run(go())

@@ -18,6 +18,7 @@ from fraudring.contract.transaction import Transaction
 from fraudring.registry import ModelRegistry
 from fraudring.runtime import _free_port
 from realtime.features import FEATURE_NAMES
+from realtime.keys import Keys
 
 T0 = 1_800_000_000 - (1_800_000_000 % 3600)  # an hour boundary (2027-01-15T08:00:00Z)
 
@@ -220,3 +221,8 @@ def key_txn(
         currency="EUR",
         merchant_category=None,
     )
+
+
+def decision_records(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
+    """The decision records of every partition of the stream (in partition order)."""
+    return [r for stream in keys.decision_streams for r in stream_records(client, stream)]

@@ -32,7 +32,7 @@ from tests.support.workers import (
     worker_env,
     xadd_all,
 )
-from workers.service import parse_decision, to_record
+from workers.ingest import parse_decision, to_record
 from workers.streams import Message
 
 pytestmark = pytest.mark.slow

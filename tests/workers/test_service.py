@@ -25,9 +25,10 @@ from realtime.keys import DECISION_GROUP, GraphRisk, Keys
 from realtime.labels import LabelRecord, publish_labels, read_label_csv
 from tests.support.realtime import stream_entries
 from tests.support.workers import T0, decision, graph_overrides, small_world, xadd_all
+from workers.ingest import parse_decision, to_record
 from workers.retrain import rescore_all
 from workers.scoring import heuristic_scorer, plan_risks
-from workers.service import Pipeline, drain_decisions, drain_labels, parse_decision, to_record
+from workers.service import Pipeline, drain_decisions, drain_labels
 from workers.streams import Message, fetch, validation_reason
 
 

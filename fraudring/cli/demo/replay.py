@@ -80,7 +80,7 @@ class Pacer:
         from realtime.ops import stream_lag
 
         t0 = time.perf_counter()
-        keys = Keys(self.settings.redis_prefix)
+        keys = Keys(self.settings.redis_prefix, partitions=self.settings.stream_partitions)
         self._send("fraudring.labels.kick", force=True)
         deadline = time.monotonic() + timeout_s
         while _behind(stream_lag(self.client, keys.labels_stream, LABEL_GROUP)):
@@ -211,7 +211,7 @@ def wait_drained(
     """Wait until the worker has ingested every decision in the stream."""
     from realtime.ops import decision_lag
 
-    keys = Keys(settings.redis_prefix)
+    keys = Keys(settings.redis_prefix, partitions=settings.stream_partitions)
     deadline = time.monotonic() + timeout_s
     lag: dict[str, int] = {}
     while time.monotonic() < deadline:

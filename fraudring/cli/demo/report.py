@@ -77,7 +77,9 @@ def report(
         if first is not None:
             rings[r] = float((mask & flagged & (ts <= first + 86_400)).any())
     ring_txn = np.asarray([x is not None for x in ring_ids])
-    fresh = freshness_stats(client, Keys(settings.redis_prefix))
+    fresh = freshness_stats(
+        client, Keys(settings.redis_prefix, partitions=settings.stream_partitions)
+    )
     graph_rings = _rings_found(settings, ring_members(world.truth, world.transactions))
 
     figures: dict[str, Any] = {

@@ -211,7 +211,7 @@ def wait_retrain(
 
     from realtime.keys import Keys
 
-    key = Keys(settings.redis_prefix).meta("retrain:last")
+    key = Keys(settings.redis_prefix, partitions=settings.stream_partitions).meta("retrain:last")
     deadline = time.monotonic() + timeout_s
     with console.status("the worker trains the GCN and XGBoost, promotes, and scores every entity"):
         while time.monotonic() < deadline:
