@@ -378,8 +378,12 @@ RETURN count(c)
 """
 
 # --- rings grown from labels (graph.evidence) -------------------------------------------------
-#: A labelled user: a fraud label of its own or on one of its transactions.
-_BAD: Final = "(coalesce(u.fraud_txn_n, 0) > 0 OR coalesce(u.fraud_label, '') = 'fraud')"
+#: A labelled user: a fraud label of its own or on one of its transactions, unless labelled
+#: legitimate itself (graph.ringrule.counts_as_fraud).
+_BAD: Final = (
+    "(coalesce(u.fraud_label, '') = 'fraud' OR "
+    "(coalesce(u.fraud_txn_n, 0) > 0 AND coalesce(u.fraud_label, '') <> 'legitimate'))"
+)
 #: Which recent users an entity ties: a merchant its repeat customers, any other entity all.
 _ETIED: Final = {k: ("r.n >= 2" if k == "merchant" else "true") for k in LINKED_KINDS}
 _EVIDENCE = """

@@ -66,6 +66,7 @@ from graph.ringrule import (
     Links,
     bounded,
     cores,
+    counts_as_fraud,
     density,
     evidence_rings,
     pick_bases,
@@ -334,7 +335,7 @@ def _ring(
 ) -> Ring:
     # stats row: first_seen, last_seen, n, amount_sum, fraud_label, fraud_txn_n
     rows = [stats.get(m) or [now, now, 0, 0.0, None, 0] for m in comp.members]
-    fraud_n = sum(1 for r in rows if r[4] == "fraud" or (r[5] or 0) > 0)
+    fraud_n = sum(1 for r in rows if counts_as_fraud(r[4], r[5]))
     size = len(comp.members)
     suspicious = comp.suspicious
     first = min(float(r[0]) for r in rows)

@@ -334,7 +334,7 @@ async function labelFlow(body, out, confirmed = false) {
   if (!body.reason.trim()) { msg(out, "say why: a reason is kept with the label", true); return; }
   try {
     const r = await post("/v1/investigate/labels", { ...body, confirm: confirmed, case_id: state.caseId || null });
-    const ring = r.rings[0];
+    const ring = r.rings.find((x) => state.ring && x.id === state.ring.id) || r.rings[0];
     msg(out, `${r.changed} labelled ${esc(body.label)} by ${esc(r.who)}${ring ? `; ring ${esc(ring.id)} now ${ring.fraud_n} of ${ring.size} fraud, risk ${ring.risk.toFixed(2)}` : ""} <button id="undo-${r.event_id}">Undo</button>`);
     $("who").textContent = `you are ${r.who}`;
     mark(r.targets);
@@ -342,7 +342,7 @@ async function labelFlow(body, out, confirmed = false) {
     $(`undo-${r.event_id}`).onclick = async () => {
       try {
         const u = await post(`/v1/investigate/labels/${r.event_id}/undo`, { reason: `undo: ${body.reason}` });
-        const ring2 = u.rings[0];
+        const ring2 = u.rings.find((x) => state.ring && x.id === state.ring.id) || u.rings[0];
         mark(u.targets);
         msg(out, `undone (${u.changed}) by ${esc(u.who)}${ring2 ? `; ring ${esc(ring2.id)} back to ${ring2.fraud_n} of ${ring2.size} fraud` : ""}`);
         if (ring2 && $("ringfraud") && state.ring && ring2.id === state.ring.id) $("ringfraud").textContent = `${ring2.fraud_n} of ${ring2.size} (${(100 * ring2.fraud_rate).toFixed(0)}%)`;
