@@ -345,6 +345,26 @@ def path_query(*, src: str, dst: str, falkordb: bool) -> str:
     )
 
 
+#: One step of a path that avoids hubs (graph.paths): the entities a set of users used that tie
+#: few accounts (not a merchant, at most $cap distinct users), or the path's end `$dst` itself.
+PATH_USER_STEP: Final = """
+UNWIND $ids AS uid
+MATCH (u:User {id: uid})-[:USED]->(x)
+WHERE NOT x:Merchant OR x.id = $dst
+MATCH (x)<-[:USED]-(v:User)
+WITH uid, x, count(DISTINCT v) AS deg
+WHERE deg <= $cap OR x.id = $dst
+RETURN uid, labels(x)[0], x.id, deg
+"""
+#: The users of given entities of one kind (the other half of a path's step).
+PATH_ENTITY_STEP: Final = {
+    k: f"UNWIND $ids AS eid\nMATCH (x:{LABELS[k]} {{id: eid}})<-[:USED]-(v:User)\nRETURN eid, v.id"
+    for k in LINKED_KINDS
+}
+#: Whether a node exists (the ends of a path).
+NODE_EXISTS: Final = {k: f"MATCH (n:{LABELS[k]} {{id: $id}}) RETURN n.id LIMIT 1" for k in LABELS}
+
+
 # --- export -----------------------------------------------------------------------------------
 # Columns per node kind and per edge, with the backend's internal id to join them cheaply.
 

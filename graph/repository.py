@@ -24,7 +24,6 @@ from graph import queries as q
 from graph.history import LedgerTxn, RingTimeline, TxnPage
 from graph.investigation import EntityEvidence, RingEvidence
 from graph.schemas import (
-    KIND_OF_LABEL,
     EntityKind,
     EntityRef,
     GraphExport,
@@ -95,7 +94,10 @@ class GraphStore(Protocol):
         max_nodes: int = 200,
         follow: Collection[str] | None = None,
     ) -> Neighbourhood: ...
-    def path(self, *, src: EntityRef, dst: EntityRef) -> GraphPath: ...
+    def path(self, *, src: EntityRef, dst: EntityRef) -> GraphPath:
+        """Through entities that tie few accounts first, flagged when only a hub joins them."""
+        ...
+
     def export(self, *, chunk_size: int = 200_000) -> GraphExport: ...
     def ledger_since(self, *, since: float) -> pl.DataFrame: ...
     def newest_ts(self) -> float | None: ...
@@ -410,14 +412,11 @@ class CypherStore:
         return neighbourhood(self, kind, id, hops=hops, max_nodes=max_nodes, follow=follow)
 
     def path(self, *, src: EntityRef, dst: EntityRef) -> GraphPath:
-        """A shortest path of USED edges (at most `queries.PATH_MAX_HOPS`), empty if none."""
-        require_id(src.id, field_name="src")
-        require_id(dst.id, field_name="dst")
-        rows = self._read(self._path_query(src.kind, dst.kind), {"a": src.id, "b": dst.id})
-        if not rows or rows[0][0] is None:
-            return GraphPath(nodes=[], length=0)
-        refs = [EntityRef(kind=KIND_OF_LABEL[lab], id=i) for lab, i in rows[0][0]]
-        return GraphPath(nodes=refs, length=len(refs) - 1)
+        """A shortest path of USED edges (at most `queries.PATH_MAX_HOPS`), through devices, IPs
+        and cards of few accounts when one exists, else through a hub (graph.paths)."""
+        from graph.paths import path
+
+        return path(self, src=src, dst=dst, hub_cap=RingParams().hub_cap)
 
     def _path_query(self, src: str, dst: str) -> str:
         return q.path_query(src=src, dst=dst, falkordb=False)

@@ -242,6 +242,12 @@ class Neighbourhood(BaseModel):
 class GraphPath(BaseModel):
     nodes: list[EntityRef] = Field(description="empty when no path within max_hops")
     length: int
+    through_hubs: bool = Field(
+        default=False,
+        description="the path needs a merchant or an entity over the hub cap: no shorter-tied "
+        "path (devices, IPs, cards of few accounts) exists within max_hops",
+    )
+    note: str = ""
 
 
 #: Node feature columns of `GraphExport.x`, in order.
