@@ -170,10 +170,11 @@ class FalkorStore(CypherStore):
             except redis.exceptions.ResponseError as exc:
                 if "already exists" not in str(exc).lower():
                     raise
-        # the entity statistics read the ledger by time, investigators an account's history
-        for prop in ("ts", "user"):
+        # the entity statistics read the ledger by time, investigators an account's history and
+        # a ring's events
+        for label, prop in (("Txn", "ts"), ("Txn", "user"), ("RingEvent", "ring")):
             try:
-                self.graph.create_node_range_index("Txn", prop)
+                self.graph.create_node_range_index(label, prop)
             except redis.exceptions.ResponseError as exc:
                 if "already indexed" not in str(exc):
                     raise

@@ -86,6 +86,9 @@ class Neo4jStore(CypherStore):
             )
         self._write("CREATE INDEX fraudring_txn_ts IF NOT EXISTS FOR (t:Txn) ON (t.ts)")
         self._write("CREATE INDEX fraudring_txn_user IF NOT EXISTS FOR (t:Txn) ON (t.user)")
+        self._write(
+            "CREATE INDEX fraudring_ringevent_ring IF NOT EXISTS FOR (e:RingEvent) ON (e.ring)"
+        )
 
     def describe(self) -> str:
         info = self._driver.get_server_info()

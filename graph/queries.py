@@ -249,6 +249,10 @@ CREATE (u)-[:IN_RING]->(g)
 RETURN count(*)
 """
 
+#: A ring's history (graph.ringevents), kept by ring id: a ring merged away keeps its events.
+RING_EVENTS_WRITE: Final = "UNWIND $events AS e CREATE (n:RingEvent) SET n = e"
+RING_EVENTS_READ: Final = "MATCH (n:RingEvent {ring: $id}) RETURN properties(n)"
+RING_EVENTS_PRUNE: Final = "MATCH (n:RingEvent) WHERE n.at < $before DELETE n"
 ANY_NODE: Final = "MATCH (n) RETURN 1 LIMIT 1"
 RING_BY_ID: Final = "MATCH (g:Ring {id: $id}) RETURN properties(g)"
 RINGS_OF_SIZE: Final = "MATCH (g:Ring) WHERE g.size >= $min_size RETURN properties(g)"

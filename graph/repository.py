@@ -34,6 +34,7 @@ from graph.schemas import (
     LabelValue,
     Neighbourhood,
     Ring,
+    RingEvent,
     RingParams,
     RingUpdate,
     TxnRecord,
@@ -108,6 +109,7 @@ class GraphStore(Protocol):
         self, kind: str, id: str, *, limit: int = 50, before: float | None = None
     ) -> TxnPage: ...
     def ring_timeline(self, ring_id: str) -> RingTimeline: ...
+    def ring_events(self, ring_id: str) -> list[RingEvent]: ...
     def txns_by_id(self, ids: list[str]) -> dict[str, LedgerTxn]: ...
     def replay_point(self, stream: str) -> str | None: ...
     def record_replay_point(self, stream: str, next_id: str) -> None: ...
@@ -481,11 +483,28 @@ class CypherStore:
         return transactions(self, kind, id, limit=limit, before=before)
 
     def ring_timeline(self, ring_id: str) -> RingTimeline:
-        from graph.history import timeline
+        """A ring's activity and recorded events; a ring merged away or dissolved still has
+        its events (the last says where it went)."""
+        from graph.history import ring_event, timeline
 
-        ev = self.ring_evidence(ring_id)
+        changes = self.ring_events(ring_id)
+        try:
+            ev = self.ring_evidence(ring_id)
+        except GraphNotFound:
+            if not changes:
+                raise
+            events = [ring_event(c) for c in changes]
+            return RingTimeline(ring_id=ring_id, events=events, days=[], changes=changes)
         joined = {m.id: m.joined for m in ev.members if m.joined is not None}
-        return timeline(self, ev.ring, joined=joined)
+        return timeline(self, ev.ring, joined=joined, changes=changes)
+
+    def ring_events(self, ring_id: str) -> list[RingEvent]:
+        """What the detection runs saw happen to a ring, oldest first (graph.ringevents)."""
+        from graph.ringevents import from_props
+
+        require_id(ring_id, field_name="ring_id")
+        rows = self._read(q.RING_EVENTS_READ, {"id": ring_id})
+        return sorted((from_props(r[0]) for r in rows), key=lambda e: (e.at, e.seq))
 
     def txns_by_id(self, ids: list[str]) -> dict[str, LedgerTxn]:
         from graph.history import txns_by_id

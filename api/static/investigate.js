@@ -316,17 +316,33 @@ async function showRing(id) {
   $("ringfraudbtn").onclick = () => labelFlow({ kind: "ring", id: r.id, label: "fraud", reason: $("ringreason").value }, $("ringlabelmsg"));
   $("ringlegitbtn").onclick = () => labelFlow({ kind: "ring", id: r.id, label: "legitimate", reason: $("ringreason").value }, $("ringlabelmsg"));
   wireActions({ ring_id: r.id });
-  api(`/v1/rings/${enc(id)}/timeline`).then(drawTimeline).catch((e) => { $("timeline").textContent = e.message; });
+  // a slow answer for a ring no longer on screen is dropped
+  const current = () => state.view && state.view.type === "ring" && state.view.id === id && $("timeline");
+  api(`/v1/rings/${enc(id)}/timeline`).then((tl) => { if (current()) drawTimeline(tl); }).catch((e) => { if (current()) $("timeline").textContent = e.message; });
+}
+
+function ringChanges(tl) {
+  // the ring's recorded events (appeared, grew, split, merged ...), oldest first
+  const ring = (r) => `<a href="#" data-ring="${esc(r)}">${esc(r)}</a>`;
+  const items = tl.events.filter((e) => RING_EVENTS.has(e.event)).map((e) =>
+    `<li class="ev-${esc(e.event)}"><span class="muted">${when(e.ts)}</span> <b title="${esc(e.event)}">${esc(e.detail)}</b>${e.related.length ? ` (${e.related.map(ring).join(", ")})` : ""}</li>`).join("");
+  return `<ol id="ringevents" class="ringevents">${items || "<li class=\"muted\">no recorded changes yet</li>"}</ol>`;
+}
+const RING_EVENTS = new Set(["appeared", "grew", "shrank", "split", "split_off", "merged", "merged_into", "dissolved"]);
+
+function wireRingLinks(root) {
+  root.querySelectorAll("a[data-ring]").forEach((a) => { a.onclick = (e) => { e.preventDefault(); showRing(a.dataset.ring).catch(showError); }; });
 }
 
 function drawTimeline(tl) {
   const days = tl.days;
-  if (!days.length) { $("timeline").textContent = "no transactions"; return; }
+  if (!days.length) { $("timeline").innerHTML = `no transactions${ringChanges(tl)}`; wireRingLinks($("timeline")); return; }
   const max = Math.max(...days.map((d) => d.txn_n)), w = 100 / days.length;
   const bars = days.map((d, i) => `<rect x="${i * w}%" y="${70 - 60 * d.txn_n / max}" width="${Math.max(w - 0.3, 0.3)}%" height="${60 * d.txn_n / max}" fill="${d.fraud_txn_n ? "#d1343a" : "#8aa4e0"}"><title>${d.day}: ${d.txn_n} txns, ${d.amount.toFixed(2)}, ${d.fraud_txn_n} fraud</title></rect>`).join("");
   const joined = tl.events.filter((e) => e.event === "joined");
   $("timeline").innerHTML = `<svg class="timeline">${bars}<text x="0" y="86" font-size="10">${days[0].day}</text><text x="100%" y="86" font-size="10" text-anchor="end">${days[days.length - 1].day}</text></svg>
-    <div>${joined.length} accounts joined between ${when(joined[0]?.ts)} and ${when(joined[joined.length - 1]?.ts)}; detected ${when(tl.events.find((e) => e.event === "detected")?.ts)}</div>`;
+    <div>${joined.length} accounts joined between ${when(joined[0]?.ts)} and ${when(joined[joined.length - 1]?.ts)}; detected ${when(tl.events.find((e) => e.event === "detected")?.ts)}</div>${ringChanges(tl)}`;
+  wireRingLinks($("timeline"));
 }
 
 // --- labels (with confirmation and undo) ---------------------------------------------------

@@ -277,3 +277,23 @@ def test_a_review_keeps_one_expiring_copy_of_its_explanation(
     assert client.get("/v1/review", headers=INV).json()["items"] == []
     assert 0 < r.ttl(key) <= settings.idempotency_ttl_s
     assert client.get("/v1/decisions/live-7", headers=INV).json()["decision"] == "review"
+
+
+def test_ring_timeline_serves_the_recorded_ring_events(
+    client: TestClient, make_settings: Callable[..., Settings]
+) -> None:
+    rid = ring_id(client)
+    settings = make_settings()
+    assert settings.graph_url is not None
+    with open_store(settings.graph_url, settings=settings) as store:
+        store.ingest([rec(9, "a5", device="dA")])
+        store.detect_rings(touched_users=["a5"])
+    tl = client.get(f"/v1/rings/{rid}/timeline", headers=INV).json()
+    assert [(c["kind"], c["joined"], c["size"]) for c in tl["changes"]] == [
+        ("appeared", ["a1", "a2", "a3", "a4"], 4),
+        ("grew", ["a5"], 5),
+    ]
+    grew = next(e for e in tl["events"] if e["event"] == "grew")
+    assert grew["members"] == ["a5"] and grew["detail"] == "grew to 5: a5 joined"
+    missing = client.get("/v1/rings/ring-nope/timeline", headers=INV)
+    assert missing.status_code == 404 and "ring-nope" in missing.json()["message"]
