@@ -261,7 +261,7 @@ def test_a_review_keeps_one_expiring_copy_of_its_explanation(
     key = f"{redis_prefix}decision:live-7"
     assert r.keys(f"{redis_prefix}queue:review:*") == []  # no second copy
     raw = r.get(key)
-    assert raw is not None and raw.count(b"step_up_list:user:a2") == 1
+    assert isinstance(raw, bytes) and raw.count(b"step_up_list:user:a2") == 1
     assert 29 * 86400 < r.ttl(key) <= 30 * 86400
     (item,) = client.get("/v1/review", headers=INV).json()["items"]
     assert item["txn_id"] == "live-7"
