@@ -22,6 +22,7 @@ from fraudring.logs import get_logger
 from graph import ingest as ing
 from graph import queries as q
 from graph.history import LedgerTxn, RingTimeline, TxnPage
+from graph.inquiry import InquiryMixin
 from graph.investigation import EntityEvidence, RingEvidence
 from graph.schemas import (
     EntityKind,
@@ -115,7 +116,7 @@ class GraphStore(Protocol):
     def record_replay_point(self, stream: str, next_id: str) -> None: ...
 
 
-class CypherStore:
+class CypherStore(InquiryMixin):
     """Store logic over the primitives a backend subclass provides."""
 
     backend = "cypher"
@@ -398,28 +399,7 @@ class CypherStore:
 
         return [ring_from_props(r[0]) for r in self._read(q.RINGS_OF_SIZE, {"min_size": min_size})]
 
-    # --- investigator queries -----------------------------------------------------------------
-    def neighbourhood(
-        self,
-        kind: str,
-        id: str,
-        *,
-        hops: int = 2,
-        max_nodes: int = 200,
-        follow: Collection[str] | None = None,
-    ) -> Neighbourhood:
-        """Breadth-first k-hop neighbourhood, stopping at `max_nodes` (graph.neighbourhood)."""
-        from graph.neighbourhood import neighbourhood
-
-        return neighbourhood(self, kind, id, hops=hops, max_nodes=max_nodes, follow=follow)
-
-    def path(self, *, src: EntityRef, dst: EntityRef) -> GraphPath:
-        """A shortest path of USED edges (at most `queries.PATH_MAX_HOPS`), through devices, IPs
-        and cards of few accounts when one exists, else through a hub (graph.paths)."""
-        from graph.paths import path
-
-        return path(self, src=src, dst=dst, hub_cap=RingParams().hub_cap)
-
+    # --- investigator queries: graph.inquiry ---------------------------------------------------
     def _path_query(self, src: str, dst: str) -> str:
         return q.path_query(src=src, dst=dst, falkordb=False)
 
@@ -461,55 +441,6 @@ class CypherStore:
         """The newest transaction's ts (epoch s): the stream's clock, None on an empty graph."""
         rows = self._read(q.NEWEST_TS)
         return float(rows[0][0]) if rows and rows[0][0] is not None else None
-
-    # --- evidence and history -----------------------------------------------------------------
-    def ring_evidence(self, ring_id: str) -> RingEvidence:
-        """Links ranked by the risk they carry, risk parts, homes, typology."""
-        from graph.investigation import ring_evidence
-
-        return ring_evidence(self, self.ring(ring_id))
-
-    def entity_evidence(self, kind: str, id: str) -> EntityEvidence:
-        from graph.investigation import entity_evidence
-
-        return entity_evidence(self, kind, id)
-
-    def transactions(
-        self, kind: str, id: str, *, limit: int = 50, before: float | None = None
-    ) -> TxnPage:
-        """The ledger rows of an entity, newest first, a page at a time (graph.history)."""
-        from graph.history import transactions
-
-        return transactions(self, kind, id, limit=limit, before=before)
-
-    def ring_timeline(self, ring_id: str) -> RingTimeline:
-        """A ring's activity and recorded events; a ring merged away or dissolved still has
-        its events (the last says where it went)."""
-        from graph.history import ring_event, timeline
-
-        changes = self.ring_events(ring_id)
-        try:
-            ev = self.ring_evidence(ring_id)
-        except GraphNotFound:
-            if not changes:
-                raise
-            events = [ring_event(c) for c in changes]
-            return RingTimeline(ring_id=ring_id, events=events, days=[], changes=changes)
-        joined = {m.id: m.joined for m in ev.members if m.joined is not None}
-        return timeline(self, ev.ring, joined=joined, changes=changes)
-
-    def ring_events(self, ring_id: str) -> list[RingEvent]:
-        """What the detection runs saw happen to a ring, oldest first (graph.ringevents)."""
-        from graph.ringevents import from_props
-
-        require_id(ring_id, field_name="ring_id")
-        rows = self._read(q.RING_EVENTS_READ, {"id": ring_id})
-        return sorted((from_props(r[0]) for r in rows), key=lambda e: (e.at, e.seq))
-
-    def txns_by_id(self, ids: list[str]) -> dict[str, LedgerTxn]:
-        from graph.history import txns_by_id
-
-        return txns_by_id(self, ids)
 
     # --- replay point -------------------------------------------------------------------------
     def replay_point(self, stream: str) -> str | None:

@@ -1,0 +1,104 @@
+"""The investigator's reads of a store: neighbourhoods, paths, evidence and history.
+
+A mixin of `graph.repository.CypherStore` (each method takes the store as `self`), so the store
+keeps one interface while this half of it lives apart; the logic is in the modules each method
+names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import TYPE_CHECKING, cast
+
+from graph import queries as q
+from graph.history import LedgerTxn, RingTimeline, TxnPage
+from graph.investigation import EntityEvidence, RingEvidence
+from graph.schemas import (
+    EntityRef,
+    GraphNotFound,
+    GraphPath,
+    Neighbourhood,
+    RingEvent,
+    RingParams,
+    require_id,
+)
+
+if TYPE_CHECKING:
+    from graph.repository import CypherStore
+
+
+class InquiryMixin:
+    """Reads for investigators over a `CypherStore`."""
+
+    @property
+    def _store(self) -> CypherStore:
+        return cast("CypherStore", self)
+
+    def neighbourhood(
+        self,
+        kind: str,
+        id: str,
+        *,
+        hops: int = 2,
+        max_nodes: int = 200,
+        follow: Collection[str] | None = None,
+    ) -> Neighbourhood:
+        """Breadth-first k-hop neighbourhood, stopping at `max_nodes` (graph.neighbourhood)."""
+        from graph.neighbourhood import neighbourhood
+
+        return neighbourhood(self._store, kind, id, hops=hops, max_nodes=max_nodes, follow=follow)
+
+    def path(self, *, src: EntityRef, dst: EntityRef) -> GraphPath:
+        """A shortest path of USED edges (at most `queries.PATH_MAX_HOPS`), through devices, IPs
+        and cards of few accounts when one exists, else through a hub (graph.paths)."""
+        from graph.paths import path
+
+        return path(self._store, src=src, dst=dst, hub_cap=RingParams().hub_cap)
+
+    def ring_evidence(self, ring_id: str) -> RingEvidence:
+        """Links ranked by the risk they carry, risk parts, homes, typology."""
+        from graph.investigation import ring_evidence
+
+        return ring_evidence(self._store, self._store.ring(ring_id))
+
+    def entity_evidence(self, kind: str, id: str) -> EntityEvidence:
+        from graph.investigation import entity_evidence
+
+        return entity_evidence(self._store, kind, id)
+
+    def transactions(
+        self, kind: str, id: str, *, limit: int = 50, before: float | None = None
+    ) -> TxnPage:
+        """The ledger rows of an entity, newest first, a page at a time (graph.history)."""
+        from graph.history import transactions
+
+        return transactions(self._store, kind, id, limit=limit, before=before)
+
+    def ring_timeline(self, ring_id: str) -> RingTimeline:
+        """A ring's activity and recorded events; a ring merged away or dissolved still has
+        its events (the last says where it went)."""
+        from graph.history import ring_event, timeline
+
+        changes = self.ring_events(ring_id)
+        try:
+            ev = self.ring_evidence(ring_id)
+        except GraphNotFound:
+            if not changes:
+                raise
+            events = [ring_event(c) for c in changes]
+            return RingTimeline(ring_id=ring_id, events=events, days=[], changes=changes)
+        joined = {m.id: m.joined for m in ev.members if m.joined is not None}
+        return timeline(self._store, ev.ring, joined=joined, changes=changes)
+
+    def ring_events(self, ring_id: str) -> list[RingEvent]:
+        """What the detection runs saw happen to a ring, oldest first (graph.ringevents)."""
+        from graph.ringevents import from_props
+
+        require_id(ring_id, field_name="ring_id")
+        rows = self._store._read(q.RING_EVENTS_READ, {"id": ring_id})
+        return sorted((from_props(r[0]) for r in rows), key=lambda e: (e.at, e.seq))
+
+    def txns_by_id(self, ids: list[str]) -> dict[str, LedgerTxn]:
+        from graph.history import txns_by_id
+
+        return txns_by_id(self._store, ids)
