@@ -148,7 +148,7 @@ class FalkorStore(CypherStore):
         A label whose nodes include an id with an outer space (written before ids were
         checked) gets no constraint, with an error in the log: FalkorDB crashes building it."""
         constrained = {row[1] for row in self._read(q.FALKOR_CONSTRAINTS) if row[0] == "UNIQUE"}
-        for label in [*LABELS.values(), "Txn", "Ring"]:
+        for label in [*LABELS.values(), "Txn", "Ring", "RingEvent"]:
             try:
                 self.graph.create_node_range_index(label, "id")
             except redis.exceptions.ResponseError as exc:

@@ -79,7 +79,7 @@ class Neo4jStore(CypherStore):
 
     def ensure_schema(self) -> None:
         """A uniqueness constraint (which brings its index) per label; IF NOT EXISTS repeats."""
-        for label in [*LABELS.values(), "Txn", "Ring"]:
+        for label in [*LABELS.values(), "Txn", "Ring", "RingEvent"]:
             name = f"fraudring_{label.lower()}_id"
             self._write(
                 f"CREATE CONSTRAINT {name} IF NOT EXISTS FOR (n:{label}) REQUIRE n.id IS UNIQUE"

@@ -250,7 +250,7 @@ RETURN count(*)
 """
 
 #: A ring's history (graph.ringevents), kept by ring id: a ring merged away keeps its events.
-RING_EVENTS_WRITE: Final = "UNWIND $events AS e CREATE (n:RingEvent) SET n = e"
+RING_EVENTS_WRITE: Final = "UNWIND $events AS e MERGE (n:RingEvent {id: e.id}) ON CREATE SET n = e"
 RING_EVENTS_READ: Final = "MATCH (n:RingEvent {ring: $id}) RETURN properties(n)"
 RING_EVENTS_PRUNE: Final = "MATCH (n:RingEvent) WHERE n.at < $before DELETE n"
 ANY_NODE: Final = "MATCH (n) RETURN 1 LIMIT 1"

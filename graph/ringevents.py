@@ -10,7 +10,10 @@ most of its members (and that ring records `merged`), or `dissolved` when none h
 with a new id carved out of a ring that lives on is a `split_off` of it (which records `split`);
 a new id sharing no member with an old ring `appeared`. Members joining or leaving otherwise make
 `grew` and `shrank`. A run with no change writes nothing; a full run deletes the events older
-than `KEEP_S`.
+than `KEEP_S`. An event's id is its change (the ring, the kind, the members before and after,
+the rings involved), so two runs seeing the same change at once (a worker's and a label's
+rescoring) keep one event; a ring going back and forth through the very same memberships keeps
+only the first of the repeats.
 """
 
 from __future__ import annotations
@@ -89,7 +92,12 @@ def diff(
 
     def add(rid: str, kind: RingEventKind, **kw: Any) -> None:
         size = len(after.get(rid, ()))
-        events.append(RingEvent(ring_id=rid, kind=kind, at=at, as_of=as_of, size=size, **kw))
+        # two runs at once (a worker's and a label's rescoring) see the same change once
+        seen = repr((rid, kind, sorted(before.get(rid, ())), sorted(after.get(rid, ())), kw))
+        eid = "rev-" + hashlib.sha1(seen.encode(), usedforsecurity=False).hexdigest()[:20]
+        events.append(
+            RingEvent(id=eid, ring_id=rid, kind=kind, at=at, as_of=as_of, size=size, **kw)
+        )
 
     for rid in sorted(after):
         ms = after[rid]
@@ -132,6 +140,7 @@ def props(events: Sequence[RingEvent]) -> list[dict[str, Any]]:
 
 def from_props(p: Mapping[str, Any]) -> RingEvent:
     return RingEvent(
+        id=p.get("id") or "",
         ring_id=p["ring"],
         kind=p["kind"],
         at=float(p["at"]),

@@ -223,6 +223,7 @@ RingEventKind = Literal[
 class RingEvent(BaseModel):
     """A change of a ring's membership seen by one detection run (graph.ringevents)."""
 
+    id: str = Field(default="", description="the change's id: the same change seen twice is one")
     ring_id: str
     kind: RingEventKind
     at: float = Field(description="when the detection run saw it (epoch s)")

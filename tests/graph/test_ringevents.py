@@ -36,6 +36,9 @@ def test_diff_names_each_change() -> None:
         ("s", "merged_into", ["d", "e"], ["r"]),
     ]
     assert merged[1].size == 0 and [e.seq for e in merged] == [0, 1]
+    # the same change seen by another run at once has the same ids (kept once)
+    twice = diff({"r": ["a", "b", "c"], "s": ["d", "e"]}, {"r": list("abcde")}, at=T0 + 1, as_of=T0)
+    assert [e.id for e in twice] == [e.id for e in merged] and len({e.id for e in merged}) == 2
     assert kinds(diff({"r": ["a", "b"]}, {}, **at)) == [("r", "dissolved", ["a", "b"], [])]
     # a merge that also brings a newcomer: the newcomer grew the ring, the rest merged in
     both = diff({"r": ["a", "b"], "s": ["c", "d"]}, {"r": ["a", "b", "c", "d", "x"]}, **at)
@@ -102,7 +105,11 @@ def test_detection_runs_record_a_ring_growing_splitting_and_merging(store: Cyphe
     gone = store.ring_timeline(sid)  # merged away: its history stays readable
     assert [e.event for e in gone.events] == ["split_off", "merged_into"] and gone.days == []
     # full runs bound the history: events older than KEEP_S go
-    old = RingEvent(ring_id=rid, kind="grew", at=T0 - KEEP_S - DAY, as_of=T0, size=5, joined=["x"])
+    # a second run writing the same changes at once adds nothing
+    store._write(q.RING_EVENTS_WRITE, {"events": props(events)})
+    assert len(store.ring_events(rid)) == 4
+    at = T0 - KEEP_S - DAY
+    old = RingEvent(id="rev-old", ring_id=rid, kind="grew", at=at, as_of=T0, size=5, joined=["x"])
     store._write(q.RING_EVENTS_WRITE, {"events": props([old])})
     assert len(store.ring_events(rid)) == 5
     store.detect_rings(touched_users=["p1"], now=T0 + 10 * DAY)
