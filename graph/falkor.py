@@ -137,9 +137,6 @@ class FalkorStore(CypherStore):
         ]
         return nums, [list(v) for v in row[len(exprs) :]]
 
-    def _path_query(self, src: str, dst: str) -> str:
-        return q.path_query(src=src, dst=dst, falkordb=True)
-
     # --- schema -------------------------------------------------------------------------------
     def ensure_schema(self) -> None:
         """Range index + unique constraint on `id` of every label, `Txn.ts` and `Txn.user`; safe

@@ -53,7 +53,10 @@ class InquiryMixin:
         and cards of few accounts when one exists, else through a hub (graph.paths)."""
         from graph.paths import path
 
-        return path(self._store, src=src, dst=dst, hub_cap=RingParams().hub_cap)
+        params = RingParams()
+        return path(
+            self._store, src=src, dst=dst, hub_cap=params.hub_cap, merchant_cap=params.merchant_cap
+        )
 
     def ring_evidence(self, ring_id: str) -> RingEvidence:
         """Links ranked by the risk they carry, risk parts, homes, typology."""

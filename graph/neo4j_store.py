@@ -74,9 +74,6 @@ class Neo4jStore(CypherStore):
         """One page: the driver already streams results in fetch-size chunks."""
         yield "true", {}
 
-    def _path_query(self, src: str, dst: str) -> str:
-        return q.path_query(src=src, dst=dst, falkordb=False)
-
     def ensure_schema(self) -> None:
         """A uniqueness constraint (which brings its index) per label; IF NOT EXISTS repeats."""
         for label in [*LABELS.values(), "Txn", "Ring", "RingEvent"]:

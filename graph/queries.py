@@ -326,39 +326,27 @@ LIMIT $limit
 """
 
 
-#: Longest path searched; a bound must be literal in Cypher, so it is a constant.
+#: Longest path searched (graph.paths, breadth-first one hop per query: the same on both
+#: backends; FalkorDB's algo.SPpaths over a dense 8 hops ran past the client's timeout).
 PATH_MAX_HOPS: Final = 8
 
 
-def path_query(*, src: str, dst: str, falkordb: bool) -> str:
-    """Shortest USED path in either direction.
-
-    FalkorDB's shortestPath() is directed only, so it uses its algo.SPpaths procedure; Neo4j
-    takes the standard shortestPath pattern.
-    """
-    head = f"MATCH (a:{LABELS[src]} {{id: $a}}), (b:{LABELS[dst]} {{id: $b}})\n"
-    if falkordb:
-        return head + (
-            "CALL algo.SPpaths({sourceNode: a, targetNode: b, relTypes: ['USED'], "
-            f"maxLen: {PATH_MAX_HOPS}, relDirection: 'both', pathCount: 1}}) YIELD path\n"
-            "RETURN [n IN nodes(path) | [labels(n)[0], n.id]]"
-        )
-    return head + (
-        f"MATCH p = shortestPath((a)-[:USED*..{PATH_MAX_HOPS}]-(b))\n"
-        "RETURN [n IN nodes(p) | [labels(n)[0], n.id]]"
-    )
-
-
 #: One step of a path that avoids hubs (graph.paths): the entities a set of users used that tie
-#: few accounts (not a merchant, at most $cap distinct users), or the path's end `$dst` itself.
+#: few accounts (at most $cap distinct users; merchants only if $merchants), or the path's end.
 PATH_USER_STEP: Final = """
 UNWIND $ids AS uid
 MATCH (u:User {id: uid})-[:USED]->(x)
-WHERE NOT x:Merchant OR x.id = $dst
+WHERE $merchants OR NOT x:Merchant OR x.id IN $ends
 MATCH (x)<-[:USED]-(v:User)
 WITH uid, x, count(DISTINCT v) AS deg
-WHERE deg <= $cap OR x.id = $dst
+WHERE deg <= $cap OR x.id IN $ends
 RETURN uid, labels(x)[0], x.id, deg
+"""
+#: The same through any entity (the last resort: hubs included).
+PATH_USER_ANY: Final = """
+UNWIND $ids AS uid
+MATCH (u:User {id: uid})-[:USED]->(x)
+RETURN uid, labels(x)[0], x.id, 0
 """
 #: The users of given entities of one kind (the other half of a path's step).
 PATH_ENTITY_STEP: Final = {

@@ -399,10 +399,7 @@ class CypherStore(InquiryMixin):
 
         return [ring_from_props(r[0]) for r in self._read(q.RINGS_OF_SIZE, {"min_size": min_size})]
 
-    # --- investigator queries: graph.inquiry ---------------------------------------------------
-    def _path_query(self, src: str, dst: str) -> str:
-        return q.path_query(src=src, dst=dst, falkordb=False)
-
+    # --- investigator queries: graph.inquiry (a mixin) -----------------------------------------
     # --- export -------------------------------------------------------------------------------
     def export(self, *, chunk_size: int = 200_000) -> GraphExport:
         from graph.export import export
