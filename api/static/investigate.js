@@ -331,7 +331,17 @@ function ringChanges(tl) {
 const RING_EVENTS = new Set(["appeared", "grew", "shrank", "split", "split_off", "merged", "merged_into", "dissolved"]);
 
 function wireRingLinks(root) {
-  root.querySelectorAll("a[data-ring]").forEach((a) => { a.onclick = (e) => { e.preventDefault(); showRing(a.dataset.ring).catch(showError); }; });
+  root.querySelectorAll("a[data-ring]").forEach((a) => { a.onclick = (e) => { e.preventDefault(); showRing(a.dataset.ring).catch((err) => goneRing(a.dataset.ring, err)); }; });
+}
+
+async function goneRing(id, err) {
+  // a ring merged away or dissolved keeps its history: show that instead of the error
+  if (err.status !== 404) { showError(err); return; }
+  try {
+    const tl = await api(`/v1/rings/${enc(id)}/timeline`);
+    detail(`<h2>ring ${esc(id)} (gone)</h2><div id="timeline">${ringChanges(tl)}</div>`);
+    wireRingLinks($("timeline"));
+  } catch (e) { showError(e); }
 }
 
 function drawTimeline(tl) {
