@@ -324,8 +324,12 @@ async function showRing(id) {
 function ringChanges(tl) {
   // the ring's recorded events (appeared, grew, split, merged ...), oldest first
   const ring = (r) => `<a href="#" data-ring="${esc(r)}">${esc(r)}</a>`;
+  // the detail names the related rings: make each a link (longest first: "-2" suffixes)
+  const linked = (e) => [...e.related].sort((a, b) => b.length - a.length).reduce(
+    (html, r) => html.split(esc(r)).join(`\u0000${e.related.indexOf(r)}\u0000`), esc(e.detail)
+  ).replace(/\u0000(\d+)\u0000/g, (_, i) => ring(e.related[Number(i)]));
   const items = tl.events.filter((e) => RING_EVENTS.has(e.event)).map((e) =>
-    `<li class="ev-${esc(e.event)}"><span class="muted">${when(e.ts)}</span> <b title="${esc(e.event)}">${esc(e.detail)}</b>${e.related.length ? ` (${e.related.map(ring).join(", ")})` : ""}</li>`).join("");
+    `<li class="ev-${esc(e.event)}"><span class="muted">${when(e.ts)}</span> <b title="${esc(e.event)}">${linked(e)}</b></li>`).join("");
   return `<ol id="ringevents" class="ringevents">${items || "<li class=\"muted\">no recorded changes yet</li>"}</ol>`;
 }
 const RING_EVENTS = new Set(["appeared", "grew", "shrank", "split", "split_off", "merged", "merged_into", "dissolved"]);
