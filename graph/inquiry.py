@@ -49,8 +49,9 @@ class InquiryMixin:
         return neighbourhood(self._store, kind, id, hops=hops, max_nodes=max_nodes, follow=follow)
 
     def path(self, *, src: EntityRef, dst: EntityRef) -> GraphPath:
-        """A shortest path of USED edges (at most `queries.PATH_MAX_HOPS`), through devices, IPs
-        and cards of few accounts when one exists, else through a hub (graph.paths)."""
+        """A shortest path of USED edges (at most `evidence_queries.PATH_MAX_HOPS`), through
+        devices, IPs and cards of few accounts when one exists, else through a hub
+        (graph.paths)."""
         from graph.paths import path
 
         params = RingParams()

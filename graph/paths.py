@@ -3,7 +3,7 @@
 Two members of a ring are both customers of a big shop, and through a shared phone: the plain
 shortest path is as likely to name the shop as the phone, and the shop says nothing. So the path
 is searched breadth-first in tiers, each only when the one before finds nothing within
-`queries.PATH_MAX_HOPS`:
+`evidence_queries.PATH_MAX_HOPS`:
 
 1. devices, IPs and cards with at most `hub_cap` distinct users (the ring rule's cap, counted
    over all time here);
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from graph import queries as q
+from graph import evidence_queries as q
 from graph.schemas import (
     KIND_OF_LABEL,
     LINKED_KINDS,
