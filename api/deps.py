@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 import orjson
@@ -36,25 +35,20 @@ class Workbench:
         from realtime.service import redis_client
 
         assert settings.redis_url is not None
+        self.settings = settings
         self.keys = Keys(settings.redis_prefix, partitions=settings.stream_partitions)
         self.redis = redis_client(settings.redis_url, timeout_ms=self.TIMEOUT_MS)
 
     async def stored(self, txn_id: str) -> dict[str, Any] | None:
         """A decision: the idempotency record (decision, score, model, time), with the
-        explanation when it was a review still kept for the queue; None when unknown."""
+        explanation when it was a review (its record keeps it); None when unknown."""
         from realtime.idempotency import Remembered
 
-        raw, full = await asyncio.gather(
-            self.redis.get(self.keys.decision(txn_id)),
-            self.redis.hget(self.keys.review_bodies, txn_id),
-        )
-        if full:
-            body: dict[str, Any] = orjson.loads(full)
-            return body
-        if raw is None or raw == b"pending":
+        raw = await self.redis.get(self.keys.decision(txn_id))
+        if raw is None or raw in (b"pending", "pending"):
             return None
         record = Remembered.loads(raw.encode() if isinstance(raw, str) else raw)
-        body = orjson.loads(record.answer(txn_id, review_means=None))
+        body: dict[str, Any] = orjson.loads(record.answer(txn_id, review_means=None))
         return body
 
     async def close(self) -> None:

@@ -128,6 +128,8 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
             {"kind": "user", "id": "u-2231"},
         ],
         "length": 2,
+        "through_hubs": False,
+        "note": "",
     },
     RingEvidence: {
         "ring": RING,
@@ -203,8 +205,28 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
         "events": [
             {"ts": T0 - 629600, "event": "first_activity", "member": "u-1042", "detail": ""},
             {"ts": T0 - 529600, "event": "detected", "member": "u-1042", "detail": "5 members"},
+            {
+                "ts": T0 - 529600,
+                "event": "grew",
+                "members": ["u-2231"],
+                "related": [],
+                "detail": "grew to 5: u-2231 joined",
+            },
         ],
         "days": [{"day": "2026-11-25", "txn_n": 14, "amount": 1830.0, "fraud_txn_n": 3}],
+        "changes": [
+            {
+                "ring_id": "r-5f1c2a9e",
+                "kind": "grew",
+                "at": T0 - 529600,
+                "as_of": T0 - 529700,
+                "seq": 0,
+                "size": 5,
+                "joined": ["u-2231"],
+                "left": [],
+                "related": [],
+            }
+        ],
     },
     RingsPage: {"rings": [RING], "typology": {RING["id"]: "synthetic_identity"}, "total": 1},
     ReviewPage: {

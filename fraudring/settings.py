@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     #: How long a txn_id's decision is remembered: a retry within it gets the same answer (and
     #: another body under the id a 409); after it the id may be decided afresh.
     idempotency_ttl_s: Annotated[int, Field(ge=60, le=90 * 86400)] = 48 * 3600
+    #: A `review` is kept this long with its explanation (its decision record, the only copy)
+    #: for the review queue; resolving it leaves the record the rest of its idempotency window.
+    review_keep_s: Annotated[int, Field(ge=3600, le=366 * 86400)] = 30 * 86400
     #: Request bodies larger than this are refused (413) before they are parsed.
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     #: Each API process keeps the decisions it recorded this long in memory, and records them

@@ -1,6 +1,6 @@
-"""The Cypher of the investigator's reads (graph.investigation, graph.history, graph.formats):
-evidence, an entity's ledger rows, rings sharing an entity. Values travel as parameters; labels
-come from `schemas.LABELS`, constants."""
+"""The Cypher of the investigator's reads (graph.investigation, graph.history, graph.formats,
+graph.paths): evidence, an entity's ledger rows, rings sharing an entity, paths. Values travel as
+parameters; labels come from `schemas.LABELS`, constants."""
 
 from __future__ import annotations
 
@@ -103,3 +103,36 @@ WHERE members >= 2
 MATCH (x)<-[r:USED]-(:User)
 RETURN x.id, members, count(r)
 """
+
+
+# --- paths (graph.paths) ----------------------------------------------------------------------
+
+#: Longest path searched (graph.paths, breadth-first one hop per query: the same on both
+#: backends; FalkorDB's algo.SPpaths over a dense 8 hops ran past the client's timeout).
+PATH_MAX_HOPS: Final = 8
+
+
+#: One step of a path that avoids hubs (graph.paths): the entities a set of users used that tie
+#: few accounts (at most $cap distinct users; merchants only if $merchants), or the path's end.
+PATH_USER_STEP: Final = """
+UNWIND $ids AS uid
+MATCH (u:User {id: uid})-[:USED]->(x)
+WHERE $merchants OR NOT x:Merchant OR x.id IN $ends
+MATCH (x)<-[:USED]-(v:User)
+WITH uid, x, count(DISTINCT v) AS deg
+WHERE deg <= $cap OR x.id IN $ends
+RETURN uid, labels(x)[0], x.id, deg
+"""
+#: The same through any entity (the last resort: hubs included).
+PATH_USER_ANY: Final = """
+UNWIND $ids AS uid
+MATCH (u:User {id: uid})-[:USED]->(x)
+RETURN uid, labels(x)[0], x.id, 0
+"""
+#: The users of given entities of one kind (the other half of a path's step).
+PATH_ENTITY_STEP: Final = {
+    k: f"UNWIND $ids AS eid\nMATCH (x:{LABELS[k]} {{id: eid}})<-[:USED]-(v:User)\nRETURN eid, v.id"
+    for k in LINKED_KINDS
+}
+#: Whether a node exists (the ends of a path).
+NODE_EXISTS: Final = {k: f"MATCH (n:{LABELS[k]} {{id: $id}}) RETURN n.id LIMIT 1" for k in LABELS}

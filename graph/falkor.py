@@ -160,9 +160,6 @@ class FalkorStore(CypherStore):
         ]
         return nums, [list(v) for v in row[len(exprs) :]]
 
-    def _path_query(self, src: str, dst: str) -> str:
-        return q.path_query(src=src, dst=dst, falkordb=True)
-
     # --- schema -------------------------------------------------------------------------------
     def ensure_schema(self) -> None:
         """Range index + unique constraint on `id` of every label, `Txn.ts` and `Txn.user`; safe
@@ -171,7 +168,7 @@ class FalkorStore(CypherStore):
         A label whose nodes include an id with an outer space (written before ids were
         checked) gets no constraint, with an error in the log: FalkorDB crashes building it."""
         constrained = {row[1] for row in self._read(q.FALKOR_CONSTRAINTS) if row[0] == "UNIQUE"}
-        for label in [*LABELS.values(), "Txn", "Ring"]:
+        for label in [*LABELS.values(), "Txn", "Ring", "RingEvent"]:
             try:
                 self.graph.create_node_range_index(label, "id")
             except redis.exceptions.ResponseError as exc:
@@ -193,10 +190,11 @@ class FalkorStore(CypherStore):
             except redis.exceptions.ResponseError as exc:
                 if "already exists" not in str(exc).lower():
                     raise
-        # the entity statistics read the ledger by time, investigators an account's history
-        for prop in ("ts", "user"):
+        # the entity statistics read the ledger by time, investigators an account's history and
+        # a ring's events
+        for label, prop in (("Txn", "ts"), ("Txn", "user"), ("RingEvent", "ring")):
             try:
-                self.graph.create_node_range_index("Txn", prop)
+                self.graph.create_node_range_index(label, prop)
             except redis.exceptions.ResponseError as exc:
                 if "already indexed" not in str(exc):
                     raise

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from fraudring.errors import InvalidInput
 from graph import evidence_queries as eq
 from graph import queries as q
-from graph.schemas import GraphNotFound, Ring, check_kind, require_id
+from graph.schemas import GraphNotFound, Ring, RingEvent, RingEventKind, check_kind, require_id
 
 if TYPE_CHECKING:
     from graph.cypher import CypherBackend
@@ -48,8 +48,14 @@ class TxnPage(BaseModel):
 
 class TimelineEvent(BaseModel):
     ts: float
-    event: Literal["first_activity", "joined", "detected", "updated", "last_activity"]
+    event: Literal["first_activity", "joined", "detected", "updated", "last_activity"] | (
+        RingEventKind
+    ) = Field(description="a ring event's kind (graph.ringevents) or a point of its activity")
     member: str | None = None
+    members: list[str] = Field(
+        default_factory=list, description="a ring event's members who joined or left"
+    )
+    related: list[str] = Field(default_factory=list, description="the other rings of the event")
     detail: str = ""
 
 
@@ -64,6 +70,31 @@ class RingTimeline(BaseModel):
     ring_id: str
     events: list[TimelineEvent]
     days: list[DayActivity]
+    changes: list[RingEvent] = Field(
+        default_factory=list, description="the ring's recorded events, oldest first"
+    )
+
+
+def _said(e: RingEvent) -> str:
+    who = ", ".join(e.joined or e.left)
+    rel = ", ".join(e.related)
+    return {
+        "appeared": f"appeared with {e.size} members",
+        "grew": f"grew to {e.size}: {who} joined",
+        "shrank": f"shrank to {e.size}: {who} left",
+        "split": f"split: {who} left into {rel}",
+        "split_off": f"split off {rel} with {e.size} members",
+        "merged": f"merged {rel} in, now {e.size}" + (f": {who} joined" if who else ""),
+        "merged_into": f"merged into {rel}",
+        "dissolved": "dissolved: no longer tied together",
+    }[e.kind]
+
+
+def ring_event(e: RingEvent) -> TimelineEvent:
+    """A recorded ring event as a point of the timeline (at the detection run that saw it)."""
+    return TimelineEvent(
+        ts=e.at, event=e.kind, members=e.joined or e.left, related=e.related, detail=_said(e)
+    )
 
 
 def _txn(row: list[Any]) -> LedgerTxn:
@@ -111,9 +142,11 @@ def transactions(
     return TxnPage(kind=kind, id=id, transactions=txns, next_before=nxt)
 
 
-def timeline(store: CypherBackend, ring: Ring, *, joined: dict[str, float]) -> RingTimeline:
+def timeline(
+    store: CypherBackend, ring: Ring, *, joined: dict[str, float], changes: list[RingEvent]
+) -> RingTimeline:
     """Who joined when (first use of a tying entity), when the ring was detected and last
-    updated, and the members' transactions per day."""
+    updated, how it changed (its recorded events), and the members' transactions per day."""
     events = [
         TimelineEvent(ts=ring.first_activity, event="first_activity"),
         TimelineEvent(ts=ring.created_at, event="detected", detail=f"ring {ring.id}"),
@@ -122,6 +155,7 @@ def timeline(store: CypherBackend, ring: Ring, *, joined: dict[str, float]) -> R
     ]
     events += [TimelineEvent(ts=t, event="joined", member=m) for m, t in joined.items()]
     events.sort(key=lambda e: (e.ts, e.event, e.member or ""))
+    events = sorted([*events, *(ring_event(c) for c in changes)], key=lambda e: e.ts)
     days: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0])
     for m in ring.members:
         params = {"users": [m], "id": m, "before": 1e18, "limit": 100_000}
@@ -132,6 +166,7 @@ def timeline(store: CypherBackend, ring: Ring, *, joined: dict[str, float]) -> R
             d[2] += int(row[8] == "fraud")
     return RingTimeline(
         ring_id=ring.id,
+        changes=changes,
         events=events,
         days=[
             DayActivity(day=k, txn_n=int(v[0]), amount=round(v[1], 2), fraud_txn_n=int(v[2]))

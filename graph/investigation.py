@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from graph import evidence_queries as eq
 from graph import queries as q
-from graph.ringrule import Component, Links, components, density, risk_terms
+from graph.ringrule import Component, Links, components, counts_as_fraud, density, risk_terms
 from graph.schemas import (
     KIND_OF_LABEL,
     LINKED_KINDS,
@@ -128,9 +128,7 @@ def ring_evidence(
     links: Links = {key: sorted(r[1] for r in rows if r[1] in members) for key, rows in raw.items()}
     links = {k: v for k, v in links.items() if len(v) >= 2}
     stats = {r[0]: r[1:] for r in store._read(q.USER_STATS, {"ids": ring.members})}
-    fraud = {
-        m for m in ring.members if (s := stats.get(m)) and (s[4] == "fraud" or (s[5] or 0) > 0)
-    }
+    fraud = {m for m in ring.members if (s := stats.get(m)) and counts_as_fraud(s[4], s[5])}
     whole = Component(ring.members, sorted(links))
     full = _base(whole, links, fraud, ring)
     recency = ring.risk / full if full > 0 else 0.0

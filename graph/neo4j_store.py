@@ -20,7 +20,6 @@ from fraudring.errors import Unavailable
 from fraudring.logs import get_logger
 from graph import gds, neo4j_ingest
 from graph import ingest as ing
-from graph import queries as q
 from graph.cypher import Rows
 from graph.repository import CypherStore
 from graph.schemas import LABELS
@@ -106,18 +105,18 @@ class Neo4jStore(CypherStore):
         """One page: the driver already streams results in fetch-size chunks."""
         yield "true", {}
 
-    def _path_query(self, src: str, dst: str) -> str:
-        return q.path_query(src=src, dst=dst, falkordb=False)
-
     def ensure_schema(self) -> None:
         """A uniqueness constraint (which brings its index) per label; IF NOT EXISTS repeats."""
-        for label in [*LABELS.values(), "Txn", "Ring"]:
+        for label in [*LABELS.values(), "Txn", "Ring", "RingEvent"]:
             name = f"fraudring_{label.lower()}_id"
             self._write(
                 f"CREATE CONSTRAINT {name} IF NOT EXISTS FOR (n:{label}) REQUIRE n.id IS UNIQUE"
             )
         self._write("CREATE INDEX fraudring_txn_ts IF NOT EXISTS FOR (t:Txn) ON (t.ts)")
         self._write("CREATE INDEX fraudring_txn_user IF NOT EXISTS FOR (t:Txn) ON (t.user)")
+        self._write(
+            "CREATE INDEX fraudring_ringevent_ring IF NOT EXISTS FOR (e:RingEvent) ON (e.ring)"
+        )
 
     def describe(self) -> str:
         info = self._driver.get_server_info()

@@ -249,6 +249,10 @@ CREATE (u)-[:IN_RING]->(g)
 RETURN count(*)
 """
 
+#: A ring's history (graph.ringevents), kept by ring id: a ring merged away keeps its events.
+RING_EVENTS_WRITE: Final = "UNWIND $events AS e MERGE (n:RingEvent {id: e.id}) ON CREATE SET n = e"
+RING_EVENTS_READ: Final = "MATCH (n:RingEvent {ring: $id}) RETURN properties(n)"
+RING_EVENTS_PRUNE: Final = "MATCH (n:RingEvent) WHERE n.at < $before DELETE n"
 ANY_NODE: Final = "MATCH (n) RETURN 1 LIMIT 1"
 RING_BY_ID: Final = "MATCH (g:Ring {id: $id}) RETURN properties(g)"
 RINGS_OF_SIZE: Final = "MATCH (g:Ring) WHERE g.size >= $min_size RETURN properties(g)"
@@ -322,29 +326,6 @@ LIMIT $limit
 """
 
 
-#: Longest path searched; a bound must be literal in Cypher, so it is a constant.
-PATH_MAX_HOPS: Final = 8
-
-
-def path_query(*, src: str, dst: str, falkordb: bool) -> str:
-    """Shortest USED path in either direction.
-
-    FalkorDB's shortestPath() is directed only, so it uses its algo.SPpaths procedure; Neo4j
-    takes the standard shortestPath pattern.
-    """
-    head = f"MATCH (a:{LABELS[src]} {{id: $a}}), (b:{LABELS[dst]} {{id: $b}})\n"
-    if falkordb:
-        return head + (
-            "CALL algo.SPpaths({sourceNode: a, targetNode: b, relTypes: ['USED'], "
-            f"maxLen: {PATH_MAX_HOPS}, relDirection: 'both', pathCount: 1}}) YIELD path\n"
-            "RETURN [n IN nodes(path) | [labels(n)[0], n.id]]"
-        )
-    return head + (
-        f"MATCH p = shortestPath((a)-[:USED*..{PATH_MAX_HOPS}]-(b))\n"
-        "RETURN [n IN nodes(p) | [labels(n)[0], n.id]]"
-    )
-
-
 # --- export -----------------------------------------------------------------------------------
 # Columns per node kind and per edge, with the backend's internal id to join them cheaply.
 
@@ -378,8 +359,12 @@ RETURN count(c)
 """
 
 # --- rings grown from labels (graph.evidence) -------------------------------------------------
-#: A labelled user: a fraud label of its own or on one of its transactions.
-_BAD: Final = "(coalesce(u.fraud_txn_n, 0) > 0 OR coalesce(u.fraud_label, '') = 'fraud')"
+#: A labelled user: a fraud label of its own or on one of its transactions, unless labelled
+#: legitimate itself (graph.ringrule.counts_as_fraud).
+_BAD: Final = (
+    "(coalesce(u.fraud_label, '') = 'fraud' OR "
+    "(coalesce(u.fraud_txn_n, 0) > 0 AND coalesce(u.fraud_label, '') <> 'legitimate'))"
+)
 #: Which recent users an entity ties: a merchant its repeat customers, any other entity all.
 _ETIED: Final = {k: ("r.n >= 2" if k == "merchant" else "true") for k in LINKED_KINDS}
 _EVIDENCE = """

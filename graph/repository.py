@@ -19,11 +19,11 @@ from fraudring.errors import Conflict, InvalidInput
 from fraudring.logs import get_logger
 from graph import ingest as ing
 from graph import queries as q
-from graph.cypher import CypherBackend, Rows
+from graph.cypher import Rows
 from graph.history import LedgerTxn, RingTimeline, TxnPage
+from graph.inquiry import InquiryMixin
 from graph.investigation import EntityEvidence, RingEvidence
 from graph.schemas import (
-    KIND_OF_LABEL,
     EntityKind,
     EntityRef,
     GraphExport,
@@ -34,6 +34,7 @@ from graph.schemas import (
     LabelValue,
     Neighbourhood,
     Ring,
+    RingEvent,
     RingParams,
     RingUpdate,
     TxnRecord,
@@ -93,7 +94,10 @@ class GraphStore(Protocol):
         max_nodes: int = 200,
         follow: Collection[str] | None = None,
     ) -> Neighbourhood: ...
-    def path(self, *, src: EntityRef, dst: EntityRef) -> GraphPath: ...
+    def path(self, *, src: EntityRef, dst: EntityRef) -> GraphPath:
+        """Through entities that tie few accounts first, flagged when only a hub joins them."""
+        ...
+
     def export(self, *, chunk_size: int = 200_000) -> GraphExport: ...
     def ledger_since(self, *, since: float) -> pl.DataFrame: ...
     def newest_ts(self) -> float | None: ...
@@ -104,12 +108,13 @@ class GraphStore(Protocol):
         self, kind: str, id: str, *, limit: int = 50, before: float | None = None
     ) -> TxnPage: ...
     def ring_timeline(self, ring_id: str) -> RingTimeline: ...
+    def ring_events(self, ring_id: str) -> list[RingEvent]: ...
     def txns_by_id(self, ids: list[str]) -> dict[str, LedgerTxn]: ...
     def replay_point(self, stream: str) -> str | None: ...
     def record_replay_point(self, stream: str, next_id: str) -> None: ...
 
 
-class CypherStore(CypherBackend):
+class CypherStore(InquiryMixin):
     """Store logic over the primitives a backend subclass provides."""
 
     #: Reading the ledger and writing a batch race only with another writer of the same rows.
@@ -308,15 +313,6 @@ class CypherStore(CypherBackend):
 
         return detect(self, touched_users=touched_users, params=params or RingParams(), now=now)
 
-    def ring(self, ring_id: str) -> Ring:
-        from graph.rings import ring_from_props
-
-        require_id(ring_id, field_name="ring_id")
-        rows = self._read(q.RING_BY_ID, {"id": ring_id})
-        if not rows:
-            raise GraphNotFound(f"ring {ring_id!r} not found")
-        return ring_from_props(rows[0][0])
-
     def top_rings(self, n: int = 20) -> list[Ring]:
         from graph.rings import ring_from_props
 
@@ -333,34 +329,7 @@ class CypherStore(CypherBackend):
 
         return [ring_from_props(r[0]) for r in self._read(q.RINGS_OF_SIZE, {"min_size": min_size})]
 
-    # --- investigator queries -----------------------------------------------------------------
-    def neighbourhood(
-        self,
-        kind: str,
-        id: str,
-        *,
-        hops: int = 2,
-        max_nodes: int = 200,
-        follow: Collection[str] | None = None,
-    ) -> Neighbourhood:
-        """Breadth-first k-hop neighbourhood, stopping at `max_nodes` (graph.neighbourhood)."""
-        from graph.neighbourhood import neighbourhood
-
-        return neighbourhood(self, kind, id, hops=hops, max_nodes=max_nodes, follow=follow)
-
-    def path(self, *, src: EntityRef, dst: EntityRef) -> GraphPath:
-        """A shortest path of USED edges (at most `queries.PATH_MAX_HOPS`), empty if none."""
-        require_id(src.id, field_name="src")
-        require_id(dst.id, field_name="dst")
-        rows = self._read(self._path_query(src.kind, dst.kind), {"a": src.id, "b": dst.id})
-        if not rows or rows[0][0] is None:
-            return GraphPath(nodes=[], length=0)
-        refs = [EntityRef(kind=KIND_OF_LABEL[lab], id=i) for lab, i in rows[0][0]]
-        return GraphPath(nodes=refs, length=len(refs) - 1)
-
-    def _path_query(self, src: str, dst: str) -> str:
-        return q.path_query(src=src, dst=dst, falkordb=False)
-
+    # --- investigator queries: graph.inquiry (a mixin) -----------------------------------------
     # --- export -------------------------------------------------------------------------------
     def export(self, *, chunk_size: int = 200_000) -> GraphExport:
         from graph.export import export
@@ -399,38 +368,6 @@ class CypherStore(CypherBackend):
         """The newest transaction's ts (epoch s): the stream's clock, None on an empty graph."""
         rows = self._read(q.NEWEST_TS)
         return float(rows[0][0]) if rows and rows[0][0] is not None else None
-
-    # --- evidence and history -----------------------------------------------------------------
-    def ring_evidence(self, ring_id: str) -> RingEvidence:
-        """Links ranked by the risk they carry, risk parts, homes, typology."""
-        from graph.investigation import ring_evidence
-
-        return ring_evidence(self, self.ring(ring_id))
-
-    def entity_evidence(self, kind: str, id: str) -> EntityEvidence:
-        from graph.investigation import entity_evidence
-
-        return entity_evidence(self, kind, id)
-
-    def transactions(
-        self, kind: str, id: str, *, limit: int = 50, before: float | None = None
-    ) -> TxnPage:
-        """The ledger rows of an entity, newest first, a page at a time (graph.history)."""
-        from graph.history import transactions
-
-        return transactions(self, kind, id, limit=limit, before=before)
-
-    def ring_timeline(self, ring_id: str) -> RingTimeline:
-        from graph.history import timeline
-
-        ev = self.ring_evidence(ring_id)
-        joined = {m.id: m.joined for m in ev.members if m.joined is not None}
-        return timeline(self, ev.ring, joined=joined)
-
-    def txns_by_id(self, ids: list[str]) -> dict[str, LedgerTxn]:
-        from graph.history import txns_by_id
-
-        return txns_by_id(self, ids)
 
     # --- replay point -------------------------------------------------------------------------
     def replay_point(self, stream: str) -> str | None:

@@ -191,6 +191,13 @@ def density(comp: Component, links: Links) -> float:
     return len(pairs) / (size * (size - 1) / 2)
 
 
+def counts_as_fraud(label: str | None, fraud_txn_n: int | float | None) -> bool:
+    """A member is fraud when labelled so, or when it has fraud transactions and nobody labelled
+    it legitimate (the owner of a stolen card, cleared by an investigator, is no ring member's
+    fraud). `graph.queries._BAD` is the same rule in Cypher."""
+    return label == "fraud" or (label != "legitimate" and (fraud_txn_n or 0) > 0)
+
+
 def risk_terms(*, fraud_rate: float, size: int, dens: float, age_days: float) -> dict[str, float]:
     """The weighted terms of `risk` (the evidence shows them): risk = recency x their sum."""
     return {

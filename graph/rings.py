@@ -54,21 +54,21 @@ accounts) and ``recency = exp(-idle_days / 14)`` (days since the ring's last act
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from fraudring.logs import get_logger
-from graph import evidence
+from graph import evidence, ringevents
 from graph import queries as q
+from graph.ringevents import OldRings
 from graph.ringrule import (
     Component,
     Links,
     bounded,
     cores,
+    counts_as_fraud,
     density,
     evidence_rings,
     pick_bases,
@@ -77,48 +77,21 @@ from graph.ringrule import (
     wide_device_users,
     with_flagged,
 )
-from graph.schemas import KIND_OF_LABEL, LINKED_KINDS, EntityRef, Ring, RingParams, RingUpdate
+from graph.schemas import (
+    KIND_OF_LABEL,
+    LINKED_KINDS,
+    EntityRef,
+    Ring,
+    RingEvent,
+    RingParams,
+    RingUpdate,
+)
 
 if TYPE_CHECKING:
     from graph.cypher import CypherBackend
 
 log = get_logger(__name__)
-OldRings = dict[str, tuple[float, list[str]]]  # ring id -> (created_at, members)
 _CHUNK = 10_000
-
-
-def new_ring_id(members: Iterable[str]) -> str:
-    return "ring-" + hashlib.sha1(min(members).encode(), usedforsecurity=False).hexdigest()[:12]
-
-
-def assign_ids(comps: list[Component], old: OldRings) -> list[str]:
-    """Stable ids: most shared members wins, ties go to the oldest ring (then smaller id)."""
-    # A user can be in two rings (a flagged ring inside its label-free component): count every
-    # ring of each member, so the answer does not depend on the order the store read them in.
-    owners: dict[str, list[str]] = {}
-    for rid, (_, members) in old.items():
-        for m in members:
-            owners.setdefault(m, []).append(rid)
-    candidates = []
-    for ci, comp in enumerate(comps):
-        counts = Counter(rid for m in comp.members for rid in owners.get(m, ()))
-        candidates += [(-c, old[rid][0], rid, ci) for rid, c in counts.items()]
-    candidates.sort()
-    ids: list[str | None] = [None] * len(comps)
-    used: set[str] = set()
-    for _c, _created, rid, ci in candidates:
-        if ids[ci] is None and rid not in used:
-            ids[ci] = rid
-            used.add(rid)
-    for ci, comp in enumerate(comps):
-        if ids[ci] is None:
-            base = candidate = new_ring_id(comp.members)
-            k = 2
-            while candidate in used:
-                candidate, k = f"{base}-{k}", k + 1
-            ids[ci] = candidate
-            used.add(candidate)
-    return [i for i in ids if i is not None]
 
 
 def ring_from_props(p: dict[str, Any]) -> Ring:
@@ -308,14 +281,19 @@ def detect(
     for comp in flagged:
         comp.density = density(comp, {k: us for k, (us, _b) in elinks.items()})
     comps = with_flagged(comps, flagged)
-    ids = assign_ids(comps, old)
+    ids = ringevents.assign_ids([c.members for c in comps], old)
     stats = _user_stats(store, sorted({m for c in comps for m in c.members}))
     wall = time.time()
     rings: list[Ring] = []
     for rid, comp in zip(ids, comps, strict=True):
         rings.append(_ring(rid, comp, stats, now=now, wall=wall, old=old))
     removed = sorted(set(old) - set(ids))
-    _write(store, rings=rings, removed=removed, relink=[r.id for r in rings if r.id in old])
+    news = {r.id: r.members for r in rings}
+    events = ringevents.diff({k: v[1] for k, v in old.items()}, news, at=wall, as_of=now)
+    relink = [r.id for r in rings if r.id in old]
+    _write(store, rings=rings, removed=removed, relink=relink, events=events)
+    if full:
+        store._write(q.RING_EVENTS_PRUNE, {"before": wall - ringevents.KEEP_S})
     update = RingUpdate(
         full=full,
         examined_users=examined,
@@ -323,6 +301,7 @@ def detect(
         created=[r.id for r in rings if r.id not in old],
         updated=[r.id for r in rings if r.id in old],
         removed=removed,
+        events=len(events),
         seconds=time.perf_counter() - t0,
     )
     log.info(
@@ -347,7 +326,7 @@ def _ring(
 ) -> Ring:
     # stats row: first_seen, last_seen, n, amount_sum, fraud_label, fraud_txn_n
     rows = [stats.get(m) or [now, now, 0, 0.0, None, 0] for m in comp.members]
-    fraud_n = sum(1 for r in rows if r[4] == "fraud" or (r[5] or 0) > 0)
+    fraud_n = sum(1 for r in rows if counts_as_fraud(r[4], r[5]))
     size = len(comp.members)
     suspicious = comp.suspicious
     first = min(float(r[0]) for r in rows)
@@ -377,10 +356,18 @@ def _ring(
 
 
 def _write(
-    store: CypherBackend, *, rings: list[Ring], removed: list[str], relink: list[str]
+    store: CypherBackend,
+    *,
+    rings: list[Ring],
+    removed: list[str],
+    relink: list[str],
+    events: list[RingEvent],
 ) -> None:
-    """Replace the rings in scope (one transaction on Neo4j; a re-run converges on FalkorDB)."""
+    """Replace the rings in scope and record their events (one transaction on Neo4j)."""
     statements: list[tuple[str, dict[str, Any]]] = []
+    for i in range(0, len(events), 5_000):
+        chunk = ringevents.props(events[i : i + 5_000])
+        statements.append((q.RING_EVENTS_WRITE, {"events": chunk}))
     if removed:
         statements.append((q.RING_DELETE, {"ids": removed}))
     if relink:

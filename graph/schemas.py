@@ -220,7 +220,30 @@ class RingUpdate(BaseModel):
     created: list[str] = Field(default_factory=list)
     updated: list[str] = Field(default_factory=list)
     removed: list[str] = Field(default_factory=list)
+    events: int = Field(default=0, description="ring events recorded (graph.ringevents)")
     seconds: float = 0.0
+
+
+RingEventKind = Literal[
+    "appeared", "grew", "shrank", "split", "split_off", "merged", "merged_into", "dissolved"
+]
+
+
+class RingEvent(BaseModel):
+    """A change of a ring's membership seen by one detection run (graph.ringevents)."""
+
+    id: str = Field(default="", description="the change's id: the same change seen twice is one")
+    ring_id: str
+    kind: RingEventKind
+    at: float = Field(description="when the detection run saw it (epoch s)")
+    as_of: float = Field(description="the newest transaction the run saw (epoch s)")
+    seq: int = Field(default=0, description="order among the run's events")
+    size: int = Field(description="the ring's size after it (0: the ring is gone)")
+    joined: list[str] = Field(default_factory=list, description="members who joined")
+    left: list[str] = Field(default_factory=list, description="members who left")
+    related: list[str] = Field(
+        default_factory=list, description="the other rings: split pieces, merged rings, absorber"
+    )
 
 
 class GraphNode(BaseModel):
@@ -251,6 +274,12 @@ class Neighbourhood(BaseModel):
 class GraphPath(BaseModel):
     nodes: list[EntityRef] = Field(description="empty when no path within max_hops")
     length: int
+    through_hubs: bool = Field(
+        default=False,
+        description="the path needs a merchant or an entity over the hub cap: no shorter-tied "
+        "path (devices, IPs, cards of few accounts) exists within max_hops",
+    )
+    note: str = ""
 
 
 #: Node feature columns of `GraphExport.x`, in order.

@@ -35,7 +35,15 @@ from realtime.keys import (
     ListEntry,
 )
 from realtime.resp import RespScripts, sha1, supports
-from realtime.velocity import DECISION_TTL_S, PENDING_TTL_S, State, VelocityStore, _num, _risk
+from realtime.velocity import (
+    DECISION_TTL_S,
+    PENDING_TTL_S,
+    REVIEW_TTL_S,
+    State,
+    VelocityStore,
+    _num,
+    _risk,
+)
 from realtime.velocity_lua import _LUA_BOUNDS, LUA_WINDOWS
 
 #: per entity: 6 sums, 3 seen counts, last, 3 first uses, risk, stats, 4 user windows
@@ -206,8 +214,11 @@ class ClusterVelocityStore(VelocityStore):
         fast: RespScripts | None = None,
         router: SlotRouter | None = None,
         decision_ttl_s: int = DECISION_TTL_S,
+        review_ttl_s: int = REVIEW_TTL_S,
     ) -> None:
-        super().__init__(client, keys, fast=fast, decision_ttl_s=decision_ttl_s)
+        super().__init__(
+            client, keys, fast=fast, decision_ttl_s=decision_ttl_s, review_ttl_s=review_ttl_s
+        )
         self.cluster = cluster
         self.router = router
         self._claim = client.register_script(LUA_CLAIM)

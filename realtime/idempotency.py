@@ -2,8 +2,9 @@
 
 It keeps what a retry needs and nothing more (well under 100 bytes, so a 48-hour window of
 decisions stays small): the hash of the canonical request body, the decision, score, model
-version, decision time and the degraded flag. A `review` also keeps its whole answer (the review
-queue shows its explanation; reviews are a few percent of decisions). A retry with the same body
+version, decision time and the degraded flag. A `review` also keeps its whole answer, for
+`Settings.review_keep_s` rather than the idempotency window: it is the one copy the review queue
+shows its explanation from (reviews are a few percent of decisions). A retry with the same body
 gets the decision back (an approve or decline without its explanation); another body under the
 same txn_id is a conflict.
 """

@@ -25,8 +25,8 @@ per-entity script (realtime.cluster) touches one slot per entity.
 - ``{p}case:{id}``: hash of a case; ``{p}case:{id}:events`` its stream of notes, labels,
   actions; ``{p}cases`` zset of case ids by creation; ``{p}meta:case_seq`` the id counter.
 - ``{p}queue:review``: zset of txn ids decided `review`, by decision time (the review queue;
-  a resolution is in the audit stream); ``{p}queue:review:body`` hash of their answers with the
-  explanation (the idempotency record keeps none).
+  a resolution is in the audit stream). A review's answer with its explanation is its decision
+  record, kept `Settings.review_keep_s` (one copy, expiring with its key).
 - ``{p}meta:{name}``: small bookkeeping values of the workers.
 
 Every family is bounded by a TTL or a size: `KEY_BOUNDS` lists how (docs/scaling.md prints it).
@@ -167,7 +167,10 @@ KEY_BOUNDS: Final[dict[str, tuple[str, str]]] = {
     "vel:{user:id}:last": ("state", "one timestamp; TTL 90 d"),
     "vel:{user:id}:day": ("state", "30 buckets x 2 fields; TTL 32 d"),
     "vel:{user:id}:spike": ("state", "the user's spikes of 14 days; TTL 15 d"),
-    "decision:{txn_id}": ("main", "TTL: the idempotency retry window (pending: 1 h)"),
+    "decision:{txn_id}": (
+        "main",
+        "TTL: the idempotency retry window (pending: 1 h; a review: review_keep_s, 30 d)",
+    ),
     "stream:decisions[:{n}]": (
         "main",
         "trimmed (XTRIM MINID) behind every consumer group and the graph's replay point",
@@ -190,7 +193,6 @@ KEY_BOUNDS: Final[dict[str, tuple[str, str]]] = {
     "lists": ("main", "one member per live list entry; the expired pruned when listed"),
     "stream:audit": ("main", "MAXLEN ~1,000,000"),
     "queue:review": ("main", "reviews leave when resolved; older than 30 d pruned when read"),
-    "queue:review:body": ("main", "the answer of each review in the queue; leaves with it"),
     "case:{id}, case:{id}:events, cases": (
         "main",
         "kept: a case is a record (a hash and a short stream each, made by hand)",
@@ -283,10 +285,6 @@ class Keys:
     @property
     def review_queue(self) -> str:
         return f"{self.prefix}queue:review"
-
-    @property
-    def review_bodies(self) -> str:
-        return f"{self.prefix}queue:review:body"
 
     def meta(self, name: str) -> str:
         """Small bookkeeping values (last retrain, freshness samples, drift figures)."""

@@ -261,8 +261,6 @@ class DecisionEngine(RedisRecovery):
         recorded = await self._record(
             txn, stored, record, applied=not degraded, review_at=review_at
         )
-        if recorded and review_at is not None:
-            await self._keep_review(txn.txn_id, answer)
         if not recorded:
             entry = {"stored": stored.decode(), "record": record.decode()}
             try:
@@ -283,14 +281,6 @@ class DecisionEngine(RedisRecovery):
             degraded=degraded,
             rules=[r.name for r in fired] + [r["name"].split(":", 1)[0] for r in list_rules],
         )
-
-    async def _keep_review(self, txn_id: str, answer: bytes) -> None:
-        """The review queue shows a review's explanation, which the idempotency record does not
-        keep: one more write for reviews only, best effort (the queue still lists the txn)."""
-        try:
-            await self.redis.hset(self.keys.review_bodies, txn_id, answer)
-        except REDIS_ERRORS as exc:
-            log.warning("decision.review_body_unsaved", txn_id=txn_id, error=repr(exc))
 
     async def _record(
         self,
@@ -381,14 +371,20 @@ def _velocity_store(
     settings: Settings, client: Redis, keys: Keys, *, fast: resp.RespScripts | None
 ) -> VelocityStore:
     """Per-entity state on the cluster when one is configured (realtime.cluster), else here."""
-    ttl = settings.idempotency_ttl_s
+    ttl, review = settings.idempotency_ttl_s, settings.review_keep_s
     if settings.redis_cluster_url is None:
-        return VelocityStore(client, keys, fast=fast, decision_ttl_s=ttl)
+        return VelocityStore(client, keys, fast=fast, decision_ttl_s=ttl, review_ttl_s=review)
     url, timeout_ms = settings.redis_cluster_url, settings.redis_timeout_ms
     router = router_for(url, timeout_ms=timeout_ms) if fast is not None else None
     cluster = cluster_client(url, timeout_ms=timeout_ms)
     return ClusterVelocityStore(
-        client, keys, cluster=cluster, fast=fast, router=router, decision_ttl_s=ttl
+        client,
+        keys,
+        cluster=cluster,
+        fast=fast,
+        router=router,
+        decision_ttl_s=ttl,
+        review_ttl_s=review,
     )
 
 

@@ -46,6 +46,9 @@ DECISION_TTL_S: Final = 48 * 3600
 #: A decision being computed; long enough to outlive a Redis outage, so a spool replay can tell
 #: "velocity already applied" (pending) from "never applied" (missing).
 PENDING_TTL_S: Final = 3600
+#: How long a review's record (with its explanation) is kept when none is given
+#: (settings.review_keep_s).
+REVIEW_TTL_S: Final = 30 * 86400
 PENDING: Final = b"pending"
 SEEN_DAYS: Final = 30
 SEEN_MAX: Final = 1000
@@ -90,9 +93,11 @@ class VelocityStore:
         *,
         fast: RespScripts | None = None,
         decision_ttl_s: int = DECISION_TTL_S,
+        review_ttl_s: int = REVIEW_TTL_S,
     ) -> None:
         self.client = client
         self.decision_ttl_s = decision_ttl_s
+        self.review_ttl_s = review_ttl_s
         self.keys = keys
         self.fast = fast
         self._decide = client.register_script(LUA_DECIDE)
@@ -151,6 +156,12 @@ class VelocityStore:
             lists=[x for x in listed if x is not None],
         )
 
+    def _ttl(self, review_at: float | None) -> int:
+        """A review's record is the review queue's copy of its explanation: kept longer."""
+        if review_at is None:
+            return self.decision_ttl_s
+        return max(self.decision_ttl_s, self.review_ttl_s)
+
     def _queue(self, txn_id: str, review_at: float | None) -> list[Any]:
         if review_at is None:
             return ["", "", ""]
@@ -168,7 +179,8 @@ class VelocityStore:
         """Store the final decision and append the stream record (to the user's partition),
         atomically, once; a `review` (decided at `review_at`) also joins the review queue."""
         keys = [self.keys.decision(txn_id), self.keys.decisions_stream_for(user_id)]
-        args: list[Any] = [stored, record, self.decision_ttl_s, *self._queue(txn_id, review_at)]
+        ttl = self._ttl(review_at)
+        args: list[Any] = [stored, record, ttl, *self._queue(txn_id, review_at)]
         if self.fast is not None:
             return bool(await self.fast.evalsha(LUA_RECORD, self._record_sha, keys, args))
         return bool(await self._record(keys=keys, args=args))
@@ -181,7 +193,7 @@ class VelocityStore:
             *self._args(t),
             stored,
             record,
-            self.decision_ttl_s,
+            self._ttl(review_at),
             *self._queue(t.txn_id, review_at),
         ]
         return bool(await self._replay(keys=self._keys(t), args=args))

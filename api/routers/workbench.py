@@ -80,10 +80,12 @@ async def ring_evidence(st: Store, ring_id: EntityId) -> RingEvidence:
     "/v1/rings/{ring_id}/timeline",
     response_model=RingTimeline,
     dependencies=guard,
-    summary="Who joined when, detection, and the members' transactions per day",
-    responses=documented(404, e404="no such ring"),
+    summary="How the ring changed (appeared, grew, split, merged), who joined when, and the "
+    "members' transactions per day",
+    responses=documented(404, e404="no such ring, and none with recorded events"),
 )
 async def ring_timeline(st: Store, ring_id: EntityId) -> RingTimeline:
+    """A ring merged away or dissolved answers with its recorded events only."""
     return await run_in_threadpool(st.ring_timeline, ring_id)
 
 

@@ -316,17 +316,47 @@ async function showRing(id) {
   $("ringfraudbtn").onclick = () => labelFlow({ kind: "ring", id: r.id, label: "fraud", reason: $("ringreason").value }, $("ringlabelmsg"));
   $("ringlegitbtn").onclick = () => labelFlow({ kind: "ring", id: r.id, label: "legitimate", reason: $("ringreason").value }, $("ringlabelmsg"));
   wireActions({ ring_id: r.id });
-  api(`/v1/rings/${enc(id)}/timeline`).then(drawTimeline).catch((e) => { $("timeline").textContent = e.message; });
+  // a slow answer for a ring no longer on screen is dropped
+  const current = () => state.view && state.view.type === "ring" && state.view.id === id && $("timeline");
+  api(`/v1/rings/${enc(id)}/timeline`).then((tl) => { if (current()) drawTimeline(tl); }).catch((e) => { if (current()) $("timeline").textContent = e.message; });
+}
+
+function ringChanges(tl) {
+  // the ring's recorded events (appeared, grew, split, merged ...), oldest first
+  const ring = (r) => `<a href="#" data-ring="${esc(r)}">${esc(r)}</a>`;
+  // the detail names the related rings: make each a link (longest first: "-2" suffixes)
+  const linked = (e) => [...e.related].sort((a, b) => b.length - a.length).reduce(
+    (html, r) => html.split(esc(r)).join(`\u0000${e.related.indexOf(r)}\u0000`), esc(e.detail)
+  ).replace(/\u0000(\d+)\u0000/g, (_, i) => ring(e.related[Number(i)]));
+  const items = tl.events.filter((e) => RING_EVENTS.has(e.event)).map((e) =>
+    `<li class="ev-${esc(e.event)}"><span class="muted">${when(e.ts)}</span> <b title="${esc(e.event)}">${linked(e)}</b></li>`).join("");
+  return `<ol id="ringevents" class="ringevents">${items || "<li class=\"muted\">no recorded changes yet</li>"}</ol>`;
+}
+const RING_EVENTS = new Set(["appeared", "grew", "shrank", "split", "split_off", "merged", "merged_into", "dissolved"]);
+
+function wireRingLinks(root) {
+  root.querySelectorAll("a[data-ring]").forEach((a) => { a.onclick = (e) => { e.preventDefault(); showRing(a.dataset.ring).catch((err) => goneRing(a.dataset.ring, err)); }; });
+}
+
+async function goneRing(id, err) {
+  // a ring merged away or dissolved keeps its history: show that instead of the error
+  if (err.status !== 404) { showError(err); return; }
+  try {
+    const tl = await api(`/v1/rings/${enc(id)}/timeline`);
+    detail(`<h2>ring ${esc(id)} (gone)</h2><div id="timeline">${ringChanges(tl)}</div>`);
+    wireRingLinks($("timeline"));
+  } catch (e) { showError(e); }
 }
 
 function drawTimeline(tl) {
   const days = tl.days;
-  if (!days.length) { $("timeline").textContent = "no transactions"; return; }
+  if (!days.length) { $("timeline").innerHTML = `no transactions${ringChanges(tl)}`; wireRingLinks($("timeline")); return; }
   const max = Math.max(...days.map((d) => d.txn_n)), w = 100 / days.length;
   const bars = days.map((d, i) => `<rect x="${i * w}%" y="${70 - 60 * d.txn_n / max}" width="${Math.max(w - 0.3, 0.3)}%" height="${60 * d.txn_n / max}" fill="${d.fraud_txn_n ? "#d1343a" : "#8aa4e0"}"><title>${d.day}: ${d.txn_n} txns, ${d.amount.toFixed(2)}, ${d.fraud_txn_n} fraud</title></rect>`).join("");
   const joined = tl.events.filter((e) => e.event === "joined");
   $("timeline").innerHTML = `<svg class="timeline">${bars}<text x="0" y="86" font-size="10">${days[0].day}</text><text x="100%" y="86" font-size="10" text-anchor="end">${days[days.length - 1].day}</text></svg>
-    <div>${joined.length} accounts joined between ${when(joined[0]?.ts)} and ${when(joined[joined.length - 1]?.ts)}; detected ${when(tl.events.find((e) => e.event === "detected")?.ts)}</div>`;
+    <div>${joined.length} accounts joined between ${when(joined[0]?.ts)} and ${when(joined[joined.length - 1]?.ts)}; detected ${when(tl.events.find((e) => e.event === "detected")?.ts)}</div>${ringChanges(tl)}`;
+  wireRingLinks($("timeline"));
 }
 
 // --- labels (with confirmation and undo) ---------------------------------------------------
@@ -334,7 +364,7 @@ async function labelFlow(body, out, confirmed = false) {
   if (!body.reason.trim()) { msg(out, "say why: a reason is kept with the label", true); return; }
   try {
     const r = await post("/v1/investigate/labels", { ...body, confirm: confirmed, case_id: state.caseId || null });
-    const ring = r.rings[0];
+    const ring = r.rings.find((x) => state.ring && x.id === state.ring.id) || r.rings[0];
     msg(out, `${r.changed} labelled ${esc(body.label)} by ${esc(r.who)}${ring ? `; ring ${esc(ring.id)} now ${ring.fraud_n} of ${ring.size} fraud, risk ${ring.risk.toFixed(2)}` : ""} <button id="undo-${r.event_id}">Undo</button>`);
     $("who").textContent = `you are ${r.who}`;
     mark(r.targets);
@@ -342,7 +372,7 @@ async function labelFlow(body, out, confirmed = false) {
     $(`undo-${r.event_id}`).onclick = async () => {
       try {
         const u = await post(`/v1/investigate/labels/${r.event_id}/undo`, { reason: `undo: ${body.reason}` });
-        const ring2 = u.rings[0];
+        const ring2 = u.rings.find((x) => state.ring && x.id === state.ring.id) || u.rings[0];
         mark(u.targets);
         msg(out, `undone (${u.changed}) by ${esc(u.who)}${ring2 ? `; ring ${esc(ring2.id)} back to ${ring2.fraud_n} of ${ring2.size} fraud` : ""}`);
         if (ring2 && $("ringfraud") && state.ring && ring2.id === state.ring.id) $("ringfraud").textContent = `${ring2.fraud_n} of ${ring2.size} (${(100 * ring2.fraud_rate).toFixed(0)}%)`;

@@ -17,8 +17,8 @@ from graph.history import LedgerTxn
 from graph.repository import GraphStore
 from graph.schemas import Ring
 
-#: Reviews older than this leave the queue unresolved (their stored decision is long gone).
-REVIEW_KEEP_S = 30 * 86400
+#: A resolved review's record is kept at least this long (the page still shows the decision).
+RESOLVED_KEEP_S = 3600
 
 
 class ReviewItem(BaseModel):
@@ -50,14 +50,12 @@ def _bytes(raw: bytes | str) -> bytes:
 async def review_queue(
     st: GraphStore | None, eng: Workbench, *, limit: int, offset: int
 ) -> ReviewPage:
+    # older reviews leave unresolved: their record (the explanation) expired with them
     old: list[Any] = await eng.redis.zrangebyscore(
-        eng.keys.review_queue, "-inf", time.time() - REVIEW_KEEP_S
+        eng.keys.review_queue, "-inf", time.time() - eng.settings.review_keep_s
     )
     if old:
-        pipe = eng.redis.pipeline(transaction=True)
-        pipe.zrem(eng.keys.review_queue, *old)
-        pipe.hdel(eng.keys.review_bodies, *old)
-        await pipe.execute()
+        await eng.redis.zrem(eng.keys.review_queue, *old)
     total = await eng.redis.zcard(eng.keys.review_queue)
     rows: list[Any] = await eng.redis.zrange(
         eng.keys.review_queue, offset, offset + limit - 1, withscores=True
@@ -84,13 +82,16 @@ async def review_queue(
 async def resolve(
     st: GraphStore, eng: Workbench, txn_id: str, body: LabelIn, *, who: str
 ) -> LabelOut:
-    """Label the reviewed transaction and take it off the queue."""
-    if await eng.redis.zscore(eng.keys.review_queue, txn_id) is None:
+    """Label the reviewed transaction and take it off the queue; its record keeps the rest of
+    its idempotency window (at least `RESOLVED_KEEP_S`) instead of the review's."""
+    decided_at = await eng.redis.zscore(eng.keys.review_queue, txn_id)
+    if decided_at is None:
         raise NotFound(f"txn {txn_id!r} is not in the review queue")
     out = await label(st, eng, body.model_copy(update={"kind": "txn", "id": txn_id}), who=who)
+    left = float(decided_at) + eng.settings.idempotency_ttl_s - time.time()
     pipe = eng.redis.pipeline(transaction=True)  # the label's audit event says how
     pipe.zrem(eng.keys.review_queue, txn_id)
-    pipe.hdel(eng.keys.review_bodies, txn_id)
+    pipe.expire(eng.keys.decision(txn_id), max(int(left), RESOLVED_KEEP_S), lt=True)
     await pipe.execute()
     return out
 

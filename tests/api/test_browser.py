@@ -1,8 +1,8 @@
 """The investigator page in a real headless Chromium (Debian's chromium + chromedriver, driven by
 Selenium) against the API over real HTTP, real Redis and embedded FalkorDB.
 
-One investigator's afternoon: open the review queue, open the top ring and read its evidence,
-open a case, preview and apply a block, label a member with a reason and undo it, export the
+One investigator's afternoon: open the review queue, open the top ring and read its evidence
+and its timeline (it appeared, then grew), open a case, preview and apply a block, label a member with a reason and undo it, export the
 ring; then the blocked account's next payment is declined with the list named. A 500-node
 neighbourhood must draw in under a second. Screenshots go to the test's tmp dir
 (`screenshots/`). Skips, saying why, when the browser or the driver is missing (`make browser`
@@ -86,9 +86,13 @@ def live(make_settings: Callable[..., Settings]) -> Iterator[tuple[str, Settings
     assert settings.graph_url is not None
     with open_store(settings.graph_url, settings=settings) as store:
         store.ensure_schema()
-        store.ingest(world())
+        # r7 comes later: the ring appears with seven accounts, then grows (its timeline)
+        recs = world()
+        store.ingest([t for t in recs if t.user_id != "r7"])
         store.label(kind="txn", id="rt0-0", label="fraud", by="chargebacks", at=T0 + 86400)
         store.detect_rings()
+        store.ingest([t for t in recs if t.user_id == "r7"])
+        store.detect_rings(touched_users=["r7"])
     import uvicorn
 
     port = _free_port()
@@ -219,6 +223,13 @@ def test_an_investigators_afternoon(
     assert top in text("#narrative") and "risk drops by" in text("#narrative")
     until_text("#timeline", "accounts joined")
     shot("02-ring-evidence")
+    # its timeline keeps how it changed: it appeared with seven accounts, then r7 joined
+    changes = until_text("#ringevents", "grew to 8")
+    assert "appeared with 7 members" in changes and "r7 joined" in changes, changes
+    browser.execute_script(
+        "arguments[0].scrollIntoView()", browser.find_element(By.ID, "ringevents")
+    )
+    shot("02b-ring-timeline")
 
     # a case, then a block with its blast radius first
     click("#opencase")

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -244,3 +245,55 @@ def test_docs_render_from_local_assets(client: TestClient) -> None:
             if src.rsplit("/", 1)[1].split(".")[0] in html:
                 assert client.get(src).status_code == 200
     assert client.get("/static/vendor/cytoscape.min.js").status_code == 200
+
+
+def test_a_review_keeps_one_expiring_copy_of_its_explanation(
+    client: TestClient, make_settings: Callable[..., Settings], redis_url: str, redis_prefix: str
+) -> None:
+    """The review queue shows a review's explanation from its decision record, the only copy,
+    kept `review_keep_s` (30 d) instead of the idempotency window, and back to that window once
+    the review is resolved."""
+    step = {"action": "step_up", "entities": [{"kind": "user", "id": "a2"}], "reason": "odd"}
+    assert client.post("/v1/lists", json=step, headers=INV).status_code == 201
+    d = client.post("/v1/decisions", json=txn(7, "a2"), headers=SCORE).json()
+    assert d["decision"] == "review"
+    r = redis.Redis.from_url(redis_url)
+    key = f"{redis_prefix}decision:live-7"
+    assert r.keys(f"{redis_prefix}queue:review:*") == []  # no second copy
+    raw = r.get(key)
+    assert isinstance(raw, bytes) and raw.count(b"step_up_list:user:a2") == 1
+    assert 29 * 86400 < r.ttl(key) <= 30 * 86400
+    (item,) = client.get("/v1/review", headers=INV).json()["items"]
+    assert item["txn_id"] == "live-7"
+    assert item["decision"]["explanation"]["rules"][-1]["name"] == "step_up_list:user:a2"
+    settings = make_settings()
+    assert settings.graph_url is not None
+    with open_store(settings.graph_url, settings=settings) as store:
+        store.ingest([TxnRecord("live-7", T0 + 900, "a2", None, "d-new", None, "m1", 20.0)])
+    res = client.post(
+        "/v1/review/live-7/resolve", json={"label": "fraud", "reason": "called"}, headers=INV
+    )
+    assert res.status_code == 200
+    assert client.get("/v1/review", headers=INV).json()["items"] == []
+    assert 0 < r.ttl(key) <= settings.idempotency_ttl_s
+    assert client.get("/v1/decisions/live-7", headers=INV).json()["decision"] == "review"
+
+
+def test_ring_timeline_serves_the_recorded_ring_events(
+    client: TestClient, make_settings: Callable[..., Settings]
+) -> None:
+    rid = ring_id(client)
+    settings = make_settings()
+    assert settings.graph_url is not None
+    with open_store(settings.graph_url, settings=settings) as store:
+        store.ingest([rec(9, "a5", device="dA")])
+        store.detect_rings(touched_users=["a5"])
+    tl = client.get(f"/v1/rings/{rid}/timeline", headers=INV).json()
+    assert [(c["kind"], c["joined"], c["size"]) for c in tl["changes"]] == [
+        ("appeared", ["a1", "a2", "a3", "a4"], 4),
+        ("grew", ["a5"], 5),
+    ]
+    grew = next(e for e in tl["events"] if e["event"] == "grew")
+    assert grew["members"] == ["a5"] and grew["detail"] == "grew to 5: a5 joined"
+    missing = client.get("/v1/rings/ring-nope/timeline", headers=INV)
+    assert missing.status_code == 404 and "ring-nope" in missing.json()["message"]

@@ -98,3 +98,22 @@ def test_ring_timeline(ring_store: CypherStore) -> None:
     joined = {e.member: e.ts for e in tl.events if e.event == "joined"}
     assert joined == {"a1": T0 + 60, "a2": T0 + 120, "a3": T0 + 180, "a4": T0 + 300}
     assert sum(d.txn_n for d in tl.days) == 6 and sum(d.fraud_txn_n for d in tl.days) == 1
+
+
+def test_a_member_labelled_legitimate_leaves_the_fraud_count(ring_store: CypherStore) -> None:
+    """a1's transaction is labelled fraud; an investigator clears a1 itself: the ring no longer
+    counts it ("1 of 4" must become "0 of 4"), nor does its evidence, and the risk drops."""
+    (ring,) = ring_store.top_rings(5)
+    assert ring.fraud_n == 1
+    ring_store.label(kind="user", id="a1", label="legitimate", by="ines", at=T0 + 7200)
+    update = ring_store.detect_rings(touched_users=["a1"])
+    (after,) = [r for r in update.rings if r.id == ring.id]
+    assert (after.fraud_n, after.fraud_rate) == (0, 0.0)
+    assert after.risk < ring.risk
+    ev = ring_store.ring_evidence(ring.id)
+    assert not next(m for m in ev.members if m.id == "a1").fraud
+    assert "0 with fraud on record" in ev.narrative
+    # a fraud label on the member itself still counts
+    ring_store.label(kind="user", id="a1", label="fraud", by="ines", at=T0 + 7300)
+    ring_store.detect_rings(touched_users=["a1"])
+    assert ring_store.ring(ring.id).fraud_n == 1

@@ -307,6 +307,46 @@ def test_neighbourhood_caps_filters_and_path(store: CypherStore) -> None:
         store.neighbourhood("card", "missing")
 
 
+def test_path_between_ring_members_avoids_hubs_and_merchants(store: CypherStore) -> None:
+    """r1 and r2 are tied through r3's devices (4 hops) and both shop at a big shop and sit
+    behind a carrier NAT (2 hops each): the path names the devices; a pair tied by a small
+    shop only goes through it; a pair tied only by the big shop gets it, flagged."""
+    recs = [
+        txn(1, "r1", device="dR", merchant="bigshop", ip="nat", card="c1"),
+        txn(2, "r3", device="dR", card="c3"),
+        txn(3, "r3", device="dS", card="c3"),
+        txn(4, "r2", device="dS", merchant="bigshop", ip="nat", card="c2"),
+        txn(5, "s1", merchant="bigshop", card="cs1"),
+        txn(6, "s2", merchant="bigshop", card="cs2"),
+    ]
+    recs += [txn(100 + k, f"n{k}", ip="nat", card=f"cn{k}") for k in range(25)]
+    recs += [txn(200 + k, f"b{k}", merchant="bigshop", card=f"cb{k}") for k in range(60)]
+    recs += [txn(300 + k, f"t{k}", merchant="shell", card=f"ct{k}") for k in range(3)]
+    store.ingest(recs)
+    p = store.path(src=EntityRef(kind="user", id="r1"), dst=EntityRef(kind="user", id="r2"))
+    assert [(n.kind, n.id) for n in p.nodes] == [
+        ("user", "r1"),
+        ("device", "dR"),
+        ("user", "r3"),
+        ("device", "dS"),
+        ("user", "r2"),
+    ]
+    assert p.length == 4 and not p.through_hubs
+    only = store.path(src=EntityRef(kind="user", id="s1"), dst=EntityRef(kind="user", id="s2"))
+    assert [n.id for n in only.nodes] == ["s1", "bigshop", "s2"]
+    assert only.through_hubs and "hub" in only.note
+    shell = store.path(src=EntityRef(kind="user", id="t0"), dst=EntityRef(kind="user", id="t2"))
+    assert [n.id for n in shell.nodes] == ["t0", "shell", "t2"]
+    assert not shell.through_hubs and "merchant" in shell.note
+    # an end may be a merchant itself
+    shop = store.path(
+        src=EntityRef(kind="user", id="r1"), dst=EntityRef(kind="merchant", id="bigshop")
+    )
+    assert [n.id for n in shop.nodes] == ["r1", "bigshop"] and not shop.through_hubs
+    gone = store.path(src=EntityRef(kind="user", id="r1"), dst=EntityRef(kind="user", id="zz"))
+    assert gone.nodes == [] and "not in the graph" in gone.note
+
+
 # --- export -----------------------------------------------------------------------------------
 
 
