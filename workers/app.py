@@ -11,7 +11,6 @@ import time
 from typing import Any
 
 import orjson
-import redis
 from celery import Celery, Task
 from celery.schedules import crontab
 from celery.signals import worker_ready
@@ -20,10 +19,14 @@ from fraudring.errors import InvalidInput, NotFound
 from fraudring.logs import get_logger
 from fraudring.settings import Settings, SettingsError, get_settings
 from realtime.keys import STREAM_CAP, Keys
+from workers.streams import worker_redis
 
 log = get_logger(__name__)
 
 QUEUES = ("ingest", "score", "train")
+#: A task published while Redis restarts waits it out (kombu's policy): about 20 s, as a
+#: worker's own calls do (workers.streams.worker_redis).
+PUBLISH_RETRY = {"max_retries": 20, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 #: Dotted task-name prefix -> queue.
 ROUTES = {
     "fraudring.ingest.*": {"queue": "ingest"},
@@ -68,6 +71,9 @@ def make_app(settings: Settings) -> Celery:
         task_routes=ROUTES,
         task_create_missing_queues=True,
         broker_connection_retry_on_startup=True,
+        # A task published while Redis restarts (a drain's next run, a failed task's retry)
+        # waits it out: Celery drops an acks-late task whose retry cannot be published.
+        task_publish_retry_policy=PUBLISH_RETRY,
         broker_transport_options={
             "global_keyprefix": settings.redis_prefix,
             # A task of a killed worker comes back after this long (stream messages come back
@@ -148,7 +154,7 @@ def record_task_failure(
         "at": time.time(),
     }
     assert settings.redis_url is not None
-    client = redis.Redis.from_url(settings.redis_url)
+    client = worker_redis(settings.redis_url)
     try:
         client.xadd(
             Keys(settings.redis_prefix, partitions=settings.stream_partitions).deadletter,

@@ -16,6 +16,8 @@ from typing import Any
 import orjson
 import redis
 from pydantic import ValidationError
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from fraudring.errors import validation_reason as reason_text
 from fraudring.logs import get_logger
@@ -23,6 +25,17 @@ from realtime.keys import STREAM_CAP, Keys
 
 log = get_logger(__name__)
 RAW_LIMIT = 8192
+#: How long a worker waits out a Redis that refuses connections (a restart takes about a second
+#: plus its append-only file's replay) before a call fails: about 12 s over 15 tries.
+REDIS_RETRY = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=15)
+
+
+def worker_redis(url: str) -> redis.Redis:
+    """A client whose calls ride out a Redis restart: a drain that failed instead would need a
+    retry published to that same Redis, and lose its partition's chain of drains."""
+    return redis.Redis.from_url(
+        url, retry=REDIS_RETRY, retry_on_error=[redis.ConnectionError, redis.TimeoutError]
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from workers.service import (
     renew_lease,
     rescore_pending,
 )
-from workers.streams import consumer_name
+from workers.streams import consumer_name, worker_redis
 
 log = get_logger(__name__)
 DRAIN_SECONDS = 10.0
@@ -91,7 +91,7 @@ def resources() -> Resources:
             log.info("worker.resources", scorer=kind, graph=settings.graph_name)
             _resources = Resources(
                 settings=settings,
-                client=redis.Redis.from_url(settings.redis_url),
+                client=worker_redis(settings.redis_url),
                 keys=Keys(settings.redis_prefix, partitions=settings.stream_partitions),
                 store=store,
                 stack=stack,
