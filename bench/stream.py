@@ -279,6 +279,9 @@ def _run(
         # API, worker, FalkorDB and this load generator share the CPUs: the default 25 ms Redis
         # budget would turn scheduling hiccups into degraded (spooled) decisions.
         "FRAUDRING_REDIS_TIMEOUT_MS": "250",
+        # The stream keeps the whole run (60 s of retention would trim its first entries
+        # before the benchmark counts them).
+        "FRAUDRING_STREAM_RETENTION_S": "3600",
     }
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("FRAUDRING_")}, **env_vals}
     settings = load_settings(
