@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fraudring.errors import InvalidInput
@@ -66,13 +67,20 @@ def register(app: typer.Typer) -> None:
         figures: dict[str, float | int | str] = module.run(
             transactions=transactions, seed=seed, **extra
         )
-        table = Table(title=f"bench {name}")
-        table.add_column("figure")
-        table.add_column("value", justify="right")
-        for key, value in figures.items():
-            table.add_row(key, f"{value:,.4g}" if isinstance(value, float) else str(value))
-        console.print(table)
+        console.print(figures_table(name, figures))
         if json_path is not None:
             json_path.parent.mkdir(parents=True, exist_ok=True)
             json_path.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
             console.print(f"figures written to {json_path}")
+
+
+def figures_table(name: str, figures: dict[str, float | int | str]) -> Table:
+    """The figures as printed: names and values escaped, so a name such as
+    ``redis_bytes_per_decision[vel]`` is not read as console markup and lose its part."""
+    table = Table(title=f"bench {name}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in figures.items():
+        shown = f"{value:,.4g}" if isinstance(value, float) else str(value)
+        table.add_row(escape(key), escape(shown))
+    return table

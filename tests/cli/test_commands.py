@@ -53,3 +53,18 @@ def test_rules_check_prints_one_error_per_line(tmp_path: Path) -> None:
     good.write_text("rules:\n  - {name: a, when: 'amount > 1', action: review}\n")
     ok = run_cli("rules", "check", str(good))
     assert ok.returncode == 0 and "1 rule(s)" in ok.stdout
+
+
+def test_bench_figures_keep_bracketed_names() -> None:
+    """Before: `[vel]` and `[decision]` were read as console markup and vanished, so bench
+    scale printed five rows all named `redis_bytes_per_decision`."""
+    from rich.console import Console
+
+    from fraudring.cli.bench import figures_table
+
+    console = Console(record=True, width=200)
+    console.print(
+        figures_table("scale", {"bytes[vel]": 13.2, "bytes[decision]": 104.0, "x": "[y]"})
+    )
+    text = console.export_text()
+    assert "bytes[vel]" in text and "bytes[decision]" in text and "[y]" in text
