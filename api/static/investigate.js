@@ -28,7 +28,9 @@ async function api(path, opts = {}) {
   const res = await call(path, opts);
   const body = await res.json().catch(() => ({}));
   if (!res.ok) {
-    const err = new Error(body.message || res.statusText);
+    // a person reads this, not a client: say where the key goes rather than which header
+    const text = res.status === 401 ? "Enter your API key in the box at the top right." : body.message || res.statusText;
+    const err = new Error(text);
     err.status = res.status; err.body = body;
     throw err;
   }

@@ -199,6 +199,8 @@ def test_an_investigators_afternoon(
     assert decide(base, "live-review", "fam1")["decision"] == "review"
 
     browser.get(f"{base}/investigate")
+    # before a key: the list says where it goes (it said "send it in the X-API-Key header")
+    until_text("#rings tbody", "Enter your API key in the box at the top right")
     key = browser.find_element(By.ID, "key")
     key.send_keys(ADMIN)
     browser.execute_script("arguments[0].dispatchEvent(new Event('change'))", key)
