@@ -2,8 +2,9 @@
 exactly once after recovery, or its loss must be reported.
 
 Each fault runs on a fresh embedded Redis + FalkorDB (append-only files, fsync every second),
-the API (`fraudring serve`) and one worker (`fraudring worker`), fed `DEFAULT_TRANSACTIONS`
-decisions of a generated world (seed) in batches of 10 paced to `RATE`/s. When 40% are sent:
+the API (`fraudring serve`), one worker (`fraudring worker`) and beat (`fraudring beat`), fed
+`DEFAULT_TRANSACTIONS` decisions of a generated world (seed) in batches of 10 paced to `RATE`/s.
+When 40% are sent:
 
 - `worker_kill`: kill -9 of the worker (the CLI and its Celery child), restarted 2 s later;
 - `falkordb_kill`: kill -9 of the graph server, restarted on its port 1 s later;
@@ -187,6 +188,9 @@ def _load(
             _process([*cli, "serve", "--port", str(port)], env=env, log=tmp / "api.log")
         )
         workers.append(stack.enter_context(_process(worker_cmd, env=env, log=tmp / "worker.log")))
+        # beat's watchdog, as deployed: it re-queues a drain whose task Celery dropped because
+        # its retry could not be published while Redis refused writes
+        stack.enter_context(_process([*cli, "beat"], env=env, log=tmp / "beat.log"))
         wait(lambda: _ready(base), timeout=60, what="the API")
         time.sleep(3)  # the worker's start
 
