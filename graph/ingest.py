@@ -122,7 +122,8 @@ def without(batch: Batch, known: set[str]) -> Batch:
     return Batch(batch.frame.filter(~pl.col("txn_id").is_in(list(known))))
 
 
-def _agg(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+def activity(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """First and last time, count and amount per group: what an ACTIVITY or link edge keeps."""
     return frame.group_by(keys, maintain_order=True).agg(
         pl.col("ts").min().alias("first"),
         pl.col("ts").max().alias("last"),
@@ -135,12 +136,13 @@ def parameters(batch: Batch) -> tuple[dict[str, Any], int]:
     """The INGEST statement's parameters and the number of distinct edges they carry."""
     frame = batch.frame
     params: dict[str, Any] = {"txn_ids": frame["txn_id"].to_list()}
-    users = [[*row, [], [], [], []] for row in _agg(frame, ["user_id"]).rows()]
+    users = [[*row, [], [], [], []] for row in activity(frame, ["user_id"]).rows()]
     slot = {row[0]: row for row in users}
     edges = 0
     for i, kind in enumerate(LINKED_KINDS):
         col = _ENTITY_COLUMN[kind]
-        for user, *edge in _agg(frame.filter(pl.col(col).is_not_null()), ["user_id", col]).rows():
+        present = frame.filter(pl.col(col).is_not_null())
+        for user, *edge in activity(present, ["user_id", col]).rows():
             slot[user][5 + i].append(edge)
             edges += 1
     params["users"] = users

@@ -24,6 +24,7 @@ import polars as pl
 
 from fraudring.contract.ids import ID_FIELDS
 from graph import ingest as ing
+from graph import queries as q
 from graph.schemas import LABELS, LINKED_KINDS
 
 Statement = tuple[str, dict[str, object]]
@@ -34,16 +35,6 @@ CREATE (:Txn {id: t[0], user: t[1], card: t[2], device: t[3], ip: t[4], merchant
   ts: t[6], amount: t[7]})
 """
 
-#: rows: [id, first_seen, last_seen, n, amount_sum]
-USERS: Final = """
-UNWIND $rows AS r
-MERGE (u:User {id: r[0]})
-MERGE (u)-[a:ACTIVITY]->(u)
-ON CREATE SET a.first_seen = r[1], a.last_seen = r[2], a.n = r[3], a.amount_sum = r[4]
-ON MATCH SET a.first_seen = CASE WHEN r[1] < a.first_seen THEN r[1] ELSE a.first_seen END,
-  a.last_seen = CASE WHEN r[2] > a.last_seen THEN r[2] ELSE a.last_seen END,
-  a.n = a.n + r[3], a.amount_sum = a.amount_sum + r[4]
-"""
 
 #: Per kind: the distinct entities of the batch.
 ENTITIES: Final = {k: f"UNWIND $ids AS eid MERGE (:{LABELS[k]} {{id: eid}})" for k in LINKED_KINDS}
@@ -78,15 +69,6 @@ class Plan:
     edges: int
 
 
-def _agg(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
-    return frame.group_by(keys, maintain_order=True).agg(
-        pl.col("ts").min().alias("first"),
-        pl.col("ts").max().alias("last"),
-        pl.len().cast(pl.Int64).alias("n"),
-        pl.col("amount").sum().alias("amount"),
-    )
-
-
 def plan(batch: ing.Batch) -> Plan:
     """The statements writing a deduplicated batch (`ing.dedupe`), aggregated per node/edge."""
     frame = batch.frame
@@ -95,7 +77,7 @@ def plan(batch: ing.Batch) -> Plan:
     ).rows()
     statements: list[Statement] = [
         (LEDGER, {"rows": ledger}),
-        (USERS, {"rows": _agg(frame, ["user_id"]).rows()}),
+        (q.USERS_MERGE, {"users": ing.activity(frame, ["user_id"]).rows()}),
     ]
     edges = 0
     for kind in LINKED_KINDS:
@@ -104,7 +86,7 @@ def plan(batch: ing.Batch) -> Plan:
         if present.height == 0:
             continue
         ids = present[col].unique(maintain_order=True).to_list()
-        rows = _agg(present, ["user_id", col]).sort("user_id").rows()
+        rows = ing.activity(present, ["user_id", col]).sort("user_id").rows()
         statements.append((ENTITIES[kind], {"ids": ids}))
         statements.append((EDGES[kind], {"rows": rows}))
         edges += len(rows)

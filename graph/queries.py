@@ -32,7 +32,8 @@ WITH count(known) AS existing
 WHERE existing = 0
 """
 
-_USERS = """
+#: users: [id, first_seen, last_seen, n, amount_sum]; merged with their ACTIVITY self-edge
+USERS_MERGE: Final = """
 UNWIND $users AS r
 MERGE (u:User {id: r[0]})
 MERGE (u)-[a:ACTIVITY]->(u)
@@ -67,7 +68,7 @@ RETURN count(*) AS written
 
 INGEST: Final = (
     _GUARD
-    + _USERS
+    + USERS_MERGE
     + "".join(_EDGES.format(pos=5 + i, label=LABELS[k]) for i, k in enumerate(LINKED_KINDS))
     + _LEDGER
 )
