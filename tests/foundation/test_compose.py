@@ -142,6 +142,18 @@ def test_services_wait_for_healthy_servers_and_the_api_reports_readiness(
         assert services[name]["healthcheck"]["test"], name
 
 
+def test_healthchecks_read_only_variables_their_container_has() -> None:
+    """A healthcheck's `$${VAR}` is expanded by the container's shell, from the container's own
+    environment, not from the host's: an unset one leaves the server unhealthy forever and
+    nothing that depends on it starts."""
+    raw: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name, svc in raw["services"].items():
+        test = " ".join(svc.get("healthcheck", {}).get("test", []))
+        env = set(svc.get("environment") or {}) | {"HOSTNAME", "HOME", "PATH"}  # Docker's own
+        for var in re.findall(r"\$\$\{?([A-Za-z_][A-Za-z0-9_]*)", test):
+            assert var in env, f"{name}: healthcheck reads {var}, which its container lacks"
+
+
 def test_the_image_installs_with_the_constraints_as_a_non_root_user() -> None:
     lines = [ln.strip() for ln in (ROOT / "Dockerfile").read_text().splitlines()]
     install = [ln for ln in lines if ln.startswith("RUN pip install")]
