@@ -91,6 +91,10 @@ class Neo4jServer:
     directory: Path
     heap: str = "1g"
     pagecache_mb: int = 512
+    #: JVM options besides the heap (whose initial size is its maximum, as Neo4j advises).
+    #: The throughput collector: on a 1M-transaction load it gave 14% more transactions a
+    #: second than the default G1 with the same 3 GB heap (docs/neo4j.md).
+    jvm_options: tuple[str, ...] = ("-XX:+UseParallelGC",)
     password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     user: str = USER
     url: str = ""
@@ -109,8 +113,8 @@ class Neo4jServer:
         t0 = time.monotonic()
         with open(out, "wb") as sink:
             self._proc = subprocess.Popen(
-                ["java", f"-Xmx{self.heap}", "-jar", str(jar), str(self.directory / "db"),
-                 str(self.pagecache_mb)],
+                ["java", f"-Xms{self.heap}", f"-Xmx{self.heap}", *self.jvm_options, "-jar",
+                 str(jar), str(self.directory / "db"), str(self.pagecache_mb)],
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "NEO4J_PASSWORD": self.password},

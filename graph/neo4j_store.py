@@ -1,7 +1,8 @@
 """Neo4j backend (production), through the official driver.
 
-Each statement runs in a managed transaction (`execute_query`, retried by the driver on
-transient errors); several ring writes share one `session.execute_write` transaction. An ingest
+A read is one auto-commit query (one round trip; retried here on transient errors), a write
+a managed transaction (`execute_query`, retried by the driver); several ring writes share one
+`session.execute_write` transaction. An ingest
 batch is the statements of `graph.neo4j_ingest` in one transaction; the unique constraint on
 `Txn.id` turns a transaction already stored (a retry, or a race between two writers) into a
 `ConstraintError` that rolls the batch back, after which it is re-read against the ledger and
@@ -10,11 +11,12 @@ retried (see `CypherStore.ingest`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import neo4j
-from neo4j.exceptions import ConstraintError, ServiceUnavailable
+from neo4j.exceptions import ConstraintError, ServiceUnavailable, SessionExpired, TransientError
 
 from fraudring.errors import Unavailable
 from fraudring.logs import get_logger
@@ -25,6 +27,8 @@ from graph.repository import CypherStore
 from graph.schemas import LABELS
 
 log = get_logger(__name__)
+#: Tries of a read before the store reports itself unavailable (50, 100, 200 ms apart).
+READ_ATTEMPTS = 4
 
 
 class Neo4jStore(CypherStore):
@@ -60,7 +64,20 @@ class Neo4jStore(CypherStore):
         return [list(r.values()) for r in records]
 
     def _read(self, query: str, params: dict[str, Any] | None = None) -> Rows:
-        return self._run(query, params, neo4j.RoutingControl.READ)
+        """An auto-commit read: one round trip (RUN and PULL pipelined), where a managed
+        transaction adds its COMMIT's. Reads are idempotent, so a transient failure or a
+        stale pooled connection (a restarted server) is simply tried again."""
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                with self._driver.session(
+                    database=self.database, default_access_mode=neo4j.READ_ACCESS
+                ) as session:
+                    return [list(r.values()) for r in session.run(neo4j.Query(query), params)]
+            except (TransientError, SessionExpired, ServiceUnavailable) as exc:
+                if attempt == READ_ATTEMPTS - 1:
+                    raise Unavailable(f"graph store unreachable: {exc}") from None
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
 
     def _write(self, query: str, params: dict[str, Any] | None = None) -> Rows:
         return self._run(query, params, neo4j.RoutingControl.WRITE)
