@@ -29,6 +29,7 @@ import redis
 
 from bench import BenchError
 from bench.measure import redis_cpu_s, tree_cpu_s
+from bench.sampling import sampled, shares
 from bench.stream import _backlog, _growth, _process, _worker_cmd, push_paced
 from bench.stream_support import wait, world_requests
 from fraudring.runtime import services
@@ -42,6 +43,15 @@ BATCH = 100
 WARMUP = 2_000
 FLAT = 0.05  # backlog growth per second under this share of the rate is flat
 FRESH_P95_S = 2.0
+#: A directory: sample the workers with py-spy during each step and report where the drains'
+#: wall time went (`bench.sampling`), the files kept there.
+PROFILE_ENV = "FRAUDRING_BENCH_KNEE_PROFILE"
+DRAIN = "process_decisions"
+MARKS = {
+    "graph_write": ("CypherStore.ingest",),
+    "ring_pass_or_lease": ("shared_pass",),
+    "ring_pass": ("detect_rings",),
+}
 
 
 def _cpu(workers: list[int], servers: list[str]) -> tuple[float, float, float]:
@@ -61,7 +71,13 @@ def _step(
 ) -> dict[str, Any]:
     client.delete(keys.meta("freshness"))
     cpu0 = _cpu(workers or [], servers or [])
-    t0, elapsed, samples = push_paced(client, keys, txns, rate=rate, batch=BATCH)
+    spy = os.environ.get(PROFILE_ENV)
+    files: list[Path] = []
+    with contextlib.ExitStack() as stack:
+        if spy and workers:
+            out = Path(spy) / f"{len(workers)}p@{rate:g}"
+            files = stack.enter_context(sampled(workers, seconds=len(txns) / rate, out=out))
+        t0, elapsed, samples = push_paced(client, keys, txns, rate=rate, batch=BATCH)
     time.sleep(1.0)  # the last decisions' freshness samples
     cpu1 = _cpu(workers or [], servers or [])
     cpu = [(b - a) * 1000 / len(txns) for a, b in zip(cpu0, cpu1, strict=True)]
@@ -80,7 +96,9 @@ def _step(
         "graph_cpu_ms": round(cpu[1], 3),
         "redis_cpu_ms": round(cpu[2], 3),
         "load_1m": round(os.getloadavg()[0], 1),
-    }
+        **({f"spent_{k}": round(v, 3) for k, v in shares(files, MARKS, within=DRAIN).items()}
+           if spy and workers else {}),
+    }  # fmt: skip
 
 
 _SECONDS = re.compile(r"seconds=([0-9.]+)")
@@ -208,6 +226,8 @@ def run(*, transactions: int | None = None, seed: int = 7) -> dict[str, float | 
                     out[f"backlog_growth_per_s[{tag}]"] = s["growth_per_s"]
                     out[f"fresh_p95_s[{tag}]"] = s["fresh_p95_s"]
                     for k in ("worker_cpu_ms", "graph_cpu_ms", "redis_cpu_ms", "load_1m"):
+                        out[f"{k}[{tag}]"] = s[k]
+                    for k in (k for k in s if k.startswith("spent_")):
                         out[f"{k}[{tag}]"] = s[k]
         for f in tmp.glob("worker-*.log"):
             logs = Path("var/bench")
