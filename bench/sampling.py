@@ -94,8 +94,8 @@ def shares(
                 continue
             inside += n
             leaf = names[-1] if names else ""
-            for wait, funcs in _WAITING.items():
-                if leaf in funcs or leaf.rsplit(".", 1)[-1] in funcs:
+            for wait, leaves in _WAITING.items():
+                if leaf in leaves or leaf.rsplit(".", 1)[-1] in leaves:
                     waits[wait] += n
             for mark, funcs in marks.items():
                 if any(name.endswith(fn) for name in names for fn in funcs):
