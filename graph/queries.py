@@ -82,6 +82,15 @@ LEDGER_SLICE: Final = """
 MATCH (t:Txn) WHERE t.ts >= $since AND t.ts < $until
 RETURN t.id, t.user, t.card, t.merchant, t.ts, t.amount, t.fraud_label, t.labelled_at
 """
+#: The same slice as one string per column, values joined by `$sep` and nulls as '' (ids and
+#: labels are never empty): for a backend whose client would parse every cell one by one.
+LEDGER_SLICE_JOINED: Final = (
+    "MATCH (t:Txn) WHERE t.ts >= $since AND t.ts < $until RETURN "
+    + ", ".join(
+        f"string.join(collect(coalesce(toString(t.{p}), '')), $sep)"
+        for p in ("id", "user", "card", "merchant", "ts", "amount", "fraud_label", "labelled_at")
+    )
+)
 
 # --- labels -----------------------------------------------------------------------------------
 

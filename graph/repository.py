@@ -19,7 +19,6 @@ from fraudring.errors import Conflict, InvalidInput
 from fraudring.logs import get_logger
 from graph import ingest as ing
 from graph import queries as q
-from graph.cypher import Rows
 from graph.history import LedgerTxn, RingTimeline, TxnPage
 from graph.inquiry import InquiryMixin
 from graph.investigation import EntityEvidence, RingEvidence
@@ -52,6 +51,10 @@ LEDGER_SCHEMA: dict[str, Any] = {
     "amount": pl.Float64,
     "label": pl.String,
     "labelled_at": pl.Float64,
+}
+#: The ledger's columns as read, before the floats are cast.
+LEDGER_TEXT: dict[str, Any] = {
+    k: pl.String if v == pl.Float64 else v for k, v in LEDGER_SCHEMA.items()
 }
 
 
@@ -340,8 +343,8 @@ class CypherStore(InquiryMixin):
         """Transactions with ``ts >= since`` (epoch s), with their label and when it arrived:
         columns txn_id, user_id, card_id, merchant_id, ts, amount, label, labelled_at.
 
-        Read in `read_parallelism` time slices at once, as scalars: most of the time goes into
-        decoding millions of cells, not into the server's range scan."""
+        Read in `read_parallelism` time slices at once (`_ledger_slice`): most of the time goes
+        into decoding millions of cells, not into the server's range scan."""
         span = self._read(q.LEDGER_SPAN, {"since": float(since)})
         if not span or span[0][0] is None:
             return pl.DataFrame(schema=LEDGER_SCHEMA)
@@ -352,17 +355,17 @@ class CypherStore(InquiryMixin):
         cuts = [float(since), *inner]
         cuts.append(newest + 1.0)
 
-        def part(i: int) -> Rows:
-            return self._read_scalars(q.LEDGER_SLICE, {"since": cuts[i], "until": cuts[i + 1]})
-
         with ThreadPoolExecutor(max_workers=n) as pool:
-            rows = [r for rs in pool.map(part, range(n)) for r in rs]
-        # floats may come as their text (`_read_scalars`): read as text, then cast in one pass
-        text = {k: pl.String if v == pl.Float64 else v for k, v in LEDGER_SCHEMA.items()}
-        frame = pl.DataFrame(rows, schema=text, orient="row", strict=False)
-        return frame.with_columns(
+            parts = list(pool.map(lambda i: self._ledger_slice(cuts[i], cuts[i + 1]), range(n)))
+        return pl.concat(parts).with_columns(
             pl.col(k).cast(pl.Float64) for k, v in LEDGER_SCHEMA.items() if v == pl.Float64
         )
+
+    def _ledger_slice(self, since: float, until: float) -> pl.DataFrame:
+        """One time slice of the ledger, floats as text (`_read_scalars` may send them so):
+        `ledger_since` casts them in one pass."""
+        rows = self._read_scalars(q.LEDGER_SLICE, {"since": since, "until": until})
+        return pl.DataFrame(rows, schema=LEDGER_TEXT, orient="row", strict=False)
 
     def newest_ts(self) -> float | None:
         """The newest transaction's ts (epoch s): the stream's clock, None on an empty graph."""

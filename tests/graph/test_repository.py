@@ -565,6 +565,31 @@ def test_ledger_since_reads_each_transaction_once_with_its_label(store: CypherSt
     assert store.ledger_since(since=T0 - 2 * DAY).height == len(times) + 1
 
 
+def test_ledger_slices_of_one_row_or_none_keep_their_nulls(store: CypherStore) -> None:
+    """Slices [T0, +250), [+250, +500) (empty), [+500, +750) and [+750, +1001): a slice of one
+    row whose label is null reads as that row with a null label, not as no row."""
+    store.ingest([txn(f"s{k}", "u1", merchant="m", ts=T0 + 500.0 * k) for k in range(3)])
+    got = store.ledger_since(since=T0).sort("txn_id")
+    assert got["txn_id"].to_list() == ["s0", "s1", "s2"]
+    assert got["label"].to_list() == [None, None, None]
+    assert got["labelled_at"].to_list() == [None, None, None]
+    assert got["ts"].to_list() == pytest.approx([T0, T0 + 500.0, T0 + 1000.0], abs=1e-4)
+
+
+@pytest.mark.parametrize("store", ["falkordb"], indirect=True)
+def test_falkordb_ledger_falls_back_to_rows_when_a_value_holds_the_separator(
+    store: CypherStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The joined-column read splits on a character no id holds; were one to hold it, the
+    columns would split unevenly and the slice is read row by row instead."""
+    from graph import falkor
+
+    store.ingest([txn(f"s{k}", f"u{k}", merchant="m", ts=T0 + k) for k in range(3)])
+    expected = store.ledger_since(since=T0).sort("txn_id")
+    monkeypatch.setattr(falkor, "_SEP", "u")  # inside every user id
+    assert store.ledger_since(since=T0).sort("txn_id").equals(expected)
+
+
 @pytest.mark.parametrize("store", ["falkordb"], indirect=True)  # Neo4j: one shared database
 def test_drop_empties_only_this_graph(store: CypherStore) -> None:
     from graph.falkor import FalkorStore
