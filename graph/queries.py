@@ -77,7 +77,7 @@ KNOWN_TXNS: Final = "UNWIND $ids AS tid MATCH (t:Txn {id: tid}) RETURN t.id"
 
 #: The ledger between two moments (range index on Txn.ts), with each transaction's label and
 #: when it arrived: the input of the workers' entity statistics (`gnn.entitystats.current_stats`).
-LEDGER_SPAN: Final = "MATCH (t:Txn) WHERE t.ts >= $since RETURN min(t.ts), max(t.ts)"
+LEDGER_SPAN: Final = "MATCH (t:Txn) WHERE t.ts >= $since RETURN min(t.ts), max(t.ts), count(t)"
 LEDGER_SLICE: Final = """
 MATCH (t:Txn) WHERE t.ts >= $since AND t.ts < $until
 RETURN t.id, t.user, t.card, t.merchant, t.ts, t.amount, t.fraud_label, t.labelled_at

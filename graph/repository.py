@@ -52,6 +52,8 @@ LEDGER_SCHEMA: dict[str, Any] = {
     "label": pl.String,
     "labelled_at": pl.Float64,
 }
+#: Rows of one ledger slice, about (slices are cut by time, so as even as the traffic).
+LEDGER_SLICE_ROWS = 500_000
 #: The ledger's columns as read, before the floats are cast.
 LEDGER_TEXT: dict[str, Any] = {
     k: pl.String if v == pl.Float64 else v for k, v in LEDGER_SCHEMA.items()
@@ -343,19 +345,21 @@ class CypherStore(InquiryMixin):
         """Transactions with ``ts >= since`` (epoch s), with their label and when it arrived:
         columns txn_id, user_id, card_id, merchant_id, ts, amount, label, labelled_at.
 
-        Read in `read_parallelism` time slices at once (`_ledger_slice`): most of the time goes
-        into decoding millions of cells, not into the server's range scan."""
+        Read in time slices (`_ledger_slice`), `read_parallelism` at once: most of the time
+        goes into decoding millions of cells, not into the server's range scan. A slice holds
+        about LEDGER_SLICE_ROWS rows at most, which bounds what the server holds for a reply
+        (a joined column of millions of rows costs it gigabytes)."""
         span = self._read(q.LEDGER_SPAN, {"since": float(since)})
         if not span or span[0][0] is None:
             return pl.DataFrame(schema=LEDGER_SCHEMA)
         first, newest = float(span[0][0]), float(span[0][1])
-        n = self.read_parallelism
+        n = max(self.read_parallelism, -(-int(span[0][2]) // LEDGER_SLICE_ROWS))
         # the outer bounds are the caller's and past the newest: min/max come back rounded
         inner = [max(first + (newest - first) * i / n, since) for i in range(1, n)]
         cuts = [float(since), *inner]
         cuts.append(newest + 1.0)
 
-        with ThreadPoolExecutor(max_workers=n) as pool:
+        with ThreadPoolExecutor(max_workers=self.read_parallelism) as pool:
             parts = list(pool.map(lambda i: self._ledger_slice(cuts[i], cuts[i + 1]), range(n)))
         return pl.concat(parts).with_columns(
             pl.col(k).cast(pl.Float64) for k, v in LEDGER_SCHEMA.items() if v == pl.Float64

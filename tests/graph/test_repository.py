@@ -576,6 +576,20 @@ def test_ledger_slices_of_one_row_or_none_keep_their_nulls(store: CypherStore) -
     assert got["ts"].to_list() == pytest.approx([T0, T0 + 500.0, T0 + 1000.0], abs=1e-4)
 
 
+def test_ledger_read_in_more_slices_than_threads_reads_each_row_once(
+    store: CypherStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slice holds about LEDGER_SLICE_ROWS rows: with one, nine rows are read in nine
+    slices (some empty, some of two), `read_parallelism` at a time, each row once."""
+    from graph import repository
+
+    store.ingest([txn(f"n{k}", f"u{k % 2}", merchant="m", ts=T0 + k * k) for k in range(9)])
+    expected = store.ledger_since(since=T0).sort("txn_id")
+    monkeypatch.setattr(repository, "LEDGER_SLICE_ROWS", 1)
+    got = store.ledger_since(since=T0).sort("txn_id")
+    assert got.equals(expected) and got["txn_id"].to_list() == [f"n{k}" for k in range(9)]
+
+
 @pytest.mark.parametrize("store", ["falkordb"], indirect=True)
 def test_falkordb_ledger_falls_back_to_rows_when_a_value_holds_the_separator(
     store: CypherStore, monkeypatch: pytest.MonkeyPatch
