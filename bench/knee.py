@@ -227,8 +227,7 @@ def run(*, transactions: int | None = None, seed: int = 7) -> dict[str, float | 
                     out[f"fresh_p95_s[{tag}]"] = s["fresh_p95_s"]
                     for k in ("worker_cpu_ms", "graph_cpu_ms", "redis_cpu_ms", "load_1m"):
                         out[f"{k}[{tag}]"] = s[k]
-                    for k in (k for k in s if k.startswith("spent_")):
-                        out[f"{k}[{tag}]"] = s[k]
+                    out.update({f"{k}[{tag}]": v for k, v in s.items() if k.startswith("spent_")})
         for f in tmp.glob("worker-*.log"):
             logs = Path("var/bench")
             logs.mkdir(parents=True, exist_ok=True)

@@ -155,10 +155,8 @@ class FalkorStore(CypherStore):
         }
         if any(len(v) != n for v in columns.values()):
             return super()._ledger_slice(since, until)
-        frame = pl.DataFrame(columns, schema=dict.fromkeys(LEDGER_TEXT, pl.String))
-        return frame.with_columns(
-            pl.when(pl.col(k) != "").then(pl.col(k)).cast(v) for k, v in LEDGER_TEXT.items()
-        )
+        frame = pl.DataFrame(columns, schema=LEDGER_TEXT)  # every column text, as read
+        return frame.with_columns(pl.when(pl.col(k) != "").then(pl.col(k)) for k in LEDGER_TEXT)
 
     def _columns(
         self,
