@@ -14,7 +14,9 @@ Entity risk (``PitConfig.risk``) is by default what the workers serve online: th
 and labelled fraud rate of the ring an entity belongs to, by the graph's own ring rule
 (`gnn.ringrisk`), NaN outside rings. Training on another meaning (a label rate for every
 entity, say) teaches the served model features it never receives. The GCN's prior-corrected
-probability goes to the ``gcn_score`` column (model (c) of the evaluation).
+probability, as its rank among the snapshot's nodes, goes to the ``gcn_score`` column (model
+(c) of the evaluation): a refit moves every probability, and a decline threshold chosen on
+validation weeks scored by an earlier fit must mean the same thing on the test week.
 "label", "gcn" and "blend" remain for experiments, with no online counterpart; GCN-valued risk
 makes a poor feature, since each weekly refit changes what the score means (docs/learning.md).
 """
@@ -101,6 +103,15 @@ def fill_rows(
     out[rows, 6] = np.where(any_ok, rate, np.nan)
 
 
+def snapshot_rank(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Each node's share of the snapshot's nodes scored at most its probability, in (0, 1]:
+    ties share their highest rank. Shape [num_nodes] -> [num_nodes]."""
+    if len(p) == 0:
+        return p.astype(np.float64)
+    order = np.sort(p)
+    return np.searchsorted(order, p, side="right").astype(np.float64) / len(p)
+
+
 def _moments(a: TxnArrays, lo: int, hi: int, days: float) -> Iterator[tuple[int, slice]]:
     """Rows lo..hi cut every `days`: each moment ``at`` with the rows in [at, at + step)."""
     step = max(1, int(days * DAY_US))
@@ -158,6 +169,7 @@ def graph_risk_features(
     n = len(a.t)
     out = np.full((n, len(GRAPH_FEATURES)), np.nan)
     gcn_out = np.full((n, len(GRAPH_FEATURES)), np.nan)
+    rank_out = np.full((n, len(GRAPH_FEATURES)), np.nan)
     lp_out = np.full((n, len(GRAPH_FEATURES)), np.nan)
     stats_out = np.full((n, len(ENTITY_FEATURES)), np.nan)
     fits: list[tuple[int, FitInfo]] = []
@@ -222,10 +234,11 @@ def graph_risk_features(
             fill_rows(out, rows, a.node[rows], snap, risk)
         if gcn is not None:
             fill_rows(gcn_out, rows, a.node[rows], snap, gcn)
+            fill_rows(rank_out, rows, a.node[rows], snap, snapshot_rank(gcn))
         if cfg.gnn_features:
             fill_rows(lp_out, rows, a.node[rows], snap, propagate(snap))
     frame = pd.DataFrame(out, columns=list(GRAPH_FEATURES))
-    risks = np.where(np.isnan(gcn_out[:, :5]), -np.inf, gcn_out[:, :5])
+    risks = np.where(np.isnan(rank_out[:, :5]), -np.inf, rank_out[:, :5])
     frame["gcn_score"] = risks.max(axis=1)
     frame.loc[np.isneginf(frame["gcn_score"]), "gcn_score"] = np.nan
     frame[list(ENTITY_FEATURES)] = stats_out

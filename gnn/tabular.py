@@ -8,6 +8,10 @@ Thresholds (on the validation window, never the test window):
   ``REVIEW_COST_FRACTION * cost_fp`` per case and catches the frauds among them. It minimises
   the total (declines' FP cost + reviews' cost + frauds below review * cost_fn), so review starts
   where the share of fraud among the next cases pays for the analyst's time.
+
+Either threshold must rest on at least ``MIN_FRAUDS_FLAGGED`` known frauds at or above it on
+validation, or it flags nothing: one fraud among the top two validation scores made a decline
+threshold that, on the next week, declined two legitimate transactions and no fraud.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from gnn.metrics import average_precision
 
 #: A manual review costs this share of a false decline (analyst time, some friction).
 REVIEW_COST_FRACTION: Final = 0.2
+#: Known validation frauds a review or decline threshold must flag to be trusted.
+MIN_FRAUDS_FLAGGED: Final = 5
 
 
 @dataclass(frozen=True)
@@ -168,11 +174,13 @@ def choose_thresholds(
     fp = flagged - tp
     fn = yy.sum() - tp
     thr = np.r_[math.inf, st[last]]  # thr[i]: flag score >= thr[i]
-    decline_cost = fp * cost_fp + fn * cost_fn
+    thin = (tp < MIN_FRAUDS_FLAGGED) & (flagged > 0)
+    decline_cost = np.where(thin, np.inf, fp * cost_fp + fn * cost_fn)
     d = int(np.argmin(decline_cost))
     review_cost = review_fraction * cost_fp
     # review the groups after d up to r: cost = declines' FP + reviews + frauds left * cost_fn
     total = fp[d] * cost_fp + (flagged - flagged[d]) * review_cost + fn * cost_fn
+    total[thin] = np.inf
     total[:d] = np.inf
     r = int(np.argmin(total))
     decline = 1.0 if math.isinf(thr[d]) else float(thr[d])

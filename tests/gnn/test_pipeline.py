@@ -165,20 +165,37 @@ def test_bad_data_dir_is_one_clear_line(
 
 
 def test_thresholds_by_expected_cost() -> None:
-    y = np.array([1, 1, 0, 1, 0, 0, 0, 0, 0, 0])
-    s = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+    # ten transactions at each score
+    y = np.repeat([1, 1, 0, 1, 0, 0, 0, 0, 0, 0], 10)
+    s = np.repeat([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05], 10)
     thr = choose_thresholds(y, s, cost_fp=100, cost_fn=550)
-    # declining >= 0.6 costs one FP (100) vs missing the fraud at 0.6 (550)
+    # declining >= 0.6 costs ten FPs (1,000) vs missing the ten frauds at 0.6 (5,500)
     assert thr.decline == pytest.approx(0.6)
     assert thr.review == pytest.approx(0.6)  # nothing below 0.6 is worth a $20 review
-    cheap = choose_thresholds(np.r_[y, 1], np.r_[s, 0.01], cost_fp=100, cost_fn=550)
-    assert cheap.review < cheap.decline  # a fraud at the bottom: reviewing all pays ($200 < $550)
+    cheap = choose_thresholds(
+        np.r_[y, np.ones(10)], np.r_[s, np.full(10, 0.01)], cost_fp=100, cost_fn=550
+    )
+    assert cheap.review < cheap.decline  # frauds at the bottom: reviewing all pays
+
+
+def test_two_flagged_validation_transactions_do_not_make_a_decline_threshold() -> None:
+    """One fraud among the two top scores of 2,000 validation transactions (fraud share 0.5%)
+    is no evidence that declining pays; sixty among the top hundred is."""
+    rng = np.random.default_rng(0)
+    y = np.r_[1, 0, (rng.random(1998) < 0.005).astype(int)]
+    s = np.r_[0.99, 0.98, rng.random(1998) * 0.5]
+    thin = choose_thresholds(y, s, cost_fp=100, cost_fn=550)
+    assert thin.decline == 1.0  # flag nothing
+    y2 = np.r_[np.ones(60), np.zeros(40), y[2:]]
+    s2 = np.r_[np.full(100, 0.9), s[2:]]
+    ample = choose_thresholds(y2, s2, cost_fp=100, cost_fn=550)
+    assert ample.decline == pytest.approx(0.9)
 
 
 def test_settings_are_used_for_costs(make_settings: Callable[..., Settings]) -> None:
     s = make_settings(cost_fp=1.0, cost_fn=1000.0)
-    y = np.array([1, 0, 0, 0, 1])
-    sc = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    y = np.repeat([1, 0, 0, 0, 1], 5)
+    sc = np.repeat([0.9, 0.8, 0.7, 0.6, 0.5], 5)
     thr = choose_thresholds(y, sc, cost_fp=s.cost_fp, cost_fn=s.cost_fn)
     assert thr.decline == pytest.approx(0.5)  # misses are so costly that all are declined
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gnn.features import GRAPH_FEATURES
 from gnn.graphdata import GraphConfig, build_snapshot, txn_arrays
 from gnn.labelprop import LP_FEATURES
 from gnn.model import GcnConfig
-from gnn.pit import PitConfig, graph_risk_features
+from gnn.pit import PitConfig, graph_risk_features, snapshot_rank
 
 DAY = pd.Timedelta(days=1)
 T0 = pd.Timestamp("2026-03-02", tz="UTC")
@@ -143,3 +145,21 @@ def test_snapshot_sees_only_the_past() -> None:
     # no entity first seen from `at` on has risk; an unseen entity is NaN, not 0
     feats = features(txns, labels)
     assert np.isnan(feats.loc[0, "user_risk"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 1000), min_size=1, max_size=60),
+    st.floats(0.5, 2.0),
+)
+def test_the_c_score_is_a_rank_that_a_refit_rescaling_its_probabilities_keeps(
+    p: list[int], power: float
+) -> None:
+    """A refit that only rescales the probabilities (any increasing map) leaves (c)'s score, and
+    so its validation threshold's meaning, unchanged; raw probabilities would move under it."""
+    probs = np.asarray(p) / 1000.0
+    rank = snapshot_rank(probs)
+    assert np.array_equal(rank, snapshot_rank(probs**power))
+    assert ((rank > 0) & (rank <= 1)).all() and rank.max() == 1.0
+    order = np.argsort(probs, kind="stable")
+    assert (np.diff(rank[order]) >= 0).all()  # higher probability, rank at least as high
