@@ -2,13 +2,14 @@
 
 What the store would hold had it run until ``as_of``: the transactions before it, the labels
 that had arrived by then (chargebacks and confirmed legitimate ones), then one full ring
-detection. Ingest goes in `graph.ingest.BULK_BATCH` statements, idempotently, so a load that
-stopped halfway can simply be run again.
+detection. Ingest goes in `graph.ingest.BULK_BATCH` statements grouped by account
+(`graph.ingest.by_account`), idempotently, so a load that stopped halfway can simply be run
+again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +24,7 @@ from world.io import iter_transactions, read_world
 
 if TYPE_CHECKING:
     from graph.repository import CypherStore
-    from graph.schemas import RingUpdate
+    from graph.schemas import IngestResult, RingUpdate
 
 log = get_logger(__name__)
 
@@ -48,18 +49,21 @@ def load_world(
     by then, detect rings. ``on_progress(stage, n)`` reports transactions and labels done."""
     world = read_world(data)
     limit = None if as_of is None else pa.scalar(int(as_of * 1_000_000), type=schema.TS)
-    total = ingested = 0
-    for rb in iter_transactions(data, batch_size=ing.BULK_BATCH):
-        part = pa.Table.from_batches([rb])
-        if limit is not None:
-            part = part.filter(pc.less(part.column("ts"), limit))
-        if part.num_rows == 0:
-            continue
-        res = store.ingest_many([ing.from_arrow(part)])
-        total += part.num_rows
-        ingested += res.ingested
+
+    def parts() -> Iterator[pa.Table]:
+        for rb in iter_transactions(data, batch_size=ing.BULK_BATCH):
+            part = pa.Table.from_batches([rb])
+            if limit is not None:
+                part = part.filter(pc.less(part.column("ts"), limit))
+            if part.num_rows:
+                yield part
+
+    def done(res: IngestResult) -> None:
         if on_progress:
-            on_progress("transactions", part.num_rows)
+            on_progress("transactions", res.received)
+
+    res = store.ingest_many(ing.by_account(parts()), on_batch=done)
+    total, ingested = res.received, res.ingested
     labels = world.labels
     if limit is not None:
         labels = labels.filter(pc.less_equal(labels.column("label_ts"), limit))

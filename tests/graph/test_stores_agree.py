@@ -38,7 +38,8 @@ def world_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def both(
     world_dir: Path, falkor_url: str, graph_name: str, neo4j_clean: dict[str, str]
 ) -> Iterator[tuple[CypherStore, CypherStore]]:
-    """The same world, with the labels known at its end, loaded into each store."""
+    """The same world, with the labels known at its end, loaded into each store (in two
+    orders)."""
     from world.io import iter_transactions, read_world
 
     world = read_world(world_dir)
@@ -52,8 +53,13 @@ def both(
         assert isinstance(falkor, CypherStore) and isinstance(neo, CypherStore)
         for store in (falkor, neo):
             store.ensure_schema()
+            parts = iter_transactions(world_dir, batch_size=5000)
+            # FalkorDB in time order, Neo4j grouped by account as bulk loads go: the order of
+            # the batches must not change what either store holds
             store.ingest_many(
-                ing.from_arrow(rb) for rb in iter_transactions(world_dir, batch_size=5000)
+                (ing.from_arrow(rb) for rb in parts)
+                if store is falkor
+                else ing.by_account(parts, window=12_000, batch_size=5000)
             )
             for txn_id, value, at in zip(
                 labels.column("txn_id").to_pylist(),

@@ -178,7 +178,7 @@ def reset_namespace(settings: Settings) -> None:
 
 def load_graph(settings: Settings, *, history: Path) -> dict[str, float]:
     """Bulk-load the history into the graph with the labels known by then."""
-    from graph.ingest import BULK_BATCH, from_arrow
+    from graph.ingest import BULK_BATCH, by_account
     from graph.service import open_store
     from world.io import iter_transactions, read_world
 
@@ -187,7 +187,7 @@ def load_graph(settings: Settings, *, history: Path) -> dict[str, float]:
     n = 0
     with open_store(settings.graph_url, settings=settings) as store:
         store.ensure_schema()
-        batches = (from_arrow(b) for b in iter_transactions(history, batch_size=BULK_BATCH))
+        batches = by_account(iter_transactions(history, batch_size=BULK_BATCH))
         n = store.ingest_many(batches).ingested
         labels = read_world(history).labels
         at = pc.divide(pc.cast(pc.cast(labels["label_ts"], pa.int64()), pa.float64()), 1e6)
