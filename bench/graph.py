@@ -5,8 +5,8 @@ For each size (100k, then the requested size, 1M by default) it generates a worl
 in a temporary directory (`--store falkordb`: an embedded FalkorDB; `--store neo4j`: the local
 Neo4j Community server of tools/neo4j), and measures on graph `bench`:
 
-- ingest_txn_per_s: transactions.parquet in `graph.ingest.BULK_BATCH` batches through
-  `ingest_many`;
+- ingest_txn_per_s: transactions.parquet in `graph.ingest.BULK_BATCH` batches grouped by
+  account (`graph.ingest.by_account`, as every bulk load) through `ingest_many`;
 - ingest_txn_per_server_cpu_s: the same per second of the server's CPU time (the figure that
   does not depend on what else runs on the machine);
 - two_hop_p99_ms: `neighbourhood("user", u, hops=2, max_nodes=200)` for 1,000 random users,
