@@ -148,11 +148,11 @@ class FalkorStore(CypherStore):
         if not rows:  # no such graph yet
             return pl.DataFrame(schema=LEDGER_TEXT)
         texts = rows[0]
-        n = len(texts[0].split(_SEP)) if texts[0] else 0
-        columns = {
-            name: text.split(_SEP) if n else []
+        columns = {  # no ids: no rows (a one-row column of '' is a null)
+            name: text.split(_SEP) if texts[0] else []
             for name, text in zip(LEDGER_TEXT, texts, strict=True)
         }
+        n = len(next(iter(columns.values())))
         if any(len(v) != n for v in columns.values()):
             return super()._ledger_slice(since, until)
         frame = pl.DataFrame(columns, schema=LEDGER_TEXT)  # every column text, as read

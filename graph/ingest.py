@@ -69,6 +69,10 @@ def from_arrow(batch: pa.RecordBatch | pa.Table) -> Batch:
     table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
+    return _from_polars(frame)
+
+
+def _from_polars(frame: pl.DataFrame) -> Batch:
     ts = frame["ts"]
     if ts.dtype != pl.Float64:
         ts = ts.dt.epoch("us").cast(pl.Float64) / 1e6
@@ -113,7 +117,7 @@ def _regroup(table: pa.Table, *, batch_size: int) -> Iterator[Batch]:
     assert isinstance(frame, pl.DataFrame)
     bucket = (pl.col("user_id").hash(seed=0) % n).alias("_bucket")
     for part in frame.with_columns(bucket).partition_by("_bucket", include_key=False):
-        yield from_arrow(part.to_arrow())
+        yield _from_polars(part)
 
 
 def _frame(cols: dict[str, Any]) -> Batch:

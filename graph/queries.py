@@ -78,18 +78,13 @@ KNOWN_TXNS: Final = "UNWIND $ids AS tid MATCH (t:Txn {id: tid}) RETURN t.id"
 #: The ledger between two moments (range index on Txn.ts), with each transaction's label and
 #: when it arrived: the input of the workers' entity statistics (`gnn.entitystats.current_stats`).
 LEDGER_SPAN: Final = "MATCH (t:Txn) WHERE t.ts >= $since RETURN min(t.ts), max(t.ts), count(t)"
-LEDGER_SLICE: Final = """
-MATCH (t:Txn) WHERE t.ts >= $since AND t.ts < $until
-RETURN t.id, t.user, t.card, t.merchant, t.ts, t.amount, t.fraud_label, t.labelled_at
-"""
+_LEDGER_PROPS = ("id", "user", "card", "merchant", "ts", "amount", "fraud_label", "labelled_at")
+_LEDGER_RANGE = "MATCH (t:Txn) WHERE t.ts >= $since AND t.ts < $until RETURN "
+LEDGER_SLICE: Final = _LEDGER_RANGE + ", ".join(f"t.{p}" for p in _LEDGER_PROPS)
 #: The same slice as one string per column, values joined by `$sep` and nulls as '' (ids and
 #: labels are never empty): for a backend whose client would parse every cell one by one.
-LEDGER_SLICE_JOINED: Final = (
-    "MATCH (t:Txn) WHERE t.ts >= $since AND t.ts < $until RETURN "
-    + ", ".join(
-        f"string.join(collect(coalesce(toString(t.{p}), '')), $sep)"
-        for p in ("id", "user", "card", "merchant", "ts", "amount", "fraud_label", "labelled_at")
-    )
+LEDGER_SLICE_JOINED: Final = _LEDGER_RANGE + ", ".join(
+    f"string.join(collect(coalesce(toString(t.{p}), '')), $sep)" for p in _LEDGER_PROPS
 )
 
 # --- labels -----------------------------------------------------------------------------------
