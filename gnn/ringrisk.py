@@ -43,6 +43,7 @@ from graph.ringrule import (
     wide_device_users,
     with_flagged,
 )
+from graph.ringshape import shape_counts, shape_flag
 from graph.schemas import RingParams
 
 F64 = npt.NDArray[np.float64]
@@ -277,6 +278,7 @@ def ring_groups(
     flagged = evidence_rings(elinks, rates=rates, params=params)
     for comp in flagged:
         comp.density = density(comp, {k: us for k, (us, _b) in elinks.items()})
+    shape_flag(comps, shape_counts(comps, flagged, params), params)
     return with_flagged(comps, flagged)
 
 

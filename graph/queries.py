@@ -426,3 +426,8 @@ MERGE (s:RingRates {id: 'rates'})
 SET s.kinds = $kinds, s.rates = $rates, s.since = $since
 """
 RATES_READ: Final = "MATCH (s:RingRates {id: 'rates'}) RETURN s.kinds, s.rates"
+SHAPE_WRITE: Final = """
+MERGE (s:RingRates {id: 'rates'})
+SET s.shape_confirmed = $confirmed, s.shape_groups = $groups
+"""
+SHAPE_READ: Final = "MATCH (s:RingRates {id: 'rates'}) RETURN s.shape_confirmed, s.shape_groups"

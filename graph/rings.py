@@ -25,7 +25,9 @@ bigger than a household keeps as members only the users tied in through an entit
 more than `household_max` users or a device used across homes; the family of a taken-over
 account hanging on through its home IP is not part of the ring. These structural groups give
 ring risk to unlabelled accounts; size alone flags none of them (`size_flag` opts back in):
-dorms, offices, extended families and a shop's regulars share as much as rings do.
+dorms, offices, extended families and a shop's regulars share as much as rings do. Where most
+groups beyond a household in this population did turn out to be rings, the rest are flagged
+too (`graph.ringshape`, `shape_share`).
 
 Suspicious rings are grown from labels (`graph.evidence`, `graph.ringrule.evidence_rings`): an
 entity with at most `evidence_cap` recent users is a candidate when its labelled sharing is
@@ -60,7 +62,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from fraudring.logs import get_logger
-from graph import evidence, ringevents
+from graph import evidence, ringevents, ringshape
 from graph import queries as q
 from graph.ringevents import OldRings
 from graph.ringrule import (
@@ -280,6 +282,8 @@ def detect(
     flagged = evidence_rings(elinks, rates=rates, params=params)
     for comp in flagged:
         comp.density = density(comp, {k: us for k, (us, _b) in elinks.items()})
+    shape = _shape_counts(store, comps, flagged, params=params, full=full)
+    ringshape.shape_flag(comps, shape, params)
     comps = with_flagged(comps, flagged)
     ids = ringevents.assign_ids([c.members for c in comps], old)
     stats = _user_stats(store, sorted({m for c in comps for m in c.members}))
@@ -313,6 +317,26 @@ def detect(
         seconds=round(update.seconds, 3),
     )
     return update
+
+
+def _shape_counts(
+    store: CypherBackend,
+    comps: list[Component],
+    flagged: list[Component],
+    *,
+    params: RingParams,
+    full: bool,
+) -> tuple[int, int]:
+    """The population's confirmed share of groups beyond a household: measured and stored by
+    a full run, read back by an incremental one (none before a full run)."""
+    if full:
+        confirmed, groups = ringshape.shape_counts(comps, flagged, params)
+        store._write(q.SHAPE_WRITE, {"confirmed": confirmed, "groups": groups})
+        return confirmed, groups
+    rows = store._read(q.SHAPE_READ)
+    if rows and rows[0][1]:
+        return int(rows[0][0] or 0), int(rows[0][1])
+    return 0, 0
 
 
 def _ring(

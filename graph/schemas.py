@@ -183,6 +183,14 @@ class RingParams(BaseModel):
         "or tied across homes (0: never; only for populations without dorms, offices or "
         "extended families, see docs/rings.md)",
     )
+    shape_share: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="a group beyond a household without two labelled members is suspicious "
+        "when, in this population, at least this share of such groups are confirmed rings "
+        "(95% lower bound; 0: never; graph.ringshape)",
+    )
     label_prior: float = Field(
         default=0.02,
         gt=0,
