@@ -204,7 +204,8 @@ class Ring(BaseModel):
     id: str
     size: int
     suspicious: bool = Field(
-        description="bigger than a household, across homes, or with a fraud label (graph.rings)"
+        description="two or more labelled members tied by unusual sharing, or a group beyond "
+        "a household where most such groups turned out rings (graph.rings, graph.ringshape)"
     )
     members: list[str]
     shared_entities: list[EntityRef]
