@@ -2,7 +2,8 @@
 
 A full run measures, per entity kind, the labelled share of all recent user-entity ties (the
 population an entity is compared with), keeps it on a `RingRates` node for incremental runs,
-and reads every entity within `evidence_cap` users that ties two labelled users. An incremental
+and reads every entity within `evidence_cap` users that ties two labelled users; it also keeps
+the population's confirmed share of groups beyond a household (`graph.ringshape`). An incremental
 run expands from the touched users over such entities (and the members of their current
 rings) to the closure a full run would group them in, and decides with the stored rates.
 """
@@ -14,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from graph import queries as q
-from graph.ringrule import EvidenceLinks, label_rates
+from graph import ringshape
+from graph.ringrule import Component, EvidenceLinks, label_rates
 from graph.schemas import KIND_OF_LABEL, LINKED_KINDS, RingParams
 
 if TYPE_CHECKING:
@@ -77,6 +79,26 @@ def stored_rates(store: CypherBackend, *, params: RingParams) -> dict[str, float
     if rows and rows[0][0]:
         return {str(k): float(v) for k, v in zip(rows[0][0], rows[0][1], strict=True)}
     return {k: params.label_prior for k in LINKED_KINDS}
+
+
+def shape_counts(
+    store: CypherBackend,
+    comps: list[Component],
+    flagged: list[Component],
+    *,
+    params: RingParams,
+    full: bool,
+) -> tuple[int, int]:
+    """The population's confirmed groups beyond a household (`graph.ringshape`): measured and
+    stored by a full run, read back by an incremental one (none before a full run)."""
+    if full:
+        confirmed, groups = ringshape.shape_counts(comps, flagged, params)
+        store._write(q.SHAPE_WRITE, {"confirmed": confirmed, "groups": groups})
+        return confirmed, groups
+    rows = store._read(q.SHAPE_READ)
+    if rows and rows[0][1]:
+        return int(rows[0][0] or 0), int(rows[0][1])
+    return 0, 0
 
 
 def expand(

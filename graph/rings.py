@@ -282,8 +282,8 @@ def detect(
     flagged = evidence_rings(elinks, rates=rates, params=params)
     for comp in flagged:
         comp.density = density(comp, {k: us for k, (us, _b) in elinks.items()})
-    shape = _shape_counts(store, comps, flagged, params=params, full=full)
-    ringshape.shape_flag(comps, shape, params)
+    shape = evidence.shape_counts(store, comps, flagged, params=params, full=full)
+    shape_flagged = ringshape.shape_flag(comps, shape, params)
     comps = with_flagged(comps, flagged)
     ids = ringevents.assign_ids([c.members for c in comps], old)
     stats = _user_stats(store, sorted({m for c in comps for m in c.members}))
@@ -314,29 +314,12 @@ def detect(
         rings=len(rings),
         created=len(update.created),
         removed=len(removed),
+        shape_confirmed=shape[0],
+        shape_groups=shape[1],
+        shape_flagged=shape_flagged,
         seconds=round(update.seconds, 3),
     )
     return update
-
-
-def _shape_counts(
-    store: CypherBackend,
-    comps: list[Component],
-    flagged: list[Component],
-    *,
-    params: RingParams,
-    full: bool,
-) -> tuple[int, int]:
-    """The population's confirmed share of groups beyond a household: measured and stored by
-    a full run, read back by an incremental one (none before a full run)."""
-    if full:
-        confirmed, groups = ringshape.shape_counts(comps, flagged, params)
-        store._write(q.SHAPE_WRITE, {"confirmed": confirmed, "groups": groups})
-        return confirmed, groups
-    rows = store._read(q.SHAPE_READ)
-    if rows and rows[0][1]:
-        return int(rows[0][0] or 0), int(rows[0][1])
-    return 0, 0
 
 
 def _ring(
