@@ -29,6 +29,7 @@ RING: dict[str, Any] = {
     "id": "r-5f1c2a9e",
     "size": 9,
     "suspicious": True,
+    "flagged_by": "labels",
     "members": ["u-1042", "u-2231", "u-3310"],
     "shared_entities": [{"kind": "device", "id": "d-77"}, {"kind": "card", "id": "tok_9f8e"}],
     "density": 0.42,

@@ -39,7 +39,7 @@ from graph.ringrule import (
     evidence_rings,
     label_rates,
     risk,
-    size_flagged,
+    size_flag,
     wide_device_users,
     with_flagged,
 )
@@ -272,7 +272,7 @@ def ring_groups(
     known = fraud_users(a, at) if labelled is None else labelled
     for comp in comps:
         comp.density = density(comp, links)
-        comp.suspicious = size_flagged(comp, params)
+    size_flag(comps, params)
     elinks, totals = evidence_links(a, hi, since=since, params=params, index=index, labelled=known)
     rates = label_rates(totals, prior=params.label_prior)
     flagged = evidence_rings(elinks, rates=rates, params=params)

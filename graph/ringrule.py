@@ -15,7 +15,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.stats import binom
 
-from graph.schemas import RingParams
+from graph.schemas import FlaggedBy, RingParams
 
 Links = dict[tuple[str, str], list[str]]  # (kind, entity id) -> its recent users
 
@@ -27,6 +27,7 @@ class Component:
     across_homes: bool = False  # tied by a device several homes use (see `core`)
     suspicious: bool = False  # set by the caller once labels are known
     density: float = 0.0
+    flag: FlaggedBy | None = None  # why it is suspicious
 
 
 def components(links: Links, *, min_size: int = 2) -> list[Component]:
@@ -364,16 +365,18 @@ def evidence_rings(
     out = []
     for comp in components({k: us for k, us in links.items() if len(us) >= 2}):
         if len(comp.members) >= params.min_size and len(labelled.intersection(comp.members)) >= 2:
-            comp.suspicious = True
+            comp.suspicious, comp.flag = True, "labels"
             out.append(comp)
     return out
 
 
-def size_flagged(comp: Component, params: RingParams) -> bool:
+def size_flag(comps: Iterable[Component], params: RingParams) -> None:
     """The label-free flag `params.size_flag` opts into (see its description)."""
     if not params.size_flag:
-        return False
-    return len(comp.members) > params.size_flag or comp.across_homes
+        return
+    for comp in comps:
+        if len(comp.members) > params.size_flag or comp.across_homes:
+            comp.suspicious, comp.flag = True, "size"
 
 
 def with_flagged(groups: list[Component], flagged: list[Component]) -> list[Component]:

@@ -75,7 +75,7 @@ from graph.ringrule import (
     evidence_rings,
     pick_bases,
     risk,
-    size_flagged,
+    size_flag,
     wide_device_users,
     with_flagged,
 )
@@ -102,6 +102,7 @@ def ring_from_props(p: dict[str, Any]) -> Ring:
         id=p["id"],
         size=int(p["size"]),
         suspicious=bool(p.get("suspicious", False)),
+        flagged_by=p.get("flagged_by"),
         members=list(p.get("members") or []),
         shared_entities=[EntityRef(kind=k, id=i) for k, i in shared],
         density=float(p["density"]),
@@ -278,7 +279,7 @@ def detect(
     comps = cores(found, links, params=params, bases=bases)
     for comp in comps:
         comp.density = density(comp, links)
-        comp.suspicious = size_flagged(comp, params)
+    size_flag(comps, params)
     flagged = evidence_rings(elinks, rates=rates, params=params)
     for comp in flagged:
         comp.density = density(comp, {k: us for k, (us, _b) in elinks.items()})
@@ -345,6 +346,7 @@ def _ring(
         id=rid,
         size=size,
         suspicious=suspicious,
+        flagged_by=comp.flag,
         members=comp.members,
         shared_entities=[EntityRef(kind=k, id=e) for k, e in comp.entities],
         density=dens,

@@ -56,6 +56,6 @@ def shape_flag(groups: Iterable[Component], counts: tuple[int, int], params: Rin
     marked = 0
     for g in groups:
         if beyond_household(g, params) and not g.suspicious:
-            g.suspicious = True
+            g.suspicious, g.flag = True, "shape"
             marked += 1
     return marked

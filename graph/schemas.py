@@ -200,12 +200,21 @@ class RingParams(BaseModel):
     page_size: int = Field(default=250_000, ge=100, description="nodes per scan page")
 
 
+#: Why a ring is suspicious: two or more labelled members tied by unusual sharing
+#: (graph.ringrule.evidence_rings), a group beyond a household where most such groups turned out
+#: rings (graph.ringshape), or its size alone (RingParams.size_flag).
+FlaggedBy = Literal["labels", "shape", "size"]
+
+
 class Ring(BaseModel):
     id: str
     size: int
     suspicious: bool = Field(
         description="two or more labelled members tied by unusual sharing, or a group beyond "
         "a household where most such groups turned out rings (graph.rings, graph.ringshape)"
+    )
+    flagged_by: FlaggedBy | None = Field(
+        default=None, description="why it is suspicious: labels, shape or size (None: it is not)"
     )
     members: list[str]
     shared_entities: list[EntityRef]

@@ -60,6 +60,13 @@ function ringQuery() {
   return p;
 }
 
+const FLAGGED = {
+  labels: "on its labels: two or more labelled members tied by unusual sharing",
+  shape: "on its shape: most groups like it here turned out to be rings (no two labels yet)",
+  size: "on its size alone",
+  none: "not suspicious: a group that shares entities; its members carry its ring risk",
+};
+
 async function loadRings() {
   const tbody = $("rings").querySelector("tbody");
   try {
@@ -294,6 +301,7 @@ async function showRing(id) {
     <dl><dt>resembles</dt><dd id="typology">${esc(ev.typology.replace("_", " "))} (${ev.typologies.map((t) => `${esc(t.typology)} ${t.score.toFixed(2)}`).join(", ")})</dd>
     <dt>size</dt><dd>${r.size} accounts, ${Object.keys(ev.homes).length} homes</dd>
     <dt>fraud</dt><dd id="ringfraud">${r.fraud_n} of ${r.size} (${(100 * r.fraud_rate).toFixed(0)}%)</dd>
+    <dt>flagged</dt><dd id="ringflag">${esc(FLAGGED[r.flagged_by] || FLAGGED.none)}</dd>
     <dt>risk</dt><dd>${r.risk.toFixed(3)}</dd><dt>active</dt><dd>${when(r.first_activity)} → ${when(r.last_activity)}</dd>
     <dt>case</dt><dd id="ringcase">${open ? `<a href="#" data-case="${esc(open.id)}">${esc(open.id)}</a> (${esc(open.status)})` : `<button id="opencase">Open case</button>`}</dd></dl>
     <h3>Narrative <button id="copynarr">copy</button></h3><pre id="narrative">${esc(ev.narrative)}</pre>

@@ -56,7 +56,8 @@ def register(app: typer.Typer) -> None:
         # Ring ids are what the next command takes: never cut, even in 80 columns.
         table = compact(
             f"top {len(found)} rings by risk",
-            caption="fraud: members with a fraud label; shared: the entities that tie them, by "
+            caption="fraud: members with a fraud label ((shape): flagged because most groups "
+            "like it here turned out rings); shared: the entities that tie them, by "
             "kind (`fraudring neighbourhood` lists them); age: the members' mean account age "
             "in days; last: last activity (UTC)",
         )
@@ -68,7 +69,7 @@ def register(app: typer.Typer) -> None:
             table.add_row(
                 r.id,
                 f"{r.risk:.2f}",
-                f"{r.fraud_n} of {r.size}",
+                f"{r.fraud_n} of {r.size}" + (" (shape)" if r.flagged_by == "shape" else ""),
                 "\n".join(f"{n} {kind}" for kind, n in sorted(kinds.items())),
                 f"{r.amount:,.0f}",
                 f"{r.account_age_days:.1f}",
@@ -79,8 +80,8 @@ def register(app: typer.Typer) -> None:
             console.print("no rings stored: run `fraudring rings --detect` after ingesting")
         elif not found:
             console.print(
-                f"none of the top {len(stored)} groups is suspicious (household-sized, one home, "
-                "no fraud label): `--all` lists them"
+                f"none of the top {len(stored)} groups is suspicious (no two labelled members "
+                "tied by unusual sharing, no shape that turned out rings here): `--all` lists them"
             )
 
     @rings_app.command("export")

@@ -224,6 +224,8 @@ def test_an_investigators_afternoon(
     assert links and links[0].text.startswith("1. device rd")
     assert top in text("#narrative") and "risk drops by" in text("#narrative")
     until_text("#timeline", "accounts joined")
+    # one chargeback so far: a group with ring risk, not yet flagged, and the page says why
+    assert "not suspicious: a group that shares entities" in text("#ringflag")
     shot("02-ring-evidence")
     # its timeline keeps how it changed: it appeared with seven accounts, then r7 joined
     changes = until_text("#ringevents", "grew to 8")

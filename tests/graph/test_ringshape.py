@@ -35,7 +35,7 @@ def test_confirmed_population_flags_the_rest_and_a_dorm_population_does_not() ->
     groups = [*crews, quiet, household]
     assert shape_counts(groups, rings, P) == (10, 11)
     assert shape_flag(groups, shape_counts(groups, rings, P), P) == 11
-    assert quiet.suspicious and not household.suspicious
+    assert quiet.suspicious and quiet.flag == "shape" and not household.suspicious
     # the same crews among twenty dorms: most such groups never turned out to be rings
     dorms = [group(f"d{i}-", 12) for i in range(20)]
     quiet.suspicious = False
@@ -66,8 +66,11 @@ def test_store_flags_an_unlabelled_crew_where_crews_turn_out_rings(store: Cypher
             store.label(kind="txn", id=f"k{c}-{m}", label="fraud", by="ana", at=T0)
     full = store.detect_rings()
     quiet = frozenset(f"k7-{m}" for m in range(6))
-    flagged = {frozenset(r.members) for r in full.rings if r.suspicious}
-    assert quiet in flagged and len(flagged) == 8
+    flagged = {frozenset(r.members): r.flagged_by for r in full.rings if r.suspicious}
+    assert flagged.pop(quiet) == "shape"
+    assert len(flagged) == 7 and set(flagged.values()) == {"labels"}
+    stored = {frozenset(r.members): r.flagged_by for r in store.top_rings(100)}
+    assert stored[quiet] == "shape"
     # a newcomer's crew: the incremental run flags it with the share the full run stored
     store.ingest(crews(1, start=8))
     inc = store.detect_rings(touched_users=["k8-0"])
