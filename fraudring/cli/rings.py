@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
         # Ring ids are what the next command takes: never cut, even in 80 columns.
         table = compact(
             f"top {len(found)} rings by risk",
-            caption="fraud: members with a fraud label ((shape): flagged because most groups "
+            caption="fraud: members with a fraud label (*: flagged on its shape, most groups "
             "like it here turned out rings); shared: the entities that tie them, by "
             "kind (`fraudring neighbourhood` lists them); age: the members' mean account age "
             "in days; last: last activity (UTC)",
@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
             table.add_row(
                 r.id,
                 f"{r.risk:.2f}",
-                f"{r.fraud_n} of {r.size}" + (" (shape)" if r.flagged_by == "shape" else ""),
+                f"{r.fraud_n} of {r.size}" + ("*" if r.flagged_by == "shape" else ""),
                 "\n".join(f"{n} {kind}" for kind, n in sorted(kinds.items())),
                 f"{r.amount:,.0f}",
                 f"{r.account_age_days:.1f}",
