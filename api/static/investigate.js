@@ -62,7 +62,7 @@ function ringQuery() {
 
 const FLAGGED = {
   labels: "on its labels: two or more labelled members tied by unusual sharing",
-  shape: "on its shape: most groups like it here turned out to be rings (no two labels yet)",
+  shape: "on its shape: most groups like it in this population turned out to be rings",
   size: "on its size alone",
   none: "not suspicious: a group that shares entities; its members carry its ring risk",
 };
