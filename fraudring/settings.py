@@ -56,6 +56,7 @@ class TrainHedge(StrEnum):
     none = "none"
     dropout = "dropout"
     monotone = "monotone"
+    blend = "blend"
 
 
 class SettingsError(Exception):

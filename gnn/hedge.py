@@ -9,7 +9,8 @@ below what the transaction's own history says. Three hedges, all fitted on train
   learn to rank from the transaction's own history;
 - ``monotone``: the score may only rise with a graph feature's risk, so "no known fraud here"
   cannot be learned as evidence of innocence beyond what the tabular features say;
-- ``blend``: the mean logit of the tabular model and the graph model.
+- ``blend``: the mean logit of the tabular model and the graph model; served as one booster
+  holding both forests with halved leaves (`blended_model`), so the scorer reads one model.
 
 And a guard for the nightly job (`gnn.pipeline`): it also fits the tabular model in the served
 contract (graph columns missing in training, so its trees never read them) and registers that
@@ -19,16 +20,19 @@ labels arrive, the graph model has to earn its place again.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+import xgboost as xgb
 from scipy.special import expit, logit
 
 from gnn.entitystats import MERCHANT_FEATURES
 from gnn.features import GRAPH_FEATURES
+from gnn.tabular import XgbModel
 
 #: What other entities' labels and the graph say (ring risk, the merchant's known fraud): what
 #: model (d) adds to (b), and what the hedges guard.
@@ -96,3 +100,46 @@ def blend(
     lg = logit(np.clip(graph, eps, 1 - eps))
     out: npt.NDArray[np.float64] = expit((1 - weight) * lt + weight * lg)
     return out
+
+
+def _forest(model: XgbModel) -> dict[str, Any]:
+    """The booster's JSON, cut at its best iteration."""
+    booster = model.booster[: model.best_iteration + 1]
+    out: dict[str, Any] = json.loads(booster.save_raw("json"))
+    return out
+
+
+def _base_margin(learner: dict[str, Any]) -> float:
+    raw = str(learner["learner_model_param"]["base_score"]).strip("[]")
+    return float(logit(min(max(float(raw), 1e-7), 1 - 1e-7)))
+
+
+def blended_model(graph: XgbModel, tabular: XgbModel, *, weight: float = 0.5) -> XgbModel:
+    """One binary:logistic booster whose margin is ``weight`` * the graph model's + (1 -
+    ``weight``) * the tabular model's: both forests, each leaf scaled by its model's weight, and
+    the base score moved to the weighted base margin. Both must read the same features."""
+    if graph.features != tabular.features:
+        raise ValueError("a blend needs both models on the same features")
+    g, t = _forest(graph), _forest(tabular)
+    trees: list[dict[str, Any]] = []
+    for doc, w in ((g, weight), (t, 1.0 - weight)):
+        for tree in doc["learner"]["gradient_booster"]["model"]["trees"]:
+            leaf = np.asarray(tree["left_children"]) == -1
+            cond = np.asarray(tree["split_conditions"], dtype=np.float64)
+            tree["split_conditions"] = np.where(leaf, cond * w, cond).tolist()
+            tree["base_weights"] = [v * w for v in tree["base_weights"]]
+            tree["id"] = len(trees)
+            trees.append(tree)
+    margin = weight * _base_margin(g["learner"]) + (1 - weight) * _base_margin(t["learner"])
+    learner = g["learner"]
+    learner["learner_model_param"]["base_score"] = f"[{float(expit(margin)):.9E}]"
+    model = learner["gradient_booster"]["model"]
+    model["trees"] = trees
+    model["tree_info"] = [0] * len(trees)
+    model["iteration_indptr"] = list(range(len(trees) + 1))
+    model["gbtree_model_param"]["num_trees"] = str(len(trees))
+    booster = xgb.Booster()
+    booster.load_model(bytearray(json.dumps(g).encode()))
+    best = len(trees) - 1
+    booster.set_attr(best_iteration=str(best), features=json.dumps(graph.features))
+    return XgbModel(booster, list(graph.features), best, float("nan"), dict(graph.params))

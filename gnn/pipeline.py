@@ -16,7 +16,15 @@ from fraudring.settings import Settings
 from gnn import metrics as m
 from gnn.dataset import build_dataset, label_delay_days, load_frames, temporal_split
 from gnn.features import FEATURE_NAMES
-from gnn.hedge import LABEL_DERIVED, graph_columns, guard, rising, with_dropout, without
+from gnn.hedge import (
+    LABEL_DERIVED,
+    blended_model,
+    graph_columns,
+    guard,
+    rising,
+    with_dropout,
+    without,
+)
 from gnn.model import FraudGCN
 from gnn.pit import PitConfig
 from gnn.tabular import REVIEW_COST_FRACTION, XgbConfig, choose_thresholds, fit_xgb
@@ -82,6 +90,8 @@ def run_training(
         seed=settings.seed,
         cfg=xgb_cfg,
     )
+    if hedge == "blend":  # the graph model's and the tabular model's mean logit, one booster
+        model = blended_model(model, tab_model)
     graph_ap = m.average_precision(known[val], model.predict(x[val]))
     tabular_ap = m.average_precision(known[val], tab_model.predict(x[val]))
     chosen = guard(graph_ap=graph_ap, tabular_ap=tabular_ap)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from gnn.hedge import (
     HEDGES,
     LABEL_DERIVED,
     blend,
+    blended_model,
     check_hedge,
     graph_columns,
     guard,
@@ -22,7 +25,7 @@ from gnn.hedge import (
     without,
 )
 from gnn.labelprop import FRAUD_N, FraudLabelPropagation, propagate
-from gnn.tabular import XgbConfig, fit_xgb
+from gnn.tabular import XgbConfig, XgbModel, fit_xgb
 
 
 def _edges(pairs: list[tuple[int, int]]) -> torch.Tensor:
@@ -143,3 +146,27 @@ def test_a_model_fitted_without_graph_columns_never_reads_them() -> None:
     cfg = XgbConfig(n_estimators=20, max_bin=64)
     model = fit_xgb(without(x, cols), y, None, None, features=["a", "b", "c"], seed=0, cfg=cfg)
     assert np.array_equal(model.predict(x), model.predict(without(x, cols)))
+
+
+def test_a_blend_served_as_one_booster_scores_as_the_two_models_blended(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    x = rng.random((3000, 3))
+    y = ((x[:, 0] + 0.5 * x[:, 1] + 0.3 * rng.random(3000)) > 1.1).astype(np.int64)
+    x[rng.random(3000) < 0.1, 2] = np.nan
+    names = ["amount", "velocity", "user_risk"]
+    cfg = XgbConfig(n_estimators=60, max_bin=64, early_stopping_rounds=5)
+    graph = fit_xgb(x[:2000], y[:2000], x[2000:], y[2000:], features=names, seed=0, cfg=cfg)
+    tab_x = without(x, np.asarray([2]))
+    tab = fit_xgb(tab_x[:2000], y[:2000], tab_x[2000:], y[2000:], features=names, seed=1, cfg=cfg)
+    one = blended_model(graph, tab)
+    want = blend(tab.predict(x), graph.predict(x))
+    assert np.allclose(one.predict(x), want, atol=1e-5)
+    one.save(tmp_path / "xgb.json")  # what the registry keeps and the scorer reads back
+    assert np.allclose(XgbModel.load(tmp_path / "xgb.json").predict(x), want, atol=1e-5)
+    assert not np.allclose(want, graph.predict(x), atol=1e-3)  # it is not one model alone
+    from realtime.scorer import _walker
+
+    walker = _walker(one.booster, 3)  # the API's tree walker scores it, explanations included
+    assert walker is not None and walker.base_margin is not None
+    with pytest.raises(ValueError, match="same features"):
+        blended_model(graph, fit_xgb(x, y, None, None, features=["a", "b", "c"], seed=0, cfg=cfg))

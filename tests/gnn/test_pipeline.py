@@ -225,15 +225,16 @@ def test_live_model_of_an_older_contract_is_scored_on_its_own_columns(tmp_path: 
 def test_a_hedged_training_is_recorded(tmp_path: Path, small_world: Path) -> None:
     from gnn.service import train_pipeline
 
-    settings = _settings(tmp_path, train_hedge="monotone")
-    result = train_pipeline(settings=settings, data_dir=small_world, pit=FAST, promote=False)
-    man = ModelRegistry(settings.models_path).manifest(result["version"])
-    assert man["hedge"] == "monotone" and man["guard"]["chosen"] in ("graph", "tabular")
+    for hedge in ("monotone", "blend"):
+        settings = _settings(tmp_path / hedge, train_hedge=hedge)
+        result = train_pipeline(settings=settings, data_dir=small_world, pit=FAST, promote=False)
+        man = ModelRegistry(settings.models_path).manifest(result["version"])
+        assert man["hedge"] == hedge and man["guard"]["chosen"] in ("graph", "tabular")
 
 
 @given(st.text(max_size=10))
 def test_train_hedge_setting_names_its_choices(value: str) -> None:
-    if value in ("none", "dropout", "monotone"):
+    if value in ("none", "dropout", "monotone", "blend"):
         assert load_settings(env="dev", train_hedge=value).train_hedge == value
     else:
         with pytest.raises(SettingsError, match="FRAUDRING_TRAIN_HEDGE: Input should be"):
