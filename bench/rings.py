@@ -123,13 +123,14 @@ def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
     for finder, grid in GRIDS.items():
         t1 = time.perf_counter()
         scores = {(w.name, i): _score(w, finder, p) for w in val for i, p in enumerate(grid)}
+        arrived: dict[tuple[str, str, float], tuple[float, float, int]] = {}
         for w in test:
             if w.topology in TOPOS:
                 pool = [v for v in val if v.topology != w.topology]
                 how = "held out"
             else:
                 pool, how = val, "held out (all synthetic)"
-            p = _with_shape(finder, grid[_choose(scores, pool, len(grid))], pool)
+            p = _with_shape(finder, grid[_choose(scores, pool, len(grid))], pool, arrived)
             rec, false, _found = _score(w, finder, p)
             arr, arr_false, _n = _score(w, finder, p, arrived=True)
             h24 = _within_24h(w, finder, p)
@@ -142,21 +143,32 @@ def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
             figures[f"{key}_24h"] = h24
             figures[f"{key}_arrived_recall"] = arr
             figures[f"{key}_arrived_false_share"] = arr_false
-        chosen = _with_shape(finder, grid[_choose(scores, val, len(grid))], val)
+        chosen = _with_shape(finder, grid[_choose(scores, val, len(grid))], val, arrived)
         figures[f"{finder}_chosen_on_all"] = str(chosen)
         console.print(f"rings: {finder} scored in {time.perf_counter() - t1:.0f} s")
     _print(rows, test)
     return figures
 
 
-def _with_shape(finder: str, p: dict[str, Any], pool: list[BenchWorld]) -> dict[str, Any]:
-    """fraudring's point with the `SHAPES` value best as arrived on `pool` (others: as is)."""
+def _with_shape(
+    finder: str,
+    p: dict[str, Any],
+    pool: list[BenchWorld],
+    cache: dict[tuple[str, str, float], tuple[float, float, int]],
+) -> dict[str, Any]:
+    """fraudring's point with the `SHAPES` value best as arrived on `pool` (others: as is);
+    `cache` keeps each validation world's score, shared by the pools that hold it."""
     if finder != "fraudring":
         return p
 
+    def score(w: BenchWorld, share: float) -> tuple[float, float, int]:
+        key = (w.name, repr(sorted(p.items())), share)
+        if key not in cache:
+            cache[key] = _score(w, finder, {**p, "shape_share": share}, arrived=True)
+        return cache[key]
+
     def value(share: float) -> float:
-        s = [_score(w, finder, {**p, "shape_share": share}, arrived=True) for w in pool]
-        return float(np.mean([r - f for r, f, _n in s]))
+        return float(np.mean([r - f for r, f, _n in (score(w, share) for w in pool)]))
 
     best = max(SHAPES, key=lambda share: (round(value(share), 12), -SHAPES.index(share)))
     return {**p, "shape_share": best}

@@ -14,6 +14,7 @@ incremental runs, like the kinds' label rates (`graph.evidence`).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from graph.ringrule import Component
@@ -31,9 +32,15 @@ def shape_counts(
 ) -> tuple[int, int]:
     """(confirmed, all) structural groups beyond a household; confirmed: two or more members
     in one suspicious ring."""
-    rings = [set(f.members) for f in flagged]
+    ring_of: dict[str, list[int]] = {}
+    for i, f in enumerate(flagged):
+        for u in f.members:
+            ring_of.setdefault(u, []).append(i)
     big = [g for g in groups if beyond_household(g, params)]
-    confirmed = sum(1 for g in big if any(len(r.intersection(g.members)) >= 2 for r in rings))
+    confirmed = 0
+    for g in big:
+        shared = Counter(i for u in g.members for i in ring_of.get(u, ()))
+        confirmed += any(n >= 2 for n in shared.values())
     return confirmed, len(big)
 
 
