@@ -190,3 +190,25 @@ def test_offline_homes_are_the_stores(store: CypherStore) -> None:
     ip_name = {str(int(a.offsets[KINDS.index("ip")]) + i): ip for i, ip in enumerate(ips)}
     got = user_bases(a, len(a.t), since=int(since * US), cap=4, index=index, users=set(name))
     assert {name[u]: ip_name[ip] for u, ip in got.items()} == online
+
+
+def test_a_card_three_users_share_joins_two_trios_into_one_group() -> None:
+    """Two trios, each on its own phone, joined only by a card three of them use (the 1M bench
+    world's crew of 8 was two such halves): one group at the defaults, two at the old 6."""
+    rows = [
+        *[(f"a{i}", f"ca{i}", "dA", f"ia{i}", "m1", 1.0 + i / 10) for i in (1, 2, 3)],
+        *[(f"b{i}", f"cb{i}", "dB", f"ib{i}", "m1", 2.0 + i / 10) for i in (1, 2, 3)],
+        *[(u, "cX", f"dx{u}", f"ix{u}", "m2", 3.0 + k / 10) for k, u in enumerate(("a1", "b1", "b2"))],
+    ]  # fmt: skip
+    df = pd.DataFrame(rows, columns=["user_id", "card_id", "device_id", "ip", "merchant_id", "d"])
+    df["ts"] = pd.to_datetime(T0 + df.pop("d") * DAY, unit="s", utc=True)
+    df["txn_id"] = [f"t{i:03d}" for i in range(len(df))]
+    df["amount"] = 10.0
+    none = pd.DataFrame({"txn_id": [], "label": [], "label_ts": []})
+    a = txn_arrays(df, none)
+    a1 = int(a.offsets[KINDS.index("user")]) + list(a.node_ids[KINDS.index("user")]).index("a1")
+    sizes = [
+        ring_risk(a, int(a.t[-1]) + 1, params=p).ring_size[a1]
+        for p in (RingParams(), RingParams(card_min_users=6))
+    ]
+    assert sizes == [6, 3]
