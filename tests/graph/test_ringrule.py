@@ -3,9 +3,13 @@ links: no store, the pure rule both the workers and the offline features run."""
 
 from __future__ import annotations
 
-import pytest
+from math import comb
 
-from graph.ringrule import EvidenceLinks, evidence, evidence_rings
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from graph.ringrule import EvidenceLinks, evidence, evidence_rings, evidences
 from graph.schemas import RingParams
 
 RATES = {"device": 0.05, "ip": 0.05, "card": 0.05, "merchant": 0.05}
@@ -85,3 +89,17 @@ def test_the_result_does_not_depend_on_the_order_links_come_in(order: int) -> No
     links.update({("ip", k[1]): v for k, v in relay(4).items()})
     shuffled = dict(list(links.items())[::order])
     assert members(shuffled, LOOSE) == members(links, LOOSE)
+
+
+entity = st.integers(1, 40).flatmap(
+    lambda n: st.tuples(st.just(n), st.integers(0, n), st.floats(1e-4, 0.5))
+)
+
+
+@given(st.lists(entity, min_size=1, max_size=8))
+def test_evidences_are_each_entitys_binomial_tail(rows: list[tuple[int, int, float]]) -> None:
+    """The vectorised tails, entity by entity, are P(at least `bad` of `users` labelled)."""
+    tails = evidences(*zip(*rows, strict=True))
+    for (n, b, r), got in zip(rows, tails, strict=True):
+        exact = sum(comb(n, k) * r**k * (1 - r) ** (n - k) for k in range(b, n + 1))
+        assert got == pytest.approx(exact, rel=1e-9, abs=1e-300)
