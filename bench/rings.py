@@ -55,7 +55,6 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
             "join_share": j,
             "join_alpha": ja,
             "evidence_cap": c,
-            "card_min_users": cm,
         }
         for a in (0.001, 0.003, 0.01)
         for ca in (0.01, 0.05)
@@ -63,7 +62,6 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
         for j in (0.5, 0.67)
         for ja in (1e-6, 1e-3)
         for c in (50, 100)
-        for cm in (6, 3)
     ],
 }
 

@@ -16,19 +16,19 @@ of an entity counts its distinct users within the window; an incremental run app
 rule (the same Cypher) to the entities it reaches, so it decides exactly like a full run.
 
 Households: families share a home IP, a tablet, a card, so they form components of up to about
-`household_max` users. A card links from `card_min_users` (3) users: a card two crews' halves
-share ties them into one crew (at 6, the old default, they stayed two households), at the price
-of a stolen card's owner joining a ring that has no bigger entity to cut the family off by
-(below); the validation worlds of every topology chose 3 (docs/rings.md). A user's home is the
-IP of most of its recent transactions among IPs that are not hubs (`bases`); a device used from
-`cross_homes` or more homes is no family's tablet but, say, a takeover crew's phone (users with
-no such IP are not counted). A component bigger than a household keeps as members only the users
-tied in through an entity shared by more than `household_max` users or a device used across
-homes; the family of a taken-over account hanging on through its home IP is not part of the
-ring. These structural groups give ring risk to unlabelled accounts; size alone flags none of
-them (`size_flag` opts back in): dorms, offices, extended families and a shop's regulars share
-as much as rings do. Where most groups beyond a household in this population did turn out to be
-rings, the rest are flagged too (`graph.ringshape`, `shape_share`).
+`household_max` users. A card links only when more hands than a household and a thief share it
+(`card_min_users`): a stolen card is used by its owner's family and by the ring, and would
+otherwise pull the family in (at 3 ring validation finds one more crew, but ring risk then
+reaches families that share cards and the fraud model pays for it: docs/rings.md). A user's home
+is the IP of most of its recent transactions among IPs that are not hubs (`bases`); a device
+used from `cross_homes` or more homes is no family's tablet but, say, a takeover crew's phone
+(users with no such IP are not counted). A component bigger than a household keeps as members
+only the users tied in through an entity shared by more than `household_max` users or a device
+used across homes; the family of a taken-over account hanging on through its home IP is not part
+of the ring. These structural groups give ring risk to unlabelled accounts; size alone flags
+none of them (`size_flag` opts back in): dorms, offices, extended families and a shop's regulars
+share as much as rings do. Where most groups beyond a household in this population did turn out
+to be rings, the rest are flagged too (`graph.ringshape`, `shape_share`).
 
 Suspicious rings are grown from labels (`graph.evidence`, `graph.ringrule.evidence_rings`): an
 entity with at most `evidence_cap` recent users is a candidate when its labelled sharing is

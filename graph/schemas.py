@@ -105,10 +105,10 @@ class RingParams(BaseModel):
     window_days: float = Field(default=30.0, gt=0, description="links older than this ignored")
     hub_cap: int = Field(default=20, ge=2, description="max distinct users of a card/device/ip")
     card_min_users: int = Field(
-        default=3,
+        default=6,
         ge=2,
-        description="a card links only when this many users share it (two: a couple, or a "
-        "thief and the card's owner); chosen on validation worlds (docs/rings.md)",
+        description="a card links only when this many users share it (a stolen card: its "
+        "owner's household and the thief)",
     )
     ip_min_txns: int = Field(
         default=2, ge=1, description="a user is tied to an IP after this many transactions"
