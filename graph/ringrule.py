@@ -331,7 +331,9 @@ def evidence_rings(
     labelled users through entities whose `evidence` multiplies to ``params.join_alpha`` or less
     joins them (one relay member whose label has not arrived; a family hanging on to one victim
     through its home IP and tablet ties one labelled user, however many entities). A group of
-    at least `min_size` with two labelled members is a suspicious ring."""
+    at least `min_size` with two labelled members is a suspicious ring; one bigger than
+    `max_size` is split without its merchants as `bounded` splits the structural ones (where
+    most customers have a fraud label, as in the handbook, shops chain thousands)."""
     joined: set[str] = set()
     seen: dict[str, int] = {}
     labelled = {u for _users, bad in elinks.values() for u in bad}
@@ -378,8 +380,8 @@ def evidence_rings(
             for b, (_p, key) in two:
                 links[key] = sorted(set(links.get(key, [])) | {u, b})
     out = []
-    for comp in components({k: us for k, us in links.items() if len(us) >= 2}):
-        if len(comp.members) >= params.min_size and len(labelled.intersection(comp.members)) >= 2:
+    for comp in bounded({k: us for k, us in links.items() if len(us) >= 2}, params=params)[0]:
+        if len(labelled.intersection(comp.members)) >= 2:
             comp.suspicious, comp.flag = True, "labels"
             out.append(comp)
     return out

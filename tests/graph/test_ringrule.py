@@ -103,3 +103,20 @@ def test_evidences_are_each_entitys_binomial_tail(rows: list[tuple[int, int, flo
     for (n, b, r), got in zip(rows, tails, strict=True):
         exact = sum(comb(n, k) * r**k * (1 - r) ** (n - k) for k in range(b, n + 1))
         assert got == pytest.approx(exact, rel=1e-9, abs=1e-300)
+
+
+def test_an_evidence_group_beyond_max_size_is_split_without_its_merchants() -> None:
+    """Two labelled trios, each on its own device, chained by shops their members all used
+    (the handbook's compromised terminals chain thousands this way): with `max_size` 4 the
+    shops are dropped and the two crews stand; a chain of shops alone stands for nothing."""
+    crews: EvidenceLinks = {
+        ("device", "dA"): (["a1", "a2", "a3"], ["a1", "a2", "a3"]),
+        ("device", "dB"): (["b1", "b2", "b3"], ["b1", "b2", "b3"]),
+        ("merchant", "m1"): (["a3", "b1"], ["a3", "b1"]),
+    }
+    shops = {("merchant", k): v for (_kind, k), v in relay(6).items()}
+    small = RingParams(max_size=4)
+    assert members(crews, RingParams()) == [["a1", "a2", "a3", "b1", "b2", "b3"]]
+    assert members(crews, small) == [["a1", "a2", "a3"], ["b1", "b2", "b3"]]
+    assert len(members(shops, RingParams())) == 1
+    assert members(shops, small) == []
