@@ -48,8 +48,10 @@ ROWS = [
 LABEL_AT = T0 + 8 * DAY
 
 
-def frames(labelled: tuple[str, ...] = ("a2",)) -> tuple[pd.DataFrame, pd.DataFrame]:
-    df = pd.DataFrame(ROWS, columns=["user_id", "card_id", "device_id", "ip", "merchant_id", "d"])
+def frames(
+    labelled: tuple[str, ...] = ("a2",), rows: list[tuple[Any, ...]] = ROWS
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    df = pd.DataFrame(rows, columns=["user_id", "card_id", "device_id", "ip", "merchant_id", "d"])
     df["ts"] = pd.to_datetime(T0 + df.pop("d") * DAY, unit="s", utc=True)
     df = df.sort_values("ts", kind="mergesort").reset_index(drop=True)
     df["txn_id"] = [f"t{i:03d}" for i in range(len(df))]
@@ -201,12 +203,7 @@ def test_a_card_three_users_share_joins_two_trios_only_from_three_users() -> Non
         *[(f"b{i}", f"cb{i}", "dB", f"ib{i}", "m1", 2.0 + i / 10) for i in (1, 2, 3)],
         *[(u, "cX", f"dx{u}", f"ix{u}", "m2", 3.0 + k / 10) for k, u in enumerate(("a1", "b1", "b2"))],
     ]  # fmt: skip
-    df = pd.DataFrame(rows, columns=["user_id", "card_id", "device_id", "ip", "merchant_id", "d"])
-    df["ts"] = pd.to_datetime(T0 + df.pop("d") * DAY, unit="s", utc=True)
-    df["txn_id"] = [f"t{i:03d}" for i in range(len(df))]
-    df["amount"] = 10.0
-    none = pd.DataFrame({"txn_id": [], "label": [], "label_ts": []})
-    a = txn_arrays(df, none)
+    a = txn_arrays(*frames((), rows))
     a1 = int(a.offsets[KINDS.index("user")]) + list(a.node_ids[KINDS.index("user")]).index("a1")
     sizes = [
         ring_risk(a, int(a.t[-1]) + 1, params=p).ring_size[a1]
