@@ -15,6 +15,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.stats import binom
 
+from graph.communities import communities
 from graph.schemas import FlaggedBy, RingParams
 
 Links = dict[tuple[str, str], list[str]]  # (kind, entity id) -> its recent users
@@ -84,7 +85,11 @@ def labelled(links: Links, comp_of: Mapping[str, int], *, min_size: int = 2) -> 
 
 
 def bounded(
-    links: Links, *, params: RingParams, comp_of: Mapping[str, int] | None = None
+    links: Links,
+    *,
+    params: RingParams,
+    comp_of: Mapping[str, int] | None = None,
+    tails: Mapping[tuple[str, str], float] | None = None,
 ) -> tuple[list[Component], list[int]]:
     """`components` of at most ``params.max_size`` users, and the sizes of those given up.
 
@@ -92,8 +97,9 @@ def bounded(
     from one small shop to the next (every terminal of the handbook benchmark), not a ring: its
     "fraud rate" would only count the town's victims. It is split without its merchant links,
     the weakest evidence, so a crew tied by devices, IPs or cards inside it stays a ring; what
-    is still too big is not one. `comp_of`: users' component labels where the database
-    computed them (`graph.gds`)."""
+    is still too big is not one, unless `tails` (each entity's evidence) say it was grown from
+    labels: then it is cut into its communities (`graph.communities`). `comp_of`: users'
+    component labels where the database computed them (`graph.gds`)."""
     kept: list[Component] = []
     dropped: list[int] = []
     whole = (
@@ -107,10 +113,15 @@ def bounded(
             continue
         strong = {key: links[key] for key in comp.entities if key[0] != "merchant"}
         for part in components(strong, min_size=params.min_size):
-            if len(part.members) <= params.max_size:
-                kept.append(part)
-            else:
-                dropped.append(len(part.members))
+            pieces = [part]
+            if tails is not None and len(part.members) > params.max_size:
+                cut = communities(part.members, part.entities, links=strong, tails=tails)
+                pieces = [Component(m, e) for m, e in cut if len(m) >= params.min_size]
+            for piece in pieces:
+                if len(piece.members) <= params.max_size:
+                    kept.append(piece)
+                else:
+                    dropped.append(len(piece.members))
     return kept, dropped
 
 
@@ -333,7 +344,8 @@ def evidence_rings(
     through its home IP and tablet ties one labelled user, however many entities). A group of
     at least `min_size` with two labelled members is a suspicious ring; one bigger than
     `max_size` is split without its merchants as `bounded` splits the structural ones (where
-    most customers have a fraud label, as in the handbook, shops chain thousands)."""
+    most customers have a fraud label, as in the handbook, shops chain thousands), and what is
+    still too big into its communities (coincidences chain crews)."""
     joined: set[str] = set()
     seen: dict[str, int] = {}
     labelled = {u for _users, bad in elinks.values() for u in bad}
@@ -380,7 +392,9 @@ def evidence_rings(
             for b, (_p, key) in two:
                 links[key] = sorted(set(links.get(key, [])) | {u, b})
     out = []
-    for comp in bounded({k: us for k, us in links.items() if len(us) >= 2}, params=params)[0]:
+    tail_of = dict(zip(keys, tails.tolist(), strict=True))
+    grown = {k: us for k, us in links.items() if len(us) >= 2}
+    for comp in bounded(grown, params=params, tails=tail_of)[0]:
         if len(labelled.intersection(comp.members)) >= 2:
             comp.suspicious, comp.flag = True, "labels"
             out.append(comp)

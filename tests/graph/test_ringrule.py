@@ -120,3 +120,20 @@ def test_an_evidence_group_beyond_max_size_is_split_without_its_merchants() -> N
     assert members(crews, small) == [["a1", "a2", "a3"], ["b1", "b2", "b3"]]
     assert len(members(shops, RingParams())) == 1
     assert members(shops, small) == []
+
+
+def test_crews_chained_by_a_coincidence_beyond_max_size_stand_as_communities() -> None:
+    """Two labelled crews of four, each tied by devices every member shares, and one dynamic IP
+    a member of each once used (only labelled users share it, so it joins them): beyond
+    `max_size`, with no merchant to drop, the group is cut where it is weakest, into the
+    crews, instead of being given up."""
+    links: EvidenceLinks = {("ip", "dyn"): (["a4", "b1"], ["a4", "b1"])}
+    for crew in ("a", "b"):
+        team = [f"{crew}{k}" for k in range(1, 5)]
+        for d in range(3):
+            links[("device", f"{crew}{d}")] = (team, team)
+    assert members(links, RingParams()) == [["a1", "a2", "a3", "a4", "b1", "b2", "b3", "b4"]]
+    assert members(links, RingParams(max_size=6)) == [
+        ["a1", "a2", "a3", "a4"],
+        ["b1", "b2", "b3", "b4"],
+    ]

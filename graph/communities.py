@@ -1,0 +1,48 @@
+"""Crews inside a group grown from labels that is too big to be one ring.
+
+Evidence chains labelled users through entities unusual for their kind; a coincidence (two
+fraudsters of different crews who once used the same dynamic IP, a card two crews bought)
+ties crews that each stand on dozens of ties of their own. Where such ties chain many crews
+into one group bigger than `RingParams.max_size` even without merchants, the group is cut into
+its communities (Louvain over the users, a pair weighted by how unusual its shared entities
+are) rather than given up: a crew is densely tied inside, and crews are tied to each other by
+few coincidences."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import networkx as nx
+
+Key = tuple[str, str]  # (kind, entity id)
+
+SEED = 7  # Louvain visits nodes in a random order; fixed so that every run cuts alike
+
+
+def communities(
+    members: list[str],
+    entities: list[Key],
+    *,
+    links: Mapping[Key, list[str]],
+    tails: Mapping[Key, float],
+) -> list[tuple[list[str], list[Key]]]:
+    """The communities of two or more of `members` (tied through `entities`, whose users are
+    `links`), each with the entities inside it. A pair of users weighs the sum of -log(tail)
+    over the entities they share (`tails`: each entity's `graph.ringrule.evidence`; 0.5 where
+    unknown, and no tail counts as weaker than that)."""
+    g = nx.Graph()
+    g.add_nodes_from(members)
+    for key in entities:
+        users = sorted(links.get(key, []))
+        w = -math.log(min(max(tails.get(key, 0.5), 1e-300), 0.5))
+        for i, u in enumerate(users):
+            for v in users[i + 1 :]:
+                old = g.get_edge_data(u, v)
+                g.add_edge(u, v, weight=w + (old["weight"] if old else 0.0))
+    out = []
+    for part in nx.community.louvain_communities(g, weight="weight", seed=SEED):
+        if len(part) >= 2:
+            inside = [k for k in entities if len(part.intersection(links.get(k, []))) >= 2]
+            out.append((sorted(part), inside))
+    return sorted(out)
