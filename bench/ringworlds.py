@@ -129,3 +129,28 @@ def amlsim(sample: str, *, seed: int) -> BenchWorld:
         fraud_at,
         int(a.t[-1]) + 1,
     )
+
+
+def relay(seed: int) -> BenchWorld:
+    """`bench.relayworld`'s world of `seed`, loaded as a user's CSV (`fraudring load`)."""
+    from bench.relayworld import COLUMNS, write
+    from world.loaders import load_table, parse_columns
+
+    with tempfile.TemporaryDirectory(prefix="fraudring-bench-relay-") as tmp:
+        out = Path(tmp) / "w"
+        load_table(
+            src=write(seed, Path(tmp) / "relay.csv"), out=out, columns=parse_columns(COLUMNS)
+        )
+        f = load_frames(out)
+    a, planted, fraud_at = _arrays(f.txns, f.labels, f.truth)
+    return BenchWorld(
+        f"relay seed {seed}",
+        "relay",
+        seed,
+        "test",
+        a,
+        RingIndex.of(a),
+        planted,
+        fraud_at,
+        int(a.t[-1]) + 1,
+    )
