@@ -29,15 +29,13 @@ import numpy.typing as npt
 
 from gnn.features import DAY_US
 from gnn.graphdata import KINDS, TxnArrays
+from graph.ringevidence import EvidenceLinks, evidence_rings, label_rates
 from graph.ringrule import (
     Component,
-    EvidenceLinks,
     Links,
     bounded,
     cores,
     density,
-    evidence_rings,
-    label_rates,
     risk,
     size_flag,
     wide_device_users,
@@ -187,7 +185,7 @@ def evidence_links(
     """`graph.queries.EVIDENCE` on the rows before ``hi``: entities with 2..`evidence_cap` recent
     users and at least one labelled tied one (a merchant ties its repeat customers, any other
     entity every recent user), and per kind the recent tied pairs and the labelled ones among
-    them (`graph.ringrule.label_rates`)."""
+    them (`graph.ringevidence.label_rates`)."""
     n_nodes = np.int64(index.n_nodes)
     bad = np.zeros(index.n_nodes, dtype=bool)
     if labelled:

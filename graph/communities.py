@@ -29,7 +29,7 @@ def communities(
 ) -> list[tuple[list[str], list[Key]]]:
     """The communities of two or more of `members` (tied through `entities`, whose users are
     `links`), each with the entities inside it. A pair of users weighs the sum of -log(tail)
-    over the entities they share (`tails`: each entity's `graph.ringrule.evidence`; 0.5 where
+    over the entities they share (`tails`: each entity's `graph.ringevidence.evidence`; 0.5 where
     unknown, and no tail counts as weaker than that)."""
     g = nx.Graph()
     g.add_nodes_from(members)

@@ -1,4 +1,4 @@
-"""Suspicious rings grown from labels, read from the store (`graph.ringrule.evidence_rings`).
+"""Suspicious rings grown from labels, read from the store (`graph.ringevidence.evidence_rings`).
 
 A full run measures, per entity kind, the labelled share of all recent user-entity ties (the
 population an entity is compared with), keeps it on a `RingRates` node for incremental runs,
@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from graph import queries as q
 from graph import ringshape
-from graph.ringrule import Component, EvidenceLinks, label_rates
+from graph.ringevidence import EvidenceLinks, label_rates
+from graph.ringrule import Component
 from graph.schemas import KIND_OF_LABEL, LINKED_KINDS, RingParams
 
 if TYPE_CHECKING:

@@ -396,7 +396,7 @@ def evidence_links(*, page: str) -> dict[str, str]:
 
 def evidence_totals(*, page: str) -> dict[str, str]:
     """Per entity kind, one page of recent ties and the labelled ones among them: the population
-    an entity's labelled sharing is compared with (graph.ringrule.label_rates)."""
+    an entity's labelled sharing is compared with (graph.ringevidence.label_rates)."""
     return {
         k: f"MATCH (x:{LABELS[k]})\nWHERE {page}\nMATCH (x)<-[r:USED]-(u:User)\n"
         f"WHERE r.last_seen >= $since AND {_ETIED[k]}\n"

@@ -30,12 +30,12 @@ none of them (`size_flag` opts back in): dorms, offices, extended families and a
 share as much as rings do. Where most groups beyond a household in this population did turn out
 to be rings, the rest are flagged too (`graph.ringshape`, `shape_share`).
 
-Suspicious rings are grown from labels (`graph.evidence`, `graph.ringrule.evidence_rings`): an
+Suspicious rings are grown from labels (`graph.evidence`, `graph.ringevidence.evidence_rings`): an
 entity with at most `evidence_cap` recent users is a candidate when its labelled sharing is
 unusual for its kind: two or more labelled users, at least `evidence_share` of its users, and a
 binomial tail at the kind's labelled rate (measured over all recent ties of that kind in the
 last full run) of at most `chain_alpha`. Candidates group labelled users and their tails
-multiply along the group (`graph.ringrule.chained`: a relay of pairs is as strong as its chain);
+multiply along the group (`graph.ringevidence.chained`: a relay of pairs is as strong as its chain);
 a group whose evidence is at most `evidence_alpha` stands, and two standing groups join only
 through ties as strong as their own (a stolen card two crews tested joins nobody). Unlabelled
 users come along where labels are at least `join_share` of such an entity or two such entities
@@ -66,6 +66,7 @@ from fraudring.logs import get_logger
 from graph import evidence, ringevents, ringshape
 from graph import queries as q
 from graph.ringevents import OldRings
+from graph.ringevidence import evidence_rings
 from graph.ringrule import (
     Component,
     Links,
@@ -73,7 +74,6 @@ from graph.ringrule import (
     cores,
     counts_as_fraud,
     density,
-    evidence_rings,
     pick_bases,
     risk,
     size_flag,

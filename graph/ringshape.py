@@ -1,6 +1,6 @@
 """Groups beyond a household, flagged by what such groups turned out to be in this population.
 
-A ring is flagged from labels (`graph.ringrule.evidence_rings`) once two of its members have a
+A ring is flagged from labels (`graph.ringevidence.evidence_rings`) once two of its members have a
 chargeback; before that it is a structural group. Whether a group bigger than a household (or
 tied across homes) is suspicious on its shape alone depends on the population: where dorms,
 offices and extended families share as much as rings do, most such groups never turn out to be

@@ -153,7 +153,7 @@ class RingParams(BaseModel):
         gt=0,
         le=1,
         description="an entity too weak alone still adds its evidence to a group of such "
-        "entities (a relay) when its tail is at most this (graph.ringrule.chained)",
+        "entities (a relay) when its tail is at most this (graph.ringevidence.chained)",
     )
     evidence_share: float = Field(
         default=0.0,
@@ -174,7 +174,7 @@ class RingParams(BaseModel):
         gt=0,
         le=1,
         description="an unlabelled user tied to two labelled ones joins them when the evidence "
-        "of its ties multiplies to this or less (graph.ringrule.evidence_rings)",
+        "of its ties multiplies to this or less (graph.ringevidence.evidence_rings)",
     )
     size_flag: int = Field(
         default=0,
@@ -201,7 +201,7 @@ class RingParams(BaseModel):
 
 
 #: Why a ring is suspicious: two or more labelled members tied by unusual sharing
-#: (graph.ringrule.evidence_rings), a group beyond a household where most such groups turned out
+#: (graph.ringevidence.evidence_rings), a group beyond a household where most such groups turned out
 #: rings (graph.ringshape), or its size alone (RingParams.size_flag).
 FlaggedBy = Literal["labels", "shape", "size"]
 

@@ -14,7 +14,7 @@ import pytest
 from fraudring.settings import load_settings
 from graph.evidence import stored_rates
 from graph.repository import CypherStore
-from graph.ringrule import evidence
+from graph.ringevidence import evidence
 from graph.schemas import EntityRef, GraphNotFound, InvalidGraphId, RingParams, TxnRecord
 from graph.service import open_store
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from fraudring.errors import InvalidInput
-from graph.ringrule import evidence, evidence_rings
+from graph.ringevidence import evidence, evidence_rings
 from graph.schemas import RingParams
 from world.amlsim import load_amlsim
 from world.io import read_meta, read_world, ring_members

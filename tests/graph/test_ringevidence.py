@@ -1,4 +1,4 @@
-"""How evidence adds up along a group of entities (`graph.ringrule.chained`), on hand-built
+"""How evidence adds up along a group of entities (`graph.ringevidence.chained`), on hand-built
 links: no store, the pure rule both the workers and the offline features run."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from graph.ringrule import EvidenceLinks, evidence, evidence_rings, evidences
+from graph.ringevidence import EvidenceLinks, evidence, evidence_rings, evidences
 from graph.schemas import RingParams
 
 RATES = {"device": 0.05, "ip": 0.05, "card": 0.05, "merchant": 0.05}
