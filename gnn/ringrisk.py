@@ -29,7 +29,13 @@ import numpy.typing as npt
 
 from gnn.features import DAY_US
 from gnn.graphdata import KINDS, TxnArrays
-from graph.ringevidence import EvidenceLinks, evidence_rings, label_rates
+from graph.ringevidence import (
+    EvidenceLinks,
+    LabelledUse,
+    evidence_rings,
+    label_rates,
+    use_share,
+)
 from graph.ringrule import (
     Component,
     Links,
@@ -181,17 +187,19 @@ def evidence_links(
     params: RingParams,
     index: RingIndex,
     labelled: set[str],
-) -> tuple[EvidenceLinks, dict[str, tuple[float, float]]]:
+) -> tuple[EvidenceLinks, dict[str, tuple[float, float]], LabelledUse]:
     """`graph.queries.EVIDENCE` on the rows before ``hi``: entities with 2..`evidence_cap` recent
     users and at least one labelled tied one (a merchant ties its repeat customers, any other
-    entity every recent user), and per kind the recent tied pairs and the labelled ones among
-    them (`graph.ringevidence.label_rates`)."""
+    entity every recent user), per kind the recent tied pairs and the labelled ones among them
+    (`graph.ringevidence.label_rates`), and per entity the labelled users' share of its
+    transactions."""
     n_nodes = np.int64(index.n_nodes)
     bad = np.zeros(index.n_nodes, dtype=bool)
     if labelled:
         bad[np.fromiter((int(u) for u in labelled), dtype=np.int64, count=len(labelled))] = True
     out: EvidenceLinks = {}
     totals: dict[str, tuple[float, float]] = {}
+    use: LabelledUse = {}
     for kind in KINDS[1:]:
         pair, n, last = index.pairs[kind].before(hi, a.t)
         ent, users = pair // n_nodes, pair % n_nodes
@@ -200,23 +208,29 @@ def evidence_links(
         tied = recent & ((n >= 2) if kind == "merchant" else True)
         totals[kind] = (float(tied.sum()), float((tied & bad[users]).sum()))
         sel = tied & (degree[ent] >= 2) & (degree[ent] <= params.evidence_cap)
-        ents, members = ent[sel], users[sel]
+        ents, members, uses = ent[sel], users[sel], n[sel]
         flagged = bad[members]
         n_bad = np.bincount(ents[flagged], minlength=index.n_nodes)
         pick = n_bad[ents] >= 1
-        ents, members, flagged = ents[pick], members[pick], flagged[pick]
+        ents, members, flagged, uses = ents[pick], members[pick], flagged[pick], uses[pick]
         if len(ents) == 0:
             continue
         bounds = np.flatnonzero(np.diff(ents)) + 1
         starts = np.r_[0, bounds]
-        for group, flags, e in zip(
-            np.split(members, bounds), np.split(flagged, bounds), ents[starts], strict=True
+        all_n = np.add.reduceat(uses, starts)
+        bad_n = np.add.reduceat(np.where(flagged, uses, 0), starts)
+        for group, flags, e, tot, bn in zip(
+            np.split(members, bounds),
+            np.split(flagged, bounds),
+            ents[starts],
+            all_n.tolist(),
+            bad_n.tolist(),
+            strict=True,
         ):
-            out[(kind, str(int(e)))] = (
-                [str(int(u)) for u in group],
-                [str(int(u)) for u in group[flags]],
-            )
-    return out, totals
+            key = (kind, str(int(e)))
+            out[key] = ([str(int(u)) for u in group], [str(int(u)) for u in group[flags]])
+            use[key] = use_share(tot, bn)
+    return out, totals, use
 
 
 def user_bases(
@@ -271,9 +285,11 @@ def ring_groups(
     for comp in comps:
         comp.density = density(comp, links)
     size_flag(comps, params)
-    elinks, totals = evidence_links(a, hi, since=since, params=params, index=index, labelled=known)
+    elinks, totals, use = evidence_links(
+        a, hi, since=since, params=params, index=index, labelled=known
+    )
     rates = label_rates(totals, prior=params.label_prior)
-    flagged = evidence_rings(elinks, rates=rates, params=params)
+    flagged = evidence_rings(elinks, rates=rates, params=params, labelled_use=use)
     for comp in flagged:
         comp.density = density(comp, {k: us for k, (us, _b) in elinks.items()})
     shape_flag(comps, shape_counts(comps, flagged, params), params)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from graph import queries as q
 from graph import ringshape
-from graph.ringevidence import EvidenceLinks, label_rates
+from graph.ringevidence import EvidenceLinks, LabelledUse, label_rates, use_share
 from graph.ringrule import Component
 from graph.schemas import KIND_OF_LABEL, LINKED_KINDS, RingParams
 
@@ -46,8 +46,9 @@ def _scan(
 
 def full(
     store: CypherBackend, *, since: float, params: RingParams
-) -> tuple[EvidenceLinks, dict[str, float]]:
-    """Every evidence entity and the rates, which are stored for incremental runs."""
+) -> tuple[EvidenceLinks, dict[str, float], LabelledUse]:
+    """Every evidence entity, the rates (stored for incremental runs) and each entity's
+    labelled share of use."""
     totals: dict[str, tuple[float, float]] = {k: (0.0, 0.0) for k in LINKED_KINDS}
     for kind, rows in _scan(store, q.evidence_totals, {"since": since}, params.page_size):
         for n, bad in rows:
@@ -67,11 +68,13 @@ def full(
         ]
     )
     links: EvidenceLinks = {}
+    use: LabelledUse = {}
     args = {"since": since, "cap": params.evidence_cap}
     for kind, rows in _scan(store, q.evidence_links, args, params.page_size):
-        for eid, users, bad in rows:
+        for eid, users, bad, uses, bad_uses in rows:
             links[(kind, eid)] = (list(users), list(bad))
-    return links, rates
+            use[(kind, eid)] = use_share(uses, bad_uses)
+    return links, rates, use
 
 
 def stored_rates(store: CypherBackend, *, params: RingParams) -> dict[str, float]:
@@ -109,10 +112,11 @@ def expand(
     since: float,
     params: RingParams,
     rings_of: Any,
-) -> tuple[EvidenceLinks, set[str], OldRings]:
+) -> tuple[EvidenceLinks, set[str], OldRings, LabelledUse]:
     """Evidence entities around `users`, closed under them and under current ring membership
-    (`rings_of(store, users)` -> the rings of those users)."""
+    (`rings_of(store, users)` -> the rings of those users), and their labelled share of use."""
     links: EvidenceLinks = {}
+    use: LabelledUse = {}
     old: OldRings = {}
     visited: set[str] = set()
     checked: set[tuple[str, str]] = set()
@@ -137,8 +141,9 @@ def expand(
             ents = sorted(e for k, e in seen if k == kind)
             for i in range(0, len(ents), _CHUNK):
                 rows = store._read(q.ENTITY_EVIDENCE[kind], {"ids": ents[i : i + _CHUNK], **args})
-                for eid, us, bad in rows:
+                for eid, us, bad, uses, bad_uses in rows:
                     links[(kind, eid)] = (list(us), list(bad))
+                    use[(kind, eid)] = use_share(uses, bad_uses)
                     grow.update(u for u in us if u not in visited)
         frontier = grow
-    return links, visited, old
+    return links, visited, old, use

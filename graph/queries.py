@@ -379,15 +379,16 @@ WITH x, count(r) AS degree
 WHERE degree >= 2 AND degree <= $cap
 MATCH (x)<-[r:USED]-(u:User)
 WHERE r.last_seen >= $since AND {tied}
-WITH x, collect(u.id) AS users, collect(CASE WHEN {bad} THEN u.id END) AS bad
+WITH x, collect(u.id) AS users, collect(CASE WHEN {bad} THEN u.id END) AS bad,
+  sum(r.n) AS uses, sum(CASE WHEN {bad} THEN r.n ELSE 0 END) AS bad_uses
 WHERE size(bad) >= 1
-RETURN x.id, users, bad
+RETURN x.id, users, bad, uses, bad_uses
 """
 
 
 def evidence_links(*, page: str) -> dict[str, str]:
     """Per entity kind, one page of entities with 2..$cap recent users of which at least one
-    tied user is labelled: their tied users and the labelled ones."""
+    tied user is labelled: their tied users, the labelled ones, and the transactions of each."""
     return {
         k: f"MATCH (x:{LABELS[k]})\nWHERE {page}" + _EVIDENCE.format(tied=_ETIED[k], bad=_BAD)
         for k in LINKED_KINDS

@@ -17,6 +17,13 @@ from graph.schemas import RingParams
 
 #: (kind, entity id) -> (its recent tied users, those of them labelled fraud)
 EvidenceLinks = dict[tuple[str, str], tuple[list[str], list[str]]]
+#: (kind, entity id) -> the labelled users' share of its tied users' transactions
+LabelledUse = dict[tuple[str, str], float]
+
+
+def use_share(uses: float | None, bad_uses: float | None) -> float:
+    """The labelled users' share of an entity's transactions (1 where none are counted)."""
+    return float(bad_uses or 0) / float(uses) if uses else 1.0
 
 
 def label_rates(totals: Mapping[str, tuple[float, float]], *, prior: float) -> dict[str, float]:
@@ -118,7 +125,11 @@ def chained(
 
 
 def evidence_rings(
-    elinks: EvidenceLinks, *, rates: Mapping[str, float], params: RingParams
+    elinks: EvidenceLinks,
+    *,
+    rates: Mapping[str, float],
+    params: RingParams,
+    labelled_use: Mapping[tuple[str, str], float] | None = None,
 ) -> list[Component]:
     """Rings grown from labels (see `graph.rings`).
 
@@ -126,11 +137,13 @@ def evidence_rings(
     least ``params.evidence_share`` of its users, `evidence` <= ``params.chain_alpha``) is a
     candidate; candidates tying labelled users into a group whose evidence multiplies to
     ``params.evidence_alpha`` or less (`chained`) tie their labelled users, and their unlabelled
-    ones where labels are at least ``params.join_share`` of its users or where the user is tied
-    by two such entities. Labels then propagate one step: an unlabelled user tied to two or more
-    labelled users through entities whose `evidence` multiplies to ``params.join_alpha`` or less
-    joins them (one relay member whose label has not arrived; a family hanging on to one victim
-    through its home IP and tablet ties one labelled user, however many entities). A group of
+    ones where labels are at least ``params.join_share`` of its users and of its use
+    (`labelled_use`: a stolen card's owner, who pays with it every week, is no tester) or where
+    the user is tied by two such entities. Labels then propagate one step: an unlabelled user
+    tied to two or more labelled users through entities whose `evidence` multiplies to
+    ``params.join_alpha`` or less joins them (one relay member whose label has not arrived; a
+    family hanging on to one victim through its home IP and tablet ties one labelled user,
+    however many entities). A group of
     at least `min_size` with two labelled members is a suspicious ring; one bigger than
     `max_size` is split without its merchants as `bounded` splits the structural ones (where
     most customers have a fraud label, as in the handbook, shops chain thousands), and what is
@@ -160,7 +173,8 @@ def evidence_rings(
     for key, users in strong.items():
         for u in users:
             seen[u] = seen.get(u, 0) + 1
-        if len(elinks[key][1]) >= params.join_share * len(users):
+        use = 1.0 if labelled_use is None else labelled_use.get(key, 1.0)
+        if len(elinks[key][1]) >= params.join_share * len(users) and use >= params.join_share:
             joined.update(users)
     keep = labelled | joined | {u for u, n in seen.items() if n >= 2}
     links = {k: [u for u in us if u in keep] for k, us in strong.items()}

@@ -38,10 +38,11 @@ last full run) of at most `chain_alpha`. Candidates group labelled users and the
 multiply along the group (`graph.ringevidence.chained`: a relay of pairs is as strong as its chain);
 a group whose evidence is at most `evidence_alpha` stands, and two standing groups join only
 through ties as strong as their own (a stolen card two crews tested joins nobody). Unlabelled
-users come along where labels are at least `join_share` of such an entity or two such entities
-tie them, and one step of propagation lets an unlabelled user join the two labelled users it is
-most unusually tied to through two different entities (`join_alpha`). A group of two or more
-labelled members is a suspicious ring; a structural group it contains is dropped in its favour.
+users come along where labels are at least `join_share` of such an entity's users and of its
+transactions (a stolen card's owner keeps paying with it) or two such entities tie them, and one
+step of propagation lets an unlabelled user join the two labelled users it is most unusually
+tied to through two different entities (`join_alpha`). A group of two or more labelled members
+is a suspicious ring; a structural group it contains is dropped in its favour.
 The parameters were chosen on validation worlds of every topology (docs/rings.md).
 
 Stable ids: each new component takes the id of the previous ring it shares most members with
@@ -242,7 +243,7 @@ def detect(
     since = now - params.window_days * 86400
     if touched_users is None:
         links = _full_links(store, since=since, params=params)
-        elinks, rates = evidence.full(store, since=since, params=params)
+        elinks, rates, use = evidence.full(store, since=since, params=params)
         old: OldRings = {
             rid: (float(c or 0.0), list(m or [])) for rid, c, m in store._read(q.ALL_RINGS)
         }
@@ -252,7 +253,7 @@ def detect(
         seeds = set(touched_users)
         while True:  # closed under both kinds of links and current ring membership
             links, visited, old = _expand(store, seeds, since=since, params=params)
-            elinks, evisited, eold = evidence.expand(
+            elinks, evisited, eold, use = evidence.expand(
                 store, visited, since=since, params=params, rings_of=_rings_of
             )
             if evisited <= visited:
@@ -281,7 +282,7 @@ def detect(
     for comp in comps:
         comp.density = density(comp, links)
     size_flag(comps, params)
-    flagged = evidence_rings(elinks, rates=rates, params=params)
+    flagged = evidence_rings(elinks, rates=rates, params=params, labelled_use=use)
     for comp in flagged:
         comp.density = density(comp, {k: us for k, (us, _b) in elinks.items()})
     shape = evidence.shape_counts(store, comps, flagged, params=params, full=full)

@@ -167,7 +167,7 @@ class RingParams(BaseModel):
         ge=0,
         le=1,
         description="an unlabelled user joins through one such entity when labels are at least "
-        "this share of its users (or through two such entities)",
+        "this share of its users and of its transactions (or through two such entities)",
     )
     join_alpha: float = Field(
         default=1e-6,

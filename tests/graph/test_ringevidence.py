@@ -137,3 +137,16 @@ def test_crews_chained_by_a_coincidence_beyond_max_size_stand_as_communities() -
         ["a1", "a2", "a3", "a4"],
         ["b1", "b2", "b3", "b4"],
     ]
+
+
+def test_a_stolen_cards_owner_who_keeps_paying_with_it_is_no_tester() -> None:
+    """Two testers charged the card once each, its owner thirty times: labels are 2 of its 3
+    users but 2 of its 32 payments, so the owner stays out; a controller device the third
+    member used as much as the others brings that member in."""
+    links: EvidenceLinks = {("card", "c"): (["owner", "t1", "t2"], ["t1", "t2"])}
+    assert members(links, LOOSE) == [["owner", "t1", "t2"]]
+    rings = evidence_rings(links, rates=RATES, params=LOOSE, labelled_use={("card", "c"): 2 / 32})
+    assert [r.members for r in rings] == [["t1", "t2"]]
+    device: EvidenceLinks = {("device", "d"): (["m1", "m2", "m3"], ["m1", "m2"])}
+    rings = evidence_rings(device, rates=RATES, params=LOOSE, labelled_use={("device", "d"): 0.6})
+    assert [r.members for r in rings] == [["m1", "m2", "m3"]]
