@@ -4,8 +4,8 @@ Worlds (`bench.ringworlds`): for each topology of `world.topology` (and `dense`,
 planner), a hard 30-day world of `transactions` transactions (150,000 by default: about 8,000
 users and 20-30 rings of 3-30 members) with the legitimate look-alikes of every shape and 0.02%
 of legitimate transactions labelled fraud by mistake; validation seeds 101 and 102, test seeds
-`seed` and `seed + 1`. The two AMLSim samples and two worlds of `bench.relayworld` (written apart
-from `world/`, 45 days) are test worlds only.
+`seed` and `seed + 1`. The two AMLSim samples and the worlds of `bench.apart` (written apart from
+`world/`, from a description of fraud only) are test worlds only.
 
 Figures per world, for each finder of `bench.ringmethods`, its rings flagged at the end of the
 world with every fraud label known (a crew under investigation):
@@ -37,13 +37,14 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.ringmethods import FINDERS
-from bench.ringworlds import BenchWorld, amlsim, relay, synthetic
+from bench.ringworlds import BenchWorld, amlsim, apart, synthetic
 from gnn.features import DAY_US
 from world.io import match_rings
 
 console = Console(stderr=True)
 TOPOS = ("dense", "chain", "star", "bipartite", "mule")
 VALIDATION_SEEDS = (101, 102)
+APART = ("relay", "takeover", "collusion")  # bench.apart: worlds written apart, test only
 _CAPS = {"cap": (5, 10, 20, 50), "merchants": (False, True)}
 GRIDS: dict[str, list[dict[str, Any]]] = {
     "components": [dict(zip(_CAPS, v, strict=True)) for v in itertools.product(*_CAPS.values())],
@@ -115,12 +116,12 @@ def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
     val = [synthetic(t, s, "validation", transactions=n) for t in TOPOS for s in VALIDATION_SEEDS]
     test = [synthetic(t, s, "test", transactions=n) for t in TOPOS for s in (seed, seed + 1)]
     test += [amlsim(s, seed=seed) for s in ("20K_cycle200", "20K_fanin200")]
-    test += [relay(s) for s in (seed, seed + 1)]
+    test += [apart(name, s) for name in APART for s in (seed, seed + 1)]
     console.print(f"rings: {len(val) + len(test)} worlds in {time.perf_counter() - t0:.0f} s")
     figures: dict[str, float | int | str] = {
         "data": f"world.simulate hard, {n:,} txns, 30 days, topologies {', '.join(TOPOS)}; "
         f"validation seeds {VALIDATION_SEEDS}, test seeds ({seed}, {seed + 1}); AMLSim samples; "
-        f"bench.relayworld seeds ({seed}, {seed + 1})",
+        f"bench.apart {', '.join(APART)} seeds ({seed}, {seed + 1})",
     }
     rows: list[Row] = []
     for finder, grid in GRIDS.items():

@@ -9,6 +9,7 @@ using its own counterparty node, so that a payee account is tied to the node its
 
 from __future__ import annotations
 
+import importlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,21 +132,20 @@ def amlsim(sample: str, *, seed: int) -> BenchWorld:
     )
 
 
-def relay(seed: int) -> BenchWorld:
-    """`bench.relayworld`'s world of `seed`, loaded as a user's CSV (`fraudring load`)."""
-    from bench.relayworld import COLUMNS, write
+def apart(name: str, seed: int) -> BenchWorld:
+    """The world of `seed` of `bench.apart.<name>`, loaded as a user's CSV (`fraudring load`)."""
     from world.loaders import load_table, parse_columns
 
-    with tempfile.TemporaryDirectory(prefix="fraudring-bench-relay-") as tmp:
+    gen = importlib.import_module(f"bench.apart.{name}")
+    with tempfile.TemporaryDirectory(prefix="fraudring-bench-apart-") as tmp:
         out = Path(tmp) / "w"
-        load_table(
-            src=write(seed, Path(tmp) / "relay.csv"), out=out, columns=parse_columns(COLUMNS)
-        )
+        src = gen.write(seed, Path(tmp) / f"{name}.csv")
+        load_table(src=src, out=out, columns=parse_columns(gen.COLUMNS))
         f = load_frames(out)
     a, planted, fraud_at = _arrays(f.txns, f.labels, f.truth)
     return BenchWorld(
-        f"relay seed {seed}",
-        "relay",
+        f"{name} (apart) seed {seed}",
+        f"apart_{name}",
         seed,
         "test",
         a,
