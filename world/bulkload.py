@@ -19,12 +19,13 @@ import pyarrow.compute as pc
 
 from fraudring.logs import get_logger
 from graph import ingest as ing
+from graph import labelbulk
 from world import schema
 from world.io import iter_transactions, read_world
 
 if TYPE_CHECKING:
     from graph.repository import CypherStore
-    from graph.schemas import IngestResult, RingUpdate
+    from graph.schemas import IngestResult, LabelValue, RingUpdate
 
 log = get_logger(__name__)
 
@@ -71,25 +72,21 @@ def load_world(
     if limit is not None:
         early = world.transactions.filter(pc.less(world.transactions.column("ts"), limit))
         seen = set(early.column("txn_id").to_pylist())
-    n_labels = 0
+    rows: list[tuple[str, LabelValue, float]] = []
     for txn_id, value, at in zip(
         labels.column("txn_id").to_pylist(),
         labels.column("label").to_pylist(),
         labels.column("label_ts").to_pylist(),
         strict=True,
     ):
-        if seen is not None and txn_id not in seen:
-            continue
-        store.label(
-            kind="txn",
-            id=txn_id,
-            label="fraud" if value == 1 else "legitimate",
-            by="chargeback",
-            at=at.timestamp(),
-        )
-        n_labels += 1
+        if seen is None or txn_id in seen:
+            rows.append((txn_id, "fraud" if value == 1 else "legitimate", at.timestamp()))
+    n_labels = len(rows)
+    for i in range(0, n_labels, labelbulk.CHUNK):  # in arrival order: the last label stands
+        part = rows[i : i + labelbulk.CHUNK]
+        labelbulk.label_txns(store, part, by="chargeback")
         if on_progress:
-            on_progress("labels", 1)
+            on_progress("labels", len(part))
     update: RingUpdate = store.detect_rings()
     log.info(
         "graph.bulk_loaded",
