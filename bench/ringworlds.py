@@ -74,6 +74,20 @@ def _arrays(
     return a, planted, fraud_at
 
 
+def _world(
+    name: str,
+    topology: str,
+    *,
+    seed: int,
+    split: str,
+    f: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None],
+) -> BenchWorld:
+    """A benchmark world of (transactions, labels, truth)."""
+    a, planted, fraud_at = _arrays(*f)
+    end = int(a.t[-1]) + 1
+    return BenchWorld(name, topology, seed, split, a, RingIndex.of(a), planted, fraud_at, end)
+
+
 def synthetic(topology: str, seed: int, split: str, *, transactions: int) -> BenchWorld:
     from world.simulate import generate
 
@@ -90,17 +104,8 @@ def synthetic(topology: str, seed: int, split: str, *, transactions: int) -> Ben
             progress=False,
         )
         f = load_frames(out)
-    a, planted, fraud_at = _arrays(f.txns, f.labels, f.truth)
-    return BenchWorld(
-        f"{topology} seed {seed}",
-        topology,
-        seed,
-        split,
-        a,
-        RingIndex.of(a),
-        planted,
-        fraud_at,
-        int(a.t[-1]) + 1,
+    return _world(
+        f"{topology} seed {seed}", topology, seed=seed, split=split, f=(f.txns, f.labels, f.truth)
     )
 
 
@@ -118,18 +123,8 @@ def amlsim(sample: str, *, seed: int) -> BenchWorld:
     )
     txns = pd.concat([f.txns, own], ignore_index=True)
     txns = txns.sort_values(["ts", "txn_id"], kind="mergesort").reset_index(drop=True)
-    a, planted, fraud_at = _arrays(txns, f.labels, f.truth)
-    return BenchWorld(
-        f"AMLSim {sample}",
-        "amlsim_" + sample.split("_")[-1].rstrip("0123456789"),
-        seed,
-        "test",
-        a,
-        RingIndex.of(a),
-        planted,
-        fraud_at,
-        int(a.t[-1]) + 1,
-    )
+    kind = "amlsim_" + sample.split("_")[-1].rstrip("0123456789")
+    return _world(f"AMLSim {sample}", kind, seed=seed, split="test", f=(txns, f.labels, f.truth))
 
 
 def apart(name: str, seed: int) -> BenchWorld:
@@ -142,15 +137,5 @@ def apart(name: str, seed: int) -> BenchWorld:
         src = gen.write(seed, Path(tmp) / f"{name}.csv")
         load_table(src=src, out=out, columns=parse_columns(gen.COLUMNS))
         f = load_frames(out)
-    a, planted, fraud_at = _arrays(f.txns, f.labels, f.truth)
-    return BenchWorld(
-        f"{name} (apart) seed {seed}",
-        f"apart_{name}",
-        seed,
-        "test",
-        a,
-        RingIndex.of(a),
-        planted,
-        fraud_at,
-        int(a.t[-1]) + 1,
-    )
+    title, frames = f"{name} (apart) seed {seed}", (f.txns, f.labels, f.truth)
+    return _world(title, f"apart_{name}", seed=seed, split="test", f=frames)
