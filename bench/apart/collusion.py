@@ -82,7 +82,7 @@ class _World:
         self.mprice.append(float(np.exp(self.rng.normal(np.log(median), 0.3))))
         return len(self.mprice) - 1
 
-    def add_household(self, size, start=0.0, kind=0):
+    def add_household(self, size, start=0.0, *, kind=0):
         rng, users, homes = self.rng, self.users, self.homes
         h, ip = len(homes["ip"]), self.new_ip()
         homes["ip"].append(ip)
@@ -261,7 +261,7 @@ class _World:
         ip[m] = rng.choice(self.vpn, m.sum())
         return dev, card, ip
 
-    def emit(self, u, sec, merch, amt, fraud, dev=None, card=None, ip=None):
+    def emit(self, u, sec, *, merch, amt, fraud, dev=None, card=None, ip=None):
         d, c, i = self.fill(u, sec)
         self.chunks.append(
             {
@@ -289,7 +289,7 @@ class _World:
         )
         sec = self.times(ua["start"][u], np.full(len(u), float(DAYS)))
         amt = np.array(self.mprice)[merch] * rng.lognormal(0, 0.45, len(u))
-        self.emit(u, sec, merch, amt, False)
+        self.emit(u, sec, merch=merch, amt=amt, fraud=False)
 
         # neighbourhood shops: 10-40 regulars, weekly visits on a preferred weekday/hour
         elig = np.array([x for x in range(nu) if ua["start"][x] == 0])
@@ -309,7 +309,7 @@ class _World:
                 ss.append(sec.astype(np.int64))
         u, merch = np.concatenate(us), np.concatenate(ms)
         amt = np.array(self.mprice)[merch] * rng.lognormal(0, 0.35, len(u))
-        self.emit(u, np.concatenate(ss), merch, amt, False)
+        self.emit(u, np.concatenate(ss), merch=merch, amt=amt, fraud=False)
 
     def fraud(self):
         rng, mprice = self.rng, self.mprice
@@ -324,7 +324,9 @@ class _World:
             merch = rng.choice(tm, k)
             amt = np.array(mprice)[merch] * rng.lognormal(0, 0.6, k)
             dev, card = np.array(devs)[seg], rng.choice(victims, k)
-            self.emit(np.full(k, mu), sec, merch, amt, True, dev=dev, card=card, ip=ip)
+            self.emit(
+                np.full(k, mu), sec, merch=merch, amt=amt, fraud=True, dev=dev, card=card, ip=ip
+            )
         # collusion purchases at fake merchants with stolen cards
         for mem, fake, cards, a, b, sip in self.coll_plan:
             for mu in mem:
@@ -336,7 +338,8 @@ class _World:
                     ip = np.where(rng.random(k) < 0.15, sip, ip)
                 merch = rng.choice(fake, k)
                 amt = np.array(mprice)[merch] * rng.lognormal(0, 0.5, k)
-                self.emit(uu, sec, merch, amt, True, card=rng.choice(cards[mu], k), ip=ip)
+                card = rng.choice(cards[mu], k)
+                self.emit(uu, sec, merch=merch, amt=amt, fraud=True, card=card, ip=ip)
         # friendly chargebacks on ordinary-looking, slightly larger purchases at popular merchants
         for name in [r for r in self.rings if r[0] == "F"]:
             for mu in self.rings[name]:
@@ -344,7 +347,7 @@ class _World:
                 merch = rng.choice(40, k)
                 sec = self.times(np.zeros(k), np.full(k, float(DAYS)))
                 amt = np.array(mprice)[merch] * rng.lognormal(0, 0.45, k) * rng.uniform(1.2, 1.8, k)
-                self.emit(np.full(k, mu), sec, merch, amt, True)
+                self.emit(np.full(k, mu), sec, merch=merch, amt=amt, fraud=True)
 
     # ---------------------------------------------------------------- assemble
     def frame(self):
@@ -356,7 +359,7 @@ class _World:
         rep = cols["fraud"] & (rng.random(n) < 0.7)
         delay = np.minimum(5 + np.exp(rng.normal(np.log(7), 0.6, n)), 40) * 86400
 
-        def ids(prefix, k, lo, hi):
+        def ids(prefix, k, *, lo, hi):
             return np.char.add(prefix, rng.choice(np.arange(lo, hi), k, replace=False).astype(str))
 
         def iso(sec):
@@ -366,11 +369,11 @@ class _World:
         return pd.DataFrame(
             {
                 "txn_id": np.char.add("t", np.arange(1, n + 1).astype(str)),
-                "user_id": ids("u", self.nu, 10_000, 100_000)[cols["u"]],
-                "card_id": ids("c", self.cnt["card"], 100_000, 1_000_000)[cols["card"]],
-                "device_id": ids("d", self.cnt["dev"], 100_000, 1_000_000)[cols["dev"]],
+                "user_id": ids("u", self.nu, lo=10_000, hi=100_000)[cols["u"]],
+                "card_id": ids("c", self.cnt["card"], lo=100_000, hi=1_000_000)[cols["card"]],
+                "device_id": ids("d", self.cnt["dev"], lo=100_000, hi=1_000_000)[cols["dev"]],
                 "ip": np.array(self.ips, dtype=object)[cols["ip"]],
-                "merchant_id": ids("m", len(self.mprice), 1000, 10_000)[cols["m"]],
+                "merchant_id": ids("m", len(self.mprice), lo=1000, hi=10_000)[cols["m"]],
                 "amount": np.round(np.clip(cols["amt"], 1.0, 9999.99), 2),
                 "ts": iso(cols["sec"]),
                 "label": np.where(cols["fraud"], np.where(rep, "1", ""), "0"),

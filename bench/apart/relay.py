@@ -56,7 +56,7 @@ def make_ips(rng, n):
     )
 
 
-def chunk(rng, items, lo, hi):
+def chunk(rng, items, *, lo, hi):
     """Split items into consecutive groups of size lo..hi; a short tail is repaired to reach lo."""
     groups, i = [], 0
     while i < len(items):
@@ -95,7 +95,7 @@ def write(seed: int, out: Path) -> Path:
     pz /= pz.sum()
     merch_ids = np.array([f"m{i}" for i in rng.permutation(N_MERCH) + 1], dtype=object)
 
-    def diurnal(n, lo=0.0, hi=float(T)):
+    def diurnal(n, lo=0.0, *, hi=float(T)):
         t = rng.uniform(lo, hi, n)
         t = (
             np.floor(t / 86400) * 86400
@@ -173,7 +173,7 @@ def write(seed: int, out: Path) -> Path:
         k: [] for k in ["user", "card", "dev", "ip", "merch", "amount", "t", "fraud"]
     }
 
-    def emit(uid, card, dev, ip, merch, amt, t, fraud):
+    def emit(uid, card, *, dev, ip, merch, amt, t, fraud):
         n = len(t)
         cols["user"].extend([uid] * n)
         cols["card"].extend(card)
@@ -217,12 +217,12 @@ def write(seed: int, out: Path) -> Path:
         emit(
             u["id"],
             card,
-            dev,
-            ip,
-            rng.choice(N_MERCH, n, p=pz),
-            rng.lognormal(math.log(30), 0.9, n),
-            t,
-            0,
+            dev=dev,
+            ip=ip,
+            merch=rng.choice(N_MERCH, n, p=pz),
+            amt=rng.lognormal(math.log(30), 0.9, n),
+            t=t,
+            fraud=0,
         )
 
     # rings
@@ -255,15 +255,15 @@ def write(seed: int, out: Path) -> Path:
             pair_segs.append(segs)
         # proxy IPs shared by 2-4 members (never the whole ring)
         proxy = {}
-        for g in chunk(rng, rng.permutation(s), 2, min(4, s - 1)):
+        for g in chunk(rng, rng.permutation(s), lo=2, hi=min(4, s - 1)):
             ip = new_ip()
             for i in g:
                 proxy[i] = ip
         # stolen cards: each used by <= 3 members; second pass gives ~half the members a 2nd card
         mcards: dict[int, list[str]] = {i: [] for i in range(s)}
-        cgroups = chunk(rng, rng.permutation(s), 1, 3)
+        cgroups = chunk(rng, rng.permutation(s), lo=1, hi=3)
         half = rng.permutation(s)[: s // 2]
-        cgroups += chunk(rng, half, 1, 2)
+        cgroups += chunk(rng, half, lo=1, hi=2)
         cg_cards = [new("c") for _ in cgroups]
         nv = int(rng.integers(0, 3))
         for j in rng.permutation(len(cgroups))[
@@ -286,7 +286,8 @@ def write(seed: int, out: Path) -> Path:
             ip = np.where(rng.random(n) < 0.8, proxy[p], rng.choice(public, n))
             card = rng.choice(np.array(mcards[p], dtype=object), n)
             amt = rng.lognormal(math.log(90), 0.8, n)
-            emit(m["id"], card, devs, ip, rng.integers(0, N_MERCH, n), amt, t, 1)
+            merch = rng.integers(0, N_MERCH, n)
+            emit(m["id"], card, dev=devs, ip=ip, merch=merch, amt=amt, t=t, fraud=1)
             if (
                 m["kind"] == "ring_new"
             ):  # first txn = account creation, a few small legit-looking ones
@@ -297,12 +298,12 @@ def write(seed: int, out: Path) -> Path:
                 emit(
                     m["id"],
                     [m["cards"][0]] * n2,
-                    [m["dev"][0]] * n2,
-                    ip2,
-                    rng.choice(N_MERCH, n2, p=pz),
-                    rng.lognormal(math.log(15), 0.6, n2),
-                    t2,
-                    0,
+                    dev=[m["dev"][0]] * n2,
+                    ip=ip2,
+                    merch=rng.choice(N_MERCH, n2, p=pz),
+                    amt=rng.lognormal(math.log(15), 0.6, n2),
+                    t=t2,
+                    fraud=0,
                 )
         ring_info.append((rid, s, len(takes), len(news), span, round(w0 / 86400, 1), nv))
 

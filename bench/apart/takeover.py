@@ -56,7 +56,7 @@ class _World:
         self.ring_of: dict[str, str] = {}
 
     # ---------- random unique ids and IPs: ids carry no grouping information
-    def _ids(self, prefix, lo, hi, n):
+    def _ids(self, prefix, lo, *, hi, n):
         made: list[str] = []
         while len(made) < n:
             x = int(self.rng.integers(lo, hi))
@@ -66,13 +66,13 @@ class _World:
         return made
 
     def new_user(self, n=1):
-        return self._ids("u", 100000, 1000000, n)
+        return self._ids("u", lo=100000, hi=1000000, n=n)
 
     def new_dev(self, n=1):
-        return self._ids("d", 100000, 1000000, n)
+        return self._ids("d", lo=100000, hi=1000000, n=n)
 
     def new_card(self, n=1):
-        return self._ids("c", 1000000, 10000000, n)
+        return self._ids("c", lo=1000000, hi=10000000, n=n)
 
     def new_ips(self, n, prefix=None):
         rng = self.rng
@@ -230,7 +230,7 @@ class _World:
         )
 
     # ---------- fraud rings
-    def add(self, u, c, d, ipx, m, a, t, fraud, rep=0, dl=0.0):
+    def add(self, u, c, *, d, ipx, m, a, t, fraud, rep=0, dl=0.0):
         m, a, t = self.merchants[int(m)], float(np.clip(a, 0.5, 9999.99)), float(t)
         dl += self.rng.random() * 0.5 if fraud else 0.0
         self.rows.append((u, c, d, ipx, m, a, t, fraud, rep, dl))
@@ -249,11 +249,12 @@ class _World:
                 t0 = rng.uniform(2 * DAY, NDAYS * DAY - dur - HOUR)
                 ms = rng.choice(self.cashout, int(rng.integers(2, 6)), replace=False)
                 rep, dl = int(rng.random() < P_REPORT), self.delay_days()
+                uid = self.uids[v]
                 for t in np.sort(t0 + rng.random(int(rng.integers(3, 12))) * dur):
                     card = rng.choice(self.own_cards[v])
                     ipx, m = rng.choice(proxies), rng.choice(ms)
                     amt = np.exp(rng.normal(np.log(600), 0.6))
-                    self.add(self.uids[v], card, phone, ipx, m, amt, t, 1, rep, dl)
+                    self.add(uid, card, d=phone, ipx=ipx, m=m, a=amt, t=t, fraud=1, rep=rep, dl=dl)
 
     def card_testing(self, gid, stolen):
         """A farm testing stolen cards with tiny amounts, then cashing a tenth of them out."""
@@ -275,7 +276,7 @@ class _World:
                 for _ in range(int(rng.integers(1, 4))):
                     t += rng.uniform(5, 90)
                     a, m, amt = rng.choice(accts), rng.choice(shops), rng.uniform(0.5, 2.0)
-                    self.add(a, c, d, ipd, m, amt, t, 1, rep, dl)
+                    self.add(a, c, d=d, ipx=ipd, m=m, a=amt, t=t, fraud=1, rep=rep, dl=dl)
                 t += rng.uniform(10, 150)
             others = [x for x in devs if x != d]
             for k in rng.choice(ncards, max(1, round(0.1 * ncards)), replace=False):
@@ -287,7 +288,7 @@ class _World:
                     m = self.cash_or_any()
                     a, ipx = rng.choice(accts), fips[int(rng.integers(len(fips)))]
                     amt = np.exp(rng.normal(np.log(900), 0.5))
-                    self.add(a, c, d2, ipx, m, amt, t2, 1, rep, dl)
+                    self.add(a, c, d=d2, ipx=ipx, m=m, a=amt, t=t2, fraud=1, rep=rep, dl=dl)
                     t2 = min(t2 + rng.uniform(300, 4 * HOUR), NDAYS * DAY - 1)
 
     def cash_or_any(self):
@@ -309,13 +310,13 @@ class _World:
                 ipx = rng.choice(gips) if rng.random() < 0.85 else rng.choice(self.carrier)
                 card, d, m = rng.choice(cards), rng.choice(devs), rng.choice(N_MERCH, p=self.pop)
                 amt = min(np.exp(rng.normal(np.log(25), 0.6)), 150)
-                self.add(a, card, d, ipx, m, amt, t, 0)
+                self.add(a, card, d=d, ipx=ipx, m=m, a=amt, t=t, fraud=0)
             rep, dl = int(rng.random() < P_REPORT), self.delay_days()
             for t in np.sort(bust + rng.random(int(rng.integers(2, 7))) * 48 * HOUR):
                 m = self.cash_or_any()
                 card, d, ipx = rng.choice(cards), rng.choice(devs), rng.choice(gips)
                 amt = np.clip(np.exp(rng.normal(np.log(1200), 0.5)), 300, 9000)
-                self.add(a, card, d, ipx, m, amt, t, 1, rep, dl)
+                self.add(a, card, d=d, ipx=ipx, m=m, a=amt, t=t, fraud=1, rep=rep, dl=dl)
 
     def rings(self):
         rng = self.rng
