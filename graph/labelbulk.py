@@ -62,9 +62,9 @@ SET x.fraud_txn_n = coalesce(x.fraud_txn_n, 0) + row.df,
 
 
 def _delta(old: str, new: str) -> tuple[int, int]:
-    return int(new == "fraud") - int(old == "fraud"), int(new == "legitimate") - int(
-        old == "legitimate"
-    )
+    """How a label change moves the (fraud, legitimate) counts."""
+    fraud = int(new == "fraud") - int(old == "fraud")
+    return fraud, int(new == "legitimate") - int(old == "legitimate")
 
 
 def label_txns(
