@@ -143,11 +143,11 @@ def evidence_rings(
     tied to two or more labelled users through entities whose `evidence` multiplies to
     ``params.join_alpha`` or less joins them (one relay member whose label has not arrived; a
     family hanging on to one victim through its home IP and tablet ties one labelled user,
-    however many entities). A group of
-    at least `min_size` with two labelled members is a suspicious ring; one bigger than
-    `max_size` is split without its merchants as `bounded` splits the structural ones (where
-    most customers have a fraud label, as in the handbook, shops chain thousands), and what is
-    still too big into its communities (coincidences chain crews)."""
+    however many entities). A group of at least `min_size` with two labelled members is a
+    suspicious ring; one bigger than `max_size` is split without its merchants as `bounded`
+    splits the structural ones (where most customers have a fraud label, as in the handbook,
+    shops chain thousands), and what is still too big into its communities (coincidences chain
+    crews)."""
     joined: set[str] = set()
     seen: dict[str, int] = {}
     labelled = {u for _users, bad in elinks.values() for u in bad}
@@ -159,7 +159,8 @@ def evidence_rings(
         [len(elinks[k][1]) for k in keys],
         [rates.get(k[0], 1.0) for k in keys],
     )
-    for key, p in zip(keys, tails.tolist(), strict=True):
+    tail_of = dict(zip(keys, tails.tolist(), strict=True))
+    for key, p in tail_of.items():
         users, bad = elinks[key]
         for u in users:
             if u not in labelled:
@@ -195,7 +196,6 @@ def evidence_rings(
             for b, (_p, key) in two:
                 links[key] = sorted(set(links.get(key, [])) | {u, b})
     out = []
-    tail_of = dict(zip(keys, tails.tolist(), strict=True))
     grown = {k: us for k, us in links.items() if len(us) >= 2}
     for comp in bounded(grown, params=params, tails=tail_of)[0]:
         if len(labelled.intersection(comp.members)) >= 2:
