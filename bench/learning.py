@@ -10,10 +10,12 @@ scored: fit on the training window, early stopping and cost thresholds on its la
   every fraud's);
 - (a) rules, (b) XGBoost on the transaction's own history, (c) the GCN alone, (d) the served
   model: (b) + ring risk and the merchant's known fraud;
-- (e) (d) + the graph model's per-entity features (`gnn.labelprop`: GCN probabilities and label
-  propagation); the graph model's contribution is (e) - (d); "d+gcn" is (d) + the GCN's alone,
-  "d+lp" (d) + label propagation alone, and (e*) whichever of the three validation ranks best
-  (`GRAPH_MODELS`; (e*) - (d) is the contribution of the graph model one would ship).
+- (e) (d) + the graph model's features: the GCN's per-entity probabilities and label propagation
+  (`gnn.labelprop`), and the neighbours' first-stage scores (`gnn.neighbours`: what (b) scored
+  the other users of the transaction's card, device and IP); the graph model's contribution is
+  (e) - (d); "d+gcn", "d+lp" and "d+nb" are (d) + each part alone, and (e*) whichever of the
+  four validation ranks best (`GRAPH_MODELS`; (e*) - (d) is the contribution of the graph model
+  one would ship).
 
 The shifted worlds (`generate(shift=True)`: a fraud burst at merchants with no history and new
 devices in the test week) score (b), (d) and (d) with each hedge (`gnn.hedge`). The hedge is
@@ -36,6 +38,7 @@ from gnn.dataset import Dataset, build_dataset, label_delay_days, load_frames, t
 from gnn.evaluate import evaluate_dataset
 from gnn.hedge import HEDGES, LABEL_DERIVED, blend, guard, rising, with_dropout
 from gnn.labelprop import GCN_FEATURES, LP_FEATURES
+from gnn.neighbours import NB_FEATURES, first_stage, neighbour_scores
 from gnn.pit import PitConfig
 from gnn.tabular import XgbConfig, fit_xgb
 
@@ -47,8 +50,11 @@ COST_FP, COST_FN = 100.0, 550.0
 #: seed 8), which is noise for early stopping, thresholds and the hedge's choice; 600,000 holds
 #: about a hundred.
 TRANSACTIONS = 600_000
-#: The graph model's variants: GCN and label propagation, the GCN alone, label propagation alone.
-GRAPH_MODELS = ("e", "e_gcn", "e_lp")
+#: The graph model's variants: all its features, then the GCN, label propagation and the
+#: neighbours' first-stage scores each alone.
+GRAPH_MODELS = ("e", "e_gcn", "e_lp", "e_nb")
+#: Every graph-model column (none is served).
+GRAPH_MODEL_FEATURES = GCN_FEATURES + LP_FEATURES + NB_FEATURES
 
 
 def build(topology: str, seed: int, *, transactions: int, shift: bool) -> Dataset:
@@ -91,12 +97,23 @@ def compare(ds: Dataset, *, seed: int, hedges: bool) -> dict[str, float]:
     out["test_frauds"] = float(y.sum())
     out["val_frauds"] = float(known[val].sum())
     x_d, names = ds.matrix()
+    tab = [n for n in names if n not in LABEL_DERIVED]
+    tab_cols = np.asarray([names.index(n) for n in tab], dtype=np.intp)
+    first = first_stage(
+        x_d[:, tab_cols],
+        known,
+        fit=fit,
+        val=val,
+        user=ds.arrays.node[:, 0],
+        features=tab,
+        seed=seed,
+        full=rep.models["b_xgb_tabular"],
+    )
     gnn = ds.pit.features[list(GCN_FEATURES + LP_FEATURES)].to_numpy(dtype=np.float64)
-    x = np.hstack([x_d, gnn])
-    names = names + list(GCN_FEATURES + LP_FEATURES)
+    x = np.hstack([x_d, gnn, neighbour_scores(ds.arrays, first)])
+    served = list(names)
+    names = names + list(GRAPH_MODEL_FEATURES)
     idx = {n: i for i, n in enumerate(names)}
-    served = [n for n in names if n not in GCN_FEATURES + LP_FEATURES]
-    tab = [n for n in served if n not in LABEL_DERIVED]
 
     def fit_score(
         cols: list[str], *, cfg: XgbConfig | None = None, drop: bool = False
@@ -110,9 +127,10 @@ def compare(ds: Dataset, *, seed: int, hedges: bool) -> dict[str, float]:
         return model.predict(x[np.ix_(val, c)]), model.predict(x[np.ix_(test, c)])
 
     scores = {
-        "e": fit_score(served + list(GCN_FEATURES + LP_FEATURES)),
+        "e": fit_score(served + list(GRAPH_MODEL_FEATURES)),
         "e_gcn": fit_score(served + list(GCN_FEATURES)),
         "e_lp": fit_score(served + list(LP_FEATURES)),
+        "e_nb": fit_score(served + list(NB_FEATURES)),
     }
     # the graph model as one would ship it: the variant validation ranks best (never (d) itself)
     e_val = {k: m.average_precision(known[val], scores[k][0]) for k in GRAPH_MODELS}
@@ -149,6 +167,7 @@ def _row(label: str, r: dict[str, float]) -> str:
     return (
         f"{label:<16}{int(r['test_frauds']):>5}{r['base']:>7.3f}{r['a']:>7.3f}{r['b']:>7.3f}"
         f"{r['c']:>7.3f}{r['d']:>7.3f}{r['e']:>7.3f}{r['e_gcn']:>7.3f}{r['e_lp']:>7.3f}"
+        f"{r['e_nb']:>7.3f}"
         f"{r['d'] - r['b']:>+8.3f}{r['e'] - r['d']:>+8.3f}{r['e_best'] - r['d']:>+8.3f}"
         f"{r['c_cost']:>9,.0f}{r['approve_cost']:>9,.0f}"
     )
@@ -156,7 +175,7 @@ def _row(label: str, r: dict[str, float]) -> str:
 
 HEADER = (
     f"{'world':<16}{'fraud':>5}{'base':>7}{'(a)':>7}{'(b)':>7}{'(c)':>7}{'(d)':>7}{'(e)':>7}"
-    f"{'d+gcn':>7}{'d+lp':>7}{'d-b':>8}{'e-d':>8}{'e*-d':>8}{'(c) $':>9}{'appr $':>9}"
+    f"{'d+gcn':>7}{'d+lp':>7}{'d+nb':>7}{'d-b':>8}{'e-d':>8}{'e*-d':>8}{'(c) $':>9}{'appr $':>9}"
 )
 
 
