@@ -38,7 +38,7 @@ from gnn.dataset import Dataset, build_dataset, label_delay_days, load_frames, t
 from gnn.evaluate import evaluate_dataset
 from gnn.hedge import HEDGES, LABEL_DERIVED, blend, guard, rising, with_dropout
 from gnn.labelprop import GCN_FEATURES, LP_FEATURES
-from gnn.neighbours import NB_FEATURES, first_stage, neighbour_scores
+from gnn.neighbours import NB_FEATURES, first_stage, neighbour_scores, user_groups
 from gnn.pit import PitConfig
 from gnn.tabular import XgbConfig, fit_xgb
 
@@ -104,7 +104,7 @@ def compare(ds: Dataset, *, seed: int, hedges: bool) -> dict[str, float]:
         known,
         fit=fit,
         val=val,
-        user=ds.arrays.node[:, 0],
+        groups=user_groups(ds.arrays),
         features=tab,
         seed=seed,
         full=rep.models["b_xgb_tabular"],

@@ -19,6 +19,8 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from gnn.features import DAY_US
 from gnn.graphdata import KINDS, TxnArrays
@@ -81,13 +83,36 @@ def neighbour_scores(a: TxnArrays, score: F64, *, window_days: int = 7, hub_cap:
     return np.column_stack(cols) if cols else np.zeros((len(user), 0))
 
 
+def user_groups(a: TxnArrays, *, hub_cap: int = 50) -> I64:
+    """Per row, the group of its user: users joined by a card, device or IP of at most
+    ``hub_cap`` users over the whole history (connected components). Folds must keep such
+    users together: two members of a ring share the device's velocity features, so a model
+    fitted on one member's label scores the other high, and the second stage would learn that
+    a neighbour's score gives a label away, which it never does on new transactions."""
+    user = a.node[:, KINDS.index("user")]
+    src, dst = [], []
+    for k in NB_KINDS:
+        ent = a.node[:, KINDS.index(k)]
+        ok = ent >= 0
+        pairs = np.unique(np.column_stack([user[ok], ent[ok]]), axis=0)
+        users_of = np.bincount(pairs[:, 1], minlength=a.n_nodes)
+        pairs = pairs[users_of[pairs[:, 1]] <= hub_cap]
+        src.append(pairs[:, 0])
+        dst.append(pairs[:, 1])
+    s, d = np.concatenate(src), np.concatenate(dst)
+    g = coo_matrix((np.ones(len(s)), (s, d)), shape=(a.n_nodes, a.n_nodes))
+    _, label = connected_components(g, directed=False)
+    out: I64 = label[user].astype(np.int64)
+    return out
+
+
 def first_stage(
     x: F64,
     known: I64,
     *,
     fit: I64,
     val: I64,
-    user: I64,
+    groups: I64,
     features: list[str],
     seed: int,
     folds: int = 4,
@@ -95,12 +120,13 @@ def first_stage(
     full: XgbModel | None = None,
 ) -> F64:
     """The first model's score [n] for every row of ``x`` [n, f]: rows of ``fit`` out of fold
-    (folds by user, so no user's own labels score it), every other row by the model fitted on
+    (folds by ``groups``, `user_groups`, so no user's own labels, nor those of the users it
+    shares a card, device or IP with, score it), every other row by the model fitted on
     all of ``fit``. In-fold scores would be overconfident where the second model learns to read
     them. ``val`` rows early-stop every fit; ``full``, when given, is the model already fitted
     on all of ``fit`` (the evaluation's tabular model (b))."""
     out = np.full(len(x), np.nan)
-    fold = (user[fit] % folds).astype(np.int64)
+    fold = (groups[fit] % folds).astype(np.int64)
     rng = np.random.default_rng(seed)
     fold = rng.permutation(folds)[fold]
     x_val, y_val = x[val], known[val]

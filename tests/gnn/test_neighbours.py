@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from gnn.graphdata import txn_arrays
-from gnn.neighbours import NB_FEATURES, first_stage, neighbour_scores
+from gnn.neighbours import NB_FEATURES, first_stage, neighbour_scores, user_groups
 
 DEVICE = NB_FEATURES.index("nb_device")
 CARD = NB_FEATURES.index("nb_card")
@@ -73,11 +73,45 @@ def test_first_stage_scores_fit_rows_out_of_fold() -> None:
     x = np.column_stack([user.astype(np.float64), rng.normal(size=n)])
     known = (user % 7 == 0).astype(np.int64)
     fit, val = np.arange(3000), np.arange(3000, n)
-    s = first_stage(x, known, fit=fit, val=val, user=user, features=["u", "z"], seed=1)
+    s = first_stage(x, known, fit=fit, val=val, groups=user, features=["u", "z"], seed=1)
     assert not np.isnan(s).any()
-    again = first_stage(x, known, fit=fit, val=val, user=user, features=["u", "z"], seed=1)
+    again = first_stage(x, known, fit=fit, val=val, groups=user, features=["u", "z"], seed=1)
     np.testing.assert_array_equal(s, again)
     from gnn.metrics import average_precision
 
     # the user id tells a user's label only in fold: out of fold it ranks no better than chance
     assert average_precision(known[fit], s[fit]) < 0.5
+
+
+def test_users_sharing_a_card_device_or_ip_fold_together_but_not_through_a_hub() -> None:
+    rows = [(0.1, "a", "d1", None), (0.2, "b", "d1", "c1"), (0.3, "c", None, "c1")]
+    rows += [(0.4, "e", "d2", None)]
+    rows += [(0.5 + i / 100, f"h{i}", "hub", None) for i in range(3)]
+    a = txn_arrays(_world(rows), None)
+    g = user_groups(a, hub_cap=2)
+    assert g[0] == g[1] == g[2]  # a-b by the device, b-c by the card
+    assert g[3] != g[0]
+    assert len({g[4], g[5], g[6]}) == 3  # three users of one device: a hub at cap 2
+    assert len(set(user_groups(a, hub_cap=3)[4:])) == 1
+
+
+def test_group_folds_keep_a_shared_devices_label_from_scoring_its_other_user() -> None:
+    # 200 pairs of users, each pair on its own device; the device's feature (as device
+    # velocity would) is the same for both, and both are fraud or neither is
+    pairs = 200
+    rows = [(r + i / 1000, f"u{i}", f"d{i // 2}", None) for r in range(3) for i in range(2 * pairs)]
+    a = txn_arrays(_world(rows), None)
+    device = a.node[:, 2] - a.offsets[2]
+    x = np.column_stack([device.astype(np.float64), np.zeros(len(device))])
+    known = (device % 5 == 0).astype(np.int64)
+    fit, val = np.arange(len(x) - 300), np.arange(len(x) - 300, len(x))
+    from gnn.metrics import average_precision
+
+    def oof(groups: np.ndarray) -> float:
+        s = first_stage(x, known, fit=fit, val=val, groups=groups, features=["d", "z"], seed=3)
+        return average_precision(known[fit], s[fit])
+
+    by_user = oof(a.node[:, 0])
+    by_group = oof(user_groups(a))
+    assert by_user > 0.9  # the other user of the device gave the label away
+    assert by_group < 0.5
