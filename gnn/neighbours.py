@@ -80,7 +80,8 @@ def neighbour_scores(a: TxnArrays, score: F64, *, window_days: int = 7, hub_cap:
         )
         for k in NB_KINDS
     ]
-    return np.column_stack(cols) if cols else np.zeros((len(user), 0))
+    out: F64 = np.column_stack(cols)
+    return out
 
 
 def user_groups(a: TxnArrays, *, hub_cap: int = 50) -> I64:
