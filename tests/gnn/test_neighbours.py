@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from gnn.graphdata import txn_arrays
+from gnn.metrics import average_precision
 from gnn.neighbours import NB_FEATURES, first_stage, neighbour_scores, user_groups
 
 DEVICE = NB_FEATURES.index("nb_device")
@@ -77,8 +78,6 @@ def test_first_stage_scores_fit_rows_out_of_fold() -> None:
     assert not np.isnan(s).any()
     again = first_stage(x, known, fit=fit, val=val, groups=user, features=["u", "z"], seed=1)
     np.testing.assert_array_equal(s, again)
-    from gnn.metrics import average_precision
-
     # the user id tells a user's label only in fold: out of fold it ranks no better than chance
     assert average_precision(known[fit], s[fit]) < 0.5
 
@@ -105,7 +104,6 @@ def test_group_folds_keep_a_shared_devices_label_from_scoring_its_other_user() -
     x = np.column_stack([device.astype(np.float64), np.zeros(len(device))])
     known = (device % 5 == 0).astype(np.int64)
     fit, val = np.arange(len(x) - 300), np.arange(len(x) - 300, len(x))
-    from gnn.metrics import average_precision
 
     def oof(groups: np.ndarray) -> float:
         s = first_stage(x, known, fit=fit, val=val, groups=groups, features=["d", "z"], seed=3)
