@@ -189,7 +189,8 @@ def evidence_links(
     labelled: set[str],
 ) -> tuple[EvidenceLinks, dict[str, tuple[float, float]], LabelledUse]:
     """`graph.queries.EVIDENCE` on the rows before ``hi``: entities with 2..`evidence_cap` recent
-    users and at least one labelled tied one (a merchant ties its repeat customers, any other
+    users (or more, where labels are at least `join_share` of them) and at least one labelled
+    tied one (a merchant ties its repeat customers, any other
     entity every recent user), per kind the recent tied pairs and the labelled ones among them
     (`graph.ringevidence.label_rates`), and per entity the labelled users' share of its
     transactions."""
@@ -207,7 +208,9 @@ def evidence_links(
         degree = np.bincount(ent[recent], minlength=index.n_nodes)
         tied = recent & ((n >= 2) if kind == "merchant" else True)
         totals[kind] = (float(tied.sum()), float((tied & bad[users]).sum()))
-        sel = tied & (degree[ent] >= 2) & (degree[ent] <= params.evidence_cap)
+        crew = np.bincount(ent[recent & bad[users]], minlength=index.n_nodes)
+        small = degree[ent] <= params.evidence_cap
+        sel = tied & (degree[ent] >= 2) & (small | (crew[ent] >= params.join_share * degree[ent]))
         ents, members, uses = ent[sel], users[sel], n[sel]
         flagged = bad[members]
         n_bad = np.bincount(ents[flagged], minlength=index.n_nodes)

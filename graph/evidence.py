@@ -2,7 +2,8 @@
 
 A full run measures, per entity kind, the labelled share of all recent user-entity ties (the
 population an entity is compared with), keeps it on a `RingRates` node for incremental runs,
-and reads every entity within `evidence_cap` users that ties two labelled users; it also keeps
+and reads every entity within `evidence_cap` users (or beyond, where labels are at least
+`join_share` of its users) that ties two labelled users; it also keeps
 the population's confirmed share of groups beyond a household (`graph.ringshape`). An incremental
 run expands from the touched users over such entities (and the members of their current
 rings) to the closure a full run would group them in, and decides with the stored rates.
@@ -69,7 +70,7 @@ def full(
     )
     links: EvidenceLinks = {}
     use: LabelledUse = {}
-    args = {"since": since, "cap": params.evidence_cap}
+    args = {"since": since, "cap": params.evidence_cap, "share": params.join_share}
     for kind, rows in _scan(store, q.evidence_links, args, params.page_size):
         for eid, users, bad, uses, bad_uses in rows:
             links[(kind, eid)] = (list(users), list(bad))
@@ -121,7 +122,7 @@ def expand(
     visited: set[str] = set()
     checked: set[tuple[str, str]] = set()
     frontier = set(users)
-    args = {"since": since, "cap": params.evidence_cap}
+    args = {"since": since, "cap": params.evidence_cap, "share": params.join_share}
     while frontier:
         visited |= frontier
         rings = rings_of(store, frontier)

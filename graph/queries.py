@@ -373,10 +373,10 @@ _BAD: Final = (
 #: Which recent users an entity ties: a merchant its repeat customers, any other entity all.
 _ETIED: Final = {k: ("r.n >= 2" if k == "merchant" else "true") for k in LINKED_KINDS}
 _EVIDENCE = """
-MATCH (x)<-[r:USED]-(:User)
+MATCH (x)<-[r:USED]-(u:User)
 WHERE r.last_seen >= $since
-WITH x, count(r) AS degree
-WHERE degree >= 2 AND degree <= $cap
+WITH x, count(r) AS degree, sum(CASE WHEN {bad} THEN 1 ELSE 0 END) AS labelled
+WHERE degree >= 2 AND (degree <= $cap OR labelled >= $share * degree)
 MATCH (x)<-[r:USED]-(u:User)
 WHERE r.last_seen >= $since AND {tied}
 WITH x, collect(u.id) AS users, collect(CASE WHEN {bad} THEN u.id END) AS bad,
@@ -387,8 +387,9 @@ RETURN x.id, users, bad, uses, bad_uses
 
 
 def evidence_links(*, page: str) -> dict[str, str]:
-    """Per entity kind, one page of entities with 2..$cap recent users of which at least one
-    tied user is labelled: their tied users, the labelled ones, and the transactions of each."""
+    """Per entity kind, one page of entities with 2..$cap recent users, or more where labelled
+    users are at least $share of them (a crew's own proxy), of which at least one tied user is
+    labelled: their tied users, the labelled ones, and the transactions of each."""
     return {
         k: f"MATCH (x:{LABELS[k]})\nWHERE {page}" + _EVIDENCE.format(tied=_ETIED[k], bad=_BAD)
         for k in LINKED_KINDS

@@ -97,7 +97,8 @@ def bounded(
     "fraud rate" would only count the town's victims. It is split without its merchant links,
     the weakest evidence, so a crew tied by devices, IPs or cards inside it stays a ring; what
     is still too big is not one, unless `tails` (each entity's evidence) say it was grown from
-    labels: then it is cut into its communities (`graph.communities`). `comp_of`: users'
+    labels: then it is cut into its communities (`graph.communities`), each kept whatever its
+    size (a takeover crew of a hundred accounts on its own proxies is one). `comp_of`: users'
     component labels where the database computed them (`graph.gds`)."""
     kept: list[Component] = []
     dropped: list[int] = []
@@ -112,15 +113,13 @@ def bounded(
             continue
         strong = {key: links[key] for key in comp.entities if key[0] != "merchant"}
         for part in components(strong, min_size=params.min_size):
-            pieces = [part]
-            if tails is not None and len(part.members) > params.max_size:
+            if len(part.members) <= params.max_size:
+                kept.append(part)
+            elif tails is None:
+                dropped.append(len(part.members))
+            else:
                 cut = communities(part.members, part.entities, links=strong, tails=tails)
-                pieces = [Component(m, e) for m, e in cut if len(m) >= params.min_size]
-            for piece in pieces:
-                if len(piece.members) <= params.max_size:
-                    kept.append(piece)
-                else:
-                    dropped.append(len(piece.members))
+                kept.extend(Component(m, e) for m, e in cut if len(m) >= params.min_size)
     return kept, dropped
 
 

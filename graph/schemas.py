@@ -133,12 +133,14 @@ class RingParams(BaseModel):
         default=100,
         ge=2,
         description="a bigger component is split without its merchant links; what is still "
-        "bigger is a community, not a ring (graph.ringrule.bounded)",
+        "bigger is a community, not a ring, unless grown from labels: then it is cut into its "
+        "communities (graph.ringrule.bounded)",
     )
     evidence_cap: int = Field(
         default=50,
         ge=2,
-        description="an entity with more recent users is infrastructure, no evidence of a ring",
+        description="an entity with more recent users is infrastructure, no evidence of a ring, "
+        "unless labels are at least join_share of its users (a crew's own proxy)",
     )
     evidence_alpha: float = Field(
         default=0.003,

@@ -75,11 +75,14 @@ def store(falkor_url: str, graph_name: str) -> Iterator[CypherStore]:
 
 
 def served_and_offline(
-    store: CypherStore, params: RingParams, labelled: tuple[str, ...] = ("a2",)
+    store: CypherStore,
+    params: RingParams,
+    labelled: tuple[str, ...] = ("a2",),
+    rows: list[tuple[Any, ...]] = ROWS,
 ) -> dict[tuple[str, str], Any]:
     """Each entity's (score, ring size, fraud rate) from the workers' ring pass on the store,
     after checking that the offline `ring_risk` at the newest transaction gives the same."""
-    txns, labels = frames(labelled)
+    txns, labels = frames(labelled, rows)
     store.ingest(
         [
             TxnRecord(r.txn_id, r.ts.timestamp(), r.user_id, r.card_id, r.device_id, r.ip,
@@ -125,6 +128,26 @@ def test_offline_and_served_grow_the_same_rings_from_labels(store: CypherStore) 
     flagged = [r for r in store.all_rings() if r.suspicious]
     assert sorted(r.members for r in flagged) == [["a1", "a2", "a3"], ["s1", "s2", "s3"]]
     assert served[("user", "a1")].ring_fraud_rate == pytest.approx(2 / 3)
+
+
+def test_a_crews_proxy_beyond_evidence_cap_still_ties_it_a_public_ip_does_not(
+    store: CypherStore,
+) -> None:
+    """Five accounts on a proxy IP, four of them labelled, and five on a public IP, two of them
+    labelled: with `evidence_cap` 4 both IPs are infrastructure by their size, but labels are
+    most of the proxy's users, so it still ties its crew; both ways alike."""
+    crew = [
+        (f"c{i}", f"cc{i}", f"dc{i}", "iProxy", "m1", 4.0 + i / 10 + k)
+        for i in range(1, 6)
+        for k in (0, 1)
+    ]
+    public = [(f"g{i}", f"cg{i}", f"dg{i}", "iPub", "m2", 5.0 + i / 10) for i in range(1, 6)]
+    params = RingParams(evidence_alpha=0.5, join_alpha=0.5, evidence_cap=4)
+    labelled = ("c1", "c2", "c3", "c4", "g1", "g2")
+    served = served_and_offline(store, params, labelled, rows=ROWS + crew + public)
+    flagged = [r.members for r in store.all_rings() if r.suspicious]
+    assert flagged == [["c1", "c2", "c3", "c4", "c5"]]
+    assert served[("user", "c5")].ring_fraud_rate == pytest.approx(4 / 5)
 
 
 def test_offline_and_served_give_up_the_same_oversized_components(store: CypherStore) -> None:

@@ -139,6 +139,15 @@ def test_crews_chained_by_a_coincidence_beyond_max_size_stand_as_communities() -
     ]
 
 
+def test_one_crew_beyond_max_size_stands_whole_as_its_own_community() -> None:
+    """A takeover crew of six on its phone and its proxies is one community: beyond `max_size`
+    it stands whole rather than being given up."""
+    crew = [f"v{k}" for k in range(1, 7)]
+    links: EvidenceLinks = {("device", "phone"): (crew, crew)}
+    links.update({("ip", f"proxy{k}"): (crew, crew) for k in range(3)})
+    assert members(links, RingParams(max_size=4)) == [crew]
+
+
 def test_a_stolen_cards_owner_who_keeps_paying_with_it_is_no_tester() -> None:
     """Two testers charged the card once each, its owner thirty times: labels are 2 of its 3
     users but 2 of its 32 payments, so the owner stays out; a controller device the third
