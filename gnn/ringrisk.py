@@ -188,10 +188,10 @@ def evidence_links(
     index: RingIndex,
     labelled: set[str],
 ) -> tuple[EvidenceLinks, dict[str, tuple[float, float]], LabelledUse]:
-    """`graph.queries.EVIDENCE` on the rows before ``hi``: entities with 2..`evidence_cap` recent
-    users (or more, where labels are at least `join_share` of them) and at least one labelled
-    tied one (a merchant ties its repeat customers, any other
-    entity every recent user), per kind the recent tied pairs and the labelled ones among them
+    """`graph.label_queries.evidence_links` on the rows before ``hi``: entities with
+    2..`evidence_cap` recent users (or more, where labels are at least `join_share` of them) and
+    at least one labelled tied one (a merchant ties its repeat customers, any other entity every
+    recent user), per kind the recent tied pairs and the labelled ones among them
     (`graph.ringevidence.label_rates`), and per entity the labelled users' share of its
     transactions."""
     n_nodes = np.int64(index.n_nodes)

@@ -15,7 +15,7 @@ from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from graph import queries as q
+from graph import label_queries as q
 from graph import ringshape
 from graph.ringevidence import EvidenceLinks, LabelledUse, label_rates, use_share
 from graph.ringrule import Component

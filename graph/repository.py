@@ -1,8 +1,8 @@
 """The repository interface, and its implementation over any Cypher backend.
 
-`CypherStore` holds everything both backends share (all statements come from graph.queries);
-a backend supplies only a handful of primitives: run a read, run a write, run several writes in
-one transaction, its schema statements and how to page over nodes.
+`CypherStore` holds everything both backends share (all statements come from graph.queries and
+graph.label_queries); a backend supplies only a handful of primitives: run a read, run a write,
+run several writes in one transaction, its schema statements and how to page over nodes.
 """
 
 from __future__ import annotations

@@ -204,7 +204,7 @@ def density(comp: Component, links: Links) -> float:
 def counts_as_fraud(label: str | None, fraud_txn_n: int | float | None) -> bool:
     """A member is fraud when labelled so, or when it has fraud transactions and nobody labelled
     it legitimate (the owner of a stolen card, cleared by an investigator, is no ring member's
-    fraud). `graph.queries._BAD` is the same rule in Cypher."""
+    fraud). `graph.label_queries._BAD` is the same rule in Cypher."""
     return label == "fraud" or (label != "legitimate" and (fraud_txn_n or 0) > 0)
 
 
