@@ -208,9 +208,10 @@ def evidence_links(
         degree = np.bincount(ent[recent], minlength=index.n_nodes)
         tied = recent & ((n >= 2) if kind == "merchant" else True)
         totals[kind] = (float(tied.sum()), float((tied & bad[users]).sum()))
-        crew = np.bincount(ent[recent & bad[users]], minlength=index.n_nodes)
+        n_labelled = np.bincount(ent[recent & bad[users]], minlength=index.n_nodes)
         small = degree[ent] <= params.evidence_cap
-        sel = tied & (degree[ent] >= 2) & (small | (crew[ent] >= params.join_share * degree[ent]))
+        crews = n_labelled[ent] >= params.join_share * degree[ent]  # a crew's own proxy, say
+        sel = tied & (degree[ent] >= 2) & (small | crews)
         ents, members, uses = ent[sel], users[sel], n[sel]
         flagged = bad[members]
         n_bad = np.bincount(ents[flagged], minlength=index.n_nodes)

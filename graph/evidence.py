@@ -3,10 +3,10 @@
 A full run measures, per entity kind, the labelled share of all recent user-entity ties (the
 population an entity is compared with), keeps it on a `RingRates` node for incremental runs,
 and reads every entity within `evidence_cap` users (or beyond, where labels are at least
-`join_share` of its users) that ties two labelled users; it also keeps
-the population's confirmed share of groups beyond a household (`graph.ringshape`). An incremental
-run expands from the touched users over such entities (and the members of their current
-rings) to the closure a full run would group them in, and decides with the stored rates.
+`join_share` of its users) that ties two labelled users; it also keeps the population's
+confirmed share of groups beyond a household (`graph.ringshape`). An incremental run expands
+from the touched users over such entities (and the members of their current rings) to the
+closure a full run would group them in, and decides with the stored rates.
 """
 
 from __future__ import annotations

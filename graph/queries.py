@@ -1,4 +1,6 @@
-"""Every Cypher statement of the project, shared by both backends unless marked otherwise.
+"""The Cypher statements of the project, shared by both backends unless marked otherwise, but
+the investigator's reads (`graph.evidence_queries`) and rings grown from labels
+(`graph.label_queries`).
 
 Values always travel as parameters. The only text built here is structural and comes from
 constants: node labels (from `schemas.LABELS`), the internal-id function of a backend and the
