@@ -26,23 +26,30 @@ def communities(
     *,
     links: Mapping[Key, list[str]],
     tails: Mapping[Key, float],
+    clique_max: int = 100,
 ) -> list[tuple[list[str], list[Key]]]:
     """The communities of two or more of `members` (tied through `entities`, whose users are
     `links`), each with the entities inside it. A pair of users weighs the sum of -log(tail)
     over the entities they share (`tails`: each entity's `graph.ringevidence.evidence`; 0.5 where
-    unknown, and no tail counts as weaker than that)."""
+    unknown, and no tail counts as weaker than that). An entity of more than `clique_max` users
+    (a crew's proxy) is a node of its own tied to each of them with that weight, not a clique:
+    a clique's pairs grow with the square of its users."""
     g = nx.Graph()
     g.add_nodes_from(members)
     for key in entities:
         users = sorted(links.get(key, []))
         w = -math.log(min(max(tails.get(key, 0.5), 1e-300), 0.5))
+        if len(users) > clique_max:
+            g.add_edges_from(((key, u) for u in users), weight=w)
+            continue
         for i, u in enumerate(users):
             for v in users[i + 1 :]:
                 old = g.get_edge_data(u, v)
                 g.add_edge(u, v, weight=w + (old["weight"] if old else 0.0))
     out = []
     for part in nx.community.louvain_communities(g, weight="weight", seed=SEED):
-        if len(part) >= 2:
-            inside = [k for k in entities if len(part.intersection(links.get(k, []))) >= 2]
-            out.append((sorted(part), inside))
+        people = {u for u in part if isinstance(u, str)}
+        if len(people) >= 2:
+            inside = [k for k in entities if len(people.intersection(links.get(k, []))) >= 2]
+            out.append((sorted(people), inside))
     return sorted(out)

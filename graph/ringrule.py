@@ -118,7 +118,13 @@ def bounded(
             elif tails is None:
                 dropped.append(len(part.members))
             else:
-                cut = communities(part.members, part.entities, links=strong, tails=tails)
+                cut = communities(
+                    part.members,
+                    part.entities,
+                    links=strong,
+                    tails=tails,
+                    clique_max=params.evidence_cap,
+                )
                 kept.extend(Component(m, e) for m, e in cut if len(m) >= params.min_size)
     return kept, dropped
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from graph.communities import communities
 from graph.ringevidence import EvidenceLinks, evidence, evidence_rings, evidences
 from graph.schemas import RingParams
 
@@ -146,6 +147,23 @@ def test_one_crew_beyond_max_size_stands_whole_as_its_own_community() -> None:
     links: EvidenceLinks = {("device", "phone"): (crew, crew)}
     links.update({("ip", f"proxy{k}"): (crew, crew) for k in range(3)})
     assert members(links, RingParams(max_size=4)) == [crew]
+
+
+@pytest.mark.parametrize("clique_max", [2, 100])
+def test_a_big_proxy_cuts_like_the_clique_it_stands_for(clique_max: int) -> None:
+    """Two crews of five, each on a proxy of its own, tied by one IP a member of each used: an
+    entity beyond `clique_max` is one node tied to its users, not a clique of them (whose
+    pairs grow with the square of its users), and the cut is the same: the two crews."""
+    links: dict[tuple[str, str], list[str]] = {("ip", "dyn"): ["a5", "b1"]}
+    for crew in ("a", "b"):
+        links[("ip", f"proxy-{crew}")] = [f"{crew}{k}" for k in range(1, 6)]
+    users = sorted(u for us in links.values() for u in us)
+    tails = {key: 1e-6 for key in links} | {("ip", "dyn"): 0.01}
+    got = communities(
+        sorted(set(users)), sorted(links), links=links, tails=tails, clique_max=clique_max
+    )
+    assert [m for m, _e in got] == [[f"a{k}" for k in range(1, 6)], [f"b{k}" for k in range(1, 6)]]
+    assert [e for _m, e in got] == [[("ip", "proxy-a")], [("ip", "proxy-b")]]
 
 
 def test_a_stolen_cards_owner_who_keeps_paying_with_it_is_no_tester() -> None:
