@@ -134,7 +134,9 @@ def evidence_rings(
     """Rings grown from labels (see `graph.rings`).
 
     An entity whose labelled sharing is unusual for its kind (two or more labelled users, at
-    least ``params.evidence_share`` of its users, `evidence` <= ``params.chain_alpha``) is a
+    least ``params.evidence_share`` of its users, `evidence` <= ``params.chain_alpha``; beyond
+    ``params.evidence_cap`` users, labels also twice as common among them as in its kind, so
+    that a hub of a population where labels are everywhere is no crew's proxy) is a
     candidate; candidates tying labelled users into a group whose evidence multiplies to
     ``params.evidence_alpha`` or less (`chained`) tie their labelled users, and their unlabelled
     ones where labels are at least ``params.join_share`` of its users and of its use
@@ -162,6 +164,8 @@ def evidence_rings(
     tail_of = dict(zip(keys, tails.tolist(), strict=True))
     for key, p in tail_of.items():
         users, bad = elinks[key]
+        if len(users) > params.evidence_cap and len(bad) < 2 * rates.get(key[0], 1.0) * len(users):
+            continue  # beyond the cap only a crew's own: labels twice as common as in its kind
         for u in users:
             if u not in labelled:
                 weak.setdefault(u, []).append((key, p))

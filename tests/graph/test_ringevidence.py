@@ -166,6 +166,17 @@ def test_a_big_proxy_cuts_like_the_clique_it_stands_for(clique_max: int) -> None
     assert [e for _m, e in got] == [[("ip", "proxy-a")], [("ip", "proxy-b")]]
 
 
+def test_a_hub_beyond_the_cap_ties_only_where_labels_are_rare_in_its_kind() -> None:
+    """600 users on one IP, 360 of them labelled (60%, beyond `evidence_cap` 50; unusual at
+    either rate): a crew's proxy where a twentieth of the kind's users are labelled; where
+    nearly half are, a hub."""
+    users = [f"u{k:03d}" for k in range(600)]
+    links: EvidenceLinks = {("ip", "hub"): (users, users[:360])}
+    rare = evidence_rings(links, rates={"ip": 0.05}, params=RingParams())
+    assert [len(r.members) for r in rare] == [600]
+    assert evidence_rings(links, rates={"ip": 0.45}, params=RingParams()) == []
+
+
 def test_a_stolen_cards_owner_who_keeps_paying_with_it_is_no_tester() -> None:
     """Two testers charged the card once each, its owner thirty times: labels are 2 of its 3
     users but 2 of its 32 payments, so the owner stays out; a controller device the third
