@@ -137,18 +137,21 @@ def ring_detection(ds: Dataset, *, at: int) -> dict[str, float]:
         return {}
     a = txn_arrays(ds.frames.txns, ds.frames.labels)
     names = a.node_ids[0]
-    found = [
-        {str(names[int(u)]) for u in c.members}
-        for c in ring_groups(a, at, params=RingParams())
-        if c.suspicious and len(c.members) >= 3
+    groups = [
+        c for c in ring_groups(a, at, params=RingParams()) if c.suspicious and len(c.members) >= 3
     ]
+    found = [{str(names[int(u)]) for u in c.members} for c in groups]
     planted = {r: truth.members[r] for r in truth.first_fraud if r in truth.members}
     hit, targets, false = match_rings(planted, found)
+    shape = [f for f, c in zip(found, groups, strict=True) if c.flag == "shape"]
     return {
         "ring_recall": hit / targets if targets else float("nan"),
         "ring_false_share": false / len(found) if found else 0.0,
         "rings_confirmed": float(targets),
         "rings_flagged": float(len(found)),
+        # flagged on shape alone (`graph.ringshape`), and those without a confirmed member
+        "rings_flagged_on_shape": float(len(shape)),
+        "rings_false_on_shape": float(match_rings(planted, shape)[2]),
     }
 
 
@@ -371,7 +374,8 @@ def markdown(report: EvalReport) -> str:
             f"Ring detection at the test end (labels known then): {rd['ring_recall']:.3f} of "
             f"{rd['rings_confirmed']:.0f} rings of 3 or more found (Jaccard >= 0.5); "
             f"{rd['ring_false_share']:.3f} of {rd['rings_flagged']:.0f} flagged rings have none "
-            "of their members.",
+            f"of their members ({rd['rings_flagged_on_shape']:.0f} flagged on shape alone, "
+            f"{rd['rings_false_on_shape']:.0f} of them without a member).",
         ]
     lines += ["", "Thresholds (validation, expected cost):", ""]
     lines += [

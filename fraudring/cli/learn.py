@@ -96,7 +96,9 @@ def register(app: typer.Typer) -> None:
             console.print(
                 f"rings at the test end: recall {rd['ring_recall']:.3f} of "
                 f"{rd['rings_confirmed']:.0f} (Jaccard >= 0.5), false share "
-                f"{rd['ring_false_share']:.3f} of {rd['rings_flagged']:.0f} flagged"
+                f"{rd['ring_false_share']:.3f} of {rd['rings_flagged']:.0f} flagged; on shape "
+                f"alone {rd['rings_flagged_on_shape']:.0f}, {rd['rings_false_on_shape']:.0f} "
+                "of them false"
             )
         paths = write_report(report, out)
         console.print("report: " + ", ".join(str(p) for p in paths.values()))

@@ -88,6 +88,11 @@ def test_evaluate_writes_report_and_plot(tmp_path: Path, small_world: Path) -> N
     rings = rep["extra"]["rings_at_test_end"]  # the small world's planted rings, flagged as served
     assert rings["rings_confirmed"] > 0 and 0.0 <= rings["ring_recall"] <= 1.0
     assert 0.0 <= rings["ring_false_share"] <= 1.0
+    assert 0 <= rings["rings_false_on_shape"] <= rings["rings_flagged_on_shape"]
+    assert rings["rings_flagged_on_shape"] <= rings["rings_flagged"]
+    assert (
+        rings["rings_false_on_shape"] <= rings["ring_false_share"] * rings["rings_flagged"] + 1e-9
+    )
     assert (out / "pr_curve.png").stat().st_size > 10_000
     md = (out / "report.md").read_text()
     assert "| metric | (a) rules only | (b) XGBoost, tabular features |" in md
