@@ -26,7 +26,7 @@ def communities(
     *,
     links: Mapping[Key, list[str]],
     tails: Mapping[Key, float],
-    clique_max: int = 100,
+    clique_max: int,
 ) -> list[tuple[list[str], list[Key]]]:
     """The communities of two or more of `members` (tied through `entities`, whose users are
     `links`), each with the entities inside it. A pair of users weighs the sum of -log(tail)

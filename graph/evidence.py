@@ -70,12 +70,17 @@ def full(
     )
     links: EvidenceLinks = {}
     use: LabelledUse = {}
-    args = {"since": since, "cap": params.evidence_cap, "share": params.join_share}
+    args = _evidence_args(since, params)
     for kind, rows in _scan(store, q.evidence_links, args, params.page_size):
         for eid, users, bad, uses, bad_uses in rows:
             links[(kind, eid)] = (list(users), list(bad))
             use[(kind, eid)] = use_share(uses, bad_uses)
     return links, rates, use
+
+
+def _evidence_args(since: float, params: RingParams) -> dict[str, float]:
+    """The parameters of the evidence queries (`graph.label_queries`), full and incremental."""
+    return {"since": since, "cap": params.evidence_cap, "share": params.join_share}
 
 
 def stored_rates(store: CypherBackend, *, params: RingParams) -> dict[str, float]:
@@ -122,7 +127,7 @@ def expand(
     visited: set[str] = set()
     checked: set[tuple[str, str]] = set()
     frontier = set(users)
-    args = {"since": since, "cap": params.evidence_cap, "share": params.join_share}
+    args = _evidence_args(since, params)
     while frontier:
         visited |= frontier
         rings = rings_of(store, frontier)
