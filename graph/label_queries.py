@@ -20,7 +20,7 @@ _EVIDENCE = """
 MATCH (x)<-[r:USED]-(u:User)
 WHERE r.last_seen >= $since
 WITH x, count(r) AS degree, sum(CASE WHEN {bad} THEN 1 ELSE 0 END) AS labelled
-WHERE degree >= 2 AND (degree <= $cap OR labelled >= $share * degree)
+WHERE degree >= 2 AND labelled >= 1 AND (degree <= $cap OR labelled >= $share * degree)
 MATCH (x)<-[r:USED]-(u:User)
 WHERE r.last_seen >= $since AND {tied}
 WITH x, collect(u.id) AS users, collect(CASE WHEN {bad} THEN u.id END) AS bad,
