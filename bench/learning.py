@@ -15,7 +15,11 @@ scored: fit on the training window, early stopping and cost thresholds on its la
   the other users of the transaction's card, device and IP); the graph model's contribution is
   (e) - (d); "d+gcn", "d+lp" and "d+nb" are (d) + each part alone, and (e*) whichever of the
   four validation ranks best (`GRAPH_MODELS`; (e*) - (d) is the contribution of the graph model
-  one would ship).
+  one would ship);
+- "e on top": the graph model's features boosted on top of (d) (`gnn.stack`: (d) scores its own
+  fit rows out of fold, trees start from its margin, kept only where the second half of
+  validation shows a gain beyond the bootstrap's 5% quantile); "d on top": the served model's
+  graph and merchant features boosted on top of (b) the same way.
 
 The shifted worlds (`generate(shift=True)`: a fraud burst at merchants with no history and new
 devices in the test week) score (b), (d) and (d) with each hedge (`gnn.hedge`). The hedge is
@@ -40,6 +44,7 @@ from gnn.hedge import HEDGES, LABEL_DERIVED, blend, guard, rising, with_dropout
 from gnn.labelprop import GCN_FEATURES, LP_FEATURES
 from gnn.neighbours import NB_FEATURES, first_stage, neighbour_scores, user_groups
 from gnn.pit import PitConfig
+from gnn.stack import fit_on_top
 from gnn.tabular import XgbConfig, fit_xgb
 
 TOPOLOGIES = ("dense", "chain", "star", "bipartite", "mule")
@@ -99,12 +104,13 @@ def compare(ds: Dataset, *, seed: int, hedges: bool) -> dict[str, float]:
     x_d, names = ds.matrix()
     tab = [n for n in names if n not in LABEL_DERIVED]
     tab_cols = np.asarray([names.index(n) for n in tab], dtype=np.intp)
+    groups = user_groups(ds.arrays)
     first = first_stage(
         x_d[:, tab_cols],
         known,
         fit=fit,
         val=val,
-        groups=user_groups(ds.arrays),
+        groups=groups,
         features=tab,
         seed=seed,
         full=rep.models["b_xgb_tabular"],
@@ -132,6 +138,51 @@ def compare(ds: Dataset, *, seed: int, hedges: bool) -> dict[str, float]:
         "e_lp": fit_score(served + list(LP_FEATURES)),
         "e_nb": fit_score(served + list(NB_FEATURES)),
     }
+    # the graph model's features boosted on top of (d), whose fit rows are scored out of fold
+    d_oof = first_stage(
+        x_d,
+        known,
+        fit=fit,
+        val=val,
+        groups=groups,
+        features=served,
+        seed=seed,
+        full=rep.models["d_xgb_graph"],
+    )
+    gm = np.asarray([idx[n] for n in GRAPH_MODEL_FEATURES], dtype=np.intp)
+    top = fit_on_top(
+        d_oof[fit],
+        x[np.ix_(fit, gm)],
+        known[fit],
+        base_val=d_oof[val],
+        x_val=x[np.ix_(val, gm)],
+        y_val=known[val],
+        features=GRAPH_MODEL_FEATURES,
+        seed=seed,
+    )
+    scores["e_top"] = (
+        top.predict(d_oof[val], x[np.ix_(val, gm)]),
+        top.predict(d_oof[test], x[np.ix_(test, gm)]),
+    )
+    out["e_top_trees"] = float(top.trees)
+    # the served model's graph features boosted on top of (b), out of fold likewise
+    lab = [n for n in served if n in LABEL_DERIVED]
+    lc = np.asarray([idx[n] for n in lab], dtype=np.intp)
+    dtop = fit_on_top(
+        first[fit],
+        x[np.ix_(fit, lc)],
+        known[fit],
+        base_val=first[val],
+        x_val=x[np.ix_(val, lc)],
+        y_val=known[val],
+        features=lab,
+        seed=seed,
+    )
+    scores["d_top"] = (
+        dtop.predict(first[val], x[np.ix_(val, lc)]),
+        dtop.predict(first[test], x[np.ix_(test, lc)]),
+    )
+    out["d_top_trees"] = float(dtop.trees)
     # the graph model as one would ship it: the variant validation ranks best (never (d) itself)
     e_val = {k: m.average_precision(known[val], scores[k][0]) for k in GRAPH_MODELS}
     out["e_chosen"] = float(GRAPH_MODELS.index(max(GRAPH_MODELS, key=lambda k: e_val[k])))
@@ -169,13 +220,15 @@ def _row(label: str, r: dict[str, float]) -> str:
         f"{r['c']:>7.3f}{r['d']:>7.3f}{r['e']:>7.3f}{r['e_gcn']:>7.3f}{r['e_lp']:>7.3f}"
         f"{r['e_nb']:>7.3f}"
         f"{r['d'] - r['b']:>+8.3f}{r['e'] - r['d']:>+8.3f}{r['e_best'] - r['d']:>+8.3f}"
+        f"{r['e_top'] - r['d']:>+8.3f}{r['d_top'] - r['b']:>+8.3f}"
         f"{r['c_cost']:>9,.0f}{r['approve_cost']:>9,.0f}"
     )
 
 
 HEADER = (
     f"{'world':<16}{'fraud':>5}{'base':>7}{'(a)':>7}{'(b)':>7}{'(c)':>7}{'(d)':>7}{'(e)':>7}"
-    f"{'d+gcn':>7}{'d+lp':>7}{'d+nb':>7}{'d-b':>8}{'e-d':>8}{'e*-d':>8}{'(c) $':>9}{'appr $':>9}"
+    f"{'d+gcn':>7}{'d+lp':>7}{'d+nb':>7}{'d-b':>8}{'e-d':>8}{'e*-d':>8}{'etop-d':>8}{'dtop-b':>8}"
+    f"{'(c) $':>9}{'appr $':>9}"
 )
 
 

@@ -1,0 +1,111 @@
+"""A second model boosted on top of a first one's score (stacked generalisation).
+
+Adding the graph model's features to the served model and refitting it from scratch moves every
+split: where the new features carry nothing, the refit is another draw of the same model and
+loses as often as it wins (`bench learning`, (e) - (d)). Boosting on top keeps the first model
+as it is and lets the second one add trees on the new features only, starting from the first
+model's margin: where validation says they add nothing, nothing is added.
+
+The first model's scores on its own fitting rows must be out of fold (`gnn.neighbours.first_stage`):
+in-fold they are overconfident, and the trees on top would learn from residuals that are not there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import xgboost as xgb
+
+from gnn.metrics import average_precision
+from gnn.tabular import XgbConfig
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+_EPS = 1e-7
+#: Resamples of the validation rows that judge the trees on top.
+BOOTSTRAP_DRAWS = 200
+
+
+def logit(p: F64) -> F64:
+    """The margin of probabilities [n] (clipped away from 0 and 1)."""
+    q = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1 - _EPS)
+    return np.log(q / (1 - q))
+
+
+@dataclass
+class StackedModel:
+    """Trees on ``features`` added to a first model's margin; ``trees`` 0 keeps the first model."""
+
+    booster: xgb.Booster
+    features: list[str]
+    trees: int
+
+    def predict(self, base: F64, x: F64) -> F64:
+        """Scores [n] from the first model's scores ``base`` [n] and the features ``x`` [n, f]."""
+        if self.trees == 0:
+            return np.asarray(base, dtype=np.float64)
+        d = xgb.DMatrix(x, feature_names=self.features, base_margin=logit(base))
+        out = self.booster.predict(d, iteration_range=(0, self.trees))
+        return np.asarray(out, dtype=np.float64)
+
+
+def gain_lower_bound(
+    y: I64, with_top: F64, base: F64, *, seed: int, draws: int = BOOTSTRAP_DRAWS
+) -> float:
+    """The 5% quantile of the PR-AUC gain of ``with_top`` over ``base`` on the same rows [n],
+    resampled in pairs (a bootstrap over rows): how much of the gain is not luck."""
+    rng = np.random.default_rng(seed)
+    gains = []
+    for _ in range(draws):
+        i = rng.integers(0, len(y), len(y))
+        gains.append(average_precision(y[i], with_top[i]) - average_precision(y[i], base[i]))
+    finite = np.asarray(gains)[np.isfinite(gains)]
+    return float(np.quantile(finite, 0.05)) if len(finite) else -np.inf
+
+
+def fit_on_top(
+    base_fit: F64,
+    x_fit: F64,
+    y_fit: I64,
+    *,
+    base_val: F64,
+    x_val: F64,
+    y_val: I64,
+    features: Sequence[str],
+    seed: int,
+    cfg: XgbConfig | None = None,
+) -> StackedModel:
+    """Boost trees on ``x_fit`` [n, f] from the margin of ``base_fit`` [n] (out of fold), with
+    the first model's class weighting. Validation rows are dealt alternately into two halves: the
+    first early-stops on PR-AUC, the second decides whether the trees are kept at all, only when
+    their gain there is above 0 at the bootstrap's 5% quantile. Choosing the number of trees and
+    judging them on the same rows keeps trees that fit the window's noise (3 of 20 noise
+    features against 2 of 20); halves in time order left the judge the late rows, whose labels
+    have mostly not arrived (41 of 214 known frauds)."""
+    cfg = cfg or XgbConfig()
+    pos = max(float(np.sum(y_fit)), 1.0)
+    neg = max(float(len(y_fit) - pos), 1.0)
+    params = cfg.params(seed=seed, scale_pos_weight=(neg / pos) ** cfg.pos_weight_power)
+    names = list(features)
+    stop, judge = slice(0, None, 2), slice(1, None, 2)
+    dfit = xgb.DMatrix(x_fit, label=y_fit, feature_names=names, base_margin=logit(base_fit))
+    dstop = xgb.DMatrix(
+        x_val[stop], label=y_val[stop], feature_names=names, base_margin=logit(base_val[stop])
+    )
+    booster = xgb.train(
+        params,
+        dfit,
+        num_boost_round=cfg.n_estimators,
+        evals=[(dstop, "val")],
+        early_stopping_rounds=cfg.early_stopping_rounds,
+        verbose_eval=False,
+    )
+    best = int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1)) + 1
+    model = StackedModel(booster, names, best)
+    top = model.predict(base_val[judge], x_val[judge])
+    if gain_lower_bound(y_val[judge], top, base_val[judge], seed=seed) <= 0:
+        model.trees = 0
+    return model
