@@ -149,40 +149,31 @@ def compare(ds: Dataset, *, seed: int, hedges: bool) -> dict[str, float]:
         seed=seed,
         full=rep.models["d_xgb_graph"],
     )
-    gm = np.asarray([idx[n] for n in GRAPH_MODEL_FEATURES], dtype=np.intp)
-    top = fit_on_top(
-        d_oof[fit],
-        x[np.ix_(fit, gm)],
-        known[fit],
-        base_val=d_oof[val],
-        x_val=x[np.ix_(val, gm)],
-        y_val=known[val],
-        features=GRAPH_MODEL_FEATURES,
-        seed=seed,
-    )
-    scores["e_top"] = (
-        top.predict(d_oof[val], x[np.ix_(val, gm)]),
-        top.predict(d_oof[test], x[np.ix_(test, gm)]),
-    )
-    out["e_top_trees"] = float(top.trees)
+
+    def on_top(
+        base: npt.NDArray[np.float64], cols: list[str]
+    ) -> tuple[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]], float]:
+        """(validation, test) scores of ``cols`` boosted on top of ``base``, and its trees."""
+        c = np.asarray([idx[n] for n in cols], dtype=np.intp)
+        top = fit_on_top(
+            base[fit],
+            x[np.ix_(fit, c)],
+            known[fit],
+            base_val=base[val],
+            x_val=x[np.ix_(val, c)],
+            y_val=known[val],
+            features=cols,
+            seed=seed,
+        )
+        part = (
+            top.predict(base[val], x[np.ix_(val, c)]),
+            top.predict(base[test], x[np.ix_(test, c)]),
+        )
+        return part, float(top.trees)
+
+    scores["e_top"], out["e_top_trees"] = on_top(d_oof, list(GRAPH_MODEL_FEATURES))
     # the served model's graph features boosted on top of (b), out of fold likewise
-    lab = [n for n in served if n in LABEL_DERIVED]
-    lc = np.asarray([idx[n] for n in lab], dtype=np.intp)
-    dtop = fit_on_top(
-        first[fit],
-        x[np.ix_(fit, lc)],
-        known[fit],
-        base_val=first[val],
-        x_val=x[np.ix_(val, lc)],
-        y_val=known[val],
-        features=lab,
-        seed=seed,
-    )
-    scores["d_top"] = (
-        dtop.predict(first[val], x[np.ix_(val, lc)]),
-        dtop.predict(first[test], x[np.ix_(test, lc)]),
-    )
-    out["d_top_trees"] = float(dtop.trees)
+    scores["d_top"], out["d_top_trees"] = on_top(first, [n for n in served if n in LABEL_DERIVED])
     # the graph model as one would ship it: the variant validation ranks best (never (d) itself)
     e_val = {k: m.average_precision(known[val], scores[k][0]) for k in GRAPH_MODELS}
     out["e_chosen"] = float(GRAPH_MODELS.index(max(GRAPH_MODELS, key=lambda k: e_val[k])))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gnn.metrics import average_precision
-from gnn.stack import fit_on_top, logit
+from gnn.stack import StackedModel, fit_on_top, logit
 from gnn.tabular import XgbConfig
 
 CFG = XgbConfig(n_estimators=60, early_stopping_rounds=10, max_bin=64)
@@ -31,39 +31,24 @@ def test_logit_inverts_the_sigmoid_and_stays_finite_at_0_and_1() -> None:
     assert 1 / (1 + np.exp(-m[1:4])) == pytest.approx(p[1:4])
 
 
-def test_a_feature_the_first_model_lacks_adds_trees_and_ranks_better() -> None:
-    base_f, x_f, y_f, _ = _data(1)
-    base_v, x_v, y_v, _ = _data(2)
-    base_t, x_t, y_t, _ = _data(3)
+def _fit_and_test(noise: bool) -> tuple[StackedModel, np.ndarray, np.ndarray, np.ndarray]:
+    """Fit on world 1, validate on world 2; (model, test base, test features, test labels)."""
+    (bf, xf, yf, nf), (bv, xv, yv, nv), (bt, xt, yt, nt) = (_data(s) for s in (1, 2, 3))
+    if noise:
+        xf, xv, xt = nf, nv, nt
     top = fit_on_top(
-        base_f,
-        x_f,
-        y_f,
-        base_val=base_v,
-        x_val=x_v,
-        y_val=y_v,
-        features=["a", "b"],
-        seed=0,
-        cfg=CFG,
+        bf, xf, yf, base_val=bv, x_val=xv, y_val=yv, features=["a", "b"], seed=0, cfg=CFG
     )
+    return top, bt, xt, yt
+
+
+def test_a_feature_the_first_model_lacks_adds_trees_and_ranks_better() -> None:
+    top, base_t, x_t, y_t = _fit_and_test(noise=False)
     assert top.trees > 0
     assert average_precision(y_t, top.predict(base_t, x_t)) > average_precision(y_t, base_t) + 0.2
 
 
 def test_noise_adds_nothing_and_leaves_the_first_models_scores_as_they_were() -> None:
-    base_f, _, y_f, noise_f = _data(1)
-    base_v, _, y_v, noise_v = _data(2)
-    base_t, _, _, noise_t = _data(3)
-    top = fit_on_top(
-        base_f,
-        noise_f,
-        y_f,
-        base_val=base_v,
-        x_val=noise_v,
-        y_val=y_v,
-        features=["n", "m"],
-        seed=0,
-        cfg=CFG,
-    )
+    top, base_t, x_t, _ = _fit_and_test(noise=True)
     assert top.trees == 0
-    assert np.array_equal(top.predict(base_t, noise_t), base_t)
+    assert np.array_equal(top.predict(base_t, x_t), base_t)
