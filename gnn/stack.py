@@ -82,9 +82,8 @@ def fit_on_top(
     the first model's class weighting. Validation rows are dealt alternately into two halves: the
     first early-stops on PR-AUC, the second decides whether the trees are kept at all, only when
     their gain there is above 0 at the bootstrap's 5% quantile. Choosing the number of trees and
-    judging them on the same rows keeps trees that fit the window's noise (3 of 20 noise
-    features against 2 of 20); halves in time order left the judge the late rows, whose labels
-    have mostly not arrived (41 of 214 known frauds)."""
+    judging them on the same rows would keep trees that fit the window's noise; halves in time
+    order would leave the judge the late rows, whose labels have mostly not arrived."""
     cfg = cfg or XgbConfig()
     pos = max(float(np.sum(y_fit)), 1.0)
     neg = max(float(len(y_fit) - pos), 1.0)
