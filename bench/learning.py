@@ -32,6 +32,7 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -104,17 +105,9 @@ def compare(ds: Dataset, *, seed: int, hedges: bool) -> dict[str, float]:
     x_d, names = ds.matrix()
     tab = [n for n in names if n not in LABEL_DERIVED]
     tab_cols = np.asarray([names.index(n) for n in tab], dtype=np.intp)
-    groups = user_groups(ds.arrays)
-    first = first_stage(
-        x_d[:, tab_cols],
-        known,
-        fit=fit,
-        val=val,
-        groups=groups,
-        features=tab,
-        seed=seed,
-        full=rep.models["b_xgb_tabular"],
-    )
+    # out-of-fold scores of a first model on its fit rows, its full fit's elsewhere
+    oof = partial(first_stage, known=known, fit=fit, val=val, groups=user_groups(ds.arrays))
+    first = oof(x_d[:, tab_cols], features=tab, seed=seed, full=rep.models["b_xgb_tabular"])
     gnn = ds.pit.features[list(GCN_FEATURES + LP_FEATURES)].to_numpy(dtype=np.float64)
     x = np.hstack([x_d, gnn, neighbour_scores(ds.arrays, first)])
     served = list(names)
@@ -139,16 +132,7 @@ def compare(ds: Dataset, *, seed: int, hedges: bool) -> dict[str, float]:
         "e_nb": fit_score(served + list(NB_FEATURES)),
     }
     # the graph model's features boosted on top of (d), whose fit rows are scored out of fold
-    d_oof = first_stage(
-        x_d,
-        known,
-        fit=fit,
-        val=val,
-        groups=groups,
-        features=served,
-        seed=seed,
-        full=rep.models["d_xgb_graph"],
-    )
+    d_oof = oof(x_d, features=served, seed=seed, full=rep.models["d_xgb_graph"])
 
     def on_top(
         base: npt.NDArray[np.float64], cols: list[str]
