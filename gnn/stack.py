@@ -20,7 +20,7 @@ import numpy.typing as npt
 import xgboost as xgb
 
 from gnn.metrics import average_precision
-from gnn.tabular import XgbConfig
+from gnn.tabular import XgbConfig, train_early_stopped, weighted_params
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -85,25 +85,15 @@ def fit_on_top(
     judging them on the same rows would keep trees that fit the window's noise; halves in time
     order would leave the judge the late rows, whose labels have mostly not arrived."""
     cfg = cfg or XgbConfig()
-    pos = max(float(np.sum(y_fit)), 1.0)
-    neg = max(float(len(y_fit) - pos), 1.0)
-    params = cfg.params(seed=seed, scale_pos_weight=(neg / pos) ** cfg.pos_weight_power)
+    params = weighted_params(cfg, y_fit, seed=seed)
     names = list(features)
     stop, judge = slice(0, None, 2), slice(1, None, 2)
     dfit = xgb.DMatrix(x_fit, label=y_fit, feature_names=names, base_margin=logit(base_fit))
     dstop = xgb.DMatrix(
         x_val[stop], label=y_val[stop], feature_names=names, base_margin=logit(base_val[stop])
     )
-    booster = xgb.train(
-        params,
-        dfit,
-        num_boost_round=cfg.n_estimators,
-        evals=[(dstop, "val")],
-        early_stopping_rounds=cfg.early_stopping_rounds,
-        verbose_eval=False,
-    )
-    best = int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1)) + 1
-    model = StackedModel(booster, names, best)
+    booster, best = train_early_stopped(params, dfit, dstop, cfg)
+    model = StackedModel(booster, names, best + 1)
     top = model.predict(base_val[judge], x_val[judge])
     if gain_lower_bound(y_val[judge], top, base_val[judge], seed=seed) <= 0:
         model.trees = 0

@@ -109,6 +109,30 @@ class XgbModel:
         return cls(booster, names, best, float("nan"))
 
 
+def weighted_params(cfg: XgbConfig, y_train: npt.NDArray[np.int64], *, seed: int) -> dict[str, Any]:
+    """Booster parameters with the positive class weighted by (negatives / positives) **
+    ``cfg.pos_weight_power`` of ``y_train``."""
+    pos = max(float(np.sum(y_train)), 1.0)
+    neg = max(float(len(y_train) - pos), 1.0)
+    return cfg.params(seed=seed, scale_pos_weight=(neg / pos) ** cfg.pos_weight_power)
+
+
+def train_early_stopped(
+    params: dict[str, Any], dtrain: xgb.DMatrix, dval: xgb.DMatrix, cfg: XgbConfig
+) -> tuple[xgb.Booster, int]:
+    """Boost up to ``cfg.n_estimators`` trees, stopping on validation PR-AUC; (booster, index
+    of its best iteration)."""
+    booster = xgb.train(
+        params,
+        dtrain,
+        num_boost_round=cfg.n_estimators,
+        evals=[(dval, "val")],
+        early_stopping_rounds=cfg.early_stopping_rounds,
+        verbose_eval=False,
+    )
+    return booster, int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))
+
+
 def fit_xgb(
     x_train: npt.NDArray[np.float64],
     y_train: npt.NDArray[np.int64],
@@ -122,10 +146,7 @@ def fit_xgb(
     """Fit with early stopping on validation PR-AUC (aucpr), keeping the best iteration; without
     a validation set, exactly ``n_estimators`` trees (chosen elsewhere, e.g. validation folds)."""
     cfg = cfg or XgbConfig()
-    pos = max(float(np.sum(y_train)), 1.0)
-    neg = max(float(len(y_train) - pos), 1.0)
-    spw = (neg / pos) ** cfg.pos_weight_power
-    params = cfg.params(seed=seed, scale_pos_weight=spw)
+    params = weighted_params(cfg, y_train, seed=seed)
     names = list(features)
     if cfg.monotone:
         params["monotone_constraints"] = (
@@ -137,15 +158,7 @@ def fit_xgb(
         best = cfg.n_estimators - 1
     else:
         dval = xgb.DMatrix(x_val, label=y_val, feature_names=names)
-        booster = xgb.train(
-            params,
-            dtrain,
-            num_boost_round=cfg.n_estimators,
-            evals=[(dval, "val")],
-            early_stopping_rounds=cfg.early_stopping_rounds,
-            verbose_eval=False,
-        )
-        best = int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))
+        booster, best = train_early_stopped(params, dtrain, dval, cfg)
     booster.set_attr(best_iteration=str(best), features=json.dumps(names))
     model = XgbModel(booster, names, best, float("nan"), params)
     if x_val is not None and y_val is not None:
