@@ -372,6 +372,8 @@ def load_table(
             "label_delay_days": label_delay_days,
             "currency": rules.currency,
             "assume_tz": rules.assume_tz,
+            "time_unit": rules.time_unit,
+            "time_origin": rules.time_origin,
             "cards_tokenized": rules.card_key is not None,
         },
     }

@@ -39,6 +39,8 @@ DATETIME_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt ]\d"
 #: An explicit offset or Z at the end of an ISO 8601 time.
 OFFSET_PATTERN = r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
 TOKEN_PREFIX = "tok_"  # noqa: S105 - the prefix of card tokens, not a secret
+#: Seconds per unit of a numeric time column (`--time-unit`).
+TIME_UNITS = {"s": 1, "ms": 0.001, "min": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,16 @@ class Rules:
     card_key: bytes | None = None
     #: "Now" for the future bound (tests pin it).
     now: float | None = None
+    #: A numeric time counts `time_unit`s from this instant (epoch seconds): PaySim's step is
+    #: hours from its start, IEEE-CIS's TransactionDT seconds from a reference day.
+    time_origin: float = 0.0
+    time_unit: str = "s"
 
     def __post_init__(self) -> None:
+        if self.time_unit not in TIME_UNITS:
+            raise InvalidInput(
+                f"--time-unit: {self.time_unit!r} is not one of {', '.join(TIME_UNITS)}"
+            )
         if self.currency not in ISO_4217:
             raise InvalidInput(f"--currency: {self.currency!r} is not an ISO 4217 code")
         if self.assume_tz is not None:
@@ -177,7 +187,8 @@ def currencies(values: list[str | None], default: str) -> tuple[list[str], np.nd
 
 def parse_times(col: pa.ChunkedArray, rules: Rules) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Epoch microseconds, a bad-value mask and a no-timezone mask (refused unless the rules
-    assume a zone). Accepts timestamps, epoch seconds and ISO 8601 date-times."""
+    assume a zone). Accepts timestamps, ISO 8601 date-times and numbers (epoch seconds unless
+    the rules give another unit and origin)."""
     n = len(col)
     naive = np.zeros(n, dtype=bool)
     if pa.types.is_timestamp(col.type):
@@ -195,13 +206,15 @@ def parse_times(col: pa.ChunkedArray, rules: Rules) -> tuple[np.ndarray, np.ndar
             raw = us.to_numpy(zero_copy_only=False)
             bad = np.isnan(raw) if raw.dtype.kind == "f" else np.zeros(n, dtype=bool)
             ts = np.nan_to_num(raw).astype(np.int64)
+    elif pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+        units = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+        ts, bad = _from_units(units, rules)
     else:
         values = pc.utf8_trim_whitespace(text(col))
         strings = pd.Series(values.to_pylist(), dtype=object)
-        secs = pd.to_numeric(strings, errors="coerce").to_numpy(dtype="float64")
-        numeric = np.isfinite(secs) & (np.abs(secs) < 1e13)
-        ts = np.zeros(n, dtype=np.int64)
-        ts[numeric] = np.round(secs[numeric] * 1e6).astype(np.int64)
+        units = pd.to_numeric(strings, errors="coerce").to_numpy(dtype="float64")
+        ts, not_numeric = _from_units(units, rules)
+        numeric = ~not_numeric
         shaped = _mask(pc.match_substring_regex(values, DATETIME_PATTERN)) & ~numeric
         aware = shaped & _mask(pc.match_substring_regex(values, OFFSET_PATTERN))
         naive = shaped & ~aware
@@ -220,6 +233,18 @@ def parse_times(col: pa.ChunkedArray, rules: Rules) -> tuple[np.ndarray, np.ndar
     return ts, bad, naive
 
 
+def _from_units(units: np.ndarray, rules: Rules) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers of `rules.time_unit` since `rules.time_origin` as epoch microseconds, and the
+    mask of values that are no such number."""
+    numeric = np.isfinite(units) & (np.abs(units) < 1e13)
+    ts = np.zeros(len(units), dtype=np.int64)
+    us_per_unit = TIME_UNITS[rules.time_unit] * 1e6
+    ts[numeric] = np.round(units[numeric] * us_per_unit).astype(np.int64) + round(
+        rules.time_origin * 1e6
+    )
+    return ts, ~numeric
+
+
 def _put(ts: np.ndarray, bad: np.ndarray, at: np.ndarray, got: pd.Series) -> None:
     ok = got.notna().to_numpy()
     utc = got[ok].dt.tz_convert("UTC").dt.tz_localize(None)
@@ -229,10 +254,38 @@ def _put(ts: np.ndarray, bad: np.ndarray, at: np.ndarray, got: pd.Series) -> Non
 
 def time_reason(rules: Rules) -> str:
     low = iso(datetime.fromtimestamp(rules.min_ts, tz=UTC))
+    if rules.time_origin == 0 and rules.time_unit == "s":
+        number = "epoch seconds"
+    else:
+        origin = iso(datetime.fromtimestamp(rules.time_origin, tz=UTC))
+        number = f"a number of {rules.time_unit} since {origin}"
     return (
-        "bad time (not an ISO 8601 date-time, a timestamp or epoch seconds, between "
+        f"bad time (not an ISO 8601 date-time, a timestamp or {number}, between "
         f"{low} and {rules.max_future_skew_s:g} s from now)"
     )
+
+
+def parse_origin(text: str, assume_tz: str | None) -> float:
+    """`--time-origin` as epoch seconds: an ISO 8601 date or date-time, with a zone unless
+    `--assume-tz` gives one."""
+    try:
+        at = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        at = pd.NaT
+    if pd.isna(at):
+        raise InvalidInput(
+            f"--time-origin: {text!r} is not an ISO 8601 date-time (e.g. 2026-01-01T00:00:00Z)"
+        )
+    if at.tzinfo is None:
+        if assume_tz is None:
+            raise InvalidInput(
+                f"--time-origin: {text!r} has no timezone (add Z or an offset, or pass --assume-tz)"
+            )
+        try:
+            at = at.tz_localize(assume_tz)
+        except Exception:  # pytz / zoneinfo raise several types
+            raise InvalidInput(f"--assume-tz: {assume_tz!r} is not a time zone name") from None
+    return float(at.timestamp())
 
 
 NAIVE_REASON = "time without a timezone (add the offset, or pass --assume-tz)"

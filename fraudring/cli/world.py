@@ -180,6 +180,17 @@ def register(app: typer.Typer) -> None:
         currency: Annotated[
             str, typer.Option(help="Currency of rows without one (announced).")
         ] = "USD",
+        time_unit: Annotated[
+            str,
+            typer.Option(help="Unit of numeric times: s, ms, min, h or d (PaySim's step: h)."),
+        ] = "s",
+        time_origin: Annotated[
+            str | None,
+            typer.Option(
+                help="Instant a numeric time counts from (ISO 8601, e.g. "
+                "2026-01-01T00:00:00Z); without it, the Unix epoch."
+            ),
+        ] = None,
         tokenize_cards: Annotated[
             bool,
             typer.Option(
@@ -214,7 +225,7 @@ def register(app: typer.Typer) -> None:
                 raise InvalidInput("load needs --input FILE and --columns (or --handbook)")
             from fraudring.settings import get_settings
             from world.loaders import load_table, parse_columns
-            from world.rowcheck import Rules
+            from world.rowcheck import Rules, parse_origin
 
             settings = get_settings()
             key = settings.card_token_key
@@ -229,6 +240,8 @@ def register(app: typer.Typer) -> None:
                 assume_tz=assume_tz,
                 currency=currency,
                 card_key=key.get_secret_value().encode() if tokenize_cards and key else None,
+                time_unit=time_unit,
+                time_origin=0.0 if time_origin is None else parse_origin(time_origin, assume_tz),
             )
             report = load_table(
                 src=input,
@@ -245,5 +258,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"  rejected: {n:,} × {reason}", markup=False)
         for name, what in sorted(report.defaults.items()):
             console.print(f"  assumed {name}: {what}", markup=False)
+        if not report.loaded:
+            raise InvalidInput("no row passed the checks (reasons above): nothing was loaded")
         if summary:
             print_summary(WorldSummary.from_meta(out, read_meta(out)), title=f"world {out}")
