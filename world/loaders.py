@@ -45,6 +45,9 @@ FIELDS = (
 )
 REQUIRED = ("user", "amount", "time")
 ENTITY_FIELDS = {k: ID_FIELDS[k] for k in LINKED_KINDS}
+#: Fields whose card numbers `--tokenize-cards` replaces: many card data sets key their
+#: customers by the card number (one token for the same number in both).
+TOKENIZED = ("card", "user")
 FRAUD_WORDS = {"1", "1.0", "true", "t", "yes", "y", "fraud", "chargeback"}
 LEGIT_WORDS = {"0", "0.0", "false", "f", "no", "n", "legit", "legitimate", "genuine"}
 US_PER_DAY = 86_400_000_000
@@ -146,7 +149,7 @@ def validate(
 ) -> tuple[pd.DataFrame, np.ndarray, dict[int, list[str]]]:
     """Normalised rows, a keep mask, and per-row reasons for the rejected ones. Card numbers
     anywhere (row numbers from `rows`) stop the load with one error, before anything is
-    written, unless the rules hold a key to replace those of the card column."""
+    written, unless the rules hold a key to replace those of the card and user columns."""
     rules = rules or rowcheck.Rules()
     if not label_delay_days >= 0:
         raise InvalidInput(f"label_delay_days must be >= 0, got {label_delay_days}")
@@ -172,7 +175,7 @@ def validate(
         cells = _cells(table, columns[name])
         problems = rowcheck.id_problems(cells)
         is_pan = np.array([p == rowcheck.PAN_REASON for p in problems], dtype=bool)
-        if is_pan.any() and name == "card" and rules.card_key is not None:
+        if is_pan.any() and name in TOKENIZED and rules.card_key is not None:
             key = rules.card_key
             cells = [
                 rowcheck.card_token(key, c) if c is not None and pan else c

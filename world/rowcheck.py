@@ -155,7 +155,7 @@ def refuse_pans(found: dict[str, np.ndarray], rows: np.ndarray, *, tokenize: boo
         return
     where = "; ".join(f"column {col}: rows {pan_rows(rows, m)}" for col, m in found.items())
     hint = (
-        "card numbers are refused outside the card column"
+        "card numbers are refused outside the card and user columns"
         if tokenize
         else "map a token column as card, or pass --tokenize-cards (with "
         "FRAUDRING_CARD_TOKEN_KEY set) to replace card numbers by a keyed hash"

@@ -204,6 +204,26 @@ def test_load_tokenizes_card_numbers_with_a_key_and_announces_defaults(tmp_path:
     _no_pan_under(tmp_path / "w")
 
 
+def test_tokenize_cards_covers_a_user_column_keyed_by_card_number(tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_text(
+        f"id,card,amt,when,device\n1,{PAN},12.50,2026-01-05T10:00:00Z,d1\n"
+        f"2,{PAN},3,2026-01-05T11:00:00Z,d1\n3,tok_c3,7,2026-01-05T12:00:00Z,{PAN}\n"
+    )
+    args = ("load", "--input", "in.csv", "--out", "w", "--tokenize-cards", "--no-summary")
+    by_card = "txn=id,user=card,card=card,amount=amt,time=when"
+    run = _cli(*args, "--columns", by_card, cwd=tmp_path, FRAUDRING_CARD_TOKEN_KEY="k" * 32)
+    assert run.returncode == 0, run.stderr
+    table = pq.read_table(tmp_path / "w" / "transactions.parquet")
+    users, cards = table.column("user_id").to_pylist(), table.column("card_id").to_pylist()
+    assert users == cards and users[0] == users[1] != "tok_c3" and users[0].startswith("tok_")
+    _no_pan_under(tmp_path / "w")
+    run = _cli(
+        *args, "--columns", by_card + ",device=device", cwd=tmp_path,
+        FRAUDRING_CARD_TOKEN_KEY="k" * 32,
+    )  # fmt: skip
+    assert run.returncode == 2 and "column device: rows 4" in " ".join(run.stderr.split())
+
+
 def test_training_refuses_a_world_holding_ids_the_contract_refuses(tmp_path: Path) -> None:
     from gnn.dataset import load_frames
     from world.simulate import generate
