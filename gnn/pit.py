@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -157,6 +158,12 @@ def fill_ring(
     return rings
 
 
+def _fit_progress(bar: tqdm[Any], nodes: int, epochs: int, epoch: int, ap: float) -> None:
+    bar.set_postfix_str(
+        f"GCN fit on {nodes:,} nodes: epoch {epoch}/{epochs}, validation PR-AUC {ap:.3f}"
+    )
+
+
 def graph_risk_features(
     a: TxnArrays,
     *,
@@ -207,7 +214,9 @@ def graph_risk_features(
                     init=model,
                     split_key=a.node_hash[train_snap.nodes],
                     weight=train_snap.target_weight,
+                    on_epoch=partial(_fit_progress, bar, len(train_snap.nodes), cfg.gcn.epochs),
                 )
+                bar.set_postfix_str("")
                 fits.append((at, info))
                 since_fit = 0
                 log.info("gnn.gcn_fitted", at=at, val_pr_auc=info.val_pr_auc, epochs=info.epochs)

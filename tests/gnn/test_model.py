@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gnn.graphdata import NODE_FEATURES
 from gnn.model import (
     FraudGCN,
     GcnConfig,
+    epoch_seeds,
     fit_gcn,
     gcn_adjacency,
     predict_proba,
@@ -95,6 +100,30 @@ def test_sampled_training_beyond_the_full_batch_size() -> None:
     _model, info = fit_gcn(x, e, y, mask, cfg=cfg)
     assert info.mode == "sampled"
     assert info.val_pr_auc > 0.9
+    # 40 seeds an epoch of the ~96 training users, drawn and weighted back: it still learns
+    epochs: list[int] = []
+    capped = replace(cfg, max_seeds_per_epoch=40)
+    _model, info = fit_gcn(x, e, y, mask, cfg=capped, on_epoch=lambda k, _ap: epochs.append(k))
+    assert info.val_pr_auc > 0.9 and epochs == list(range(1, info.epochs + 1))
+
+
+@settings(max_examples=60)
+@given(st.integers(0, 300), st.integers(0, 300), st.integers(2, 200), st.integers(0, 2**32))
+def test_epoch_seeds_draw_within_the_cap_and_weigh_each_class_back_to_its_size(
+    positives: int, negatives: int, cap: int, seed: int
+) -> None:
+    train = np.random.default_rng(seed).permutation(1000)[: positives + negatives]
+    positive = np.arange(len(train)) < positives
+    drawn, scale = epoch_seeds(train, positive, cap, np.random.default_rng(seed))
+    assert len(set(drawn.tolist())) == len(drawn) and set(drawn.tolist()) <= set(train.tolist())
+    if len(train) <= cap:
+        assert scale is None and drawn.tolist() == train.tolist()
+        return
+    assert scale is not None and len(drawn) == min(cap, len(train))
+    for members in (train[positive], train[~positive]):
+        picked = np.intersect1d(drawn, members)
+        assert len(picked) > 0 or len(members) == 0
+        assert float(scale[torch.from_numpy(picked)].sum()) == pytest.approx(len(members))
 
 
 def test_sample_subgraph_fanout() -> None:
