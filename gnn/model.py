@@ -13,9 +13,10 @@ afterwards (logit - ln pos_weight) so they read as probabilities again and can s
 label-rate risk. Early stopping keeps the weights with the best validation PR-AUC.
 
 Full batch up to ``full_batch_max_nodes``; beyond it, mini-batches of seed nodes with sampled
-neighbourhoods, at most ``max_seeds_per_epoch`` seeds an epoch (`epoch_seeds`). PyG's ``NeighborLoader`` needs pyg-lib or torch-sparse, neither of which has a
-wheel for this torch, so `sample_subgraph` is a small numpy sampler with the same fan-out
-semantics. Inference is always full-graph under ``no_grad`` (cheap for two layers).
+neighbourhoods, at most ``max_seeds_per_epoch`` seeds an epoch (`epoch_seeds`). PyG's
+``NeighborLoader`` needs pyg-lib or torch-sparse, neither of which has a wheel for this torch,
+so `sample_subgraph` is a small numpy sampler with the same fan-out semantics. Inference is
+always full-graph under ``no_grad`` (cheap for two layers).
 """
 
 from __future__ import annotations
