@@ -178,9 +178,8 @@ def compare(ds: Dataset, *, seed: int, hedges: bool) -> dict[str, float]:
     d_val = m.average_precision(known[val], scores["d"][0])
     b_val = m.average_precision(known[val], scores["b"][0])
     if hedges:
-        scores["h_guard"] = scores[
-            "b" if guard(graph_ap=d_val, tabular_ap=b_val) == "tabular" else "d"
-        ]
+        chosen = guard(known[val], graph=scores["d"][0], tabular=scores["b"][0], seed=seed)
+        scores["h_guard"] = scores["b" if chosen == "tabular" else "d"]
     for key, (_, s_test) in scores.items():
         out[key] = m.average_precision(y, s_test)
     for key in [k for k in scores if k.startswith("h_")]:

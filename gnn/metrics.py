@@ -135,6 +135,20 @@ def ring_recall_within(
     return found / len(ring_first_fraud)
 
 
+def gain_lower_bound(y: Array, new: Array, base: Array, *, seed: int, draws: int = 200) -> float:
+    """The 5% quantile of the PR-AUC gain of scores ``new`` over ``base`` on the same rows [n],
+    resampled in pairs (a bootstrap over rows): how much of the gain is not luck (-inf when no
+    resample holds a positive)."""
+    yy, nn, bb = np.asarray(y), np.asarray(new), np.asarray(base)
+    rng = np.random.default_rng(seed)
+    gains = []
+    for _ in range(draws):
+        i = rng.integers(0, len(yy), len(yy))
+        gains.append(average_precision(yy[i], nn[i]) - average_precision(yy[i], bb[i]))
+    finite = np.asarray(gains)[np.isfinite(gains)]
+    return float(np.quantile(finite, 0.05)) if len(finite) else -np.inf
+
+
 def pr_curve(y: Array, s: Array) -> tuple[np.ndarray, np.ndarray]:
     """(recall, precision) points, for plots."""
     tp, fp, _ = _curve(y, s)

@@ -79,8 +79,8 @@ def run_training(
     model = fit_xgb(
         x_fit, y_fit, x[val], known[val], features=list(FEATURE_NAMES), seed=settings.seed, cfg=cfg
     )
-    # The guard (gnn.hedge): the tabular model in the same contract, kept when it ranks the
-    # newest labels better than the model that reads the graph.
+    # The guard (gnn.hedge): the tabular model in the same contract, kept unless the model that
+    # reads the graph ranks the newest labels better beyond luck.
     tab_model = fit_xgb(
         without(x[fit], tab),
         known[fit],
@@ -92,9 +92,10 @@ def run_training(
     )
     if hedge == "blend":  # the graph model's and the tabular model's mean logit, one booster
         model = blended_model(model, tab_model)
-    graph_ap = m.average_precision(known[val], model.predict(x[val]))
-    tabular_ap = m.average_precision(known[val], tab_model.predict(x[val]))
-    chosen = guard(graph_ap=graph_ap, tabular_ap=tabular_ap)
+    graph_val, tabular_val = model.predict(x[val]), tab_model.predict(x[val])
+    graph_ap = m.average_precision(known[val], graph_val)
+    tabular_ap = m.average_precision(known[val], tabular_val)
+    chosen = guard(known[val], graph=graph_val, tabular=tabular_val, seed=settings.seed)
     if chosen == "tabular":
         model = tab_model
     s_val = model.predict(x[val])
@@ -143,7 +144,11 @@ def run_training(
             "labels_known_at": _iso(cutoff),
         },
         "xgb": {"best_iteration": model.best_iteration, "params": model.params},
-        "guard": {"chosen": chosen, "rule": "the tabular model when it ranks validation better"},
+        "guard": {
+            "chosen": chosen,
+            "rule": "the graph model only when its validation PR-AUC gain over the tabular "
+            "model is above 0 at the bootstrap's 5% quantile",
+        },
         "hedge": hedge,
         "gcn": {"fits": len(gcn_fits), "trained": ds.pit.model is not None},
         "seed": settings.seed,

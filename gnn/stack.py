@@ -19,14 +19,12 @@ import numpy as np
 import numpy.typing as npt
 import xgboost as xgb
 
-from gnn.metrics import average_precision
+from gnn.metrics import gain_lower_bound
 from gnn.tabular import XgbConfig, train_early_stopped, weighted_params
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 _EPS = 1e-7
-#: Resamples of the validation rows that judge the trees on top.
-BOOTSTRAP_DRAWS = 200
 
 
 def logit(p: F64) -> F64:
@@ -50,20 +48,6 @@ class StackedModel:
         d = xgb.DMatrix(x, feature_names=self.features, base_margin=logit(base))
         out = self.booster.predict(d, iteration_range=(0, self.trees))
         return np.asarray(out, dtype=np.float64)
-
-
-def gain_lower_bound(
-    y: I64, with_top: F64, base: F64, *, seed: int, draws: int = BOOTSTRAP_DRAWS
-) -> float:
-    """The 5% quantile of the PR-AUC gain of ``with_top`` over ``base`` on the same rows [n],
-    resampled in pairs (a bootstrap over rows): how much of the gain is not luck."""
-    rng = np.random.default_rng(seed)
-    gains = []
-    for _ in range(draws):
-        i = rng.integers(0, len(y), len(y))
-        gains.append(average_precision(y[i], with_top[i]) - average_precision(y[i], base[i]))
-    finite = np.asarray(gains)[np.isfinite(gains)]
-    return float(np.quantile(finite, 0.05)) if len(finite) else -np.inf
 
 
 def fit_on_top(

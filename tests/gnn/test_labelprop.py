@@ -10,6 +10,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gnn import metrics as m
 from gnn.evaluate import flagged
 from gnn.graphdata import NODE_FEATURES, Snapshot
 from gnn.hedge import (
@@ -129,12 +130,20 @@ def test_monotone_constraint_keeps_the_score_rising() -> None:
     assert np.any(np.diff(free.predict(grid)) < 0)
 
 
-def test_guard_keeps_the_graph_model_unless_the_tabular_one_ranks_better() -> None:
-    assert guard(graph_ap=0.5, tabular_ap=0.4) == "graph"
-    assert guard(graph_ap=0.5, tabular_ap=0.5) == "graph"
-    assert guard(graph_ap=0.4, tabular_ap=0.5) == "tabular"
-    assert guard(graph_ap=0.4, tabular_ap=float("nan")) == "graph"
-    assert guard(graph_ap=float("nan"), tabular_ap=0.1) == "tabular"
+def test_guard_serves_the_graph_model_only_for_a_gain_beyond_luck() -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.random(2000) < 0.05).astype(np.int64)
+    tabular = rng.random(2000) + 0.3 * y
+    better = tabular + 0.5 * y * (rng.random(2000) < 0.6)  # most frauds rise: a real gain
+    assert guard(y, graph=better, tabular=tabular, seed=1) == "graph"
+    assert guard(y, graph=tabular, tabular=better, seed=1) == "tabular"
+    assert guard(y, graph=tabular, tabular=tabular, seed=1) == "tabular"  # a tie: the simpler
+    lucky = tabular.copy()
+    lucky[np.flatnonzero(y)[np.argmin(tabular[y == 1])]] = 9.0  # one fraud rises to the top
+    assert m.average_precision(y, lucky) > m.average_precision(y, tabular)
+    assert guard(y, graph=lucky, tabular=tabular, seed=1) == "tabular"
+    none = np.zeros(2000, dtype=np.int64)
+    assert guard(none, graph=better, tabular=tabular, seed=1) == "tabular"
 
 
 def test_a_model_fitted_without_graph_columns_never_reads_them() -> None:
