@@ -232,9 +232,11 @@ def evaluate_dataset(
     split: Split | None = None,
     xgb_cfg: XgbConfig | None = None,
     exclude_test: npt.NDArray[np.bool_] | None = None,
+    gcn: bool = True,
 ) -> EvalReport:
     """Fit (b) and (d), score (a)-(d) on the test window; `exclude_test` drops test rows
-    (the handbook removes customers already known to be compromised)."""
+    (the handbook removes customers already known to be compromised); without `gcn` (a dataset
+    built without the GCN) there is no (c)."""
     delay = label_delay_days(ds.frames.meta)
     sp = split or temporal_split(ds.t, label_delay_days=delay)
     t = ds.t
@@ -281,7 +283,7 @@ def evaluate_dataset(
         thresholds={},
         models=models,
     )
-    for key in MODELS:
+    for key in [k for k in MODELS if gcn or k != "c_gcn"]:
         thr = choose_thresholds(known[val], scores_val[key], cost_fp=cost_fp, cost_fn=cost_fn)
         report.thresholds[key] = thr.as_dict()
         report.metrics[key] = score_metrics(

@@ -62,6 +62,13 @@ def register(app: typer.Typer) -> None:
         out: Annotated[
             Path, typer.Option(help="Where report.json, report.md and pr_curve.png go.")
         ] = Path("var/reports/evaluate"),
+        gcn: Annotated[
+            bool,
+            typer.Option(
+                help="Fit the GCN weekly for model (c); --no-gcn skips it (most of the time on "
+                "data with a million accounts)."
+            ),
+        ] = True,
     ) -> None:
         """Rules vs XGBoost vs GCN vs XGBoost + graph risk on a temporal split with label delay."""
         from gnn.dataset import build_dataset, load_frames
@@ -70,9 +77,9 @@ def register(app: typer.Typer) -> None:
 
         settings = get_settings()
         frames = load_frames(data)
-        ds = build_dataset(frames, pit=PitConfig(), progress=True)
+        ds = build_dataset(frames, pit=PitConfig(use_gcn=gcn), progress=True)
         report = evaluate_dataset(
-            ds, seed=settings.seed, cost_fp=settings.cost_fp, cost_fn=settings.cost_fn
+            ds, seed=settings.seed, cost_fp=settings.cost_fp, cost_fn=settings.cost_fn, gcn=gcn
         )
         sp = report.split
         table = Table(

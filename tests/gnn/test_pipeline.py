@@ -137,6 +137,21 @@ def test_evaluate_on_a_tiny_world_says_its_figures_mean_nothing(tmp_path: Path) 
     rep = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert rep["extra"]["warnings"] and rep["extra"]["test_frauds"] < 30
     assert "**Warning:**" in (tmp_path / "rep" / "report.md").read_text()
+    assert "(c)" in out.stdout and "c_gcn" in rep["metrics"]
+    out = subprocess.run(
+        [sys.executable, "-m", "fraudring.cli", "evaluate", "--data", str(world),
+         "--out", str(tmp_path / "rep2"), "--no-gcn"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "250"},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rep2 = json.loads((tmp_path / "rep2" / "report.json").read_text())
+    assert "(c)" not in out.stdout and sorted(rep2["metrics"]) == [
+        "a_rules",
+        "b_xgb_tabular",
+        "d_xgb_graph",
+    ]
+    for k in ("pr_auc", "roc_auc", "cost_per_1000"):  # the GCN is no input of (d)
+        assert rep2["metrics"]["d_xgb_graph"][k] == rep["metrics"]["d_xgb_graph"][k]
 
 
 def test_report_cells_read_as_numbers() -> None:
