@@ -44,12 +44,16 @@ def load_world(
     data: Path,
     *,
     as_of: float | None = None,
-    on_progress: Callable[[str, int], None] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
 ) -> BulkLoad:
     """Ingest `data` up to ``as_of`` (epoch seconds; None: everything), apply the labels known
-    by then, detect rings. ``on_progress(stage, n)`` reports transactions and labels done."""
+    by then, detect rings. ``on_progress(stage, done, total)`` reports each step of the
+    transactions, the labels and the ring detection (one step)."""
     world = read_world(data)
     limit = None if as_of is None else pa.scalar(int(as_of * 1_000_000), type=schema.TS)
+    txns = world.transactions
+    if limit is not None:
+        txns = txns.filter(pc.less(txns.column("ts"), limit))
 
     def parts() -> Iterator[pa.Table]:
         for rb in iter_transactions(data, batch_size=ing.BULK_BATCH):
@@ -61,17 +65,14 @@ def load_world(
 
     def done(res: IngestResult) -> None:
         if on_progress:
-            on_progress("transactions", res.received)
+            on_progress("transactions", res.received, txns.num_rows)
 
     res = store.ingest_many(ing.by_account(parts()), on_batch=done)
     total, ingested = res.received, res.ingested
     labels = world.labels
     if limit is not None:
         labels = labels.filter(pc.less_equal(labels.column("label_ts"), limit))
-    seen = set(world.transactions.column("txn_id").to_pylist()) if limit is None else None
-    if limit is not None:
-        early = world.transactions.filter(pc.less(world.transactions.column("ts"), limit))
-        seen = set(early.column("txn_id").to_pylist())
+    seen = None if limit is None else set(txns.column("txn_id").to_pylist())
     rows: list[tuple[str, LabelValue, float]] = []
     for txn_id, value, at in zip(
         labels.column("txn_id").to_pylist(),
@@ -86,8 +87,12 @@ def load_world(
         part = rows[i : i + labelbulk.CHUNK]
         labelbulk.label_txns(store, part, by="chargeback")
         if on_progress:
-            on_progress("labels", len(part))
+            on_progress("labels", len(part), n_labels)
+    if on_progress:
+        on_progress("ring detection", 0, 1)
     update: RingUpdate = store.detect_rings()
+    if on_progress:
+        on_progress("ring detection", 1, 1)
     log.info(
         "graph.bulk_loaded",
         path=str(data),

@@ -54,9 +54,10 @@ def register(app: typer.Typer) -> None:
         settings = get_settings()
         bars: dict[str, tqdm] = {}
 
-        def progress(stage: str, n: int) -> None:
+        def progress(stage: str, n: int, total: int) -> None:
             if stage not in bars:
-                bars[stage] = tqdm(desc=stage, unit=" rows", unit_scale=True)
+                unit = " step" if stage == "ring detection" else " rows"
+                bars[stage] = tqdm(desc=stage, total=total, unit=unit, unit_scale=True)
             bars[stage].update(n)
 
         with services(settings) as ep, open_store(ep.graph_url, settings=settings) as store:
