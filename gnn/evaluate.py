@@ -300,6 +300,7 @@ def evaluate_dataset(
         rec, prec = m.pr_curve(y_test, np.nan_to_num(scores_test[key], nan=-1.0))
         report.curves[key] = (rec.tolist(), prec.tolist())
     report.extra["test_frauds"] = int(y_test.sum())
+    report.extra["approve_all"] = m.approve_all(y_test, cost_fp=cost_fp, cost_fn=cost_fn)
     report.extra["val_known_frauds"] = int(known[val].sum())
     report.extra["fit_known_frauds"] = int(known[fit].sum())
     report.extra["warnings"] = thin_evidence(
@@ -309,6 +310,16 @@ def evaluate_dataset(
     )
     report.extra["rings_at_test_end"] = ring_detection(ds, at=sp.test_end)
     return report
+
+
+def baseline_line(report: EvalReport) -> str:
+    base = report.extra.get("approve_all") or {}
+    if not base:
+        return ""
+    return (
+        f"Approving everything: PR-AUC {fmt('pr_auc', base['pr_auc'])} (the test window's fraud "
+        f"share), {fmt('cost_per_1000', base['cost_per_1000'])} per 1,000 transactions."
+    )
 
 
 def write_report(report: EvalReport, out_dir: Path) -> dict[str, Path]:
@@ -366,6 +377,8 @@ def markdown(report: EvalReport) -> str:
     for k in keys:
         cells = " | ".join(fmt(k, report.metrics[c][k]) for c in cols)
         lines.append(f"| {METRICS.get(k, k)} | {cells} |")
+    if baseline := baseline_line(report):
+        lines += ["", baseline]
     warnings = report.extra.get("warnings") or []
     if warnings:
         lines += ["", "**Warning:** " + "; ".join(warnings) + "."]

@@ -77,6 +77,16 @@ def expected_cost_per_1000(
     return float((fp * cost_fp + fn * cost_fn) / len(yy) * 1000.0)
 
 
+def approve_all(y: Array, *, cost_fp: float, cost_fn: float) -> dict[str, float]:
+    """The simple baseline beside every model: approve everything (its PR-AUC is the window's
+    fraud share, its cost every fraud's)."""
+    yy = np.asarray(y, dtype=np.float64)
+    cost = expected_cost_per_1000(
+        yy, np.zeros(len(yy), dtype=bool), cost_fp=cost_fp, cost_fn=cost_fn
+    )
+    return {"pr_auc": float(yy.mean()) if len(yy) else float("nan"), "cost_per_1000": cost}
+
+
 def card_precision_at_k(
     *, day: Sequence[int] | np.ndarray, card: Sequence[str] | np.ndarray, y: Array, s: Array, k: int
 ) -> float:

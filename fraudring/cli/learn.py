@@ -72,7 +72,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Rules vs XGBoost vs GCN vs XGBoost + graph risk on a temporal split with label delay."""
         from gnn.dataset import build_dataset, load_frames
-        from gnn.evaluate import METRICS, MODELS, evaluate_dataset, fmt, write_report
+        from gnn.evaluate import (
+            METRICS,
+            MODELS,
+            baseline_line,
+            evaluate_dataset,
+            fmt,
+            write_report,
+        )
         from gnn.pit import PitConfig
 
         settings = get_settings()
@@ -96,6 +103,8 @@ def register(app: typer.Typer) -> None:
             table.add_row(METRICS.get(k, k), *(fmt(k, report.metrics[c][k]) for c in cols))
         table.caption = "; ".join(MODELS[c] for c in cols)
         console.print(table)
+        if baseline := baseline_line(report):
+            console.print(baseline, highlight=False)
         for warning in report.extra.get("warnings", []):
             console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
         rd = report.extra.get("rings_at_test_end") or {}

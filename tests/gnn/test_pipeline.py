@@ -138,6 +138,11 @@ def test_evaluate_on_a_tiny_world_says_its_figures_mean_nothing(tmp_path: Path) 
     assert rep["extra"]["warnings"] and rep["extra"]["test_frauds"] < 30
     assert "**Warning:**" in (tmp_path / "rep" / "report.md").read_text()
     assert "(c)" in out.stdout and "c_gcn" in rep["metrics"]
+    base = rep["extra"]["approve_all"]
+    assert base["pr_auc"] == pytest.approx(rep["extra"]["test_frauds"] / rep["rows"]["test"])
+    assert base["cost_per_1000"] == pytest.approx(550_000 * base["pr_auc"])
+    assert "Approving everything: PR-AUC" in " ".join(out.stdout.split())
+    assert "Approving everything: PR-AUC" in (tmp_path / "rep" / "report.md").read_text()
     out = subprocess.run(
         [sys.executable, "-m", "fraudring.cli", "evaluate", "--data", str(world),
          "--out", str(tmp_path / "rep2"), "--no-gcn"],
