@@ -197,7 +197,10 @@ def validate(
     else:
         amount = pd.to_numeric(_text(table, columns["amount"]), errors="coerce").to_numpy("float64")
     flag(~np.isfinite(amount) | ~(amount > 0), "bad amount (not a positive number)")
-    flag(np.isfinite(amount) & (amount >= rules.amount_cap), "amount at or above the cap")
+    flag(
+        np.isfinite(amount) & (amount >= rules.amount_cap),
+        f"amount at or above the cap of {rules.amount_cap:,.2f} (FRAUDRING_AMOUNT_CAP)",
+    )
     ts, bad_ts, naive = rowcheck.parse_times(table.column(columns["time"]), rules)
     flag(bad_ts, rowcheck.time_reason(rules))
     flag(naive, rowcheck.NAIVE_REASON)

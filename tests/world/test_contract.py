@@ -238,3 +238,12 @@ def test_training_refuses_a_world_holding_ids_the_contract_refuses(tmp_path: Pat
     with pytest.raises(InvalidInput, match="column user_id holds 1 id") as info:
         load_frames(tmp_path / "w")
     assert PAN not in info.value.message
+
+
+def test_an_amount_over_the_cap_names_the_cap_and_its_setting() -> None:
+    table = pa.table({"u": ["u1", "u2"], "a": ["9999.99", "10000"], "t": ["1767612000"] * 2})
+    _, keep, reasons = validate(
+        table, parse_columns("user=u,amount=a,time=t"), label_delay_days=7.0, rules=RULES
+    )
+    assert keep.tolist() == [True, False]
+    assert reasons[1] == ["amount at or above the cap of 10,000.00 (FRAUDRING_AMOUNT_CAP)"]
