@@ -72,7 +72,7 @@ def load_world(
     labels = world.labels
     if limit is not None:
         labels = labels.filter(pc.less_equal(labels.column("label_ts"), limit))
-    seen = None if limit is None else set(txns.column("txn_id").to_pylist())
+    seen = set(txns.column("txn_id").to_pylist())
     rows: list[tuple[str, LabelValue, float]] = []
     for txn_id, value, at in zip(
         labels.column("txn_id").to_pylist(),
@@ -80,7 +80,7 @@ def load_world(
         labels.column("label_ts").to_pylist(),
         strict=True,
     ):
-        if seen is None or txn_id in seen:
+        if txn_id in seen:
             rows.append((txn_id, "fraud" if value == 1 else "legitimate", at.timestamp()))
     n_labels = len(rows)
     for i in range(0, n_labels, labelbulk.CHUNK):  # in arrival order: the last label stands
