@@ -33,12 +33,26 @@ def register(app: typer.Typer) -> None:
         promote: Annotated[
             bool, typer.Option(help="Promote when it beats the live model on validation.")
         ] = True,
+        gcn: Annotated[
+            bool,
+            typer.Option(
+                help="Fit the GCN (it scores rings for alerts; no input of the fraud model); "
+                "--no-gcn skips it (most of the time on data with a million accounts)."
+            ),
+        ] = True,
     ) -> None:
         """Build features, train GCN + XGBoost, validate, register a version, promote if better."""
+        from gnn.pit import PitConfig
         from gnn.service import train_pipeline
 
         settings = get_settings()
-        result = train_pipeline(settings=settings, data_dir=data, progress=True, promote=promote)
+        result = train_pipeline(
+            settings=settings,
+            data_dir=data,
+            progress=True,
+            promote=promote,
+            pit=PitConfig(use_gcn=gcn),
+        )
         table = Table(title=f"trained {result['version']} on {result['data_window']['name']}")
         table.add_column("figure")
         table.add_column("value", justify="right")

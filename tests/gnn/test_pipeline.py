@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fraudring.registry import ModelRegistry
-from fraudring.settings import Settings, SettingsError, load_settings
+from fraudring.settings import Settings, SettingsError, get_settings, load_settings
 from gnn.features import FEATURE_NAMES
 from gnn.metrics import average_precision
 from gnn.model import GcnConfig
@@ -255,6 +255,37 @@ def test_a_hedged_training_is_recorded(tmp_path: Path, small_world: Path) -> Non
         result = train_pipeline(settings=settings, data_dir=small_world, pit=FAST, promote=False)
         man = ModelRegistry(settings.models_path).manifest(result["version"])
         assert man["hedge"] == hedge and man["guard"]["chosen"] in ("graph", "tabular")
+
+
+def test_train_without_the_gcn_registers_the_fraud_model_alone(
+    tmp_path: Path,
+    small_world: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import sys
+
+    from fraudring import cli
+
+    monkeypatch.setenv("FRAUDRING_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("COLUMNS", "200")
+    argv = ["fraudring", "train", "--data", str(small_world), "--no-gcn"]
+    monkeypatch.setattr(sys, "argv", argv)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit) as exc:
+            cli.main()
+    finally:
+        get_settings.cache_clear()
+    assert exc.value.code in (0, None), capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "promoted" in out and "gcn_val_pr_auc" not in out
+    reg = ModelRegistry(tmp_path / "data" / "models")
+    live = reg.live_version()
+    assert live is not None
+    man = reg.manifest(live)
+    assert man["gcn"] == {"fits": 0, "trained": False}
+    assert (reg.root / live / "xgb.json").is_file() and not (reg.root / live / "gcn.pt").exists()
 
 
 @given(st.text(max_size=10))
