@@ -95,6 +95,9 @@ def build(
         return build_dataset(load_frames(out), pit=pit, progress=False)
 
 
+Scores = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]  # (validation, test)
+
+
 class Rows(NamedTuple):
     """`fraudring evaluate`'s split of a world: labels known at the test start, the fit,
     validation and test rows, and the test week's ground truth."""
@@ -127,7 +130,7 @@ def fit_score(
     seed: int,
     cfg: XgbConfig | None = None,
     drop: bool = False,
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+) -> Scores:
     """(validation, test) scores of XGBoost fitted on `x` [rows, len(names)]; with `drop`, every
     fit row also once with its label-derived columns missing (`gnn.hedge.with_dropout`)."""
     xf, yf = x[rows.fit], rows.known[rows.fit]
@@ -223,9 +226,6 @@ def compare(ds: Dataset, *, seed: int, hedges: bool) -> dict[str, float]:
         out[f"{key}_val"] = m.average_precision(known[val], scores[key][0])
     out["d_val"], out["b_val"] = d_val, b_val
     return out
-
-
-Scores = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]  # (validation, test)
 
 
 def hedge_scores(
