@@ -31,6 +31,7 @@ reported on the test worlds.
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -254,11 +255,13 @@ def hedge_scores(
 
 def choose_hedge(gains: Mapping[str, Sequence[float]], *, floor: float = FLOOR) -> str:
     """The hedge with the best mean gain over (b) among those never below `floor` on any
-    validation world; if none holds, the one with the best worst case."""
-    holding = [h for h, g in gains.items() if min(g) >= floor]
+    validation world; if none holds, the one with the best worst case. A world whose test week
+    held no fraud (NaN: nothing to rank) counts for none of them."""
+    kept = {h: [v for v in g if not math.isnan(v)] for h, g in gains.items()}
+    holding = [h for h, g in kept.items() if g and min(g) >= floor]
     if holding:
-        return max(holding, key=lambda h: float(np.mean(gains[h])))
-    return max(gains, key=lambda h: min(gains[h]))
+        return max(holding, key=lambda h: float(np.mean(kept[h])))
+    return max(kept, key=lambda h: min(kept[h], default=-math.inf))
 
 
 def validate(ds: Dataset, *, seed: int) -> dict[str, float]:
@@ -334,8 +337,8 @@ def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
     chosen = choose_hedge(gains)
     figures["hedge_chosen"] = chosen
     for h in SERVED:
-        figures[f"hedge_{h}_validation_min"] = float(np.min(gains[h]))
-        figures[f"hedge_{h}_validation_mean"] = float(np.mean(gains[h]))
+        figures[f"hedge_{h}_validation_min"] = float(np.nanmin(gains[h]))
+        figures[f"hedge_{h}_validation_mean"] = float(np.nanmean(gains[h]))
     print(
         f"learning: hedge chosen on the validation worlds (guard on top; best mean, never "
         f"below {FLOOR:+.2f}): {chosen}",

@@ -24,6 +24,13 @@ def test_without_a_hedge_above_the_floor_the_best_worst_case_wins() -> None:
     assert choose_hedge(gains, floor=-0.02) == "dropout"
 
 
+def test_a_world_without_fraud_in_its_test_week_counts_for_no_hedge() -> None:
+    nan = float("nan")
+    gains = {"none": [nan, 0.0, 0.0], "dropout": [nan, 0.1, 0.0], "blend": [nan, nan, nan]}
+    assert choose_hedge(gains, floor=-0.02) == "dropout"
+    assert choose_hedge({"none": [nan, -0.3], "dropout": [nan, -0.1]}) == "dropout"
+
+
 @pytest.mark.slow
 def test_what_is_served_is_either_the_hedged_model_or_the_tabular_one() -> None:
     ds = build("dense", 3, transactions=20_000, shift=False, graph_model=False)
