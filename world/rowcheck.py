@@ -254,14 +254,17 @@ def _put(ts: np.ndarray, bad: np.ndarray, at: np.ndarray, got: pd.Series) -> Non
 
 def time_reason(rules: Rules) -> str:
     low = iso(datetime.fromtimestamp(rules.min_ts, tz=UTC))
+    hint = ""
     if rules.time_origin == 0 and rules.time_unit == "s":
         number = "epoch seconds"
+        # IEEE-CIS's TransactionDT, PaySim's step: offsets that land in 1970 as epoch seconds
+        hint = "; numbers counted from the data's start need --time-origin and --time-unit"
     else:
         origin = iso(datetime.fromtimestamp(rules.time_origin, tz=UTC))
         number = f"a number of {rules.time_unit} since {origin}"
     return (
         f"bad time (not an ISO 8601 date-time, a timestamp or {number}, between "
-        f"{low} and {rules.max_future_skew_s:g} s from now)"
+        f"{low} and {rules.max_future_skew_s:g} s from now{hint})"
     )
 
 
