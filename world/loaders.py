@@ -17,14 +17,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from fraudring.contract.ids import ID_FIELDS, LINKED_KINDS
 from fraudring.errors import InvalidInput
 from fraudring.logs import get_logger
 from world import rowcheck, schema
-from world.io import parquet_errors, write_world
+from world.io import write_world
+from world.sources import read_source
 
 log = get_logger(__name__)
 
@@ -50,6 +49,8 @@ ENTITY_FIELDS = {k: ID_FIELDS[k] for k in LINKED_KINDS}
 TOKENIZED = ("card", "user")
 FRAUD_WORDS = {"1", "1.0", "true", "t", "yes", "y", "fraud", "chargeback"}
 LEGIT_WORDS = {"0", "0.0", "false", "f", "no", "n", "legit", "legitimate", "genuine"}
+#: A ring cell meaning "in no ring" besides a blank one (AMLSim writes ALERT_ID -1).
+NO_RING_WORDS = {"-1", "none", "null", "nan", "n/a", "na"}
 US_PER_DAY = 86_400_000_000
 
 
@@ -83,42 +84,6 @@ def parse_columns(text: str) -> dict[str, str]:
     if missing:
         raise InvalidInput(f"--columns: required field(s) missing: {', '.join(missing)}")
     return mapping
-
-
-def read_source(src: Path) -> tuple[pa.Table, np.ndarray, list[tuple[int, str]]]:
-    """The file's table, each kept row's number, and CSV rows with the wrong field count."""
-    if not src.is_file():
-        raise InvalidInput(f"input file {src} does not exist")
-    if src.suffix.lower() in {".parquet", ".pq"}:
-        with parquet_errors(src):
-            table = pq.read_table(src)
-        return table, np.arange(1, table.num_rows + 1), []
-    try:
-        with src.open(newline="", encoding="utf-8") as fh:
-            header = next(csv.reader(fh), None)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise InvalidInput(f"{src} is not a readable CSV file (UTF-8 text): {exc}") from None
-    if not header:
-        raise InvalidInput(f"{src} is empty: a CSV file needs a header line")
-    bad: list[tuple[int, str]] = []
-
-    def on_bad(row: Any) -> str:
-        bad.append(
-            (int(row.number), f"expected {row.expected_columns} fields, got {row.actual_columns}")
-        )
-        return "skip"
-
-    try:
-        table = pacsv.read_csv(
-            src,
-            read_options=pacsv.ReadOptions(use_threads=False),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_bad),
-            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string())),
-        )
-    except pa.ArrowInvalid as exc:
-        raise InvalidInput(f"{src} is not a readable CSV file: {exc}") from exc
-    lines = np.setdiff1d(np.arange(2, 2 + table.num_rows + len(bad)), [b[0] for b in bad])
-    return table, lines, bad
 
 
 def _trimmed(table: pa.Table, column: str) -> pa.ChunkedArray:
@@ -202,7 +167,9 @@ def validate(
         f"amount at or above the cap of {rules.amount_cap:,.2f} (FRAUDRING_AMOUNT_CAP)",
     )
     ts, bad_ts, naive = rowcheck.parse_times(table.column(columns["time"]), rules)
-    flag(bad_ts, rowcheck.time_reason(rules))
+    offsets = rowcheck.epoch_offsets(table.column(columns["time"]), bad_ts, rules)
+    flag(bad_ts & ~offsets, rowcheck.time_reason(rules))
+    flag(offsets, rowcheck.offset_reason(rules))
     flag(naive, rowcheck.NAIVE_REASON)
     df = pd.DataFrame({"user_id": user, "amount": amount, "ts": ts})
     for f, out_col in ENTITY_FIELDS.items():
@@ -226,7 +193,13 @@ def validate(
         pd.Series(ids["category"], dtype=object) if "category" in ids else None
     )
     # A confirmed ring (a case id) per row: ring truth for `evaluate`, never a feature.
-    df["ring_id"] = pd.Series(ids["ring"], dtype=object) if "ring" in ids else None
+    if "ring" in ids:
+        rings = [
+            None if r is None or r.strip().lower() in NO_RING_WORDS else r for r in ids["ring"]
+        ]
+        df["ring_id"] = pd.Series(rings, dtype=object)
+    else:
+        df["ring_id"] = None
     df["label"] = -1
     if "label" in columns:
         word = _text(table, columns["label"]).map(

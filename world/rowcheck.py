@@ -36,6 +36,7 @@ from fraudring.errors import InvalidInput
 
 #: A date and a time ("2026-01-05T10:00"), as the API requires.
 DATETIME_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt ]\d"
+YMD_SLASHES = r"^(\d{4})/(\d{2})/(\d{2})([Tt ]\d)"
 #: An explicit offset or Z at the end of an ISO 8601 time.
 OFFSET_PATTERN = r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
 TOKEN_PREFIX = "tok_"  # noqa: S105 - the prefix of card tokens, not a secret
@@ -211,6 +212,8 @@ def parse_times(col: pa.ChunkedArray, rules: Rules) -> tuple[np.ndarray, np.ndar
         ts, bad = _from_units(units, rules)
     else:
         values = pc.utf8_trim_whitespace(text(col))
+        # year first with slashes (IBM's AML data: 2022/09/01 00:20) is ISO 8601 but for them
+        values = pc.replace_substring_regex(values, YMD_SLASHES, r"\1-\2-\3\4")
         strings = pd.Series(values.to_pylist(), dtype=object)
         units = pd.to_numeric(strings, errors="coerce").to_numpy(dtype="float64")
         ts, not_numeric = _from_units(units, rules)
@@ -252,19 +255,40 @@ def _put(ts: np.ndarray, bad: np.ndarray, at: np.ndarray, got: pd.Series) -> Non
     bad[at[~ok]] = True
 
 
+def epoch_offsets(col: pa.ChunkedArray, bad: np.ndarray, rules: Rules) -> np.ndarray:
+    """Of the `bad` times, the numbers that fell before the earliest time because they were
+    read as epoch seconds: counts from the data's start (IEEE-CIS's TransactionDT, PaySim's
+    step) that need `--time-origin` and `--time-unit`."""
+    if rules.time_origin != 0 or rules.time_unit != "s" or not bad.any():
+        return np.zeros(len(bad), dtype=bool)
+    if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+        units = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+    elif pa.types.is_timestamp(col.type):
+        return np.zeros(len(bad), dtype=bool)
+    else:
+        strings = pd.Series(pc.utf8_trim_whitespace(text(col)).to_pylist(), dtype=object)
+        units = pd.to_numeric(strings, errors="coerce").to_numpy(dtype="float64")
+    return np.asarray(bad & np.isfinite(units) & (units >= 0) & (units < rules.min_ts), dtype=bool)
+
+
+def offset_reason(rules: Rules) -> str:
+    low = iso(datetime.fromtimestamp(rules.min_ts, tz=UTC))
+    return (
+        f"bad time (a number read as epoch seconds falls before {low}: counted from the data's "
+        "start? give --time-origin, and --time-unit if not seconds)"
+    )
+
+
 def time_reason(rules: Rules) -> str:
     low = iso(datetime.fromtimestamp(rules.min_ts, tz=UTC))
-    hint = ""
     if rules.time_origin == 0 and rules.time_unit == "s":
         number = "epoch seconds"
-        # IEEE-CIS's TransactionDT, PaySim's step: offsets that land in 1970 as epoch seconds
-        hint = "; numbers counted from the data's start need --time-origin and --time-unit"
     else:
         origin = iso(datetime.fromtimestamp(rules.time_origin, tz=UTC))
         number = f"a number of {rules.time_unit} since {origin}"
     return (
         f"bad time (not an ISO 8601 date-time, a timestamp or {number}, between "
-        f"{low} and {rules.max_future_skew_s:g} s from now{hint})"
+        f"{low} and {rules.max_future_skew_s:g} s from now)"
     )
 
 

@@ -150,8 +150,8 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 help="Mapping field=COLUMN, comma-separated. Fields: user, card, device, ip, "
                 "merchant, amount, time, label, label_time, txn, currency, category, ring (a "
-                "confirmed ring per row, for evaluate; user, "
-                "amount and time required)."
+                "confirmed ring per row, for evaluate; blank or -1: none); user, amount and "
+                "time required. A repeated column name reads as NAME.1, NAME.2."
             ),
         ] = None,
         handbook: Annotated[

@@ -93,8 +93,8 @@ def test_a_load_that_keeps_no_row_is_one_error_line(tmp_path: Path) -> None:
         "load", "--input", "paysim.csv", "--columns", PAYSIM_COLUMNS, "--out", "w", cwd=tmp_path
     )  # steps 1..743 read as epoch seconds fall in 1970
     assert run.returncode == 2
-    assert "4 × bad time" in run.stdout
-    assert "need --time-origin and --time-unit" in " ".join(run.stdout.split())  # what to do
+    assert "4 × bad time (a number read as epoch seconds falls before" in run.stdout
+    assert "give --time-origin, and --time-unit" in " ".join(run.stdout.split())  # what to do
     assert "nothing was loaded" in run.stderr and "Traceback" not in run.stderr
     run = run_cli(
         "load", "--input", "paysim.csv", "--columns", PAYSIM_COLUMNS, "--out", "w",

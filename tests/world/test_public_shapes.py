@@ -1,0 +1,80 @@
+"""`fraudring load` on the shapes public fraud and AML data sets come in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+from hypothesis import given
+from hypothesis import strategies as st
+
+from world.io import read_meta, read_world, ring_members
+from world.loaders import load_table, parse_columns
+from world.rowcheck import Rules, parse_times
+from world.sources import unique_names
+
+# IBM's "Transactions for Anti Money Laundering" (HI-Small_Trans.csv): two columns named Account
+IBM_AML = """Timestamp,From Bank,Account,To Bank,Account,Amount Received,Receiving Currency,\
+Amount Paid,Payment Currency,Payment Format,Is Laundering
+2022/09/01 00:20,010,8000EBD30,010,8000EBD30,3697.34,US Dollar,3697.34,US Dollar,Reinvestment,0
+2022/09/01 00:20,03208,8000F4580,001,8000F5340,0.01,US Dollar,0.01,US Dollar,Cheque,1
+"""
+# AMLSim's output transactions.csv: ALERT_ID -1 for a transfer in no alert
+AMLSIM_OUT = """TX_ID,SENDER_ACCOUNT_ID,RECEIVER_ACCOUNT_ID,TX_TYPE,TX_AMOUNT,TIMESTAMP,IS_FRAUD,ALERT_ID
+1,100,200,TRANSFER,120.5,0,False,-1
+2,101,201,TRANSFER,130.5,1,True,0
+3,102,101,TRANSFER,140.5,2,True,0
+4,103,202,TRANSFER,150.5,3,False,-1
+"""
+
+
+@given(st.lists(st.sampled_from(["a", "b", "a.1", "Account", "Account.1", ""]), max_size=8))
+def test_repeated_names_are_numbered_and_the_rest_kept(names: list[str]) -> None:
+    got = unique_names(names)
+    assert len(set(got)) == len(got) == len(names)
+    first = {n: got[names.index(n)] for n in names}
+    assert all(first[n] == n for n in names)  # a name's first column keeps it
+    assert all(g == n or g.startswith(f"{n}.") for n, g in zip(names, got, strict=True))
+
+
+def test_two_columns_named_alike_are_mapped_as_name_and_name_1(tmp_path: Path) -> None:
+    (tmp_path / "hi.csv").write_text(IBM_AML)
+    columns = (
+        "user=Account,merchant=Account.1,amount=Amount Paid,time=Timestamp,label=Is Laundering"
+    )
+    report = load_table(
+        src=tmp_path / "hi.csv",
+        out=tmp_path / "w",
+        columns=parse_columns(columns),
+        rules=Rules(assume_tz="UTC"),
+    )
+    assert report.loaded == 2 and not report.rejected  # year-first slash dates read too
+    txns = read_world(tmp_path / "w").transactions.to_pandas()
+    assert sorted(zip(txns["user_id"], txns["merchant_id"], strict=True)) == [
+        ("8000EBD30", "8000EBD30"),
+        ("8000F4580", "8000F5340"),
+    ]
+    assert txns["ts"].min() == pd.Timestamp("2022-09-01T00:20:00Z")
+
+
+def test_year_first_slash_dates_read_as_iso_and_others_stay_bad() -> None:
+    column = pa.chunked_array([["2022/09/01 00:20", "2022/09/01T00:20:00Z", "09/01/2022 00:20"]])
+    ts, bad, _ = parse_times(column, Rules(assume_tz="UTC"))
+    assert ts[:2].tolist() == [1_661_991_600_000_000] * 2
+    assert bad.tolist() == [False, False, True]  # month or day first is ambiguous: refused
+
+
+def test_an_amlsim_alert_id_of_minus_one_is_no_ring(tmp_path: Path) -> None:
+    (tmp_path / "tx.csv").write_text(AMLSIM_OUT)
+    columns = (
+        "user=SENDER_ACCOUNT_ID,merchant=RECEIVER_ACCOUNT_ID,amount=TX_AMOUNT,time=TIMESTAMP,"
+        "label=IS_FRAUD,txn=TX_ID,ring=ALERT_ID"
+    )
+    rules = Rules(time_unit="d", time_origin=1_767_225_600.0)
+    load_table(
+        src=tmp_path / "tx.csv", out=tmp_path / "w", columns=parse_columns(columns), rules=rules
+    )
+    w = read_world(tmp_path / "w")
+    assert ring_members(w.truth, w.transactions) == {"0": {"101", "102"}}  # alert 0 is a ring
+    assert read_meta(tmp_path / "w")["counts"]["rings"] == 1
