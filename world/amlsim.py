@@ -33,7 +33,11 @@ US_PER_DAY = 86_400_000_000
 def _read(src: Path, name: str, cols: list[str]) -> pd.DataFrame:
     file = src / name
     if not file.is_file():
-        raise InvalidInput(f"{file} not found: --data must be an AMLSim sample folder")
+        raise InvalidInput(
+            f"{file} not found: --amlsim must be an AMLSim sample folder (nodes.csv, "
+            "transactions.csv); an AMLSim output's transactions file loads with --input and "
+            "--columns"
+        )
     df = pd.read_csv(file)
     missing = [c for c in cols if c not in df.columns]
     if missing:

@@ -274,8 +274,9 @@ def epoch_offsets(col: pa.ChunkedArray, bad: np.ndarray, rules: Rules) -> np.nda
 def offset_reason(rules: Rules) -> str:
     low = iso(datetime.fromtimestamp(rules.min_ts, tz=UTC))
     return (
-        f"bad time (a number read as epoch seconds falls before {low}: counted from the data's "
-        "start? give --time-origin, and --time-unit if not seconds)"
+        f"bad time (a number read as epoch seconds falls before {low}: if it counts from the "
+        "data's start, give --time-origin, and --time-unit if not seconds; a date written "
+        "YYYYMMDD needs its dashes)"
     )
 
 

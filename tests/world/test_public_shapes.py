@@ -6,9 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fraudring.errors import InvalidInput
+from world.amlsim import load_amlsim
 from world.io import read_meta, read_world, ring_members
 from world.loaders import load_table, parse_columns
 from world.rowcheck import Rules, parse_times
@@ -78,3 +81,8 @@ def test_an_amlsim_alert_id_of_minus_one_is_no_ring(tmp_path: Path) -> None:
     w = read_world(tmp_path / "w")
     assert ring_members(w.truth, w.transactions) == {"0": {"101", "102"}}  # alert 0 is a ring
     assert read_meta(tmp_path / "w")["counts"]["rings"] == 1
+
+
+def test_a_folder_without_the_sample_files_names_the_option_given(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="--amlsim must be an AMLSim sample folder"):
+        load_amlsim(src=tmp_path, out=tmp_path / "w")
