@@ -295,3 +295,37 @@ def test_train_hedge_setting_names_its_choices(value: str) -> None:
     else:
         with pytest.raises(SettingsError, match="FRAUDRING_TRAIN_HEDGE: Input should be"):
             load_settings(env="dev", train_hedge=value)
+
+
+def test_evaluate_on_transfers_between_accounts_says_why_rings_are_missed(tmp_path: Path) -> None:
+    """AMLSim's payees are accounts; the ring rule cannot tie a cycle through them yet."""
+    import numpy as np
+    import pandas as pd
+
+    from gnn.dataset import build_dataset, load_frames
+    from gnn.evaluate import PAYEE_ACCOUNTS, evaluate_dataset
+    from gnn.pit import PitConfig
+    from world.amlsim import load_amlsim
+
+    rng = np.random.default_rng(5)
+    src = tmp_path / "sample"
+    src.mkdir()
+    n, bad = 300, list(range(12))  # four cycles of three
+    pd.DataFrame(
+        {"nodeid": range(n), "isFraud": [int(i in bad) for i in range(n)], "init_balance": 1.0,
+         "fraudStep": [1 if i in bad else -1 for i in range(n)]}
+    ).to_csv(src / "nodes.csv", index=False)  # fmt: skip
+    rows = [(int(s), int(t), 100.0, int(d)) for s, t, d in zip(
+        rng.integers(12, n, 3000), rng.integers(12, n, 3000), rng.integers(0, 40, 3000),
+        strict=True)]  # fmt: skip
+    for c in range(4):
+        a, b, d = 3 * c, 3 * c + 1, 3 * c + 2
+        rows += [(s, t, 90.0, day) for day in range(c, 40, 3) for s, t in ((a, b), (b, d), (d, a))]
+    pd.DataFrame(rows, columns=["sourceNodeId", "targetNodeId", "value", "time"]).to_csv(
+        src / "transactions.csv", index=False
+    )
+    load_amlsim(src=src, out=tmp_path / "w", report_rate=1.0)
+    ds = build_dataset(load_frames(tmp_path / "w"), pit=PitConfig(use_gcn=False), progress=False)
+    report = evaluate_dataset(ds, seed=1, cost_fp=100, cost_fn=550, gcn=False)
+    assert report.extra["rings_at_test_end"]["ring_recall"] == 0.0
+    assert PAYEE_ACCOUNTS in report.extra["warnings"]
