@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +26,7 @@ from gnn import metrics as m
 from gnn.dataset import Dataset, Split, label_delay_days, temporal_split
 from gnn.features import DAY_US, US
 from gnn.hedge import LABEL_DERIVED
+from gnn.ringtruth import PAYEE_ACCOUNTS, RingTruth, ring_detection, ring_truth
 from gnn.tabular import Thresholds, XgbConfig, XgbModel, choose_thresholds, fit_xgb
 
 MODELS = {
@@ -53,14 +54,6 @@ METRICS = {
 #: about 0.1 when one of them changes rank, and thresholds chosen on so few labels collapse.
 MIN_TEST_FRAUDS = 30
 MIN_VAL_FRAUDS = 20
-
-
-#: Why ring recall is low on transfers between accounts (AMLSim): said beside the figure.
-PAYEE_ACCOUNTS: Final = (
-    "the payees here are accounts, written as counterparty nodes: the ring rule ties a payer to "
-    "the payee's node but not the payee to it (transfers are not first-class yet), so a "
-    "laundering cycle shares no entity; `bench rings` ties them (docs/rings.md)"
-)
 
 
 def thin_evidence(
@@ -106,61 +99,6 @@ def rules_score(x: pd.DataFrame) -> npt.NDArray[np.float64]:
     s += 0.15 * ((col("user_new_device") == 1) & (col("amount") > 1000))
     s += 0.1 * ((col("user_ips_7d") >= 4) & (col("user_new_ip") == 1))
     return np.minimum(s, 1.0)
-
-
-@dataclass
-class RingTruth:
-    first_fraud: dict[str, float]  # ring -> epoch seconds of its first fraud
-    members: dict[str, set[str]]
-
-
-def ring_truth(ds: Dataset, *, start: int, end: int) -> RingTruth | None:
-    """Planted rings whose first fraud falls in [start, end) (world truth; None without it)."""
-    tr = ds.frames.truth
-    if tr is None or "ring_id" not in tr.columns:
-        return None
-    tx = ds.frames.txns[["txn_id", "user_id"]].assign(_t=ds.t)
-    df = tx.merge(tr, on="txn_id", how="inner")
-    df = df[df["ring_id"].notna()]
-    members = (
-        df[df["user_is_ring_member"]].groupby("ring_id")["user_id"].agg(lambda s: set(s)).to_dict()
-    )
-    first = df[df["is_fraud"]].groupby("ring_id")["_t"].min()
-    first = first[(first >= start) & (first < end)]
-    return RingTruth({str(k): v / US for k, v in first.items()}, members)
-
-
-def ring_detection(ds: Dataset, *, at: int) -> dict[str, float]:
-    """The rings `graph.rings` would flag at ``at`` (labels known by then) against the world's
-    ring truth (planted, or confirmed cases loaded with a `ring` column): recall of rings of 3
-    or more active before ``at`` (Jaccard >= 0.5) and the share of flagged rings of 3 or more
-    without any of their members. Empty without ring truth."""
-    from gnn.graphdata import txn_arrays
-    from gnn.ringrisk import ring_groups
-    from graph.schemas import RingParams
-    from world.io import match_rings
-
-    truth = ring_truth(ds, start=0, end=at)
-    if truth is None or not truth.members:
-        return {}
-    a = txn_arrays(ds.frames.txns, ds.frames.labels)
-    names = a.node_ids[0]
-    groups = [
-        c for c in ring_groups(a, at, params=RingParams()) if c.suspicious and len(c.members) >= 3
-    ]
-    found = [{str(names[int(u)]) for u in c.members} for c in groups]
-    planted = {r: truth.members[r] for r in truth.first_fraud if r in truth.members}
-    hit, targets, false = match_rings(planted, found)
-    shape = [f for f, c in zip(found, groups, strict=True) if c.flag == "shape"]
-    return {
-        "ring_recall": hit / targets if targets else float("nan"),
-        "ring_false_share": false / len(found) if found else 0.0,
-        "rings_confirmed": float(targets),
-        "rings_flagged": float(len(found)),
-        # flagged on shape alone (`graph.ringshape`), and those without a confirmed member
-        "rings_flagged_on_shape": float(len(shape)),
-        "rings_false_on_shape": float(match_rings(planted, shape)[2]),
-    }
 
 
 def flagged(s: npt.NDArray[np.float64], threshold: float) -> npt.NDArray[np.bool_]:

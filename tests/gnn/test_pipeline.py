@@ -303,8 +303,9 @@ def test_evaluate_on_transfers_between_accounts_says_why_rings_are_missed(tmp_pa
     import pandas as pd
 
     from gnn.dataset import build_dataset, load_frames
-    from gnn.evaluate import PAYEE_ACCOUNTS, evaluate_dataset
+    from gnn.evaluate import evaluate_dataset
     from gnn.pit import PitConfig
+    from gnn.ringtruth import PAYEE_ACCOUNTS
     from world.amlsim import load_amlsim
 
     rng = np.random.default_rng(5)
