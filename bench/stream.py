@@ -45,7 +45,8 @@ import redis
 
 from bench import BenchError
 from bench.stream_support import check_graph, ring_end_to_end, wait, world_requests
-from fraudring.runtime import celery_client, services, stop_group
+from fraudring.children import stop_group
+from fraudring.runtime import celery_client, services
 from fraudring.settings import hash_api_key, load_settings
 from realtime import ops
 from realtime.keys import LABEL_GROUP, Keys

@@ -36,7 +36,7 @@ def _celery(ep_redis: str, settings: Settings) -> Any:
 def _run(cmd: list[str]) -> int:
     """Run a child in the foreground, restarted if it crashes; SIGTERM or Ctrl-C stops it
     (warm) and waits for it."""
-    from fraudring.runtime import run_child
+    from fraudring.children import run_child
 
     return run_child(cmd, restart=True)
 

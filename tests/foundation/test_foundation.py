@@ -293,7 +293,7 @@ def test_ci_runs_the_readme_test_command() -> None:
 def test_a_crashed_child_is_restarted_and_a_broken_one_given_up(tmp_path: Path) -> None:
     import sys
 
-    from fraudring.runtime import MAX_EARLY_CRASHES, run_child
+    from fraudring.children import MAX_EARLY_CRASHES, run_child
 
     marker = tmp_path / "ran"
     once = (

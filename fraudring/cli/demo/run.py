@@ -31,11 +31,12 @@ import pyarrow.compute as pc
 import redis
 from rich.console import Console
 
+from fraudring.children import die_with_parent, stop_group
 from fraudring.cli.demo.namespace import DEMO_OUT, demo_environment
 from fraudring.cli.demo.replay import DemoError, Pacer, replay
 from fraudring.errors import InvalidInput, Unavailable
 from fraudring.logs import get_logger
-from fraudring.runtime import Endpoints, _free_port, die_with_parent, stop_group
+from fraudring.runtime import Endpoints, _free_port
 from fraudring.settings import DEV_API_KEY, Settings
 
 log = get_logger(__name__)
