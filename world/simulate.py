@@ -9,7 +9,6 @@ thousand to ten million transactions. Each day draws from its own child seed
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from world.population import (
 )
 from world.rings import TYPOLOGIES, Planner
 from world.shift import SHIFT_DAYS, Shift
+from world.summary import WorldSummary
 from world.topology import TOPOLOGIES, add_lookalikes
 
 log = get_logger(__name__)
@@ -47,46 +47,6 @@ START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 START_US = int(START.timestamp()) * 1_000_000
 DIFFICULTIES = ("hard", "easy")
 GENERATOR_VERSION = 1
-
-
-@dataclass(frozen=True)
-class WorldSummary:
-    """The figures of a world directory, as `fraudring simulate --summary` prints them."""
-
-    path: Path
-    transactions: int
-    fraud_transactions: int
-    users: int
-    cards: int
-    devices: int
-    ips: int
-    merchants: int
-    labels: int
-    fraud_labels: int
-    rings: list[dict[str, Any]] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def fraud_rate(self) -> float:
-        return self.fraud_transactions / max(1, self.transactions)
-
-    @classmethod
-    def from_meta(cls, path: Path, meta: dict[str, Any], *, seconds: float = 0.0) -> WorldSummary:
-        c = meta["counts"]
-        return cls(
-            path=path,
-            transactions=c["transactions"],
-            fraud_transactions=c["fraud_transactions"],
-            users=c["users"],
-            cards=c["cards"],
-            devices=c["devices"],
-            ips=c["ips"],
-            merchants=c["merchants"],
-            labels=c["labels"],
-            fraud_labels=c["fraud_labels"],
-            rings=list(meta.get("rings", [])),
-            seconds=seconds,
-        )
 
 
 def _check(

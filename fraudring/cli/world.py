@@ -14,7 +14,7 @@ from fraudring.cli.tables import compact
 from fraudring.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from world.simulate import WorldSummary
+    from world.summary import WorldSummary
 
 console = Console()
 HANDBOOK_DEFAULT = Path("../shared/datasets/fraud-detection-handbook/transactions.parquet")
@@ -204,7 +204,7 @@ def register(app: typer.Typer) -> None:
         Rows are checked by the same contract as the API's requests (ids, card numbers, IP
         addresses, the amount cap, time bounds and zones, currencies)."""
         from world.io import read_meta
-        from world.simulate import WorldSummary
+        from world.summary import WorldSummary
 
         if amlsim is not None:
             from world.amlsim import load_amlsim
