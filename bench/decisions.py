@@ -19,7 +19,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ import redis
 from bench import BenchError
 from bench.measure import histogram, quantiles, redis_cpu_s, tree_cpu_s, wrk
 from fraudring.registry import ModelRegistry
-from fraudring.runtime import services
+from fraudring.runtime import free_port, services
 from fraudring.settings import hash_api_key, load_settings
 from realtime import ops
 from realtime.features import FEATURE_NAMES
@@ -66,12 +65,6 @@ request = function()
   return wrk.format(nil, nil, nil, body)
 end
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _train_model(root: Path, *, seed: int) -> str:
@@ -189,7 +182,7 @@ def _serve_and_measure(
     prefix = f"bench-{uuid.uuid4().hex[:8]}:"
     _seed_risk(cluster_url or redis_url, Keys(prefix), seed=seed, cluster=cluster_url is not None)
     key = "bench-" + secrets.token_hex(8)
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "FRAUDRING_DATA_DIR": str(tmp),

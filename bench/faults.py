@@ -47,7 +47,7 @@ from bench import BenchError
 from bench.stream import _process, _ready
 from bench.stream_support import check_graph, wait, world_requests
 from fraudring.errors import FraudringError
-from fraudring.runtime import EmbeddedServer, _free_port
+from fraudring.runtime import EmbeddedServer, free_port
 from fraudring.settings import hash_api_key, load_settings
 from graph.service import open_store
 from realtime import ops
@@ -177,7 +177,7 @@ def _load(
         **{k.removeprefix("FRAUDRING_").lower(): v for k, v in env_vals.items()}, api_keys={}
     )
     keys = Keys(prefix, partitions=settings.stream_partitions)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     cli = [sys.executable, "-m", "fraudring.cli"]
     worker_cmd = [*cli, "worker", "--concurrency", "2"]

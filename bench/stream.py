@@ -28,7 +28,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,7 +45,7 @@ import redis
 from bench import BenchError
 from bench.stream_support import check_graph, ring_end_to_end, wait, world_requests
 from fraudring.children import stop_group
-from fraudring.runtime import celery_client, services
+from fraudring.runtime import celery_client, free_port, services
 from fraudring.settings import hash_api_key, load_settings
 from realtime import ops
 from realtime.keys import LABEL_GROUP, Keys
@@ -55,12 +54,6 @@ RATE = 1000.0  # target transactions per second
 BATCH = 50
 DEFAULT_TRANSACTIONS = 60_000  # one minute at the target rate
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -295,7 +288,7 @@ def _run(
     )
     keys = Keys(prefix, partitions=settings.stream_partitions)
     client = redis.Redis.from_url(redis_url)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     api_cmd = [
         sys.executable,

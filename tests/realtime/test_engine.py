@@ -273,13 +273,13 @@ def test_redis_and_disk_both_failing_refuses_to_approve_unrecorded(
     harness: Callable[..., Harness], tmp_path: Path
 ) -> None:
     """Before: the approval was answered and existed only as a log line."""
-    from fraudring.runtime import _free_port
+    from fraudring.runtime import free_port
     from realtime.service import DecisionUnrecorded
 
     tiny_model(tmp_path / "data")
     (tmp_path / "not-a-dir").write_text("x")
     h = harness(
-        redis_url=f"redis://127.0.0.1:{_free_port()}/0",
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
         spool_fallback_dir=tmp_path / "not-a-dir" / "spool",
     )
     h.engine.spool.directory.parent.mkdir(parents=True, exist_ok=True)

@@ -64,10 +64,10 @@ def engine_for(make_settings: Callable[..., Settings]) -> Iterator[Callable[...,
 @pytest.fixture
 def volatile_redis(tmp_path: Path) -> Iterator[OwnRedis]:
     """A Redis that keeps nothing across a kill: the worst an fsync window can do."""
-    from fraudring.runtime import _free_port
+    from fraudring.runtime import free_port
 
     (tmp_path / "volatile").mkdir()
-    server = OwnRedis(directory=tmp_path / "volatile", port=_free_port(), persist=False).start()
+    server = OwnRedis(directory=tmp_path / "volatile", port=free_port(), persist=False).start()
     yield server
     server.stop()
 
@@ -177,9 +177,9 @@ def test_readyz_probe_is_a_write(
 
 
 def test_no_redis_at_all_is_not_ready(engine_for: Callable[..., Engine]) -> None:
-    from fraudring.runtime import _free_port
+    from fraudring.runtime import free_port
 
-    e = engine_for(redis_url=f"redis://127.0.0.1:{_free_port()}/0")
+    e = engine_for(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     assert not e.run(e.engine.ping())[0]
 
 
@@ -233,12 +233,10 @@ def test_a_signal_to_fraudring_worker_stops_its_celery_child(
 def test_sigterm_to_fraudring_serve_stops_its_api_workers(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    from fraudring.runtime import _free_port
+    from fraudring.runtime import free_port
 
     log = tmp_path / "serve.log"
-    proc = _start_cli(
-        ["serve", "--port", str(_free_port()), "--workers", "2"], make_settings(), log
-    )
+    proc = _start_cli(["serve", "--port", str(free_port()), "--workers", "2"], make_settings(), log)
     kids = _descendants(proc.pid, at_least=2, log=log)
     try:
         proc.send_signal(signal.SIGTERM)

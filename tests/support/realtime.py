@@ -16,7 +16,7 @@ import redis
 
 from fraudring.contract.transaction import Transaction
 from fraudring.registry import ModelRegistry
-from fraudring.runtime import _free_port
+from fraudring.runtime import free_port
 from realtime.features import FEATURE_NAMES
 from realtime.keys import Keys
 
@@ -103,7 +103,7 @@ class OwnRedis:
 @contextmanager
 def own_redis(directory: Path) -> Iterator[OwnRedis]:
     directory.mkdir(parents=True, exist_ok=True)
-    server = OwnRedis(directory=directory, port=_free_port()).start()
+    server = OwnRedis(directory=directory, port=free_port()).start()
     try:
         yield server
     finally:
@@ -172,7 +172,7 @@ def serving(env: dict[str, str]) -> Iterator[str]:
 
     import httpx
 
-    port = _free_port()
+    port = free_port()
     code = "from fraudring.cli import main; main()"
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "serve", "--port", str(port)],

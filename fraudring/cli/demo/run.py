@@ -36,7 +36,7 @@ from fraudring.cli.demo.namespace import DEMO_OUT, demo_environment
 from fraudring.cli.demo.replay import DemoError, Pacer, replay
 from fraudring.errors import InvalidInput, Unavailable
 from fraudring.logs import get_logger
-from fraudring.runtime import Endpoints, _free_port
+from fraudring.runtime import Endpoints, free_port
 from fraudring.settings import DEV_API_KEY, Settings
 
 log = get_logger(__name__)
@@ -135,7 +135,7 @@ def api_client(port: int) -> httpx.Client:
 
 
 def pick_port(port: int) -> int:
-    return port or _free_port()
+    return port or free_port()
 
 
 def endpoints_line(ep: Endpoints) -> str:
