@@ -23,6 +23,7 @@ makes a poor feature, since each weekly refit changes what the score means (docs
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -159,8 +160,10 @@ def fill_ring(
 
 
 def _fit_progress(bar: tqdm[Any], nodes: int, epochs: int, epoch: int, ap: float) -> None:
+    # redrawn at once on a terminal; in a log, with the bar's next line (not one per epoch)
     bar.set_postfix_str(
-        f"GCN fit on {nodes:,} nodes: epoch {epoch}/{epochs}, validation PR-AUC {ap:.3f}"
+        f"GCN fit on {nodes:,} nodes: epoch {epoch}/{epochs}, validation PR-AUC {ap:.3f}",
+        refresh=sys.stderr.isatty(),
     )
 
 
@@ -216,7 +219,7 @@ def graph_risk_features(
                     weight=train_snap.target_weight,
                     on_epoch=partial(_fit_progress, bar, len(train_snap.nodes), cfg.gcn.epochs),
                 )
-                bar.set_postfix_str("")
+                bar.set_postfix_str("", refresh=sys.stderr.isatty())
                 fits.append((at, info))
                 since_fit = 0
                 log.info("gnn.gcn_fitted", at=at, val_pr_auc=info.val_pr_auc, epochs=info.epochs)

@@ -133,6 +133,7 @@ def test_evaluate_on_a_tiny_world_says_its_figures_mean_nothing(tmp_path: Path) 
         capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "250"},
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
+    assert out.stderr.count("epoch ") < 10, out.stderr  # a log gets no line per GCN epoch
     assert "warning: the test window has" in out.stdout
     rep = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert rep["extra"]["warnings"] and rep["extra"]["test_frauds"] < 30
