@@ -4,9 +4,9 @@ Homogeneous on purpose: the graph is bipartite (every edge joins a user to one o
 the node kind is a one-hot input column, and a two-layer GCN then lets a user see the other users
 behind its devices/IPs/cards (user -> device -> user), which is exactly the ring signal. A
 heterogeneous model (a weight set per edge type) and GraphSAGE's mean aggregation were measured
-against it and not kept (docs/learning.md: better alone on one world, worse as XGBoost's input);
-one set of weights plus the kind one-hot (and a per-node skip connection, so a node keeps its own
-features after neighbour averaging) it is. It also scores the graph store's export directly.
+against it and not kept (docs/learning.md: better alone on one world, worse as XGBoost's input).
+So: one set of weights, the kind one-hot, and a per-node skip connection so that a node keeps
+its own features after neighbour averaging. It also scores the graph store's export directly.
 
 Imbalance: weighted BCE (``pos_weight`` = negatives / positives, capped); scores are prior-corrected
 afterwards (logit - ln pos_weight) so they read as probabilities again and can stand in for a
