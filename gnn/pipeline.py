@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from fraudring.errors import InvalidInput
 from fraudring.registry import ModelRegistry
 from fraudring.settings import Settings
 from gnn import metrics as m
@@ -53,8 +54,43 @@ def run_training(
     known at the newest transaction.
     """
     steps = tqdm(total=5, desc="train", unit="step", disable=not progress)
+    try:  # the bar ends before an error is printed, so the error is the last line
+        return _train(
+            steps,
+            settings=settings,
+            data_dir=data_dir,
+            work=work,
+            progress=progress,
+            promote=promote,
+            live_score=live_score,
+            save_gcn=save_gcn,
+            pit=pit,
+            xgb_cfg=xgb_cfg,
+        )
+    finally:
+        steps.close()
+
+
+def _train(
+    steps: tqdm[Any],
+    *,
+    settings: Settings,
+    data_dir: Path,
+    work: Path,
+    progress: bool,
+    promote: bool,
+    live_score: Callable[..., float | None],
+    save_gcn: Callable[[FraudGCN, Path], dict[str, Path]],
+    pit: PitConfig | None,
+    xgb_cfg: XgbConfig | None,
+) -> dict[str, Any]:
     steps.set_postfix_str("reading data")
     frames = load_frames(data_dir)
+    if not (frames.labels["label"] == 1).any():
+        raise InvalidInput(
+            f"{frames.name} holds no fraud label: there is nothing to learn fraud from (`fraudring "
+            "load` takes them from a label=COLUMN of --columns)"
+        )
     delay = label_delay_days(frames.meta)
     steps.update()
     steps.set_postfix_str("features + GCN (point-in-time)")
@@ -66,6 +102,16 @@ def run_training(
     known = ds.known_label(cutoff)
     fit = np.flatnonzero(t < sp.val_start)
     val = np.flatnonzero((t >= sp.val_start) & (t < sp.train_end))
+    for window, rows, span in (
+        ("fit", fit, (sp.fit_start, sp.val_start)),
+        ("validation", val, (sp.val_start, sp.train_end)),
+    ):
+        if not known[rows].any():  # no model can be fitted, validated or compared on it
+            raise InvalidInput(
+                f"the {window} window ({_iso(span[0])[:10]} .. {_iso(span[1])[:10]}) holds no "
+                "known fraud label: nothing to fit or validate a model on (a longer history, or "
+                "more labels)"
+            )
     x = ds.x.to_numpy(dtype=np.float64)
     steps.set_postfix_str("XGBoost")
     cfg = xgb_cfg or XgbConfig()
@@ -162,7 +208,6 @@ def run_training(
     if promote and better:
         promoted = registry.promote(version, metric="val_pr_auc", margin=margin, force=True)
     steps.update()
-    steps.close()
     return {
         "version": version,
         "live": registry.live_version(),

@@ -331,3 +331,40 @@ def test_evaluate_on_transfers_between_accounts_says_why_rings_are_missed(tmp_pa
     report = evaluate_dataset(ds, seed=1, cost_fp=100, cost_fn=550, gcn=False)
     assert report.extra["rings_at_test_end"]["ring_recall"] == 0.0
     assert PAYEE_ACCOUNTS in report.extra["warnings"]
+
+
+@pytest.mark.parametrize(
+    ("fraud_days", "message"),
+    [((), "holds no fraud label"), ((1, 2, 3), "the validation window")],
+)
+def test_train_refuses_data_it_cannot_learn_fraud_from(
+    tmp_path: Path, fraud_days: tuple[int, ...], message: str
+) -> None:
+    """No fraud label, or none in the validation window: one line, and no model registered."""
+    import numpy as np
+    import pandas as pd
+
+    from tests.support.cli import run_cli
+
+    rng = np.random.default_rng(3)
+    day = rng.integers(0, 30, 2000)
+    pd.DataFrame(
+        {
+            "user": [f"u{i}" for i in rng.integers(0, 200, 2000)],
+            "amount": rng.gamma(2, 40, 2000).round(2),
+            "time": [f"2026-01-{d + 1:02d}T12:00:00Z" for d in day],
+            "fraud": [int(d in fraud_days and i % 7 == 0) for i, d in enumerate(day)],
+        }
+    ).to_csv(tmp_path / "p.csv", index=False)
+    columns = "user=user,amount=amount,time=time" + (",label=fraud" if fraud_days else "")
+    load = run_cli("load", "--input", "p.csv", "--columns", columns, "--out", "w", cwd=tmp_path)
+    assert load.returncode == 0, load.stderr
+    env = {"FRAUDRING_DATA_DIR": str(tmp_path / "data")}
+    run = run_cli("train", "--data", "w", "--no-gcn", cwd=tmp_path, env=env)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert message in run.stderr and "Traceback" not in run.stderr
+    assert (
+        not (tmp_path / "data" / "models").exists()
+        or ModelRegistry(tmp_path / "data" / "models").live_version() is None
+    )

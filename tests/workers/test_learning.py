@@ -148,7 +148,9 @@ def test_retrain_trains_promotes_and_rescores_with_the_gcn(pipe: Pipeline) -> No
     from world.simulate import generate
 
     world = pipe.settings.data_dir / "world"
-    generate(out=world, transactions=4000, seed=5, progress=False)
+    generate(
+        out=world, transactions=4000, seed=5, fraud_rate=0.02, progress=False
+    )  # labels to validate on
     keys = Keys(pipe.settings.redis_prefix)
     recs = [
         decision(r["txn_id"], user=r["user_id"], ts=r["ts"].timestamp(), card=r["card_id"], device=r["device_id"],
