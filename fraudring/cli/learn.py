@@ -5,6 +5,7 @@ Heavy imports (torch, xgboost) stay inside the commands.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +21,10 @@ console = Console()
 
 
 def _fmt(v: object) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+    """A figure as people read it: money and counts whole with separators, the rest 4 digits."""
+    if not isinstance(v, float):
+        return str(v)
+    return f"{v:,.0f}" if math.isfinite(v) and abs(v) >= 1000 else f"{v:.4g}"
 
 
 def register(app: typer.Typer) -> None:

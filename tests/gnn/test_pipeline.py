@@ -368,3 +368,10 @@ def test_train_refuses_data_it_cannot_learn_fraud_from(
         not (tmp_path / "data" / "models").exists()
         or ModelRegistry(tmp_path / "data" / "models").live_version() is None
     )
+
+
+def test_train_figures_read_as_numbers() -> None:
+    from fraudring.cli.learn import _fmt
+
+    assert _fmt(19_570.3) == "19,570" and _fmt(506.0) == "506" and _fmt(0.058894) == "0.05889"
+    assert _fmt(float("nan")) == "nan" and _fmt(None) == "None" and _fmt(3) == "3"
