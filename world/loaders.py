@@ -23,7 +23,7 @@ from fraudring.errors import InvalidInput
 from fraudring.logs import get_logger
 from world import rowcheck, schema
 from world.io import write_world
-from world.sources import read_source
+from world.sources import combine, read_source
 
 log = get_logger(__name__)
 
@@ -160,7 +160,7 @@ def validate(
     if pa.types.is_integer(amount_raw.type) or pa.types.is_floating(amount_raw.type):
         amount = pc.cast(amount_raw, pa.float64()).to_numpy(zero_copy_only=False)
     else:
-        amount = pd.to_numeric(_text(table, columns["amount"]), errors="coerce").to_numpy("float64")
+        amount = rowcheck.amounts(_text(table, columns["amount"]))
     flag(~np.isfinite(amount) | ~(amount > 0), "bad amount (not a positive number)")
     flag(
         np.isfinite(amount) & (amount >= rules.amount_cap),
@@ -340,6 +340,7 @@ def load_table(
     """A CSV or Parquet file with the given column mapping into a world directory."""
     rules = rules or rowcheck.Rules()
     table, rows, bad_rows = read_source(src)
+    table, columns = combine(table, columns)
     df, keep, reasons = validate(
         table, columns, label_delay_days=label_delay_days, rules=rules, rows=rows
     )

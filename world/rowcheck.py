@@ -179,6 +179,21 @@ def check_ips(values: list[str | None]) -> tuple[list[str | None], np.ndarray]:
     return out, bad
 
 
+#: An amount written with a currency sign and thousands separators ("$1,234.50", TabFormer's).
+_WRITTEN = r"^[$€£¥]\s*(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?$"
+
+
+def amounts(text: pd.Series) -> np.ndarray:
+    """Amounts from text: numbers, or written with a leading currency sign and commas between
+    thousands; NaN for anything else (a sign after the number, a comma decimal: refused)."""
+    plain = pd.to_numeric(text, errors="coerce")
+    written = text.str.extract(_WRITTEN)
+    sign_form = (written[0].str.replace(",", "", regex=False) + written[1].fillna("")).where(
+        written[0].notna()
+    )
+    return np.asarray(plain.fillna(pd.to_numeric(sign_form, errors="coerce")), dtype="float64")
+
+
 def currencies(values: list[str | None], default: str) -> tuple[list[str], np.ndarray, int]:
     """Codes with blanks defaulted, a bad-code mask and how many rows took the default."""
     out = [default if v is None else v for v in values]

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -70,3 +71,47 @@ def _read_source(src: Path) -> tuple[pa.Table, np.ndarray, list[tuple[int, str]]
         raise InvalidInput(f"{src} is not a readable CSV file: {exc}") from exc
     lines = np.setdiff1d(np.arange(2, 2 + table.num_rows + len(bad)), [b[0] for b in bad])
     return table, lines, bad
+
+
+#: How the parts of a combined column are joined: an id's with ':', a time's as below.
+ID_JOIN = ":"
+
+
+def combine(table: pa.Table, columns: dict[str, str]) -> tuple[pa.Table, dict[str, str]]:
+    """Fields mapped to `A+B+...` (columns the file does not hold under that very name) read
+    the parts as one column: a time of year, month, day and an optional time of day (IBM's
+    TabFormer card data: Year, Month, Day, Time) as an ISO 8601 date-time, other times joined
+    by a space, ids by ':' (a card numbered per user: `card=User+Card`)."""
+    out = dict(columns)
+    for field, spec in columns.items():
+        parts = spec.split("+")
+        if spec in table.column_names or len(parts) < 2:
+            continue
+        absent = [p for p in parts if p not in table.column_names]
+        if absent:
+            raise InvalidInput(
+                f"--columns {field}={spec}: column(s) {', '.join(absent)} not in the input; "
+                f"it has: {', '.join(table.column_names)}"
+            )
+        cells = [pc.utf8_trim_whitespace(pc.cast(table.column(p), pa.string())) for p in parts]
+        if field in ("time", "label_time") and len(parts) in (3, 4):
+            joined = _ymd(cells)
+        else:
+            sep = " " if field in ("time", "label_time") else ID_JOIN
+            joined = pc.binary_join_element_wise(*cells, sep)
+        table = table.append_column(spec, joined)
+        out[field] = spec
+    return table, out
+
+
+def _ymd(cells: list[pa.ChunkedArray]) -> pa.ChunkedArray:
+    """Year, month, day (and a time of day) as `YYYY-MM-DDTHH:MM`; anything else stays as the
+    parts joined by spaces, which the time check then refuses."""
+    y, m, d = (
+        pc.utf8_lpad(c, width=w, padding="0") for c, w in zip(cells[:3], (4, 2, 2), strict=True)
+    )
+    date = pc.binary_join_element_wise(y, m, d, "-")
+    clock = pc.utf8_lpad(cells[3], width=5, padding="0") if len(cells) == 4 else None
+    joined = date if clock is None else pc.binary_join_element_wise(date, clock, "T")
+    shaped = pc.match_substring_regex(joined, r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?)?$")
+    return pc.if_else(shaped, joined, pc.binary_join_element_wise(*cells, " "))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -14,7 +16,7 @@ from fraudring.errors import InvalidInput
 from world.amlsim import load_amlsim
 from world.io import read_meta, read_world, ring_members
 from world.loaders import load_table, parse_columns
-from world.rowcheck import Rules, parse_times
+from world.rowcheck import Rules, amounts, parse_times
 from world.sources import unique_names
 
 # IBM's "Transactions for Anti Money Laundering" (HI-Small_Trans.csv): two columns named Account
@@ -86,3 +88,47 @@ def test_an_amlsim_alert_id_of_minus_one_is_no_ring(tmp_path: Path) -> None:
 def test_a_folder_without_the_sample_files_names_the_option_given(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="--amlsim must be an AMLSim sample folder"):
         load_amlsim(src=tmp_path, out=tmp_path / "w")
+
+
+# IBM's TabFormer card transactions: the time in four columns, a card numbered per user, "$" amounts
+TABFORMER = """User,Card,Year,Month,Day,Time,Amount,Merchant Name,MCC,Is Fraud?
+0,0,2002,9,1,06:21,$134.09,3527213246127876953,5300,No
+0,1,2002,9,2,6:22,"$1,120.43",-727612092139916043,5411,Yes
+1,0,2002,10,12,17:45,-$5.00,3527213246127876953,5300,No
+"""
+
+
+def test_a_field_read_from_several_columns(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text(TABFORMER)
+    columns = (
+        "user=User,card=User+Card,time=Year+Month+Day+Time,amount=Amount,"
+        "merchant=Merchant Name,label=Is Fraud?"
+    )
+    report = load_table(
+        src=tmp_path / "t.csv",
+        out=tmp_path / "w",
+        columns=parse_columns(columns),
+        rules=Rules(assume_tz="UTC"),
+    )
+    assert (report.loaded, report.rejected) == (2, 1)  # a refund of -$5.00 is no payment
+    txns = read_world(tmp_path / "w").transactions.to_pandas()
+    assert txns["card_id"].tolist() == ["0:0", "0:1"]
+    assert txns["ts"].dt.strftime("%Y-%m-%dT%H:%M").tolist() == [
+        "2002-09-01T06:21",
+        "2002-09-02T06:22",
+    ]
+    assert txns["amount"].tolist() == [134.09, 1120.43]
+    with pytest.raises(InvalidInput, match=r"card=User\+Cards: column\(s\) Cards not in"):
+        load_table(
+            src=tmp_path / "t.csv", out=tmp_path / "x", columns=parse_columns(
+                "user=User,card=User+Cards,time=Year+Month+Day+Time,amount=Amount"),
+            rules=Rules(assume_tz="UTC"),
+        )  # fmt: skip
+
+
+@given(st.decimals(min_value=0, max_value=10**9, places=2, allow_nan=False))
+def test_an_amount_written_with_a_currency_sign_reads_as_its_number(value: Decimal) -> None:
+    text = pd.Series([f"${value:,.2f}", f"$ {value:.2f}", f"{value:.2f}", f"{value:,.2f} $"])
+    got = amounts(text)
+    assert got[:3].tolist() == [float(value)] * 3
+    assert np.isnan(got[3])  # a sign after the number: refused
