@@ -44,9 +44,6 @@ FIELDS = (
 )
 REQUIRED = ("user", "amount", "time")
 ENTITY_FIELDS = {k: ID_FIELDS[k] for k in LINKED_KINDS}
-#: Fields whose card numbers `--tokenize-cards` replaces: many card data sets key their
-#: customers by the card number (one token for the same number in both).
-TOKENIZED = ("card", "user")
 FRAUD_WORDS = {"1", "1.0", "true", "t", "yes", "y", "fraud", "chargeback"}
 LEGIT_WORDS = {"0", "0.0", "false", "f", "no", "n", "legit", "legitimate", "genuine"}
 #: A ring cell meaning "in no ring" besides a blank one (AMLSim writes ALERT_ID -1).
@@ -140,7 +137,7 @@ def validate(
         cells = _cells(table, columns[name])
         problems = rowcheck.id_problems(cells)
         is_pan = np.array([p == rowcheck.PAN_REASON for p in problems], dtype=bool)
-        if is_pan.any() and name in TOKENIZED and rules.card_key is not None:
+        if is_pan.any() and name in rules.tokenized and rules.card_key is not None:
             key = rules.card_key
             cells = [
                 rowcheck.card_token(key, c) if c is not None and pan else c

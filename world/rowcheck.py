@@ -44,6 +44,11 @@ TOKEN_PREFIX = "tok_"  # noqa: S105 - the prefix of card tokens, not a secret
 TIME_UNITS = {"s": 1, "ms": 0.001, "min": 60, "h": 3600, "d": 86400}
 
 
+#: Fields whose card numbers `--tokenize-cards` replaces by default, and those it may.
+TOKENIZED: tuple[str, ...] = ("card", "user")
+TOKENIZABLE: tuple[str, ...] = ("card", "user", "merchant", "device", "txn")
+
+
 @dataclass(frozen=True)
 class Rules:
     """A deployment's caps and the load's choices (from the settings and the CLI)."""
@@ -63,8 +68,17 @@ class Rules:
     #: hours from its start, IEEE-CIS's TransactionDT seconds from a reference day.
     time_origin: float = 0.0
     time_unit: str = "s"
+    #: Id fields whose card numbers the key replaces: card and user (data sets key customers by
+    #: card number), and those the load names (TabFormer's merchant ids are 19-digit numbers).
+    tokenized: tuple[str, ...] = TOKENIZED
 
     def __post_init__(self) -> None:
+        unknown = [f for f in self.tokenized if f not in TOKENIZABLE]
+        if unknown:
+            raise InvalidInput(
+                f"--tokenize-fields: {', '.join(unknown)} is no id field; "
+                f"one of {', '.join(TOKENIZABLE)}"
+            )
         if self.time_unit not in TIME_UNITS:
             raise InvalidInput(
                 f"--time-unit: {self.time_unit!r} is not one of {', '.join(TIME_UNITS)}"
@@ -156,7 +170,8 @@ def refuse_pans(found: dict[str, np.ndarray], rows: np.ndarray, *, tokenize: boo
         return
     where = "; ".join(f"column {col}: rows {pan_rows(rows, m)}" for col, m in found.items())
     hint = (
-        "card numbers are refused outside the card and user columns"
+        "card numbers are refused outside the tokenized columns (card, user, and those "
+        "--tokenize-fields names)"
         if tokenize
         else "map a token column as card, or pass --tokenize-cards (with "
         "FRAUDRING_CARD_TOKEN_KEY set) to replace card numbers by a keyed hash"

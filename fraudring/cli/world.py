@@ -200,6 +200,13 @@ def register(app: typer.Typer) -> None:
                 "(FRAUDRING_CARD_TOKEN_KEY); without it a file holding one is refused."
             ),
         ] = False,
+        tokenize_fields: Annotated[
+            str,
+            typer.Option(
+                help="Id fields besides card and user whose card-number-like values "
+                "--tokenize-cards replaces too, comma-separated (TabFormer: merchant)."
+            ),
+        ] = "",
     ) -> None:
         """Turn real data (CSV/Parquet, the handbook or an AMLSim sample) into a world directory.
 
@@ -227,10 +234,12 @@ def register(app: typer.Typer) -> None:
                 raise InvalidInput("load needs --input FILE and --columns (or --handbook)")
             from fraudring.settings import get_settings
             from world.loaders import load_table, parse_columns
-            from world.rowcheck import Rules, parse_origin
+            from world.rowcheck import TOKENIZED, Rules, parse_origin
 
             settings = get_settings()
             key = settings.card_token_key
+            if tokenize_fields and not tokenize_cards:
+                raise InvalidInput("--tokenize-fields needs --tokenize-cards")
             if tokenize_cards and key is None:
                 raise InvalidInput(
                     "--tokenize-cards needs FRAUDRING_CARD_TOKEN_KEY (a secret of 32+ characters)"
@@ -242,6 +251,11 @@ def register(app: typer.Typer) -> None:
                 assume_tz=assume_tz,
                 currency=currency,
                 card_key=key.get_secret_value().encode() if tokenize_cards and key else None,
+                tokenized=tuple(
+                    dict.fromkeys(
+                        [*TOKENIZED, *(f.strip() for f in tokenize_fields.split(",") if f.strip())]
+                    )
+                ),
                 time_unit=time_unit,
                 time_origin=0.0 if time_origin is None else parse_origin(time_origin, assume_tz),
             )

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fraudring.contract.ids import holds_pan
 from fraudring.errors import InvalidInput
 from world.amlsim import load_amlsim
 from world.io import read_meta, read_world, ring_members
@@ -132,3 +133,23 @@ def test_an_amount_written_with_a_currency_sign_reads_as_its_number(value: Decim
     got = amounts(text)
     assert got[:3].tolist() == [float(value)] * 3
     assert np.isnan(got[3])  # a sign after the number: refused
+
+
+def test_merchant_ids_that_look_like_card_numbers_are_hashed_when_asked(tmp_path: Path) -> None:
+    """TabFormer's merchant ids are 19-digit numbers, about one in ten passing Luhn."""
+    merchant = "3527213246127876952"  # 19 digits passing the Luhn check
+    assert holds_pan(merchant)
+    (tmp_path / "t.csv").write_text(TABFORMER.replace("3527213246127876953", merchant))
+    columns = parse_columns(
+        "user=User,time=Year+Month+Day+Time,amount=Amount,merchant=Merchant Name"
+    )
+    key = b"k" * 32
+    with pytest.raises(InvalidInput, match="column Merchant Name: rows 2"):
+        load_table(src=tmp_path / "t.csv", out=tmp_path / "a", columns=columns,
+                   rules=Rules(assume_tz="UTC", card_key=key))  # fmt: skip
+    rules = Rules(assume_tz="UTC", card_key=key, tokenized=("card", "user", "merchant"))
+    load_table(src=tmp_path / "t.csv", out=tmp_path / "w", columns=columns, rules=rules)
+    got = read_world(tmp_path / "w").transactions.column("merchant_id").to_pylist()
+    assert got[0].startswith("tok_") and got[1] == "-727612092139916043"
+    with pytest.raises(InvalidInput, match="--tokenize-fields: shop is no id field"):
+        Rules(tokenized=("card", "shop"))
