@@ -337,7 +337,7 @@ def load_table(
     """A CSV or Parquet file with the given column mapping into a world directory."""
     rules = rules or rowcheck.Rules()
     table, rows, bad_rows = read_source(src)
-    table, columns = combine(table, columns)
+    table = combine(table, columns)
     df, keep, reasons = validate(
         table, columns, label_delay_days=label_delay_days, rules=rules, rows=rows
     )

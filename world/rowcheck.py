@@ -296,16 +296,18 @@ def epoch_offsets(col: pa.ChunkedArray, bad: np.ndarray, rules: Rules) -> np.nda
     """Of the `bad` times, the numbers that fell before the earliest time because they were
     read as epoch seconds: counts from the data's start (IEEE-CIS's TransactionDT, PaySim's
     step) that need `--time-origin` and `--time-unit`."""
-    if rules.time_origin != 0 or rules.time_unit != "s" or not bad.any():
-        return np.zeros(len(bad), dtype=bool)
+    out = np.zeros(len(bad), dtype=bool)
+    if rules.time_origin != 0 or rules.time_unit != "s" or pa.types.is_timestamp(col.type):
+        return out
+    at = np.flatnonzero(bad)  # only the refused rows are read again
+    cells = col.take(pa.array(at, type=pa.int64()))
     if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
-        units = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
-    elif pa.types.is_timestamp(col.type):
-        return np.zeros(len(bad), dtype=bool)
+        units = pc.cast(cells, pa.float64()).to_numpy(zero_copy_only=False)
     else:
-        strings = pd.Series(pc.utf8_trim_whitespace(text(col)).to_pylist(), dtype=object)
+        strings = pd.Series(pc.utf8_trim_whitespace(text(cells)).to_pylist(), dtype=object)
         units = pd.to_numeric(strings, errors="coerce").to_numpy(dtype="float64")
-    return np.asarray(bad & np.isfinite(units) & (units >= 0) & (units < rules.min_ts), dtype=bool)
+    out[at] = np.isfinite(units) & (units >= 0) & (units < rules.min_ts)
+    return out
 
 
 def offset_reason(rules: Rules) -> str:

@@ -77,12 +77,11 @@ def _read_source(src: Path) -> tuple[pa.Table, np.ndarray, list[tuple[int, str]]
 ID_JOIN = ":"
 
 
-def combine(table: pa.Table, columns: dict[str, str]) -> tuple[pa.Table, dict[str, str]]:
-    """Fields mapped to `A+B+...` (columns the file does not hold under that very name) read
-    the parts as one column: a time of year, month, day and an optional time of day (IBM's
-    TabFormer card data: Year, Month, Day, Time) as an ISO 8601 date-time, other times joined
-    by a space, ids by ':' (a card numbered per user: `card=User+Card`)."""
-    out = dict(columns)
+def combine(table: pa.Table, columns: dict[str, str]) -> pa.Table:
+    """The table with a column named `A+B+...` for each field mapped so (where the file holds
+    no column of that very name), reading the parts as one: a time of year, month, day and an
+    optional time of day (IBM's TabFormer: Year, Month, Day, Time) as an ISO 8601 date-time,
+    other times joined by a space, ids by ':' (a card numbered per user: `card=User+Card`)."""
     for field, spec in columns.items():
         parts = spec.split("+")
         if spec in table.column_names or len(parts) < 2:
@@ -100,8 +99,7 @@ def combine(table: pa.Table, columns: dict[str, str]) -> tuple[pa.Table, dict[st
             sep = " " if field in ("time", "label_time") else ID_JOIN
             joined = pc.binary_join_element_wise(*cells, sep)
         table = table.append_column(spec, joined)
-        out[field] = spec
-    return table, out
+    return table
 
 
 def _ymd(cells: list[pa.ChunkedArray]) -> pa.ChunkedArray:
