@@ -2,9 +2,8 @@
 
 Each world is loaded as arrays (`gnn.graphdata.TxnArrays`, the offline ring rule's input) with
 its planted rings (members of size >= 3, as `world.io.match_rings` counts them) and, per user,
-when its first fraud label arrived. AMLSim transfers get one extra row per transfer, the payee
-using its own counterparty node, so that a payee account is tied to the node its payers share
-(transfers are not first-class yet; `world.amlsim`).
+when its first fraud label arrived. AMLSim transfers name their payee, whom the ring rule ties
+to the account node its payers share, as the graph store does (`graph.ingest.with_payees`).
 """
 
 from __future__ import annotations
@@ -116,15 +115,8 @@ def amlsim(sample: str, *, seed: int) -> BenchWorld:
         out = Path(tmp) / "w"
         load_amlsim(src=AMLSIM / sample, out=out, seed=seed)
         f = load_frames(out)
-    own = f.txns.assign(
-        txn_id="r" + f.txns["txn_id"].str[1:],
-        user_id=f.txns["merchant_id"],
-        amount=0.0,
-    )
-    txns = pd.concat([f.txns, own], ignore_index=True)
-    txns = txns.sort_values(["ts", "txn_id"], kind="mergesort").reset_index(drop=True)
     kind = "amlsim_" + sample.split("_")[-1].rstrip("0123456789")
-    return _world(f"AMLSim {sample}", kind, seed=seed, split="test", f=(txns, f.labels, f.truth))
+    return _world(f"AMLSim {sample}", kind, seed=seed, split="test", f=(f.txns, f.labels, f.truth))
 
 
 def apart(name: str, seed: int) -> BenchWorld:

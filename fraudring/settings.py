@@ -147,6 +147,12 @@ class Settings(BaseSettings):
     #: Key of the keyed hash `fraudring load --tokenize-cards` puts in place of card numbers.
     card_token_key: SecretStr | None = Field(default=None, min_length=32)
 
+    # Rings.
+    #: Links older than this many days (before the newest data) join no ring. 30 suits card
+    #: fraud, whose crews work in days; laundering patterns that repeat every few weeks need a
+    #: window over two repeats (the AMLSim samples: 120, docs/rings.md).
+    ring_window_days: Annotated[float, Field(gt=0, le=3650)] = 30.0
+
     # Learning.
     seed: int = 7
     promote_margin: Annotated[float, Field(ge=0)] = 0.0

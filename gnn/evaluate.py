@@ -28,6 +28,7 @@ from gnn.features import DAY_US, US
 from gnn.hedge import LABEL_DERIVED
 from gnn.ringtruth import PAYEE_ACCOUNTS, RingTruth, ring_detection, ring_truth
 from gnn.tabular import Thresholds, XgbConfig, XgbModel, choose_thresholds, fit_xgb
+from graph.schemas import RingParams
 
 MODELS = {
     "a_rules": "(a) rules only",
@@ -179,10 +180,12 @@ def evaluate_dataset(
     xgb_cfg: XgbConfig | None = None,
     exclude_test: npt.NDArray[np.bool_] | None = None,
     gcn: bool = True,
+    ring_rule: RingParams | None = None,
 ) -> EvalReport:
     """Fit (b) and (d), score (a)-(d) on the test window; `exclude_test` drops test rows
     (the handbook removes customers already known to be compromised); without `gcn` (a dataset
-    built without the GCN) there is no (c)."""
+    built without the GCN) there is no (c). Rings are scored with `ring_rule` (the deployment's,
+    `RingParams.of(settings)`; the defaults without it), as the dataset's ring features were."""
     delay = label_delay_days(ds.frames.meta)
     sp = split or temporal_split(ds.t, label_delay_days=delay)
     t = ds.t
@@ -254,8 +257,12 @@ def evaluate_dataset(
         val_known_frauds=report.extra["val_known_frauds"],
         thresholds=report.thresholds,
     )
-    report.extra["rings_at_test_end"] = ring_detection(ds, at=sp.test_end)
-    if ds.frames.meta.get("counterparty") and report.extra["rings_at_test_end"]:
+    report.extra["rings_at_test_end"] = ring_detection(
+        ds, at=sp.test_end, params=ring_rule or RingParams()
+    )
+    txns = ds.frames.txns
+    unnamed = "payee_user_id" not in txns.columns or txns["payee_user_id"].isna().all()
+    if ds.frames.meta.get("counterparty") and unnamed and report.extra["rings_at_test_end"]:
         report.extra["warnings"].append(PAYEE_ACCOUNTS)
     return report
 
@@ -335,7 +342,9 @@ def markdown(report: EvalReport) -> str:
         lines += [
             "",
             f"Ring detection at the test end (labels known then): {rd['ring_recall']:.3f} of "
-            f"{rd['rings_confirmed']:.0f} rings of 3 or more found (Jaccard >= 0.5); "
+            f"{rd['rings_confirmed']:.0f} rings of 3 or more with a fraud in the last "
+            f"{rd['ring_window_days']:g} days found (Jaccard >= 0.5; {rd['rings_dormant']:.0f} "
+            "more were dormant longer); "
             f"{rd['ring_false_share']:.3f} of {rd['rings_flagged']:.0f} flagged rings have none "
             f"of their members ({rd['rings_flagged_on_shape']:.0f} flagged on shape alone, "
             f"{rd['rings_false_on_shape']:.0f} of them without a member).",

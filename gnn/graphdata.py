@@ -69,6 +69,9 @@ class TxnArrays:
     label: F64  # 1 fraud, 0 legit, NaN unlabelled
     label_ts: I64  # NEVER when unlabelled
     node_hash: npt.NDArray[np.uint64]  # stable hash of (kind, id): order-free seeded splits
+    #: A transfer's receiving user node per row, -1 where the row is no transfer (the store ties
+    #: the payee to the row's merchant node, `graph.ingest.with_payees`).
+    payee: I64
 
     @property
     def n_nodes(self) -> int:
@@ -80,9 +83,17 @@ def txn_arrays(txns: pd.DataFrame, labels: pd.DataFrame | None) -> TxnArrays:
     node = np.full((len(txns), len(KINDS)), -1, dtype=np.int64)
     offsets = np.zeros(len(KINDS) + 1, dtype=np.int64)
     ids: list[npt.NDArray[np.object_]] = []
+    payees = txns["payee_user_id"] if "payee_user_id" in txns.columns else None
+    payee = np.full(len(txns), -1, dtype=np.int64)
     for k, kind in enumerate(KINDS):
-        codes, uniques = pd.factorize(txns[ENTITY_COLUMNS[kind]], use_na_sentinel=True)
+        column = txns[ENTITY_COLUMNS[kind]]
+        if kind == "user" and payees is not None:  # a payee is a user, maybe only ever paid
+            column = pd.concat([column, payees], ignore_index=True)
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
         codes = np.asarray(codes, dtype=np.int64)
+        if kind == "user" and payees is not None:
+            payee = np.where(codes[len(txns) :] >= 0, codes[len(txns) :] + offsets[k], -1)
+            codes = codes[: len(txns)]
         node[:, k] = np.where(codes >= 0, codes + offsets[k], -1)
         offsets[k + 1] = offsets[k] + len(uniques)
         ids.append(np.asarray(uniques, dtype=object))
@@ -103,7 +114,7 @@ def txn_arrays(txns: pd.DataFrame, labels: pd.DataFrame | None) -> TxnArrays:
         ]
     ).astype(np.uint64)
     amount = txns["amount"].to_numpy(np.float64)
-    return TxnArrays(t, amount, node, node_kind, ids, offsets, label, label_ts, node_hash)
+    return TxnArrays(t, amount, node, node_kind, ids, offsets, label, label_ts, node_hash, payee)
 
 
 @dataclass

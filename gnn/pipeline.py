@@ -29,6 +29,7 @@ from gnn.hedge import (
 from gnn.model import FraudGCN
 from gnn.pit import PitConfig
 from gnn.tabular import REVIEW_COST_FRACTION, XgbConfig, choose_thresholds, fit_xgb
+from graph.schemas import RingParams
 
 
 def _iso(us: int) -> str:
@@ -65,7 +66,8 @@ def run_training(
         delay = label_delay_days(frames.meta)
         steps.update()
         steps.set_postfix_str("features + GCN (point-in-time)")
-        ds = build_dataset(frames, pit=pit or PitConfig(), progress=progress)
+        pit = pit or PitConfig(rings=RingParams.of(settings))
+        ds = build_dataset(frames, pit=pit, progress=progress)
         steps.update()
         t = ds.t
         sp = temporal_split(t, label_delay_days=delay, test_days=0.0)

@@ -53,6 +53,7 @@ from graph.schemas import RingParams
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 USER = 0
+MERCHANT = KINDS.index("merchant")
 
 
 @dataclass
@@ -105,17 +106,23 @@ class RingIndex:
     @classmethod
     def of(cls, a: TxnArrays) -> RingIndex:
         n = np.int64(max(a.n_nodes, 1))
-        user = a.node[:, USER]
+        # A transfer is a row of its payer and, at its merchant node alone, of its payee
+        # (`graph.ingest.with_payees`): both ends share the counterparty.
+        paid = np.flatnonzero(a.payee >= 0)
+        user = np.concatenate([a.node[:, USER], a.payee[paid]])
+        row_of = np.concatenate([np.arange(len(a.t), dtype=np.int64), paid])
+        node = np.concatenate([a.node, np.full((len(paid), a.node.shape[1]), -1, np.int64)])
+        node[len(a.t) :, MERCHANT] = a.node[paid, MERCHANT]
         pairs = {}
         for k, kind in enumerate(KINDS[1:], start=1):
-            rows = np.flatnonzero((user >= 0) & (a.node[:, k] >= 0))
-            pairs[kind] = Groups.of(a.node[rows, k] * n + user[rows], rows)
-        rows = np.flatnonzero(user >= 0)
+            at = np.flatnonzero((user >= 0) & (node[:, k] >= 0))
+            pairs[kind] = Groups.of(node[at, k] * n + user[at], row_of[at])
+        at = np.flatnonzero(user >= 0)
         k = KINDS.index("ip")
         ids = a.node_ids[k]
         ip_rank = np.zeros(max(a.n_nodes, 1), dtype=np.int64)
         ip_rank[int(a.offsets[k]) + np.argsort(ids, kind="stable")] = np.arange(len(ids))
-        return cls(pairs, Groups.of(user[rows], rows), int(n), ip_rank)
+        return cls(pairs, Groups.of(user[at], row_of[at]), int(n), ip_rank)
 
 
 def _tied(

@@ -8,12 +8,13 @@ from typing import Final
 
 from gnn.dataset import Dataset
 from gnn.features import US
+from graph.schemas import RingParams
 
-#: Why ring recall is low on transfers between accounts (AMLSim): said beside the figure.
+#: Why ring recall is low on an AMLSim world written before transfers named their payee.
 PAYEE_ACCOUNTS: Final = (
-    "the payees here are accounts, written as counterparty nodes: the ring rule ties a payer to "
-    "the payee's node but not the payee to it (transfers are not first-class yet), so a "
-    "laundering cycle shares no entity; `bench rings` ties them (docs/rings.md)"
+    "this world's transfers name no payee (loaded by an earlier fraudring): each payee is only "
+    "a counterparty node its payers share, so a laundering cycle shares no entity; load it "
+    "again (fraudring load --amlsim) to tie each payee to its own account"
 )
 
 
@@ -21,6 +22,7 @@ PAYEE_ACCOUNTS: Final = (
 class RingTruth:
     first_fraud: dict[str, float]  # ring -> epoch seconds of its first fraud
     members: dict[str, set[str]]
+    last_fraud: dict[str, float]  # ring -> epoch seconds of its last fraud
 
 
 def ring_truth(ds: Dataset, *, start: int, end: int) -> RingTruth | None:
@@ -34,19 +36,24 @@ def ring_truth(ds: Dataset, *, start: int, end: int) -> RingTruth | None:
     members = (
         df[df["user_is_ring_member"]].groupby("ring_id")["user_id"].agg(lambda s: set(s)).to_dict()
     )
-    first = df[df["is_fraud"]].groupby("ring_id")["_t"].min()
+    by_ring = df[df["is_fraud"] & (df["_t"] < end)].groupby("ring_id")["_t"]
+    first, last = by_ring.min(), by_ring.max()
     first = first[(first >= start) & (first < end)]
-    return RingTruth({str(k): v / US for k, v in first.items()}, members)
+    return RingTruth(
+        {str(k): v / US for k, v in first.items()},
+        members,
+        {str(k): v / US for k, v in last.items()},
+    )
 
 
-def ring_detection(ds: Dataset, *, at: int) -> dict[str, float]:
+def ring_detection(ds: Dataset, *, at: int, params: RingParams) -> dict[str, float]:
     """The rings `graph.rings` would flag at ``at`` (labels known by then) against the world's
     ring truth (planted, or confirmed cases loaded with a `ring` column): recall of rings of 3
-    or more active before ``at`` (Jaccard >= 0.5) and the share of flagged rings of 3 or more
-    without any of their members. Empty without ring truth."""
+    or more with a fraud in the rule's window before ``at`` (Jaccard >= 0.5; rings dormant
+    longer are counted apart: the rule forgets their links by design) and the share of flagged
+    rings of 3 or more without any of their members. Empty without ring truth."""
     from gnn.graphdata import txn_arrays
     from gnn.ringrisk import ring_groups
-    from graph.schemas import RingParams
     from world.io import match_rings
 
     truth = ring_truth(ds, start=0, end=at)
@@ -54,17 +61,22 @@ def ring_detection(ds: Dataset, *, at: int) -> dict[str, float]:
         return {}
     a = txn_arrays(ds.frames.txns, ds.frames.labels)
     names = a.node_ids[0]
-    groups = [
-        c for c in ring_groups(a, at, params=RingParams()) if c.suspicious and len(c.members) >= 3
-    ]
+    groups = [c for c in ring_groups(a, at, params=params) if c.suspicious and len(c.members) >= 3]
     found = [{str(names[int(u)]) for u in c.members} for c in groups]
-    planted = {r: truth.members[r] for r in truth.first_fraud if r in truth.members}
-    hit, targets, false = match_rings(planted, found)
+    confirmed = {r: truth.members[r] for r in truth.first_fraud if r in truth.members}
+    since = at / US - params.window_days * 86_400
+    planted = {r: m for r, m in confirmed.items() if truth.last_fraud[r] >= since}
+    dormant = {r: m for r, m in confirmed.items() if r not in planted}
+    hit, targets, _ = match_rings(planted, found)
+    false = match_rings(confirmed, found)[2]  # a flagged dormant ring is no false one
     shape = [f for f, c in zip(found, groups, strict=True) if c.flag == "shape"]
     return {
         "ring_recall": hit / targets if targets else float("nan"),
         "ring_false_share": false / len(found) if found else 0.0,
         "rings_confirmed": float(targets),
+        # confirmed rings (3 or more) with no fraud in the window: not in the recall
+        "rings_dormant": float(sum(len(m) >= 3 for m in dormant.values())),
+        "ring_window_days": params.window_days,
         "rings_flagged": float(len(found)),
         # flagged on shape alone (`graph.ringshape`), and those without a confirmed member
         "rings_flagged_on_shape": float(len(shape)),

@@ -24,7 +24,9 @@ from fraudring.contract.ids import (
 )
 from graph.schemas import LINKED_KINDS, InvalidGraphId, TxnRecord
 
-ID_COLUMNS = ("txn_id", "user_id", "card_id", "device_id", "ip", "merchant_id")
+ID_COLUMNS = ("txn_id", "user_id", "card_id", "device_id", "ip", "merchant_id", "payee_user_id")
+#: The ledger's columns (a Txn node's properties, in the statements' order).
+LEDGER_COLUMNS = ("txn_id", "user_id", "card_id", "device_id", "ip", "merchant_id", "ts", "amount")
 #: Transactions per statement for bulk loads (history backfills). Each write statement carries
 #: a cost that grows with the graph (FalkorDB folds its pending matrix changes in at the end of
 #: the statement), so on a 1M-transaction graph 100k-row statements take 30-40% less server time
@@ -60,6 +62,7 @@ def from_records(records: Sequence[TxnRecord]) -> Batch:
         cols["device_id"].append(r.device_id)
         cols["ip"].append(r.ip)
         cols["merchant_id"].append(r.merchant_id)
+        cols["payee_user_id"].append(r.payee_user_id)
         cols["amount"].append(r.amount)
     return _frame(cols)
 
@@ -76,7 +79,8 @@ def _from_polars(frame: pl.DataFrame) -> Batch:
     ts = frame["ts"]
     if ts.dtype != pl.Float64:
         ts = ts.dt.epoch("us").cast(pl.Float64) / 1e6
-    cols: dict[str, Any] = {c: frame[c] for c in ID_COLUMNS}
+    none = pl.repeat(None, frame.height, dtype=pl.String, eager=True)  # a world before payees
+    cols: dict[str, Any] = {c: frame[c] if c in frame.columns else none for c in ID_COLUMNS}
     cols["ts"], cols["amount"] = ts, frame["amount"].cast(pl.Float64)
     return _frame(cols)
 
@@ -126,6 +130,8 @@ def _frame(cols: dict[str, Any]) -> Batch:
         frame = pl.DataFrame(cols, schema=schema)
     except (TypeError, pl.exceptions.PolarsError) as exc:
         raise InvalidGraphId(f"transactions: not ingestible ({exc})") from None
+    # A transfer without a counterparty is paid to the payee's own account (the contract's rule).
+    frame = frame.with_columns(pl.coalesce("merchant_id", "payee_user_id").alias("merchant_id"))
     validate(frame)
     return Batch(frame)
 
@@ -178,10 +184,27 @@ def activity(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     )
 
 
+def with_payees(frame: pl.DataFrame) -> pl.DataFrame:
+    """The batch's activity rows: each transaction, and for each transfer a row of its payee at
+    the transfer's counterparty (no other entity, amount 0). A receipt thus counts in the payee's
+    activity and ties the payee to the node its payers share, which is what links the accounts
+    of a laundering cycle; the ledger keeps one row per transaction."""
+    transfers = frame.filter(pl.col("payee_user_id").is_not_null())
+    if transfers.height == 0:
+        return frame
+    receipts = transfers.with_columns(
+        pl.col("payee_user_id").alias("user_id"),
+        *(pl.lit(None, dtype=pl.String).alias(c) for c in ("card_id", "device_id", "ip")),
+        pl.lit(0.0).alias("amount"),
+    )
+    return pl.concat([frame, receipts])
+
+
 def parameters(batch: Batch) -> tuple[dict[str, Any], int]:
     """The INGEST statement's parameters and the number of distinct edges they carry."""
-    frame = batch.frame
-    params: dict[str, Any] = {"txn_ids": frame["txn_id"].to_list()}
+    params: dict[str, Any] = {"txn_ids": batch.frame["txn_id"].to_list()}
+    ledger = batch.frame.select(LEDGER_COLUMNS).rows()
+    frame = with_payees(batch.frame)
     users = [[*row, [], [], [], []] for row in activity(frame, ["user_id"]).rows()]
     slot = {row[0]: row for row in users}
     edges = 0
@@ -192,7 +215,5 @@ def parameters(batch: Batch) -> tuple[dict[str, Any], int]:
             slot[user][5 + i].append(edge)
             edges += 1
     params["users"] = users
-    params["txns"] = frame.select(
-        "txn_id", "user_id", "card_id", "device_id", "ip", "merchant_id", "ts", "amount"
-    ).rows()
+    params["txns"] = ledger
     return params, edges

@@ -28,6 +28,9 @@ from graph.schemas import (
 class InquiryMixin(CypherBackend):
     """Reads for investigators over the backend's primitives."""
 
+    #: The ring rule of this deployment (`graph.service.open_store` sets it from the settings).
+    ring_params = RingParams()
+
     def ring(self, ring_id: str) -> Ring:
         from graph.rings import ring_from_props
 
@@ -57,7 +60,7 @@ class InquiryMixin(CypherBackend):
         (graph.paths)."""
         from graph.paths import path
 
-        params = RingParams()
+        params = self.ring_params
         return path(
             self, src=src, dst=dst, hub_cap=params.hub_cap, merchant_cap=params.merchant_cap
         )
@@ -66,7 +69,7 @@ class InquiryMixin(CypherBackend):
         """Links ranked by the risk they carry, risk parts, homes, typology."""
         from graph.investigation import ring_evidence
 
-        return ring_evidence(self, self.ring(ring_id))
+        return ring_evidence(self, self.ring(ring_id), params=self.ring_params)
 
     def entity_evidence(self, kind: str, id: str) -> EntityEvidence:
         from graph.investigation import entity_evidence

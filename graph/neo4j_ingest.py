@@ -71,10 +71,8 @@ class Plan:
 
 def plan(batch: ing.Batch) -> Plan:
     """The statements writing a deduplicated batch (`ing.dedupe`), aggregated per node/edge."""
-    frame = batch.frame
-    ledger = frame.select(
-        "txn_id", "user_id", "card_id", "device_id", "ip", "merchant_id", "ts", "amount"
-    ).rows()
+    ledger = batch.frame.select(ing.LEDGER_COLUMNS).rows()
+    frame = ing.with_payees(batch.frame)
     statements: list[Statement] = [
         (LEDGER, {"rows": ledger}),
         (q.USERS_MERGE, {"users": ing.activity(frame, ["user_id"]).rows()}),

@@ -62,6 +62,7 @@ LEDGER_TEXT: dict[str, Any] = {
 
 class GraphStore(Protocol):
     backend: str
+    ring_params: RingParams
 
     def describe(self) -> str:
         """One line: backend, server version and graph size, for `fraudring doctor`."""
@@ -316,7 +317,8 @@ class CypherStore(InquiryMixin):
         """Find rings (all of them, or those around `touched_users`); see graph.rings."""
         from graph.rings import detect
 
-        return detect(self, touched_users=touched_users, params=params or RingParams(), now=now)
+        params = params or self.ring_params
+        return detect(self, touched_users=touched_users, params=params, now=now)
 
     def top_rings(self, n: int = 20) -> list[Ring]:
         from graph.rings import ring_from_props

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from fraudring.contract.ids import ENTITY_KINDS as KINDS
 from fraudring.contract.ids import LINKED_KINDS, MAX_ID_LEN, EntityKind, id_problem
 from fraudring.errors import InvalidInput, NotFound
+from fraudring.settings import Settings
 
 __all__ = ["KINDS", "LINKED_KINDS", "MAX_ID_LEN", "EntityKind"]
 
@@ -76,6 +77,8 @@ class TxnRecord:
     ip: str | None
     merchant_id: str | None
     amount: float
+    #: A transfer's receiving user, tied to the counterparty (`merchant_id`) like its payers.
+    payee_user_id: str | None = None
 
 
 class IngestResult(BaseModel):
@@ -101,6 +104,11 @@ class EntityRef(BaseModel):
 
 class RingParams(BaseModel):
     """What links two users into one ring (see graph.rings for the reasoning)."""
+
+    @classmethod
+    def of(cls, settings: Settings) -> RingParams:
+        """The rule of a deployment: the defaults, with its window (FRAUDRING_RING_WINDOW_DAYS)."""
+        return cls(window_days=settings.ring_window_days)
 
     window_days: float = Field(default=30.0, gt=0, description="links older than this ignored")
     hub_cap: int = Field(default=20, ge=2, description="max distinct users of a card/device/ip")

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from fraudring.settings import Settings
 from graph.repository import GraphStore
+from graph.schemas import RingParams
 
 
 @contextmanager
@@ -32,6 +33,7 @@ def open_store(
             database=None,
             use_gds=settings.graph_gds,
         )
+    store.ring_params = RingParams.of(settings)
     try:
         yield store
     finally:

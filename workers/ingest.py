@@ -46,6 +46,7 @@ def to_record(d: DecisionRecord) -> TxnRecord:
         ip=t.ip,
         merchant_id=t.merchant_id,
         amount=float(t.amount),
+        payee_user_id=t.payee_user_id,
     )
 
 

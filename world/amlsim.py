@@ -88,6 +88,7 @@ def load_amlsim(
             "amount": amount,
             "currency": ["USD"] * n,
             "merchant_category": ["transfer"] * n,
+            "payee_user_id": [f"a{int(d)}" for d in dst_id],
         },
         schema=schema.TRANSACTIONS,
     )
@@ -128,7 +129,7 @@ def load_amlsim(
         "kind": "amlsim",
         "source": src.name,
         "seed": seed,
-        "counterparty": "merchant_id is the payee account (a user id)",
+        "counterparty": "transfers: payee_user_id receives, merchant_id is its account",
         "params": {"label_delay_days": label_delay_days, "report_rate": report_rate},
         "counts": counts,
         "rings": [],

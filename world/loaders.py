@@ -34,6 +34,7 @@ FIELDS = (
     "device",
     "ip",
     "merchant",
+    "payee",
     "amount",
     "time",
     "label",
@@ -131,7 +132,7 @@ def validate(
 
     ids: dict[str, list[str | None]] = {}
     pans: dict[str, np.ndarray] = {}
-    for name in ("txn", "user", *ENTITY_FIELDS, "category", "ring"):
+    for name in ("txn", "user", *ENTITY_FIELDS, "payee", "category", "ring"):
         if name not in columns or name == "ip":
             continue
         cells = _cells(table, columns[name])
@@ -189,6 +190,11 @@ def validate(
     df["merchant_category"] = (
         pd.Series(ids["category"], dtype=object) if "category" in ids else None
     )
+    # A transfer's receiving user; without a merchant column its counterparty is the payee's
+    # own account (the contract's rule), so payers of one account share that node.
+    df["payee_user_id"] = pd.Series(ids["payee"], dtype=object) if "payee" in ids else None
+    if "payee" in ids:
+        df["merchant_id"] = df["merchant_id"].where(df["merchant_id"].notna(), df["payee_user_id"])
     # A confirmed ring (a case id) per row: ring truth for `evaluate`, never a feature.
     if "ring" in ids:
         rings = [
@@ -255,6 +261,7 @@ def finish(
             pa.array(good["amount"].to_numpy(), type=pa.float64()),
             pa.array(good["currency"].astype(str).to_numpy(), type=pa.string(), from_pandas=True),
             pa.array(good["merchant_category"].to_numpy(), type=pa.string(), from_pandas=True),
+            pa.array(good["payee_user_id"].to_numpy(), type=pa.string(), from_pandas=True),
         ],
         schema=schema.TRANSACTIONS,
     )

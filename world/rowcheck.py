@@ -45,8 +45,8 @@ TIME_UNITS = {"s": 1, "ms": 0.001, "min": 60, "h": 3600, "d": 86400}
 
 
 #: Fields whose card numbers `--tokenize-cards` replaces by default, and those it may.
-TOKENIZED: tuple[str, ...] = ("card", "user")
-TOKENIZABLE: tuple[str, ...] = ("card", "user", "merchant", "device", "txn")
+TOKENIZED: tuple[str, ...] = ("card", "user", "payee")
+TOKENIZABLE: tuple[str, ...] = ("card", "user", "payee", "merchant", "device", "txn")
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ def refuse_pans(found: dict[str, np.ndarray], rows: np.ndarray, *, tokenize: boo
         return
     where = "; ".join(f"column {col}: rows {pan_rows(rows, m)}" for col, m in found.items())
     hint = (
-        "card numbers are refused outside the tokenized columns (card, user, and those "
+        "card numbers are refused outside the tokenized columns (card, user, payee, and those "
         "--tokenize-fields names)"
         if tokenize
         else "map a token column as card, or pass --tokenize-cards (with "

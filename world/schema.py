@@ -28,6 +28,8 @@ TRANSACTIONS = pa.schema(
         pa.field("amount", pa.float64(), nullable=False),
         pa.field("currency", pa.string(), nullable=False),
         pa.field("merchant_category", pa.string()),
+        # A transfer's receiving user (merchant_id is then the payee's account); null otherwise.
+        pa.field("payee_user_id", pa.string()),
     ]
 )
 

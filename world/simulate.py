@@ -256,6 +256,7 @@ def generate(
                         pa.array(cols["amount"], type=pa.float64()),
                         pa.array(np.full(n, "USD", dtype=object), type=pa.string()),
                         _take(cat_names, pop.merchant_cat[cols["merchant"]].astype(np.int64)),
+                        pa.nulls(n, pa.string()),
                     ],
                     schema=schema.TRANSACTIONS,
                 )

@@ -48,6 +48,7 @@ def register(app: typer.Typer) -> None:
         """Build features, train GCN + XGBoost, validate, register a version, promote if better."""
         from gnn.pit import PitConfig
         from gnn.service import train_pipeline
+        from graph.schemas import RingParams
 
         settings = get_settings()
         result = train_pipeline(
@@ -55,7 +56,7 @@ def register(app: typer.Typer) -> None:
             data_dir=data,
             progress=True,
             promote=promote,
-            pit=PitConfig(use_gcn=gcn),
+            pit=PitConfig(use_gcn=gcn, rings=RingParams.of(settings)),
         )
         table = Table(title=f"trained {result['version']} on {result['data_window']['name']}")
         table.add_column("figure")
@@ -99,12 +100,19 @@ def register(app: typer.Typer) -> None:
             write_report,
         )
         from gnn.pit import PitConfig
+        from graph.schemas import RingParams
 
         settings = get_settings()
         frames = load_frames(data)
-        ds = build_dataset(frames, pit=PitConfig(use_gcn=gcn), progress=True)
+        rings = RingParams.of(settings)
+        ds = build_dataset(frames, pit=PitConfig(use_gcn=gcn, rings=rings), progress=True)
         report = evaluate_dataset(
-            ds, seed=settings.seed, cost_fp=settings.cost_fp, cost_fn=settings.cost_fn, gcn=gcn
+            ds,
+            seed=settings.seed,
+            cost_fp=settings.cost_fp,
+            cost_fn=settings.cost_fn,
+            gcn=gcn,
+            ring_rule=rings,
         )
         sp = report.split
         table = Table(
@@ -129,7 +137,9 @@ def register(app: typer.Typer) -> None:
         if rd:
             console.print(
                 f"rings at the test end: recall {rd['ring_recall']:.3f} of "
-                f"{rd['rings_confirmed']:.0f} (Jaccard >= 0.5), false share "
+                f"{rd['rings_confirmed']:.0f} with a fraud in the last "
+                f"{rd['ring_window_days']:g} days (FRAUDRING_RING_WINDOW_DAYS; "
+                f"{rd['rings_dormant']:.0f} more dormant longer), Jaccard >= 0.5; false share "
                 f"{rd['ring_false_share']:.3f} of {rd['rings_flagged']:.0f} flagged; on shape "
                 f"alone {rd['rings_flagged_on_shape']:.0f}, {rd['rings_false_on_shape']:.0f} "
                 "of them false"

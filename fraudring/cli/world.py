@@ -149,7 +149,8 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 help="Mapping field=COLUMN, comma-separated. Fields: user, card, device, ip, "
-                "merchant, amount, time, label, label_time, txn, currency, category, ring (a "
+                "merchant, payee (a transfer's receiving account: the merchant when none is "
+                "mapped), amount, time, label, label_time, txn, currency, category, ring (a "
                 "confirmed ring per row, for evaluate; blank or -1: none); user, amount and "
                 "time required. A repeated column name reads as NAME.1, NAME.2; A+B+... reads "
                 "several columns as one (ids joined by ':', time=Year+Month+Day+Time as a "

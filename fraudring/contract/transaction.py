@@ -25,6 +25,7 @@ from pydantic import (
     JsonValue,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic.json_schema import WithJsonSchema
 
@@ -129,6 +130,20 @@ class Transaction(BaseModel):
         json_schema_extra={"enum": list[JsonValue](sorted(ISO_4217))},
     )
     merchant_category: EntityId | None = None
+    payee_user_id: EntityId | None = Field(
+        default=None,
+        description="For a transfer between accounts: the user receiving it. The graph ties "
+        "the payee to the transfer's counterparty (merchant_id, the payee's account; taken to "
+        "be payee_user_id when absent), so money moved between accounts links them.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _payee_account(cls, data: Any) -> Any:
+        """A transfer without a merchant_id is paid to the payee's own account."""
+        if isinstance(data, dict) and data.get("payee_user_id") and not data.get("merchant_id"):
+            return {**data, "merchant_id": data["payee_user_id"]}
+        return data
 
     @field_validator("amount", mode="before")
     @classmethod
@@ -212,7 +227,7 @@ class Transaction(BaseModel):
             "merchant_id": self.merchant_id,
             "amount": self.amount,
             "currency": self.currency,
-        }
+        } | ({"payee_user_id": self.payee_user_id} if self.payee_user_id else {})
 
     def body_hash(self) -> str:
         """A digest of the canonical body (field order, spacing, time zone and absent-vs-null

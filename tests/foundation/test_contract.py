@@ -166,3 +166,23 @@ def test_body_hash_is_canonical() -> None:
     assert a.body_hash() == b.body_hash()
     c = Transaction.model_validate(txn(amount=999.0), context=CTX)
     assert c.body_hash() != a.body_hash()
+
+
+def test_a_transfer_names_its_payee_whose_account_is_the_counterparty() -> None:
+    """Without a merchant_id a transfer is paid to the payee's own account; the payee is in the
+    stream record only when there is one, so the idempotency hash of a payment is unchanged."""
+    t = Transaction.model_validate(txn(merchant_id=None, payee_user_id="u-7"), context=CTX)
+    assert (t.merchant_id, t.payee_user_id) == ("u-7", "u-7")
+    assert t.record()["payee_user_id"] == "u-7"
+    assert DecisionRecord.model_validate(
+        {"txn": t.record(), "decision": "approve", "score": 0.1, "decided_at": NOW,
+         "model_version": None, "degraded": False}, context=CTX
+    ).txn == t  # fmt: skip
+    given_account = Transaction.model_validate(txn(payee_user_id="u-7"), context=CTX)
+    assert given_account.merchant_id == txn()["merchant_id"]
+    plain = Transaction.model_validate(txn(), context=CTX)
+    assert "payee_user_id" not in plain.record()
+    assert plain.body_hash() != given_account.body_hash()
+    with pytest.raises(ValidationError) as info:
+        Transaction.model_validate(txn(payee_user_id=PAN), context=CTX)
+    assert info.value.errors()[0]["loc"] == ("payee_user_id",)

@@ -51,7 +51,9 @@ LABEL_AT = T0 + 8 * DAY
 def frames(
     labelled: tuple[str, ...] = ("a2",), rows: list[tuple[Any, ...]] = ROWS
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    df = pd.DataFrame(rows, columns=["user_id", "card_id", "device_id", "ip", "merchant_id", "d"])
+    columns = ["user_id", "card_id", "device_id", "ip", "merchant_id", "d", "payee_user_id"]
+    df = pd.DataFrame([(*r, None)[:7] for r in rows], columns=columns)
+    df["merchant_id"] = df["merchant_id"].fillna(df["payee_user_id"])  # as `fraudring load`
     df["ts"] = pd.to_datetime(T0 + df.pop("d") * DAY, unit="s", utc=True)
     df = df.sort_values("ts", kind="mergesort").reset_index(drop=True)
     df["txn_id"] = [f"t{i:03d}" for i in range(len(df))]
@@ -86,7 +88,7 @@ def served_and_offline(
     store.ingest(
         [
             TxnRecord(r.txn_id, r.ts.timestamp(), r.user_id, r.card_id, r.device_id, r.ip,
-                      r.merchant_id, r.amount)
+                      r.merchant_id, r.amount, r.payee_user_id)
             for r in txns.itertuples()
         ]
     )  # fmt: skip
@@ -148,6 +150,32 @@ def test_a_crews_proxy_beyond_evidence_cap_still_ties_it_a_public_ip_does_not(
     flagged = [r.members for r in store.all_rings() if r.suspicious]
     assert flagged == [["c1", "c2", "c3", "c4", "c5"]]
     assert served[("user", "c5")].ring_fraud_rate == pytest.approx(4 / 5)
+
+
+def test_a_laundering_cycle_is_tied_through_its_payees_accounts_both_ways(
+    store: CypherStore,
+) -> None:
+    """Three accounts passing money round twice (no card, device or IP): each payee is tied to
+    the account node its payer pays, so one labelled member flags the cycle, served and
+    offline alike. One-off transfers between two other accounts tie nobody."""
+    cycle = [
+        (u, None, None, None, None, 1.0 + k + i / 10, v)
+        for k in (0, 1)
+        for i, (u, v) in enumerate([("L1", "L2"), ("L2", "L3"), ("L3", "L1")])
+    ]
+    once = [("N1", None, None, None, None, 2.5, "N2"), ("N2", None, None, None, None, 9.0, "N3")]
+    served = served_and_offline(
+        store, RingParams(evidence_alpha=0.5), labelled=("L1",), rows=[*cycle, *once]
+    )
+    members = {k[1] for k in served if k[0] == "user"}
+    assert members == {"L1", "L2", "L3"}
+    assert served[("merchant", "L2")].ring_size == 3
+    # The same transfers paid to the payees' accounts without naming the payees: no ring.
+    txns, labels = frames(("L1",), [(*r[:4], r[6], r[5]) for r in [*cycle, *once]])
+    assert txns["payee_user_id"].isna().all() and txns["merchant_id"].notna().all()
+    a = txn_arrays(txns, labels)
+    rr = ring_risk(a, int(a.t[-1]) + 1, params=RingParams(evidence_alpha=0.5))
+    assert np.isnan(rr.score).all()
 
 
 def test_offline_and_served_give_up_the_same_oversized_components(store: CypherStore) -> None:

@@ -32,8 +32,9 @@ def txn(
     merchant: str | None = None,
     ts: float = T0,
     amount: float = 10.0,
+    payee: str | None = None,
 ) -> TxnRecord:
-    return TxnRecord(str(i), ts, user, card, device, ip, merchant, amount)
+    return TxnRecord(str(i), ts, user, card, device, ip, merchant, amount, payee)
 
 
 def count(store: CypherStore, label: str = "") -> int:
@@ -76,6 +77,28 @@ def test_ingest_aggregates_edges_and_is_idempotent(store: CypherStore) -> None:
     e = edge(store, "u1", "card", "c1")
     assert (e["n"], e["amount_sum"], e["first_seen"]) == (3, 13.0, T0 - 60)
     assert count(store, "Txn") == 4
+
+
+def test_a_transfer_ties_its_payee_to_the_account_its_payers_pay(store: CypherStore) -> None:
+    """A transfer names its payee: the payee is a user of the graph, tied to the counterparty
+    (its account; the payee's id when no merchant is given) with its receipts counted and
+    amount 0, while the ledger keeps one row per transfer."""
+    store.ingest(
+        [
+            txn("x1", "p1", payee="q1", ts=T0, amount=50),
+            txn("x2", "p2", payee="q1", ts=T0 + 60, amount=20),
+            txn("x3", "p1", merchant="acct-q2", payee="q2", ts=T0 + 120, amount=5),
+        ]
+    )
+    assert (edge(store, "p1", "merchant", "q1")["n"], edge(store, "p2", "merchant", "q1")["n"]) == (
+        1,
+        1,
+    )
+    receipts = edge(store, "q1", "merchant", "q1")
+    assert (receipts["n"], receipts["amount_sum"], receipts["first_seen"]) == (2, 0.0, T0)
+    assert edge(store, "q2", "merchant", "acct-q2")["n"] == 1
+    assert count(store, "Txn") == 3
+    assert store.txn_user("x1") == "p1"
 
 
 def test_ingest_many_counts_each_transaction_once(store: CypherStore) -> None:
@@ -224,6 +247,21 @@ def test_hub_ip_and_old_links_do_not_merge_rings(store: CypherStore) -> None:
     # a hub cap above the NAT's 33 users merges everyone (once one visit ties a user to an IP)
     loose = RingParams(hub_cap=40, ip_min_txns=1, ip_share=0)
     assert [r.size for r in store.detect_rings(params=loose).rings] == [33]
+
+
+def test_the_stores_ring_window_is_the_deployments(falkor_url: str, graph_name: str) -> None:
+    """FRAUDRING_RING_WINDOW_DAYS reaches the served rule: a store opened with 60 days sees the
+    device shared 40 days ago, as the rule given that window does."""
+    settings = load_settings(env="test", api_keys={}, ring_window_days=60)
+    with open_store(falkor_url, settings=settings, graph_name=graph_name) as s:
+        assert isinstance(s, CypherStore)
+        s.ensure_schema()
+        world(s)
+        members = sorted(r.members for r in s.detect_rings().rings)
+        assert members == sorted(
+            r.members for r in s.detect_rings(params=RingParams(window_days=60)).rings
+        )
+        assert members != sorted(r.members for r in s.detect_rings(params=RingParams()).rings)
 
 
 def test_ring_ids_stable_when_a_ring_grows(store: CypherStore) -> None:

@@ -35,8 +35,10 @@ def decision(
     decided_at: float | None = None,
     outcome: str = "approve",
     score: float | None = 0.1,
+    payee: str | None = None,
 ) -> dict[str, Any]:
     """A decision record exactly as the stream contract describes it."""
+    transfer = {"payee_user_id": payee} if payee else {}
     return {
         "txn": {
             "txn_id": txn_id,
@@ -48,7 +50,8 @@ def decision(
             "merchant_id": merchant,
             "amount": amount,
             "currency": "EUR",
-        },
+        }
+        | transfer,
         "decision": outcome,
         "score": score,
         "decided_at": decided_at if decided_at is not None else time.time(),

@@ -264,6 +264,19 @@ def test_drain_ingests_once_scores_rings_and_deadletters_bad(pipe: Pipeline) -> 
     assert kinds["ring_grown"] >= 1 and kinds["new_ring"] == 0
 
 
+def test_a_transfer_drained_from_the_stream_ties_its_payee_in_the_graph(pipe: Pipeline) -> None:
+    keys = Keys(pipe.settings.redis_prefix)
+    transfers = [
+        decision("x1", user="p1", ts=T0, payee="q1"),
+        decision("x2", user="p2", ts=T0 + 60, payee="q1", merchant="acct-q1"),
+    ]
+    xadd_all(pipe.client, keys.decisions_stream, transfers)
+    assert drain_decisions(pipe, consumer="c1", max_seconds=30, block_ms=50).ingested == 2
+    for account, payers in (("q1", {"p1", "q1"}), ("acct-q1", {"p2", "q1"})):
+        nb = pipe.store.neighbourhood("merchant", account, hops=1, max_nodes=100)
+        assert {n.id for n in nb.nodes if n.kind == "user"} == payers
+
+
 def test_labels_apply_to_graph_and_rescore_the_ring(pipe: Pipeline) -> None:
     keys = Keys(pipe.settings.redis_prefix)
     xadd_all(pipe.client, keys.decisions_stream, small_world(users=20, txns=200))

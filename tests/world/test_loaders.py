@@ -321,3 +321,26 @@ def test_ring_column_becomes_ring_truth(tmp_path: Path) -> None:
     w = read_world(out)
     assert ring_members(w.truth, w.transactions) == {"case-7": {"u1", "u2"}}
     assert read_meta(out)["counts"]["rings"] == 1
+
+
+def test_payee_column_names_transfers_whose_account_is_the_counterparty(tmp_path: Path) -> None:
+    """`payee=COLUMN`: each row's receiving account is a user of the world and, with no merchant
+    column, the row's counterparty; a bad payee id rejects its row by number."""
+    src = tmp_path / "transfers.csv"
+    src.write_text(
+        "from,to,amount,time\n"
+        "A1,A2,10,2026-01-05T10:00:00Z\n"
+        "A2,A3,9,2026-01-05T11:00:00Z\n"
+        "A3, A1,8,2026-01-05T12:00:00Z\n"
+        "A4,,7,2026-01-05T13:00:00Z\n"
+    )
+    report = load_table(
+        src=src,
+        out=tmp_path / "w",
+        columns=parse_columns("user=from,payee=to,amount=amount,time=time"),
+    )
+    assert (report.loaded, report.rejected) == (3, 1)
+    assert _rejected(tmp_path / "w")[4].startswith("bad payee id")
+    txns = read_world(tmp_path / "w").transactions.to_pandas()
+    assert txns["payee_user_id"].fillna("-").tolist() == ["A2", "A3", "-"]
+    assert txns["merchant_id"].fillna("-").tolist() == ["A2", "A3", "-"]

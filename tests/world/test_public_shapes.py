@@ -46,9 +46,7 @@ def test_repeated_names_are_numbered_and_the_rest_kept(names: list[str]) -> None
 
 def test_two_columns_named_alike_are_mapped_as_name_and_name_1(tmp_path: Path) -> None:
     (tmp_path / "hi.csv").write_text(IBM_AML)
-    columns = (
-        "user=Account,merchant=Account.1,amount=Amount Paid,time=Timestamp,label=Is Laundering"
-    )
+    columns = "user=Account,payee=Account.1,amount=Amount Paid,time=Timestamp,label=Is Laundering"
     report = load_table(
         src=tmp_path / "hi.csv",
         out=tmp_path / "w",
@@ -57,9 +55,10 @@ def test_two_columns_named_alike_are_mapped_as_name_and_name_1(tmp_path: Path) -
     )
     assert report.loaded == 2 and not report.rejected  # year-first slash dates read too
     txns = read_world(tmp_path / "w").transactions.to_pandas()
-    assert sorted(zip(txns["user_id"], txns["merchant_id"], strict=True)) == [
-        ("8000EBD30", "8000EBD30"),
-        ("8000F4580", "8000F5340"),
+    pairs = zip(txns["user_id"], txns["payee_user_id"], txns["merchant_id"], strict=True)
+    assert sorted(pairs) == [  # the payee's account is the counterparty
+        ("8000EBD30", "8000EBD30", "8000EBD30"),
+        ("8000F4580", "8000F5340", "8000F5340"),
     ]
     assert txns["ts"].min() == pd.Timestamp("2022-09-01T00:20:00Z")
 
@@ -74,7 +73,7 @@ def test_year_first_slash_dates_read_as_iso_and_others_stay_bad() -> None:
 def test_an_amlsim_alert_id_of_minus_one_is_no_ring(tmp_path: Path) -> None:
     (tmp_path / "tx.csv").write_text(AMLSIM_OUT)
     columns = (
-        "user=SENDER_ACCOUNT_ID,merchant=RECEIVER_ACCOUNT_ID,amount=TX_AMOUNT,time=TIMESTAMP,"
+        "user=SENDER_ACCOUNT_ID,payee=RECEIVER_ACCOUNT_ID,amount=TX_AMOUNT,time=TIMESTAMP,"
         "label=IS_FRAUD,txn=TX_ID,ring=ALERT_ID"
     )
     rules = Rules(time_unit="d", time_origin=1_767_225_600.0)

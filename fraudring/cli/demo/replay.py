@@ -116,7 +116,7 @@ def _txn_json(row: dict[str, Any]) -> dict[str, Any]:
         k: row[k] for k in ("txn_id", "user_id", "amount", "currency") if row.get(k) is not None
     }
     body["ts"] = row["ts"].isoformat()
-    for k in ("card_id", "device_id", "ip", "merchant_id", "merchant_category"):
+    for k in ("card_id", "device_id", "ip", "merchant_id", "merchant_category", "payee_user_id"):
         if row.get(k) is not None:
             body[k] = row[k]
     return body
