@@ -137,13 +137,13 @@ class Transaction(BaseModel):
         "be payee_user_id when absent), so money moved between accounts links them.",
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _payee_account(cls, data: Any) -> Any:
-        """A transfer without a merchant_id is paid to the payee's own account."""
-        if isinstance(data, dict) and data.get("payee_user_id") and not data.get("merchant_id"):
-            return {**data, "merchant_id": data["payee_user_id"]}
-        return data
+    @model_validator(mode="after")
+    def _payee_account(self) -> Transaction:
+        """A transfer without a merchant_id is paid to the payee's own account (filled once the
+        payee is valid, so a bad payee is one error, under its own name)."""
+        if self.payee_user_id and not self.merchant_id:
+            return self.model_copy(update={"merchant_id": self.payee_user_id})
+        return self
 
     @field_validator("amount", mode="before")
     @classmethod
