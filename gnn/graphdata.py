@@ -31,6 +31,7 @@ from graph.schemas import EXPORT_FEATURES
 
 #: Node kinds in their index order (the contract's entity kinds).
 KINDS: Final[tuple[str, ...]] = ENTITY_KINDS
+MERCHANT: Final = KINDS.index("merchant")
 #: Node feature columns: the graph store's export columns, so both build the same matrix.
 NODE_FEATURES: Final = EXPORT_FEATURES
 #: Columns that arrive as raw counts/days and are log-scaled before the GCN.
@@ -168,9 +169,16 @@ def build_snapshot(a: TxnArrays, at: int, *, cfg: GraphConfig, training: bool = 
     """The graph as of ``at`` (see module docstring for what is visible)."""
     lo = int(np.searchsorted(a.t, at - int(cfg.lookback_days * DAY_US), side="left"))
     hi = int(np.searchsorted(a.t, at, side="left"))
-    t = a.t[lo:hi]
-    node = a.node[lo:hi]
-    amount = a.amount[lo:hi]
+    # A transfer is also a receipt row of its payee at the counterparty (amount 0, no label),
+    # as the store keeps it (`graph.ingest.with_payees`).
+    paid = lo + np.flatnonzero(a.payee[lo:hi] >= 0)
+    receipts = np.full((len(paid), len(KINDS)), -1, dtype=np.int64)
+    receipts[:, 0], receipts[:, MERCHANT] = a.payee[paid], a.node[paid, MERCHANT]
+    t = np.r_[a.t[lo:hi], a.t[paid]]
+    node = np.concatenate([a.node[lo:hi], receipts])
+    amount = np.r_[a.amount[lo:hi], np.zeros(len(paid))]
+    label = np.r_[a.label[lo:hi], np.full(len(paid), np.nan)]
+    label_ts = np.r_[a.label_ts[lo:hi], np.full(len(paid), NEVER, dtype=np.int64)]
     present = node[node >= 0]
     nodes = np.unique(present)
     m = len(nodes)
@@ -178,7 +186,7 @@ def build_snapshot(a: TxnArrays, at: int, *, cfg: GraphConfig, training: bool = 
     x = np.zeros((m, len(NODE_FEATURES)), dtype=np.float64)
     if m:
         x[np.arange(m), a.node_kind[nodes]] = 1.0
-    rows = np.repeat(np.arange(hi - lo), len(KINDS)).reshape(-1, len(KINDS))
+    rows = np.repeat(np.arange(len(t)), len(KINDS)).reshape(-1, len(KINDS))
     valid = loc >= 0
     flat_loc, flat_row = loc[valid], rows[valid]
     n = np.bincount(flat_loc, minlength=m).astype(np.float64)
@@ -189,12 +197,13 @@ def build_snapshot(a: TxnArrays, at: int, *, cfg: GraphConfig, training: bool = 
     np.maximum.at(last, flat_loc, t[flat_row])
     # Label visibility: labels known before `at`; training hides the target window's labels.
     cut = at - int(cfg.target_days * DAY_US) if training else at
-    known = (a.label_ts[lo:hi] < at) & (t < cut)
-    fraud_row = known & (a.label[lo:hi] == 1)
-    legit_row = known & (a.label[lo:hi] == 0)
+    known = (label_ts < at) & (t < cut)
+    fraud_row = known & (label == 1)
+    legit_row = known & (label == 0)
     fraud_n = np.bincount(flat_loc, weights=fraud_row[flat_row].astype(float), minlength=m)
     legit_n = np.bincount(flat_loc, weights=legit_row[flat_row].astype(float), minlength=m)
     eligible = (t < min(cut, at - int(cfg.label_delay_days * DAY_US))) | known
+    eligible[hi - lo :] = False  # a receipt is no transaction of its own to label
     elig_n = np.bincount(flat_loc, weights=eligible[flat_row].astype(float), minlength=m)
     # Edges: user -> entity, unique pairs.
     u = loc[:, 0]
@@ -243,8 +252,8 @@ def build_snapshot(a: TxnArrays, at: int, *, cfg: GraphConfig, training: bool = 
         ring_fraud_rate=ring_rate,
     )
     if training:
-        in_target = t >= cut
-        tgt_fraud = in_target & (a.label_ts[lo:hi] < at) & (a.label[lo:hi] == 1)
+        in_target = (t >= cut) & (np.arange(len(t)) < hi - lo)  # the receipts are no target
+        tgt_fraud = in_target & (label_ts < at) & (label == 1)
         active_n = np.bincount(flat_loc, weights=in_target[flat_row].astype(float), minlength=m)
         fraud_t = np.bincount(flat_loc, weights=tgt_fraud[flat_row].astype(float), minlength=m)
         snap.target_mask = active_n > 0

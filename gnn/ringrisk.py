@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gnn.features import DAY_US
-from gnn.graphdata import KINDS, TxnArrays
+from gnn.graphdata import KINDS, MERCHANT, TxnArrays
 from graph.ringevidence import (
     EvidenceLinks,
     LabelledUse,
@@ -53,7 +53,6 @@ from graph.schemas import RingParams
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 USER = 0
-MERCHANT = KINDS.index("merchant")
 
 
 @dataclass

@@ -163,3 +163,35 @@ def test_the_c_score_is_a_rank_that_a_refit_rescaling_its_probabilities_keeps(
     assert ((rank > 0) & (rank <= 1)).all() and rank.max() == 1.0
     order = np.argsort(probs, kind="stable")
     assert (np.diff(rank[order]) >= 0).all()  # higher probability, rank at least as high
+
+
+def test_a_snapshot_holds_each_payee_at_the_account_it_is_paid_at() -> None:
+    """Transfers a -> b -> c -> a (a's labelled) and c -> d: every payee, d too although it
+    never pays, is a user of the snapshot tied to its account, with its receipts counted in its
+    activity but not in its amount or labels, as the store keeps them."""
+    pairs = [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")]
+    txns = pd.DataFrame(
+        {
+            "txn_id": [f"t{i}" for i in range(4)],
+            "ts": [T0 + i * pd.Timedelta(hours=1) for i in range(4)],
+            "user_id": [p for p, _ in pairs],
+            "card_id": None, "device_id": None, "ip": None,
+            "merchant_id": [q for _, q in pairs],
+            "payee_user_id": [q for _, q in pairs],
+            "amount": 50.0,
+        }
+    )  # fmt: skip
+    labels = pd.DataFrame({"txn_id": ["t0"], "label": [1], "label_ts": [T0 + DAY]})
+    a = txn_arrays(txns, labels)
+    snap = build_snapshot(a, int((T0 + 2 * DAY).value // 1000), cfg=GraphConfig(min_ring=3))
+
+    def row(kind: int, name: str) -> int:
+        return int(snap.local(np.array([a.offsets[kind] + list(a.node_ids[kind]).index(name)]))[0])
+
+    d, acct_d, b = row(0, "d"), row(4, "d"), row(0, "b")
+    assert (snap.x[d, 6], snap.x[d, 7]) == (np.float32(np.log1p(1)), 0.0)  # one receipt, no amount
+    assert (snap.x[b, 6], snap.x[b, 7]) == (np.float32(np.log1p(2)), np.float32(np.log1p(50)))
+    edges = set(zip(snap.edge_index[0].tolist(), snap.edge_index[1].tolist(), strict=True))
+    assert (d, acct_d) in edges and (row(0, "c"), acct_d) in edges
+    assert snap.x[row(0, "a"), 8] == 1 and snap.x[b, 8] == 0  # a's label is a's, not its payee's
+    assert snap.ring_size[row(0, "a")] == 4  # a, b, c and d through their accounts
