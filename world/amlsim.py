@@ -1,9 +1,8 @@
 """IBM AMLSim sample outputs (account-to-account transfers with laundering rings) as worlds.
 
-Until transfers are first-class, the payer is the user and the payee account is its
-counterparty entity, written in the merchant column under the payee's own user id: a detector
-that ties an account to its own counterparty node (`bench.rings` does, `meta.counterparty`
-says so) sees a laundering cycle as a relay of pairs and a fan-in as a star. The data has no
+Each transfer names its payer (the user) and its payee (`payee_user_id`, a user too); the
+payee's account is the counterparty (the merchant column), which the graph ties the payee to,
+so a laundering cycle is a relay of pairs and a fan-in a star. The data has no
 pattern ids. Laundering accounts also pay each other once now and then, which chains all of them
 into one group; a pattern repeats its transfers, so a pattern here is a connected group of
 laundering accounts over the pairs that transfer to each other at least twice, and those
