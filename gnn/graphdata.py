@@ -118,6 +118,16 @@ def txn_arrays(txns: pd.DataFrame, labels: pd.DataFrame | None) -> TxnArrays:
     return TxnArrays(t, amount, node, node_kind, ids, offsets, label, label_ts, node_hash, payee)
 
 
+def receipt_rows(a: TxnArrays, lo: int, hi: int) -> tuple[I64, I64]:
+    """The transfers among rows [lo, hi) and a receipt row of each one's payee: the payee at
+    the transfer's merchant node (its account), no other entity. The store keeps a transfer so
+    (`graph.ingest.with_payees`): both ends share the counterparty."""
+    paid = lo + np.flatnonzero(a.payee[lo:hi] >= 0)
+    node = np.full((len(paid), len(KINDS)), -1, dtype=np.int64)
+    node[:, 0], node[:, MERCHANT] = a.payee[paid], a.node[paid, MERCHANT]
+    return paid, node
+
+
 @dataclass
 class Snapshot:
     at: int
@@ -169,11 +179,7 @@ def build_snapshot(a: TxnArrays, at: int, *, cfg: GraphConfig, training: bool = 
     """The graph as of ``at`` (see module docstring for what is visible)."""
     lo = int(np.searchsorted(a.t, at - int(cfg.lookback_days * DAY_US), side="left"))
     hi = int(np.searchsorted(a.t, at, side="left"))
-    # A transfer is also a receipt row of its payee at the counterparty (amount 0, no label),
-    # as the store keeps it (`graph.ingest.with_payees`).
-    paid = lo + np.flatnonzero(a.payee[lo:hi] >= 0)
-    receipts = np.full((len(paid), len(KINDS)), -1, dtype=np.int64)
-    receipts[:, 0], receipts[:, MERCHANT] = a.payee[paid], a.node[paid, MERCHANT]
+    paid, receipts = receipt_rows(a, lo, hi)  # amount 0, no label
     t = np.r_[a.t[lo:hi], a.t[paid]]
     node = np.concatenate([a.node[lo:hi], receipts])
     amount = np.r_[a.amount[lo:hi], np.zeros(len(paid))]

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gnn.features import DAY_US
-from gnn.graphdata import KINDS, MERCHANT, TxnArrays
+from gnn.graphdata import KINDS, TxnArrays, receipt_rows
 from graph.ringevidence import (
     EvidenceLinks,
     LabelledUse,
@@ -105,13 +105,10 @@ class RingIndex:
     @classmethod
     def of(cls, a: TxnArrays) -> RingIndex:
         n = np.int64(max(a.n_nodes, 1))
-        # A transfer is a row of its payer and, at its merchant node alone, of its payee
-        # (`graph.ingest.with_payees`): both ends share the counterparty.
-        paid = np.flatnonzero(a.payee >= 0)
-        user = np.concatenate([a.node[:, USER], a.payee[paid]])
+        paid, receipts = receipt_rows(a, 0, len(a.t))  # each at its transfer's row
+        node = np.concatenate([a.node, receipts])
+        user = node[:, USER]
         row_of = np.concatenate([np.arange(len(a.t), dtype=np.int64), paid])
-        node = np.concatenate([a.node, np.full((len(paid), a.node.shape[1]), -1, np.int64)])
-        node[len(a.t) :, MERCHANT] = a.node[paid, MERCHANT]
         pairs = {}
         for k, kind in enumerate(KINDS[1:], start=1):
             at = np.flatnonzero((user >= 0) & (node[:, k] >= 0))
