@@ -26,7 +26,13 @@ from gnn import metrics as m
 from gnn.dataset import Dataset, Split, label_delay_days, temporal_split
 from gnn.features import DAY_US, US
 from gnn.hedge import LABEL_DERIVED
-from gnn.ringtruth import PAYEE_ACCOUNTS, RingTruth, ring_detection, ring_truth
+from gnn.ringtruth import (
+    PAYEE_ACCOUNTS,
+    RingTruth,
+    ring_detection,
+    ring_truth,
+    window_warning,
+)
 from gnn.tabular import Thresholds, XgbConfig, XgbModel, choose_thresholds, fit_xgb
 from graph.schemas import RingParams
 
@@ -264,6 +270,8 @@ def evaluate_dataset(
     unnamed = "payee_user_id" not in txns.columns or txns["payee_user_id"].isna().all()
     if ds.frames.meta.get("counterparty") and unnamed and report.extra["rings_at_test_end"]:
         report.extra["warnings"].append(PAYEE_ACCOUNTS)
+    if span := window_warning(report.extra["rings_at_test_end"]):
+        report.extra["warnings"].append(span)
     return report
 
 

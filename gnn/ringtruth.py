@@ -3,8 +3,11 @@ the rings the served rule would flag against it, for `fraudring evaluate`."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Final
+
+import numpy as np
 
 from gnn.dataset import Dataset
 from gnn.features import US
@@ -18,11 +21,29 @@ PAYEE_ACCOUNTS: Final = (
 )
 
 
+def window_warning(rings: dict[str, float]) -> str | None:
+    """What to say when the confirmed rings' members act further apart than the ring rule's
+    window (`rings`: what `ring_detection` returned): the rule then sees a part of each ring."""
+    median = rings.get("ring_reach_days_median", float("nan"))
+    window = rings.get("ring_window_days", float("nan"))
+    if not median > window:
+        return None
+    return (
+        f"a window holding a fraud of every member of a confirmed ring here reaches back "
+        f"{median:.0f} days (median), beyond the ring rule's {window:g}: it sees a part of each "
+        f"ring and finds few whole; FRAUDRING_RING_WINDOW_DAYS="
+        f"{math.ceil(rings['ring_reach_days_p75']):d} (the 75th percentile) would see most whole"
+    )
+
+
 @dataclass
 class RingTruth:
     first_fraud: dict[str, float]  # ring -> epoch seconds of its first fraud
     members: dict[str, set[str]]
     last_fraud: dict[str, float]  # ring -> epoch seconds of its last fraud
+    #: ring -> the earliest of its members' last frauds: a window back to there holds a fraud
+    #: of every member
+    whole_since: dict[str, float]
 
 
 def ring_truth(ds: Dataset, *, start: int, end: int) -> RingTruth | None:
@@ -36,13 +57,17 @@ def ring_truth(ds: Dataset, *, start: int, end: int) -> RingTruth | None:
     members = (
         df[df["user_is_ring_member"]].groupby("ring_id")["user_id"].agg(lambda s: set(s)).to_dict()
     )
-    by_ring = df[df["is_fraud"] & (df["_t"] < end)].groupby("ring_id")["_t"]
+    fraud = df[df["is_fraud"] & (df["_t"] < end)]
+    by_ring = fraud.groupby("ring_id")["_t"]
     first, last = by_ring.min(), by_ring.max()
     first = first[(first >= start) & (first < end)]
+    by_member = fraud[fraud["user_is_ring_member"]].groupby(["ring_id", "user_id"])["_t"].max()
+    whole = by_member.groupby(level=0).min()
     return RingTruth(
         {str(k): v / US for k, v in first.items()},
         members,
         {str(k): v / US for k, v in last.items()},
+        {str(k): v / US for k, v in whole.items()},
     )
 
 
@@ -67,6 +92,9 @@ def ring_detection(ds: Dataset, *, at: int, params: RingParams) -> dict[str, flo
     since = at / US - params.window_days * 86_400
     planted = {r: m for r, m in confirmed.items() if truth.last_fraud[r] >= since}
     dormant = {r: m for r, m in confirmed.items() if r not in planted}
+    # how far back a window must reach to hold a fraud of every member, per live ring
+    whole = truth.whole_since
+    days = [(at / US - whole[r]) / 86_400 for r, m in planted.items() if len(m) >= 3 and r in whole]
     hit, targets, _ = match_rings(planted, found)
     false = match_rings(confirmed, found)[2]  # a flagged dormant ring is no false one
     shape = [f for f, c in zip(found, groups, strict=True) if c.flag == "shape"]
@@ -77,6 +105,8 @@ def ring_detection(ds: Dataset, *, at: int, params: RingParams) -> dict[str, flo
         # confirmed rings (3 or more) with no fraud in the window: not in the recall
         "rings_dormant": float(sum(len(m) >= 3 for m in dormant.values())),
         "ring_window_days": params.window_days,
+        "ring_reach_days_median": float(np.median(days)) if days else float("nan"),
+        "ring_reach_days_p75": float(np.percentile(days, 75)) if days else float("nan"),
         "rings_flagged": float(len(found)),
         # flagged on shape alone (`graph.ringshape`), and those without a confirmed member
         "rings_flagged_on_shape": float(len(shape)),

@@ -309,7 +309,7 @@ def test_evaluate_finds_laundering_cycles_through_the_payees_accounts(tmp_path: 
     from gnn.dataset import build_dataset, load_frames
     from gnn.evaluate import evaluate_dataset
     from gnn.pit import PitConfig
-    from gnn.ringtruth import PAYEE_ACCOUNTS, ring_detection
+    from gnn.ringtruth import PAYEE_ACCOUNTS, ring_detection, window_warning
     from graph.schemas import RingParams
     from world.amlsim import load_amlsim
 
@@ -347,10 +347,13 @@ def test_evaluate_finds_laundering_cycles_through_the_payees_accounts(tmp_path: 
         30,
     )
     assert PAYEE_ACCOUNTS not in warnings
+    assert not any("FRAUDRING_RING_WINDOW_DAYS" in w for w in warnings)  # cycles span < 30 days
     # A rule that forgets links after a day cannot see cycles idle longer: counted apart.
     ds = build_dataset(load_frames(world), pit=PitConfig(use_gcn=False), progress=False)
     short = ring_detection(ds, at=int(ds.t[-1]) + 1, params=RingParams(window_days=1.5))
     assert short["rings_dormant"] >= 1 and short["rings_confirmed"] + short["rings_dormant"] == 4
+    # each live cycle's three transfers fall on one day: the short window holds them whole
+    assert short["ring_reach_days_median"] < 1.5 and window_warning(short) is None
     tx = world / "transactions.parquet"
     pq.write_table(pq.read_table(tx).drop_columns(["payee_user_id"]), tx)
     found, warnings = rings()
@@ -400,3 +403,23 @@ def test_train_figures_read_as_numbers() -> None:
 
     assert _fmt(19_570.3) == "19,570" and _fmt(506.0) == "506" and _fmt(0.058894) == "0.05889"
     assert _fmt(float("nan")) == "nan" and _fmt(None) == "None" and _fmt(3) == "3"
+
+
+@pytest.mark.parametrize(
+    ("median", "p75", "window", "said"),
+    [(12.9, 18.1, 30.0, None), (30.0, 40.0, 30.0, None), (86.0, 102.9, 30.0, "=103 "),
+     (86.0, 102.9, 120.0, None), (float("nan"), float("nan"), 30.0, None)],
+)  # fmt: skip
+def test_evaluate_names_a_window_when_rings_reach_back_further(
+    median: float, p75: float, window: float, said: str | None
+) -> None:
+    from gnn.ringtruth import window_warning
+
+    rings = {
+        "ring_reach_days_median": median,
+        "ring_reach_days_p75": p75,
+        "ring_window_days": window,
+    }
+    warning = window_warning(rings)
+    assert (warning is None) == (said is None)
+    assert said is None or (warning is not None and f"FRAUDRING_RING_WINDOW_DAYS{said}" in warning)
