@@ -25,7 +25,15 @@ from tests.support.realtime import txn
 
 NOW = datetime(2026, 11, 25, 18, 0, tzinfo=UTC).timestamp()
 CTX = {"amount_cap": 10_000.0, "max_future_skew_s": 300, "now": NOW}
-ID_FIELDS = ["txn_id", "user_id", "card_id", "device_id", "merchant_id", "merchant_category"]
+ID_FIELDS = [
+    "txn_id",
+    "user_id",
+    "card_id",
+    "device_id",
+    "merchant_id",
+    "merchant_category",
+    "payee_user_id",
+]
 PAN = "4111111111111111"
 
 
