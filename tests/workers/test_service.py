@@ -275,6 +275,16 @@ def test_a_transfer_drained_from_the_stream_ties_its_payee_in_the_graph(pipe: Pi
     for account, payers in (("q1", {"p1", "q1"}), ("acct-q1", {"p2", "q1"})):
         nb = pipe.store.neighbourhood("merchant", account, hops=1, max_nodes=100)
         assert {n.id for n in nb.nodes if n.kind == "user"} == payers
+    # three accounts paying a fourth twice each: the payee is in their ring, and has its risk
+    fan_in = [
+        decision(f"f{p}{k}", user=f"s{p}", ts=T0 + 600 * k + p, payee="sink")
+        for p in range(3)
+        for k in range(2)
+    ]
+    xadd_all(pipe.client, keys.decisions_stream, fan_in)
+    assert drain_decisions(pipe, consumer="c1", max_seconds=30, block_ms=50).ingested == 6
+    raw = pipe.client.get(keys.risk("user", "sink"))
+    assert raw is not None and GraphRisk.loads(raw).ring_size == 4
 
 
 def test_labels_apply_to_graph_and_rescore_the_ring(pipe: Pipeline) -> None:
