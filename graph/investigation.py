@@ -49,6 +49,18 @@ class EvidenceLink(BaseModel):
     label: str | None = None
     risk_drop: float = Field(description="ring risk lost without this link (leave-one-out)")
     left_apart: int = Field(description="members no longer tied to the rest without it")
+    account_of: str | None = Field(
+        default=None,
+        description="a payee's account (the counterparty of transfers): the member it belongs "
+        "to, whose receipts there carry no amount",
+    )
+
+    @property
+    def name(self) -> str:
+        """How an investigator reads it: a payee's account is no merchant."""
+        if self.account_of:
+            return f"account {self.id} (of {self.account_of})"
+        return f"{self.kind} {self.id}"
 
 
 class RiskComponents(BaseModel):
@@ -137,6 +149,8 @@ def ring_evidence(
         tied = [r for r in rows if r[1] in members]
         if not tied:
             continue
+        # a payee's receipts at its account: transactions counted, no amount (amounts are > 0)
+        receipts = [r for r in tied if key[0] == "merchant" and not float(r[6] or 0)]
         rest = {k: v for k, v in links.items() if k != key}
         parts = components(rest, min_size=2)
         biggest = max(parts, key=lambda c: len(c.members), default=None)
@@ -150,12 +164,13 @@ def ring_evidence(
                 others=len(rows) - len(tied),
                 first_seen=min(float(r[2] or 0) for r in tied),
                 last_seen=max(float(r[3] or 0) for r in tied),
-                txn_n=sum(int(r[4] or 0) for r in tied),
+                txn_n=sum(int(r[4] or 0) for r in tied if r not in receipts),
                 fraud_txn_n=sum(int(r[5] or 0) for r in tied),
                 amount=round(sum(float(r[6] or 0) for r in tied), 2),
                 label=tied[0][7],
                 risk_drop=round(max(recency * (full - left), 0.0), 4),
                 left_apart=len(ring.members) - kept,
+                account_of=receipts[0][1] if receipts else None,
             )
         )
     out.sort(key=lambda x: (-x.risk_drop, -x.left_apart, -len(x.members), x.kind, x.id))
@@ -335,7 +350,7 @@ def narrative(ev: RingEvidence) -> str:
     ]
     for link in top:
         lines.append(
-            f"- {link.kind} {link.id} ties {len(link.members)} members "
+            f"- {link.name} ties {len(link.members)} members "
             f"({', '.join(link.members[:6])}{', ...' if len(link.members) > 6 else ''}) from "
             f"{_day(link.first_seen)} to {_day(link.last_seen)}, {link.txn_n} transactions; "
             f"without it the ring's risk drops by {link.risk_drop:.2f}"

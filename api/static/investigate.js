@@ -308,7 +308,7 @@ async function showRing(id) {
     <h3>Risk ${c.total.toFixed(3)} = recency ${c.recency.toFixed(2)} × parts</h3><div class="comp">${comp}</div>
     <h3>Links, by the risk each carries</h3>
     <table id="evidence-links"><thead><tr><th>entity</th><th>members</th><th>outside</th><th>txns</th><th>risk drop</th></tr></thead><tbody>
-    ${ev.links.map((l, i) => `<tr class="row" data-key="${esc(l.kind)}:${esc(l.id)}" title="${esc(l.members.join(", "))} · ${day(l.first_seen)} → ${day(l.last_seen)}"><td>${i + 1}. ${esc(l.kind)} ${esc(l.id)}</td><td>${l.members.length}</td><td>${l.others}</td><td>${l.txn_n}</td><td>${l.risk_drop.toFixed(3)}</td></tr>`).join("")}</tbody></table>
+    ${ev.links.map((l, i) => `<tr class="row" data-key="${esc(l.kind)}:${esc(l.id)}" title="${esc(l.members.join(", "))} · ${day(l.first_seen)} → ${day(l.last_seen)}"><td>${i + 1}. ${l.account_of ? `account ${esc(l.id)} (of ${esc(l.account_of)})` : `${esc(l.kind)} ${esc(l.id)}`}</td><td>${l.members.length}</td><td>${l.others}</td><td>${l.txn_n}</td><td>${l.risk_drop.toFixed(3)}</td></tr>`).join("")}</tbody></table>
     <h3>Timeline</h3><div id="timeline" class="muted">loading…</div>
     <h3>Members</h3><table id="members"><thead><tr><th>account</th><th>fraud</th><th>joined</th><th>home</th></tr></thead><tbody>
     ${ev.members.map((m) => `<tr class="row" data-id="${esc(m.id)}"><td>${esc(m.id)}</td><td>${m.fraud ? "yes" : ""}${m.fraud_label ? ` (${esc(m.fraud_label)})` : ""}</td><td>${day(m.joined)}</td><td>${esc(m.home || "")}</td></tr>`).join("")}</tbody></table>

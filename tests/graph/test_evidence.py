@@ -60,6 +60,26 @@ def test_links_are_ranked_by_the_risk_they_carry(ring_store: CypherStore) -> Non
     assert ev.typology in {"synthetic_identity", "card_testing", "ato", "mule"}
 
 
+def test_a_payees_account_reads_as_its_account_not_a_merchant(store: CypherStore) -> None:
+    """Three accounts each paying the next twice: the counterparties are the payees' accounts,
+    named as such with their owner, and their transactions are the transfers, not receipts."""
+    cycle = [("L1", "L2"), ("L2", "L3"), ("L3", "L1")]
+    store.ingest(
+        [
+            TxnRecord(f"x{k}{i}", T0 + 600 * k + i, u, None, None, None, None, 50.0, v)
+            for k in (0, 1)
+            for i, (u, v) in enumerate(cycle)
+        ]
+    )
+    store.detect_rings()
+    (ring,) = store.top_rings(5)
+    ev = store.ring_evidence(ring.id)
+    l2 = next(x for x in ev.links if x.id == "L2")
+    assert (l2.kind, l2.account_of, l2.members, l2.txn_n) == ("merchant", "L2", ["L1", "L2"], 2)
+    assert "account L2 (of L2) ties 2 members" in ev.narrative
+    assert "merchant L" not in ev.narrative
+
+
 def test_risk_is_recency_times_its_terms() -> None:
     terms = risk_terms(fraud_rate=0.5, size=7, dens=0.3, age_days=12.0)
     whole = risk(fraud_rate=0.5, size=7, dens=0.3, age_days=12.0, idle_days=3.0)
