@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
@@ -21,7 +20,6 @@ from graph import queries as q
 from graph.ringrule import Component, Links, components, counts_as_fraud, density, risk_terms
 from graph.schemas import (
     KIND_OF_LABEL,
-    LINKED_KINDS,
     EntityKind,
     GraphNotFound,
     Ring,
@@ -29,11 +27,10 @@ from graph.schemas import (
     check_kind,
     require_id,
 )
+from graph.typology import TypologyScore, typology_scores
 
 if TYPE_CHECKING:
     from graph.cypher import CypherBackend
-
-TYPOLOGIES = ("synthetic_identity", "card_testing", "ato", "mule")
 
 
 class EvidenceLink(BaseModel):
@@ -72,12 +69,6 @@ class RiskComponents(BaseModel):
     youth: float
     recency: float = Field(description="multiplier: exp(-idle days / 14)")
     total: float
-
-
-class TypologyScore(BaseModel):
-    typology: str
-    score: float
-    reasons: list[str]
 
 
 class MemberEvidence(BaseModel):
@@ -216,7 +207,8 @@ def ring_evidence(
         (r[0], int(r[1]), int(r[2]))
         for r in store._read(eq.MEMBER_MERCHANTS, {"ids": ring.members})
     ]
-    typos = typology_scores(ring, links, counts, shops=shops)
+    accounts = {link.id for link in out if link.account_of}
+    typos = typology_scores(ring, links, counts, shops=shops, accounts=accounts)
     by_home: dict[str, list[str]] = defaultdict(list)
     for m, ip in sorted(homes.items()):
         by_home[ip].append(m)
@@ -265,65 +257,6 @@ def _homes(store: CypherBackend, users: list[str], *, params: RingParams) -> dic
     rows = store._read(q.NEWEST_TS)
     now = float(rows[0][0]) if rows and rows[0][0] is not None else 0.0
     return _bases(store, users, since=now - params.window_days * 86400, cap=params.hub_cap)
-
-
-def typology_scores(
-    ring: Ring,
-    links: Links,
-    counts: dict[str, dict[str, int]],
-    *,
-    shops: Sequence[tuple[str, int, int]] = (),
-) -> list[TypologyScore]:
-    """Which planted-ring pattern the ring looks like, from its shape alone, best first.
-    `shops`: (merchant, members who paid there, all its customers) for merchants two or more
-    members paid: a shell merchant is one whose customers are mostly the ring."""
-    n = max(len(links), 1)
-    share = {k: sum(1 for kk, _ in links if kk == k) / n for k in LINKED_KINDS}
-    size = max(ring.size, 1)
-    cards = sum(c.get("card", 0) for c in counts.values()) / size
-    young = math.exp(-max(ring.account_age_days, 0.0) / 30)
-    via_shop = len({u for (k, _), us in links.items() if k == "merchant" for u in us}) / size
-    owned = [(m, members / total) for m, members, total in shops if members >= 3 and total]
-    shell = max(owned, key=lambda x: x[1], default=None)
-    crews = sum(1 for (k, _), us in links.items() if k in ("device", "ip") and len(us) >= 3)
-    scores = [
-        TypologyScore(
-            typology="mule",
-            score=max(via_shop, shell[1] if shell else 0.0),
-            reasons=[
-                f"{via_shop:.0%} of the members are tied by merchants they return to",
-                (
-                    f"merchant {shell[0]}: {shell[1]:.0%} of its customers are members"
-                    if shell
-                    else "no merchant lives off the members"
-                ),
-            ],
-        ),
-        TypologyScore(
-            typology="card_testing",
-            score=min(1.0, max(cards - 1.0, 0.0) / 3.0),
-            reasons=[f"{cards:.1f} cards per member"],
-        ),
-        TypologyScore(
-            typology="synthetic_identity",
-            score=0.6 * young + 0.4 * share["card"],
-            reasons=[
-                f"accounts {ring.account_age_days:.0f} days old on average",
-                f"{share['card']:.0%} of the links are shared cards",
-            ],
-        ),
-        TypologyScore(
-            typology="ato",
-            score=0.5 * (1 - young) + 0.5 * min(1.0, crews / 2),
-            reasons=[
-                f"accounts {ring.account_age_days:.0f} days old on average",
-                f"{crews} devices/IPs each used by 3 or more members",
-            ],
-        ),
-    ]
-    for s in scores:
-        s.score = round(s.score, 3)
-    return sorted(scores, key=lambda s: (-s.score, s.typology))
 
 
 def _day(ts: float | None) -> str:

@@ -17,8 +17,9 @@ from api.workbench import queue
 from fraudring.contract.ids import MAX_ID_LEN
 from graph.formats import MEDIA, render, ring_subgraph
 from graph.history import RingTimeline, TxnPage
-from graph.investigation import TYPOLOGIES, EntityEvidence, RingEvidence
+from graph.investigation import EntityEvidence, RingEvidence
 from graph.schemas import EntityKind
+from graph.typology import TYPOLOGIES
 from realtime.schemas import Decision, EntityId
 
 router = APIRouter(tags=["workbench"], responses=documented(401, 403, 422, 503))
