@@ -161,3 +161,24 @@ def test_a_card_token_never_looks_like_a_card_number() -> None:
     tokens = [card_token(b"k" * 32, n) for n in numbers]
     assert len(set(tokens)) == len(tokens) and all(t.startswith("tok_") for t in tokens)
     assert not [t for t in tokens if holds_pan(t)]
+
+
+def test_an_account_numbered_like_a_card_is_one_token_as_payer_and_as_payee(
+    tmp_path: Path,
+) -> None:
+    """Account ids that pass the Luhn check, hashed by --tokenize-cards: the same account is
+    the same token as payer and as payee, so its transfers still meet in the graph."""
+    acct = "4111111111111111"
+    (tmp_path / "t.csv").write_text(
+        "from,to,amount,time\n"
+        f"{acct},B2,10,2026-01-05T10:00:00Z\n"
+        f"B2,{acct},9,2026-01-05T11:00:00Z\n"
+    )
+    columns = parse_columns("user=from,payee=to,amount=amount,time=time")
+    load_table(src=tmp_path / "t.csv", out=tmp_path / "w", columns=columns,
+               rules=Rules(card_key=b"k" * 32))  # fmt: skip
+    txns = read_world(tmp_path / "w").transactions.to_pandas()
+    token = txns["user_id"][0]
+    assert token.startswith("tok_") and acct not in token
+    assert txns["payee_user_id"].tolist() == ["B2", token]
+    assert txns["merchant_id"].tolist() == ["B2", token]
