@@ -64,7 +64,8 @@ def load_frames(data_dir: Path) -> WorldFrames:
     if missing:
         raise InvalidInput(f"--data {data_dir}: transactions lack columns {sorted(missing)}")
     txns = txns.sort_values(["ts", "txn_id"], kind="mergesort").reset_index(drop=True)
-    id_columns = ["txn_id", *(c for c in ID_FIELDS.values() if c in txns.columns)]
+    ids = ["txn_id", *ID_FIELDS.values(), "payee_user_id"]
+    id_columns = [c for c in ids if c in txns.columns]
     refuse_bad_ids(f"--data {data_dir}", table, id_columns)
     lp = data_dir / schema.LABELS_FILE
     labels = (

@@ -344,3 +344,13 @@ def test_payee_column_names_transfers_whose_account_is_the_counterparty(tmp_path
     txns = read_world(tmp_path / "w").transactions.to_pandas()
     assert txns["payee_user_id"].fillna("-").tolist() == ["A2", "A3", "-"]
     assert txns["merchant_id"].fillna("-").tolist() == ["A2", "A3", "-"]
+    # a world written by hand with a card number as payee: refused before training reads it
+    from gnn.dataset import load_frames
+
+    tx = tmp_path / "w" / schema.TRANSACTIONS_FILE
+    table = pq.read_table(tx)
+    at = table.schema.get_field_index("payee_user_id")
+    pans = pa.array(["4111111111111111", "A3", None], type=pa.string())
+    pq.write_table(table.set_column(at, "payee_user_id", pans), tx)
+    with pytest.raises(InvalidInput, match="column payee_user_id holds 1 id"):
+        load_frames(tmp_path / "w")
