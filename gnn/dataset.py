@@ -21,7 +21,7 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow.parquet as pq
 
-from fraudring.contract.ids import ID_FIELDS
+from fraudring.contract.ids import ID_FIELDS, PAYEE_FIELD
 from fraudring.errors import InvalidInput
 from gnn.features import (
     DAY_US,
@@ -64,7 +64,7 @@ def load_frames(data_dir: Path) -> WorldFrames:
     if missing:
         raise InvalidInput(f"--data {data_dir}: transactions lack columns {sorted(missing)}")
     txns = txns.sort_values(["ts", "txn_id"], kind="mergesort").reset_index(drop=True)
-    ids = ["txn_id", *ID_FIELDS.values(), "payee_user_id"]
+    ids = ["txn_id", *ID_FIELDS.values(), PAYEE_FIELD]
     id_columns = [c for c in ids if c in txns.columns]
     refuse_bad_ids(f"--data {data_dir}", table, id_columns)
     lp = data_dir / schema.LABELS_FILE

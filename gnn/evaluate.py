@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from fraudring.contract.ids import PAYEE_FIELD
 from gnn import metrics as m
 from gnn.dataset import Dataset, Split, label_delay_days, temporal_split
 from gnn.features import DAY_US, US
@@ -267,7 +268,7 @@ def evaluate_dataset(
         ds, at=sp.test_end, params=ring_rule or RingParams()
     )
     txns = ds.frames.txns
-    unnamed = "payee_user_id" not in txns.columns or txns["payee_user_id"].isna().all()
+    unnamed = PAYEE_FIELD not in txns.columns or txns[PAYEE_FIELD].isna().all()
     if ds.frames.meta.get("counterparty") and unnamed and report.extra["rings_at_test_end"]:
         report.extra["warnings"].append(PAYEE_ACCOUNTS)
     if span := window_warning(report.extra["rings_at_test_end"]):

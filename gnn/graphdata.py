@@ -25,7 +25,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from fraudring.contract.ids import ENTITY_KINDS
+from fraudring.contract.ids import ENTITY_KINDS, PAYEE_FIELD
 from gnn.features import DAY_US, ENTITY_COLUMNS, ts_micros
 from graph.schemas import EXPORT_FEATURES
 
@@ -84,7 +84,7 @@ def txn_arrays(txns: pd.DataFrame, labels: pd.DataFrame | None) -> TxnArrays:
     node = np.full((len(txns), len(KINDS)), -1, dtype=np.int64)
     offsets = np.zeros(len(KINDS) + 1, dtype=np.int64)
     ids: list[npt.NDArray[np.object_]] = []
-    payees = txns["payee_user_id"] if "payee_user_id" in txns.columns else None
+    payees = txns[PAYEE_FIELD] if PAYEE_FIELD in txns.columns else None
     payee = np.full(len(txns), -1, dtype=np.int64)
     for k, kind in enumerate(KINDS):
         column = txns[ENTITY_COLUMNS[kind]]

@@ -20,11 +20,12 @@ from fraudring.contract.ids import (
     FAST_ID_PATTERN,
     ID_FIELDS,
     MANY_DIGITS_PATTERN,
+    PAYEE_FIELD,
     first_problems,
 )
 from graph.schemas import LINKED_KINDS, InvalidGraphId, TxnRecord
 
-ID_COLUMNS = ("txn_id", "user_id", "card_id", "device_id", "ip", "merchant_id", "payee_user_id")
+ID_COLUMNS = ("txn_id", *ID_FIELDS.values(), PAYEE_FIELD)
 #: The ledger's columns (a Txn node's properties, in the statements' order).
 LEDGER_COLUMNS = ("txn_id", "user_id", "card_id", "device_id", "ip", "merchant_id", "ts", "amount")
 #: Transactions per statement for bulk loads (history backfills). Each write statement carries

@@ -105,11 +105,6 @@ class EntityRef(BaseModel):
 class RingParams(BaseModel):
     """What links two users into one ring (see graph.rings for the reasoning)."""
 
-    @classmethod
-    def of(cls, settings: Settings) -> RingParams:
-        """The rule of a deployment: the defaults, with its window (FRAUDRING_RING_WINDOW_DAYS)."""
-        return cls(window_days=settings.ring_window_days)
-
     window_days: float = Field(default=30.0, gt=0, description="links older than this ignored")
     hub_cap: int = Field(default=20, ge=2, description="max distinct users of a card/device/ip")
     card_min_users: int = Field(
@@ -208,6 +203,11 @@ class RingParams(BaseModel):
         description="labelled share of an entity kind's users before a full run has measured it",
     )
     page_size: int = Field(default=250_000, ge=100, description="nodes per scan page")
+
+    @classmethod
+    def of(cls, settings: Settings) -> RingParams:
+        """The rule of a deployment: the defaults, with its window (FRAUDRING_RING_WINDOW_DAYS)."""
+        return cls(window_days=settings.ring_window_days)
 
 
 #: Why a ring is suspicious: two or more labelled members tied by unusual sharing

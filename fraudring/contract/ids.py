@@ -28,6 +28,9 @@ ID_FIELDS: Final[dict[str, str]] = {
     "ip": "ip",
     "merchant": "merchant_id",
 }
+#: The transaction field naming a transfer's receiving user (a user id, no entity kind of its
+#: own: the graph ties the payee to the transfer's merchant node, its account).
+PAYEE_FIELD: Final = "payee_user_id"
 
 #: The longest id accepted for a transaction or an entity.
 MAX_ID_LEN: Final = 128
