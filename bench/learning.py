@@ -21,6 +21,9 @@ scored: fit on the training window, early stopping and cost thresholds on its la
   validation shows a gain beyond the bootstrap's 5% quantile); "d on top": the served model's
   graph and merchant features boosted on top of (b) the same way.
 
+The AMLSim samples (where present) are loaded as `fraudring load --amlsim` does and scored the
+same way, with a ring window spanning each (as `bench rings` does) and with the served one.
+
 The shifted worlds (`generate(shift=True)`: a fraud burst at merchants with no history and new
 devices in the test week) score (b), (d) and (d) with each hedge (`gnn.hedge`). What the nightly
 job serves is a hedge with the guard on top (`SERVED`). It is chosen on *validation* worlds of
@@ -52,8 +55,10 @@ from gnn.neighbours import NB_FEATURES, first_stage, neighbour_scores, user_grou
 from gnn.pit import PitConfig
 from gnn.stack import fit_on_top
 from gnn.tabular import XgbConfig, fit_xgb
+from graph.schemas import RingParams
 
 TOPOLOGIES = ("dense", "chain", "star", "bipartite", "mule")
+AMLSIM_SAMPLES = ("20K_cycle200", "20K_fanin200")
 SHIFTED = ("mix",)
 VALIDATION_SEEDS = (101, 102)
 #: What the nightly job can serve (`FRAUDRING_TRAIN_HEDGE`), each with the guard on top.
@@ -94,6 +99,23 @@ def build(
         )
         pit = PitConfig(gnn_features=graph_model, use_gcn=graph_model)
         return build_dataset(load_frames(out), pit=pit, progress=False)
+
+
+def build_amlsim(sample: str, *, seed: int, window_days: float | None) -> tuple[Dataset, float]:
+    """An AMLSim sample loaded as `fraudring load --amlsim` loads it, built point-in-time with a
+    ring window of `window_days` (None: one spanning the sample), and that window."""
+    from bench.ringworlds import AMLSIM
+    from world.amlsim import load_amlsim
+
+    with tempfile.TemporaryDirectory(prefix="fraudring-bench-learning-") as tmp:
+        out = Path(tmp) / "w"
+        load_amlsim(src=AMLSIM / sample, out=out, seed=seed)
+        frames = load_frames(out)
+    if window_days is None:
+        ts = frames.txns["ts"]
+        window_days = math.ceil((ts.max() - ts.min()).total_seconds() / 86_400) + 1
+    pit = PitConfig(gnn_features=True, rings=RingParams(window_days=window_days))
+    return build_dataset(frames, pit=pit, progress=False), window_days
 
 
 Scores = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]  # (validation, test)
@@ -300,6 +322,25 @@ HEADER = (
 )
 
 
+def amlsim(*, seed: int) -> dict[str, float]:
+    """`compare` on each AMLSim sample present, at a window spanning it and the served one."""
+    from bench.ringworlds import AMLSIM
+
+    figures: dict[str, float] = {}
+    for sample in AMLSIM_SAMPLES:
+        if not (AMLSIM / sample).is_dir():
+            print(f"learning: AMLSim {sample}: not found under {AMLSIM}, skipped", flush=True)
+            continue
+        for window in (None, RingParams().window_days):
+            ds, days = build_amlsim(sample, seed=seed, window_days=window)
+            r = compare(ds, seed=seed, hedges=True)
+            name = f"aml {sample.split('_')[-1].rstrip('0123456789')} {days:g}d"
+            print(f"learning: {_row(name, r)}", flush=True)
+            print(f"learning:   {name}: {_hedged(r)}", flush=True)
+            figures |= {f"{name.replace(' ', '_')}_{k}": v for k, v in r.items()}
+    return figures
+
+
 def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
     n = transactions or TRANSACTIONS
     figures: dict[str, float | int | str] = {
@@ -317,6 +358,7 @@ def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
             print(f"learning:   {topology} {s}: {_hedged(r)}", flush=True)
             for k, v in r.items():
                 figures[f"{topology}_{s}_{k}"] = v
+    figures |= amlsim(seed=seed)
     gains: dict[str, list[float]] = {h: [] for h in SERVED}
     for topology in TOPOLOGIES + SHIFTED:
         for s in VALIDATION_SEEDS:
