@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from fraudring.logs import get_logger
 from fraudring.settings import Settings
@@ -27,6 +28,10 @@ log = get_logger(__name__)
 
 REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 RETRY_REDIS_AFTER_S = 0.25
+#: Timeouts in a row before decisions skip Redis for `RETRY_REDIS_AFTER_S`: one slow answer (a
+#: busy machine, a large command) costs its own decision the velocity, not every decision of the
+#: next quarter second (hundreds at a few thousand a second). Any other error skips at once.
+SKIP_AFTER_TIMEOUTS = 3
 
 
 class RedisRecovery:
@@ -39,6 +44,8 @@ class RedisRecovery:
     store: VelocityStore
     spool: Spool
     _skip_redis_until: float
+    #: Redis timeouts since its last answer
+    _redis_timeouts: int
     #: (monotonic time, transaction, stored, record, review_at) of recent recorded decisions
     _recent: deque[tuple[float, Transaction, bytes, bytes, float | None]]
     _run_id: str | None
@@ -48,7 +55,15 @@ class RedisRecovery:
     def redis_usable(self) -> bool:
         return time.monotonic() >= self._skip_redis_until
 
+    def _redis_answered(self) -> None:
+        self._redis_timeouts = 0
+
     def _redis_failed(self, exc: BaseException, where: str) -> None:
+        if isinstance(exc, (TimeoutError, RedisTimeoutError)):
+            self._redis_timeouts += 1
+            if self._redis_timeouts < SKIP_AFTER_TIMEOUTS:
+                log.info("decision.redis_slow", where=where, timeouts=self._redis_timeouts)
+                return
         if self.redis_usable():
             log.warning("decision.redis_unavailable", where=where, error=repr(exc))
         self._skip_redis_until = time.monotonic() + RETRY_REDIS_AFTER_S

@@ -105,6 +105,7 @@ class DecisionEngine(RedisRecovery):
         self.rules = RulesHolder(settings.rules_path)
         self.spool = Spool(settings.data_dir / "spool", fallback=settings.spool_fallback_dir)
         self._skip_redis_until = 0.0
+        self._redis_timeouts = 0
         self._group_ready = False
         #: (monotonic time, transaction, stored, record, review_at) of recent recorded decisions
         self._recent: deque[tuple[float, Transaction, bytes, bytes, float | None]] = deque()
@@ -135,6 +136,7 @@ class DecisionEngine(RedisRecovery):
         if self.redis_usable():
             try:
                 state = await self.store.decide(txn)
+                self._redis_answered()
             except REDIS_ERRORS as exc:
                 self._redis_failed(exc, "decide")
             except Exception as exc:  # a bug must cost velocity, not the caller's answer
@@ -309,6 +311,7 @@ class DecisionEngine(RedisRecovery):
             log.error("decision.record_failed", error=repr(exc))
             self._redis_failed(exc, "record")
             return False
+        self._redis_answered()
         if self.settings.redis_recover_window_s > 0:
             self._recent.append((time.monotonic(), txn, stored, record, review_at))
         return True

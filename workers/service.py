@@ -43,6 +43,7 @@ from workers.scoring import (
 )
 from workers.streams import (
     Message,
+    ack,
     deadletter_messages,
     ensure_group,
     fetch,
@@ -197,7 +198,7 @@ def process_decisions(pipe: Pipeline, messages: list[Message], *, partition: int
         stats.alert_ids.extend(
             alerts.decision_alerts(pipe.client, pipe.keys, pipe.settings, [d for _, d in good])
         )
-        pipe.client.xack(stream, DECISION_GROUP, *[m.id for m, _ in good])
+        ack(pipe.client, stream, DECISION_GROUP, [m.id for m, _ in good])
     if messages:  # acknowledged: the graph records how far it got, then the stream may shrink
         point = replay.record_point(pipe, partition=partition)
         replay.trim(pipe, graph_point=point, partition=partition)
@@ -350,7 +351,7 @@ def drain_labels(pipe: Pipeline, *, consumer: str, max_seconds: float = 10.0) ->
         if users:
             rescore(pipe, users)
         if ok:
-            pipe.client.xack(stream, LABEL_GROUP, *ok)
+            ack(pipe.client, stream, LABEL_GROUP, ok)
         applied += len(ok)
         log.info("labels.applied", n=len(ok), deadlettered=len(bad), rescored_users=len(users))
     return applied

@@ -19,6 +19,7 @@ from fraudring.registry import ModelRegistry
 from fraudring.settings import Settings
 from realtime.idempotency import NOTE_REPLAY, IdempotencyConflict
 from realtime.keys import DECISION_GROUP, GraphRisk, Keys
+from realtime.recovery import SKIP_AFTER_TIMEOUTS
 from realtime.schemas import Transaction
 from realtime.service import NOTE_DEGRADED, NOTE_NO_MODEL, DecisionEngine
 from tests.support.realtime import OwnRedis, decision_records, own_redis, tiny_model, txn
@@ -239,6 +240,25 @@ def test_slow_redis_degrades_within_budget_and_is_not_double_counted(
     keys = h.engine.keys
     assert int(client.hget(keys.velocity("user", "u1", "min"), _minute_field(1)) or 0) == 1
     assert len(decision_records(client, keys)) == 1
+
+
+def test_one_slow_answer_degrades_one_decision_and_a_hung_redis_is_skipped(
+    harness: Callable[..., Harness], own: OwnRedis
+) -> None:
+    """Before: one timeout made the engine skip Redis for 250 ms, so a Redis busy for 30 ms
+    (a worker reading a big batch) degraded every decision of the next quarter second."""
+    h = harness(redis_url=own.url, redis_timeout_ms=25)
+    client = own.client()
+    assert not h.decide(0)[0]["degraded"]
+    client.execute_command("CLIENT", "PAUSE", "60", "ALL")
+    assert h.decide(1)[0]["degraded"]
+    time.sleep(0.1)  # Redis answers again, well within the engine's 250 ms of skipping
+    assert not h.decide(2)[0]["degraded"]
+    # timeouts in a row: Redis is skipped, a decision no longer waits for its budget
+    client.execute_command("CLIENT", "PAUSE", "600", "ALL")
+    assert all(h.decide(i)[0]["degraded"] for i in range(3, 3 + SKIP_AFTER_TIMEOUTS))
+    t0 = time.perf_counter()
+    assert h.decide(9)[0]["degraded"] and time.perf_counter() - t0 < 0.02
 
 
 def test_spool_replay_skips_what_the_stream_already_has(

@@ -29,7 +29,7 @@ from workers.ingest import parse_decision, to_record
 from workers.retrain import rescore_all
 from workers.scoring import heuristic_scorer, plan_risks
 from workers.service import Pipeline, drain_decisions, drain_labels
-from workers.streams import Message, fetch, validation_reason
+from workers.streams import READ_CHUNK, Message, ack, fetch, validation_reason
 
 
 def _ring(rid: str, members: list[str], entities: list[tuple[str, str]], risk: float) -> Ring:
@@ -208,6 +208,45 @@ def test_pending_messages_of_a_dead_consumer_are_reclaimed(
         claim_idle_ms=0,
     )
     assert sorted(m.raw or b"" for m in again) == [b"0", b"1", b"2", b"3", b"4"]
+
+
+class _Counting(redis.Redis):
+    """A client of the real Redis that notes each stream command's size (COUNT, or ids acked)."""
+
+    sizes: list[tuple[str, int]]
+
+    def execute_command(self, *args: object, **options: object) -> object:
+        words = [(a.decode() if isinstance(a, bytes) else str(a)).upper() for a in args]
+        name = words[0]
+        if name in ("XREADGROUP", "XAUTOCLAIM"):
+            self.sizes.append((name, int(words[words.index("COUNT") + 1])))
+        elif name == "XACK":
+            self.sizes.append((name, len(args) - 3))
+        return super().execute_command(*args, **options)
+
+
+def test_a_big_batch_is_read_and_acknowledged_in_bounded_commands(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """Before: one XREADGROUP of a 5,000-decision batch held Redis for ~30 ms, past a decision's
+    Redis budget, so the API decided without velocity meanwhile."""
+    client = _Counting(connection_pool=redis_client.connection_pool)
+    client.sizes = []
+    stream = f"{redis_prefix}big"
+    client.xgroup_create(stream, "g", id="0", mkstream=True)
+    pipe = client.pipeline(transaction=False)
+    for i in range(3 * READ_CHUNK):
+        pipe.xadd(stream, {"d": str(i)})
+    pipe.execute()
+    got = fetch(
+        client, stream=stream, group="g", consumer="c", count=2 * READ_CHUNK + 7, block_ms=10,
+        claim_idle_ms=60_000,
+    )  # fmt: skip
+    assert [m.raw for m in got] == [str(i).encode() for i in range(2 * READ_CHUNK + 7)]
+    ack(client, stream, "g", [m.id for m in got])
+    assert client.xpending(stream, "g")["pending"] == 0
+    assert max(n for _, n in client.sizes) <= READ_CHUNK
+    assert {name for name, _ in client.sizes} == {"XAUTOCLAIM", "XREADGROUP", "XACK"}
 
 
 # -- the pipeline on the real graph ----------------------------------------------------------
