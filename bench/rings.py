@@ -116,11 +116,13 @@ def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
     val = [synthetic(t, s, "validation", transactions=n) for t in TOPOS for s in VALIDATION_SEEDS]
     test = [synthetic(t, s, "test", transactions=n) for t in TOPOS for s in (seed, seed + 1)]
     test += [amlsim(s, seed=seed) for s in ("20K_cycle200", "20K_fanin200")]
+    test += [amlsim("20K_fanin200", seed=seed, reverse=True)]
     test += [apart(name, s) for name in APART for s in (seed, seed + 1)]
     console.print(f"rings: {len(val) + len(test)} worlds in {time.perf_counter() - t0:.0f} s")
     figures: dict[str, float | int | str] = {
         "data": f"world.simulate hard, {n:,} txns, 30 days, topologies {', '.join(TOPOS)}; "
-        f"validation seeds {VALIDATION_SEEDS}, test seeds ({seed}, {seed + 1}); AMLSim samples; "
+        f"validation seeds {VALIDATION_SEEDS}, test seeds ({seed}, {seed + 1}); AMLSim samples "
+        "(and fan-in read backwards); "
         f"bench.apart {', '.join(APART)} seeds ({seed}, {seed + 1})",
     }
     rows: list[Row] = []

@@ -1,4 +1,5 @@
-"""The worlds `bench rings` scores: one per ring topology and seed, and the AMLSim samples.
+"""The worlds `bench rings` scores: one per ring topology and seed, the AMLSim samples and the
+fan-in sample read backwards (a fan-out).
 
 Each world is loaded as arrays (`gnn.graphdata.TxnArrays`, the offline ring rule's input) with
 its planted rings (members of size >= 3, as `world.io.match_rings` counts them) and, per user,
@@ -9,6 +10,7 @@ to the account node its payers share, as the graph store does (`graph.ingest.wit
 from __future__ import annotations
 
 import importlib
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,20 +58,25 @@ def _arrays(
     a = txn_arrays(txns, labels)
     users = a.node[:, USER]
     planted: dict[str, set[str]] = {}
-    if truth is not None:
+    if truth is not None:  # the payers marked members and every payee (`world.io.ring_members`)
         t = truth.set_index("txn_id").reindex(txns["txn_id"])
         ring = t["ring_id"].to_numpy(dtype=object)
         member = t["user_is_ring_member"].fillna(False).to_numpy(dtype=bool)
         for r, u in zip(ring[member], users[member], strict=True):
             if isinstance(r, str):
                 planted.setdefault(r, set()).add(str(int(u)))
+        for r, u in zip(ring[a.payee >= 0], a.payee[a.payee >= 0], strict=True):
+            if isinstance(r, str):
+                planted.setdefault(r, set()).add(str(int(u)))
     planted = {r: m for r, m in planted.items() if len(m) >= 3}
-    fraud = np.flatnonzero((a.label == 1) & (users >= 0))
+    # a fraud label counts for both parties of a transfer (`gnn.ringrisk.fraud_users`)
+    fraud = np.flatnonzero(a.label == 1)
     fraud_at: dict[str, int] = {}
-    for u, lt in zip(users[fraud].tolist(), a.label_ts[fraud].tolist(), strict=True):
-        key = str(u)
-        if lt < fraud_at.get(key, NEVER):
-            fraud_at[key] = lt
+    for party in (users, a.payee):
+        for u, lt in zip(party[fraud].tolist(), a.label_ts[fraud].tolist(), strict=True):
+            key = str(u)
+            if u >= 0 and lt < fraud_at.get(key, NEVER):
+                fraud_at[key] = lt
     return a, planted, fraud_at
 
 
@@ -108,15 +115,25 @@ def synthetic(topology: str, seed: int, split: str, *, transactions: int) -> Ben
     )
 
 
-def amlsim(sample: str, *, seed: int) -> BenchWorld:
+def amlsim(sample: str, *, seed: int, reverse: bool = False) -> BenchWorld:
+    """An AMLSim sample as `fraudring load --amlsim` loads it; `reverse`: every transfer read
+    backwards (the fan-in sample becomes a fan-out: one account feeding many)."""
     from world.amlsim import load_amlsim
 
     with tempfile.TemporaryDirectory(prefix="fraudring-bench-aml-") as tmp:
-        out = Path(tmp) / "w"
-        load_amlsim(src=AMLSIM / sample, out=out, seed=seed)
+        src, out = AMLSIM / sample, Path(tmp) / "w"
+        if reverse:
+            src = Path(tmp) / sample
+            src.mkdir()
+            shutil.copy(AMLSIM / sample / "nodes.csv", src / "nodes.csv")
+            t = pd.read_csv(AMLSIM / sample / "transactions.csv")
+            t = t.rename(columns={"sourceNodeId": "targetNodeId", "targetNodeId": "sourceNodeId"})
+            t.to_csv(src / "transactions.csv", index=False)
+        load_amlsim(src=src, out=out, seed=seed)
         f = load_frames(out)
-    kind = "amlsim_" + sample.split("_")[-1].rstrip("0123456789")
-    return _world(f"AMLSim {sample}", kind, seed=seed, split="test", f=(f.txns, f.labels, f.truth))
+    kind = "amlsim_" + ("fanout" if reverse else sample.split("_")[-1].rstrip("0123456789"))
+    name = f"AMLSim {sample}" + (" reversed" if reverse else "")
+    return _world(name, kind, seed=seed, split="test", f=(f.txns, f.labels, f.truth))
 
 
 def apart(name: str, seed: int) -> BenchWorld:

@@ -226,8 +226,15 @@ def build_snapshot(a: TxnArrays, at: int, *, cfg: GraphConfig, training: bool = 
     x[:, 5] = np.log1p(deg)
     x[:, 6] = np.log1p(n)
     x[:, 7] = np.log1p(amt)
-    x[:, 8] = fraud_n
-    x[:, 9] = legit_n
+    # a transfer's label counts for its payee too, as the store counts it (`graph.queries.
+    # TXN_PAYEE_LABEL`; `gnn.ringrisk.fraud_users`): not for the account, counted once already
+    payee = loc[hi - lo :, 0]
+    by_payee = (payee >= 0) & (a.payee[paid] != a.node[paid, 0]) & (a.label_ts[paid] < at)
+    by_payee &= a.t[paid] < cut
+    recv_fraud = np.bincount(payee[by_payee & (a.label[paid] == 1)], minlength=m)
+    recv_legit = np.bincount(payee[by_payee & (a.label[paid] == 0)], minlength=m)
+    x[:, 8] = fraud_n + recv_fraud
+    x[:, 9] = legit_n + recv_legit
     x[:, 10] = np.where(n > 0, (at - first) / DAY_US, 0.0)
     x[:, 11] = np.where(n > 0, (at - last) / DAY_US, 0.0)
     is_merchant = a.node_kind[nodes[sd]] == 4 if m else np.zeros(0, dtype=bool)
@@ -235,6 +242,7 @@ def build_snapshot(a: TxnArrays, at: int, *, cfg: GraphConfig, training: bool = 
     comp, ring_size = _rings(su, sd, caps, m, min_ring=cfg.min_ring)
     user_fraud = np.zeros(m, dtype=bool)
     user_fraud[u[fraud_row & (u >= 0)]] = True
+    user_fraud[recv_fraud > 0] = True
     ring_rate = np.zeros(m)
     in_ring = comp >= 0
     if in_ring.any():

@@ -262,11 +262,13 @@ def user_bases(
 
 
 def fraud_users(a: TxnArrays, at: int) -> set[str]:
-    """Users (node ids as strings) with a fraud label known before ``at``."""
+    """Users (node ids as strings) with a fraud label known before ``at`` on a transaction of
+    theirs, paid or received: the payee of a fraudulent transfer is the account it fed (a mule,
+    a launderer, a scammer's), as the store counts it (`graph.queries.TXN_PAYEE_LABEL`)."""
     hi = int(np.searchsorted(a.t, at, side="left"))
-    user = a.node[:hi, USER]
-    rows = (user >= 0) & (a.label[:hi] == 1) & (a.label_ts[:hi] < at)
-    return {str(int(u)) for u in np.unique(user[rows])}
+    known = (a.label[:hi] == 1) & (a.label_ts[:hi] < at)
+    parties = np.concatenate([a.node[:hi, USER][known], a.payee[:hi][known]])
+    return {str(int(u)) for u in np.unique(parties[parties >= 0])}
 
 
 def ring_groups(

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
+import pandas as pd
 
+from fraudring.contract.ids import PAYEE_FIELD
 from gnn.dataset import Dataset
 from gnn.features import US
 from graph.schemas import RingParams
@@ -51,17 +53,20 @@ def ring_truth(ds: Dataset, *, start: int, end: int) -> RingTruth | None:
     tr = ds.frames.truth
     if tr is None or "ring_id" not in tr.columns:
         return None
-    tx = ds.frames.txns[["txn_id", "user_id"]].assign(_t=ds.t)
+    txns = ds.frames.txns
+    tx = txns[["txn_id", "user_id"]].assign(_t=ds.t, _payer=True)
+    if PAYEE_FIELD in txns.columns:  # each transfer's payee, a member as `ring_members` says
+        paid = txns[PAYEE_FIELD].notna().to_numpy()
+        payees = txns.loc[paid, ["txn_id", PAYEE_FIELD]].rename(columns={PAYEE_FIELD: "user_id"})
+        tx = pd.concat([tx, payees.assign(_t=ds.t[paid], _payer=False)], ignore_index=True)
     df = tx.merge(tr, on="txn_id", how="inner")
-    df = df[df["ring_id"].notna()]
-    members = (
-        df[df["user_is_ring_member"]].groupby("ring_id")["user_id"].agg(lambda s: set(s)).to_dict()
-    )
+    df = df[df["ring_id"].notna() & (df["user_is_ring_member"] | ~df["_payer"])]
+    members = df.groupby("ring_id")["user_id"].agg(lambda s: set(s)).to_dict()
     fraud = df[df["is_fraud"] & (df["_t"] < end)]
     by_ring = fraud.groupby("ring_id")["_t"]
     first, last = by_ring.min(), by_ring.max()
     first = first[(first >= start) & (first < end)]
-    by_member = fraud[fraud["user_is_ring_member"]].groupby(["ring_id", "user_id"])["_t"].max()
+    by_member = fraud.groupby(["ring_id", "user_id"])["_t"].max()
     whole = by_member.groupby(level=0).min()
     return RingTruth(
         {str(k): v / US for k, v in first.items()},

@@ -156,7 +156,7 @@ def ring_evidence(
                 first_seen=min(float(r[2] or 0) for r in tied),
                 last_seen=max(float(r[3] or 0) for r in tied),
                 txn_n=sum(int(r[4] or 0) for r in tied if r not in receipts),
-                fraud_txn_n=sum(int(r[5] or 0) for r in tied),
+                fraud_txn_n=sum(int(r[5] or 0) for r in tied if r not in receipts),
                 amount=round(sum(float(r[6] or 0) for r in tied), 2),
                 label=tied[0][7],
                 risk_drop=round(max(recency * (full - left), 0.0), 4),

@@ -29,7 +29,7 @@ CHUNK: Final = 20_000
 TXN_READ: Final = (
     "UNWIND $ids AS tid\nMATCH (t:Txn {id: tid})\nRETURN t.id, t.user, "
     + ", ".join(f"t.{k}" for k in LINKED_KINDS)
-    + ", t.fraud_label"
+    + ", t.fraud_label, t.payee"
 )
 TXN_SET: Final = """
 UNWIND $rows AS row
@@ -91,13 +91,18 @@ def _chunk(store: CypherBackend, rows: dict[str, tuple[LabelValue, float]], *, b
     edges: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
     nodes: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     sets: list[dict[str, Any]] = []
-    for tid, user, *ents, old in store._read(TXN_READ, {"ids": list(rows)}):
+    for tid, user, *ents, old, payee in store._read(TXN_READ, {"ids": list(rows)}):
         label, at = rows[tid]
         if (old or "") == label:
             continue
         sets.append({"id": tid, "label": label, "by": by, "at": float(at)})
         df, dl = _delta(old or "", label)
-        for target in [users[user]] + [
+        # a transfer's payee and its receipts count too (`graph.queries.TXN_PAYEE_LABEL`)
+        payee_counts = []
+        if payee is not None and payee != user:
+            account = ents[LINKED_KINDS.index("merchant")]
+            payee_counts = [users[payee], edges[("merchant", payee, account)]]
+        for target in [users[user], *payee_counts] + [
             acc
             for kind, eid in zip(LINKED_KINDS, ents, strict=True)
             if eid is not None

@@ -32,7 +32,7 @@ Statement = tuple[str, dict[str, object]]
 LEDGER: Final = """
 UNWIND $rows AS t
 CREATE (:Txn {id: t[0], user: t[1], card: t[2], device: t[3], ip: t[4], merchant: t[5],
-  ts: t[6], amount: t[7]})
+  ts: t[6], amount: t[7], payee: t[8]})
 """
 
 

@@ -24,8 +24,8 @@ from graph.schemas import LABELS, LINKED_KINDS
 # edges. Rows are positional lists (smaller parameter headers than maps):
 #   users: [id, first_seen, last_seen, n, amount_sum, cards, devices, ips, merchants]
 #     each of the last four a list of [entity_id, first_seen, last_seen, n, amount_sum]
-#   txns:  [id, user, card, device, ip, merchant, ts, amount] (the ledger keeps what a label
-#          needs to find its edges, and what the entity statistics need: `LEDGER_SLICE`)
+#   txns:  [id, user, card, device, ip, merchant, ts, amount, payee] (the ledger keeps what a
+#          label needs to find its edges, and what the entity statistics need: `LEDGER_SLICE`)
 
 _GUARD = """
 UNWIND $txn_ids AS tid
@@ -64,7 +64,7 @@ WITH count(*) AS done
 WHERE done > 0
 UNWIND $txns AS t
 CREATE (:Txn {id: t[0], user: t[1], card: t[2], device: t[3], ip: t[4], merchant: t[5],
-  ts: t[6], amount: t[7]})
+  ts: t[6], amount: t[7], payee: t[8]})
 RETURN count(*) AS written
 """
 
@@ -93,12 +93,12 @@ LEDGER_SLICE_JOINED: Final = _LEDGER_RANGE + ", ".join(
 
 TXN_USER: Final = """
 MATCH (t:Txn {id: $id})
-RETURN t.user
+RETURN t.user, t.payee
 """
 
 TXN_LABEL_READ: Final = """
 MATCH (t:Txn {id: $id})
-RETURN t.user, t.card, t.device, t.ip, t.merchant, t.fraud_label
+RETURN t.user, t.card, t.device, t.ip, t.merchant, t.fraud_label, t.payee
 """
 
 # Guarded by the label read before, so two labellers racing cannot count twice.
@@ -117,6 +117,18 @@ WHERE (x:Card AND x.id = t.card) OR (x:Device AND x.id = t.device)
 SET r.fraud_n = coalesce(r.fraud_n, 0) + $df, r.legit_n = coalesce(r.legit_n, 0) + $dl,
   x.fraud_txn_n = coalesce(x.fraud_txn_n, 0) + $df,
   x.legit_txn_n = coalesce(x.legit_txn_n, 0) + $dl
+RETURN count(r)
+"""
+#: A transfer's label counts for its payee too, and for the payee's receipts at the account
+#: the transfer paid: the account a fraudulent transfer fed is a mule's, a launderer's or a
+#: scammer's (`gnn.ringrisk.fraud_users` counts it so offline). Run after `TXN_LABEL_WRITE`.
+TXN_PAYEE_LABEL: Final = """
+MATCH (p:User {id: $payee})
+SET p.fraud_txn_n = coalesce(p.fraud_txn_n, 0) + $df,
+  p.legit_txn_n = coalesce(p.legit_txn_n, 0) + $dl
+WITH p
+MATCH (p)-[r:USED]->(x:Merchant {id: $merchant})
+SET r.fraud_n = coalesce(r.fraud_n, 0) + $df, r.legit_n = coalesce(r.legit_n, 0) + $dl
 RETURN count(r)
 """
 

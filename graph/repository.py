@@ -84,7 +84,7 @@ class GraphStore(Protocol):
         params: RingParams | None = None,
         now: float | None = None,
     ) -> RingUpdate: ...
-    def txn_user(self, txn_id: str) -> str | None: ...
+    def txn_users(self, txn_id: str) -> set[str]: ...
     def unlabel(self, *, kind: str, id: str, by: str, at: float) -> LabelResult: ...
     def current_label(self, *, kind: str, id: str) -> str | None: ...
     def ring(self, ring_id: str) -> Ring: ...
@@ -235,12 +235,12 @@ class CypherStore(InquiryMixin):
         return res
 
     # --- labels -------------------------------------------------------------------------------
-    def txn_user(self, txn_id: str) -> str | None:
-        """The user of a transaction, None when it is not in the graph: a transaction's label
-        changes that user's ring, and a label names only the transaction."""
+    def txn_users(self, txn_id: str) -> set[str]:
+        """The user of a transaction and a transfer's payee (none when it is not in the graph):
+        a transaction's label changes their rings, and a label names only the transaction."""
         require_id(txn_id, field_name="txn_id")
         rows = self._read(q.TXN_USER, {"id": txn_id})
-        return str(rows[0][0]) if rows and rows[0][0] is not None else None
+        return {str(u) for u in rows[0] if u is not None} if rows else set()
 
     def label(self, *, kind: str, id: str, label: LabelValue, by: str, at: float) -> LabelResult:
         """Mark a transaction or a node fraud / legitimate; the same label twice changes nothing.
@@ -294,6 +294,12 @@ class CypherStore(InquiryMixin):
             params["df"] = int(label == "fraud") - int(old == "fraud")
             params["dl"] = int(label == "legitimate") - int(old == "legitimate")
             out = self._write(q.TXN_LABEL_WRITE, params)
+            user, merchant, payee = rows[0][0], rows[0][4], rows[0][6]
+            if out and int(out[0][0]) and payee is not None and payee != user:
+                self._write(
+                    q.TXN_PAYEE_LABEL,
+                    {"payee": payee, "merchant": merchant, "df": params["df"], "dl": params["dl"]},
+                )
         else:
             out = self._write(q.NODE_LABEL_WRITE[kind], params)
         edges = int(out[0][0]) if out else 0

@@ -73,7 +73,7 @@ class PipelineStore(Protocol):
     def neighbourhood(self, kind: str, id: str, *, hops: int, max_nodes: int) -> Neighbourhood: ...
 
     def is_empty(self) -> bool: ...
-    def txn_user(self, txn_id: str) -> str | None: ...
+    def txn_users(self, txn_id: str) -> set[str]: ...
 
 
 @dataclass
@@ -306,12 +306,12 @@ def rescore_pending(pipe: Pipeline, *, limit: int = 5000) -> int:
 
 
 def _label_users(pipe: Pipeline, rec: LabelRecord) -> set[str]:
-    """Users whose ring a label can change: the user, the txn's user, or the entity's users."""
+    """Users whose ring a label can change: the user, the txn's user (and a transfer's payee),
+    or the entity's users."""
     if rec.kind == "user":
         return {rec.id}
     if rec.kind == "txn":
-        user = pipe.store.txn_user(rec.id)
-        return {user} if user else set()
+        return pipe.store.txn_users(rec.id)
     hood = pipe.store.neighbourhood(rec.kind, rec.id, hops=1, max_nodes=500)
     return {n.id for n in hood.nodes if n.kind == "user"}
 

@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fraudring.contract.ids import PAYEE_FIELD
 from fraudring.errors import InvalidInput, NotFound
 from world import schema
 
@@ -94,14 +95,22 @@ def iter_truth(path: Path, *, batch_size: int = 65_536) -> Iterator[pa.RecordBat
 
 
 def ring_members(truth: pa.Table, transactions: pa.Table) -> dict[str, set[str]]:
-    """Planted ring id -> its member users (the contract's definition)."""
+    """Planted ring id -> its member users (the contract's definition): the payers marked
+    members, and the payee of each of its transfers (the account a ring's transfer feeds is the
+    ring's, whether its payer is a member or a victim)."""
     ring = truth.column("ring_id").to_pylist()
     member = truth.column("user_is_ring_member").to_pylist()
     users = transactions.column("user_id").to_pylist()
+    names = transactions.column_names
+    payees = transactions.column(PAYEE_FIELD).to_pylist() if PAYEE_FIELD in names else []
     out: dict[str, set[str]] = {}
-    for r, m, u in zip(ring, member, users, strict=True):
-        if r is not None and m:
+    for i, (r, m, u) in enumerate(zip(ring, member, users, strict=True)):
+        if r is None:
+            continue
+        if m:
             out.setdefault(r, set()).add(u)
+        if payees and payees[i] is not None:
+            out.setdefault(r, set()).add(payees[i])
     return out
 
 

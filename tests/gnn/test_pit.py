@@ -168,7 +168,8 @@ def test_the_c_score_is_a_rank_that_a_refit_rescaling_its_probabilities_keeps(
 def test_a_snapshot_holds_each_payee_at_the_account_it_is_paid_at() -> None:
     """Transfers a -> b -> c -> a (a's labelled) and c -> d: every payee, d too although it
     never pays, is a user of the snapshot tied to its account, with its receipts counted in its
-    activity but not in its amount or labels, as the store keeps them."""
+    activity but not in its amount; a labelled transfer counts for both parties, as the store
+    keeps them."""
     pairs = [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")]
     txns = pd.DataFrame(
         {
@@ -193,5 +194,7 @@ def test_a_snapshot_holds_each_payee_at_the_account_it_is_paid_at() -> None:
     assert (snap.x[b, 6], snap.x[b, 7]) == (np.float32(np.log1p(2)), np.float32(np.log1p(50)))
     edges = set(zip(snap.edge_index[0].tolist(), snap.edge_index[1].tolist(), strict=True))
     assert (d, acct_d) in edges and (row(0, "c"), acct_d) in edges
-    assert snap.x[row(0, "a"), 8] == 1 and snap.x[b, 8] == 0  # a's label is a's, not its payee's
+    # a's labelled transfer counts for a and its payee b, and once for b's account
+    assert (snap.x[row(0, "a"), 8], snap.x[b, 8], snap.x[row(4, "b"), 8]) == (1, 1, 1)
+    assert snap.x[row(0, "c"), 8] == 0
     assert snap.ring_size[row(0, "a")] == 4  # a, b, c and d through their accounts

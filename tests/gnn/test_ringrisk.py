@@ -49,7 +49,7 @@ LABEL_AT = T0 + 8 * DAY
 
 
 def frames(
-    labelled: tuple[str, ...] = ("a2",), rows: list[tuple[Any, ...]] = ROWS
+    labelled: tuple[str, ...] = ("a2",), rows: list[tuple[Any, ...]] = ROWS, *, every: bool = False
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     columns = ["user_id", "card_id", "device_id", "ip", "merchant_id", "d", "payee_user_id"]
     df = pd.DataFrame([(*r, None)[:7] for r in rows], columns=columns)
@@ -58,8 +58,10 @@ def frames(
     df = df.sort_values("ts", kind="mergesort").reset_index(drop=True)
     df["txn_id"] = [f"t{i:03d}" for i in range(len(df))]
     df["amount"] = 10.0
-    # labelled fraud on day 8: the first transaction of each labelled user
-    fraud = [df.loc[df["user_id"] == u, "txn_id"].iloc[0] for u in labelled]
+    # labelled fraud on day 8: the first transaction of each labelled user (`every`: all)
+    fraud = [
+        t for u in labelled for t in df.loc[df["user_id"] == u, "txn_id"][: None if every else 1]
+    ]
     at = pd.Timestamp(LABEL_AT, unit="s", tz="UTC")
     labels = pd.DataFrame(
         {"txn_id": fraud, "label": [np.int8(1)] * len(fraud), "label_ts": [at] * len(fraud)}
@@ -81,10 +83,12 @@ def served_and_offline(
     params: RingParams,
     labelled: tuple[str, ...] = ("a2",),
     rows: list[tuple[Any, ...]] = ROWS,
+    *,
+    every: bool = False,
 ) -> dict[tuple[str, str], Any]:
     """Each entity's (score, ring size, fraud rate) from the workers' ring pass on the store,
     after checking that the offline `ring_risk` at the newest transaction gives the same."""
-    txns, labels = frames(labelled, rows)
+    txns, labels = frames(labelled, rows, every=every)
     store.ingest(
         [
             TxnRecord(r.txn_id, r.ts.timestamp(), r.user_id, r.card_id, r.device_id, r.ip,
@@ -156,8 +160,8 @@ def test_a_laundering_cycle_is_tied_through_its_payees_accounts_both_ways(
     store: CypherStore,
 ) -> None:
     """Three accounts passing money round twice (no card, device or IP): each payee is tied to
-    the account node its payer pays, so one labelled member flags the cycle, served and
-    offline alike. One-off transfers between two other accounts tie nobody."""
+    the account node its payer pays, so the cycle is one group, served and offline alike.
+    One-off transfers between two other accounts tie nobody."""
     cycle = [
         (u, None, None, None, None, 1.0 + k + i / 10, v)
         for k in (0, 1)
@@ -169,13 +173,36 @@ def test_a_laundering_cycle_is_tied_through_its_payees_accounts_both_ways(
     )
     members = {k[1] for k in served if k[0] == "user"}
     assert members == {"L1", "L2", "L3"}
-    assert served[("merchant", "L2")].ring_size == 3
+    # L1's labelled transfer labels its payee L2 too: the pair is flagged on labels, L3 is at
+    # risk through the cycle's group
+    assert (served[("merchant", "L2")].ring_size, served[("user", "L3")].ring_size) == (2, 3)
+    [ring] = [r for r in store.all_rings() if r.suspicious]
+    assert (ring.flagged_by, sorted(ring.members)) == ("labels", ["L1", "L2"])
     # The same transfers paid to the payees' accounts without naming the payees: no ring.
     txns, labels = frames(("L1",), [(*r[:4], r[6], r[5]) for r in [*cycle, *once]])
     assert txns["payee_user_id"].isna().all() and txns["merchant_id"].notna().all()
     a = txn_arrays(txns, labels)
     rr = ring_risk(a, int(a.t[-1]) + 1, params=RingParams(evidence_alpha=0.5))
     assert np.isnan(rr.score).all()
+
+
+def test_a_fan_out_is_flagged_through_the_accounts_its_labelled_transfers_fed(
+    store: CypherStore,
+) -> None:
+    """One account pays three others twice each (no card, device or IP), every transfer later
+    labelled fraud: each payee counts as labelled too, so the fan-out is a ring of four flagged
+    on labels, served and offline alike. Before, only the payer was labelled and such a pattern
+    was never flagged (AMLSim's fan-in read backwards: 0 of 136 found)."""
+    fan = [
+        ("S", None, None, None, None, 1.0 + k + i / 10, m)
+        for k in (0, 1)
+        for i, m in enumerate(("M1", "M2", "M3"))
+    ]
+    rows = [*fan, ("N1", None, None, None, None, 9.0, "N2")]  # labels known by the end
+    served = served_and_offline(store, RingParams(evidence_alpha=0.5), ("S",), rows, every=True)
+    assert {k[1] for k in served if k[0] == "user"} == {"S", "M1", "M2", "M3"}
+    [ring] = [r for r in store.all_rings() if r.suspicious]
+    assert (ring.flagged_by, sorted(ring.members)) == ("labels", ["M1", "M2", "M3", "S"])
 
 
 def test_offline_and_served_give_up_the_same_oversized_components(store: CypherStore) -> None:

@@ -71,11 +71,13 @@ def test_a_payees_account_reads_as_its_account_not_a_merchant(store: CypherStore
             for i, (u, v) in enumerate(cycle)
         ]
     )
+    store.label(kind="txn", id="x00", label="fraud", by="ana", at=T0 + 900)  # L1 -> L2
     store.detect_rings()
     (ring,) = store.top_rings(5)
     ev = store.ring_evidence(ring.id)
     l2 = next(x for x in ev.links if x.id == "L2")
     assert (l2.kind, l2.account_of, l2.members, l2.txn_n) == ("merchant", "L2", ["L1", "L2"], 2)
+    assert l2.fraud_txn_n == 1  # the transfer, not its receipt too
     assert "account L2 (of L2) ties 2 members" in ev.narrative
     assert "merchant" not in ev.narrative and "accounts they pay again" in ev.narrative
 

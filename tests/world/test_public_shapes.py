@@ -81,7 +81,8 @@ def test_an_amlsim_alert_id_of_minus_one_is_no_ring(tmp_path: Path) -> None:
         src=tmp_path / "tx.csv", out=tmp_path / "w", columns=parse_columns(columns), rules=rules
     )
     w = read_world(tmp_path / "w")
-    assert ring_members(w.truth, w.transactions) == {"0": {"101", "102"}}  # alert 0 is a ring
+    # alert 0 is a ring: the accounts that sent its transfers and those they paid
+    assert ring_members(w.truth, w.transactions) == {"0": {"101", "102", "201"}}
     assert read_meta(tmp_path / "w")["counts"]["rings"] == 1
 
 

@@ -106,6 +106,25 @@ def test_amlsim_patterns_are_repeated_transfers_among_laundering_accounts(tmp_pa
         load_amlsim(src=tmp_path, out=tmp_path / "x")
 
 
+def test_a_fan_out_s_members_are_its_payer_and_the_accounts_it_fed(tmp_path: Path) -> None:
+    """Before, a ring's members were the payers of its transfers: a fan-out (one account
+    paying three, twice each) was a ring of one, below any ring's size, and AMLSim's fan-in
+    read backwards held 2 rings of 3 or more instead of 136."""
+    src = tmp_path / "fanout"
+    src.mkdir()
+    pd.DataFrame(
+        {"nodeid": range(5), "isFraud": [1, 1, 1, 1, 0], "init_balance": 1.0,
+         "fraudStep": [1, 1, 1, 1, -1]}
+    ).to_csv(src / "nodes.csv", index=False)  # fmt: skip
+    rows = [(0, t, 100.0, i) for i, t in enumerate([1, 2, 3] * 2)] + [(4, 1, 5.0, 9)]
+    pd.DataFrame(rows, columns=["sourceNodeId", "targetNodeId", "value", "time"]).to_csv(
+        src / "transactions.csv", index=False
+    )
+    load_amlsim(src=src, out=tmp_path / "w", report_rate=1.0)
+    w = read_world(tmp_path / "w")
+    assert list(ring_members(w.truth, w.transactions).values()) == [{"a0", "a1", "a2", "a3"}]
+
+
 RATES = {"device": 0.02, "ip": 0.02, "card": 0.02, "merchant": 0.02}
 
 
