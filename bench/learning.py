@@ -21,8 +21,8 @@ scored: fit on the training window, early stopping and cost thresholds on its la
   validation shows a gain beyond the bootstrap's 5% quantile); "d on top": the served model's
   graph and merchant features boosted on top of (b) the same way.
 
-The AMLSim samples (where present) are loaded as `fraudring load --amlsim` does and scored the
-same way, with a ring window spanning each (as `bench rings` does) and with the served one.
+The AMLSim samples (where present; and the fan-in read backwards, a fan-out) are loaded as
+`fraudring load --amlsim` does and scored likewise, with a window spanning each and the served.
 
 The shifted worlds (`generate(shift=True)`: a fraud burst at merchants with no history and new
 devices in the test week) score (b), (d) and (d) with each hedge (`gnn.hedge`). What the nightly
@@ -58,7 +58,8 @@ from gnn.tabular import XgbConfig, fit_xgb
 from graph.schemas import RingParams
 
 TOPOLOGIES = ("dense", "chain", "star", "bipartite", "mule")
-AMLSIM_SAMPLES = ("20K_cycle200", "20K_fanin200")
+#: (sample, read backwards): the fan-in read backwards is a fan-out
+AMLSIM_SAMPLES = (("20K_cycle200", False), ("20K_fanin200", False), ("20K_fanin200", True))
 SHIFTED = ("mix",)
 VALIDATION_SEEDS = (101, 102)
 #: What the nightly job can serve (`FRAUDRING_TRAIN_HEDGE`), each with the guard on top.
@@ -101,15 +102,18 @@ def build(
         return build_dataset(load_frames(out), pit=pit, progress=False)
 
 
-def build_amlsim(sample: str, *, seed: int, window_days: float | None) -> tuple[Dataset, float]:
-    """An AMLSim sample loaded as `fraudring load --amlsim` loads it, built point-in-time with a
-    ring window of `window_days` (None: one spanning the sample), and that window."""
-    from bench.ringworlds import AMLSIM
+def build_amlsim(
+    sample: str, *, seed: int, window_days: float | None, reverse: bool
+) -> tuple[Dataset, float]:
+    """(the dataset, its ring window) of an AMLSim sample (`reverse`: read backwards) loaded
+    as `fraudring load --amlsim` does, `window_days` None spanning it."""
+    from bench.ringworlds import amlsim_source
     from world.amlsim import load_amlsim
 
     with tempfile.TemporaryDirectory(prefix="fraudring-bench-learning-") as tmp:
         out = Path(tmp) / "w"
-        load_amlsim(src=AMLSIM / sample, out=out, seed=seed)
+        src = amlsim_source(sample, Path(tmp), reverse=reverse)
+        load_amlsim(src=src, out=out, seed=seed)
         frames = load_frames(out)
     if window_days is None:
         ts = frames.txns["ts"]
@@ -327,14 +331,15 @@ def amlsim(*, seed: int) -> dict[str, float]:
     from bench.ringworlds import AMLSIM
 
     figures: dict[str, float] = {}
-    for sample in AMLSIM_SAMPLES:
+    for sample, reverse in AMLSIM_SAMPLES:
         if not (AMLSIM / sample).is_dir():
             print(f"learning: AMLSim {sample}: not found under {AMLSIM}, skipped", flush=True)
             continue
         for window in (None, RingParams().window_days):
-            ds, days = build_amlsim(sample, seed=seed, window_days=window)
+            ds, days = build_amlsim(sample, seed=seed, window_days=window, reverse=reverse)
             r = compare(ds, seed=seed, hedges=True)
-            name = f"aml {sample.split('_')[-1].rstrip('0123456789')} {days:g}d"
+            shape = "fanout" if reverse else sample.split("_")[-1].rstrip("0123456789")
+            name = f"aml {shape} {days:g}d"
             print(f"learning: {_row(name, r)}", flush=True)
             print(f"learning:   {name}: {_hedged(r)}", flush=True)
             figures |= {f"{name.replace(' ', '_')}_{k}": v for k, v in r.items()}

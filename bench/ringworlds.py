@@ -115,21 +115,27 @@ def synthetic(topology: str, seed: int, split: str, *, transactions: int) -> Ben
     )
 
 
+def amlsim_source(sample: str, tmp: Path, *, reverse: bool) -> Path:
+    """The sample's folder; `reverse`: a copy under `tmp` with every transfer read backwards."""
+    if not reverse:
+        return AMLSIM / sample
+    src = tmp / f"{sample}-reversed"
+    src.mkdir()
+    shutil.copy(AMLSIM / sample / "nodes.csv", src / "nodes.csv")
+    t = pd.read_csv(AMLSIM / sample / "transactions.csv")
+    t = t.rename(columns={"sourceNodeId": "targetNodeId", "targetNodeId": "sourceNodeId"})
+    t.to_csv(src / "transactions.csv", index=False)
+    return src
+
+
 def amlsim(sample: str, *, seed: int, reverse: bool = False) -> BenchWorld:
     """An AMLSim sample as `fraudring load --amlsim` loads it; `reverse`: every transfer read
     backwards (the fan-in sample becomes a fan-out: one account feeding many)."""
     from world.amlsim import load_amlsim
 
     with tempfile.TemporaryDirectory(prefix="fraudring-bench-aml-") as tmp:
-        src, out = AMLSIM / sample, Path(tmp) / "w"
-        if reverse:
-            src = Path(tmp) / sample
-            src.mkdir()
-            shutil.copy(AMLSIM / sample / "nodes.csv", src / "nodes.csv")
-            t = pd.read_csv(AMLSIM / sample / "transactions.csv")
-            t = t.rename(columns={"sourceNodeId": "targetNodeId", "targetNodeId": "sourceNodeId"})
-            t.to_csv(src / "transactions.csv", index=False)
-        load_amlsim(src=src, out=out, seed=seed)
+        out = Path(tmp) / "w"
+        load_amlsim(src=amlsim_source(sample, Path(tmp), reverse=reverse), out=out, seed=seed)
         f = load_frames(out)
     kind = "amlsim_" + ("fanout" if reverse else sample.split("_")[-1].rstrip("0123456789"))
     name = f"AMLSim {sample}" + (" reversed" if reverse else "")
