@@ -17,10 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from fraudring.contract.ids import PAYEE_FIELD
 from gnn.dataset import load_frames
 from gnn.graphdata import KINDS, NEVER, TxnArrays, txn_arrays
 from gnn.ringrisk import RingIndex
+from world.io import ring_members
 
 AMLSIM = Path(__file__).resolve().parents[1] / "../shared/datasets/amlsim"
 USER = KINDS.index("user")
@@ -58,16 +61,16 @@ def _arrays(
     a = txn_arrays(txns, labels)
     users = a.node[:, USER]
     planted: dict[str, set[str]] = {}
-    if truth is not None:  # the payers marked members and every payee (`world.io.ring_members`)
-        t = truth.set_index("txn_id").reindex(txns["txn_id"])
-        ring = t["ring_id"].to_numpy(dtype=object)
-        member = t["user_is_ring_member"].fillna(False).to_numpy(dtype=bool)
-        for r, u in zip(ring[member], users[member], strict=True):
-            if isinstance(r, str):
-                planted.setdefault(r, set()).add(str(int(u)))
-        for r, u in zip(ring[a.payee >= 0], a.payee[a.payee >= 0], strict=True):
-            if isinstance(r, str):
-                planted.setdefault(r, set()).add(str(int(u)))
+    if truth is not None:  # `world.io.ring_members`, as user node ids
+        t = truth.set_index("txn_id").reindex(txns["txn_id"]).reset_index()
+        t["user_is_ring_member"] = t["user_is_ring_member"].fillna(False).astype(bool)
+        ids = [c for c in ("user_id", PAYEE_FIELD) if c in txns.columns]
+        members = ring_members(
+            pa.Table.from_pandas(t[["ring_id", "user_is_ring_member"]], preserve_index=False),
+            pa.Table.from_pandas(txns[ids], preserve_index=False),
+        )
+        node = {name: str(int(a.offsets[USER]) + i) for i, name in enumerate(a.node_ids[USER])}
+        planted = {r: {node[u] for u in m} for r, m in members.items()}
     planted = {r: m for r, m in planted.items() if len(m) >= 3}
     # a fraud label counts for both parties of a transfer (`gnn.ringrisk.fraud_users`)
     fraud = np.flatnonzero(a.label == 1)

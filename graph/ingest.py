@@ -28,8 +28,7 @@ from graph.schemas import LINKED_KINDS, InvalidGraphId, TxnRecord
 ID_COLUMNS = ("txn_id", *ID_FIELDS.values(), PAYEE_FIELD)
 #: The ledger's columns (a Txn node's properties, in the statements' order).
 LEDGER_COLUMNS = (
-    "txn_id", "user_id", "card_id", "device_id", "ip", "merchant_id", "ts", "amount",
-    "payee_user_id",
+    "txn_id", "user_id", "card_id", "device_id", "ip", "merchant_id", "ts", "amount", PAYEE_FIELD,
 )  # fmt: skip
 #: Transactions per statement for bulk loads (history backfills). Each write statement carries
 #: a cost that grows with the graph (FalkorDB folds its pending matrix changes in at the end of
