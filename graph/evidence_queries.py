@@ -105,6 +105,16 @@ RETURN x.id, members, count(r)
 """
 
 
+#: Of the given merchant nodes, those that are payees' accounts: a user's receipt edge there
+#: carries no amount (`graph.ingest` writes a payee's receipts so; payments are > 0).
+PAYEE_ACCOUNTS: Final = """
+UNWIND $ids AS mid
+MATCH (x:Merchant {id: mid})<-[r:USED]-(:User)
+WHERE r.amount_sum = 0
+RETURN DISTINCT x.id
+"""
+
+
 # --- paths (graph.paths) ----------------------------------------------------------------------
 
 #: Longest path searched (graph.paths, breadth-first one hop per query: the same on both

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from graph import evidence_queries as eq
 from graph import queries as q
 from graph.cypher import CypherBackend
 from graph.history import LedgerTxn, RingTimeline, TxnPage
@@ -70,6 +71,13 @@ class InquiryMixin(CypherBackend):
         from graph.investigation import ring_evidence
 
         return ring_evidence(self, self.ring(ring_id), params=self.ring_params)
+
+    def payee_accounts(self, merchant_ids: Collection[str]) -> set[str]:
+        """Which of these merchant nodes are payees' accounts (the counterparty of transfers),
+        so listings call them accounts, not merchants."""
+        if not merchant_ids:
+            return set()
+        return {r[0] for r in self._read(eq.PAYEE_ACCOUNTS, {"ids": sorted(set(merchant_ids))})}
 
     def entity_evidence(self, kind: str, id: str) -> EntityEvidence:
         from graph.investigation import entity_evidence

@@ -40,8 +40,8 @@ def typology_scores(
     via_shop = len({u for (k, _), us in links.items() if k == "merchant" for u in us}) / size
     owned = [(m, members / total) for m, members, total in shops if members >= 3 and total]
     shell = max(owned, key=lambda x: x[1], default=None)
-    paid = {e for (k, e) in links if k == "merchant"}
-    transfers = bool(paid) and paid <= set(accounts)  # every such tie is a payee's account
+    paid = {e for (k, e) in links if k == "merchant"} | ({shell[0]} if shell else set())
+    transfers = bool(paid) and paid <= set(accounts)  # every merchant named is an account
     where = "accounts they pay again" if transfers else "merchants they return to"
     crews = sum(1 for (k, _), us in links.items() if k in ("device", "ip") and len(us) >= 3)
     scores = [

@@ -53,19 +53,25 @@ def register(app: typer.Typer) -> None:
                 )
             stored = store.top_rings(top)
             found = [r for r in stored if everything or r.suspicious]
+            accounts = store.payee_accounts(
+                {e.id for r in found for e in r.shared_entities if e.kind == "merchant"}
+            )
         # Ring ids are what the next command takes: never cut, even in 80 columns.
         table = compact(
             f"top {len(found)} rings by risk",
             caption="fraud: members with a fraud label (*: flagged on its shape, most groups "
             "like it here turned out rings); shared: the entities that tie them, by "
-            "kind (`fraudring neighbourhood` lists them); age: the members' mean account age "
-            "in days; last: last activity (UTC)",
+            "kind (account: a payee's, paid by transfers; `fraudring neighbourhood` lists "
+            "them); age: the members' mean account age in days; last: last activity (UTC)",
         )
         for col in ("ring", "risk", "fraud", "shared", "amount", "age", "last"):
             left = col in ("ring", "shared")
             table.add_column(col, justify="left" if left else "right", no_wrap=True)
         for r in found:
-            kinds = Counter(e.kind for e in r.shared_entities)
+            kinds = Counter(
+                "account" if e.kind == "merchant" and e.id in accounts else e.kind
+                for e in r.shared_entities
+            )
             table.add_row(
                 r.id,
                 f"{r.risk:.2f}",

@@ -56,6 +56,27 @@ def test_rings_and_neighbourhood_print_tables(
     assert "6 nodes within 1 hops" in nb.output and "user4" in nb.output
 
 
+def test_rings_call_payees_accounts_accounts(
+    configured: str, falkor_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three accounts each paying the next: what ties them is the payees' accounts."""
+    monkeypatch.setenv("COLUMNS", "80")
+    cycle = [("L1", "L2"), ("L2", "L3"), ("L3", "L1")]
+    with open_store(falkor_url, settings=load_settings(), graph_name=configured) as store:
+        store.ingest(
+            [
+                TxnRecord(f"x{k}{i}", 1.75e9 + 600 * k + i, u, None, None, None, None, 50.0, v)
+                for k in (0, 1)
+                for i, (u, v) in enumerate(cycle)
+            ]
+        )
+        store.label(kind="txn", id="x00", label="fraud", by="ana", at=1.75e9 + 900)
+    out = CliRunner().invoke(app, ["rings", "--detect", "--all", "--top", "5"])
+    assert out.exit_code == 0, out.output
+    assert "3 account" in out.output and "merchant" not in out.output, out.output
+    assert "1 device" in out.output  # the household's device is no account
+
+
 def test_commands_have_help() -> None:
     runner = CliRunner()
     for cmd in ("rings", "neighbourhood"):

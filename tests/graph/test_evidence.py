@@ -58,6 +58,7 @@ def test_links_are_ranked_by_the_risk_they_carry(ring_store: CypherStore) -> Non
     assert {m.id for m in ev.members} == {"a1", "a2", "a3", "a4"}
     assert next(m for m in ev.members if m.id == "a1").fraud
     assert ev.typology in {"synthetic_identity", "card_testing", "ato", "mule"}
+    assert ring_store.payee_accounts({"m0", "m1"}) == set()  # shops, paid with amounts
 
 
 def test_a_payees_account_reads_as_its_account_not_a_merchant(store: CypherStore) -> None:
@@ -80,6 +81,28 @@ def test_a_payees_account_reads_as_its_account_not_a_merchant(store: CypherStore
     assert l2.fraud_txn_n == 1  # the transfer, not its receipt too
     assert "account L2 (of L2) ties 2 members" in ev.narrative
     assert "merchant" not in ev.narrative and "accounts they pay again" in ev.narrative
+    assert store.payee_accounts({"L1", "L2", "L3", "nope"}) == {"L1", "L2", "L3"}
+
+
+def test_an_account_the_members_pay_once_is_named_an_account(store: CypherStore) -> None:
+    """Three members on one device each pay account P once: P ties no one (nobody pays it
+    again), yet the mule reason that it lives off the ring names it an account."""
+    store.ingest(
+        [
+            TxnRecord(f"p{i}", T0 + 60 * i, f"r{i}", None, "dR", None, None, 20.0, "P")
+            for i in range(3)
+        ]
+    )
+    for i in range(3):
+        store.label(kind="txn", id=f"p{i}", label="fraud", by="ana", at=T0 + 900)
+    store.detect_rings()
+    ring = next(r for r in store.top_rings(5) if "r0" in r.members)
+    assert ("merchant", "P") not in {(e.kind, e.id) for e in ring.shared_entities}
+    mule = next(t for t in store.ring_evidence(ring.id).typologies if t.typology == "mule")
+    assert mule.reasons == [
+        "0% of the members are tied by accounts they pay again",
+        "account P: 75% of its users are members",
+    ]
 
 
 def test_risk_is_recency_times_its_terms() -> None:
