@@ -4,8 +4,9 @@ Worlds (`bench.ringworlds`): for each topology of `world.topology` (and `dense`,
 planner), a hard 30-day world of `transactions` transactions (150,000 by default: about 8,000
 users and 20-30 rings of 3-30 members) with the legitimate look-alikes of every shape and 0.02%
 of legitimate transactions labelled fraud by mistake; validation seeds 101 and 102, test seeds
-`seed` and `seed + 1`. The two AMLSim samples and the worlds of `bench.apart` (written apart from
-`world/`, from a description of fraud only) are test worlds only.
+`seed` and `seed + 1`. The two AMLSim samples (with the fan-in read backwards and the cycles
+rewired to AMLSim's other typologies, `bench.amlshapes`) and the worlds of `bench.apart`
+(written apart from `world/`, from a description of fraud only) are test worlds only.
 
 Figures per world, for each finder of `bench.ringmethods`, its rings flagged at the end of the
 world with every fraud label known (a crew under investigation):
@@ -36,6 +37,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from bench.amlshapes import SHAPES as AML_SHAPES
 from bench.ringmethods import FINDERS
 from bench.ringworlds import BenchWorld, amlsim, apart, synthetic
 from gnn.features import DAY_US
@@ -117,12 +119,13 @@ def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
     test = [synthetic(t, s, "test", transactions=n) for t in TOPOS for s in (seed, seed + 1)]
     test += [amlsim(s, seed=seed) for s in ("20K_cycle200", "20K_fanin200")]
     test += [amlsim("20K_fanin200", seed=seed, reverse=True)]
+    test += [amlsim("20K_cycle200", seed=seed, shape=shape) for shape in AML_SHAPES]
     test += [apart(name, s) for name in APART for s in (seed, seed + 1)]
     console.print(f"rings: {len(val) + len(test)} worlds in {time.perf_counter() - t0:.0f} s")
     figures: dict[str, float | int | str] = {
         "data": f"world.simulate hard, {n:,} txns, 30 days, topologies {', '.join(TOPOS)}; "
         f"validation seeds {VALIDATION_SEEDS}, test seeds ({seed}, {seed + 1}); AMLSim samples "
-        "(and fan-in read backwards); "
+        f"(and fan-in read backwards, cycles rewired to {', '.join(AML_SHAPES)}); "
         f"bench.apart {', '.join(APART)} seeds ({seed}, {seed + 1})",
     }
     rows: list[Row] = []

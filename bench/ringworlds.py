@@ -1,5 +1,6 @@
-"""The worlds `bench rings` scores: one per ring topology and seed, the AMLSim samples and the
-fan-in sample read backwards (a fan-out).
+"""The worlds `bench rings` scores: one per ring topology and seed, the AMLSim samples, the
+fan-in sample read backwards (a fan-out) and the cycle sample rewired to AMLSim's other
+typologies (`bench.amlshapes`).
 
 Each world is loaded as arrays (`gnn.graphdata.TxnArrays`, the offline ring rule's input) with
 its planted rings (members of size >= 3, as `world.io.match_rings` counts them) and, per user,
@@ -118,8 +119,13 @@ def synthetic(topology: str, seed: int, split: str, *, transactions: int) -> Ben
     )
 
 
-def amlsim_source(sample: str, tmp: Path, *, reverse: bool) -> Path:
-    """The sample's folder; `reverse`: a copy under `tmp` with every transfer read backwards."""
+def amlsim_source(sample: str, tmp: Path, *, reverse: bool, shape: str | None = None) -> Path:
+    """The sample's folder; `reverse`: a copy under `tmp` with every transfer read backwards;
+    `shape`: a copy with its patterns rewired to another AMLSim typology (`bench.amlshapes`)."""
+    if shape:
+        from bench.amlshapes import rewire
+
+        return rewire(AMLSIM / sample, tmp / shape.replace("_", ""), shape=shape, seed=7)
     if not reverse:
         return AMLSIM / sample
     src = tmp / f"{sample}-reversed"
@@ -131,18 +137,22 @@ def amlsim_source(sample: str, tmp: Path, *, reverse: bool) -> Path:
     return src
 
 
-def amlsim(sample: str, *, seed: int, reverse: bool = False) -> BenchWorld:
+def amlsim(
+    sample: str, *, seed: int, reverse: bool = False, shape: str | None = None
+) -> BenchWorld:
     """An AMLSim sample as `fraudring load --amlsim` loads it; `reverse`: every transfer read
-    backwards (the fan-in sample becomes a fan-out: one account feeding many)."""
+    backwards (the fan-in sample becomes a fan-out: one account feeding many); `shape`: its
+    patterns rewired to another of AMLSim's typologies."""
     from world.amlsim import load_amlsim
 
     with tempfile.TemporaryDirectory(prefix="fraudring-bench-aml-") as tmp:
         out = Path(tmp) / "w"
-        load_amlsim(src=amlsim_source(sample, Path(tmp), reverse=reverse), out=out, seed=seed)
+        src = amlsim_source(sample, Path(tmp), reverse=reverse, shape=shape)
+        load_amlsim(src=src, out=out, seed=seed)
         f = load_frames(out)
-    kind = "amlsim_" + ("fanout" if reverse else sample.split("_")[-1].rstrip("0123456789"))
-    name = f"AMLSim {sample}" + (" reversed" if reverse else "")
-    return _world(name, kind, seed=seed, split="test", f=(f.txns, f.labels, f.truth))
+    tail = shape or ("fanout" if reverse else sample.split("_")[-1].rstrip("0123456789"))
+    name = f"AMLSim {sample}" + (" reversed" if reverse else f" as {shape}" if shape else "")
+    return _world(name, f"amlsim_{tail}", seed=seed, split="test", f=(f.txns, f.labels, f.truth))
 
 
 def apart(name: str, seed: int) -> BenchWorld:
