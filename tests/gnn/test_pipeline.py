@@ -118,6 +118,24 @@ def test_evaluate_warns_when_the_windows_hold_too_few_frauds() -> None:
     assert "thresholds are 1.0" in ones
 
 
+def test_evaluate_refuses_a_world_too_short_before_building_features(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from world.simulate import generate
+
+    world = tmp_path / "short"
+    generate(out=world, transactions=800, seed=3, days=12, fraud_rate=0.002, progress=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "fraudring.cli", "evaluate", "--data", str(world),
+         "--out", str(tmp_path / "rep")],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "250"},
+    )  # fmt: skip
+    assert out.returncode == 2, out.stderr  # bad input
+    assert "error: the world spans 12 days: too short" in out.stderr + out.stdout
+    assert "snapshots" not in out.stderr and "Traceback" not in out.stderr
+
+
 def test_evaluate_on_a_tiny_world_says_its_figures_mean_nothing(tmp_path: Path) -> None:
     """A world this small has a handful of frauds in its test window: the CLI says so."""
     import subprocess
