@@ -30,6 +30,7 @@ from gnn.features import (
     STATS_FEATURES,
     TABULAR_FEATURES,
     tabular_features,
+    ts_micros,
 )
 from gnn.graphdata import TxnArrays, txn_arrays
 from gnn.pit import PitConfig, PitResult, graph_risk_features
@@ -124,6 +125,13 @@ def temporal_split(
         )
     val_start = train_end - max(DAY_US, int((train_end - day0) * val_fraction) // DAY_US * DAY_US)
     return Split(day0, val_start, train_end, ts, te)
+
+
+def split_of(frames: WorldFrames, *, test_days: float = 7.0) -> Split:
+    """`temporal_split` of a world's transactions, read before any feature is built, so a world
+    too short for it fails at once."""
+    t = np.sort(ts_micros(frames.txns["ts"]))
+    return temporal_split(t, label_delay_days=label_delay_days(frames.meta), test_days=test_days)
 
 
 @dataclass

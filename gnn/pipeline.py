@@ -15,7 +15,7 @@ from fraudring.errors import InvalidInput
 from fraudring.registry import ModelRegistry
 from fraudring.settings import Settings
 from gnn import metrics as m
-from gnn.dataset import build_dataset, label_delay_days, load_frames, temporal_split
+from gnn.dataset import build_dataset, label_delay_days, load_frames, split_of
 from gnn.features import FEATURE_NAMES
 from gnn.hedge import (
     LABEL_DERIVED,
@@ -63,14 +63,13 @@ def run_training(
                 f"{frames.name} holds no fraud label: there is nothing to learn fraud from "
                 "(`fraudring load` takes them from a label=COLUMN of --columns)"
             )
-        delay = label_delay_days(frames.meta)
+        sp = split_of(frames, test_days=0.0)  # a world too short fails before the features
         steps.update()
         steps.set_postfix_str("features + GCN (point-in-time)")
         pit = pit or PitConfig(rings=RingParams.of(settings))
         ds = build_dataset(frames, pit=pit, progress=progress)
         steps.update()
         t = ds.t
-        sp = temporal_split(t, label_delay_days=delay, test_days=0.0)
         cutoff = int(t[-1]) + 1
         known = ds.known_label(cutoff)
         fit = np.flatnonzero(t < sp.val_start)
@@ -180,7 +179,7 @@ def run_training(
             "gcn": {"fits": len(gcn_fits), "trained": ds.pit.model is not None},
             "seed": settings.seed,
             # the settled-outcome rule of the merchant statistics (STATS_FEATURES) it was trained on
-            "label_delay_days": delay,
+            "label_delay_days": label_delay_days(frames.meta),
         }
         version = registry.register(artifacts=artifacts, manifest=manifest)
         margin = settings.promote_margin

@@ -90,9 +90,7 @@ def register(app: typer.Typer) -> None:
         ] = True,
     ) -> None:
         """Rules vs XGBoost vs GCN vs XGBoost + graph risk on a temporal split with label delay."""
-        import numpy as np
-
-        from gnn.dataset import build_dataset, label_delay_days, load_frames, temporal_split
+        from gnn.dataset import build_dataset, load_frames, split_of
         from gnn.evaluate import (
             METRICS,
             MODELS,
@@ -101,16 +99,12 @@ def register(app: typer.Typer) -> None:
             fmt,
             write_report,
         )
-        from gnn.features import ts_micros
         from gnn.pit import PitConfig
         from graph.schemas import RingParams
 
         settings = get_settings()
         frames = load_frames(data)
-        # too short for the split: say so before minutes of graph features
-        temporal_split(
-            np.sort(ts_micros(frames.txns["ts"])), label_delay_days=label_delay_days(frames.meta)
-        )
+        split_of(frames)  # a world too short for the split fails before the features
         rings = RingParams.of(settings)
         ds = build_dataset(frames, pit=PitConfig(use_gcn=gcn, rings=rings), progress=True)
         report = evaluate_dataset(
