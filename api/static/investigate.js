@@ -3,6 +3,9 @@
 // (cytoscape, vendored) in the middle; evidence, history, labels, cases and actions on the right.
 const COLORS = { user: "#3d6bd6", card: "#e39b1b", device: "#1f9d6b", ip: "#8b5cc7", merchant: "#7b8494" };
 const SHAPES = { user: "ellipse", card: "round-rectangle", device: "diamond", ip: "hexagon", merchant: "rectangle" };
+// a payee's account (the counterparty of transfers; the graph keeps it as a merchant node): its
+// owner's colour, a merchant's shape, so money moved between accounts does not read as shopping
+const PAYEE_COLOR = "#8fb0ec";
 const PAGE = 25;
 const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
@@ -163,6 +166,7 @@ function elements(graph) {
   const nodes = new Map(graph.nodes.filter((n) => kinds.has(n.kind)).map((n) => [keyOf(n), n]));
   const edges = graph.edges.filter((e) => nodes.has(`user:${e.user_id}`) && nodes.has(`${e.kind}:${e.entity_id}`));
   const keep = graph.keep || new Set();
+  const accounts = graph.accounts || new Set();
   // hubs: an entity tied to more than `cap` accounts in view; its accounts with no other link
   // in view fold into one counted node (click it to expand)
   const byUser = new Map(), byEntity = new Map();
@@ -185,7 +189,8 @@ function elements(graph) {
     if (n.kind === "user" && !byUser.has(k) && k !== graph.start && !keep.has(k)) continue;
     const fraud = n.props && n.props.fraud_label === "fraud";
     const fraudtx = !fraud && n.props && Number(n.props.fraud_txn_n || 0) > 0;
-    els.push({ group: "nodes", data: { id: k, kind: n.kind, ident: n.id, label: n.id, color: COLORS[n.kind], shape: SHAPES[n.kind] },
+    const payee = n.kind === "merchant" && accounts.has(n.id);
+    els.push({ group: "nodes", data: { id: k, kind: n.kind, ident: n.id, payee, label: payee ? `${n.id} (account)` : n.id, color: payee ? PAYEE_COLOR : COLORS[n.kind], shape: SHAPES[n.kind] },
       classes: [fraud ? "fraud" : "", fraudtx ? "fraudtx" : "", k === graph.start ? "start" : ""].join(" ") });
   }
   for (const g of groups) {
@@ -227,6 +232,7 @@ function redraw({ keep = false } = {}) {
     const ms = performance.now() - t0;
     window.fraudringDraw = { nodes: cy.nodes().length, edges: cy.edges().length, ms };
     $("drawinfo").textContent = `${cy.nodes().length} nodes, ${cy.edges().length} links drawn in ${ms.toFixed(0)} ms`;
+    $("legend-payee").hidden = !cy.nodes("[?payee]").length;
   });
 }
 
@@ -292,7 +298,7 @@ async function showRing(id) {
     api(`/v1/cases?subject=${enc(`ring:${id}`)}`),
   ]);
   state.ring = ev.ring; state.evidence = ev;
-  draw({ ...sub, start: null, keep: new Set(ev.ring.members.map((m) => `user:${m}`)) });
+  draw({ ...sub, start: null, keep: new Set(ev.ring.members.map((m) => `user:${m}`)), accounts: new Set(ev.links.filter((l) => l.account_of).map((l) => l.id)) });
   const r = ev.ring, c = ev.components;
   const open = cases.cases.find((x) => x.status !== "closed");
   const comp = [["fraud rate", c.fraud_rate], ["size", c.size], ["density", c.density], ["young accounts", c.youth]]

@@ -313,6 +313,45 @@ def test_an_investigators_afternoon(
     print(f"draw: {drawn['nodes']} nodes, {drawn['edges']} edges in {ms} ms; {shots}")
 
 
+def test_a_transfer_ring_draws_payees_accounts_as_accounts(
+    live: tuple[str, Settings], browser: Any
+) -> None:
+    """Three accounts paying each other in a cycle: the counterparties are their accounts
+    (merchant nodes to the graph), drawn and named as accounts, with their legend entry."""
+    base, settings = live
+    assert settings.graph_url is not None
+    cycle = [("L1", "L2"), ("L2", "L3"), ("L3", "L1")]
+    with open_store(settings.graph_url, settings=settings) as store:
+        store.ingest(
+            [
+                TxnRecord(f"x{k}{i}", T0 + 600 * k + i, u, None, None, None, None, 50.0, v)
+                for k in (0, 1)
+                for i, (u, v) in enumerate(cycle)
+            ]
+        )
+        store.label(kind="txn", id="x00", label="fraud", by="ana", at=T0 + 900)
+        store.detect_rings()
+        rings = store.top_rings(50)
+    transfers = next(r.id for r in rings if "L1" in r.members)
+    cards = next(r.id for r in rings if "r0" in r.members)
+    browser.get(f"{base}/investigate")
+    key = browser.find_element(By.ID, "key")
+    key.send_keys(ADMIN)
+    browser.execute_script("arguments[0].dispatchEvent(new Event('change'))", key)
+    wait = WebDriverWait(browser, 20)
+    payees = "return cy.nodes('[?payee]').map((n) => n.data('label')).sort()"
+    legend = browser.find_element(By.ID, "legend-payee")
+    browser.execute_script("showRing(arguments[0])", transfers)
+    wait.until(
+        lambda d: d.execute_script(payees) == ["L1 (account)", "L2 (account)", "L3 (account)"]
+    )
+    wait.until(lambda d: legend.is_displayed())
+    browser.execute_script("showRing(arguments[0])", cards)
+    wait.until(lambda d: d.execute_script("return cy.nodes('[kind = \"device\"]').length") > 0)
+    wait.until(lambda d: not legend.is_displayed())
+    assert browser.execute_script(payees) == []
+
+
 def test_docs_render_offline(live: tuple[str, Settings], browser: Any, tmp_path: Path) -> None:
     base, _ = live
     browser.get(f"{base}/docs")
