@@ -14,6 +14,7 @@ from xml.sax.saxutils import escape
 
 from graph import evidence_queries as eq
 from graph import queries as q
+from graph.neighbourhood import mark_payee_accounts
 from graph.schemas import EntityRef, GraphEdge, GraphNode, Neighbourhood
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ COLORS = {
     "device": "#1f9d6b",
     "ip": "#8b5cc7",
     "merchant": "#7b8494",
+    "payee's account": "#8fb0ec",  # a merchant node a payee receives at (`account_of`)
 }
 CSV_COLUMNS = (
     "user_id",
@@ -83,6 +85,7 @@ def ring_subgraph(store: CypherStore, ring_id: str) -> Neighbourhood:
                     last_seen=float(last or 0),
                 )
             )
+    mark_payee_accounts(nodes, edges)
     return Neighbourhood(
         start=EntityRef(kind="user", id=ring.members[0]),
         hops=1,
@@ -123,6 +126,7 @@ def to_graphml(sub: Neighbourhood) -> bytes:
         '<graphml xmlns="http://graphml.graphdrawing.org/xmlns">',
         '<key id="kind" for="node" attr.name="kind" attr.type="string"/>',
         '<key id="label" for="node" attr.name="fraud_label" attr.type="string"/>',
+        '<key id="account_of" for="node" attr.name="account_of" attr.type="string"/>',
         '<key id="n" for="edge" attr.name="n" attr.type="int"/>',
         '<key id="amount" for="edge" attr.name="amount_sum" attr.type="double"/>',
         '<key id="fraud" for="edge" attr.name="fraud_n" attr.type="int"/>',
@@ -136,9 +140,11 @@ def to_graphml(sub: Neighbourhood) -> bytes:
 
     for n in sub.nodes:
         lab = n.props.get("fraud_label") or ""
+        owner = n.props.get("account_of")
+        payee = f'<data key="account_of">{escape(str(owner))}</data>' if owner else ""
         lines.append(
             f'<node id="{attr(f"{n.kind}:{n.id}")}"><data key="kind">{n.kind}</data>'
-            f'<data key="label">{escape(str(lab))}</data></node>'
+            f'<data key="label">{escape(str(lab))}</data>{payee}</node>'
         )
     for i, e in enumerate(sub.edges):
         src, dst = attr(f"user:{e.user_id}"), attr(f"{e.kind}:{e.entity_id}")
@@ -160,7 +166,8 @@ def to_png(sub: Neighbourhood, *, title: str) -> bytes:
 
     g = nx.Graph()
     for n in sub.nodes:
-        g.add_node(f"{n.kind}:{n.id}", kind=n.kind, fraud=n.props.get("fraud_label") == "fraud")
+        drawn = "payee's account" if n.props.get("account_of") else n.kind
+        g.add_node(f"{n.kind}:{n.id}", kind=drawn, fraud=n.props.get("fraud_label") == "fraud")
     for e in sub.edges:
         g.add_edge(f"user:{e.user_id}", f"{e.kind}:{e.entity_id}")
     pos = nx.spring_layout(g, seed=7)
@@ -169,6 +176,8 @@ def to_png(sub: Neighbourhood, *, title: str) -> bytes:
     nx.draw_networkx_edges(g, pos, ax=ax, alpha=0.35, width=0.8)
     for kind, color in COLORS.items():
         nodes = [v for v, d in g.nodes(data=True) if d["kind"] == kind]
+        if not nodes:
+            continue
         edge = ["#d1343a" if g.nodes[v]["fraud"] else "white" for v in nodes]
         nx.draw_networkx_nodes(
             g,

@@ -11,7 +11,7 @@ store's own strings), and validating 400 models again was a fifth of a 2-hop's t
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from fraudring.errors import InvalidInput
@@ -114,6 +114,7 @@ def neighbourhood(
                 last_seen=float(last or 0),
             )
         frontier = nxt
+    mark_payee_accounts(nodes, edges.values())
     return Neighbourhood(
         start=EntityRef(kind=kind, id=id),
         hops=hops,
@@ -121,6 +122,18 @@ def neighbourhood(
         edges=list(edges.values()),
         truncated=truncated,
     )
+
+
+def mark_payee_accounts(
+    nodes: dict[tuple[str, str], GraphNode], edges: Iterable[GraphEdge]
+) -> None:
+    """A merchant node some user receives at (an edge without amount: payments have one) is
+    that payee's account: its props name the owner (`account_of`), so pictures and exports
+    tell money moved between accounts from shopping."""
+    for e in edges:
+        node = nodes.get(("merchant", e.entity_id))
+        if e.kind == "merchant" and not e.amount_sum and node is not None:
+            node.props["account_of"] = e.user_id
 
 
 def _expand(

@@ -166,7 +166,6 @@ function elements(graph) {
   const nodes = new Map(graph.nodes.filter((n) => kinds.has(n.kind)).map((n) => [keyOf(n), n]));
   const edges = graph.edges.filter((e) => nodes.has(`user:${e.user_id}`) && nodes.has(`${e.kind}:${e.entity_id}`));
   const keep = graph.keep || new Set();
-  const accounts = graph.accounts || new Set();
   // hubs: an entity tied to more than `cap` accounts in view; its accounts with no other link
   // in view fold into one counted node (click it to expand)
   const byUser = new Map(), byEntity = new Map();
@@ -189,7 +188,7 @@ function elements(graph) {
     if (n.kind === "user" && !byUser.has(k) && k !== graph.start && !keep.has(k)) continue;
     const fraud = n.props && n.props.fraud_label === "fraud";
     const fraudtx = !fraud && n.props && Number(n.props.fraud_txn_n || 0) > 0;
-    const payee = n.kind === "merchant" && accounts.has(n.id);
+    const payee = n.kind === "merchant" && Boolean(n.props && n.props.account_of);
     els.push({ group: "nodes", data: { id: k, kind: n.kind, ident: n.id, payee, label: payee ? `${n.id} (account)` : n.id, color: payee ? PAYEE_COLOR : COLORS[n.kind], shape: SHAPES[n.kind] },
       classes: [fraud ? "fraud" : "", fraudtx ? "fraudtx" : "", k === graph.start ? "start" : ""].join(" ") });
   }
@@ -298,7 +297,7 @@ async function showRing(id) {
     api(`/v1/cases?subject=${enc(`ring:${id}`)}`),
   ]);
   state.ring = ev.ring; state.evidence = ev;
-  draw({ ...sub, start: null, keep: new Set(ev.ring.members.map((m) => `user:${m}`)), accounts: new Set(ev.links.filter((l) => l.account_of).map((l) => l.id)) });
+  draw({ ...sub, start: null, keep: new Set(ev.ring.members.map((m) => `user:${m}`)) });
   const r = ev.ring, c = ev.components;
   const open = cases.cases.find((x) => x.status !== "closed");
   const comp = [["fraud rate", c.fraud_rate], ["size", c.size], ["density", c.density], ["young accounts", c.youth]]

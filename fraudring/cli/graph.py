@@ -94,8 +94,9 @@ def register(app: typer.Typer) -> None:
         for col in ("kind", "id", "fraud label", "fraud txns"):
             nodes.add_column(col)
         for n in nb.nodes:
+            owner = n.props.get("account_of")  # a payee's account, not a shop
             nodes.add_row(
-                n.kind,
+                f"account of {owner}" if owner else n.kind,
                 n.id,
                 str(n.props.get("fraud_label") or ""),
                 str(n.props.get("fraud_txn_n") or 0),

@@ -75,6 +75,9 @@ def test_rings_call_payees_accounts_accounts(
     assert out.exit_code == 0, out.output
     assert "3 account" in out.output and "merchant" not in out.output, out.output
     assert "1 device" in out.output  # the household's device is no account
+    nb = CliRunner().invoke(app, ["neighbourhood", "user", "L1", "--hops", "1"])
+    assert nb.exit_code == 0, nb.output
+    assert "account of L1" in nb.output and "merchant" in nb.output  # L2's owner is not in view
 
 
 def test_commands_have_help() -> None:

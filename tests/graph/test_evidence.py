@@ -7,6 +7,7 @@ import math
 import pytest
 
 from fraudring.errors import InvalidInput
+from graph.formats import ring_subgraph, to_graphml
 from graph.repository import CypherStore
 from graph.ringrule import risk, risk_terms
 from graph.schemas import GraphNotFound, TxnRecord
@@ -82,6 +83,19 @@ def test_a_payees_account_reads_as_its_account_not_a_merchant(store: CypherStore
     assert "account L2 (of L2) ties 2 members" in ev.narrative
     assert "merchant" not in ev.narrative and "accounts they pay again" in ev.narrative
     assert store.payee_accounts({"L1", "L2", "L3", "nope"}) == {"L1", "L2", "L3"}
+    # pictures and exports name each account's owner (its receipt edge carries no amount)
+    hood = store.neighbourhood("user", "L1", hops=2)
+    assert {n.id: n.props.get("account_of") for n in hood.nodes if n.kind == "merchant"} == {
+        "L1": "L1",
+        "L2": "L2",
+    }
+    sub = ring_subgraph(store, ring.id)
+    assert sorted(str(n.props["account_of"]) for n in sub.nodes if n.kind == "merchant") == [
+        "L1",
+        "L2",
+        "L3",
+    ]
+    assert '<data key="account_of">L2</data>' in to_graphml(sub).decode()
 
 
 def test_an_account_the_members_pay_once_is_named_an_account(store: CypherStore) -> None:
