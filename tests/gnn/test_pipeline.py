@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -118,19 +120,21 @@ def test_evaluate_warns_when_the_windows_hold_too_few_frauds() -> None:
     assert "thresholds are 1.0" in ones
 
 
-def test_evaluate_refuses_a_world_too_short_before_building_features(tmp_path: Path) -> None:
-    import subprocess
-    import sys
+def _evaluate(world: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`fraudring evaluate` as a user runs it, in its own process."""
+    return subprocess.run(
+        [sys.executable, "-m", "fraudring.cli", "evaluate", "--data", str(world),
+         "--out", str(out), *extra],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "250"},
+    )  # fmt: skip
 
+
+def test_evaluate_refuses_a_world_too_short_before_building_features(tmp_path: Path) -> None:
     from world.simulate import generate
 
     world = tmp_path / "short"
     generate(out=world, transactions=800, seed=3, days=12, fraud_rate=0.002, progress=False)
-    out = subprocess.run(
-        [sys.executable, "-m", "fraudring.cli", "evaluate", "--data", str(world),
-         "--out", str(tmp_path / "rep")],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "250"},
-    )  # fmt: skip
+    out = _evaluate(world, tmp_path / "rep")
     assert out.returncode == 2, out.stderr  # bad input
     assert "error: the world spans 12 days: too short" in out.stderr + out.stdout
     assert "snapshots" not in out.stderr and "Traceback" not in out.stderr
@@ -138,18 +142,11 @@ def test_evaluate_refuses_a_world_too_short_before_building_features(tmp_path: P
 
 def test_evaluate_on_a_tiny_world_says_its_figures_mean_nothing(tmp_path: Path) -> None:
     """A world this small has a handful of frauds in its test window: the CLI says so."""
-    import subprocess
-    import sys
-
     from world.simulate import generate
 
     world = tmp_path / "tiny"
     generate(out=world, transactions=3000, seed=3, days=22, fraud_rate=0.002, progress=False)
-    out = subprocess.run(
-        [sys.executable, "-m", "fraudring.cli", "evaluate", "--data", str(world),
-         "--out", str(tmp_path / "rep")],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "250"},
-    )  # fmt: skip
+    out = _evaluate(world, tmp_path / "rep")
     assert out.returncode == 0, out.stderr
     assert out.stderr.count("epoch ") < 10, out.stderr  # a log gets no line per GCN epoch
     assert "warning: the test window has" in out.stdout
@@ -162,11 +159,7 @@ def test_evaluate_on_a_tiny_world_says_its_figures_mean_nothing(tmp_path: Path) 
     assert base["cost_per_1000"] == pytest.approx(550_000 * base["pr_auc"])
     assert "Approving everything: PR-AUC" in " ".join(out.stdout.split())
     assert "Approving everything: PR-AUC" in (tmp_path / "rep" / "report.md").read_text()
-    out = subprocess.run(
-        [sys.executable, "-m", "fraudring.cli", "evaluate", "--data", str(world),
-         "--out", str(tmp_path / "rep2"), "--no-gcn"],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "250"},
-    )  # fmt: skip
+    out = _evaluate(world, tmp_path / "rep2", "--no-gcn")
     assert out.returncode == 0, out.stderr
     rep2 = json.loads((tmp_path / "rep2" / "report.json").read_text())
     assert "(c)" not in out.stdout and sorted(rep2["metrics"]) == [
@@ -189,8 +182,6 @@ def test_report_cells_read_as_numbers() -> None:
 def test_bad_data_dir_is_one_clear_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import sys
-
     from fraudring import cli
 
     monkeypatch.setattr(sys, "argv", ["fraudring", "evaluate", "--data", str(tmp_path / "nope")])
@@ -282,8 +273,6 @@ def test_train_without_the_gcn_registers_the_fraud_model_alone(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import sys
-
     from fraudring import cli
 
     monkeypatch.setenv("FRAUDRING_DATA_DIR", str(tmp_path / "data"))
