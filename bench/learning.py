@@ -21,8 +21,9 @@ scored: fit on the training window, early stopping and cost thresholds on its la
   validation shows a gain beyond the bootstrap's 5% quantile); "d on top": the served model's
   graph and merchant features boosted on top of (b) the same way.
 
-The AMLSim samples (where present; and the fan-in read backwards, a fan-out) are loaded as
-`fraudring load --amlsim` does and scored likewise, with a window spanning each and the served.
+The AMLSim samples (where present; the fan-in read backwards, a fan-out; the cycles rewired to
+AMLSim's other typologies, `bench.amlshapes`) are loaded as `fraudring load --amlsim` does and
+scored likewise, with a window spanning each and the served.
 
 The shifted worlds (`generate(shift=True)`: a fraud burst at merchants with no history and new
 devices in the test week) score (b), (d) and (d) with each hedge (`gnn.hedge`). What the nightly
@@ -35,31 +36,27 @@ reported on the test worlds.
 from __future__ import annotations
 
 import math
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
+from bench.learnworlds import AMLSIM_SAMPLES, build, build_amlsim
 from gnn import metrics as m
-from gnn.dataset import Dataset, build_dataset, label_delay_days, load_frames, temporal_split
+from gnn.dataset import Dataset, label_delay_days, temporal_split
 from gnn.evaluate import evaluate_dataset
 from gnn.hedge import LABEL_DERIVED, blend, guard, rising, with_dropout
 from gnn.labelprop import GCN_FEATURES, LP_FEATURES
 from gnn.neighbours import NB_FEATURES, first_stage, neighbour_scores, user_groups
-from gnn.pit import PitConfig
 from gnn.stack import fit_on_top
 from gnn.tabular import XgbConfig, fit_xgb
 from graph.schemas import RingParams
 
 TOPOLOGIES = ("dense", "chain", "star", "bipartite", "mule")
-#: (sample, read backwards): the fan-in read backwards is a fan-out
-AMLSIM_SAMPLES = (("20K_cycle200", False), ("20K_fanin200", False), ("20K_fanin200", True))
 SHIFTED = ("mix",)
 VALIDATION_SEEDS = (101, 102)
 #: What the nightly job can serve (`FRAUDRING_TRAIN_HEDGE`), each with the guard on top.
@@ -76,50 +73,6 @@ TRANSACTIONS = 600_000
 GRAPH_MODELS = ("e", "e_gcn", "e_lp", "e_nb")
 #: Every graph-model column (none is served).
 GRAPH_MODEL_FEATURES = GCN_FEATURES + LP_FEATURES + NB_FEATURES
-
-
-def build(
-    topology: str, seed: int, *, transactions: int, shift: bool, graph_model: bool = True
-) -> Dataset:
-    """A world built point-in-time; without `graph_model`, no GCN and no graph-model features
-    (what the served model and its hedges read is the same)."""
-    from world.simulate import generate
-
-    with tempfile.TemporaryDirectory(prefix="fraudring-bench-learning-") as tmp:
-        out = Path(tmp) / "w"
-        generate(
-            out=out,
-            transactions=transactions,
-            seed=seed,
-            days=30,
-            fraud_rate=0.005,
-            topology=topology,
-            false_label_rate=0.0002,
-            shift=shift,
-            progress=False,
-        )
-        pit = PitConfig(gnn_features=graph_model, use_gcn=graph_model)
-        return build_dataset(load_frames(out), pit=pit, progress=False)
-
-
-def build_amlsim(
-    sample: str, *, seed: int, window_days: float | None, reverse: bool
-) -> tuple[Dataset, float]:
-    """(the dataset, its ring window) of an AMLSim sample (`reverse`: read backwards) loaded
-    as `fraudring load --amlsim` does, `window_days` None spanning it."""
-    from bench.ringworlds import amlsim_source
-    from world.amlsim import load_amlsim
-
-    with tempfile.TemporaryDirectory(prefix="fraudring-bench-learning-") as tmp:
-        out = Path(tmp) / "w"
-        src = amlsim_source(sample, Path(tmp), reverse=reverse)
-        load_amlsim(src=src, out=out, seed=seed)
-        frames = load_frames(out)
-    if window_days is None:
-        ts = frames.txns["ts"]
-        window_days = math.ceil((ts.max() - ts.min()).total_seconds() / 86_400) + 1
-    pit = PitConfig(gnn_features=True, rings=RingParams(window_days=window_days))
-    return build_dataset(frames, pit=pit, progress=False), window_days
 
 
 Scores = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]  # (validation, test)
@@ -331,15 +284,17 @@ def amlsim(*, seed: int) -> dict[str, float]:
     from bench.ringworlds import AMLSIM
 
     figures: dict[str, float] = {}
-    for sample, reverse in AMLSIM_SAMPLES:
+    for sample, reverse, shape in AMLSIM_SAMPLES:
         if not (AMLSIM / sample).is_dir():
             print(f"learning: AMLSim {sample}: not found under {AMLSIM}, skipped", flush=True)
             continue
         for window in (None, RingParams().window_days):
-            ds, days = build_amlsim(sample, seed=seed, window_days=window, reverse=reverse)
+            ds, days = build_amlsim(
+                sample, seed=seed, window_days=window, reverse=reverse, shape=shape
+            )
             r = compare(ds, seed=seed, hedges=True)
-            shape = "fanout" if reverse else sample.split("_")[-1].rstrip("0123456789")
-            name = f"aml {shape} {days:g}d"
+            kind = shape or ("fanout" if reverse else sample.split("_")[-1].rstrip("0123456789"))
+            name = f"aml {kind} {days:g}d"
             print(f"learning: {_row(name, r)}", flush=True)
             print(f"learning:   {name}: {_hedged(r)}", flush=True)
             figures |= {f"{name.replace(' ', '_')}_{k}": v for k, v in r.items()}

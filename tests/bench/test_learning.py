@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.learning import SERVED, build, choose_hedge, validate
+from bench.learning import SERVED, choose_hedge, validate
+from bench.learnworlds import build
 
 
 def test_the_best_mean_wins_among_hedges_that_never_fall_below_the_floor() -> None:
