@@ -27,7 +27,7 @@ from scipy.sparse.csgraph import connected_components
 
 from fraudring.contract.ids import ENTITY_KINDS, PAYEE_FIELD
 from gnn.features import DAY_US, ENTITY_COLUMNS, ts_micros
-from graph.schemas import EXPORT_FEATURES
+from graph.schemas import EXPORT_FEATURES, RECEIPT_AMOUNT
 
 #: Node kinds in their index order (the contract's entity kinds).
 KINDS: Final[tuple[str, ...]] = ENTITY_KINDS
@@ -182,7 +182,7 @@ def build_snapshot(a: TxnArrays, at: int, *, cfg: GraphConfig, training: bool = 
     paid, receipts = receipt_rows(a, lo, hi)  # amount 0, no label
     t = np.r_[a.t[lo:hi], a.t[paid]]
     node = np.concatenate([a.node[lo:hi], receipts])
-    amount = np.r_[a.amount[lo:hi], np.zeros(len(paid))]
+    amount = np.r_[a.amount[lo:hi], np.full(len(paid), RECEIPT_AMOUNT)]
     label = np.r_[a.label[lo:hi], np.full(len(paid), np.nan)]
     label_ts = np.r_[a.label_ts[lo:hi], np.full(len(paid), NEVER, dtype=np.int64)]
     present = node[node >= 0]

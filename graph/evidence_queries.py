@@ -106,7 +106,7 @@ RETURN x.id, members, count(r)
 
 
 #: Of the given merchant nodes, those that are payees' accounts: a user's receipt edge there
-#: carries no amount (`graph.ingest` writes a payee's receipts so; payments are > 0).
+#: carries no amount (`graph.schemas.RECEIPT_AMOUNT`; payments are > 0).
 PAYEE_ACCOUNTS: Final = """
 UNWIND $ids AS mid
 MATCH (x:Merchant {id: mid})<-[r:USED]-(:User)

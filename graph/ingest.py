@@ -23,7 +23,7 @@ from fraudring.contract.ids import (
     PAYEE_FIELD,
     first_problems,
 )
-from graph.schemas import LINKED_KINDS, InvalidGraphId, TxnRecord
+from graph.schemas import LINKED_KINDS, RECEIPT_AMOUNT, InvalidGraphId, TxnRecord
 
 ID_COLUMNS = ("txn_id", *ID_FIELDS.values(), PAYEE_FIELD)
 #: The ledger's columns (a Txn node's properties, in the statements' order).
@@ -198,7 +198,7 @@ def with_payees(frame: pl.DataFrame) -> pl.DataFrame:
     receipts = transfers.with_columns(
         pl.col("payee_user_id").alias("user_id"),
         *(pl.lit(None, dtype=pl.String).alias(c) for c in ("card_id", "device_id", "ip")),
-        pl.lit(0.0).alias("amount"),
+        pl.lit(RECEIPT_AMOUNT).alias("amount"),
     )
     return pl.concat([frame, receipts])
 

@@ -25,6 +25,7 @@ from graph.schemas import (
     Ring,
     RingParams,
     check_kind,
+    is_receipt,
     require_id,
 )
 from graph.typology import TypologyScore, typology_scores
@@ -141,7 +142,7 @@ def ring_evidence(
         if not tied:
             continue
         # a payee's receipts at its account: transactions counted, no amount (amounts are > 0)
-        receipts = [r for r in tied if key[0] == "merchant" and not float(r[6] or 0)]
+        receipts = [r for r in tied if key[0] == "merchant" and is_receipt(r[6])]
         rest = {k: v for k, v in links.items() if k != key}
         parts = components(rest, min_size=2)
         biggest = max(parts, key=lambda c: len(c.members), default=None)

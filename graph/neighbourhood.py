@@ -27,6 +27,7 @@ from graph.schemas import (
     GraphNotFound,
     Neighbourhood,
     check_kind,
+    is_receipt,
     require_id,
 )
 
@@ -132,7 +133,7 @@ def mark_payee_accounts(
     tell money moved between accounts from shopping."""
     for e in edges:
         node = nodes.get(("merchant", e.entity_id))
-        if e.kind == "merchant" and not e.amount_sum and node is not None:
+        if e.kind == "merchant" and is_receipt(e.amount_sum) and node is not None:
             node.props["account_of"] = e.user_id
 
 

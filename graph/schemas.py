@@ -32,6 +32,13 @@ LABELS: Final[dict[str, str]] = {
     "merchant": "Merchant",
 }
 KIND_OF_LABEL: Final[dict[str, EntityKind]] = {v: k for k, v in LABELS.items()}  # type: ignore[misc]
+#: A payee's edge to the account it receives at carries this amount (payments are > 0), which is
+#: how a receipt, and so a payee's account, is told from a payment (`graph.ingest.with_payees`).
+RECEIPT_AMOUNT: Final = 0.0
+
+
+def is_receipt(amount_sum: float | None) -> bool:
+    return float(amount_sum or 0) == RECEIPT_AMOUNT
 
 
 class InvalidGraphId(InvalidInput):
