@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from bench.amlshapes import SHAPES as AML_SHAPES
+from bench.ringworlds import amlsim_source, topology_frames
 from gnn.dataset import Dataset, build_dataset, load_frames
 from gnn.pit import PitConfig
 from graph.schemas import RingParams
@@ -27,23 +28,9 @@ def build(
 ) -> Dataset:
     """A world built point-in-time; without `graph_model`, no GCN and no graph-model features
     (what the served model and its hedges read is the same)."""
-    from world.simulate import generate
-
-    with tempfile.TemporaryDirectory(prefix="fraudring-bench-learning-") as tmp:
-        out = Path(tmp) / "w"
-        generate(
-            out=out,
-            transactions=transactions,
-            seed=seed,
-            days=30,
-            fraud_rate=0.005,
-            topology=topology,
-            false_label_rate=0.0002,
-            shift=shift,
-            progress=False,
-        )
-        pit = PitConfig(gnn_features=graph_model, use_gcn=graph_model)
-        return build_dataset(load_frames(out), pit=pit, progress=False)
+    frames = topology_frames(topology, seed, transactions=transactions, shift=shift)
+    pit = PitConfig(gnn_features=graph_model, use_gcn=graph_model)
+    return build_dataset(frames, pit=pit, progress=False)
 
 
 def build_amlsim(
@@ -51,7 +38,6 @@ def build_amlsim(
 ) -> tuple[Dataset, float]:
     """(the dataset, its ring window) of an AMLSim sample (`reverse`: read backwards; `shape`:
     rewired) loaded as `fraudring load --amlsim` does, `window_days` None spanning it."""
-    from bench.ringworlds import amlsim_source
     from world.amlsim import load_amlsim
 
     with tempfile.TemporaryDirectory(prefix="fraudring-bench-learning-") as tmp:

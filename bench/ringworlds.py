@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from fraudring.contract.ids import PAYEE_FIELD
-from gnn.dataset import load_frames
+from gnn.dataset import WorldFrames, load_frames
 from gnn.graphdata import KINDS, NEVER, TxnArrays, txn_arrays
 from gnn.ringrisk import RingIndex
 from world.io import ring_members
@@ -98,10 +98,15 @@ def _world(
     return BenchWorld(name, topology, seed, split, a, RingIndex.of(a), planted, fraud_at, end)
 
 
-def synthetic(topology: str, seed: int, split: str, *, transactions: int) -> BenchWorld:
+def topology_frames(
+    topology: str, seed: int, *, transactions: int, shift: bool = False
+) -> WorldFrames:
+    """The benchmarks' hard world of one ring topology: 30 days, 0.5% fraud, 0.02% of
+    legitimate transactions labelled fraud by mistake (`shift`: a regime change in the test
+    week)."""
     from world.simulate import generate
 
-    with tempfile.TemporaryDirectory(prefix="fraudring-bench-rings-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="fraudring-bench-") as tmp:
         out = Path(tmp) / "w"
         generate(
             out=out,
@@ -111,9 +116,14 @@ def synthetic(topology: str, seed: int, split: str, *, transactions: int) -> Ben
             fraud_rate=0.005,
             topology=topology,
             false_label_rate=0.0002,
+            shift=shift,
             progress=False,
         )
-        f = load_frames(out)
+        return load_frames(out)
+
+
+def synthetic(topology: str, seed: int, split: str, *, transactions: int) -> BenchWorld:
+    f = topology_frames(topology, seed, transactions=transactions)
     return _world(
         f"{topology} seed {seed}", topology, seed=seed, split=split, f=(f.txns, f.labels, f.truth)
     )
