@@ -45,7 +45,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from bench.learnworlds import AMLSIM_SAMPLES, build, build_amlsim
+from bench.learnworlds import build, build_amlsim
+from bench.ringworlds import AMLSIM, AMLSIM_SAMPLES, amlsim_kind
 from gnn import metrics as m
 from gnn.dataset import Dataset, label_delay_days, temporal_split
 from gnn.evaluate import evaluate_dataset
@@ -281,8 +282,6 @@ HEADER = (
 
 def amlsim(*, seed: int) -> dict[str, float]:
     """`compare` on each AMLSim sample present, at a window spanning it and the served one."""
-    from bench.ringworlds import AMLSIM
-
     figures: dict[str, float] = {}
     for sample, reverse, shape in AMLSIM_SAMPLES:
         if not (AMLSIM / sample).is_dir():
@@ -293,8 +292,7 @@ def amlsim(*, seed: int) -> dict[str, float]:
                 sample, seed=seed, window_days=window, reverse=reverse, shape=shape
             )
             r = compare(ds, seed=seed, hedges=True)
-            kind = shape or ("fanout" if reverse else sample.split("_")[-1].rstrip("0123456789"))
-            name = f"aml {kind} {days:g}d"
+            name = f"aml {amlsim_kind(sample, reverse=reverse, shape=shape)} {days:g}d"
             print(f"learning: {_row(name, r)}", flush=True)
             print(f"learning:   {name}: {_hedged(r)}", flush=True)
             figures |= {f"{name.replace(' ', '_')}_{k}": v for k, v in r.items()}

@@ -8,19 +8,10 @@ import math
 import tempfile
 from pathlib import Path
 
-from bench.amlshapes import SHAPES as AML_SHAPES
 from bench.ringworlds import amlsim_source, topology_frames
 from gnn.dataset import Dataset, build_dataset, load_frames
 from gnn.pit import PitConfig
 from graph.schemas import RingParams
-
-#: (sample, read backwards, rewired to another typology: `bench.amlshapes`)
-AMLSIM_SAMPLES: tuple[tuple[str, bool, str | None], ...] = (
-    ("20K_cycle200", False, None),
-    ("20K_fanin200", False, None),
-    ("20K_fanin200", True, None),
-    *(("20K_cycle200", False, shape) for shape in AML_SHAPES),
-)
 
 
 def build(

@@ -39,7 +39,7 @@ from rich.table import Table
 
 from bench.amlshapes import SHAPES as AML_SHAPES
 from bench.ringmethods import FINDERS
-from bench.ringworlds import BenchWorld, amlsim, apart, synthetic
+from bench.ringworlds import AMLSIM_SAMPLES, BenchWorld, amlsim, apart, synthetic
 from gnn.features import DAY_US
 from world.io import match_rings
 
@@ -117,9 +117,7 @@ def run(*, transactions: int | None, seed: int) -> dict[str, float | int | str]:
     t0 = time.perf_counter()
     val = [synthetic(t, s, "validation", transactions=n) for t in TOPOS for s in VALIDATION_SEEDS]
     test = [synthetic(t, s, "test", transactions=n) for t in TOPOS for s in (seed, seed + 1)]
-    test += [amlsim(s, seed=seed) for s in ("20K_cycle200", "20K_fanin200")]
-    test += [amlsim("20K_fanin200", seed=seed, reverse=True)]
-    test += [amlsim("20K_cycle200", seed=seed, shape=shape) for shape in AML_SHAPES]
+    test += [amlsim(s, seed=seed, reverse=r, shape=sh) for s, r, sh in AMLSIM_SAMPLES]
     test += [apart(name, s) for name in APART for s in (seed, seed + 1)]
     console.print(f"rings: {len(val) + len(test)} worlds in {time.perf_counter() - t0:.0f} s")
     figures: dict[str, float | int | str] = {

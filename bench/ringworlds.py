@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from bench.amlshapes import SHAPES as AML_SHAPES
+from bench.amlshapes import rewire
 from fraudring.contract.ids import PAYEE_FIELD
 from gnn.dataset import WorldFrames, load_frames
 from gnn.graphdata import KINDS, NEVER, TxnArrays, txn_arrays
@@ -27,6 +29,14 @@ from gnn.ringrisk import RingIndex
 from world.io import ring_members
 
 AMLSIM = Path(__file__).resolve().parents[1] / "../shared/datasets/amlsim"
+#: The AMLSim worlds the benchmarks score: (sample, read backwards, rewired to another of
+#: AMLSim's typologies by `bench.amlshapes`); the fan-in read backwards is a fan-out.
+AMLSIM_SAMPLES: tuple[tuple[str, bool, str | None], ...] = (
+    ("20K_cycle200", False, None),
+    ("20K_fanin200", False, None),
+    ("20K_fanin200", True, None),
+    *(("20K_cycle200", False, shape) for shape in AML_SHAPES),
+)
 USER = KINDS.index("user")
 
 
@@ -133,8 +143,6 @@ def amlsim_source(sample: str, tmp: Path, *, reverse: bool, shape: str | None = 
     """The sample's folder; `reverse`: a copy under `tmp` with every transfer read backwards;
     `shape`: a copy with its patterns rewired to another AMLSim typology (`bench.amlshapes`)."""
     if shape:
-        from bench.amlshapes import rewire
-
         return rewire(AMLSIM / sample, tmp / shape.replace("_", ""), shape=shape, seed=7)
     if not reverse:
         return AMLSIM / sample
@@ -160,9 +168,14 @@ def amlsim(
         src = amlsim_source(sample, Path(tmp), reverse=reverse, shape=shape)
         load_amlsim(src=src, out=out, seed=seed)
         f = load_frames(out)
-    tail = shape or ("fanout" if reverse else sample.split("_")[-1].rstrip("0123456789"))
     name = f"AMLSim {sample}" + (" reversed" if reverse else f" as {shape}" if shape else "")
-    return _world(name, f"amlsim_{tail}", seed=seed, split="test", f=(f.txns, f.labels, f.truth))
+    kind = f"amlsim_{amlsim_kind(sample, reverse=reverse, shape=shape)}"
+    return _world(name, kind, seed=seed, split="test", f=(f.txns, f.labels, f.truth))
+
+
+def amlsim_kind(sample: str, *, reverse: bool, shape: str | None) -> str:
+    """The typology of an AMLSim world: `cycle`, `fanin`, `fanout` or the rewired shape."""
+    return shape or ("fanout" if reverse else sample.split("_")[-1].rstrip("0123456789"))
 
 
 def apart(name: str, seed: int) -> BenchWorld:

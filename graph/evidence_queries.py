@@ -93,15 +93,16 @@ RETURN t.id, t.ts, t.user, t.card, t.device, t.ip, t.merchant, t.amount, t.fraud
   t.labelled_by, t.labelled_at
 """
 
-#: Merchants the given users paid, with how many of them did and how many users the merchant
-#: has in all (a mule ring's shell merchant lives off the ring).
+#: Merchants the given users paid, with how many of them did, how many users the merchant has
+#: in all (a mule ring's shell merchant lives off the ring) and how many receive there (a
+#: payee's account: `graph.schemas.RECEIPT_AMOUNT`).
 MEMBER_MERCHANTS: Final = """
 UNWIND $ids AS uid
 MATCH (u:User {id: uid})-[:USED]->(x:Merchant)
 WITH x, count(u) AS members
 WHERE members >= 2
 MATCH (x)<-[r:USED]-(:User)
-RETURN x.id, members, count(r)
+RETURN x.id, members, count(r), sum(CASE WHEN r.amount_sum = 0 THEN 1 ELSE 0 END)
 """
 
 

@@ -204,15 +204,10 @@ def ring_evidence(
                 entities=counts.get(m, {}),
             )
         )
-    shops = [
-        (r[0], int(r[1]), int(r[2]))
-        for r in store._read(eq.MEMBER_MERCHANTS, {"ids": ring.members})
-    ]
+    rows = store._read(eq.MEMBER_MERCHANTS, {"ids": ring.members})
+    shops = [(r[0], int(r[1]), int(r[2])) for r in rows]
     # payees' accounts, whether they tie the ring or only take its money
-    paid = [x[0] for x in shops if x[0] not in {link.id for link in out}]
-    accounts = {link.id for link in out if link.account_of} | (
-        {r[0] for r in store._read(eq.PAYEE_ACCOUNTS, {"ids": paid})} if paid else set()
-    )
+    accounts = {link.id for link in out if link.account_of} | {r[0] for r in rows if r[3]}
     typos = typology_scores(ring, links, counts, shops=shops, accounts=accounts)
     by_home: dict[str, list[str]] = defaultdict(list)
     for m, ip in sorted(homes.items()):

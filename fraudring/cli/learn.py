@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
 
         settings = get_settings()
         frames = load_frames(data)
-        split_of(frames)  # a world too short for the split fails before the features
+        split = split_of(frames)  # a world too short for the split fails before the features
         rings = RingParams.of(settings)
         ds = build_dataset(frames, pit=PitConfig(use_gcn=gcn, rings=rings), progress=True)
         report = evaluate_dataset(
@@ -112,6 +112,7 @@ def register(app: typer.Typer) -> None:
             seed=settings.seed,
             cost_fp=settings.cost_fp,
             cost_fn=settings.cost_fn,
+            split=split,
             gcn=gcn,
             ring_rule=rings,
         )
