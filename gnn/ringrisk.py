@@ -32,6 +32,7 @@ from gnn.graphdata import KINDS, TxnArrays, receipt_rows
 from graph.ringevidence import (
     EvidenceLinks,
     LabelledUse,
+    Untied,
     evidence_rings,
     label_rates,
     use_share,
@@ -190,7 +191,7 @@ def evidence_links(
     params: RingParams,
     index: RingIndex,
     labelled: set[str],
-) -> tuple[EvidenceLinks, dict[str, tuple[float, float]], LabelledUse]:
+) -> tuple[EvidenceLinks, dict[str, tuple[float, float]], LabelledUse, Untied]:
     """`graph.label_queries.evidence_links` on the rows before ``hi``: entities with
     2..`evidence_cap` recent users (or more, where labels are at least `join_share` of them) and
     at least one labelled tied one (a merchant ties its repeat customers, any other entity every
@@ -204,6 +205,7 @@ def evidence_links(
     out: EvidenceLinks = {}
     totals: dict[str, tuple[float, float]] = {}
     use: LabelledUse = {}
+    untied: Untied = {}
     for kind in KINDS[1:]:
         pair, n, last = index.pairs[kind].before(hi, a.t)
         ent, users = pair // n_nodes, pair % n_nodes
@@ -237,7 +239,8 @@ def evidence_links(
             key = (kind, str(int(e)))
             out[key] = ([str(int(u)) for u in group], [str(int(u)) for u in group[flags]])
             use[key] = use_share(tot, bn)
-    return out, totals, use
+            untied[key] = int(degree[e]) - len(group)
+    return out, totals, use, untied
 
 
 def user_bases(
@@ -294,11 +297,11 @@ def ring_groups(
     for comp in comps:
         comp.density = density(comp, links)
     size_flag(comps, params)
-    elinks, totals, use = evidence_links(
+    elinks, totals, use, untied = evidence_links(
         a, hi, since=since, params=params, index=index, labelled=known
     )
     rates = label_rates(totals, prior=params.label_prior)
-    flagged = evidence_rings(elinks, rates=rates, params=params, labelled_use=use)
+    flagged = evidence_rings(elinks, rates=rates, params=params, labelled_use=use, untied=untied)
     for comp in flagged:
         comp.density = density(comp, {k: us for k, (us, _b) in elinks.items()})
     shape_flag(comps, shape_counts(comps, flagged, params), params)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from graph import label_queries as q
 from graph import ringshape
-from graph.ringevidence import EvidenceLinks, LabelledUse, label_rates, use_share
+from graph.ringevidence import EvidenceLinks, LabelledUse, Untied, label_rates, use_share
 from graph.ringrule import Component
 from graph.schemas import KIND_OF_LABEL, LINKED_KINDS, RingParams
 
@@ -47,9 +47,9 @@ def _scan(
 
 def full(
     store: CypherBackend, *, since: float, params: RingParams
-) -> tuple[EvidenceLinks, dict[str, float], LabelledUse]:
-    """Every evidence entity, the rates (stored for incremental runs) and each entity's
-    labelled share of use."""
+) -> tuple[EvidenceLinks, dict[str, float], LabelledUse, Untied]:
+    """Every evidence entity, the rates (stored for incremental runs), each entity's labelled
+    share of use and its recent users it does not tie."""
     totals: dict[str, tuple[float, float]] = {k: (0.0, 0.0) for k in LINKED_KINDS}
     for kind, rows in _scan(store, q.evidence_totals, {"since": since}, params.page_size):
         for n, bad in rows:
@@ -70,12 +70,14 @@ def full(
     )
     links: EvidenceLinks = {}
     use: LabelledUse = {}
+    untied: Untied = {}
     args = _evidence_args(since, params)
     for kind, rows in _scan(store, q.evidence_links, args, params.page_size):
-        for eid, users, bad, uses, bad_uses in rows:
+        for eid, users, bad, uses, bad_uses, others in rows:
             links[(kind, eid)] = (list(users), list(bad))
             use[(kind, eid)] = use_share(uses, bad_uses)
-    return links, rates, use
+            untied[(kind, eid)] = int(others or 0)
+    return links, rates, use, untied
 
 
 def _evidence_args(since: float, params: RingParams) -> dict[str, float]:
@@ -118,11 +120,13 @@ def expand(
     since: float,
     params: RingParams,
     rings_of: Any,
-) -> tuple[EvidenceLinks, set[str], OldRings, LabelledUse]:
+) -> tuple[EvidenceLinks, set[str], OldRings, LabelledUse, Untied]:
     """Evidence entities around `users`, closed under them and under current ring membership
-    (`rings_of(store, users)` -> the rings of those users), and their labelled share of use."""
+    (`rings_of(store, users)` -> the rings of those users), their labelled share of use and
+    their recent users they do not tie."""
     links: EvidenceLinks = {}
     use: LabelledUse = {}
+    untied: Untied = {}
     old: OldRings = {}
     visited: set[str] = set()
     checked: set[tuple[str, str]] = set()
@@ -147,9 +151,10 @@ def expand(
             ents = sorted(e for k, e in seen if k == kind)
             for i in range(0, len(ents), _CHUNK):
                 rows = store._read(q.ENTITY_EVIDENCE[kind], {"ids": ents[i : i + _CHUNK], **args})
-                for eid, us, bad, uses, bad_uses in rows:
+                for eid, us, bad, uses, bad_uses, others in rows:
                     links[(kind, eid)] = (list(us), list(bad))
                     use[(kind, eid)] = use_share(uses, bad_uses)
+                    untied[(kind, eid)] = int(others or 0)
                     grow.update(u for u in us if u not in visited)
         frontier = grow
-    return links, visited, old, use
+    return links, visited, old, use, untied

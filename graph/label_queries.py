@@ -23,17 +23,18 @@ WITH x, count(r) AS degree, sum(CASE WHEN {bad} THEN 1 ELSE 0 END) AS labelled
 WHERE degree >= 2 AND labelled >= 1 AND (degree <= $cap OR labelled >= $share * degree)
 MATCH (x)<-[r:USED]-(u:User)
 WHERE r.last_seen >= $since AND {tied}
-WITH x, collect(u.id) AS users, collect(CASE WHEN {bad} THEN u.id END) AS bad,
+WITH x, degree, collect(u.id) AS users, collect(CASE WHEN {bad} THEN u.id END) AS bad,
   sum(r.n) AS uses, sum(CASE WHEN {bad} THEN r.n ELSE 0 END) AS bad_uses
 WHERE size(bad) >= 1
-RETURN x.id, users, bad, uses, bad_uses
+RETURN x.id, users, bad, uses, bad_uses, degree - size(users)
 """
 
 
 def evidence_links(*, page: str) -> dict[str, str]:
     """Per entity kind, one page of entities with 2..$cap recent users, or more where labelled
     users are at least $share of them (a crew's own proxy), of which at least one tied user is
-    labelled: their tied users, the labelled ones, and the transactions of each."""
+    labelled: their tied users, the labelled ones, the transactions of each, and how many
+    recent users they do not tie (a shop's one-off customers)."""
     return {
         k: f"MATCH (x:{LABELS[k]})\nWHERE {page}" + _EVIDENCE.format(tied=_ETIED[k], bad=_BAD)
         for k in LINKED_KINDS

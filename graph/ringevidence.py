@@ -19,6 +19,8 @@ from graph.schemas import RingParams
 EvidenceLinks = dict[tuple[str, str], tuple[list[str], list[str]]]
 #: (kind, entity id) -> the labelled users' share of its tied users' transactions
 LabelledUse = dict[tuple[str, str], float]
+#: (kind, entity id) -> its recent users it does not tie (a shop's one-off customers)
+Untied = dict[tuple[str, str], int]
 
 
 def use_share(uses: float | None, bad_uses: float | None) -> float:
@@ -55,7 +57,11 @@ def evidence(users: int, bad: int, rate: float) -> float:
 
 
 def chained(
-    cands: Sequence[tuple[float, tuple[str, str]]], elinks: EvidenceLinks, *, alpha: float
+    cands: Sequence[tuple[float, tuple[str, str]]],
+    elinks: EvidenceLinks,
+    *,
+    alpha: float,
+    untied: Mapping[tuple[str, str], int] | None = None,
 ) -> set[tuple[str, str]]:
     """The candidate entities (tail, key) that tie labelled users into a group whose combined
     evidence is at most `alpha`.
@@ -68,7 +74,8 @@ def chained(
     their own evidence are joined only by a tie no weaker than the weakest one either was
     built of, by several ties between them that multiply to that, or by an entity only
     labelled users share (a relay's pair): one stolen card that two crews tested, its owner
-    still using it, is a resold card, not one crew."""
+    still using it, is a resold card, not one crew; a shop where two crews' members came back,
+    among customers who came once (`untied`), is where crews cash out, not one crew."""
     parent: dict[str, str] = {}
 
     def find(u: str) -> str:
@@ -96,7 +103,8 @@ def chained(
         lp = math.log(max(p, 1e-300))
         users, bad = elinks[key]
         standing = [r for r in roots if ev.get(r, 0.0) <= limit]
-        if len(standing) >= 2 and lp > max(loosest[r] for r in standing) and len(bad) < len(users):
+        shared_by = len(users) + (untied or {}).get(key, 0)
+        if len(standing) >= 2 and lp > max(loosest[r] for r in standing) and len(bad) < shared_by:
             held.append((lp, key))
             continue
         join(roots, lp)
@@ -130,6 +138,7 @@ def evidence_rings(
     rates: Mapping[str, float],
     params: RingParams,
     labelled_use: Mapping[tuple[str, str], float] | None = None,
+    untied: Mapping[tuple[str, str], int] | None = None,
 ) -> list[Component]:
     """Rings grown from labels (see `graph.rings`).
 
@@ -173,7 +182,7 @@ def evidence_rings(
             params.chain_alpha, params.evidence_alpha
         ):
             cands.append((p, key))
-    chosen = chained(cands, elinks, alpha=params.evidence_alpha)
+    chosen = chained(cands, elinks, alpha=params.evidence_alpha, untied=untied)
     strong = {key: elinks[key][0] for key in sorted(chosen)}
     for key, users in strong.items():
         for u in users:

@@ -243,7 +243,7 @@ def detect(
     since = now - params.window_days * 86400
     if touched_users is None:
         links = _full_links(store, since=since, params=params)
-        elinks, rates, use = evidence.full(store, since=since, params=params)
+        elinks, rates, use, untied = evidence.full(store, since=since, params=params)
         old: OldRings = {
             rid: (float(c or 0.0), list(m or [])) for rid, c, m in store._read(q.ALL_RINGS)
         }
@@ -253,7 +253,7 @@ def detect(
         seeds = set(touched_users)
         while True:  # closed under both kinds of links and current ring membership
             links, visited, old = _expand(store, seeds, since=since, params=params)
-            elinks, evisited, eold, use = evidence.expand(
+            elinks, evisited, eold, use, untied = evidence.expand(
                 store, visited, since=since, params=params, rings_of=_rings_of
             )
             if evisited <= visited:
@@ -282,7 +282,7 @@ def detect(
     for comp in comps:
         comp.density = density(comp, links)
     size_flag(comps, params)
-    flagged = evidence_rings(elinks, rates=rates, params=params, labelled_use=use)
+    flagged = evidence_rings(elinks, rates=rates, params=params, labelled_use=use, untied=untied)
     for comp in flagged:
         comp.density = density(comp, {k: us for k, (us, _b) in elinks.items()})
     shape = evidence.shape_counts(store, comps, flagged, params=params, full=full)

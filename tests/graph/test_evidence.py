@@ -119,6 +119,30 @@ def test_an_account_the_members_pay_once_is_named_an_account(store: CypherStore)
     ]
 
 
+def test_two_crews_that_came_back_to_one_shop_stay_two_rings(store: CypherStore) -> None:
+    """Each crew stands on its own phone; one member of each came back to a shop that twelve
+    customers visited once. The shop ties only its repeat customers, both labelled, but it is
+    where crews cash out, not a pair nobody else uses (`graph.ringevidence.chained`)."""
+
+    def pay(tid: str, user: str, device: str, shop: str, k: int) -> TxnRecord:
+        return TxnRecord(tid, T0 + 60 * k, user, f"card-{user}", device, None, shop, 20.0)
+
+    recs = [
+        pay(f"{u}{v}", u, f"phone-{u[0]}", "kiosk", k)
+        for k, (u, v) in enumerate((u, v) for u in ("a1", "b1") for v in "xy")
+    ]
+    recs += [pay(f"{u}-own", u, f"phone-{u[0]}", f"shop-{u}", 10) for u in ("a2", "a3", "b2", "b3")]
+    recs += [pay(f"once{k}", f"once{k}", f"dev-once{k}", "kiosk", 20 + k) for k in range(12)]
+    for k in range(40):  # the population: own phones, regulars of their corner shops
+        recs += [pay(f"bg{k}{v}", f"bg{k}", f"dev-bg{k}", f"corner{k}", 40 + k) for v in "xy"]
+    store.ingest(recs)
+    for r in recs[:8]:
+        store.label(kind="txn", id=r.txn_id, label="fraud", by="test", at=T0 + 9_000)
+    store.detect_rings()
+    rings = sorted(sorted(r.members) for r in store.top_rings(10))
+    assert rings == [["a1", "a2", "a3"], ["b1", "b2", "b3"]]
+
+
 def test_risk_is_recency_times_its_terms() -> None:
     terms = risk_terms(fraud_rate=0.5, size=7, dens=0.3, age_days=12.0)
     whole = risk(fraud_rate=0.5, size=7, dens=0.3, age_days=12.0, idle_days=3.0)

@@ -81,6 +81,18 @@ def test_parallel_ties_or_a_pair_nobody_else_uses_join_two_groups() -> None:
     assert members(pair, LOOSE) == [sorted(A + B)]
 
 
+def test_a_shop_two_crews_came_back_to_does_not_merge_them() -> None:
+    """A shop ties only its repeat customers: here a member of each crew, both labelled. Read
+    alone it looks like a pair nobody else uses; but 40 customers came once, and two crews
+    cashing out at one shop are not one crew."""
+    links = crews()
+    links[("merchant", "shop")] = (["a1", "b1"], ["a1", "b1"])
+    assert members(links, LOOSE) == [sorted(A + B)]
+    untied = {("merchant", "shop"): 40}
+    rings = evidence_rings(links, rates=RATES, params=LOOSE, untied=untied)
+    assert sorted(r.members for r in rings) == [A, B]
+
+
 @pytest.mark.parametrize("order", [1, -1])
 def test_the_result_does_not_depend_on_the_order_links_come_in(order: int) -> None:
     links = crews(
