@@ -18,15 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from bench.amlshapes import SHAPES as AML_SHAPES
 from bench.amlshapes import rewire
-from fraudring.contract.ids import PAYEE_FIELD
 from gnn.dataset import WorldFrames, load_frames
 from gnn.graphdata import KINDS, NEVER, TxnArrays, txn_arrays
 from gnn.ringrisk import RingIndex
-from world.io import ring_members
+from world.io import frame_ring_members
 
 AMLSIM = Path(__file__).resolve().parents[1] / "../shared/datasets/amlsim"
 #: The AMLSim worlds the benchmarks score: (sample, read backwards, rewired to another of
@@ -73,13 +71,7 @@ def _arrays(
     users = a.node[:, USER]
     planted: dict[str, set[str]] = {}
     if truth is not None:  # `world.io.ring_members`, as user node ids
-        t = truth.set_index("txn_id").reindex(txns["txn_id"]).reset_index()
-        t["user_is_ring_member"] = t["user_is_ring_member"].fillna(False).astype(bool)
-        ids = [c for c in ("user_id", PAYEE_FIELD) if c in txns.columns]
-        members = ring_members(
-            pa.Table.from_pandas(t[["ring_id", "user_is_ring_member"]], preserve_index=False),
-            pa.Table.from_pandas(txns[ids], preserve_index=False),
-        )
+        members = frame_ring_members(truth, txns)
         node = {name: str(int(a.offsets[USER]) + i) for i, name in enumerate(a.node_ids[USER])}
         planted = {r: {node[u] for u in m} for r, m in members.items()}
     planted = {r: m for r, m in planted.items() if len(m) >= 3}

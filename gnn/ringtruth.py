@@ -53,15 +53,19 @@ def ring_truth(ds: Dataset, *, start: int, end: int) -> RingTruth | None:
     tr = ds.frames.truth
     if tr is None or "ring_id" not in tr.columns:
         return None
+    from world.io import frame_ring_members
+
     txns = ds.frames.txns
-    tx = txns[["txn_id", "user_id"]].assign(_t=ds.t, _payer=True)
-    if PAYEE_FIELD in txns.columns:  # each transfer's payee, a member as `ring_members` says
+    members = frame_ring_members(tr, txns)
+    tx = txns[["txn_id", "user_id"]].assign(_t=ds.t)
+    if PAYEE_FIELD in txns.columns:  # each transfer's payee: its frauds date the ring too
         paid = txns[PAYEE_FIELD].notna().to_numpy()
         payees = txns.loc[paid, ["txn_id", PAYEE_FIELD]].rename(columns={PAYEE_FIELD: "user_id"})
-        tx = pd.concat([tx, payees.assign(_t=ds.t[paid], _payer=False)], ignore_index=True)
+        tx = pd.concat([tx, payees.assign(_t=ds.t[paid])], ignore_index=True)
     df = tx.merge(tr, on="txn_id", how="inner")
-    df = df[df["ring_id"].notna() & (df["user_is_ring_member"] | ~df["_payer"])]
-    members = df.groupby("ring_id")["user_id"].agg(lambda s: set(s)).to_dict()
+    pairs = {(r, u) for r, us in members.items() for u in us}
+    keys = pd.Series(list(zip(df["ring_id"], df["user_id"], strict=True)), index=df.index)
+    df = df[keys.isin(pairs)]
     fraud = df[df["is_fraud"] & (df["_t"] < end)]
     by_ring = fraud.groupby("ring_id")["_t"]
     first, last = by_ring.min(), by_ring.max()

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -15,6 +15,9 @@ import pyarrow.parquet as pq
 from fraudring.contract.ids import PAYEE_FIELD
 from fraudring.errors import InvalidInput, NotFound
 from world import schema
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Fixed writer options: with the same input, the same bytes.
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "use_dictionary": True}
@@ -96,10 +99,13 @@ def iter_truth(path: Path, *, batch_size: int = 65_536) -> Iterator[pa.RecordBat
 
 def ring_members(truth: pa.Table, transactions: pa.Table) -> dict[str, set[str]]:
     """Planted ring id -> its member users (the contract's definition): the payers marked
-    members, and the payee of each of its transfers (the account a ring's transfer feeds is the
-    ring's, whether its payer is a member or a victim)."""
+    members, and the payee of each of its fraudulent transfers (the account a ring's fraud
+    feeds is the ring's, whether its payer is a member or a victim; a member's everyday
+    transfer to a relative or a landlord makes them no member)."""
     ring = truth.column("ring_id").to_pylist()
     member = truth.column("user_is_ring_member").to_pylist()
+    names_t = truth.column_names
+    fraud = truth.column("is_fraud").to_pylist() if "is_fraud" in names_t else [True] * len(ring)
     users = transactions.column("user_id").to_pylist()
     names = transactions.column_names
     payees = transactions.column(PAYEE_FIELD).to_pylist() if PAYEE_FIELD in names else []
@@ -109,9 +115,23 @@ def ring_members(truth: pa.Table, transactions: pa.Table) -> dict[str, set[str]]
             continue
         if m:
             out.setdefault(r, set()).add(u)
-        if payees and payees[i] is not None:
+        if payees and payees[i] is not None and fraud[i]:
             out.setdefault(r, set()).add(payees[i])
     return out
+
+
+def frame_ring_members(truth: pd.DataFrame, txns: pd.DataFrame) -> dict[str, set[str]]:
+    """`ring_members` of a world's truth and transactions as data frames (truth rows matched
+    to transactions by id; a transaction without one is in no ring)."""
+    t = truth.set_index("txn_id").reindex(txns["txn_id"]).reset_index()
+    for col in ("user_is_ring_member", "is_fraud"):
+        t[col] = t[col].fillna(False).astype(bool)
+    ids = [c for c in ("user_id", PAYEE_FIELD) if c in txns.columns]
+    cols = ["ring_id", "user_is_ring_member", "is_fraud"]
+    return ring_members(
+        pa.Table.from_pandas(t[cols], preserve_index=False),
+        pa.Table.from_pandas(txns[ids], preserve_index=False),
+    )
 
 
 def match_rings(planted: dict[str, set[str]], found: list[set[str]]) -> tuple[int, int, int]:

@@ -305,6 +305,24 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert run.returncode == 2 and "difficulty" in run.stderr
 
 
+def test_a_ring_members_everyday_transfer_makes_its_payee_no_member(tmp_path: Path) -> None:
+    """Every row a mule sends is marked with its ring; the account its fraud fed is the
+    ring's, the mother it sends money to every month is not."""
+    src = tmp_path / "p2p.csv"
+    src.write_text(
+        "user,payee,amount,time,label,case\n"
+        "m1,m2,900,2026-01-01T00:00:00Z,1,ring-1\n"
+        "m2,cash,850,2026-01-01T02:00:00Z,1,ring-1\n"
+        "m1,mother,50,2026-01-02T00:00:00Z,0,ring-1\n"
+        "m2,landlord,700,2026-01-03T00:00:00Z,,ring-1\n"
+    )
+    out = tmp_path / "w"
+    columns = "user=user,payee=payee,amount=amount,time=time,label=label,ring=case"
+    load_table(src=src, out=out, columns=parse_columns(columns))
+    w = read_world(out)
+    assert ring_members(w.truth, w.transactions) == {"ring-1": {"m1", "m2", "cash"}}
+
+
 def test_ring_column_becomes_ring_truth(tmp_path: Path) -> None:
     src = tmp_path / "cases.csv"
     src.write_text(
