@@ -46,7 +46,8 @@ from world.io import match_rings
 console = Console(stderr=True)
 TOPOS = ("dense", "chain", "star", "bipartite", "mule")
 VALIDATION_SEEDS = (101, 102)
-APART = ("relay", "takeover", "collusion", "farm")  # bench.apart: worlds written apart, test only
+#: bench.apart: worlds written apart, test only
+APART = ("relay", "takeover", "collusion", "farm", "p2p")
 _CAPS = {"cap": (5, 10, 20, 50), "merchants": (False, True)}
 GRIDS: dict[str, list[dict[str, Any]]] = {
     "components": [dict(zip(_CAPS, v, strict=True)) for v in itertools.product(*_CAPS.values())],
