@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.apart import write_csv
+
 COLUMNS = (
     "user=user_id,card=card_id,device=device_id,ip=ip,merchant=merchant_id,amount=amount,"
     "time=ts,label=label,label_time=label_ts,txn=txn_id,ring=ring"
@@ -32,7 +34,6 @@ DAY = 86400
 NDAYS = 50
 T_END = NDAYS * DAY
 START = pd.Timestamp("2026-04-06T00:00:00")  # a Monday
-FMT = "%Y-%m-%dT%H:%M:%SZ"
 N_LEGIT = 8600
 N_MERCH = 700
 N_ELEC = 30
@@ -338,23 +339,20 @@ def write(seed: int, out: Path) -> Path:
     for col, prefix in [("card", "c"), ("dev", "d")]:
         codes, uniq = pd.factorize(df[col])
         df[col] = prefix + (rng.permutation(len(uniq)) + 1)[codes].astype(str)
-    tsd = START + pd.to_timedelta(np.floor(df.t).astype(np.int64), unit="s")
-    lts = tsd + pd.to_timedelta(np.floor(df.delay).astype(np.int64), unit="s")
-    lab = df.lab.to_numpy()
-    table = pd.DataFrame(
-        {
-            "txn_id": ["t" + str(i) for i in range(1, len(df) + 1)],
-            "user_id": uname[df.u.to_numpy()],
-            "card_id": df.card,
-            "device_id": df.dev,
-            "ip": df.ip,
-            "merchant_id": merch_ids[df.merch.to_numpy()],
-            "amount": np.clip(np.round(df.amt.to_numpy(), 2), 1.0, 9999.99),
-            "ts": tsd.dt.strftime(FMT),
-            "label": np.where(lab == 0, "0", np.where(lab == 1, "1", "")),
-            "label_ts": np.where(lab == 1, lts.dt.strftime(FMT), ""),
-            "ring": ring[df.u.to_numpy()],
-        }
+    ids = {
+        "user_id": uname[df.u.to_numpy()],
+        "card_id": df.card,
+        "device_id": df.dev,
+        "ip": df.ip,
+        "merchant_id": merch_ids[df.merch.to_numpy()],
+    }
+    return write_csv(
+        Path(out),
+        start=START,
+        t=df.t,
+        delay=df.delay,
+        lab=df.lab,
+        ids=ids,
+        amount=df.amt,
+        ring=ring[df.u.to_numpy()],
     )
-    table.to_csv(path := Path(out), index=False, float_format="%.2f")
-    return path

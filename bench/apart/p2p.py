@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.apart import write_csv
+
 COLUMNS = (
     "user=user_id,card=card_id,device=device_id,ip=ip,merchant=merchant_id,payee=payee_id,"
     "amount=amount,time=ts,label=label,label_time=label_ts,txn=txn_id,ring=ring"
@@ -33,7 +35,6 @@ HOUR = 3600.0
 NDAYS = 60
 T_END = NDAYS * DAY
 START = pd.Timestamp("2026-03-02T00:00:00")  # a Monday
-FMT = "%Y-%m-%dT%H:%M:%SZ"
 N_CUST = 9850
 N_MERCH = 700
 N_CASHM = 14  # gift-card shops and crypto exchanges
@@ -375,25 +376,22 @@ def write(seed: int, out: Path) -> Path:
         res[have] = names[codes]
         return res
 
-    tsd = START + pd.to_timedelta(np.floor(df.t).astype(np.int64), unit="s")
-    lts = tsd + pd.to_timedelta(np.floor(df.delay).astype(np.int64), unit="s")
-    lab = df.lab.to_numpy()
     payee, merch, users = df.payee.to_numpy(), df.merch.to_numpy(), df.u.to_numpy()
-    table = pd.DataFrame(
-        {
-            "txn_id": ["t" + str(i) for i in range(1, len(df) + 1)],
-            "user_id": uname[users],
-            "card_id": renumber("card", "c"),
-            "device_id": renumber("dev", "d"),
-            "ip": df.ip,
-            "merchant_id": np.where(merch >= 0, merch_ids[np.maximum(merch, 0)], ""),
-            "payee_id": np.where(payee >= 0, uname[np.maximum(payee, 0)], ""),
-            "amount": np.clip(np.round(df.amt.to_numpy(), 2), 1.0, 9999.99),
-            "ts": tsd.dt.strftime(FMT),
-            "label": np.where(lab == 0, "0", np.where(lab == 1, "1", "")),
-            "label_ts": np.where(lab == 1, lts.dt.strftime(FMT), ""),
-            "ring": ring[users],
-        }
+    ids = {
+        "user_id": uname[users],
+        "card_id": renumber("card", "c"),
+        "device_id": renumber("dev", "d"),
+        "ip": df.ip,
+        "merchant_id": np.where(merch >= 0, merch_ids[np.maximum(merch, 0)], ""),
+        "payee_id": np.where(payee >= 0, uname[np.maximum(payee, 0)], ""),
+    }
+    return write_csv(
+        Path(out),
+        start=START,
+        t=df.t,
+        delay=df.delay,
+        lab=df.lab,
+        ids=ids,
+        amount=df.amt,
+        ring=ring[users],
     )
-    table.to_csv(path := Path(out), index=False, float_format="%.2f")
-    return path
