@@ -8,34 +8,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
 FMT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def write_csv(
-    out: Path,
-    *,
-    start: pd.Timestamp,
-    t: npt.ArrayLike,
-    delay: npt.ArrayLike,
-    lab: npt.ArrayLike,
-    ids: Mapping[str, Any],
-    amount: npt.ArrayLike,
-    ring: npt.ArrayLike,
+    out: Path, rows: pd.DataFrame, *, start: pd.Timestamp, ids: Mapping[str, Any], ring: Any
 ) -> Path:
-    """A world's rows as the CSV `fraudring load` reads with its module's COLUMNS: `ids` in
-    their order after `txn_id`, times `t` seconds after `start`, labels 0 (legitimate), 1 (fraud
-    reported `delay` seconds later) or any other (fraud never reported: left blank)."""
-    ts = start + pd.to_timedelta(pd.Series(np.floor(np.asarray(t)).astype(np.int64)), unit="s")
-    lts = ts + pd.to_timedelta(pd.Series(np.floor(np.asarray(delay)).astype(np.int64)), unit="s")
-    lab = np.asarray(lab)
+    """A world's `rows` (seconds `t` after `start`, `amt`, `lab`, `delay`) as the CSV `fraudring
+    load` reads with its module's COLUMNS: `ids` in their order after `txn_id`, labels 0
+    (legitimate), 1 (fraud reported `delay` seconds later) or any other (fraud never reported:
+    left blank)."""
+    t, delay, lab, amount = (rows[c].to_numpy() for c in ("t", "delay", "lab", "amt"))
+    ts = start + pd.to_timedelta(pd.Series(np.floor(t).astype(np.int64)), unit="s")
+    lts = ts + pd.to_timedelta(pd.Series(np.floor(delay).astype(np.int64)), unit="s")
     table = pd.DataFrame(
         {
             "txn_id": ["t" + str(i) for i in range(1, len(lab) + 1)],
             **ids,
-            "amount": np.clip(np.round(np.asarray(amount, dtype=np.float64), 2), 1.0, 9999.99),
+            "amount": np.clip(np.round(amount.astype(np.float64), 2), 1.0, 9999.99),
             "ts": ts.dt.strftime(FMT),
             "label": np.where(lab == 0, "0", np.where(lab == 1, "1", "")),
             "label_ts": np.where(lab == 1, lts.dt.strftime(FMT), ""),

@@ -346,13 +346,4 @@ def write(seed: int, out: Path) -> Path:
         "ip": df.ip,
         "merchant_id": merch_ids[df.merch.to_numpy()],
     }
-    return write_csv(
-        Path(out),
-        start=START,
-        t=df.t,
-        delay=df.delay,
-        lab=df.lab,
-        ids=ids,
-        amount=df.amt,
-        ring=ring[df.u.to_numpy()],
-    )
+    return write_csv(Path(out), df, start=START, ids=ids, ring=ring[df.u.to_numpy()])

@@ -385,13 +385,4 @@ def write(seed: int, out: Path) -> Path:
         "merchant_id": np.where(merch >= 0, merch_ids[np.maximum(merch, 0)], ""),
         "payee_id": np.where(payee >= 0, uname[np.maximum(payee, 0)], ""),
     }
-    return write_csv(
-        Path(out),
-        start=START,
-        t=df.t,
-        delay=df.delay,
-        lab=df.lab,
-        ids=ids,
-        amount=df.amt,
-        ring=ring[users],
-    )
+    return write_csv(Path(out), df, start=START, ids=ids, ring=ring[users])
