@@ -63,9 +63,8 @@ def ring_truth(ds: Dataset, *, start: int, end: int) -> RingTruth | None:
         payees = txns.loc[paid, ["txn_id", PAYEE_FIELD]].rename(columns={PAYEE_FIELD: "user_id"})
         tx = pd.concat([tx, payees.assign(_t=ds.t[paid])], ignore_index=True)
     df = tx.merge(tr, on="txn_id", how="inner")
-    pairs = {(r, u) for r, us in members.items() for u in us}
-    keys = pd.Series(list(zip(df["ring_id"], df["user_id"], strict=True)), index=df.index)
-    df = df[keys.isin(pairs)]
+    pairs = [(r, u) for r, us in members.items() for u in us]
+    df = df.merge(pd.DataFrame(pairs, columns=["ring_id", "user_id"]), on=["ring_id", "user_id"])
     fraud = df[df["is_fraud"] & (df["_t"] < end)]
     by_ring = fraud.groupby("ring_id")["_t"]
     first, last = by_ring.min(), by_ring.max()
