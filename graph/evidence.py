@@ -73,11 +73,21 @@ def full(
     untied: Untied = {}
     args = _evidence_args(since, params)
     for kind, rows in _scan(store, q.evidence_links, args, params.page_size):
-        for eid, users, bad, uses, bad_uses, others in rows:
-            links[(kind, eid)] = (list(users), list(bad))
-            use[(kind, eid)] = use_share(uses, bad_uses)
-            untied[(kind, eid)] = int(others or 0)
+        _keep(kind, rows, links=links, use=use, untied=untied)
     return links, rates, use, untied
+
+
+def _keep(
+    kind: str, rows: list[list[Any]], *, links: EvidenceLinks, use: LabelledUse, untied: Untied
+) -> list[str]:
+    """Rows of the evidence queries into the three maps; the tied users read."""
+    seen: list[str] = []
+    for eid, users, bad, uses, bad_uses, others in rows:
+        links[(kind, eid)] = (list(users), list(bad))
+        use[(kind, eid)] = use_share(uses, bad_uses)
+        untied[(kind, eid)] = int(others or 0)
+        seen.extend(users)
+    return seen
 
 
 def _evidence_args(since: float, params: RingParams) -> dict[str, float]:
@@ -151,10 +161,7 @@ def expand(
             ents = sorted(e for k, e in seen if k == kind)
             for i in range(0, len(ents), _CHUNK):
                 rows = store._read(q.ENTITY_EVIDENCE[kind], {"ids": ents[i : i + _CHUNK], **args})
-                for eid, us, bad, uses, bad_uses, others in rows:
-                    links[(kind, eid)] = (list(us), list(bad))
-                    use[(kind, eid)] = use_share(uses, bad_uses)
-                    untied[(kind, eid)] = int(others or 0)
-                    grow.update(u for u in us if u not in visited)
+                tied = _keep(kind, rows, links=links, use=use, untied=untied)
+                grow.update(u for u in tied if u not in visited)
         frontier = grow
     return links, visited, old, use, untied

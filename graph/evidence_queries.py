@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from graph.schemas import LABELS, LINKED_KINDS
+from graph.schemas import LABELS, LINKED_KINDS, RECEIPT_AMOUNT
 
 # --- evidence and history (graph.investigation) ---------------------------------------------
 
@@ -96,24 +96,34 @@ RETURN t.id, t.ts, t.user, t.card, t.device, t.ip, t.merchant, t.amount, t.fraud
 #: Merchants the given users paid, with how many of them did, how many users the merchant has
 #: in all (a mule ring's shell merchant lives off the ring) and how many receive there (a
 #: payee's account: `graph.schemas.RECEIPT_AMOUNT`).
-MEMBER_MERCHANTS: Final = """
+#: A user's receipt edge at a payee's account (`graph.schemas.RECEIPT_AMOUNT`).
+_RECEIPT: Final = f"r.amount_sum = {RECEIPT_AMOUNT}"
+MEMBER_MERCHANTS: Final = (
+    """
 UNWIND $ids AS uid
 MATCH (u:User {id: uid})-[:USED]->(x:Merchant)
 WITH x, count(u) AS members
 WHERE members >= 2
 MATCH (x)<-[r:USED]-(:User)
-RETURN x.id, members, count(r), sum(CASE WHEN r.amount_sum = 0 THEN 1 ELSE 0 END)
+RETURN x.id, members, count(r), sum(CASE WHEN """
+    + _RECEIPT
+    + """ THEN 1 ELSE 0 END)
 """
+)
 
 
 #: Of the given merchant nodes, those that are payees' accounts: a user's receipt edge there
 #: carries no amount (`graph.schemas.RECEIPT_AMOUNT`; payments are > 0).
-PAYEE_ACCOUNTS: Final = """
+PAYEE_ACCOUNTS: Final = (
+    """
 UNWIND $ids AS mid
 MATCH (x:Merchant {id: mid})<-[r:USED]-(:User)
-WHERE r.amount_sum = 0
+WHERE """
+    + _RECEIPT
+    + """
 RETURN DISTINCT x.id
 """
+)
 
 
 # --- paths (graph.paths) ----------------------------------------------------------------------
